@@ -1,0 +1,116 @@
+import MNIST
+
+/// The operations one training step needs, implemented once per backend (naive, cpu, cuda).
+///
+/// Conventions, as in llm.c: outputs first, then inputs, then sizes; matrices are row-major; a comment gives each
+/// buffer's shape. `B` is the number of rows of a batch. Operations are issued in order and may run
+/// asynchronously (a GPU backend queues them on a stream): results are visible after `download` or `synchronize`.
+///
+/// Memory is addressed with `DevicePointer`; a backend reads and writes only memory it allocated.
+public protocol Backend: AnyObject {
+    /// Short name: "naive", "cpu", "cuda".
+    var name: String { get }
+    /// One line about the hardware and libraries in use, for logs and results.
+    var deviceDescription: String { get }
+    /// Whether memory is the host's, so that reading a value back costs nothing (the trainer then checks the
+    /// loss after every step).
+    var isHostMemory: Bool { get }
+
+    // MARK: Memory
+
+    /// Allocates `count` zero-filled elements.
+    /// - Throws: when the backend is out of memory.
+    func allocate<T>(_ type: T.Type, count: Int) throws -> DevicePointer<T>
+    /// Releases memory from `allocate`.
+    func free<T>(_ pointer: DevicePointer<T>)
+    /// Copies host elements into backend memory.
+    func upload<T>(_ source: UnsafeBufferPointer<T>, to destination: DevicePointer<T>)
+    /// Copies backend elements to the host, after all earlier operations have finished.
+    func download<T>(_ source: DevicePointer<T>, count: Int, into destination: UnsafeMutableBufferPointer<T>)
+    /// Waits for every queued operation and reports an asynchronous failure.
+    func synchronize() throws
+
+    // MARK: Batches
+
+    /// Builds a batch from a dataset resident in backend memory.
+    ///
+    /// `inputs[r, f] = pixels[indices[r], f] × normalization.scale + normalization.shift`,
+    /// `labels[r] = sourceLabels[indices[r]]`.
+    /// - Parameters:
+    ///   - inputs: `[B, features]`, written.
+    ///   - labels: `[B]`, written.
+    ///   - pixels: `[N, features]` bytes of the whole dataset.
+    ///   - sourceLabels: `[N]` bytes.
+    ///   - indices: `[B]` sample indices into `0..<N`.
+    func gatherBatch(
+        inputs: DevicePointer<Float>, labels: DevicePointer<Int32>,
+        pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: DevicePointer<Int32>,
+        batch: Int, features: Int, normalization: Normalization)
+
+    // MARK: Layers
+
+    /// General matrix product, row-major: `C = alpha · op(A) · op(B) + beta · C`, where `op(X)` is `X` or `Xᵀ`.
+    /// `op(A)` is `[m, k]`, `op(B)` is `[k, n]`, `C` is `[m, n]`; `lda`, `ldb`, `ldc` are the row strides of the
+    /// matrices as stored. With `beta == 0`, `C` is not read (it may hold anything, NaN included).
+    func gemm(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+        alpha: Float, a: DevicePointer<Float>, lda: Int, b: DevicePointer<Float>, ldb: Int,
+        beta: Float, c: DevicePointer<Float>, ldc: Int)
+
+    /// Forward of a layer's bias and activation, in place: `values[r, c] = f(values[r, c] + bias[c])`.
+    /// - Parameters: values `[rows, columns]`; bias `[columns]`.
+    func biasActivationForward(
+        values: DevicePointer<Float>, bias: DevicePointer<Float>, rows: Int, columns: Int, activation: Activation)
+
+    /// Backward of `biasActivationForward`, fused with the bias gradient:
+    /// `gradient[r, c] *= f'(z)` (from the stored outputs), then `biasGradient[c] = Σ_r gradient[r, c]`.
+    /// - Parameters: gradient `[rows, columns]`, in place; biasGradient `[columns]`, overwritten;
+    ///   outputs `[rows, columns]`, the forward's `values`.
+    func activationBackward(
+        gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>, outputs: DevicePointer<Float>,
+        rows: Int, columns: Int, activation: Activation)
+
+    /// The loss of a batch, and optionally its gradient, in one pass.
+    ///
+    /// - Parameters:
+    ///   - gradient: `[rows, columns]`, if given: `gradientScale × ∂loss_r/∂outputs[r, c]` (the trainer passes 1/B
+    ///     so that the gradient is of the batch mean).
+    ///   - metrics: `[2]`, accumulated: `metrics[0] += Σ_r loss_r`, `metrics[1] += number of rows whose largest
+    ///     output is at the label` (the first maximum wins ties).
+    ///   - predictions: `[rows]`, if given: the index of each row's largest output.
+    ///   - outputs: `[rows, columns]`, the last layer's values (logits for cross-entropy).
+    ///   - labels: `[rows]`, each in `0..<columns`.
+    func lossForwardBackward(
+        gradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?,
+        outputs: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, columns: Int,
+        loss: Loss, gradientScale: Float)
+
+    // MARK: Optimizer
+
+    /// One optimizer update over `count` parameters held in one flat buffer (every layer at once).
+    ///
+    /// - Parameters:
+    ///   - parameters, gradients: `[count]`; parameters are updated in place; gradients are read.
+    ///   - state: `[optimizer.stateSlots × count]`: slot `s` at `state + s·count` (momentum for SGD; first and
+    ///     second moments for Adam), updated in place.
+    ///   - step: hyperparameters and the 1-based step number; see `OptimizerStep` for the formulas.
+    func optimizerUpdate(
+        parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>,
+        count: Int, step: OptimizerStep)
+}
+
+extension Backend {
+    /// Uploads an array into newly allocated memory.
+    public func allocate<T>(copying values: [T]) throws -> DevicePointer<T> {
+        let p = try allocate(T.self, count: Swift.max(values.count, 1))
+        values.withUnsafeBufferPointer { upload($0, to: p) }
+        return p
+    }
+
+    /// Downloads `count` elements into a new array.
+    public func download<T>(_ source: DevicePointer<T>, count: Int) -> [T] where T: Numeric {
+        var out = [T](repeating: 0, count: count)
+        out.withUnsafeMutableBufferPointer { download(source, count: count, into: $0) }
+        return out
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import MNIST
+
+/// A training run saved to a safetensors file: the parameters under PyTorch-style names, the optimizer's state,
+/// and in `__metadata__` the architecture, the run's configuration and its progress.
+///
+/// Tensors: `layers.{l}.weight` `[out, in]` and `layers.{l}.bias` `[out]` for each layer `l` (the layout of
+/// `torch.nn.Linear`), and `optimizer.{slot}.layers.{l}.weight|bias` for each optimizer state slot
+/// (`exp_avg`, `exp_avg_sq`, `momentum_buffer`). Metadata keys: `format` (`mlp-checkpoint-1`), `layers`
+/// (`784,512,256,10`), `activation`, `loss`, `configuration` and `progress` (JSON), `dataset`, plus free-form notes.
+public struct Checkpoint: Sendable {
+    public static let format = "mlp-checkpoint-1"
+
+    public var configuration: TrainingConfiguration
+    public var progress: TrainingProgress
+    /// `[ParameterLayout.count]`, the network's flat layout.
+    public var parameters: [Float]
+    /// `[stateSlots × ParameterLayout.count]`.
+    public var optimizerState: [Float]
+    /// Extra strings stored in the metadata (dataset name, accuracy, …).
+    public var notes: [String: String]
+
+    public init(configuration: TrainingConfiguration, progress: TrainingProgress, parameters: [Float], optimizerState: [Float], notes: [String: String] = [:]) {
+        self.configuration = configuration
+        self.progress = progress
+        self.parameters = parameters
+        self.optimizerState = optimizerState
+        self.notes = notes
+    }
+
+    /// The state of `network` and `trainer` now.
+    public init(trainer: Trainer, notes: [String: String] = [:]) {
+        self.init(
+            configuration: trainer.configuration, progress: trainer.progress,
+            parameters: trainer.network.parameterValues(), optimizerState: trainer.network.optimizerStateValues(), notes: notes)
+    }
+
+    /// Writes the checkpoint atomically (see `writeAtomically`).
+    public func write(to url: URL) throws {
+        let layout = ParameterLayout(configuration.network)
+        var tensors = [SafeTensors.Tensor]()
+        func add(_ prefix: String, _ flat: ArraySlice<Float>) {
+            let base = flat.startIndex
+            for (l, layer) in layout.layers.enumerated() {
+                let w = base + layer.weightOffset, b = base + layer.biasOffset
+                tensors.append(.init(name: "\(prefix)layers.\(l).weight", shape: [layer.outputs, layer.inputs], values: Array(flat[w..<w + layer.weightCount])))
+                tensors.append(.init(name: "\(prefix)layers.\(l).bias", shape: [layer.outputs], values: Array(flat[b..<b + layer.outputs])))
+            }
+        }
+        add("", parameters[...])
+        for (s, name) in configuration.optimizer.stateNames.enumerated() {
+            add("optimizer.\(name).", optimizerState[s * layout.count..<(s + 1) * layout.count])
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var metadata = notes
+        metadata["format"] = Self.format
+        metadata["layers"] = configuration.network.sizesText
+        metadata["activation"] = configuration.network.activation.rawValue
+        metadata["loss"] = configuration.network.loss.rawValue
+        metadata["configuration"] = String(decoding: try encoder.encode(configuration), as: UTF8.self)
+        metadata["progress"] = String(decoding: try encoder.encode(progress), as: UTF8.self)
+        try SafeTensors.write(tensors, metadata: metadata, to: url)
+    }
+
+    /// Reads a checkpoint written by `write(to:)`.
+    /// - Throws: `SafeTensorsError` naming the file and what is missing or does not fit the stored architecture.
+    public static func read(from url: URL) throws -> Checkpoint {
+        let file = try SafeTensors.read(contentsOf: url)
+        func fail(_ reason: String) -> SafeTensorsError { .malformed(file: url.path, reason: reason) }
+        guard file.metadata["format"] == format else {
+            throw fail("metadata 'format' is \(file.metadata["format"].map { "'\($0)'" } ?? "missing"), expected '\(format)' (a checkpoint written by mlp)")
+        }
+        let decoder = JSONDecoder()
+        let configuration: TrainingConfiguration
+        let progress: TrainingProgress
+        do {
+            configuration = try decoder.decode(TrainingConfiguration.self, from: Data((file.metadata["configuration"] ?? "").utf8))
+            progress = try decoder.decode(TrainingProgress.self, from: Data((file.metadata["progress"] ?? "").utf8))
+        } catch {
+            throw fail("metadata 'configuration' or 'progress' is not what mlp writes: \(error)")
+        }
+        do {
+            // Decoding bypasses the initialisers' checks: run them again on what the file says.
+            _ = try NetworkSpec(layerSizes: configuration.network.layerSizes, activation: configuration.network.activation, loss: configuration.network.loss)
+            try configuration.optimizer.validate()
+        } catch {
+            throw fail("stored configuration is invalid: \(error)")
+        }
+        let layout = ParameterLayout(configuration.network)
+        func load(_ prefix: String, into flat: inout [Float], at base: Int) throws {
+            for (l, layer) in layout.layers.enumerated() {
+                for (suffix, shape, offset) in [("weight", [layer.outputs, layer.inputs], layer.weightOffset), ("bias", [layer.outputs], layer.biasOffset)] {
+                    let name = "\(prefix)layers.\(l).\(suffix)"
+                    let (actual, values) = try file.floats(name)
+                    guard actual == shape else {
+                        throw fail("tensor '\(name)' has shape \(actual), but layers \(configuration.network.sizesText) need \(shape)")
+                    }
+                    flat.replaceSubrange(base + offset..<base + offset + values.count, with: values)
+                }
+            }
+        }
+        var parameters = [Float](repeating: 0, count: layout.count)
+        try load("", into: &parameters, at: 0)
+        let names = configuration.optimizer.stateNames
+        var state = [Float](repeating: 0, count: names.count * layout.count)
+        for (s, name) in names.enumerated() { try load("optimizer.\(name).", into: &state, at: s * layout.count) }
+        let reserved: Set = ["format", "layers", "activation", "loss", "configuration", "progress"]
+        return Checkpoint(
+            configuration: configuration, progress: progress, parameters: parameters, optimizerState: state,
+            notes: file.metadata.filter { !reserved.contains($0.key) })
+    }
+}

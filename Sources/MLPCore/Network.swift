@@ -1,0 +1,232 @@
+import MNIST
+
+/// An MLP resident on a backend: its parameters, gradients, optimizer state and the activations of a batch, each
+/// one allocation made up front. A training step (`trainStep`) then allocates nothing.
+///
+/// The step crosses to the backend once: gather the batch from the resident dataset, forward, loss and its gradient,
+/// backward, optimizer update, all queued on the backend; the loss and accuracy stay in backend memory
+/// (`trainingMetrics`) until somebody reads them.
+public final class Network {
+    public let spec: NetworkSpec
+    public let layout: ParameterLayout
+    public let optimizer: OptimizerConfiguration
+    public let backend: any Backend
+    /// The largest batch a step or an evaluation may use.
+    public let maxBatch: Int
+
+    /// `[layout.count]` each.
+    let parameters, gradients: DevicePointer<Float>
+    /// `[optimizer.stateSlots × layout.count]`.
+    let optimizerState: DevicePointer<Float>
+    /// `[maxBatch, inputSize]`.
+    let inputs: DevicePointer<Float>
+    /// Layer `l`'s output, `[maxBatch, layerSizes[l + 1]]`.
+    let activations: [DevicePointer<Float>]
+    /// Two `[maxBatch, maxWidth]` buffers for the gradient flowing backward, used in turn.
+    let gradientScratch: (DevicePointer<Float>, DevicePointer<Float>)
+    let labels: DevicePointer<Int32>
+    let indices: DevicePointer<Int32>
+    let predictions: DevicePointer<Int32>
+    /// `[2]`: summed loss and correct count of training steps since the last reset.
+    let trainingMetrics: DevicePointer<Float>
+    /// `[2]`: the same for evaluations.
+    let evaluationMetrics: DevicePointer<Float>
+
+    /// Allocates the network on `backend` with zero parameters; set them with `setParameters`.
+    /// - Throws: a backend error when memory runs out; `ConfigurationError` for a `maxBatch` below 1.
+    public init(spec: NetworkSpec, optimizer: OptimizerConfiguration, backend: any Backend, maxBatch: Int) throws {
+        guard maxBatch >= 1 else {
+            throw ConfigurationError(flag: "--batch-size", value: "\(maxBatch)", expected: "at least 1")
+        }
+        self.spec = spec
+        self.layout = ParameterLayout(spec)
+        self.optimizer = optimizer
+        self.backend = backend
+        self.maxBatch = maxBatch
+        let n = layout.count
+        parameters = try backend.allocate(Float.self, count: n)
+        gradients = try backend.allocate(Float.self, count: n)
+        optimizerState = try backend.allocate(Float.self, count: max(1, optimizer.stateSlots * n))
+        inputs = try backend.allocate(Float.self, count: maxBatch * spec.inputSize)
+        activations = try spec.layerSizes.dropFirst().map { try backend.allocate(Float.self, count: maxBatch * $0) }
+        gradientScratch = (
+            try backend.allocate(Float.self, count: maxBatch * spec.maxWidth),
+            try backend.allocate(Float.self, count: maxBatch * spec.maxWidth)
+        )
+        labels = try backend.allocate(Int32.self, count: maxBatch)
+        indices = try backend.allocate(Int32.self, count: maxBatch)
+        predictions = try backend.allocate(Int32.self, count: maxBatch)
+        trainingMetrics = try backend.allocate(Float.self, count: 2)
+        evaluationMetrics = try backend.allocate(Float.self, count: 2)
+    }
+
+    deinit {
+        for p in [parameters, gradients, optimizerState, inputs, gradientScratch.0, gradientScratch.1,
+                  trainingMetrics, evaluationMetrics] + activations {
+            backend.free(p)
+        }
+        for p in [labels, indices, predictions] { backend.free(p) }
+    }
+
+    // MARK: Parameters and state
+
+    /// Replaces all parameters (`[layout.count]`, the flat layout of `ParameterLayout`).
+    public func setParameters(_ values: [Float]) {
+        precondition(values.count == layout.count, "expected \(layout.count) parameters, got \(values.count)")
+        values.withUnsafeBufferPointer { backend.upload($0, to: parameters) }
+    }
+
+    /// A copy of all parameters.
+    public func parameterValues() -> [Float] { backend.download(parameters, count: layout.count) }
+
+    /// A copy of the gradients of the last step.
+    public func gradientValues() -> [Float] { backend.download(gradients, count: layout.count) }
+
+    /// The optimizer's state, `[stateSlots × layout.count]`.
+    public func optimizerStateValues() -> [Float] {
+        backend.download(optimizerState, count: optimizer.stateSlots * layout.count)
+    }
+
+    /// Replaces the optimizer's state (from a checkpoint).
+    public func setOptimizerState(_ values: [Float]) {
+        precondition(values.count == optimizer.stateSlots * layout.count, "optimizer state of the wrong size")
+        if !values.isEmpty { values.withUnsafeBufferPointer { backend.upload($0, to: optimizerState) } }
+    }
+
+    // MARK: Training
+
+    /// One optimizer step on the samples `batch` of `data`: forward, loss, backward, update.
+    ///
+    /// The batch's summed loss and correct count are added to the training metrics (read them with
+    /// `readTrainingMetrics`).
+    /// - Precondition: `1 ≤ batch.count ≤ maxBatch`; indices within `data`.
+    public func trainStep(_ data: ResidentDataset, batch: ArraySlice<Int32>, step: OptimizerStep) {
+        let rows = batch.count
+        precondition(rows >= 1 && rows <= maxBatch, "batch of \(rows) rows for a network sized for \(maxBatch)")
+        gather(data, batch)
+        forward(rows: rows)
+        let last = spec.layerCount - 1
+        var gradient = gradientScratch.0, other = gradientScratch.1
+        backend.lossForwardBackward(
+            gradient: gradient, metrics: trainingMetrics, predictions: nil, outputs: activations[last],
+            labels: labels, rows: rows, columns: spec.outputSize, loss: spec.loss, gradientScale: 1 / Float(rows))
+        for l in stride(from: last, through: 0, by: -1) {
+            let layer = layout.layers[l]
+            let layerInput = l == 0 ? inputs : activations[l - 1]
+            // dZ = dA ⊙ f'(A), and the bias gradient Σ_rows dZ, in one pass.
+            backend.activationBackward(
+                gradient: gradient, biasGradient: gradients + layer.biasOffset, outputs: activations[l],
+                rows: rows, columns: layer.outputs, activation: spec.activation(ofLayer: l))
+            // dW [out, in] = dZᵀ [out, B] · X [B, in]
+            backend.gemm(
+                transposeA: true, transposeB: false, m: layer.outputs, n: layer.inputs, k: rows,
+                alpha: 1, a: gradient, lda: layer.outputs, b: layerInput, ldb: layer.inputs,
+                beta: 0, c: gradients + layer.weightOffset, ldc: layer.inputs)
+            if l > 0 {
+                // dX [B, in] = dZ [B, out] · W [out, in]
+                backend.gemm(
+                    transposeA: false, transposeB: false, m: rows, n: layer.inputs, k: layer.outputs,
+                    alpha: 1, a: gradient, lda: layer.outputs, b: parameters + layer.weightOffset, ldb: layer.inputs,
+                    beta: 0, c: other, ldc: layer.inputs)
+                swap(&gradient, &other)
+            }
+        }
+        backend.optimizerUpdate(
+            parameters: parameters, gradients: gradients, state: optimizerState, count: layout.count, step: step)
+    }
+
+    /// The summed loss and the number of correct predictions of the training steps since the last reset.
+    public func readTrainingMetrics() -> (lossSum: Float, correct: Float) {
+        let m = backend.download(trainingMetrics, count: 2)
+        return (m[0], m[1])
+    }
+
+    /// Sets the training metrics back to zero.
+    public func resetTrainingMetrics() {
+        [Float(0), 0].withUnsafeBufferPointer { backend.upload($0, to: trainingMetrics) }
+    }
+
+    // MARK: Inference
+
+    /// The result of an evaluation.
+    public struct Evaluation: Sendable {
+        /// Mean loss per sample.
+        public var loss: Double
+        /// Fraction of samples whose largest output is at the label.
+        public var accuracy: Double
+        public var count: Int
+        /// The predicted class of each sample, in the order evaluated (when asked for).
+        public var predictions: [Int32]
+    }
+
+    /// Loss and accuracy over the samples `indices` of `data`, in batches of at most `maxBatch`.
+    public func evaluate(_ data: ResidentDataset, indices: [Int32], keepPredictions: Bool = false) -> Evaluation {
+        [Float(0), 0].withUnsafeBufferPointer { backend.upload($0, to: evaluationMetrics) }
+        var predicted = [Int32]()
+        if keepPredictions { predicted.reserveCapacity(indices.count) }
+        var buffer = [Int32](repeating: 0, count: maxBatch)
+        var start = 0
+        while start < indices.count {
+            let rows = min(maxBatch, indices.count - start)
+            gather(data, indices[start..<start + rows])
+            forward(rows: rows)
+            backend.lossForwardBackward(
+                gradient: nil, metrics: evaluationMetrics, predictions: keepPredictions ? predictions : nil,
+                outputs: activations[spec.layerCount - 1], labels: labels, rows: rows, columns: spec.outputSize,
+                loss: spec.loss, gradientScale: 1)
+            if keepPredictions {
+                buffer.withUnsafeMutableBufferPointer { backend.download(predictions, count: rows, into: $0) }
+                predicted += buffer[0..<rows]
+            }
+            start += rows
+        }
+        let m = backend.download(evaluationMetrics, count: 2)
+        let n = max(indices.count, 1)
+        return Evaluation(loss: Double(m[0]) / Double(n), accuracy: Double(m[1]) / Double(n), count: indices.count, predictions: predicted)
+    }
+
+    /// The outputs (logits for cross-entropy) for `count` inputs given as a `[count, inputSize]` Float matrix.
+    public func outputs(for inputValues: [Float], count: Int) -> [Float] {
+        precondition(inputValues.count == count * spec.inputSize, "expected \(count) × \(spec.inputSize) inputs")
+        var out = [Float]()
+        out.reserveCapacity(count * spec.outputSize)
+        var start = 0
+        while start < count {
+            let rows = min(maxBatch, count - start)
+            inputValues.withUnsafeBufferPointer {
+                backend.upload(UnsafeBufferPointer(rebasing: $0[start * spec.inputSize..<(start + rows) * spec.inputSize]), to: inputs)
+            }
+            forward(rows: rows)
+            out += backend.download(activations[spec.layerCount - 1], count: rows * spec.outputSize)
+            start += rows
+        }
+        return out
+    }
+
+    // MARK: Steps of a pass
+
+    private func gather(_ data: ResidentDataset, _ batch: ArraySlice<Int32>) {
+        precondition(data.featureCount == spec.inputSize, "data has \(data.featureCount) features, network expects \(spec.inputSize)")
+        batch.withUnsafeBufferPointer { backend.upload($0, to: indices) }
+        backend.gatherBatch(
+            inputs: inputs, labels: labels, pixels: data.pixels, sourceLabels: data.labels, indices: indices,
+            batch: batch.count, features: data.featureCount, normalization: normalization)
+    }
+
+    /// The input map applied while gathering (set it before training: `[0, 1]` by default).
+    public var normalization = Normalization.unit
+
+    private func forward(rows: Int) {
+        for (l, layer) in layout.layers.enumerated() {
+            let x = l == 0 ? inputs : activations[l - 1]
+            // Z [B, out] = X [B, in] · Wᵀ
+            backend.gemm(
+                transposeA: false, transposeB: true, m: rows, n: layer.outputs, k: layer.inputs,
+                alpha: 1, a: x, lda: layer.inputs, b: parameters + layer.weightOffset, ldb: layer.inputs,
+                beta: 0, c: activations[l], ldc: layer.outputs)
+            backend.biasActivationForward(
+                values: activations[l], bias: parameters + layer.biasOffset, rows: rows, columns: layer.outputs,
+                activation: spec.activation(ofLayer: l))
+        }
+    }
+}

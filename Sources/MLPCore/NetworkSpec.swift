@@ -1,0 +1,119 @@
+import MNIST
+
+/// The architecture of a multi-layer perceptron: layer widths, hidden activation, loss.
+///
+/// `layerSizes = [784, 512, 256, 10]` means three dense layers: 784→512, 512→256, 256→10. Hidden layers use
+/// `activation`; the last layer has none (its values go to `loss`).
+public struct NetworkSpec: Sendable, Equatable, Codable {
+    public var layerSizes: [Int]
+    public var activation: Activation
+    public var loss: Loss
+
+    /// - Throws: `ConfigurationError` naming `--layers` when there are fewer than two sizes or a size below 1.
+    public init(layerSizes: [Int], activation: Activation = .relu, loss: Loss = .softmaxCrossEntropy) throws {
+        let text = layerSizes.map(String.init).joined(separator: ",")
+        guard layerSizes.count >= 2 else {
+            throw ConfigurationError(flag: "--layers", value: text, expected: "at least an input and an output size, e.g. 784,512,256,10")
+        }
+        if let bad = layerSizes.first(where: { $0 < 1 }) {
+            throw ConfigurationError(flag: "--layers", value: text, expected: "sizes of at least 1 (found \(bad))")
+        }
+        if loss == .softmaxCrossEntropy && layerSizes.last! < 2 {
+            throw ConfigurationError(flag: "--layers", value: text, expected: "at least 2 outputs for a softmax")
+        }
+        guard activation != .identity else {
+            throw ConfigurationError(flag: "--activation", value: "identity", expected: "relu, tanh or sigmoid")
+        }
+        self.layerSizes = layerSizes
+        self.activation = activation
+        self.loss = loss
+    }
+
+    /// Parses `"784,512,256,10"`.
+    public static func parseSizes(_ text: String) throws -> [Int] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+        var sizes = [Int]()
+        for p in parts {
+            guard let v = Int(p.trimmingCharacters(in: .whitespaces)) else {
+                throw ConfigurationError(flag: "--layers", value: text, expected: "comma-separated integers, e.g. 784,512,256,10 ('\(p)' is not one)")
+            }
+            sizes.append(v)
+        }
+        return sizes
+    }
+
+    public var inputSize: Int { layerSizes.first! }
+    public var outputSize: Int { layerSizes.last! }
+    /// Number of dense layers.
+    public var layerCount: Int { layerSizes.count - 1 }
+    /// The widest layer output (sizes the backward scratch buffers).
+    public var maxWidth: Int { layerSizes.max()! }
+
+    /// The activation after layer `l` (0-based).
+    public func activation(ofLayer l: Int) -> Activation { l == layerCount - 1 ? .identity : activation }
+
+    /// The `"784,512,256,10"` spelling.
+    public var sizesText: String { layerSizes.map(String.init).joined(separator: ",") }
+
+    /// Floating-point operations of one training step on `batch` samples: 2·B·in·out for each of the forward
+    /// product, the weight gradient and (all layers but the first) the input gradient.
+    public func trainingFLOPs(batch: Int) -> Double {
+        var total = 0.0
+        for l in 0..<layerCount {
+            let mac = Double(batch) * Double(layerSizes[l]) * Double(layerSizes[l + 1])
+            total += 2 * mac * (l == 0 ? 2 : 3)
+        }
+        return total
+    }
+}
+
+/// Where each layer's weight and bias live in the flat parameter buffer.
+///
+/// Layer `l`'s weight is `[out, in]` row-major (PyTorch's `Linear` layout: checkpoints load into `nn.Linear` as
+/// they are), followed by its bias `[out]`; layers follow one another. Gradients and optimizer state use the same
+/// layout, so an optimizer update is one pass over `count` numbers.
+public struct ParameterLayout: Sendable, Equatable {
+    public struct Layer: Sendable, Equatable {
+        public var inputs: Int
+        public var outputs: Int
+        /// Offset of the weight in the flat buffer.
+        public var weightOffset: Int
+        /// Offset of the bias in the flat buffer.
+        public var biasOffset: Int
+        public var weightCount: Int { inputs * outputs }
+    }
+
+    public var layers: [Layer]
+    /// Total parameters.
+    public var count: Int
+
+    public init(_ spec: NetworkSpec) {
+        var offset = 0
+        var layers = [Layer]()
+        for l in 0..<spec.layerCount {
+            let (i, o) = (spec.layerSizes[l], spec.layerSizes[l + 1])
+            layers.append(Layer(inputs: i, outputs: o, weightOffset: offset, biasOffset: offset + i * o))
+            offset += i * o + o
+        }
+        self.layers = layers
+        self.count = offset
+    }
+
+    /// Initial parameters: weights from a normal distribution, biases zero.
+    ///
+    /// ReLU layers use He initialisation (std √(2/in), He et al. 2015); tanh and sigmoid use Glorot's
+    /// (std √(2/(in+out)), Glorot & Bengio 2010). The output layer takes the rule of the hidden activation.
+    public func initialParameters(for spec: NetworkSpec, using generator: inout SeededGenerator) -> [Float] {
+        var p = [Float](repeating: 0, count: count)
+        for layer in layers {
+            let variance = spec.activation == .relu
+                ? 2.0 / Double(layer.inputs)
+                : 2.0 / Double(layer.inputs + layer.outputs)
+            let std = variance.squareRoot()
+            for i in 0..<layer.weightCount { p[layer.weightOffset + i] = Float(generator.gaussian() * std) }
+        }
+        return p
+    }
+}
+
+import Foundation

@@ -1,0 +1,140 @@
+import Foundation
+import MNIST
+
+/// Why training stopped early.
+public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// The loss became NaN or infinite. `steps` is the step at which it was seen, or the range of steps in which
+    /// it happened when the backend's loss is read only now and then.
+    case diverged(steps: ClosedRange<Int>, loss: Float, learningRate: Float)
+    /// `shouldStop` asked for a stop (Ctrl-C).
+    case interrupted(progress: TrainingProgress)
+
+    public var description: String {
+        switch self {
+        case let .diverged(steps, loss, lr):
+            let at = steps.count == 1 ? "at step \(steps.lowerBound)" : "between steps \(steps.lowerBound) and \(steps.upperBound)"
+            return "training diverged \(at): the loss is \(loss). Try a lower learning rate (--lr, now \(lr))."
+        case let .interrupted(progress):
+            return "interrupted at epoch \(progress.epoch + 1), step \(progress.stepInEpoch)"
+        }
+    }
+}
+
+/// Runs epochs of seeded, shuffled batches through a `Network`, evaluates after each epoch, and reports.
+///
+/// The trainer takes data already resident on the backend and sample indices (the training part of a split), not a
+/// particular dataset. Its state is `progress`; together with the network's parameters and optimizer state it
+/// is everything a checkpoint needs to continue the run with the same result.
+public final class Trainer {
+    public let network: Network
+    public let configuration: TrainingConfiguration
+    public let trainingData: ResidentDataset
+    public let trainingIndices: [Int32]
+    /// The evaluation set after each epoch, and what to call it.
+    public let evaluation: (data: ResidentDataset, indices: [Int32], name: String)?
+    public private(set) var progress: TrainingProgress
+
+    /// Called after every step with the progress and the number of steps in the epoch (for a progress line).
+    public var onStep: ((TrainingProgress, Int) -> Void)?
+    /// Called after every epoch, with its metrics and the progress at its end (for output and checkpoints).
+    public var onEpoch: ((EpochMetrics, TrainingProgress) throws -> Void)?
+    /// Polled after every step; returning `true` stops training with `TrainingError.interrupted`.
+    public var shouldStop: (() -> Bool)?
+    /// For backends whose memory is not the host's: how many steps may pass between loss checks.
+    public var divergenceCheckInterval = 100
+
+    /// - Parameter progress: where to start (`nil`: a new run, at the first epoch).
+    public init(
+        network: Network, configuration: TrainingConfiguration, trainingData: ResidentDataset, trainingIndices: [Int32],
+        evaluation: (data: ResidentDataset, indices: [Int32], name: String)?, progress: TrainingProgress? = nil
+    ) throws {
+        guard !trainingIndices.isEmpty else {
+            throw ConfigurationError(flag: "--validation", value: "\(configuration.validationCount)", expected: "some training samples left")
+        }
+        if configuration.dropLast && configuration.batchSize > trainingIndices.count {
+            throw ConfigurationError(
+                flag: "--batch-size", value: "\(configuration.batchSize)",
+                expected: "at most the \(trainingIndices.count) training samples when the last partial batch is dropped")
+        }
+        self.network = network
+        self.configuration = configuration
+        self.trainingData = trainingData
+        self.trainingIndices = trainingIndices
+        self.evaluation = evaluation
+        self.progress = progress ?? TrainingProgress(epochGeneratorState: configuration.dataGenerator.stateWords)
+        network.normalization = configuration.normalization
+    }
+
+    /// Number of steps in each epoch.
+    public var stepsPerEpoch: Int {
+        configuration.dropLast ? trainingIndices.count / configuration.batchSize
+            : (trainingIndices.count + configuration.batchSize - 1) / configuration.batchSize
+    }
+
+    /// Trains until `configuration.epochs` epochs are done, from wherever `progress` stands.
+    /// - Returns: the metrics of the epochs trained by this call.
+    /// - Throws: `TrainingError.diverged` (the loss is not finite), `.interrupted`, or what `onEpoch` throws.
+    @discardableResult
+    public func run() throws -> [EpochMetrics] {
+        var history = [EpochMetrics]()
+        let backend = network.backend
+        while progress.epoch < configuration.epochs {
+            var generator = SeededGenerator(state: progress.epochGeneratorState)
+            let batches = EpochBatches(
+                indices: trainingIndices, batchSize: configuration.batchSize, dropLast: configuration.dropLast,
+                generator: &generator)
+            network.resetTrainingMetrics()
+            var samples = 0
+            var lastCheckedStep = progress.globalStep
+            let start = DispatchTime.now().uptimeNanoseconds
+            var learningRate = configuration.schedule.rate(atStep: progress.globalStep)
+            for b in progress.stepInEpoch..<batches.count {
+                let batch = batches.order[batches.range(ofBatch: b)]
+                learningRate = configuration.schedule.rate(atStep: progress.globalStep)
+                network.trainStep(
+                    trainingData, batch: batch, step: configuration.optimizer.step(progress.globalStep + 1, learningRate: learningRate))
+                samples += batch.count
+                progress.globalStep += 1
+                progress.stepInEpoch = b + 1
+                if backend.isHostMemory || progress.globalStep - lastCheckedStep >= divergenceCheckInterval {
+                    try checkFinite(since: lastCheckedStep, learningRate: learningRate)
+                    lastCheckedStep = progress.globalStep
+                }
+                onStep?(progress, batches.count)
+                if shouldStop?() == true, b + 1 < batches.count { throw TrainingError.interrupted(progress: progress) }
+            }
+            try backend.synchronize()
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            try checkFinite(since: lastCheckedStep, learningRate: learningRate)
+            let (lossSum, correct) = network.readTrainingMetrics()
+
+            progress.epoch += 1
+            progress.stepInEpoch = 0
+            progress.epochGeneratorState = generator.stateWords
+
+            var metrics = EpochMetrics(
+                epoch: progress.epoch, trainLoss: Double(lossSum) / Double(max(samples, 1)),
+                trainAccuracy: Double(correct) / Double(max(samples, 1)), testLoss: nil, testAccuracy: nil,
+                evaluatedOn: nil, samplesPerSecond: Double(samples) / max(seconds, 1e-9), seconds: seconds,
+                learningRate: Double("\(learningRate)") ?? Double(learningRate), steps: batches.count)
+            if let evaluation {
+                let result = network.evaluate(evaluation.data, indices: evaluation.indices)
+                metrics.testLoss = result.loss
+                metrics.testAccuracy = result.accuracy
+                metrics.evaluatedOn = evaluation.name
+            }
+            history.append(metrics)
+            try onEpoch?(metrics, progress)
+            if shouldStop?() == true, progress.epoch < configuration.epochs { throw TrainingError.interrupted(progress: progress) }
+        }
+        return history
+    }
+
+    private func checkFinite(since lastChecked: Int, learningRate: Float) throws {
+        let loss = network.readTrainingMetrics().lossSum
+        if !loss.isFinite {
+            throw TrainingError.diverged(
+                steps: min(lastChecked + 1, progress.globalStep)...progress.globalStep, loss: loss, learningRate: learningRate)
+        }
+    }
+}

@@ -1,0 +1,19 @@
+import ArgumentParser
+
+/// `mlp`: train, evaluate and use multi-layer perceptrons on MNIST-format data.
+@main
+struct MLPTool: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "mlp",
+        abstract: "Train multi-layer perceptrons on MNIST-format data, on the CPU or an NVIDIA GPU.",
+        discussion: """
+            Start with `mlp train`: it trains 784-512-256-10 with Adam on the bundled MNIST for 10 epochs.
+            `mlp <subcommand> --help` lists each command's options.
+            """,
+        version: version,
+        subcommands: [Train.self, Evaluate.self, Predict.self, DataCommand.self],
+        defaultSubcommand: nil
+    )
+}

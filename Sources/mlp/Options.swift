@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MLPCore
+import MNIST
+import NaiveBackend
+
+/// Where the data comes from: a named dataset found on this machine, or a directory.
+struct DataOptions: ParsableArguments {
+    @Option(help: "The dataset: \(DatasetName.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var dataset: DatasetName = .mnist
+
+    @Option(help: ArgumentHelp("A directory holding the four IDX files (raw or .gz); overrides the search.", valueName: "dir"))
+    var dataDir: String?
+
+    /// Finds and loads the dataset.
+    func load(logger: Logger) throws -> Dataset {
+        let directory = try dataDir.map { dir -> URL in
+            let url = URL(fileURLWithPath: dir)
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("--data-dir \(dir): no such directory")
+            }
+            return url
+        } ?? DatasetLocator.locate(dataset)
+        let start = Date()
+        let data = try Dataset.load(directory: directory)
+        logger.info("loaded \(dataset.rawValue) from \(directory.path) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
+        return data
+    }
+}
+
+extension DatasetName: ExpressibleByArgument {}
+extension Activation: ExpressibleByArgument {}
+extension Loss: ExpressibleByArgument {}
+extension OptimizerConfiguration.Kind: ExpressibleByArgument {}
+
+/// The backends a user can ask for.
+enum BackendChoice: String, CaseIterable, ExpressibleByArgument {
+    case auto, naive
+
+    /// Starts the backend. `auto` picks the fastest one that starts here.
+    func make(logger: Logger) throws -> any Backend {
+        switch self {
+        case .naive, .auto:
+            let backend = NaiveBackend()
+            logger.debug("backend \(backend.name): \(backend.deviceDescription)")
+            return backend
+        }
+    }
+}
+
+/// Options every command that runs a network shares.
+struct BackendOptions: ParsableArguments {
+    @Option(help: "Where to compute: \(BackendChoice.allCases.map(\.rawValue).joined(separator: ", ")) (auto picks the fastest available).")
+    var backend: BackendChoice = .auto
+
+    @Flag(name: .shortAndLong, help: "Log what is loaded from where, and timings, to standard error.")
+    var verbose = false
+
+    func makeLogger() -> Logger { mlp.makeLogger(verbose: verbose) }
+}
+
+/// A logger to standard error: debug messages with `verbose`, warnings only without.
+func makeLogger(verbose: Bool) -> Logger {
+    var logger = Logger(label: "mlp") { StreamLogHandler.standardError(label: $0) }
+    logger.logLevel = verbose ? .debug : .warning
+    return logger
+}
+
+/// Whether standard output is a terminal (progress lines update in place only there).
+var standardOutputIsTerminal: Bool { isatty(STDOUT_FILENO) == 1 }
+
+/// Prints to standard error.
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+extension Double {
+    /// "98.12%"
+    var percent: String { String(format: "%.2f%%", self * 100) }
+}
+
+extension Int {
+    /// "12,345"
+    var grouped: String {
+        let digits = String(magnitude)
+        var out = ""
+        for (i, ch) in digits.enumerated() {
+            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+            out.append(ch)
+        }
+        return self < 0 ? "-" + out : out
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import MLPCore
+
+/// The progress line of an epoch, redrawn in place on a terminal at most ten times a second.
+final class ProgressLine {
+    let enabled: Bool
+    let network: Network
+    let batchSize: Int
+    private var lastDraw = 0.0
+    private var epochStart = 0.0
+    private var drawn = false
+
+    init(enabled: Bool, network: Network, batchSize: Int) {
+        self.enabled = enabled
+        self.network = network
+        self.batchSize = batchSize
+    }
+
+    func update(_ progress: TrainingProgress, stepsInEpoch: Int, epochs: Int) {
+        guard enabled else { return }
+        let now = Date().timeIntervalSinceReferenceDate
+        if progress.stepInEpoch == 1 || epochStart == 0 { epochStart = now }
+        guard now - lastDraw >= 0.1 || progress.stepInEpoch == stepsInEpoch else { return }
+        lastDraw = now
+        // Reading the running loss costs a device synchronisation on a GPU: only here, ten times a second.
+        let (lossSum, _) = network.readTrainingMetrics()
+        let samples = max(1, progress.stepInEpoch * batchSize)
+        let width = 24
+        let filled = width * progress.stepInEpoch / max(stepsInEpoch, 1)
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        let rate = Double(samples) / max(now - epochStart, 1e-3)
+        let text = "epoch \(progress.epoch + 1)/\(epochs) [\(bar)] \(progress.stepInEpoch)/\(stepsInEpoch)  loss \(String(format: "%.4f", lossSum / Float(samples)))  \(Int(rate).grouped) samples/s"
+        FileHandle.standardOutput.write(Data(("\r" + text + "\u{1B}[K").utf8))
+        drawn = true
+    }
+
+    func clear() {
+        guard drawn else { return }
+        FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8))
+        drawn = false
+    }
+}
+
+/// Appends epoch metrics to a JSON Lines file.
+final class MetricsWriter {
+    let handle: FileHandle
+    let path: String
+
+    init(path: String, append: Bool) throws {
+        self.path = path
+        if !append || !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw MetricsError(path: path, reason: "cannot create the file")
+            }
+        }
+        guard let handle = FileHandle(forWritingAtPath: path) else { throw MetricsError(path: path, reason: "cannot open the file for writing") }
+        handle.seekToEndOfFile()
+        self.handle = handle
+    }
+
+    func write(_ metrics: EpochMetrics) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var line = try encoder.encode(metrics)
+        line.append(0x0A)
+        do { try handle.write(contentsOf: line) } catch {
+            throw MetricsError(path: path, reason: (error as NSError).localizedDescription)
+        }
+    }
+
+    struct MetricsError: Error, CustomStringConvertible {
+        var path: String
+        var reason: String
+        var description: String { "--metrics \(path): \(reason)" }
+    }
+}
+
+/// Set by SIGINT (Ctrl-C); the trainer polls it after each step and stops cleanly. A second Ctrl-C exits at once.
+final class InterruptFlag: @unchecked Sendable {
+    nonisolated(unsafe) static var flag: sig_atomic_t = 0
+    var isSet: Bool { Self.flag != 0 }
+
+    static func install() -> InterruptFlag {
+        signal(SIGINT) { _ in
+            if InterruptFlag.flag != 0 { _exit(130) }
+            InterruptFlag.flag = 1
+        }
+        return InterruptFlag()
+    }
+}

@@ -1,0 +1,272 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MLPCore
+import MNIST
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a network and report loss and accuracy after every epoch.",
+        discussion: """
+            Defaults: the bundled MNIST, layers 784,512,256,10 with ReLU, Adam with learning rate 0.001, batch 128,
+            10 epochs, seed 0. With --output DIR, DIR/last.safetensors is written after every epoch and
+            DIR/best.safetensors whenever the evaluation accuracy improves; --resume continues such a checkpoint
+            exactly (the same weights as a run that was never stopped). Ctrl-C stops after saving.
+            """)
+
+    @OptionGroup var data: DataOptions
+    @OptionGroup var backendOptions: BackendOptions
+
+    @Option(help: ArgumentHelp("Layer sizes from input to output.", valueName: "sizes"))
+    var layers: String?
+    @Option(help: "Hidden activation: relu, tanh, sigmoid. (default: relu)")
+    var activation: Activation?
+    @Option(help: "Loss: cross-entropy (softmax) or mse. (default: cross-entropy)")
+    var loss: Loss?
+
+    @Option(help: "Optimizer: sgd, adam, adamw. (default: adam)")
+    var optimizer: OptimizerConfiguration.Kind?
+    @Option(name: .customLong("lr"), help: "Learning rate. (default: 0.001 for Adam and AdamW, 0.01 for SGD)")
+    var learningRate: Float?
+    @Option(help: "SGD momentum. (default: 0)")
+    var momentum: Float?
+    @Flag(help: "Nesterov momentum (SGD).")
+    var nesterov = false
+    @Option(help: "Weight decay: L2 for SGD and Adam, decoupled for AdamW. (default: 0)")
+    var weightDecay: Float?
+    @Option(help: "Adam β1. (default: 0.9)")
+    var beta1: Float?
+    @Option(help: "Adam β2. (default: 0.999)")
+    var beta2: Float?
+    @Option(help: "Adam ε. (default: 1e-8)")
+    var epsilon: Float?
+
+    @Option(help: "Learning-rate schedule: constant, step, cosine. (default: constant)")
+    var schedule: ScheduleKind?
+    @Option(help: "Step schedule: epochs between decays. (default: 1)")
+    var lrStepEpochs: Int?
+    @Option(help: "Step schedule: factor at each decay. (default: 0.1)")
+    var lrGamma: Float?
+    @Option(help: "Cosine schedule: the final learning rate. (default: 0)")
+    var lrMin: Float?
+    @Option(help: "Linear warm-up over this many epochs (fractions allowed). (default: 0)")
+    var warmupEpochs: Double?
+
+    @Option(help: "Epochs to train (in all, counting those of a resumed checkpoint).")
+    var epochs: Int?
+    @Option(help: "Samples per batch. (default: 128)")
+    var batchSize: Int?
+    @Flag(help: "Leave out the last batch of each epoch when it is smaller than --batch-size.")
+    var dropLast = false
+    @Option(help: "Seed of the initial weights, the shuffles and the validation split. (default: 0)")
+    var seed: UInt64?
+    @Flag(help: "Standardise inputs with the training set's pixel mean and standard deviation (instead of [0, 1]).")
+    var standardize = false
+    @Option(help: ArgumentHelp("Hold this many training samples out for validation and evaluate on them instead of the test set.", valueName: "count"))
+    var validation: Int?
+    @Option(help: ArgumentHelp("Use only the first N training samples.", valueName: "N"))
+    var trainSamples: Int?
+    @Option(help: ArgumentHelp("Evaluate on only the first N test samples.", valueName: "N"))
+    var testSamples: Int?
+
+    @Option(help: ArgumentHelp("Directory for last.safetensors and best.safetensors.", valueName: "dir"))
+    var output: String?
+    @Option(help: ArgumentHelp("Continue the run saved in this checkpoint.", valueName: "file"))
+    var resume: String?
+    @Option(help: ArgumentHelp("Append one JSON object per epoch to this file (JSON Lines).", valueName: "file"))
+    var metrics: String?
+    @Flag(name: .shortAndLong, help: "Print nothing but errors.")
+    var quiet = false
+    @Flag(help: "No progress line during an epoch (epoch lines only).")
+    var noProgress = false
+
+    enum ScheduleKind: String, CaseIterable, ExpressibleByArgument { case constant, step, cosine }
+
+    func validate() throws {
+        if let n = trainSamples, n < 1 { throw ValidationError("--train-samples \(n): expected at least 1") }
+        if let n = testSamples, n < 1 { throw ValidationError("--test-samples \(n): expected at least 1") }
+        if let e = epochs, e < 1 { throw ValidationError("--epochs \(e): expected at least 1") }
+        if let b = batchSize, b < 1 { throw ValidationError("--batch-size \(b): expected at least 1") }
+        if let v = validation, v < 0 { throw ValidationError("--validation \(v): expected 0 or more") }
+        if let w = warmupEpochs, !(w >= 0 && w.isFinite) { throw ValidationError("--warmup-epochs \(w): expected a number ≥ 0") }
+    }
+
+    func run() throws {
+        let logger = backendOptions.makeLogger()
+        var dataset = try data.load(logger: logger)
+        if let n = trainSamples { dataset.train = dataset.train.subset(0..<min(n, dataset.train.count)) }
+        if let n = testSamples { dataset.test = dataset.test.subset(0..<min(n, dataset.test.count)) }
+
+        let checkpoint = try resume.map { try Checkpoint.read(from: URL(fileURLWithPath: $0)) }
+        let configuration = try checkpoint.map { try resumedConfiguration($0.configuration) }
+            ?? newConfiguration(dataset: dataset)
+        let spec = configuration.network
+        guard spec.inputSize == dataset.train.featureCount else {
+            throw ValidationError("--layers \(spec.sizesText): the input size must be \(dataset.train.featureCount), the pixels of one \(dataset.train.rows)×\(dataset.train.columns) image")
+        }
+        guard spec.outputSize == dataset.train.classCount else {
+            throw ValidationError("--layers \(spec.sizesText): the output size must be \(dataset.train.classCount), the number of classes")
+        }
+        let split = try ValidationSplit(count: dataset.train.count, validationCount: configuration.validationCount, seed: configuration.seed)
+        if !configuration.dropLast && configuration.batchSize > split.training.count {
+            throw ValidationError("--batch-size \(configuration.batchSize): larger than the \(split.training.count.grouped) training samples")
+        }
+        let outputDirectory = try output.map(prepareOutputDirectory)
+        let metricsFile = try metrics.map { try MetricsWriter(path: $0, append: checkpoint != nil) }
+
+        let backend = try backendOptions.backend.make(logger: logger)
+        let train = try ResidentDataset(dataset.train, on: backend)
+        let evaluation: (ResidentDataset, [Int32], String) = configuration.validationCount > 0
+            ? (train, split.validation, "validation")
+            : (try ResidentDataset(dataset.test, on: backend), (0..<Int32(dataset.test.count)).map { $0 }, "test")
+        let network = try Network(
+            spec: spec, optimizer: configuration.optimizer, backend: backend,
+            maxBatch: max(configuration.batchSize, 1000))
+        if let checkpoint {
+            network.setParameters(checkpoint.parameters)
+            network.setOptimizerState(checkpoint.optimizerState)
+        } else {
+            var generator = configuration.initializationGenerator
+            network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &generator))
+        }
+        let trainer = try Trainer(
+            network: network, configuration: configuration, trainingData: train, trainingIndices: split.training,
+            evaluation: (evaluation.0, evaluation.1, evaluation.2), progress: checkpoint?.progress)
+
+        var bestAccuracy = checkpoint?.notes["best_accuracy"].flatMap(Double.init) ?? -1
+        let datasetName = data.dataDir ?? data.dataset.rawValue
+        func save(_ name: String, notes extra: [String: String] = [:]) throws -> URL? {
+            guard let dir = outputDirectory else { return nil }
+            let url = dir.appendingPathComponent(name)
+            var notes = ["dataset": datasetName, "best_accuracy": String(bestAccuracy)]
+            notes.merge(extra) { $1 }
+            try Checkpoint(trainer: trainer, notes: notes).write(to: url)
+            return url
+        }
+
+        let progressLine = ProgressLine(enabled: !quiet && !noProgress && standardOutputIsTerminal, network: network, batchSize: configuration.batchSize)
+        trainer.onStep = { progress, steps in progressLine.update(progress, stepsInEpoch: steps, epochs: configuration.epochs) }
+        trainer.onEpoch = { m, _ in
+            progressLine.clear()
+            if !quiet { print(epochLine(m, epochs: configuration.epochs)) }
+            try metricsFile?.write(m)
+            if let accuracy = m.testAccuracy, accuracy > bestAccuracy {
+                bestAccuracy = accuracy
+                _ = try save("best.safetensors", notes: ["accuracy": String(accuracy)])
+            }
+            _ = try save("last.safetensors")
+        }
+        let interrupt = InterruptFlag.install()
+        trainer.shouldStop = { interrupt.isSet }
+
+        if !quiet {
+            let start = checkpoint.map { "resuming at epoch \($0.progress.epoch + 1), step \($0.progress.stepInEpoch); " } ?? ""
+            print("\(start)training \(spec.sizesText) (\(spec.activation.rawValue), \(spec.loss.rawValue)) on \(split.training.count.grouped) samples, \(configuration.optimizer.kind.rawValue) lr \(configuration.optimizer.learningRate), batch \(configuration.batchSize), \(configuration.epochs) epochs, \(backend.name) backend")
+        }
+        let started = Date()
+        do {
+            try trainer.run()
+        } catch let error as TrainingError {
+            progressLine.clear()
+            if case .interrupted = error {
+                if let url = try save("last.safetensors") {
+                    printError("\(error); saved \(url.path) (continue with --resume \(url.path))")
+                } else {
+                    printError("\(error); nothing saved (no --output)")
+                }
+                throw ExitCode(130)
+            }
+            throw error
+        }
+        if !quiet {
+            let final = network.evaluate(evaluation.0, indices: evaluation.1)
+            print("\(evaluation.2) accuracy \(final.accuracy.percent), loss \(String(format: "%.4f", final.loss)) after \(configuration.epochs) epochs (\(String(format: "%.1f", Date().timeIntervalSince(started))) s)")
+            if let dir = outputDirectory { print("checkpoints in \(dir.path)") }
+        }
+    }
+
+    /// The run's configuration from the flags and defaults.
+    func newConfiguration(dataset: Dataset) throws -> TrainingConfiguration {
+        let kind = optimizer ?? .adam
+        let optimizerConfiguration = try OptimizerConfiguration(
+            kind: kind, learningRate: learningRate ?? (kind == .sgd ? 0.01 : 0.001), momentum: momentum ?? 0,
+            nesterov: nesterov, weightDecay: weightDecay ?? 0, beta1: beta1 ?? 0.9, beta2: beta2 ?? 0.999,
+            epsilon: epsilon ?? 1e-8)
+        let spec = try NetworkSpec(
+            layerSizes: NetworkSpec.parseSizes(layers ?? "784,512,256,10"), activation: activation ?? .relu,
+            loss: loss ?? .softmaxCrossEntropy)
+        let batch = batchSize ?? 128
+        let validationCount = validation ?? 0
+        let trainingCount = dataset.train.count - validationCount
+        let stepsPerEpoch = max(1, dropLast ? trainingCount / batch : (trainingCount + batch - 1) / batch)
+        let totalEpochs = epochs ?? 10
+        let warmup = Int(((warmupEpochs ?? 0) * Double(stepsPerEpoch)).rounded())
+        let decay: LearningRateSchedule.Decay
+        switch schedule ?? .constant {
+        case .constant: decay = .constant
+        case .step: decay = .step(stepSize: (lrStepEpochs ?? 1) * stepsPerEpoch, gamma: lrGamma ?? 0.1)
+        case .cosine: decay = .cosine(totalSteps: max(1, totalEpochs * stepsPerEpoch - warmup), minimum: lrMin ?? 0)
+        }
+        let normalization: Normalization
+        if standardize {
+            let stats = dataset.train.pixelStatistics
+            normalization = .standardized(mean: stats.mean, standardDeviation: max(stats.standardDeviation, 1e-6))
+        } else {
+            normalization = .unit
+        }
+        return try TrainingConfiguration(
+            network: spec, optimizer: optimizerConfiguration,
+            schedule: LearningRateSchedule(base: optimizerConfiguration.learningRate, decay: decay, warmupSteps: warmup),
+            epochs: totalEpochs, batchSize: batch, dropLast: dropLast, seed: seed ?? 0, normalization: normalization,
+            validationCount: validationCount)
+    }
+
+    /// The checkpoint's configuration, with `--epochs` applied; any other flag that would change the run is an error.
+    func resumedConfiguration(_ stored: TrainingConfiguration) throws -> TrainingConfiguration {
+        var conflicts = [String]()
+        func check<T: Equatable>(_ given: T?, _ storedValue: T, _ flag: String) {
+            if let given, given != storedValue { conflicts.append("\(flag) \(given) (the checkpoint has \(storedValue))") }
+        }
+        check(layers.map { (try? NetworkSpec.parseSizes($0)) ?? [] }, stored.network.layerSizes, "--layers")
+        check(activation, stored.network.activation, "--activation")
+        check(loss, stored.network.loss, "--loss")
+        check(optimizer, stored.optimizer.kind, "--optimizer")
+        check(learningRate, stored.optimizer.learningRate, "--lr")
+        check(momentum, stored.optimizer.momentum, "--momentum")
+        check(weightDecay, stored.optimizer.weightDecay, "--weight-decay")
+        check(batchSize, stored.batchSize, "--batch-size")
+        check(seed, stored.seed, "--seed")
+        check(validation, stored.validationCount, "--validation")
+        if schedule != nil || warmupEpochs != nil { conflicts.append("--schedule/--warmup-epochs (the schedule is stored in the checkpoint)") }
+        guard conflicts.isEmpty else {
+            throw ValidationError("--resume continues the stored run; these flags would change it: " + conflicts.joined(separator: "; "))
+        }
+        var configuration = stored
+        if let epochs { configuration.epochs = epochs }
+        return configuration
+    }
+
+    /// Creates `path` if needed and checks that files can be written in it, before any training.
+    func prepareOutputDirectory(_ path: String) throws -> URL {
+        let url = URL(fileURLWithPath: path)
+        do {
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        } catch {
+            throw ValidationError("--output \(path): cannot create the directory: \((error as NSError).localizedDescription)")
+        }
+        guard access(url.path, W_OK) == 0 else {
+            throw ValidationError("--output \(path): the directory is not writable")
+        }
+        return url
+    }
+}
+
+/// One greppable line per epoch.
+func epochLine(_ m: EpochMetrics, epochs: Int) -> String {
+    var line = "epoch \(m.epoch)/\(epochs)  train loss \(String(format: "%.4f", m.trainLoss)) acc \(m.trainAccuracy.percent)"
+    if let loss = m.testLoss, let acc = m.testAccuracy, let name = m.evaluatedOn {
+        line += "  \(name) loss \(String(format: "%.4f", loss)) acc \(acc.percent)"
+    }
+    line += "  \(Int(m.samplesPerSecond.rounded()).grouped) samples/s  \(String(format: "%.2f", m.seconds)) s"
+    return line
+}
