@@ -32,7 +32,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "TestSupport", dependencies: ["MNIST", "MLPCore"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CZlib", "MNIST", "MLPCore"], path: "Tests/TestSupport"),
         .testTarget(name: "MNISTTests", dependencies: ["MNIST", "TestSupport"]),
         .testTarget(name: "MLPCoreTests", dependencies: ["MLPCore", "NaiveBackend", "TestSupport"]),
         .testTarget(name: "NaiveBackendTests", dependencies: ["NaiveBackend", "MLPCore", "TestSupport"]),
