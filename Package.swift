@@ -34,8 +34,8 @@ let package = Package(
         ),
         .target(name: "TestSupport", dependencies: ["CZlib", "MNIST", "MLPCore"], path: "Tests/TestSupport"),
         .testTarget(name: "MNISTTests", dependencies: ["MNIST", "TestSupport"]),
-        .testTarget(name: "MLPCoreTests", dependencies: ["MLPCore", "NaiveBackend", "TestSupport"]),
-        .testTarget(name: "NaiveBackendTests", dependencies: ["NaiveBackend", "MLPCore", "TestSupport"]),
+        .testTarget(name: "MLPCoreTests", dependencies: ["MNIST", "MLPCore", "NaiveBackend", "TestSupport"]),
+        .testTarget(name: "NaiveBackendTests", dependencies: ["MNIST", "NaiveBackend", "MLPCore", "TestSupport"]),
         .testTarget(name: "mlpTests", dependencies: ["mlp", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

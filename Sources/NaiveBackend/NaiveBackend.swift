@@ -125,7 +125,7 @@ public final class NaiveBackend: Backend {
                 m[0] += logSumExp - row[label]
                 if let g = gradient?.host {
                     for c in 0..<columns {
-                        let p = _exp(row[c] - logSumExp)
+                        let p = _exp(row[c] - maxLogit) / sumExp
                         g[r * columns + c] = gradientScale * (p - (c == label ? 1 : 0))
                     }
                 }

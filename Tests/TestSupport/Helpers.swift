@@ -21,12 +21,16 @@ public let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompone
 /// The bundled MNIST directory.
 public var bundledMNIST: URL { packageRoot.appendingPathComponent("Data/mnist") }
 
-/// A small synthetic labelled image set: `count` images of `rows × columns` random bytes, each label
-/// drawn at random (so a network can only learn it by memorising).
+/// A small synthetic labelled image set: `count` images of `rows × columns` random bytes; the label of an image
+/// is the position of the brightest of its first `classes` pixels, a rule a small network can learn.
 public func syntheticImages(count: Int, rows: Int = 5, columns: Int = 3, classes: Int = 4, seed: UInt64 = 1) -> LabeledImages {
+    precondition(rows * columns >= classes)
     var g = SeededGenerator(seed: seed)
     let pixels = (0..<count * rows * columns).map { _ in UInt8(g.uniform(below: 256)) }
-    let labels = (0..<count).map { _ in UInt8(g.uniform(below: classes)) }
+    let labels = (0..<count).map { i -> UInt8 in
+        let first = pixels[i * rows * columns..<i * rows * columns + classes]
+        return UInt8(first.indices.max { first[$0] < first[$1] }! - first.startIndex)
+    }
     return try! LabeledImages(pixels: pixels, labels: labels, rows: rows, columns: columns, classCount: classes)
 }
 

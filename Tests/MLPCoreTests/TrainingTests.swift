@@ -1,0 +1,97 @@
+import Foundation
+import MLPCore
+import MNIST
+import NaiveBackend
+import Testing
+import TestSupport
+
+@Suite struct TrainingTests {
+    static func configuration(epochs: Int, optimizer: OptimizerConfiguration = .adam(learningRate: 3e-3)) throws -> TrainingConfiguration {
+        try TrainingConfiguration(
+            network: NetworkSpec(layerSizes: [15, 13, 11, 4]), optimizer: optimizer,
+            schedule: LearningRateSchedule(base: optimizer.learningRate), epochs: epochs, batchSize: 7, seed: 9)
+    }
+
+    static func trainer(_ configuration: TrainingConfiguration, data: ResidentDataset, progress: TrainingProgress? = nil, parameters: [Float]? = nil, state: [Float]? = nil) throws -> Trainer {
+        let network = try Network(spec: configuration.network, optimizer: configuration.optimizer, backend: data.backend, maxBatch: 64)
+        if let parameters {
+            network.setParameters(parameters)
+        } else {
+            var g = configuration.initializationGenerator
+            network.setParameters(ParameterLayout(configuration.network).initialParameters(for: configuration.network, using: &g))
+        }
+        if let state { network.setOptimizerState(state) }
+        return try Trainer(network: network, configuration: configuration, trainingData: data, trainingIndices: (0..<Int32(data.count)).map { $0 }, evaluation: nil, progress: progress)
+    }
+
+    @Test func lossFallsOnASmallProblem() throws {
+        let backend = NaiveBackend()
+        let data = try ResidentDataset(syntheticImages(count: 60), on: backend)
+        let history = try Self.trainer(Self.configuration(epochs: 30), data: data).run()
+        #expect(history.count == 30)
+        #expect(history.last!.trainLoss < history.first!.trainLoss * 0.5)
+        #expect(history.last!.trainAccuracy > 0.8)
+    }
+
+    /// Two epochs in one go against one epoch, a checkpoint written to disk and read back, and a second epoch:
+    /// the same weights, bit for bit.
+    @Test(arguments: [OptimizerConfiguration.adam(learningRate: 3e-3), try! OptimizerConfiguration(kind: .sgd, learningRate: 0.05, momentum: 0.9)])
+    func resumeIsExact(optimizer: OptimizerConfiguration) throws {
+        let backend = NaiveBackend()
+        let data = try ResidentDataset(syntheticImages(count: 61), on: backend)  // 61 = 8 batches of 7 and one of 5
+        let uninterrupted = try Self.trainer(Self.configuration(epochs: 2, optimizer: optimizer), data: data)
+        try uninterrupted.run()
+
+        let first = try Self.trainer(Self.configuration(epochs: 1, optimizer: optimizer), data: data)
+        try first.run()
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("last.safetensors")
+        try Checkpoint(trainer: first).write(to: url)
+        let saved = try Checkpoint.read(from: url)
+        var configuration = saved.configuration
+        #expect(configuration == first.configuration)
+        configuration.epochs = 2
+        let resumed = try Self.trainer(configuration, data: data, progress: saved.progress, parameters: saved.parameters, state: saved.optimizerState)
+        try resumed.run()
+        #expect(resumed.network.parameterValues() == uninterrupted.network.parameterValues())
+        #expect(resumed.progress == uninterrupted.progress)
+    }
+
+    /// Stopped in the middle of an epoch (as Ctrl-C does), saved, resumed: the same weights as a run never stopped.
+    @Test func resumeFromTheMiddleOfAnEpochIsExact() throws {
+        let backend = NaiveBackend()
+        let data = try ResidentDataset(syntheticImages(count: 50), on: backend)
+        let uninterrupted = try Self.trainer(Self.configuration(epochs: 2), data: data)
+        try uninterrupted.run()
+        let stopped = try Self.trainer(Self.configuration(epochs: 2), data: data)
+        var steps = 0
+        stopped.shouldStop = { steps += 1; return steps == 10 }
+        #expect(throws: TrainingError.self) { try stopped.run() }
+        #expect(stopped.progress.epoch == 1 && stopped.progress.stepInEpoch > 0)
+        let checkpoint = Checkpoint(trainer: stopped)
+        let resumed = try Self.trainer(checkpoint.configuration, data: data, progress: checkpoint.progress, parameters: checkpoint.parameters, state: checkpoint.optimizerState)
+        try resumed.run()
+        #expect(resumed.network.parameterValues() == uninterrupted.network.parameterValues())
+    }
+
+    @Test func divergenceStopsWithTheStep() throws {
+        let backend = NaiveBackend()
+        let data = try ResidentDataset(syntheticImages(count: 60), on: backend)
+        let sgd = try OptimizerConfiguration(kind: .sgd, learningRate: 1e20)
+        let error = #expect(throws: TrainingError.self) { try Self.trainer(Self.configuration(epochs: 5, optimizer: sgd), data: data).run() }
+        guard case let .diverged(steps, _, lr) = error else { Issue.record("expected divergence, got \(String(describing: error))"); return }
+        #expect(steps.count == 1 && lr == 1e20)
+        #expect(error!.description.contains("Try a lower learning rate (--lr, now 1e+20)"))
+    }
+
+    @Test func sameSeedSameWeights() throws {
+        let backend = NaiveBackend()
+        let data = try ResidentDataset(syntheticImages(count: 40), on: backend)
+        let a = try Self.trainer(Self.configuration(epochs: 2), data: data)
+        let b = try Self.trainer(Self.configuration(epochs: 2), data: data)
+        try a.run()
+        try b.run()
+        #expect(a.network.parameterValues() == b.network.parameterValues())
+    }
+}

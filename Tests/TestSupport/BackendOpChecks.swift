@@ -1,0 +1,200 @@
+import Foundation
+import MLPCore
+import MNIST
+
+/// Checks of each `Backend` operation against a Double computation of its definition, on random inputs, for any
+/// backend. Each returns the relative error ‖out − ref‖/‖ref‖ (or the largest absolute error where noted); a test
+/// compares it with its tolerance. Output buffers are filled with NaN first, so an element left unwritten shows.
+public struct BackendOpChecks {
+    public let backend: any Backend
+    public var generator: SeededGenerator
+
+    public init(_ backend: any Backend, seed: UInt64 = 1) {
+        self.backend = backend
+        self.generator = SeededGenerator(seed: seed)
+    }
+
+    mutating func random(_ n: Int, scale: Float = 1) -> [Float] {
+        (0..<n).map { _ in Float(generator.gaussian()) * scale }
+    }
+
+    func upload(_ values: [Float]) throws -> DevicePointer<Float> { try backend.allocate(copying: values) }
+    func poisoned(_ n: Int) throws -> DevicePointer<Float> { try upload([Float](repeating: .nan, count: max(n, 1))) }
+
+    /// `C = alpha·op(A)·op(B) + beta·C` with row strides larger than the rows (`lda = cols + 3`), so padding is
+    /// never read or written. Returns the relative error of C, and whether the padding kept its values.
+    public mutating func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0) throws -> (error: Double, paddingIntact: Bool) {
+        let (aRows, aCols) = transposeA ? (k, m) : (m, k)
+        let (bRows, bCols) = transposeB ? (n, k) : (k, n)
+        let (lda, ldb, ldc) = (aCols + 3, bCols + 2, n + 1)
+        let a = random(aRows * lda), b = random(bRows * ldb)
+        var c0 = random(m * ldc)
+        if beta == 0 { for i in 0..<m { for j in 0..<n { c0[i * ldc + j] = .nan } } }
+        let (pa, pb, pc) = (try upload(a), try upload(b), try upload(c0))
+        defer { backend.free(pa); backend.free(pb); backend.free(pc) }
+        backend.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: pa, lda: lda, b: pb, ldb: ldb, beta: beta, c: pc, ldc: ldc)
+        let c = backend.download(pc, count: m * ldc)
+        var out = [Double](), ref = [Double]()
+        var paddingIntact = true
+        for i in 0..<m {
+            for j in 0..<n {
+                var s = 0.0
+                for p in 0..<k {
+                    let x = transposeA ? a[p * lda + i] : a[i * lda + p]
+                    let y = transposeB ? b[j * ldb + p] : b[p * ldb + j]
+                    s += Double(x) * Double(y)
+                }
+                ref.append(Double(alpha) * s + (beta == 0 ? 0 : Double(beta) * Double(c0[i * ldc + j])))
+                out.append(Double(c[i * ldc + j]))
+            }
+            if !(c[i * ldc + n].bitPattern == c0[i * ldc + n].bitPattern) { paddingIntact = false }
+        }
+        return (relativeError(out, ref), paddingIntact)
+    }
+
+    /// `values = f(values + bias)`.
+    public mutating func biasActivation(rows: Int, columns: Int, activation: Activation) throws -> Double {
+        let v = random(rows * columns, scale: 2), bias = random(columns)
+        let (pv, pb) = (try upload(v), try upload(bias))
+        defer { backend.free(pv); backend.free(pb) }
+        backend.biasActivationForward(values: pv, bias: pb, rows: rows, columns: columns, activation: activation)
+        let out = backend.download(pv, count: rows * columns).map(Double.init)
+        let ref = (0..<rows * columns).map { i in ReferenceMLP.activate(Double(v[i]) + Double(bias[i % columns]), activation) }
+        return relativeError(out, ref)
+    }
+
+    /// `gradient *= f'(z)` from the outputs, and the column sums into `biasGradient`. Returns the larger of the
+    /// two relative errors.
+    public mutating func activationBackward(rows: Int, columns: Int, activation: Activation) throws -> Double {
+        let z = random(rows * columns, scale: 2)
+        let outputs = z.map { Float(ReferenceMLP.activate(Double($0), activation)) }
+        let g = random(rows * columns)
+        let (pg, po, pdb) = (try upload(g), try upload(outputs), try poisoned(columns))
+        defer { backend.free(pg); backend.free(po); backend.free(pdb) }
+        backend.activationBackward(gradient: pg, biasGradient: pdb, outputs: po, rows: rows, columns: columns, activation: activation)
+        let dz = backend.download(pg, count: rows * columns).map(Double.init)
+        let db = backend.download(pdb, count: columns).map(Double.init)
+        let refDz = (0..<rows * columns).map { i -> Double in
+            let a = Double(outputs[i])
+            let d: Double
+            switch activation {
+            case .relu: d = a > 0 ? 1 : 0
+            case .tanh: d = 1 - a * a
+            case .sigmoid: d = a * (1 - a)
+            case .identity: d = 1
+            }
+            return Double(g[i]) * d
+        }
+        let refDb = (0..<columns).map { c in (0..<rows).reduce(0.0) { $0 + refDz[$1 * columns + c] } }
+        return max(relativeError(dz, refDz), relativeError(db, refDb))
+    }
+
+    /// Loss, gradient, correct count and predictions of `lossForwardBackward` with logits of scale `scale`
+    /// (1e4 tests overflow). Returns the relative errors of the loss sum and gradient, and whether the counts
+    /// and predictions are exact.
+    public mutating func loss(rows: Int, columns: Int, loss: Loss, scale: Float) throws -> (lossError: Double, gradientError: Double, countsExact: Bool) {
+        let z = random(rows * columns, scale: scale)
+        let labels = (0..<rows).map { _ in Int32(generator.uniform(below: columns)) }
+        let pz = try upload(z)
+        let pl = try backend.allocate(copying: labels)
+        let pg = try poisoned(rows * columns)
+        let pm = try upload([0.5, 2])  // accumulates onto what is there
+        let pp = try backend.allocate(copying: [Int32](repeating: -1, count: rows))
+        defer { backend.free(pz); backend.free(pl); backend.free(pg); backend.free(pm); backend.free(pp) }
+        let scaleFactor = 1 / Float(rows)
+        backend.lossForwardBackward(gradient: pg, metrics: pm, predictions: pp, outputs: pz, labels: pl, rows: rows, columns: columns, loss: loss, gradientScale: scaleFactor)
+        let grad = backend.download(pg, count: rows * columns).map(Double.init)
+        let metrics = backend.download(pm, count: 2)
+        let predictions: [Int32] = backend.download(pp, count: rows)
+        var refLoss = 0.0, refCorrect = 0
+        var refGrad = [Double]()
+        var refPredictions = [Int32]()
+        for r in 0..<rows {
+            let row = z[r * columns..<(r + 1) * columns].map(Double.init)
+            let best = row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }!
+            refPredictions.append(Int32(best))
+            if best == Int(labels[r]) { refCorrect += 1 }
+            switch loss {
+            case .softmaxCrossEntropy:
+                let m = row.max()!
+                let lse = m + Foundation.log(row.map { Foundation.exp($0 - m) }.reduce(0, +))
+                refLoss += lse - row[Int(labels[r])]
+                for c in 0..<columns { refGrad.append(Double(scaleFactor) * (Foundation.exp(row[c] - lse) - (c == Int(labels[r]) ? 1 : 0))) }
+            case .meanSquaredError:
+                for c in 0..<columns {
+                    let d = row[c] - (c == Int(labels[r]) ? 1 : 0)
+                    refLoss += d * d
+                    refGrad.append(Double(scaleFactor) * 2 * d)
+                }
+            }
+        }
+        let lossError = abs(Double(metrics[0]) - 0.5 - refLoss) / max(abs(refLoss), 1)
+        let countsExact = metrics[1] == Float(2 + refCorrect) && predictions == refPredictions
+        return (lossError, relativeError(grad, refGrad, floor: 1e-3), countsExact)
+    }
+
+    /// The batch gather: returns whether inputs and labels are exactly what the definition gives.
+    public mutating func gather(samples: Int, features: Int, batch: Int) throws -> Bool {
+        let pixels = (0..<samples * features).map { _ in UInt8(generator.uniform(below: 256)) }
+        let labels = (0..<samples).map { _ in UInt8(generator.uniform(below: 10)) }
+        let indices = (0..<batch).map { _ in Int32(generator.uniform(below: samples)) }
+        let normalization = Normalization(scale: 0.0123, shift: -0.37)
+        let (pp, pl, pi) = (try backend.allocate(copying: pixels), try backend.allocate(copying: labels), try backend.allocate(copying: indices))
+        let px = try poisoned(batch * features)
+        let py = try backend.allocate(copying: [Int32](repeating: -1, count: batch))
+        defer { backend.free(pp); backend.free(pl); backend.free(pi); backend.free(px); backend.free(py) }
+        backend.gatherBatch(inputs: px, labels: py, pixels: pp, sourceLabels: pl, indices: pi, batch: batch, features: features, normalization: normalization)
+        let x = backend.download(px, count: batch * features)
+        let y: [Int32] = backend.download(py, count: batch)
+        for r in 0..<batch {
+            let s = Int(indices[r])
+            if y[r] != Int32(labels[s]) { return false }
+            for f in 0..<features where x[r * features + f] != normalization.apply(pixels[s * features + f]) { return false }
+        }
+        return true
+    }
+
+    /// One optimizer update against the closed-form formula computed in Double. Returns the relative errors of
+    /// the parameters and of the state.
+    public mutating func optimizer(_ configuration: OptimizerConfiguration, count: Int, step: Int, learningRate: Float) throws -> (parameters: Double, state: Double) {
+        let p = random(count), g = random(count)
+        let slots = configuration.stateSlots
+        // Adam's second moment must be non-negative.
+        var s = random(slots * count, scale: 0.1)
+        if slots == 2 { for i in count..<2 * count { s[i] = abs(s[i]) } }
+        let (pp, pg, ps) = (try upload(p), try upload(g), try upload(s.isEmpty ? [0] : s))
+        defer { backend.free(pp); backend.free(pg); backend.free(ps) }
+        let update = configuration.step(step, learningRate: learningRate)
+        backend.optimizerUpdate(parameters: pp, gradients: pg, state: ps, count: count, step: update)
+        let outP = backend.download(pp, count: count).map(Double.init)
+        let outS = backend.download(ps, count: slots * count).map(Double.init)
+        var refP = [Double](), refS = s.map(Double.init)
+        let (lr, wd) = (Double(learningRate), Double(configuration.weightDecay))
+        for i in 0..<count {
+            var param = Double(p[i])
+            var d = Double(g[i])
+            switch configuration.kind {
+            case .sgd:
+                d += wd * param
+                if slots == 1 {
+                    let mu = Double(configuration.momentum)
+                    refS[i] = mu * refS[i] + d
+                    d = configuration.nesterov ? d + mu * refS[i] : refS[i]
+                }
+                param -= lr * d
+            case .adam, .adamw:
+                if configuration.kind == .adamw { param *= 1 - lr * wd } else { d += wd * param }
+                let (b1, b2) = (Double(configuration.beta1), Double(configuration.beta2))
+                refS[i] = b1 * refS[i] + (1 - b1) * d
+                refS[count + i] = b2 * refS[count + i] + (1 - b2) * d * d
+                let mHat = refS[i] / (1 - Foundation.pow(b1, Double(step)))
+                let vHat = refS[count + i] / (1 - Foundation.pow(b2, Double(step)))
+                param -= lr * mHat / (vHat.squareRoot() + Double(configuration.epsilon))
+            }
+            refP.append(param)
+        }
+        // Relative error of the *change*, so that a wrong update is not hidden by the size of the parameters.
+        let change = zip(outP, p).map { $0 - Double($1) }, refChange = zip(refP, p).map { $0 - Double($1) }
+        return (relativeError(change, refChange), slots == 0 ? 0 : relativeError(outS, refS))
+    }
+}
