@@ -5,10 +5,10 @@ import PackageDescription
 // Nothing imports upward and no backend imports another.
 let package = Package(
     name: "mlp",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "mlp", targets: ["mlp"]),
-        .library(name: "MLP", targets: ["MNIST", "MLPCore", "NaiveBackend"]),
+        .library(name: "MLP", targets: ["MNIST", "MLPCore", "NaiveBackend", "CPUBackend"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -24,10 +24,27 @@ let package = Package(
         ),
         .target(name: "MLPCore", dependencies: ["MNIST"]),
         .target(name: "NaiveBackend", dependencies: ["MLPCore"]),
+        // The cpu backend. Its kernels are written once, generic over the instruction set (CPUKernels), and
+        // specialised in one module per ISA compiled for that ISA; the backend picks one at run time.
+        .target(name: "CCPUFeatures"),
+        .target(name: "CPUKernels", dependencies: ["MLPCore"]),
+        .target(
+            name: "CPUKernelsAVX512", dependencies: ["CPUKernels"],
+            swiftSettings: [.unsafeFlags(["-target-cpu", "skylake-avx512"], .when(platforms: [.linux]))]),
+        .target(
+            name: "CPUKernelsAVX2", dependencies: ["CPUKernels"],
+            swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux]))]),
+        .target(
+            name: "CPUBackend",
+            dependencies: [
+                "MLPCore", "CPUKernels", "CCPUFeatures",
+                .target(name: "CPUKernelsAVX512", condition: .when(platforms: [.linux])),
+                .target(name: "CPUKernelsAVX2", condition: .when(platforms: [.linux])),
+            ]),
         .executableTarget(
             name: "mlp",
             dependencies: [
-                "MNIST", "MLPCore", "NaiveBackend",
+                "MNIST", "MLPCore", "NaiveBackend", "CPUBackend",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -36,7 +53,8 @@ let package = Package(
         .testTarget(name: "MNISTTests", dependencies: ["MNIST", "TestSupport"]),
         .testTarget(name: "MLPCoreTests", dependencies: ["MNIST", "MLPCore", "NaiveBackend", "TestSupport"]),
         .testTarget(name: "NaiveBackendTests", dependencies: ["MNIST", "NaiveBackend", "MLPCore", "TestSupport"]),
-        .testTarget(name: "mlpTests", dependencies: ["mlp", "TestSupport"]),
+        .testTarget(name: "CPUBackendTests", dependencies: ["MNIST", "MLPCore", "NaiveBackend", "CPUBackend", "CPUKernels", "TestSupport"]),
+        .testTarget(name: "mlpTests", dependencies: ["mlp", "MNIST", "MLPCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

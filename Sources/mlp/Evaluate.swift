@@ -26,7 +26,7 @@ struct Evaluate: ParsableCommand {
         guard spec.inputSize == dataset.test.featureCount, spec.outputSize == dataset.test.classCount else {
             throw ValidationError("\(checkpoint): a \(spec.sizesText) network does not fit \(dataset.test.featureCount)-pixel images of \(dataset.test.classCount) classes")
         }
-        let backend = try backendOptions.backend.make(logger: logger)
+        let backend = try backendOptions.makeBackend(logger: logger)
         let network = try Network(spec: spec, optimizer: saved.configuration.optimizer, backend: backend, maxBatch: 1000)
         network.normalization = saved.configuration.normalization
         network.setParameters(saved.parameters)

@@ -4,6 +4,7 @@ import Logging
 import MLPCore
 import MNIST
 import NaiveBackend
+import CPUBackend
 
 /// Where the data comes from: a named dataset found on this machine, or a directory.
 struct DataOptions: ParsableArguments {
@@ -37,28 +38,43 @@ extension OptimizerConfiguration.Kind: ExpressibleByArgument {}
 
 /// The backends a user can ask for.
 enum BackendChoice: String, CaseIterable, ExpressibleByArgument {
-    case auto, naive
-
-    /// Starts the backend. `auto` picks the fastest one that starts here.
-    func make(logger: Logger) throws -> any Backend {
-        switch self {
-        case .naive, .auto:
-            let backend = NaiveBackend()
-            logger.debug("backend \(backend.name): \(backend.deviceDescription)")
-            return backend
-        }
-    }
+    case auto, naive, cpu
 }
+
+extension CPUBackend.GEMMProvider: ExpressibleByArgument {}
 
 /// Options every command that runs a network shares.
 struct BackendOptions: ParsableArguments {
-    @Option(help: "Where to compute: \(BackendChoice.allCases.map(\.rawValue).joined(separator: ", ")) (auto picks the fastest available).")
+    @Option(help: "Where to compute: \(BackendChoice.allCases.map(\.rawValue).joined(separator: ", ")) (auto: the fastest available).")
     var backend: BackendChoice = .auto
+
+    @Option(help: "cpu backend: threads in all. (default: one per core)")
+    var threads: Int?
+
+    @Option(help: "cpu backend: matrix products by this package's own SIMD GEMM (own) or a BLAS found at run time (blas; MLP_BLAS names one).")
+    var gemm: CPUBackend.GEMMProvider = .own
 
     @Flag(name: .shortAndLong, help: "Log what is loaded from where, and timings, to standard error.")
     var verbose = false
 
+    func validate() throws {
+        if let t = threads, t < 1 { throw ValidationError("--threads \(t): expected at least 1") }
+    }
+
     func makeLogger() -> Logger { mlp.makeLogger(verbose: verbose) }
+
+    /// Starts the backend asked for. `auto` picks the fastest one that starts here.
+    func makeBackend(logger: Logger) throws -> any Backend {
+        let backend: any Backend
+        switch self.backend {
+        case .naive:
+            backend = NaiveBackend()
+        case .cpu, .auto:
+            backend = try CPUBackend(threads: threads, gemm: gemm)
+        }
+        logger.debug("backend \(backend.name): \(backend.deviceDescription)")
+        return backend
+    }
 }
 
 /// A logger to standard error: debug messages with `verbose`, warnings only without.

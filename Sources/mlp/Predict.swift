@@ -63,7 +63,7 @@ struct Predict: ParsableCommand {
                 truth.append(nil)
             }
         }
-        let backend = try backendOptions.backend.make(logger: logger)
+        let backend = try backendOptions.makeBackend(logger: logger)
         let network = try Network(spec: spec, optimizer: saved.configuration.optimizer, backend: backend, maxBatch: min(inputs.count, 1000))
         network.setParameters(saved.parameters)
         let normalization = saved.configuration.normalization

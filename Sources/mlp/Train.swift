@@ -114,7 +114,7 @@ struct Train: ParsableCommand {
         let outputDirectory = try output.map(prepareOutputDirectory)
         let metricsFile = try metrics.map { try MetricsWriter(path: $0, append: checkpoint != nil) }
 
-        let backend = try backendOptions.backend.make(logger: logger)
+        let backend = try backendOptions.makeBackend(logger: logger)
         let train = try ResidentDataset(dataset.train, on: backend)
         let evaluation: (ResidentDataset, [Int32], String) = configuration.validationCount > 0
             ? (train, split.validation, "validation")

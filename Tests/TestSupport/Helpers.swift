@@ -54,3 +54,15 @@ public func runProcess(_ executable: URL, _ arguments: [String], currentDirector
     while !reader.isFinished { usleep(1000) }
     return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }
+
+/// The `mlp` tool built beside the test binary (the test target depends on it, so it is built first).
+public func mlpExecutable() throws -> URL {
+    let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    var dir = URL(fileURLWithPath: selfPath).deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = dir.appendingPathComponent("mlp")
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    throw POSIXError(.ENOENT)
+}

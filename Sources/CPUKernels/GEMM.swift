@@ -1,0 +1,234 @@
+/// The arguments of one single-precision matrix product, row-major:
+/// `C = alpha · op(A) · op(B) + beta · C`, `op(A)` `[m, k]`, `op(B)` `[k, n]`, `C` `[m, n]`, with row strides
+/// `lda`, `ldb`, `ldc` of the matrices as stored. With `beta == 0`, C is not read.
+public struct GEMMArguments {
+    public var transposeA: Bool
+    public var transposeB: Bool
+    public var m: Int
+    public var n: Int
+    public var k: Int
+    public var alpha: Float
+    public var a: UnsafePointer<Float>
+    public var lda: Int
+    public var b: UnsafePointer<Float>
+    public var ldb: Int
+    public var beta: Float
+    public var c: UnsafeMutablePointer<Float>
+    public var ldc: Int
+
+    @inlinable
+    public init(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        self.transposeA = transposeA
+        self.transposeB = transposeB
+        self.m = m
+        self.n = n
+        self.k = k
+        self.alpha = alpha
+        self.a = a
+        self.lda = lda
+        self.b = b
+        self.ldb = ldb
+        self.beta = beta
+        self.c = c
+        self.ldc = ldc
+    }
+
+    /// The part of the product that writes rows `rows` of C (A's rows move, B stays).
+    @inlinable
+    public func rows(_ rows: Range<Int>) -> GEMMArguments {
+        var s = self
+        s.m = rows.count
+        s.a = transposeA ? a + rows.lowerBound : a + rows.lowerBound * lda
+        s.c = c + rows.lowerBound * ldc
+        return s
+    }
+
+    /// The part of the product that writes columns `columns` of C (B's columns move, A stays).
+    @inlinable
+    public func columns(_ columns: Range<Int>) -> GEMMArguments {
+        var s = self
+        s.n = columns.count
+        s.b = transposeB ? b + columns.lowerBound * ldb : b + columns.lowerBound
+        s.c = c + columns.lowerBound
+        return s
+    }
+}
+
+/// Blocking of the packed GEMM (Goto's algorithm as BLIS lays it out): C is computed in `mr × nr` tiles by a
+/// register-resident micro-kernel, over packed panels of A (`mc × kc`, kept in L2) and B (`kc × nc`).
+public enum GEMMBlocking {
+    /// Depth of one packed panel: a `kc × nr` B micro-panel (32 KiB at nr = 32) stays in the 48 KiB L1.
+    public static let kc = 256
+    /// Rows of A packed at once (a multiple of every mr): 96 × 256 floats = 96 KiB, in L2.
+    public static let mc = 96
+    /// Columns of B packed at once: 256 × 1024 floats = 1 MiB, half of a 2 MiB L2.
+    public static let nc = 1024
+}
+
+/// Scratch memory for the packed panels of one thread's GEMM, allocated once (64-byte aligned).
+public final class GEMMWorkspace: @unchecked Sendable {
+    public let packedA: UnsafeMutablePointer<Float>
+    public let packedB: UnsafeMutablePointer<Float>
+    /// An `mr × nr` tile for the edges of C.
+    public let tile: UnsafeMutablePointer<Float>
+
+    public init() {
+        // Room for the widest register tile of any ISA: mr ≤ 8, nr ≤ 32 (plus padding to whole tiles).
+        packedA = Self.allocate((GEMMBlocking.mc + 8) * GEMMBlocking.kc)
+        packedB = Self.allocate((GEMMBlocking.nc + 32) * GEMMBlocking.kc)
+        tile = Self.allocate(8 * 32)
+    }
+
+    static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
+        return raw.bindMemory(to: Float.self, capacity: count)
+    }
+
+    deinit {
+        packedA.deallocate()
+        packedB.deallocate()
+        tile.deallocate()
+    }
+}
+
+/// The packed GEMM for instruction set `ISA`, on one thread. The micro-tile is 8 × 2 vectors (16 accumulator
+/// registers: 8 × 32 floats with AVX-512), or 6 × 2 vectors where the ISA has only 16 vector registers.
+///
+/// The summation order of every element of C depends only on `k` and `GEMMBlocking.kc`, never on how C is split
+/// between threads, so results are the same bit for bit whatever the thread count.
+@inlinable
+public func packedGEMM<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, _ w: GEMMWorkspace) {
+    if g.m == 0 || g.n == 0 { return }
+    if g.k == 0 || g.alpha == 0 {
+        scaleC(g)
+        return
+    }
+    let vectorWidth = ISA.Vector.scalarCount
+    let nr = 2 * vectorWidth
+    let mr = vectorWidth >= 16 ? 8 : 6
+    let kcMax = GEMMBlocking.kc
+    let mcMax = GEMMBlocking.mc / mr * mr
+    let ncMax = GEMMBlocking.nc
+    var jc = 0
+    while jc < g.n {
+        let nc = min(ncMax, g.n - jc)
+        var pc = 0
+        while pc < g.k {
+            let kc = min(kcMax, g.k - pc)
+            packB(g, rows: pc, count: kc, columns: jc, width: nc, nr: nr, into: w.packedB)
+            // The first depth block applies beta; later ones add to what is there.
+            let beta: Float = pc == 0 ? g.beta : 1
+            var ic = 0
+            while ic < g.m {
+                let mc = min(mcMax, g.m - ic)
+                packA(g, rows: ic, count: mc, depth: pc, kc: kc, mr: mr, into: w.packedA)
+                var jr = 0
+                while jr < nc {
+                    let bPanel = w.packedB + (jr / nr) * nr * kc
+                    var ir = 0
+                    while ir < mc {
+                        let aPanel = w.packedA + (ir / mr) * mr * kc
+                        let rows = min(mr, mc - ir), columns = min(nr, nc - jr)
+                        let c = g.c + (ic + ir) * g.ldc + jc + jr
+                        if rows == mr && columns == nr {
+                            if mr == 8 {
+                                microKernel8(ISA.self, kc: kc, a: aPanel, b: bPanel, alpha: g.alpha, beta: beta, c: c, ldc: g.ldc)
+                            } else {
+                                microKernel6(ISA.self, kc: kc, a: aPanel, b: bPanel, alpha: g.alpha, beta: beta, c: c, ldc: g.ldc)
+                            }
+                        } else {
+                            // Edge of C: compute the whole tile into scratch, then merge the part that exists.
+                            if mr == 8 {
+                                microKernel8(ISA.self, kc: kc, a: aPanel, b: bPanel, alpha: g.alpha, beta: 0, c: w.tile, ldc: nr)
+                            } else {
+                                microKernel6(ISA.self, kc: kc, a: aPanel, b: bPanel, alpha: g.alpha, beta: 0, c: w.tile, ldc: nr)
+                            }
+                            for r in 0..<rows {
+                                for j in 0..<columns {
+                                    let dst = c + r * g.ldc + j
+                                    dst.pointee = beta == 0 ? w.tile[r * nr + j] : w.tile[r * nr + j] + beta * dst.pointee
+                                }
+                            }
+                        }
+                        ir += mr
+                    }
+                    jr += nr
+                }
+                ic += mc
+            }
+            pc += kc
+        }
+        jc += nc
+    }
+}
+
+/// `C = beta · C` (what remains of the product when `k` or `alpha` is 0).
+@inlinable
+func scaleC(_ g: GEMMArguments) {
+    for i in 0..<g.m {
+        for j in 0..<g.n {
+            let p = g.c + i * g.ldc + j
+            p.pointee = g.beta == 0 ? 0 : g.beta * p.pointee
+        }
+    }
+}
+
+/// Packs `op(A)[rows ..< rows+count, depth ..< depth+kc]` into micro-panels of `mr` rows: for each micro-panel,
+/// `kc` groups of `mr` consecutive values (column `p` of the panel), rows past `m` zero.
+@inlinable @inline(__always)
+func packA(_ g: GEMMArguments, rows: Int, count: Int, depth: Int, kc: Int, mr: Int, into out: UnsafeMutablePointer<Float>) {
+    var panel = 0
+    while panel < count {
+        let dst = out + (panel / mr) * mr * kc
+        let valid = min(mr, count - panel)
+        let i0 = rows + panel
+        if g.transposeA {
+            // op(A)[i, p] = A[p, i]: the mr values of a column are contiguous in A.
+            for p in 0..<kc {
+                let src = g.a + (depth + p) * g.lda + i0
+                let d = dst + p * mr
+                for r in 0..<valid { d[r] = src[r] }
+                for r in valid..<mr { d[r] = 0 }
+            }
+        } else {
+            for r in 0..<valid {
+                let src = g.a + (i0 + r) * g.lda + depth
+                for p in 0..<kc { dst[p * mr + r] = src[p] }
+            }
+            if valid < mr { for p in 0..<kc { for r in valid..<mr { dst[p * mr + r] = 0 } } }
+        }
+        panel += mr
+    }
+}
+
+/// Packs `op(B)[rows ..< rows+count, columns ..< columns+width]` into micro-panels of `nr` columns: for each,
+/// `count` rows of `nr` consecutive values, columns past `n` zero.
+@inlinable @inline(__always)
+func packB(_ g: GEMMArguments, rows: Int, count: Int, columns: Int, width: Int, nr: Int, into out: UnsafeMutablePointer<Float>) {
+    var panel = 0
+    while panel < width {
+        let dst = out + (panel / nr) * nr * count
+        let valid = min(nr, width - panel)
+        let j0 = columns + panel
+        if g.transposeB {
+            // op(B)[p, j] = B[j, p]: walk each of the nr rows of B along p.
+            for j in 0..<valid {
+                let src = g.b + (j0 + j) * g.ldb + rows
+                for p in 0..<count { dst[p * nr + j] = src[p] }
+            }
+            if valid < nr { for p in 0..<count { for j in valid..<nr { dst[p * nr + j] = 0 } } }
+        } else {
+            for p in 0..<count {
+                let src = g.b + (rows + p) * g.ldb + j0
+                let d = dst + p * nr
+                if valid == nr {
+                    d.update(from: src, count: nr)
+                } else {
+                    for j in 0..<valid { d[j] = src[j] }
+                    for j in valid..<nr { d[j] = 0 }
+                }
+            }
+        }
+        panel += nr
+    }
+}

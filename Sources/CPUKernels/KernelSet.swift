@@ -1,0 +1,41 @@
+import MLPCore
+import MNIST
+
+/// The cpu backend's kernels for one instruction set, as plain functions: what a `CPUKernelsAVX512`-style
+/// module exports after specialising the generic kernels for its ISA.
+public struct KernelSet: Sendable {
+    /// "avx512", "avx2", "baseline".
+    public var name: String
+    /// Floats per vector register.
+    public var vectorWidth: Int
+    public var gemm: @Sendable (GEMMArguments, GEMMWorkspace) -> Void
+    public var biasActivation: @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Range<Int>, Int, Activation) -> Void
+    public var activationBackward: @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int, Range<Int>, Activation) -> Void
+    public var optimizer: @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Range<Int>, OptimizerStep) -> Void
+
+    /// The kernels of `ISA`. Call this from a module compiled for that ISA, so that the generic code is
+    /// specialised there.
+    @inlinable
+    public static func make<ISA: KernelISA>(_ isa: ISA.Type, name: String) -> KernelSet {
+        KernelSet(
+            name: name,
+            vectorWidth: ISA.Vector.scalarCount,
+            gemm: { packedGEMM(ISA.self, $0, $1) },
+            biasActivation: { biasActivationRows(ISA.self, values: $0, bias: $1, rows: $2, columns: $3, activation: $4) },
+            activationBackward: { activationBackwardColumns(ISA.self, gradient: $0, biasGradient: $1, outputs: $2, rows: $3, columns: $4, columnRange: $5, activation: $6) },
+            optimizer: { optimizerRange(ISA.self, parameters: $0, gradients: $1, state: $2, count: $3, range: $4, step: $5) })
+    }
+
+    @inlinable
+    public init(name: String, vectorWidth: Int, gemm: @escaping @Sendable (GEMMArguments, GEMMWorkspace) -> Void, biasActivation: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Range<Int>, Int, Activation) -> Void, activationBackward: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int, Range<Int>, Activation) -> Void, optimizer: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Range<Int>, OptimizerStep) -> Void) {
+        self.name = name
+        self.vectorWidth = vectorWidth
+        self.gemm = gemm
+        self.biasActivation = biasActivation
+        self.activationBackward = activationBackward
+        self.optimizer = optimizer
+    }
+
+    /// The baseline kernels (any x86-64 or arm64 CPU).
+    public static let baseline = KernelSet.make(BaselineISA.self, name: "baseline")
+}

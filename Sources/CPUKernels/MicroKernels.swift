@@ -1,0 +1,84 @@
+// The register-tile kernels of the packed GEMM. Each keeps an mr × (2 vectors) tile of C in registers and walks
+// the packed panels: per step of k, two vector loads of B, mr broadcasts of A, 2·mr fused multiply-adds.
+// The accumulators are separate variables (not an array) so that they stay in registers.
+
+/// 8 × 2 vectors (8 × 32 floats with AVX-512: 16 of the 32 zmm registers).
+/// `c = alpha · (A panel · B panel) + beta · c` (c not read when beta is 0).
+@inlinable @inline(__always)
+func microKernel8<ISA: KernelISA>(_ isa: ISA.Type, kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, alpha: Float, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    typealias V = ISA.Vector
+    let w = V.scalarCount
+    var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V(), c30 = V(), c31 = V()
+    var c40 = V(), c41 = V(), c50 = V(), c51 = V(), c60 = V(), c61 = V(), c70 = V(), c71 = V()
+    var pa = a, pb = b
+    for _ in 0..<kc {
+        let b0 = V.load(pb), b1 = V.load(pb + w)
+        var x = V(repeating: pa[0]); c00 = ISA.multiplyAdd(x, b0, c00); c01 = ISA.multiplyAdd(x, b1, c01)
+        x = V(repeating: pa[1]); c10 = ISA.multiplyAdd(x, b0, c10); c11 = ISA.multiplyAdd(x, b1, c11)
+        x = V(repeating: pa[2]); c20 = ISA.multiplyAdd(x, b0, c20); c21 = ISA.multiplyAdd(x, b1, c21)
+        x = V(repeating: pa[3]); c30 = ISA.multiplyAdd(x, b0, c30); c31 = ISA.multiplyAdd(x, b1, c31)
+        x = V(repeating: pa[4]); c40 = ISA.multiplyAdd(x, b0, c40); c41 = ISA.multiplyAdd(x, b1, c41)
+        x = V(repeating: pa[5]); c50 = ISA.multiplyAdd(x, b0, c50); c51 = ISA.multiplyAdd(x, b1, c51)
+        x = V(repeating: pa[6]); c60 = ISA.multiplyAdd(x, b0, c60); c61 = ISA.multiplyAdd(x, b1, c61)
+        x = V(repeating: pa[7]); c70 = ISA.multiplyAdd(x, b0, c70); c71 = ISA.multiplyAdd(x, b1, c71)
+        pa += 8
+        pb += 2 * w
+    }
+    storeRow(ISA.self, c00, c01, alpha, beta, c)
+    storeRow(ISA.self, c10, c11, alpha, beta, c + ldc)
+    storeRow(ISA.self, c20, c21, alpha, beta, c + 2 * ldc)
+    storeRow(ISA.self, c30, c31, alpha, beta, c + 3 * ldc)
+    storeRow(ISA.self, c40, c41, alpha, beta, c + 4 * ldc)
+    storeRow(ISA.self, c50, c51, alpha, beta, c + 5 * ldc)
+    storeRow(ISA.self, c60, c61, alpha, beta, c + 6 * ldc)
+    storeRow(ISA.self, c70, c71, alpha, beta, c + 7 * ldc)
+}
+
+/// 6 × 2 vectors (12 accumulators: fits the 16 registers of AVX2 and SSE).
+@inlinable @inline(__always)
+func microKernel6<ISA: KernelISA>(_ isa: ISA.Type, kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, alpha: Float, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    typealias V = ISA.Vector
+    let w = V.scalarCount
+    var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V()
+    var c30 = V(), c31 = V(), c40 = V(), c41 = V(), c50 = V(), c51 = V()
+    var pa = a, pb = b
+    for _ in 0..<kc {
+        let b0 = V.load(pb), b1 = V.load(pb + w)
+        var x = V(repeating: pa[0]); c00 = ISA.multiplyAdd(x, b0, c00); c01 = ISA.multiplyAdd(x, b1, c01)
+        x = V(repeating: pa[1]); c10 = ISA.multiplyAdd(x, b0, c10); c11 = ISA.multiplyAdd(x, b1, c11)
+        x = V(repeating: pa[2]); c20 = ISA.multiplyAdd(x, b0, c20); c21 = ISA.multiplyAdd(x, b1, c21)
+        x = V(repeating: pa[3]); c30 = ISA.multiplyAdd(x, b0, c30); c31 = ISA.multiplyAdd(x, b1, c31)
+        x = V(repeating: pa[4]); c40 = ISA.multiplyAdd(x, b0, c40); c41 = ISA.multiplyAdd(x, b1, c41)
+        x = V(repeating: pa[5]); c50 = ISA.multiplyAdd(x, b0, c50); c51 = ISA.multiplyAdd(x, b1, c51)
+        pa += 6
+        pb += 2 * w
+    }
+    storeRow(ISA.self, c00, c01, alpha, beta, c)
+    storeRow(ISA.self, c10, c11, alpha, beta, c + ldc)
+    storeRow(ISA.self, c20, c21, alpha, beta, c + 2 * ldc)
+    storeRow(ISA.self, c30, c31, alpha, beta, c + 3 * ldc)
+    storeRow(ISA.self, c40, c41, alpha, beta, c + 4 * ldc)
+    storeRow(ISA.self, c50, c51, alpha, beta, c + 5 * ldc)
+}
+
+/// Writes one row of a tile: `c = alpha · acc + beta · c`, with the common cases (alpha 1; beta 0 or 1) exact
+/// and without extra operations.
+@inlinable @inline(__always)
+func storeRow<ISA: KernelISA>(_ isa: ISA.Type, _ v0: ISA.Vector, _ v1: ISA.Vector, _ alpha: Float, _ beta: Float, _ c: UnsafeMutablePointer<Float>) {
+    typealias V = ISA.Vector
+    let w = V.scalarCount
+    var r0 = v0, r1 = v1
+    if alpha != 1 {
+        r0 = r0 * V(repeating: alpha)
+        r1 = r1 * V(repeating: alpha)
+    }
+    if beta == 1 {
+        r0 = r0 + V.load(c)
+        r1 = r1 + V.load(c + w)
+    } else if beta != 0 {
+        r0 = ISA.multiplyAdd(V(repeating: beta), V.load(c), r0)
+        r1 = ISA.multiplyAdd(V(repeating: beta), V.load(c + w), r1)
+    }
+    r0.store(c)
+    r1.store(c + w)
+}

@@ -1,0 +1,14 @@
+import CPUKernels
+
+// Compiled with -target-cpu skylake-avx512 (AVX-512 F/CD/BW/DQ/VL): the generic kernels are specialised here for 16-wide
+// vectors. Only call into this module on a CPU that has AVX-512 (`CPUFeatures`).
+
+/// AVX-512: 16 floats per register, fused multiply-add.
+public enum AVX512ISA: KernelISA {
+    public typealias Vector = SIMD16<Float>
+    @inline(__always)
+    public static func multiplyAdd(_ a: Vector, _ b: Vector, _ c: Vector) -> Vector { c.addingProduct(a, b) }
+}
+
+/// The kernels for AVX-512 CPUs.
+public let avx512Kernels = KernelSet.make(AVX512ISA.self, name: "avx512")
