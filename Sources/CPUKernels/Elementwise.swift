@@ -31,15 +31,13 @@ public func biasActivationRows<ISA: KernelISA>(_ isa: ISA.Type, values: UnsafeMu
         var c = 0
         switch activation {
         case .relu:
-            let zero = V()
             while c < vectorEnd {
-                let z = V.load(row + c) + V.load(bias + c)
-                z.replacing(with: zero, where: z .< zero).store(row + c)
+                ISA.relu(ISA.add(V.load(row + c), V.load(bias + c))).store(row + c)
                 c += w
             }
         case .identity:
             while c < vectorEnd {
-                (V.load(row + c) + V.load(bias + c)).store(row + c)
+                ISA.add(V.load(row + c), V.load(bias + c)).store(row + c)
                 c += w
             }
         case .tanh, .sigmoid:
@@ -66,13 +64,13 @@ public func activationBackwardColumns<ISA: KernelISA>(_ isa: ISA.Type, gradient:
             let g = gradient + r * columns + c
             var d = V.load(g)
             switch activation {
-            case .relu: d = d.replacing(with: V(), where: V.load(outputs + r * columns + c) .<= V())
-            case .tanh: let a = V.load(outputs + r * columns + c); d = d * (V(repeating: 1) - a * a)
-            case .sigmoid: let a = V.load(outputs + r * columns + c); d = d * (a * (V(repeating: 1) - a))
+            case .relu: d = ISA.reluGradient(d, output: V.load(outputs + r * columns + c))
+            case .tanh: let a = V.load(outputs + r * columns + c); d = ISA.multiply(d, ISA.subtract(V(repeating: 1), ISA.multiply(a, a)))
+            case .sigmoid: let a = V.load(outputs + r * columns + c); d = ISA.multiply(d, ISA.multiply(a, ISA.subtract(V(repeating: 1), a)))
             case .identity: break
             }
             d.store(g)
-            sum = sum + d
+            sum = ISA.add(sum, d)
         }
         sum.store(biasGradient + c)
         c += w
@@ -174,14 +172,14 @@ public func optimizerRange<ISA: KernelISA>(_ isa: ISA.Type, parameters p: Unsafe
         while i < vectorEnd {
             var pv = V.load(p + i)
             var d = V.load(g + i)
-            if decoupled { pv = pv * V(repeating: 1 - lr * wd) } else { d = ISA.multiplyAdd(V(repeating: wd), pv, d) }
-            let mv = ISA.multiplyAdd(V(repeating: b1), V.load(m + i), V(repeating: 1 - b1) * d)
-            let vv = ISA.multiplyAdd(V(repeating: b2), V.load(v + i), V(repeating: 1 - b2) * d * d)
+            if decoupled { pv = ISA.multiply(pv, V(repeating: 1 - lr * wd)) } else { d = ISA.multiplyAdd(V(repeating: wd), pv, d) }
+            let mv = ISA.multiplyAdd(V(repeating: b1), V.load(m + i), ISA.multiply(V(repeating: 1 - b1), d))
+            let vv = ISA.multiplyAdd(V(repeating: b2), V.load(v + i), ISA.multiply(ISA.multiply(V(repeating: 1 - b2), d), d))
             mv.store(m + i)
             vv.store(v + i)
-            let mHat = mv / V(repeating: c1)
-            let vHat = vv / V(repeating: c2)
-            pv = pv - V(repeating: lr) * mHat / (vHat.squareRoot() + V(repeating: eps))
+            let mHat = ISA.divide(mv, V(repeating: c1))
+            let vHat = ISA.divide(vv, V(repeating: c2))
+            pv = ISA.subtract(pv, ISA.divide(ISA.multiply(V(repeating: lr), mHat), ISA.add(ISA.squareRoot(vHat), V(repeating: eps))))
             pv.store(p + i)
             i += w
         }

@@ -69,12 +69,12 @@ func storeRow<ISA: KernelISA>(_ isa: ISA.Type, _ v0: ISA.Vector, _ v1: ISA.Vecto
     let w = V.scalarCount
     var r0 = v0, r1 = v1
     if alpha != 1 {
-        r0 = r0 * V(repeating: alpha)
-        r1 = r1 * V(repeating: alpha)
+        r0 = ISA.multiply(r0, V(repeating: alpha))
+        r1 = ISA.multiply(r1, V(repeating: alpha))
     }
     if beta == 1 {
-        r0 = r0 + V.load(c)
-        r1 = r1 + V.load(c + w)
+        r0 = ISA.add(r0, V.load(c))
+        r1 = ISA.add(r1, V.load(c + w))
     } else if beta != 0 {
         r0 = ISA.multiplyAdd(V(repeating: beta), V.load(c), r0)
         r1 = ISA.multiplyAdd(V(repeating: beta), V.load(c + w), r1)

@@ -1,4 +1,5 @@
 import CPUKernels
+import _Builtin_intrinsics.intel
 
 // Compiled with -target-cpu haswell (AVX2 and FMA): the generic kernels are specialised here for 8-wide
 // vectors. Only call into this module on a CPU that has AVX2 and FMA (`CPUFeatures`).
@@ -8,6 +9,15 @@ public enum AVX2ISA: KernelISA {
     public typealias Vector = SIMD8<Float>
     @inline(__always)
     public static func multiplyAdd(_ a: Vector, _ b: Vector, _ c: Vector) -> Vector { c.addingProduct(a, b) }
+    @inline(__always) public static func add(_ a: Vector, _ b: Vector) -> Vector { a + b }
+    @inline(__always) public static func subtract(_ a: Vector, _ b: Vector) -> Vector { a - b }
+    @inline(__always) public static func multiply(_ a: Vector, _ b: Vector) -> Vector { a * b }
+    @inline(__always) public static func divide(_ a: Vector, _ b: Vector) -> Vector { a / b }
+    @inline(__always) public static func squareRoot(_ a: Vector) -> Vector { _mm256_sqrt_ps(a) }  // SIMD's squareRoot() is 8 sqrtf calls
+    @inline(__always) public static func relu(_ a: Vector) -> Vector { pointwiseMax(a, Vector()) }
+    @inline(__always) public static func reluGradient(_ g: Vector, output a: Vector) -> Vector {
+        g.replacing(with: Vector(), where: a .<= Vector())
+    }
 }
 
 /// The kernels for AVX2 CPUs.

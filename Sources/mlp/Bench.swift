@@ -1,0 +1,168 @@
+import ArgumentParser
+import CPUBackend
+import Foundation
+import MLPCore
+import MNIST
+import NaiveBackend
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure training throughput of the backends (and the Python peers) side by side.",
+        discussion: """
+            For each workload and backend: a warm-up, then --repeats timed runs of --epochs epochs over the MNIST
+            training set (shuffle, gather, forward, loss, backward, Adam update), then the test accuracy. The naive
+            backend is timed over --naive-steps steps instead of whole epochs (an epoch takes it minutes).
+            With --ops, each matrix product of each workload is timed alone (own GEMM and, where installed, the
+            BLAS), and the fused elementwise passes. With --peers, the NumPy, PyTorch and JAX scripts of
+            Benchmarks/peers run in the same invocation. Results go to --output as bench.json, bench.md and bench.svg.
+            """)
+
+    @Option(help: "Comma-separated backends: naive, cpu.")
+    var backends = "naive,cpu"
+    @Option(help: "Comma-separated workloads: \(Workload.all.map(\.name).joined(separator: ", ")).")
+    var workloads = "small-128,small-1024"
+    @Option(help: "Epochs per timed run.")
+    var epochs = 1
+    @Option(help: "Timed runs per backend and workload (the median is reported).")
+    var repeats = 3
+    @Option(help: "Steps per timed run of the naive backend.")
+    var naiveSteps = 10
+    @Flag(help: "Also time each matrix product and elementwise pass on its own.")
+    var ops = false
+    @Flag(help: "Also run the Python peers (NumPy, PyTorch, JAX) where they are installed.")
+    var peers = false
+    @Option(help: "Comma-separated peers to run with --peers.")
+    var peerList = "numpy,torch,jax"
+    @Option(help: ArgumentHelp("Directory for bench.json, bench.md, bench.svg.", valueName: "dir"))
+    var output = "bench-results"
+    @Option(help: "cpu backend: threads in all. (default: one per core)")
+    var threads: Int?
+    @Option(help: "cpu backend GEMM: own or blas.")
+    var gemm: CPUBackend.GEMMProvider = .own
+    @OptionGroup var data: DataOptions
+
+    func validate() throws {
+        if epochs < 1 { throw ValidationError("--epochs \(epochs): expected at least 1") }
+        if repeats < 1 { throw ValidationError("--repeats \(repeats): expected at least 1") }
+        if naiveSteps < 1 { throw ValidationError("--naive-steps \(naiveSteps): expected at least 1") }
+    }
+
+    func run() throws {
+        let selectedWorkloads = try workloads.split(separator: ",").map { try Workload.named(String($0)) }
+        let selectedBackends = try backends.split(separator: ",").map { name -> String in
+            guard ["naive", "cpu"].contains(name) else {
+                throw ValidationError("--backends \(name): expected naive or cpu")
+            }
+            return String(name)
+        }
+        let dataset = try data.load(logger: makeLogger(verbose: false))
+        var report = BenchReport(machine: MachineInfo.current(), command: CommandLine.arguments.joined(separator: " "))
+        let cpu = try CPUBackend(threads: threads, gemm: gemm)
+        report.cpuBackend = cpu.deviceDescription
+        print("machine: \(report.machine.summary)")
+        print("cpu backend: \(cpu.deviceDescription)")
+        report.peak = measurePeak(cpu)
+        print(String(format: "measured peak: %.1f GFLOP/s (own GEMM, 2048³)%@", report.peak.ownGFLOPs, report.peak.blasGFLOPs.map { String(format: ", %.1f GFLOP/s (BLAS)", $0) } ?? ""))
+
+        if ops {
+            for workload in selectedWorkloads {
+                report.ops += try OpBenchmarks.run(workload: workload, threads: threads)
+            }
+            for r in report.ops { print(r.line) }
+        }
+        for workload in selectedWorkloads {
+            for backendName in selectedBackends {
+                let backend: any Backend = backendName == "naive" ? NaiveBackend() : cpu
+                let result = try TrainingBenchmark.run(
+                    workload: workload, backend: backend, dataset: dataset, epochs: epochs, repeats: repeats,
+                    steps: backendName == "naive" ? naiveSteps : nil)
+                print(result.line)
+                report.training.append(result)
+            }
+        }
+        if peers {
+            let names = peerList.split(separator: ",").map(String.init)
+            report.training += PeerRunner.run(names: names, workloads: selectedWorkloads, epochs: epochs, repeats: repeats, dataDirectory: dataset.directory)
+        }
+        let directory = URL(fileURLWithPath: output)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try report.write(to: directory)
+        print()
+        print(report.markdownTable())
+        print("wrote \(directory.appendingPathComponent("bench.json").path), bench.md, bench.svg")
+    }
+
+    /// The machine's GEMM rate: a 2048³ product, best of three, own kernels and the BLAS if one loads.
+    func measurePeak(_ cpu: CPUBackend) -> BenchReport.Peak {
+        func rate(_ backend: CPUBackend) -> Double {
+            let n = 2048
+            guard let a = try? backend.allocate(Float.self, count: n * n), let b = try? backend.allocate(Float.self, count: n * n),
+                  let c = try? backend.allocate(Float.self, count: n * n) else { return .nan }
+            defer { backend.free(a); backend.free(b); backend.free(c) }
+            var g = SeededGenerator(seed: 1)
+            for i in 0..<n * n { a.host[i] = Float(g.unitDouble()); b.host[i] = Float(g.unitDouble()) }
+            var best = 0.0
+            for _ in 0..<3 {
+                let t = now()
+                backend.gemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n, beta: 0, c: c, ldc: n)
+                best = max(best, 2 * Double(n * n * n) / (now() - t) / 1e9)
+            }
+            return best
+        }
+        let own = cpu.gemmProvider == .own ? cpu : (try? CPUBackend(threads: threads, gemm: .own))
+        let blas = cpu.gemmProvider == .blas ? cpu : (try? CPUBackend(threads: threads, gemm: .blas))
+        return BenchReport.Peak(ownGFLOPs: own.map(rate) ?? .nan, blasGFLOPs: blas.map(rate), blasName: blas?.blas?.name)
+    }
+}
+
+/// Times whole training epochs of one workload on one backend.
+enum TrainingBenchmark {
+    static func run(workload: Workload, backend: any Backend, dataset: Dataset, epochs: Int, repeats: Int, steps: Int?) throws -> BenchReport.Training {
+        let spec = workload.spec
+        let optimizer = OptimizerConfiguration.adam(learningRate: 1e-3)
+        let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: max(workload.batch, 1000))
+        let train = try ResidentDataset(dataset.train, on: backend)
+        let test = try ResidentDataset(dataset.test, on: backend)
+        let indices = (0..<Int32(dataset.train.count)).map { $0 }
+        var init_ = SeededGenerator(seed: 0)
+        network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &init_))
+        var generator = SeededGenerator(seed: 1)
+        var globalStep = 0
+        func step(_ batch: ArraySlice<Int32>) {
+            globalStep += 1
+            network.trainStep(train, batch: batch, step: optimizer.step(globalStep, learningRate: 1e-3))
+        }
+        // Warm-up: first touches of every buffer, thread start, caches.
+        let warm = EpochBatches(indices: indices, batchSize: workload.batch, dropLast: true, generator: &generator)
+        for b in 0..<min(3, warm.count) { step(warm.order[warm.range(ofBatch: b)]) }
+        try backend.synchronize()
+
+        var rates = [Double]()
+        var stepTimes = [Double]()
+        for _ in 0..<repeats {
+            var samples = 0
+            let start = now()
+            if let steps {
+                let epoch = EpochBatches(indices: indices, batchSize: workload.batch, dropLast: true, generator: &generator)
+                for b in 0..<min(steps, epoch.count) { step(epoch.order[epoch.range(ofBatch: b)]); samples += workload.batch }
+            } else {
+                for _ in 0..<epochs {
+                    // The shuffle is inside the timed region, as it is part of an epoch.
+                    let epoch = EpochBatches(indices: indices, batchSize: workload.batch, dropLast: true, generator: &generator)
+                    for b in 0..<epoch.count { step(epoch.order[epoch.range(ofBatch: b)]); samples += workload.batch }
+                }
+            }
+            try backend.synchronize()
+            let seconds = now() - start
+            rates.append(Double(samples) / seconds)
+            stepTimes.append(seconds / Double(samples / workload.batch))
+        }
+        let accuracy = steps == nil ? network.evaluate(test, indices: (0..<Int32(dataset.test.count)).map { $0 }).accuracy : nil
+        let throughput = Summary(rates)
+        let flopsPerSample = spec.trainingFLOPs(batch: 1)
+        return BenchReport.Training(
+            implementation: backend.name, workload: workload.name, precision: "fp32", samplesPerSecond: throughput,
+            stepMicroseconds: Summary(stepTimes).median * 1e6, gflops: throughput.median * flopsPerSample / 1e9,
+            testAccuracy: accuracy, note: steps.map { "\($0) steps per run" } ?? "\(epochs) epoch(s) per run")
+    }
+}

@@ -1,0 +1,172 @@
+import Foundation
+
+/// What `mlp bench` measured, and how it writes it: JSON for tools, Markdown for people, SVG for the chart.
+struct BenchReport: Codable {
+    struct Training: Codable {
+        var implementation: String
+        var workload: String
+        var precision: String
+        var samplesPerSecond: Summary
+        var stepMicroseconds: Double
+        var gflops: Double
+        var testAccuracy: Double?
+        var note: String
+    }
+
+    struct Op: Codable {
+        var workload: String
+        var operation: String
+        var implementation: String
+        var microseconds: Double
+        var gflops: Double?
+        var gigabytesPerSecond: Double?
+
+        var line: String {
+            let rate = gflops.map { String(format: "%7.1f GFLOP/s", $0) } ?? gigabytesPerSecond.map { String(format: "%7.1f GB/s", $0) } ?? ""
+            return "\(workload.padding(toLength: 11, withPad: " ", startingAt: 0)) \(operation.padding(toLength: 42, withPad: " ", startingAt: 0)) \(implementation.padding(toLength: 26, withPad: " ", startingAt: 0)) \(String(format: "%9.1f µs", microseconds)) \(rate)"
+        }
+    }
+
+    struct Peak: Codable {
+        var ownGFLOPs: Double
+        var blasGFLOPs: Double?
+        var blasName: String?
+        var best: Double { max(ownGFLOPs.isNaN ? 0 : ownGFLOPs, blasGFLOPs ?? 0) }
+    }
+
+    var machine: MachineInfo
+    var command: String
+    var cpuBackend = ""
+    var peak = Peak(ownGFLOPs: .nan, blasGFLOPs: nil, blasName: nil)
+    var ops = [Op]()
+    var training = [Training]()
+
+    init(machine: MachineInfo, command: String) {
+        self.machine = machine
+        self.command = command
+    }
+
+    func write(to directory: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(self).write(to: directory.appendingPathComponent("bench.json"))
+        var md = "# mlp bench\n\n"
+        md += "- date: \(machine.date)\n- machine: \(machine.summary)\n- command: `\(command)`\n- commit: \(machine.commit)\n"
+        md += "- cpu backend: \(cpuBackend)\n"
+        md += String(format: "- measured peak (2048³ SGEMM): own %.1f GFLOP/s", peak.ownGFLOPs) + (peak.blasGFLOPs.map { String(format: ", BLAS (%@) %.1f GFLOP/s", peak.blasName ?? "", $0) } ?? "") + "\n\n"
+        md += markdownTable() + "\n"
+        if !ops.isEmpty {
+            md += "\n## Operations\n\n| workload | operation | implementation | µs | GFLOP/s | GB/s |\n| --- | --- | --- | ---: | ---: | ---: |\n"
+            for o in ops {
+                md += "| \(o.workload) | \(o.operation) | \(o.implementation) | \(String(format: "%.1f", o.microseconds)) | \(o.gflops.map { String(format: "%.1f", $0) } ?? "") | \(o.gigabytesPerSecond.map { String(format: "%.1f", $0) } ?? "") |\n"
+            }
+        }
+        try md.write(to: directory.appendingPathComponent("bench.md"), atomically: true, encoding: .utf8)
+        try svgChart().write(to: directory.appendingPathComponent("bench.svg"), atomically: true, encoding: .utf8)
+    }
+
+    /// The training results, with each result's ratio to the naive baseline and the cpu backend's ratio to it.
+    func markdownTable() -> String {
+        var md = "| workload | implementation | samples/s (median) | min–max | µs/step | GFLOP/s | % of peak | test accuracy | × naive | cpu ÷ this |\n"
+        md += "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        for t in training {
+            let naive = training.first { $0.workload == t.workload && $0.implementation == "naive" }
+            let cpu = training.first { $0.workload == t.workload && $0.implementation == "cpu" }
+            let overNaive = naive.map { String(format: "%.1f×", t.samplesPerSecond.median / $0.samplesPerSecond.median) } ?? ""
+            let cpuOver = cpu.map { String(format: "%.2f", $0.samplesPerSecond.median / t.samplesPerSecond.median) } ?? ""
+            let percent = peak.best > 0 ? String(format: "%.0f%%", 100 * t.gflops / peak.best) : ""
+            md += "| \(t.workload) | \(t.implementation)\(t.precision == "fp32" ? "" : " (\(t.precision))") | \(Int(t.samplesPerSecond.median).grouped) | \(Int(t.samplesPerSecond.min).grouped)–\(Int(t.samplesPerSecond.max).grouped) | \(String(format: "%.0f", t.stepMicroseconds)) | \(String(format: "%.1f", t.gflops)) | \(percent) | \(t.testAccuracy.map { $0.percent } ?? "—") | \(overNaive) | \(cpuOver) |\n"
+        }
+        return md
+    }
+
+    /// Horizontal bars, one group per workload, log-scaled samples per second, with axis, units and legend.
+    func svgChart() -> String {
+        let workloads = training.map(\.workload).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        let implementations = training.map { $0.implementation + ($0.precision == "fp32" ? "" : " \($0.precision)") }
+            .reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        let palette = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"]
+        let barHeight = 16.0, groupGap = 22.0, left = 110.0, plotWidth = 560.0, top = 50.0
+        let values = training.map(\.samplesPerSecond.median).filter { $0 > 0 }
+        let lo = floor(log10(values.min() ?? 1)), hi = ceil(log10(values.max() ?? 10))
+        let span = max(hi - lo, 1)
+        func x(_ v: Double) -> Double { left + (log10(v) - lo) / span * plotWidth }
+        var y = top
+        var body = ""
+        for w in workloads {
+            let rows = training.filter { $0.workload == w }
+            body += "<text x=\"\(left - 8)\" y=\"\(y + Double(rows.count) * barHeight / 2 + 4)\" text-anchor=\"end\" font-weight=\"bold\">\(w)</text>\n"
+            for t in rows {
+                let key = t.implementation + (t.precision == "fp32" ? "" : " \(t.precision)")
+                let color = palette[(implementations.firstIndex(of: key) ?? 0) % palette.count]
+                let v = t.samplesPerSecond.median
+                body += "<rect x=\"\(left)\" y=\"\(y)\" width=\"\(max(1, x(v) - left))\" height=\"\(barHeight - 3)\" fill=\"\(color)\"><title>\(key): \(Int(v)) samples/s</title></rect>\n"
+                body += "<text x=\"\(x(v) + 4)\" y=\"\(y + barHeight - 5)\" font-size=\"11\">\(Int(v).grouped)</text>\n"
+                y += barHeight
+            }
+            y += groupGap
+        }
+        var axis = "<line x1=\"\(left)\" y1=\"\(y)\" x2=\"\(left + plotWidth)\" y2=\"\(y)\" stroke=\"#333\"/>\n"
+        for e in Int(lo)...Int(hi) {
+            let xv = left + (Double(e) - lo) / span * plotWidth
+            axis += "<line x1=\"\(xv)\" y1=\"\(top - 6)\" x2=\"\(xv)\" y2=\"\(y)\" stroke=\"#ddd\"/>\n"
+            axis += "<text x=\"\(xv)\" y=\"\(y + 16)\" text-anchor=\"middle\" font-size=\"11\">10^\(e)</text>\n"
+        }
+        axis += "<text x=\"\(left + plotWidth / 2)\" y=\"\(y + 36)\" text-anchor=\"middle\">training samples per second (log scale, median of repeats; longer is faster)</text>\n"
+        var legend = ""
+        for (i, name) in implementations.enumerated() {
+            let lx = left + Double(i % 4) * 150, ly = y + 56 + Double(i / 4) * 18
+            legend += "<rect x=\"\(lx)\" y=\"\(ly - 10)\" width=\"12\" height=\"12\" fill=\"\(palette[i % palette.count])\"/><text x=\"\(lx + 18)\" y=\"\(ly)\" font-size=\"12\">\(name)</text>\n"
+        }
+        let height = y + 70 + Double((implementations.count + 3) / 4) * 18
+        let title = "<text x=\"\(left)\" y=\"24\" font-size=\"15\" font-weight=\"bold\">MLP training throughput, MNIST, Adam, fp32 — \(machine.cpuModel), \(machine.date.prefix(10))</text>\n"
+        return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(left + plotWidth + 120))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+            + title + axis + body + legend + "</svg>\n"
+    }
+}
+
+/// The machine a benchmark ran on.
+struct MachineInfo: Codable {
+    var cpuModel: String
+    var cores: Int
+    var operatingSystem: String
+    var date: String
+    var commit: String
+
+    var summary: String { "\(cpuModel), \(cores) cores, \(operatingSystem)" }
+
+    static func current() -> MachineInfo {
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
+            .map { $0.split(separator: ":", maxSplits: 1).last!.trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+        let formatter = ISO8601DateFormatter()
+        return MachineInfo(
+            cpuModel: model, cores: ProcessInfo.processInfo.activeProcessorCount,
+            operatingSystem: ProcessInfo.processInfo.operatingSystemVersionString, date: formatter.string(from: Date()),
+            commit: ProcessInfo.processInfo.environment["MLP_COMMIT"] ?? gitCommit() ?? "unknown")
+    }
+
+    static func gitCommit() -> String? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["git", "rev-parse", "--short", "HEAD"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return nil }
+        process.waitUntilExit()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return process.terminationStatus == 0 && !text.isEmpty ? text : nil
+    }
+}
+
+extension BenchReport.Training {
+    var line: String {
+        let acc = testAccuracy.map { "  test acc \($0.percent)" } ?? ""
+        return "\(workload.padding(toLength: 11, withPad: " ", startingAt: 0)) \(implementation.padding(toLength: 14, withPad: " ", startingAt: 0)) \(Int(samplesPerSecond.median).grouped.leftPadded(11)) samples/s (\(Int(samplesPerSecond.min).grouped)–\(Int(samplesPerSecond.max).grouped))  \(String(format: "%7.0f", stepMicroseconds)) µs/step  \(String(format: "%6.1f", gflops)) GFLOP/s\(acc)"
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
+}
