@@ -29,6 +29,8 @@ struct Bench: ParsableCommand {
     var naiveSteps = 10
     @Flag(help: "Also time each matrix product and elementwise pass on its own.")
     var ops = false
+    @Flag(help: "Also time every operation inside real training steps (where the step's time goes).")
+    var profile = false
     @Flag(help: "Also run the Python peers (NumPy, PyTorch, JAX) where they are installed.")
     var peers = false
     @Option(help: "Comma-separated peers to run with --peers.")
@@ -78,8 +80,12 @@ struct Bench: ParsableCommand {
                     steps: backendName == "naive" ? naiveSteps : nil)
                 print(result.line)
                 report.training.append(result)
+                if profile && backendName != "naive" {
+                    report.profile += try StepProfile.run(workload: workload, backend: backend, dataset: dataset)
+                }
             }
         }
+        for p in report.profile { print(p.line) }
         if peers {
             let names = peerList.split(separator: ",").map(String.init)
             report.training += PeerRunner.run(names: names, workloads: selectedWorkloads, epochs: epochs, repeats: repeats, dataDirectory: dataset.directory)

@@ -40,6 +40,8 @@ struct BenchReport: Codable {
     var peak = Peak(ownGFLOPs: .nan, blasGFLOPs: nil, blasName: nil)
     var ops = [Op]()
     var training = [Training]()
+    /// Time per operation inside training steps (`--profile`).
+    var profile = [StepProfile.Entry]()
 
     init(machine: MachineInfo, command: String) {
         self.machine = machine
@@ -59,6 +61,12 @@ struct BenchReport: Codable {
             md += "\n## Operations\n\n| workload | operation | implementation | µs | GFLOP/s | GB/s |\n| --- | --- | --- | ---: | ---: | ---: |\n"
             for o in ops {
                 md += "| \(o.workload) | \(o.operation) | \(o.implementation) | \(String(format: "%.1f", o.microseconds)) | \(o.gflops.map { String(format: "%.1f", $0) } ?? "") | \(o.gigabytesPerSecond.map { String(format: "%.1f", $0) } ?? "") |\n"
+            }
+        }
+        if !profile.isEmpty {
+            md += "\n## Where a step's time goes (--profile)\n\n| workload | operation | calls per step | µs per step | share |\n| --- | --- | ---: | ---: | ---: |\n"
+            for p in profile {
+                md += "| \(p.workload) | \(p.operation) | \(String(format: "%.0f", p.callsPerStep)) | \(String(format: "%.1f", p.microsecondsPerStep)) | \(String(format: "%.1f%%", 100 * p.share)) |\n"
             }
         }
         try md.write(to: directory.appendingPathComponent("bench.md"), atomically: true, encoding: .utf8)
