@@ -97,8 +97,8 @@ public final class CPUBackend: Backend {
     ) {
         let n = parts(batch * features, grain: 16_384)
         pool.run(tasks: n) { t in
-            gatherRows(inputs: inputs.host, labels: labels.host, pixels: pixels.host, sourceLabels: sourceLabels.host,
-                       indices: indices.host, rows: batch * t / n..<batch * (t + 1) / n, features: features, normalization: normalization)
+            kernels.gather(inputs.host, labels.host, UnsafePointer(pixels.host), UnsafePointer(sourceLabels.host),
+                           UnsafePointer(indices.host), batch * t / n..<batch * (t + 1) / n, features, normalization)
         }
     }
 
@@ -160,12 +160,21 @@ public final class CPUBackend: Backend {
         outputs: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, columns: Int,
         loss: Loss, gradientScale: Float
     ) {
-        // At most a few thousand exponentials: one thread does it faster than waking another.
-        let (l, c) = lossRows(
-            gradient: gradient?.host, predictions: predictions?.host, outputs: UnsafePointer(outputs.host),
-            labels: UnsafePointer(labels.host), rows: 0..<rows, columns: columns, loss: loss, gradientScale: gradientScale)
-        metrics.host[0] += l
-        metrics.host[1] += c
+        // Each part's sums land in its own slot and are added in order, so the metric does not depend on timing.
+        let n = min(parts(rows * columns, grain: 2_048), 8)
+        withUnsafeTemporaryAllocation(of: (Float, Float).self, capacity: n) { partial in
+            let slots = partial.baseAddress!
+            pool.run(tasks: n) { t in
+                slots[t] = lossRows(
+                    gradient: gradient?.host, predictions: predictions?.host, outputs: UnsafePointer(outputs.host),
+                    labels: UnsafePointer(labels.host), rows: rows * t / n..<rows * (t + 1) / n, columns: columns,
+                    loss: loss, gradientScale: gradientScale)
+            }
+            for t in 0..<n {
+                metrics.host[0] += slots[t].0
+                metrics.host[1] += slots[t].1
+            }
+        }
     }
 
     // MARK: Optimizer

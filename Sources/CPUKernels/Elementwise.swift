@@ -197,13 +197,26 @@ public func optimizerRange<ISA: KernelISA>(_ isa: ISA.Type, parameters p: Unsafe
 
 /// Rows `rows` of a batch gathered from the resident bytes (see `Backend.gatherBatch`).
 @inlinable
-public func gatherRows(inputs: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Int32>, pixels: UnsafePointer<UInt8>, sourceLabels: UnsafePointer<UInt8>, indices: UnsafePointer<Int32>, rows: Range<Int>, features: Int, normalization: Normalization) {
+public func gatherRows<ISA: KernelISA>(_ isa: ISA.Type, inputs: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Int32>, pixels: UnsafePointer<UInt8>, sourceLabels: UnsafePointer<UInt8>, indices: UnsafePointer<Int32>, rows: Range<Int>, features: Int, normalization: Normalization) {
+    typealias V = ISA.Vector
+    let w = V.scalarCount
     let scale = normalization.scale, shift = normalization.shift
+    let scaleVector = V(repeating: scale), shiftVector = V(repeating: shift)
     for r in rows {
         let sample = Int(indices[r])
         let src = pixels + sample * features
         let dst = inputs + r * features
-        for f in 0..<features { dst[f] = Float(src[f]) * scale + shift }
+        var f = 0
+        while f + w <= features {
+            // Multiply, then add (not fused): the same rounding as `Normalization.apply`, so every backend sees the
+            // same inputs bit for bit.
+            ISA.add(ISA.multiply(ISA.floats(fromBytes: src + f), scaleVector), shiftVector).store(dst + f)
+            f += w
+        }
+        while f < features {
+            dst[f] = Float(src[f]) * scale + shift
+            f += 1
+        }
         labels[r] = Int32(sourceLabels[sample])
     }
 }

@@ -56,11 +56,22 @@ public struct GEMMArguments {
 
 /// Blocking of the packed GEMM (Goto's algorithm as BLIS lays it out): C is computed in `mr × nr` tiles by a
 /// register-resident micro-kernel, over packed panels of A (`mc × kc`, kept in L2) and B (`kc × nc`).
+#if canImport(Glibc)
+import Glibc
+#endif
+
 public enum GEMMBlocking {
     /// Depth of one packed panel: a `kc × nr` B micro-panel (32 KiB at nr = 32) stays in the 48 KiB L1.
     public static let kc = 256
     /// Rows of A packed at once (a multiple of every mr): 96 × 256 floats = 96 KiB, in L2.
     public static let mc = 96
+    /// Rows of the register tile with 32 vector registers (AVX-512): 12 or 8 (`MLP_GEMM_MR`, for measuring).
+    public static let wideRows: Int = {
+        #if canImport(Glibc)
+        if let v = getenv("MLP_GEMM_MR").map({ String(cString: $0) }), v == "8" { return 8 }
+        #endif
+        return 12
+    }()
     /// Columns of B packed at once: 256 × 1024 floats = 1 MiB, half of a 2 MiB L2.
     public static let nc = 1024
 }
@@ -73,10 +84,10 @@ public final class GEMMWorkspace: @unchecked Sendable {
     public let tile: UnsafeMutablePointer<Float>
 
     public init() {
-        // Room for the widest register tile of any ISA: mr ≤ 8, nr ≤ 32 (plus padding to whole tiles).
-        packedA = Self.allocate((GEMMBlocking.mc + 8) * GEMMBlocking.kc)
+        // Room for the widest register tile of any ISA: mr ≤ 12, nr ≤ 32 (plus padding to whole tiles).
+        packedA = Self.allocate((GEMMBlocking.mc + 12) * GEMMBlocking.kc)
         packedB = Self.allocate((GEMMBlocking.nc + 32) * GEMMBlocking.kc)
-        tile = Self.allocate(8 * 32)
+        tile = Self.allocate(12 * 32)
     }
 
     static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
@@ -91,8 +102,8 @@ public final class GEMMWorkspace: @unchecked Sendable {
     }
 }
 
-/// The packed GEMM for instruction set `ISA`, on one thread. The micro-tile is 8 × 2 vectors (16 accumulator
-/// registers: 8 × 32 floats with AVX-512), or 6 × 2 vectors where the ISA has only 16 vector registers.
+/// The packed GEMM for instruction set `ISA`, on one thread. The micro-tile is 12 × 2 vectors (24 of the 32
+/// accumulator registers: 12 × 32 floats with AVX-512), or 6 × 2 vectors where the ISA has only 16 registers.
 ///
 /// The summation order of every element of C depends only on `k` and `GEMMBlocking.kc`, never on how C is split
 /// between threads, so results are the same bit for bit whatever the thread count.
@@ -105,8 +116,11 @@ public func packedGEMM<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, _ w:
     }
     let vectorWidth = ISA.Vector.scalarCount
     let nr = 2 * vectorWidth
-    let mr = vectorWidth >= 16 ? 8 : 6
-    let kcMax = GEMMBlocking.kc
+    let mr = vectorWidth >= 16 ? GEMMBlocking.wideRows : 6
+    // Depth blocks of equal size (784 = 4 × 196, not 3 × 256 + 16): a thin last block would cost a whole pass
+    // over C for little work.
+    let depthBlocks = (g.k + GEMMBlocking.kc - 1) / GEMMBlocking.kc
+    let kcMax = (g.k + depthBlocks - 1) / depthBlocks
     let mcMax = GEMMBlocking.mc / mr * mr
     let ncMax = GEMMBlocking.nc
     var jc = 0
@@ -131,14 +145,18 @@ public func packedGEMM<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, _ w:
                         let rows = min(mr, mc - ir), columns = min(nr, nc - jr)
                         let c = g.c + (ic + ir) * g.ldc + jc + jr
                         if rows == mr && columns == nr {
-                            if mr == 8 {
+                            if mr == 12 {
+                                microKernel12(ISA.self, kc: kc, a: aPanel, b: bPanel, alpha: g.alpha, beta: beta, c: c, ldc: g.ldc)
+                            } else if mr == 8 {
                                 microKernel8(ISA.self, kc: kc, a: aPanel, b: bPanel, alpha: g.alpha, beta: beta, c: c, ldc: g.ldc)
                             } else {
                                 microKernel6(ISA.self, kc: kc, a: aPanel, b: bPanel, alpha: g.alpha, beta: beta, c: c, ldc: g.ldc)
                             }
                         } else {
                             // Edge of C: compute the whole tile into scratch, then merge the part that exists.
-                            if mr == 8 {
+                            if mr == 12 {
+                                microKernel12(ISA.self, kc: kc, a: aPanel, b: bPanel, alpha: g.alpha, beta: 0, c: w.tile, ldc: nr)
+                            } else if mr == 8 {
                                 microKernel8(ISA.self, kc: kc, a: aPanel, b: bPanel, alpha: g.alpha, beta: 0, c: w.tile, ldc: nr)
                             } else {
                                 microKernel6(ISA.self, kc: kc, a: aPanel, b: bPanel, alpha: g.alpha, beta: 0, c: w.tile, ldc: nr)

@@ -29,6 +29,8 @@ public protocol KernelISA: SendableMetatype {
     static func relu(_ a: Vector) -> Vector
     /// `a > 0 ? g : 0` per lane (ReLU's backward from its output `a`).
     static func reluGradient(_ g: Vector, output a: Vector) -> Vector
+    /// `Vector.scalarCount` bytes from `p`, as floats.
+    static func floats(fromBytes p: UnsafePointer<UInt8>) -> Vector
 }
 
 /// Baseline x86-64 or arm64 without assumptions: separate multiply and add (a fused `addingProduct` would become a
@@ -50,6 +52,9 @@ public enum BaselineISA: KernelISA {
     @inlinable @inline(__always) public static func relu(_ a: Vector) -> Vector { pointwiseMax(a, Vector()) }
     @inlinable @inline(__always) public static func reluGradient(_ g: Vector, output a: Vector) -> Vector {
         g.replacing(with: Vector(), where: a .<= Vector())
+    }
+    @inlinable @inline(__always) public static func floats(fromBytes p: UnsafePointer<UInt8>) -> Vector {
+        Vector(Float(p[0]), Float(p[1]), Float(p[2]), Float(p[3]))
     }
 }
 

@@ -12,6 +12,7 @@ public struct KernelSet: Sendable {
     public var biasActivation: @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Range<Int>, Int, Activation) -> Void
     public var activationBackward: @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int, Range<Int>, Activation) -> Void
     public var optimizer: @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Range<Int>, OptimizerStep) -> Void
+    public var gather: @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>, UnsafePointer<UInt8>, UnsafePointer<UInt8>, UnsafePointer<Int32>, Range<Int>, Int, Normalization) -> Void
 
     /// The kernels of `ISA`. Call this from a module compiled for that ISA, so that the generic code is
     /// specialised there.
@@ -23,17 +24,19 @@ public struct KernelSet: Sendable {
             gemm: { packedGEMM(ISA.self, $0, $1) },
             biasActivation: { biasActivationRows(ISA.self, values: $0, bias: $1, rows: $2, columns: $3, activation: $4) },
             activationBackward: { activationBackwardColumns(ISA.self, gradient: $0, biasGradient: $1, outputs: $2, rows: $3, columns: $4, columnRange: $5, activation: $6) },
-            optimizer: { optimizerRange(ISA.self, parameters: $0, gradients: $1, state: $2, count: $3, range: $4, step: $5) })
+            optimizer: { optimizerRange(ISA.self, parameters: $0, gradients: $1, state: $2, count: $3, range: $4, step: $5) },
+            gather: { gatherRows(ISA.self, inputs: $0, labels: $1, pixels: $2, sourceLabels: $3, indices: $4, rows: $5, features: $6, normalization: $7) })
     }
 
     @inlinable
-    public init(name: String, vectorWidth: Int, gemm: @escaping @Sendable (GEMMArguments, GEMMWorkspace) -> Void, biasActivation: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Range<Int>, Int, Activation) -> Void, activationBackward: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int, Range<Int>, Activation) -> Void, optimizer: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Range<Int>, OptimizerStep) -> Void) {
+    public init(name: String, vectorWidth: Int, gemm: @escaping @Sendable (GEMMArguments, GEMMWorkspace) -> Void, biasActivation: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Range<Int>, Int, Activation) -> Void, activationBackward: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int, Range<Int>, Activation) -> Void, optimizer: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Range<Int>, OptimizerStep) -> Void, gather: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>, UnsafePointer<UInt8>, UnsafePointer<UInt8>, UnsafePointer<Int32>, Range<Int>, Int, Normalization) -> Void) {
         self.name = name
         self.vectorWidth = vectorWidth
         self.gemm = gemm
         self.biasActivation = biasActivation
         self.activationBackward = activationBackward
         self.optimizer = optimizer
+        self.gather = gather
     }
 
     /// The baseline kernels (any x86-64 or arm64 CPU).

@@ -18,6 +18,9 @@ public enum AVX2ISA: KernelISA {
     @inline(__always) public static func reluGradient(_ g: Vector, output a: Vector) -> Vector {
         g.replacing(with: Vector(), where: a .<= Vector())
     }
+    @inline(__always) public static func floats(fromBytes p: UnsafePointer<UInt8>) -> Vector {
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(SIMD2<Int64>(UnsafeRawPointer(p).loadUnaligned(as: Int64.self), 0)))
+    }
 }
 
 /// The kernels for AVX2 CPUs.

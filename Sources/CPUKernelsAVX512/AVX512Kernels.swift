@@ -18,6 +18,9 @@ public enum AVX512ISA: KernelISA {
     @inline(__always) public static func reluGradient(_ g: Vector, output a: Vector) -> Vector {
         g.replacing(with: Vector(), where: a .<= Vector())
     }
+    @inline(__always) public static func floats(fromBytes p: UnsafePointer<UInt8>) -> Vector {
+        _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(UnsafeRawPointer(p).loadUnaligned(as: SIMD2<Int64>.self)))
+    }
 }
 
 /// The kernels for AVX-512 CPUs.
