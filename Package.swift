@@ -53,7 +53,8 @@ let package = Package(
         .testTarget(name: "MNISTTests", dependencies: ["MNIST", "TestSupport"]),
         .testTarget(name: "MLPCoreTests", dependencies: ["MNIST", "MLPCore", "NaiveBackend", "TestSupport"]),
         .testTarget(name: "NaiveBackendTests", dependencies: ["MNIST", "NaiveBackend", "MLPCore", "TestSupport"]),
-        .testTarget(name: "CPUBackendTests", dependencies: ["MNIST", "MLPCore", "NaiveBackend", "CPUBackend", "CPUKernels", "TestSupport"]),
+        .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
+        .testTarget(name: "CPUBackendTests", dependencies: ["MNIST", "MLPCore", "NaiveBackend", "CPUBackend", "CPUKernels", "TestSupport", "CAllocationCounter"]),
         .testTarget(name: "mlpTests", dependencies: ["mlp", "MNIST", "MLPCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -55,6 +55,81 @@ public final class CPUBackend: Backend {
             pool = ThreadPool(threadCount: threadCount)
         }
         workspaces = (0..<pool.threadCount).map { _ in GEMMWorkspace() }
+        bindJobs()
+    }
+
+    // MARK: Parallel jobs
+
+    /// The arguments of the operation in progress. Each operation's parallel job is a closure made once (in
+    /// `bindJobs`) that reads them from here: a closure made per call would allocate on every call.
+    private struct Pending {
+        var gemm = GEMMArguments(transposeA: false, transposeB: false, m: 0, n: 0, k: 0, alpha: 0, a: UnsafePointer(bitPattern: 64)!, lda: 0, b: UnsafePointer(bitPattern: 64)!, ldb: 0, beta: 0, c: UnsafeMutablePointer(bitPattern: 64)!, ldc: 0)
+        var gemmByColumns = false
+        var gemmTile = 0, gemmExtent = 0
+        var parts = 1
+        var rows = 0, columns = 0, count = 0, features = 0
+        var activation = Activation.relu
+        var loss = Loss.softmaxCrossEntropy
+        var gradientScale: Float = 1
+        var normalization = Normalization.unit
+        var step = OptimizerStep(kind: .sgd, learningRate: 0, momentum: 0, nesterov: false, weightDecay: 0, beta1: 0, beta2: 0, epsilon: 0, step: 1)
+        var f0: UnsafeMutablePointer<Float>?, f1: UnsafeMutablePointer<Float>?, f2: UnsafeMutablePointer<Float>?
+        var i0: UnsafeMutablePointer<Int32>?, i1: UnsafeMutablePointer<Int32>?, i2: UnsafeMutablePointer<Int32>?
+        var b0: UnsafeMutablePointer<UInt8>?, b1: UnsafeMutablePointer<UInt8>?
+    }
+
+    /// Per-part loss sums (one slot per part, at most 8 parts), added in part order.
+    private let lossParts = UnsafeMutablePointer<(Float, Float)>.allocate(capacity: 8)
+    private let maxLossParts = 8
+
+    deinit { lossParts.deallocate() }
+
+    private var pending = Pending()
+    private var gemmJob: (Int) -> Void = { _ in }
+    private var gatherJob: (Int) -> Void = { _ in }
+    private var biasJob: (Int) -> Void = { _ in }
+    private var backwardJob: (Int) -> Void = { _ in }
+    private var lossJob: (Int) -> Void = { _ in }
+    private var optimizerJob: (Int) -> Void = { _ in }
+
+    private func bindJobs() {
+        gemmJob = { [unowned(unsafe) self] t in
+            let p = self.pending
+            let units = (p.gemmExtent + p.gemmTile - 1) / p.gemmTile
+            let lo = min(p.gemmExtent, units * t / p.parts * p.gemmTile), hi = min(p.gemmExtent, units * (t + 1) / p.parts * p.gemmTile)
+            if lo < hi { self.kernels.gemm(p.gemmByColumns ? p.gemm.columns(lo..<hi) : p.gemm.rows(lo..<hi), self.workspaces[t]) }
+        }
+        gatherJob = { [unowned(unsafe) self] t in
+            let p = self.pending
+            self.kernels.gather(p.f0!, p.i0!, UnsafePointer(p.b0!), UnsafePointer(p.b1!), UnsafePointer(p.i1!),
+                                p.rows * t / p.parts..<p.rows * (t + 1) / p.parts, p.features, p.normalization)
+        }
+        biasJob = { [unowned(unsafe) self] t in
+            let p = self.pending
+            self.kernels.biasActivation(p.f0!, UnsafePointer(p.f1!), p.rows * t / p.parts..<p.rows * (t + 1) / p.parts, p.columns, p.activation)
+        }
+        backwardJob = { [unowned(unsafe) self] t in
+            let p = self.pending
+            let w = self.kernels.vectorWidth
+            let units = (p.columns + w - 1) / w
+            let lo = min(p.columns, units * t / p.parts * w), hi = min(p.columns, units * (t + 1) / p.parts * w)
+            self.kernels.activationBackward(p.f0!, p.f1!, UnsafePointer(p.f2!), p.rows, p.columns, lo..<hi, p.activation)
+        }
+        lossJob = { [unowned(unsafe) self] t in
+            let p = self.pending
+            let part = lossRows(
+                gradient: p.f0, predictions: p.i0, outputs: UnsafePointer(p.f1!), labels: UnsafePointer(p.i1!),
+                rows: p.rows * t / p.parts..<p.rows * (t + 1) / p.parts, columns: p.columns, loss: p.loss,
+                gradientScale: p.gradientScale)
+            self.lossParts[t] = part
+        }
+        optimizerJob = { [unowned(unsafe) self] t in
+            let p = self.pending
+            let w = self.kernels.vectorWidth
+            let units = (p.count + w - 1) / w
+            let lo = min(p.count, units * t / p.parts * w), hi = min(p.count, units * (t + 1) / p.parts * w)
+            self.kernels.optimizer(p.f0!, UnsafePointer(p.f1!), p.f2!, p.count, lo..<hi, p.step)
+        }
     }
 
     // MARK: Memory
@@ -95,11 +170,10 @@ public final class CPUBackend: Backend {
         pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: DevicePointer<Int32>,
         batch: Int, features: Int, normalization: Normalization
     ) {
-        let n = parts(batch * features, grain: 16_384)
-        pool.run(tasks: n) { t in
-            kernels.gather(inputs.host, labels.host, UnsafePointer(pixels.host), UnsafePointer(sourceLabels.host),
-                           UnsafePointer(indices.host), batch * t / n..<batch * (t + 1) / n, features, normalization)
-        }
+        pending.parts = parts(batch * features, grain: 16_384)
+        pending.f0 = inputs.host; pending.i0 = labels.host; pending.b0 = pixels.host; pending.b1 = sourceLabels.host
+        pending.i1 = indices.host; pending.rows = batch; pending.features = features; pending.normalization = normalization
+        pool.run(tasks: pending.parts, gatherJob)
     }
 
     // MARK: Layers
@@ -126,33 +200,32 @@ public final class CPUBackend: Backend {
             kernels.gemm(g, workspaces[0])
             return
         }
-        let units = (extent + tile - 1) / tile
-        pool.run(tasks: count) { t in
-            let lo = min(extent, units * t / count * tile), hi = min(extent, units * (t + 1) / count * tile)
-            if lo < hi { kernels.gemm(byColumns ? g.columns(lo..<hi) : g.rows(lo..<hi), workspaces[t]) }
-        }
+        pending.gemm = g
+        pending.gemmByColumns = byColumns
+        pending.gemmTile = tile
+        pending.gemmExtent = extent
+        pending.parts = count
+        pool.run(tasks: count, gemmJob)
     }
 
     public func biasActivationForward(
         values: DevicePointer<Float>, bias: DevicePointer<Float>, rows: Int, columns: Int, activation: Activation
     ) {
-        let n = parts(rows * columns, grain: 32_768)
-        pool.run(tasks: n) { t in
-            kernels.biasActivation(values.host, UnsafePointer(bias.host), rows * t / n..<rows * (t + 1) / n, columns, activation)
-        }
+        pending.parts = parts(rows * columns, grain: 32_768)
+        pending.f0 = values.host; pending.f1 = bias.host
+        pending.rows = rows; pending.columns = columns; pending.activation = activation
+        pool.run(tasks: pending.parts, biasJob)
     }
 
     public func activationBackward(
         gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>, outputs: DevicePointer<Float>,
         rows: Int, columns: Int, activation: Activation
     ) {
-        let w = kernels.vectorWidth
-        let n = min(parts(rows * columns, grain: 32_768), max(1, columns / w))
-        let units = (columns + w - 1) / w
-        pool.run(tasks: n) { t in
-            let lo = min(columns, units * t / n * w), hi = min(columns, units * (t + 1) / n * w)
-            kernels.activationBackward(gradient.host, biasGradient.host, UnsafePointer(outputs.host), rows, columns, lo..<hi, activation)
-        }
+        // Split by columns: each bias-gradient sum stays with one thread, in row order.
+        pending.parts = min(parts(rows * columns, grain: 32_768), max(1, columns / kernels.vectorWidth))
+        pending.f0 = gradient.host; pending.f1 = biasGradient.host; pending.f2 = outputs.host
+        pending.rows = rows; pending.columns = columns; pending.activation = activation
+        pool.run(tasks: pending.parts, backwardJob)
     }
 
     public func lossForwardBackward(
@@ -160,20 +233,14 @@ public final class CPUBackend: Backend {
         outputs: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, columns: Int,
         loss: Loss, gradientScale: Float
     ) {
-        // Each part's sums land in its own slot and are added in order, so the metric does not depend on timing.
-        let n = min(parts(rows * columns, grain: 2_048), 8)
-        withUnsafeTemporaryAllocation(of: (Float, Float).self, capacity: n) { partial in
-            let slots = partial.baseAddress!
-            pool.run(tasks: n) { t in
-                slots[t] = lossRows(
-                    gradient: gradient?.host, predictions: predictions?.host, outputs: UnsafePointer(outputs.host),
-                    labels: UnsafePointer(labels.host), rows: rows * t / n..<rows * (t + 1) / n, columns: columns,
-                    loss: loss, gradientScale: gradientScale)
-            }
-            for t in 0..<n {
-                metrics.host[0] += slots[t].0
-                metrics.host[1] += slots[t].1
-            }
+        // Each part's sums land in their own slot and are added in part order, whatever the timing.
+        pending.parts = min(parts(rows * columns, grain: 2_048), maxLossParts)
+        pending.f0 = gradient?.host; pending.i0 = predictions?.host; pending.f1 = outputs.host; pending.i1 = labels.host
+        pending.rows = rows; pending.columns = columns; pending.loss = loss; pending.gradientScale = gradientScale
+        pool.run(tasks: pending.parts, lossJob)
+        for t in 0..<pending.parts {
+            metrics.host[0] += lossParts[t].0
+            metrics.host[1] += lossParts[t].1
         }
     }
 
@@ -183,12 +250,9 @@ public final class CPUBackend: Backend {
         parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>,
         count: Int, step: OptimizerStep
     ) {
-        let n = parts(count, grain: 65_536)
-        let w = kernels.vectorWidth
-        let units = (count + w - 1) / w
-        pool.run(tasks: n) { t in
-            let lo = min(count, units * t / n * w), hi = min(count, units * (t + 1) / n * w)
-            kernels.optimizer(parameters.host, UnsafePointer(gradients.host), state.host, count, lo..<hi, step)
-        }
+        pending.parts = parts(count, grain: 65_536)
+        pending.f0 = parameters.host; pending.f1 = gradients.host; pending.f2 = state.host
+        pending.count = count; pending.step = step
+        pool.run(tasks: pending.parts, optimizerJob)
     }
 }

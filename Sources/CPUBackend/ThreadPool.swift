@@ -81,26 +81,40 @@ public final class ThreadPool: @unchecked Sendable {
         state.lock.unlock()
     }
 
-    /// Runs `body(0)`, …, `body(tasks − 1)` across the threads and returns when all have finished.
-    public func run(tasks: Int, _ body: (Int) -> Void) {
+    /// Runs `body` once on every thread of the pool, the caller included (for per-thread set-up, and for tests
+    /// that watch each thread).
+    public func runOnEveryThread(_ body: @escaping () -> Void) {
+        let arrived = Atomic<Int>(0)
+        let n = threadCount
+        run(tasks: n) { _ in
+            body()
+            // Hold each thread here until all have arrived, so that no thread can take a second task.
+            arrived.add(1, ordering: .sequentiallyConsistent)
+            while arrived.load(ordering: .sequentiallyConsistent) < n {}
+        }
+    }
+
+    /// Runs `job(0)`, …, `job(tasks − 1)` across the threads and returns when all have finished.
+    ///
+    /// The job is an escaping closure that the caller makes once and keeps (the cpu backend binds one per
+    /// operation when it starts): a closure made per call would be a heap allocation per call.
+    public func run(tasks: Int, _ job: @escaping (Int) -> Void) {
         if tasks <= 0 { return }
         if tasks == 1 || threadCount == 1 {
-            for t in 0..<tasks { body(t) }
+            for t in 0..<tasks { job(t) }
             return
         }
         let s = state
-        withoutActuallyEscaping(body) { body in
-            s.job = body
-            s.taskCount = tasks
-            s.nextTask.store(0, ordering: .sequentiallyConsistent)
-            s.remaining.store(tasks, ordering: .sequentiallyConsistent)
-            s.lock.lock()
-            s.generation.add(1, ordering: .sequentiallyConsistent)
-            if s.sleepers > 0 { s.lock.broadcast() }
-            s.lock.unlock()
-            s.work()
-            while s.remaining.load(ordering: .sequentiallyConsistent) > 0 || s.active.load(ordering: .sequentiallyConsistent) > 0 {}
-            s.job = nil
-        }
+        s.job = job
+        s.taskCount = tasks
+        s.nextTask.store(0, ordering: .sequentiallyConsistent)
+        s.remaining.store(tasks, ordering: .sequentiallyConsistent)
+        s.lock.lock()
+        s.generation.add(1, ordering: .sequentiallyConsistent)
+        if s.sleepers > 0 { s.lock.broadcast() }
+        s.lock.unlock()
+        s.work()
+        while s.remaining.load(ordering: .sequentiallyConsistent) > 0 || s.active.load(ordering: .sequentiallyConsistent) > 0 {}
+        s.job = nil
     }
 }

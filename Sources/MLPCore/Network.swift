@@ -110,7 +110,9 @@ public final class Network {
         backend.lossForwardBackward(
             gradient: gradient, metrics: trainingMetrics, predictions: nil, outputs: activations[last],
             labels: labels, rows: rows, columns: spec.outputSize, loss: spec.loss, gradientScale: 1 / Float(rows))
-        for l in stride(from: last, through: 0, by: -1) {
+        var l = last
+        while l >= 0 {
+            defer { l -= 1 }
             let layer = layout.layers[l]
             let layerInput = l == 0 ? inputs : activations[l - 1]
             // dZ = dA ⊙ f'(A), and the bias gradient Σ_rows dZ, in one pass.
@@ -217,7 +219,10 @@ public final class Network {
     public var normalization = Normalization.unit
 
     private func forward(rows: Int) {
-        for (l, layer) in layout.layers.enumerated() {
+        // Plain index loops here and in `trainStep`: generic sequence wrappers (enumerated, stride) allocate in
+        // debug builds, and the allocation test runs in one.
+        for l in 0..<layout.layers.count {
+            let layer = layout.layers[l]
             let x = l == 0 ? inputs : activations[l - 1]
             // Z [B, out] = X [B, in] · Wᵀ
             backend.gemm(

@@ -42,8 +42,10 @@ public struct NetworkSpec: Sendable, Equatable, Codable {
         return sizes
     }
 
-    public var inputSize: Int { layerSizes.first! }
-    public var outputSize: Int { layerSizes.last! }
+    // Subscripts, not first/last: those go through Collection's generic accessors, which allocate in debug builds,
+    // and these are read inside every training step.
+    public var inputSize: Int { layerSizes[0] }
+    public var outputSize: Int { layerSizes[layerSizes.count - 1] }
     /// Number of dense layers.
     public var layerCount: Int { layerSizes.count - 1 }
     /// The widest layer output (sizes the backward scratch buffers).

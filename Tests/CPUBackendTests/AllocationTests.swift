@@ -1,0 +1,49 @@
+import CAllocationCounter
+import CPUBackend
+import MLPCore
+import MNIST
+import Testing
+import TestSupport
+import Glibc
+
+/// A warmed-up training step on the cpu backend allocates nothing on the heap.
+///
+/// How: the test binary interposes malloc, calloc, realloc, posix_memalign, aligned_alloc and memalign
+/// (`CAllocationCounter`), counting calls from the threads that opted in: the test's own thread and every thread of
+/// the backend's pool. Counting only those threads keeps allocations of tests running beside this one out.
+/// It runs in the debug build `swift test` makes, where generic code allocates more than in a release build, so
+/// passing here is the stronger statement.
+@Suite(.serialized) struct AllocationTests {
+    @Test func aWarmedUpStepAllocatesNothing() throws {
+        #if os(Linux)
+        let backend = try CPUBackend(threads: 2)
+        let spec = try NetworkSpec(layerSizes: [784, 67, 33, 10])
+        let optimizer = OptimizerConfiguration.adam()
+        let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: 50)
+        let data = try ResidentDataset(syntheticImages(count: 200, rows: 28, columns: 28, classes: 10), on: backend)
+        var g = SeededGenerator(seed: 1)
+        network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &g))
+        let epoch = EpochBatches(indices: (0..<200).map(Int32.init), batchSize: 50, dropLast: true, generator: &g)
+        network.trainStep(data, batch: epoch.order[epoch.range(ofBatch: 0)], step: optimizer.step(1, learningRate: 1e-3))
+
+        // The counter works: an allocation on a counted thread is seen.
+        mlp_reset_allocation_count()
+        backend.pool.runOnEveryThread { mlp_count_allocations_on_this_thread(1) }
+        let probe = [Int](repeating: 7, count: Int.random(in: 100...200))
+        #expect(mlp_allocation_count() >= 1, "the allocation counter saw nothing (\(probe.count))")
+
+        // MLP_TRAP_ALLOCATIONS=1 makes the first counted allocation trap, so that the crash backtrace shows where
+        // it came from.
+        let trap = getenv("MLP_TRAP_ALLOCATIONS") != nil
+        mlp_reset_allocation_count()
+        if trap { mlp_trap(1) }
+        for b in 1..<4 {
+            network.trainStep(data, batch: epoch.order[epoch.range(ofBatch: b)], step: optimizer.step(b + 1, learningRate: 1e-3))
+        }
+        let during = mlp_allocation_count()
+        mlp_trap(0)
+        backend.pool.runOnEveryThread { mlp_count_allocations_on_this_thread(0) }
+        #expect(during == 0, "\(during) heap allocations in 3 training steps")
+        #endif
+    }
+}
