@@ -5,7 +5,7 @@ import Synchronization
 /// part. Made once per backend: a step issues a dozen parallel operations, and starting threads (or going
 /// through a general-purpose queue) for each would cost more than the smaller ones take.
 ///
-/// Workers spin briefly after each job, because the next one usually follows within microseconds, then sleep
+/// Workers spin for about a millisecond after each job, because the next one usually follows within microseconds, then sleep
 /// on a condition variable so that an idle pool costs nothing (and leaves the cores to a BLAS's own threads).
 public final class ThreadPool: @unchecked Sendable {
     /// Threads that run parts, the caller included.
@@ -39,10 +39,15 @@ public final class ThreadPool: @unchecked Sendable {
         func workerLoop() {
             var seen = generation.load(ordering: .sequentiallyConsistent)
             while true {
-                var spins = 0
+                // Spin for about a millisecond before sleeping: between the operations of a step there is
+                // single-threaded work of tens of microseconds, and waking a sleeping thread costs as much again
+                // (far more in a virtual machine).
                 var current = generation.load(ordering: .sequentiallyConsistent)
-                while current == seen && spins < 20_000 {
-                    spins += 1
+                let spinUntil = DispatchTime.now().uptimeNanoseconds + 1_000_000
+                var spins = 0
+                while current == seen {
+                    spins &+= 1
+                    if spins & 1023 == 0 && DispatchTime.now().uptimeNanoseconds > spinUntil { break }
                     current = generation.load(ordering: .sequentiallyConsistent)
                 }
                 if current == seen {
