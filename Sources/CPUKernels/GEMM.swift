@@ -85,8 +85,9 @@ public final class GEMMWorkspace: @unchecked Sendable {
 
     public init() {
         // Room for the widest register tile of any ISA: mr ≤ 12, nr ≤ 32 (plus padding to whole tiles).
-        packedA = Self.allocate((GEMMBlocking.mc + 12) * GEMMBlocking.kc)
-        packedB = Self.allocate((GEMMBlocking.nc + 32) * GEMMBlocking.kc)
+        // 16 floats of slack: `transposeBlock` may write that far past a panel.
+        packedA = Self.allocate((GEMMBlocking.mc + 12) * GEMMBlocking.kc + 16)
+        packedB = Self.allocate((GEMMBlocking.nc + 32) * GEMMBlocking.kc + 16)
         tile = Self.allocate(12 * 32)
     }
 
@@ -129,13 +130,13 @@ public func packedGEMM<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, _ w:
         var pc = 0
         while pc < g.k {
             let kc = min(kcMax, g.k - pc)
-            packB(g, rows: pc, count: kc, columns: jc, width: nc, nr: nr, into: w.packedB)
+            packB(ISA.self, g, rows: pc, count: kc, columns: jc, width: nc, nr: nr, into: w.packedB)
             // The first depth block applies beta; later ones add to what is there.
             let beta: Float = pc == 0 ? g.beta : 1
             var ic = 0
             while ic < g.m {
                 let mc = min(mcMax, g.m - ic)
-                packA(g, rows: ic, count: mc, depth: pc, kc: kc, mr: mr, into: w.packedA)
+                packA(ISA.self, g, rows: ic, count: mc, depth: pc, kc: kc, mr: mr, into: w.packedA)
                 var jr = 0
                 while jr < nc {
                     let bPanel = w.packedB + (jr / nr) * nr * kc
@@ -194,7 +195,7 @@ func scaleC(_ g: GEMMArguments) {
 /// Packs `op(A)[rows ..< rows+count, depth ..< depth+kc]` into micro-panels of `mr` rows: for each micro-panel,
 /// `kc` groups of `mr` consecutive values (column `p` of the panel), rows past `m` zero.
 @inlinable @inline(__always)
-func packA(_ g: GEMMArguments, rows: Int, count: Int, depth: Int, kc: Int, mr: Int, into out: UnsafeMutablePointer<Float>) {
+func packA<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, rows: Int, count: Int, depth: Int, kc: Int, mr: Int, into out: UnsafeMutablePointer<Float>) {
     var panel = 0
     while panel < count {
         let dst = out + (panel / mr) * mr * kc
@@ -209,11 +210,7 @@ func packA(_ g: GEMMArguments, rows: Int, count: Int, depth: Int, kc: Int, mr: I
                 for r in valid..<mr { d[r] = 0 }
             }
         } else {
-            for r in 0..<valid {
-                let src = g.a + (i0 + r) * g.lda + depth
-                for p in 0..<kc { dst[p * mr + r] = src[p] }
-            }
-            if valid < mr { for p in 0..<kc { for r in valid..<mr { dst[p * mr + r] = 0 } } }
+            ISA.transposeBlock(g.a + i0 * g.lda + depth, ld: g.lda, rows: valid, count: kc, into: dst, width: mr)
         }
         panel += mr
     }
@@ -222,19 +219,15 @@ func packA(_ g: GEMMArguments, rows: Int, count: Int, depth: Int, kc: Int, mr: I
 /// Packs `op(B)[rows ..< rows+count, columns ..< columns+width]` into micro-panels of `nr` columns: for each,
 /// `count` rows of `nr` consecutive values, columns past `n` zero.
 @inlinable @inline(__always)
-func packB(_ g: GEMMArguments, rows: Int, count: Int, columns: Int, width: Int, nr: Int, into out: UnsafeMutablePointer<Float>) {
+func packB<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, rows: Int, count: Int, columns: Int, width: Int, nr: Int, into out: UnsafeMutablePointer<Float>) {
     var panel = 0
     while panel < width {
         let dst = out + (panel / nr) * nr * count
         let valid = min(nr, width - panel)
         let j0 = columns + panel
         if g.transposeB {
-            // op(B)[p, j] = B[j, p]: walk each of the nr rows of B along p.
-            for j in 0..<valid {
-                let src = g.b + (j0 + j) * g.ldb + rows
-                for p in 0..<count { dst[p * nr + j] = src[p] }
-            }
-            if valid < nr { for p in 0..<count { for j in valid..<nr { dst[p * nr + j] = 0 } } }
+            // op(B)[p, j] = B[j, p]: a block of B's rows, transposed.
+            ISA.transposeBlock(g.b + j0 * g.ldb + rows, ld: g.ldb, rows: valid, count: count, into: dst, width: nr)
         } else {
             for p in 0..<count {
                 let src = g.b + (rows + p) * g.ldb + j0

@@ -31,6 +31,22 @@ public protocol KernelISA: SendableMetatype {
     static func reluGradient(_ g: Vector, output a: Vector) -> Vector
     /// `Vector.scalarCount` bytes from `p`, as floats.
     static func floats(fromBytes p: UnsafePointer<UInt8>) -> Vector
+    /// Packing for the GEMM: `dst[p · width + r] = src[r · ld + p]` for `r < rows`, 0 for `rows ≤ r < width`, over
+    /// `p < count` (a block of `rows` rows of length `count`, transposed into `count` groups of `width`).
+    /// May write up to 16 floats past `dst + count · width` (the packing buffers leave room).
+    static func transposeBlock(_ src: UnsafePointer<Float>, ld: Int, rows: Int, count: Int, into dst: UnsafeMutablePointer<Float>, width: Int)
+}
+
+extension KernelISA {
+    /// The plain loop: one element at a time.
+    @inlinable @inline(__always)
+    public static func transposeBlock(_ src: UnsafePointer<Float>, ld: Int, rows: Int, count: Int, into dst: UnsafeMutablePointer<Float>, width: Int) {
+        for r in 0..<rows {
+            let s = src + r * ld
+            for p in 0..<count { dst[p * width + r] = s[p] }
+        }
+        if rows < width { for p in 0..<count { for r in rows..<width { dst[p * width + r] = 0 } } }
+    }
 }
 
 /// Baseline x86-64 or arm64 without assumptions: separate multiply and add (a fused `addingProduct` would become a
