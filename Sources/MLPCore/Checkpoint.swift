@@ -5,7 +5,7 @@ import MNIST
 /// and in `__metadata__` the architecture, the run's configuration and its progress.
 ///
 /// Tensors: `layers.{l}.weight` `[out, in]` and `layers.{l}.bias` `[out]` for each layer `l` (the layout of
-/// `torch.nn.Linear`), and `optimizer.{slot}.layers.{l}.weight|bias` for each optimizer state slot
+/// `torch.nn.Linear`; the network's own buffers hold weights as `[in, out]`, see `ParameterLayout`), and `optimizer.{slot}.layers.{l}.weight|bias` for each optimizer state slot
 /// (`exp_avg`, `exp_avg_sq`, `momentum_buffer`). Metadata keys: `format` (`mlp-checkpoint-1`), `layers`
 /// (`784,512,256,10`), `activation`, `loss`, `configuration` and `progress` (JSON), `dataset`, plus free-form notes.
 public struct Checkpoint: Sendable {
@@ -43,7 +43,8 @@ public struct Checkpoint: Sendable {
             let base = flat.startIndex
             for (l, layer) in layout.layers.enumerated() {
                 let w = base + layer.weightOffset, b = base + layer.biasOffset
-                tensors.append(.init(name: "\(prefix)layers.\(l).weight", shape: [layer.outputs, layer.inputs], values: Array(flat[w..<w + layer.weightCount])))
+                tensors.append(.init(name: "\(prefix)layers.\(l).weight", shape: [layer.outputs, layer.inputs],
+                                     values: transposed(flat[w..<w + layer.weightCount], rows: layer.inputs, columns: layer.outputs)))
                 tensors.append(.init(name: "\(prefix)layers.\(l).bias", shape: [layer.outputs], values: Array(flat[b..<b + layer.outputs])))
             }
         }
@@ -96,7 +97,8 @@ public struct Checkpoint: Sendable {
                     guard actual == shape else {
                         throw fail("tensor '\(name)' has shape \(actual), but layers \(configuration.network.sizesText) need \(shape)")
                     }
-                    flat.replaceSubrange(base + offset..<base + offset + values.count, with: values)
+                    let stored = suffix == "weight" ? transposed(values[...], rows: layer.outputs, columns: layer.inputs) : values
+                    flat.replaceSubrange(base + offset..<base + offset + stored.count, with: stored)
                 }
             }
         }
@@ -110,4 +112,14 @@ public struct Checkpoint: Sendable {
             configuration: configuration, progress: progress, parameters: parameters, optimizerState: state,
             notes: file.metadata.filter { !reserved.contains($0.key) })
     }
+}
+
+/// A `rows × columns` row-major matrix transposed.
+func transposed(_ m: ArraySlice<Float>, rows: Int, columns: Int) -> [Float] {
+    var out = [Float](repeating: 0, count: rows * columns)
+    let base = m.startIndex
+    for r in 0..<rows {
+        for c in 0..<columns { out[c * rows + r] = m[base + r * columns + c] }
+    }
+    return out
 }

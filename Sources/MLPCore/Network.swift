@@ -119,16 +119,16 @@ public final class Network {
             backend.activationBackward(
                 gradient: gradient, biasGradient: gradients + layer.biasOffset, outputs: activations[l],
                 rows: rows, columns: layer.outputs, activation: spec.activation(ofLayer: l))
-            // dW [out, in] = dZᵀ [out, B] · X [B, in]
+            // dW [in, out] = Xᵀ [in, B] · dZ [B, out]
             backend.gemm(
-                transposeA: true, transposeB: false, m: layer.outputs, n: layer.inputs, k: rows,
-                alpha: 1, a: gradient, lda: layer.outputs, b: layerInput, ldb: layer.inputs,
-                beta: 0, c: gradients + layer.weightOffset, ldc: layer.inputs)
+                transposeA: true, transposeB: false, m: layer.inputs, n: layer.outputs, k: rows,
+                alpha: 1, a: layerInput, lda: layer.inputs, b: gradient, ldb: layer.outputs,
+                beta: 0, c: gradients + layer.weightOffset, ldc: layer.outputs)
             if l > 0 {
-                // dX [B, in] = dZ [B, out] · W [out, in]
+                // dX [B, in] = dZ [B, out] · Wᵀ [out, in]
                 backend.gemm(
-                    transposeA: false, transposeB: false, m: rows, n: layer.inputs, k: layer.outputs,
-                    alpha: 1, a: gradient, lda: layer.outputs, b: parameters + layer.weightOffset, ldb: layer.inputs,
+                    transposeA: false, transposeB: true, m: rows, n: layer.inputs, k: layer.outputs,
+                    alpha: 1, a: gradient, lda: layer.outputs, b: parameters + layer.weightOffset, ldb: layer.outputs,
                     beta: 0, c: other, ldc: layer.inputs)
                 swap(&gradient, &other)
             }
@@ -224,10 +224,10 @@ public final class Network {
         for l in 0..<layout.layers.count {
             let layer = layout.layers[l]
             let x = l == 0 ? inputs : activations[l - 1]
-            // Z [B, out] = X [B, in] · Wᵀ
+            // Z [B, out] = X [B, in] · W [in, out]
             backend.gemm(
-                transposeA: false, transposeB: true, m: rows, n: layer.outputs, k: layer.inputs,
-                alpha: 1, a: x, lda: layer.inputs, b: parameters + layer.weightOffset, ldb: layer.inputs,
+                transposeA: false, transposeB: false, m: rows, n: layer.outputs, k: layer.inputs,
+                alpha: 1, a: x, lda: layer.inputs, b: parameters + layer.weightOffset, ldb: layer.outputs,
                 beta: 0, c: activations[l], ldc: layer.outputs)
             backend.biasActivationForward(
                 values: activations[l], bias: parameters + layer.biasOffset, rows: rows, columns: layer.outputs,

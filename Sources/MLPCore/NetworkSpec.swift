@@ -71,9 +71,13 @@ public struct NetworkSpec: Sendable, Equatable, Codable {
 
 /// Where each layer's weight and bias live in the flat parameter buffer.
 ///
-/// Layer `l`'s weight is `[out, in]` row-major (PyTorch's `Linear` layout: checkpoints load into `nn.Linear` as
-/// they are), followed by its bias `[out]`; layers follow one another. Gradients and optimizer state use the same
-/// layout, so an optimizer update is one pass over `count` numbers.
+/// Layer `l`'s weight is `[in, out]` row-major, followed by its bias `[out]`; layers follow one another. Gradients
+/// and optimizer state use the same layout, so an optimizer update is one pass over `count` numbers.
+///
+/// Why `[in, out]` and not PyTorch's `[out, in]`: the forward product `X · W` then reads W row by row as it is
+/// stored, and only the input-gradient products (not needed for the first, largest layer) read it transposed;
+/// the other way round, every forward product would have to transpose every weight matrix on every step.
+/// Checkpoints store PyTorch's `[out, in]` (`Checkpoint` transposes).
 public struct ParameterLayout: Sendable, Equatable {
     public struct Layer: Sendable, Equatable {
         public var inputs: Int

@@ -26,12 +26,13 @@ struct Workload: Sendable, Equatable {
     /// The matrix products of one training step, as (label, transA, transB, m, n, k), in the order the step runs them.
     var products: [(label: String, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int)] {
         var out = [(String, Bool, Bool, Int, Int, Int)]()
+        // As `Network` issues them (weights stored [in, out]).
         for l in 0..<layers.count - 1 {
-            out.append(("fwd L\(l) \(batch)×\(layers[l + 1])×\(layers[l])", false, true, batch, layers[l + 1], layers[l]))
+            out.append(("fwd L\(l) \(batch)×\(layers[l + 1])×\(layers[l]) NN", false, false, batch, layers[l + 1], layers[l]))
         }
         for l in stride(from: layers.count - 2, through: 0, by: -1) {
-            out.append(("dW L\(l) \(layers[l + 1])×\(layers[l])×\(batch)", true, false, layers[l + 1], layers[l], batch))
-            if l > 0 { out.append(("dX L\(l) \(batch)×\(layers[l])×\(layers[l + 1])", false, false, batch, layers[l], layers[l + 1])) }
+            out.append(("dW L\(l) \(layers[l])×\(layers[l + 1])×\(batch) TN", true, false, layers[l], layers[l + 1], batch))
+            if l > 0 { out.append(("dX L\(l) \(batch)×\(layers[l])×\(layers[l + 1]) NT", false, true, batch, layers[l], layers[l + 1])) }
         }
         return out
     }

@@ -43,7 +43,7 @@ public struct ReferenceMLP {
             for r in 0..<rows {
                 for o in 0..<layer.outputs {
                     var s = p[layer.biasOffset + o]
-                    for i in 0..<layer.inputs { s += x[r * layer.inputs + i] * p[layer.weightOffset + o * layer.inputs + i] }
+                    for i in 0..<layer.inputs { s += x[r * layer.inputs + i] * p[layer.weightOffset + i * layer.outputs + o] }
                     z[r * layer.outputs + o] = s
                 }
             }
@@ -86,14 +86,14 @@ public struct ReferenceMLP {
                 for i in 0..<layer.inputs {
                     var s = 0.0
                     for r in 0..<rows { s += dZ[r * layer.outputs + o] * x[r * layer.inputs + i] }
-                    grad[layer.weightOffset + o * layer.inputs + i] = s
+                    grad[layer.weightOffset + i * layer.outputs + o] = s
                 }
             }
             var dX = [Double](repeating: 0, count: rows * layer.inputs)
             for r in 0..<rows {
                 for i in 0..<layer.inputs {
                     var s = 0.0
-                    for o in 0..<layer.outputs { s += dZ[r * layer.outputs + o] * p[layer.weightOffset + o * layer.inputs + i] }
+                    for o in 0..<layer.outputs { s += dZ[r * layer.outputs + o] * p[layer.weightOffset + i * layer.outputs + o] }
                     dX[r * layer.inputs + i] = s
                 }
             }
