@@ -192,7 +192,9 @@ public final class CPUBackend: Backend {
         // Split C between threads along the dimension whose split copies less: along n, every thread packs all of
         // A (m·k); along m, all of B (k·n). Boundaries fall on whole register tiles.
         let threads = parts(2 * m * n * k, grain: 2_000_000)
-        let byColumns = m * k <= k * n
+        // A product of at most one vector of columns takes the kernels' narrow path, which must see every column:
+        // it is split by rows only.
+        let byColumns = m * k <= k * n && n > kernels.vectorWidth
         let tile = byColumns ? 2 * kernels.vectorWidth : 48
         let extent = byColumns ? n : m
         let count = min(threads, max(1, extent / tile))

@@ -15,6 +15,9 @@ public struct GEMMArguments {
     public var beta: Float
     public var c: UnsafeMutablePointer<Float>
     public var ldc: Int
+    /// Whether the narrow path (`n` within one vector) may be taken. Parts of a product split by columns must not
+    /// take it, or a column remainder would be summed in another order than the whole product is.
+    public var allowNarrow = true
 
     @inlinable
     public init(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -50,6 +53,7 @@ public struct GEMMArguments {
         s.n = columns.count
         s.b = transposeB ? b + columns.lowerBound * ldb : b + columns.lowerBound
         s.c = c + columns.lowerBound
+        s.allowNarrow = false
         return s
     }
 }
@@ -115,6 +119,11 @@ public func packedGEMM<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, _ w:
         scaleC(g)
         return
     }
+    // (Not for a transposed A: its strided reads cost more than the general path's waste; measured.)
+    if g.allowNarrow && !g.transposeA && g.n <= ISA.Vector.scalarCount && g.k * ISA.Vector.scalarCount <= (GEMMBlocking.nc + 32) * GEMMBlocking.kc {
+        narrowGEMM(ISA.self, g, w)
+        return
+    }
     let vectorWidth = ISA.Vector.scalarCount
     let nr = 2 * vectorWidth
     let mr = vectorWidth >= 16 ? GEMMBlocking.wideRows : 6
@@ -178,6 +187,38 @@ public func packedGEMM<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, _ w:
             pc += kc
         }
         jc += nc
+    }
+}
+
+/// A product with at most one vector of columns (the output layer's 10 classes) and A not transposed: op(B) is
+/// copied once into rows
+/// padded to a whole vector, then each row of C is one vector accumulated over k. The register tile of the
+/// general path would waste two thirds of its columns here.
+@inlinable
+func narrowGEMM<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, _ w: GEMMWorkspace) {
+    typealias V = ISA.Vector
+    let width = V.scalarCount
+    let bp = w.packedB
+    for p in 0..<g.k {
+        for j in 0..<width {
+            bp[p * width + j] = j < g.n ? (g.transposeB ? g.b[j * g.ldb + p] : g.b[p * g.ldb + j]) : 0
+        }
+    }
+    let tile = w.tile
+    for i in 0..<g.m {
+        var acc0 = V(), acc1 = V()
+        var p = 0
+        // Two accumulators: consecutive fused multiply-adds into one register would wait on each other.
+        let row = g.a + i * g.lda
+        while p + 1 < g.k {
+            acc0 = ISA.multiplyAdd(V(repeating: row[p]), V.load(bp + p * width), acc0)
+            acc1 = ISA.multiplyAdd(V(repeating: row[p + 1]), V.load(bp + (p + 1) * width), acc1)
+            p += 2
+        }
+        if p < g.k { acc0 = ISA.multiplyAdd(V(repeating: row[p]), V.load(bp + p * width), acc0) }
+        ISA.multiply(ISA.add(acc0, acc1), V(repeating: g.alpha)).store(tile)
+        let c = g.c + i * g.ldc
+        for j in 0..<g.n { c[j] = g.beta == 0 ? tile[j] : tile[j] + g.beta * c[j] }
     }
 }
 

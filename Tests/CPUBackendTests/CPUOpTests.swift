@@ -127,3 +127,37 @@ import TestSupport
         }
     }
 }
+
+/// Products whose result has at most one vector of columns (the narrow path) and their neighbours, with every
+/// transpose and thread count, against the Double reference; and the same bits whatever the thread count.
+@Suite struct NarrowGEMMTests {
+    @Test(arguments: CPUOpTests.kernelNames)
+    func narrowProducts(kernels: String) throws {
+        for threads in [1, 2, 3] {
+            var checks = BackendOpChecks(try CPUOpTests.backend(kernels, threads: threads))
+            for (m, n, k) in [(128, 10, 256), (256, 10, 128), (5, 10, 7), (300, 1, 33), (97, 16, 3), (61, 17, 40), (70, 40, 9)] {
+                for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let r = try checks.gemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.5, beta: 0.25)
+                    #expect(r.error < 1e-5 && r.paddingIntact, "\(kernels) \(threads) threads \(m)×\(n)×\(k) tA=\(ta) tB=\(tb)")
+                }
+            }
+        }
+    }
+
+    @Test func sameBitsForEveryThreadCount() throws {
+        var g = SeededGenerator(seed: 8)
+        for (m, n, k) in [(70, 40, 9), (128, 10, 256), (61, 17, 300), (200, 90, 33)] {
+            let a = randomFloats(m * k, using: &g), b = randomFloats(k * n, using: &g)
+            var results = [[Float]]()
+            for threads in [1, 2, 3] {
+                let backend = try CPUBackend(threads: threads)
+                let (pa, pb) = (try backend.allocate(copying: a), try backend.allocate(copying: b))
+                let pc = try backend.allocate(Float.self, count: m * n)
+                backend.gemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: pa, lda: k, b: pb, ldb: n, beta: 0, c: pc, ldc: n)
+                results.append(backend.download(pc, count: m * n))
+                backend.free(pa); backend.free(pb); backend.free(pc)
+            }
+            #expect(results[0] == results[1] && results[1] == results[2], "\(m)×\(n)×\(k)")
+        }
+    }
+}
