@@ -26,10 +26,12 @@ enum OpBenchmarks {
             for i in 0..<n { p.host[i] = Float(g.unitDouble()) - 0.5 }
             return p
         }
-        for product in workload.products {
-            let (m, n, k) = (product.m, product.n, product.k)
-            let flops = 2.0 * Double(m * n * k)
-            for backend in [own] + (blas.map { [$0] } ?? []) {
+        // Every product on our GEMM first, then on the BLAS: a BLAS's threads keep spinning for a while after a
+        // call and would slow down whatever runs next.
+        for backend in [own] + (blas.map { [$0] } ?? []) {
+            for product in workload.products {
+                let (m, n, k) = (product.m, product.n, product.k)
+                let flops = 2.0 * Double(m * n * k)
                 let a = try buffer(backend, m * k), b = try buffer(backend, k * n), c = try buffer(backend, m * n)
                 defer { backend.free(a); backend.free(b); backend.free(c) }
                 let lda = product.transposeA ? m : k, ldb = product.transposeB ? k : n
@@ -42,6 +44,7 @@ enum OpBenchmarks {
                                      microseconds: seconds * 1e6, gflops: flops / seconds / 1e9, gigabytesPerSecond: nil))
             }
         }
+        if blas != nil { letBLASThreadsSettle() }
         // Elementwise passes on the widest hidden layer and the whole parameter buffer.
         let rows = workload.batch, columns = workload.layers[1]
         let count = ParameterLayout(workload.spec).count
