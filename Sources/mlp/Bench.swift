@@ -41,6 +41,8 @@ struct Bench: ParsableCommand {
     var threads: Int?
     @Option(help: "cpu backend GEMM: own or blas.")
     var gemm: CPUBackend.GEMMProvider = .own
+    @Option(help: ArgumentHelp("Measure nothing: rewrite bench.md and bench.svg from this bench.json (e.g. one brought back from a GPU host).", valueName: "file"))
+    var from: String?
     @OptionGroup var data: DataOptions
 
     func validate() throws {
@@ -50,6 +52,15 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        if let from {
+            let report = try BenchReport.read(from: URL(fileURLWithPath: from))
+            let directory = URL(fileURLWithPath: output)
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            try report.write(to: directory)
+            print(report.markdownTable())
+            print("wrote \(directory.path)/bench.json, bench.md, bench.svg from \(from)")
+            return
+        }
         let selectedWorkloads = try workloads.split(separator: ",").map { try Workload.named(String($0)) }
         let selectedBackends = try backends.split(separator: ",").map { name -> String in
             guard ["naive", "cpu"].contains(name) else {

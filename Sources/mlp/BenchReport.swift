@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 
 /// What `mlp bench` measured, and how it writes it: JSON for tools, Markdown for people, SVG for the chart.
@@ -48,9 +49,20 @@ struct BenchReport: Codable {
         self.command = command
     }
 
+    static func read(from url: URL) throws -> BenchReport {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        do {
+            return try decoder.decode(BenchReport.self, from: Data(contentsOf: url))
+        } catch {
+            throw ValidationError("\(url.path): not a bench.json written by mlp bench (\(error))")
+        }
+    }
+
     func write(to directory: URL) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         try encoder.encode(self).write(to: directory.appendingPathComponent("bench.json"))
         var md = "# mlp bench\n\n"
         md += "- date: \(machine.date)\n- machine: \(machine.summary)\n- command: `\(command)`\n- commit: \(machine.commit)\n"
@@ -94,7 +106,7 @@ struct BenchReport: Codable {
         let implementations = training.map { $0.implementation + ($0.precision == "fp32" ? "" : " \($0.precision)") }
             .reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         let palette = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"]
-        let barHeight = 16.0, groupGap = 22.0, left = 110.0, plotWidth = 560.0, top = 50.0
+        let barHeight = 16.0, groupGap = 22.0, left = 110.0, plotWidth = 560.0, top = 66.0
         let values = training.map(\.samplesPerSecond.median).filter { $0 > 0 }
         let lo = floor(log10(values.min() ?? 1)), hi = ceil(log10(values.max() ?? 10))
         let span = max(hi - lo, 1)
@@ -127,7 +139,8 @@ struct BenchReport: Codable {
             legend += "<rect x=\"\(lx)\" y=\"\(ly - 10)\" width=\"12\" height=\"12\" fill=\"\(palette[i % palette.count])\"/><text x=\"\(lx + 18)\" y=\"\(ly)\" font-size=\"12\">\(name)</text>\n"
         }
         let height = y + 70 + Double((implementations.count + 3) / 4) * 18
-        let title = "<text x=\"\(left)\" y=\"24\" font-size=\"15\" font-weight=\"bold\">MLP training throughput, MNIST, Adam, fp32 — \(machine.cpuModel), \(machine.date.prefix(10))</text>\n"
+        let title = "<text x=\"\(left)\" y=\"24\" font-size=\"15\" font-weight=\"bold\">MLP training throughput (MNIST, Adam, fp32)</text>\n"
+            + "<text x=\"\(left)\" y=\"44\" font-size=\"12\">\(machine.cpuModel), \(machine.cores) cores, \(machine.date.prefix(10)), commit \(machine.commit)</text>\n"
         return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(left + plotWidth + 120))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
             + title + axis + body + legend + "</svg>\n"
     }
@@ -157,7 +170,9 @@ struct MachineInfo: Codable {
     static func gitCommit() -> String? {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["git", "rev-parse", "--short", "HEAD"]
+        // The source tree the tool was built from, wherever it runs from.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        process.arguments = ["git", "-C", root.path, "rev-parse", "--short", "HEAD"]
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice

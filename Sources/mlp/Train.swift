@@ -8,8 +8,8 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a network and report loss and accuracy after every epoch.",
         discussion: """
-            Defaults: the bundled MNIST, layers 784,512,256,10 with ReLU, Adam with learning rate 0.001, batch 128,
-            10 epochs, seed 0. With --output DIR, DIR/last.safetensors is written after every epoch and
+            Defaults: the bundled MNIST, layers 784,512,256,10 with ReLU, Adam with learning rate 0.001 decayed along
+            half a cosine to 0 over the run, batch 128, 10 epochs, seed 0. With --output DIR, DIR/last.safetensors is written after every epoch and
             DIR/best.safetensors whenever the evaluation accuracy improves; --resume continues such a checkpoint
             exactly (the same weights as a run that was never stopped). Ctrl-C stops after saving.
             """)
@@ -41,7 +41,7 @@ struct Train: ParsableCommand {
     @Option(help: "Adam ε. (default: 1e-8)")
     var epsilon: Float?
 
-    @Option(help: "Learning-rate schedule: constant, step, cosine. (default: constant)")
+    @Option(help: "Learning-rate schedule: constant, step, cosine (half a cosine from --lr down to --lr-min over the run). (default: cosine)")
     var schedule: ScheduleKind?
     @Option(help: "Step schedule: epochs between decays. (default: 1)")
     var lrStepEpochs: Int?
@@ -52,7 +52,7 @@ struct Train: ParsableCommand {
     @Option(help: "Linear warm-up over this many epochs (fractions allowed). (default: 0)")
     var warmupEpochs: Double?
 
-    @Option(help: "Epochs to train (in all, counting those of a resumed checkpoint).")
+    @Option(help: "Epochs to train (in all, counting those of a resumed checkpoint; a cosine schedule is stretched to the new length).")
     var epochs: Int?
     @Option(help: "Samples per batch. (default: 128)")
     var batchSize: Int?
@@ -202,7 +202,7 @@ struct Train: ParsableCommand {
         let totalEpochs = epochs ?? 10
         let warmup = Int(((warmupEpochs ?? 0) * Double(stepsPerEpoch)).rounded())
         let decay: LearningRateSchedule.Decay
-        switch schedule ?? .constant {
+        switch schedule ?? .cosine {
         case .constant: decay = .constant
         case .step: decay = .step(stepSize: (lrStepEpochs ?? 1) * stepsPerEpoch, gamma: lrGamma ?? 0.1)
         case .cosine: decay = .cosine(totalSteps: max(1, totalEpochs * stepsPerEpoch - warmup), minimum: lrMin ?? 0)
@@ -242,7 +242,15 @@ struct Train: ParsableCommand {
             throw ValidationError("--resume continues the stored run; these flags would change it: " + conflicts.joined(separator: "; "))
         }
         var configuration = stored
-        if let epochs { configuration.epochs = epochs }
+        if let epochs, epochs != stored.epochs {
+            // A cosine schedule spans the whole run: stretch it over the new length, or it would sit at its end
+            // value for the added epochs.
+            if case let .cosine(total, minimum) = stored.schedule.decay {
+                let stepsPerEpoch = (total + stored.schedule.warmupSteps) / stored.epochs
+                configuration.schedule.decay = .cosine(totalSteps: max(1, total + (epochs - stored.epochs) * stepsPerEpoch), minimum: minimum)
+            }
+            configuration.epochs = epochs
+        }
         return configuration
     }
 

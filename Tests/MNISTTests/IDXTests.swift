@@ -151,3 +151,19 @@ import TestSupport
         #expect(DatasetLocator.candidates(for: .fashionMNIST, environment: environment).first?.path == "/nonexistent/data/fashion-mnist")
     }
 }
+
+/// Fashion-MNIST where Debian's `dataset-fashion-mnist` package put it (`.ci/run` installs the package).
+@Suite struct FashionMNISTTests {
+    static let debianDirectory = URL(fileURLWithPath: "/usr/share/datasets/fashion-mnist")
+
+    @Test(.enabled(if: Dataset.isComplete(debianDirectory), "Debian's dataset-fashion-mnist package is not installed"))
+    func debianCopyLoadsAndMatchesItsChecksums() throws {
+        let found = try DatasetLocator.locate(.fashionMNIST, environment: ["HOME": "/nonexistent"])
+        #expect(found.path == Self.debianDirectory.path)
+        let data = try Dataset.load(directory: found)
+        #expect(data.train.count == 60_000 && data.test.count == 10_000)
+        #expect(data.train.labelHistogram == [Int](repeating: 6_000, count: 10))
+        #expect(data.verifyChecksums(as: .fashionMNIST).values.allSatisfy { $0 })
+        #expect(!data.verifyChecksums(as: .mnist).values.contains(true))
+    }
+}

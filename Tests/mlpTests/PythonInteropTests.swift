@@ -15,7 +15,7 @@ import TestSupport
         let mlp = try mlpExecutable()
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let train = try runProcess(mlp, ["train", "--backend", "naive", "--layers", "784,32,16,10", "--train-samples", "2000", "--epochs", "1", "--batch-size", "64", "--lr", "0.003", "--standardize", "--test-samples", "100", "--output", dir.path, "--quiet"])
+        let train = try runProcess(mlp, ["train", "--backend", "naive", "--layers", "784,32,16,10", "--train-samples", "2000", "--epochs", "1", "--batch-size", "64", "--lr", "0.003", "--schedule", "constant", "--standardize", "--test-samples", "100", "--output", dir.path, "--quiet"])
         #expect(train.status == 0, "\(train.stderr)")
         let checkpoint = dir.appendingPathComponent("last.safetensors").path
         let eval = try runProcess(mlp, ["eval", "--backend", "naive", "--checkpoint", checkpoint, "--test-samples", "1000"])
