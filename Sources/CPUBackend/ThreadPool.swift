@@ -67,11 +67,16 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
-    /// - Parameter threadCount: threads in all, the caller included (1: everything runs on the caller).
-    public init(threadCount: Int) {
+    /// - Parameters:
+    ///   - threadCount: threads in all, the caller included (1: everything runs on the caller).
+    ///   - workerStart: run first on each worker thread (the cpu backend sets its floating-point mode there).
+    public init(threadCount: Int, workerStart: (@Sendable () -> Void)? = nil) {
         self.threadCount = max(1, threadCount)
         for index in 1..<self.threadCount {
-            let thread = Thread { [state] in state.workerLoop() }
+            let thread = Thread { [state] in
+                workerStart?()
+                state.workerLoop()
+            }
             thread.name = "mlp-cpu-\(index)"
             thread.stackSize = 1 << 20
             thread.start()

@@ -20,4 +20,25 @@ static inline int mlp_cpu_has_avx2_fma(void) {
     return 0;
 #endif
 }
+
+// Subnormal floats: the control bits that make x86 flush results to zero (FTZ) and read subnormal inputs as
+// zero (DAZ). Arithmetic on subnormals costs about a hundred times as much, and training reaches them: Adam's
+// second moments of small gradients, late in a run.
+static inline unsigned mlp_enter_flush_to_zero(void) {
+#if defined(__x86_64__)
+    unsigned old = __builtin_ia32_stmxcsr();
+    __builtin_ia32_ldmxcsr(old | 0x8040);
+    return old;
+#else
+    return 0;
+#endif
+}
+
+static inline void mlp_restore_floating_point_mode(unsigned mode) {
+#if defined(__x86_64__)
+    __builtin_ia32_ldmxcsr(mode);
+#else
+    (void)mode;
+#endif
+}
 #endif
