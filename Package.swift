@@ -8,7 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "mlp", targets: ["mlp"]),
-        .library(name: "MLP", targets: ["MNIST", "MLPCore", "NaiveBackend", "CPUBackend"]),
+        .library(name: "MLP", targets: ["MNIST", "MLPCore", "NaiveBackend", "CPUBackend", "BackendChecks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -41,15 +41,17 @@ let package = Package(
                 .target(name: "CPUKernelsAVX512", condition: .when(platforms: [.linux])),
                 .target(name: "CPUKernelsAVX2", condition: .when(platforms: [.linux])),
             ]),
+        // Every backend operation checked against a Double computation of its definition: `mlp check` and the tests.
+        .target(name: "BackendChecks", dependencies: ["MNIST", "MLPCore"]),
         .executableTarget(
             name: "mlp",
             dependencies: [
-                "MNIST", "MLPCore", "NaiveBackend", "CPUBackend",
+                "MNIST", "MLPCore", "NaiveBackend", "CPUBackend", "BackendChecks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "TestSupport", dependencies: ["CZlib", "MNIST", "MLPCore"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CZlib", "MNIST", "MLPCore", "BackendChecks"], path: "Tests/TestSupport"),
         .testTarget(name: "MNISTTests", dependencies: ["MNIST", "TestSupport"]),
         .testTarget(name: "MLPCoreTests", dependencies: ["MNIST", "MLPCore", "NaiveBackend", "TestSupport"]),
         .testTarget(name: "NaiveBackendTests", dependencies: ["MNIST", "NaiveBackend", "MLPCore", "TestSupport"]),

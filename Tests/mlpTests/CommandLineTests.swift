@@ -90,6 +90,13 @@ import TestSupport
         #expect(!r.stderr.contains("Fatal error"))
     }
 
+    @Test func checkPassesOnTheCPUBackend() throws {
+        let r = try run(["check", "--backend", "cpu", "--threads", "2"])
+        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("all checks passed"))
+        #expect(!r.stdout.contains("FAIL"))
+    }
+
     @Test func aCheckpointThatIsNotOneIsRejected() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -3,8 +3,9 @@ import MLPCore
 import MNIST
 
 /// Checks of each `Backend` operation against a Double computation of its definition, on random inputs, for any
-/// backend. Each returns the relative error ‖out − ref‖/‖ref‖ (or the largest absolute error where noted); a test
-/// compares it with its tolerance. Output buffers are filled with NaN first, so an element left unwritten shows.
+/// backend. Each returns the relative error ‖out − ref‖/‖ref‖ (the gather, exact, returns whether it matched); a test
+/// or `mlp check` compares it with its tolerance. Output buffers are filled with NaN first, so an element left
+/// unwritten shows.
 public struct BackendOpChecks {
     public let backend: any Backend
     public var generator: SeededGenerator

@@ -1,0 +1,98 @@
+import ArgumentParser
+import BackendChecks
+import Foundation
+import MLPCore
+import MNIST
+import NaiveBackend
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check every operation of a backend against a Double reference, and a short training run against the naive backend.",
+        discussion: """
+            Fresh random inputs (never zeros) at awkward sizes (1, 3, 17, 127, … : not multiples of a vector or a
+            tile); outputs are poisoned with NaN first, so an element left unwritten fails. Prints one line per check
+            with ‖out − ref‖ / ‖ref‖ and its tolerance, and exits with status 1 if any fails.
+            """)
+
+    @OptionGroup var backendOptions: BackendOptions
+    @OptionGroup var data: DataOptions
+
+    @Option(help: "Seed of the random inputs.")
+    var seed: UInt64 = 1
+
+    func run() throws {
+        let logger = backendOptions.makeLogger()
+        let backend = try backendOptions.makeBackend(logger: logger)
+        print("checking the \(backend.name) backend: \(backend.deviceDescription)")
+        var checks = BackendOpChecks(backend, seed: seed)
+        var failures = 0
+        func report(_ name: String, _ error: Double, _ tolerance: Double, _ extra: Bool = true) {
+            let ok = error.isFinite && error <= tolerance && extra
+            if !ok { failures += 1 }
+            print("\(ok ? "ok  " : "FAIL") \(name.padding(toLength: 56, withPad: " ", startingAt: 0)) \(String(format: "%.2e", error)) (tolerance \(String(format: "%.0e", tolerance)))")
+        }
+        let tolerance = 1e-5
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            for (m, n, k) in [(1, 1, 1), (3, 17, 5), (17, 3, 127), (127, 33, 17), (61, 70, 300), (128, 10, 256), (200, 45, 33)] {
+                let r = try checks.gemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.7, beta: -1.3)
+                report("gemm \(ta ? "T" : "N")\(tb ? "T" : "N") \(m)×\(n)×\(k) (alpha 0.7, beta -1.3)", r.error, tolerance, r.paddingIntact)
+                let z = try checks.gemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k)
+                report("gemm \(ta ? "T" : "N")\(tb ? "T" : "N") \(m)×\(n)×\(k)", z.error, tolerance, z.paddingIntact)
+            }
+        }
+        for activation in Activation.allCases {
+            for (rows, columns) in [(1, 1), (3, 17), (127, 5), (300, 127)] {
+                report("bias+\(activation.rawValue) forward \(rows)×\(columns)", try checks.biasActivation(rows: rows, columns: columns, activation: activation), tolerance)
+                report("\(activation.rawValue) backward + bias gradient \(rows)×\(columns)", try checks.activationBackward(rows: rows, columns: columns, activation: activation), tolerance)
+            }
+        }
+        for scale: Float in [1, 30, 1e4] {
+            for (rows, columns) in [(1, 2), (3, 10), (127, 17)] {
+                let r = try checks.loss(rows: rows, columns: columns, loss: .softmaxCrossEntropy, scale: scale)
+                report("softmax cross-entropy \(rows)×\(columns), logits ×\(Int(scale))", max(r.lossError, r.gradientError), tolerance, r.countsExact)
+            }
+        }
+        let mse = try checks.loss(rows: 17, columns: 10, loss: .meanSquaredError, scale: 1)
+        report("mean squared error 17×10", max(mse.lossError, mse.gradientError), tolerance, mse.countsExact)
+        report("gather 33 of 50 samples × 17 features (exact)", 0, 0, try checks.gather(samples: 50, features: 17, batch: 33))
+        report("gather 127 of 300 samples × 784 features (exact)", 0, 0, try checks.gather(samples: 300, features: 784, batch: 127))
+        let optimizers: [OptimizerConfiguration] = [
+            try .init(kind: .sgd, learningRate: 0.1),
+            try .init(kind: .sgd, learningRate: 0.1, momentum: 0.9, weightDecay: 0.01),
+            try .init(kind: .sgd, learningRate: 0.1, momentum: 0.8, nesterov: true, weightDecay: 1e-3),
+            try .init(kind: .adam, learningRate: 0.1, weightDecay: 0.1, beta1: 0.8, beta2: 0.99, epsilon: 1e-6),
+            try .init(kind: .adamw, learningRate: 0.1, weightDecay: 0.05),
+        ]
+        for configuration in optimizers {
+            for count in [17, 70_001] {
+                let r = try checks.optimizer(configuration, count: count, step: 3, learningRate: 0.1)
+                let label = "\(configuration.kind.rawValue)\(configuration.momentum > 0 ? " momentum \(configuration.momentum)" : "")\(configuration.nesterov ? " nesterov" : "") update, \(count) parameters"
+                report(label, max(r.parameters, r.state), tolerance)
+            }
+        }
+        // A short training run: the losses of each epoch against the naive backend's.
+        let dataset = try data.load(logger: logger)
+        let subset = dataset.train.subset(0..<800)
+        let reference = try shortRun(NaiveBackend(), subset)
+        let candidate = try shortRun(backend, subset)
+        for (a, b) in zip(reference, candidate) {
+            report("training, epoch \(a.epoch): loss \(String(format: "%.5f", b.trainLoss)), naive \(String(format: "%.5f", a.trainLoss))", abs(a.trainLoss - b.trainLoss), 1e-4)
+        }
+        print(failures == 0 ? "all checks passed" : "\(failures) check(s) failed")
+        if failures > 0 { throw ExitCode(1) }
+    }
+
+    func shortRun(_ backend: any Backend, _ images: LabeledImages) throws -> [EpochMetrics] {
+        let spec = try NetworkSpec(layerSizes: [images.featureCount, 40, 23, images.classCount])
+        let configuration = try TrainingConfiguration(
+            network: spec, optimizer: .adam(learningRate: 2e-3), schedule: LearningRateSchedule(base: 2e-3),
+            epochs: 3, batchSize: 37, seed: seed)
+        let network = try Network(spec: spec, optimizer: configuration.optimizer, backend: backend, maxBatch: 37)
+        var g = configuration.initializationGenerator
+        network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &g))
+        let trainer = try Trainer(
+            network: network, configuration: configuration, trainingData: try ResidentDataset(images, on: backend),
+            trainingIndices: (0..<Int32(images.count)).map { $0 }, evaluation: nil)
+        return try trainer.run()
+    }
+}
