@@ -8,7 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "mlp", targets: ["mlp"]),
-        .library(name: "MLP", targets: ["MNIST", "MLPCore", "NaiveBackend", "CPUBackend", "BackendChecks"]),
+        .library(name: "MLP", targets: ["MNIST", "MLPCore", "NaiveBackend", "CPUBackend", "CUDABackend", "BackendChecks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -41,12 +41,14 @@ let package = Package(
                 .target(name: "CPUKernelsAVX512", condition: .when(platforms: [.linux])),
                 .target(name: "CPUKernelsAVX2", condition: .when(platforms: [.linux])),
             ]),
+        // The cuda backend: the driver API, NVRTC and cuBLAS opened at run time (nothing to link).
+        .target(name: "CUDABackend", dependencies: ["MLPCore"]),
         // Every backend operation checked against a Double computation of its definition: `mlp check` and the tests.
         .target(name: "BackendChecks", dependencies: ["MNIST", "MLPCore"]),
         .executableTarget(
             name: "mlp",
             dependencies: [
-                "MNIST", "MLPCore", "NaiveBackend", "CPUBackend", "BackendChecks",
+                "MNIST", "MLPCore", "NaiveBackend", "CPUBackend", "CUDABackend", "BackendChecks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

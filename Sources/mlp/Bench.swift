@@ -1,5 +1,6 @@
 import ArgumentParser
 import CPUBackend
+import CUDABackend
 import Foundation
 import MLPCore
 import MNIST
@@ -17,7 +18,7 @@ struct Bench: ParsableCommand {
             Benchmarks/peers run in the same invocation. Results go to --output as bench.json, bench.md and bench.svg.
             """)
 
-    @Option(help: "Comma-separated backends: naive, cpu.")
+    @Option(help: "Comma-separated backends: naive, cpu, cuda.")
     var backends = "naive,cpu"
     @Option(help: "Comma-separated workloads: \(Workload.all.map(\.name).joined(separator: ", ")).")
     var workloads = "small-128,small-1024"
@@ -41,6 +42,10 @@ struct Bench: ParsableCommand {
     var threads: Int?
     @Option(help: "cpu backend GEMM: own or blas.")
     var gemm: CPUBackend.GEMMProvider = .own
+    @Option(help: "cuda backend and GPU peers: fp32 or tf32 products.")
+    var precision: Precision = .fp32
+    @Option(help: "Where the peers run: cpu, or cuda (with --backends cuda).")
+    var peerDevice = "cpu"
     @Option(help: ArgumentHelp("Measure nothing: rewrite bench.md and bench.svg from this bench.json (e.g. one brought back from a GPU host).", valueName: "file"))
     var from: String?
     @OptionGroup var data: DataOptions
@@ -63,8 +68,8 @@ struct Bench: ParsableCommand {
         }
         let selectedWorkloads = try workloads.split(separator: ",").map { try Workload.named(String($0)) }
         let selectedBackends = try backends.split(separator: ",").map { name -> String in
-            guard ["naive", "cpu"].contains(name) else {
-                throw ValidationError("--backends \(name): expected naive or cpu")
+            guard ["naive", "cpu", "cuda"].contains(name) else {
+                throw ValidationError("--backends \(name): expected naive, cpu or cuda")
             }
             return String(name)
         }
@@ -74,6 +79,8 @@ struct Bench: ParsableCommand {
         report.cpuBackend = cpu.deviceDescription
         print("machine: \(report.machine.summary)")
         print("cpu backend: \(cpu.deviceDescription)")
+        let cudaBackend = selectedBackends.contains("cuda") ? try CUDABackend(allowTF32: precision == .tf32) : nil
+        if let cudaBackend { print("cuda backend: \(cudaBackend.deviceDescription)") }
         report.peak = measurePeak(cpu)
         print(String(format: "measured peak: %.1f GFLOP/s (own GEMM, 2048³)%@", report.peak.ownGFLOPs, report.peak.blasGFLOPs.map { String(format: ", %.1f GFLOP/s (BLAS)", $0) } ?? ""))
 
@@ -91,7 +98,12 @@ struct Bench: ParsableCommand {
                     print("\(workload.name): naive skipped (about \(Int(naiveSeconds)) s per step)")
                     continue
                 }
-                let backend: any Backend = backendName == "naive" ? NaiveBackend() : cpu
+                let backend: any Backend
+                switch backendName {
+                case "naive": backend = NaiveBackend()
+                case "cuda": backend = try cudaBackend ?? { throw ValidationError("cuda backend unavailable") }()
+                default: backend = cpu
+                }
                 let result = try TrainingBenchmark.run(
                     workload: workload, backend: backend, dataset: dataset, epochs: epochs, repeats: repeats,
                     steps: backendName == "naive" ? naiveSteps : nil)
@@ -105,7 +117,7 @@ struct Bench: ParsableCommand {
         for p in report.profile { print(p.line) }
         if peers {
             let names = peerList.split(separator: ",").map(String.init)
-            report.training += PeerRunner.run(names: names, workloads: selectedWorkloads, epochs: epochs, repeats: repeats, dataDirectory: dataset.directory)
+            report.training += PeerRunner.run(names: names, workloads: selectedWorkloads, epochs: epochs, repeats: repeats, dataDirectory: dataset.directory, device: peerDevice, precision: precision.rawValue)
         }
         let directory = URL(fileURLWithPath: output)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -186,7 +198,8 @@ enum TrainingBenchmark {
         let throughput = Summary(rates)
         let flopsPerSample = spec.trainingFLOPs(batch: 1)
         return BenchReport.Training(
-            implementation: backend.name, workload: workload.name, precision: "fp32", samplesPerSecond: throughput,
+            implementation: backend.name, workload: workload.name,
+            precision: (backend as? CUDABackend)?.allowTF32 == true ? "tf32" : "fp32", samplesPerSecond: throughput,
             stepMicroseconds: Summary(stepTimes).median * 1e6, gflops: throughput.median * flopsPerSample / 1e9,
             testAccuracy: accuracy, note: steps.map { "\($0) steps per run" } ?? "\(epochs) epoch(s) per run")
     }

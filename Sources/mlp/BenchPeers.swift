@@ -17,7 +17,7 @@ enum PeerRunner {
         return FileManager.default.fileExists(atPath: source.path) ? source : nil
     }
 
-    static func run(names: [String], workloads: [Workload], epochs: Int, repeats: Int, dataDirectory: URL, device: String = "cpu") -> [BenchReport.Training] {
+    static func run(names: [String], workloads: [Workload], epochs: Int, repeats: Int, dataDirectory: URL, device: String = "cpu", precision: String = "fp32") -> [BenchReport.Training] {
         guard let scripts = scriptsDirectory() else {
             printError("peers: Benchmarks/peers not found next to the executable or in the source tree; skipped")
             return []
@@ -30,7 +30,7 @@ enum PeerRunner {
                 continue
             }
             let arguments = [script.path, "--workloads", workloads.map(\.name).joined(separator: ","), "--epochs", String(epochs),
-                             "--repeats", String(repeats), "--data", dataDirectory.path, "--device", device]
+                             "--repeats", String(repeats), "--data", dataDirectory.path, "--device", device, "--precision", precision]
             print("running \(name): python3 \(arguments.joined(separator: " "))")
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")

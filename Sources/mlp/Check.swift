@@ -31,7 +31,8 @@ struct Check: ParsableCommand {
             if !ok { failures += 1 }
             print("\(ok ? "ok  " : "FAIL") \(name.padding(toLength: 56, withPad: " ", startingAt: 0)) \(String(format: "%.2e", error)) (tolerance \(String(format: "%.0e", tolerance)))")
         }
-        let tolerance = 1e-5
+        // TF32 products keep 10 bits of mantissa: ‖out − ref‖/‖ref‖ lands near 3e-4 instead of 1e-7.
+        let tolerance = backendOptions.backend == .cuda && backendOptions.precision == .tf32 ? 1e-3 : 1e-5
         for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
             for (m, n, k) in [(1, 1, 1), (3, 17, 5), (17, 3, 127), (127, 33, 17), (61, 70, 300), (128, 10, 256), (200, 45, 33)] {
                 let r = try checks.gemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.7, beta: -1.3)
@@ -75,8 +76,11 @@ struct Check: ParsableCommand {
         let subset = dataset.train.subset(0..<800)
         let reference = try shortRun(NaiveBackend(), subset)
         let candidate = try shortRun(backend, subset)
+        // With TF32 products the run drifts from the fp32 reference by about 1e-3 in the loss (measured on an
+        // H100); fp32 backends agree to about 1e-6.
+        let lossTolerance = tolerance > 1e-5 ? 1e-2 : 1e-4
         for (a, b) in zip(reference, candidate) {
-            report("training, epoch \(a.epoch): loss \(String(format: "%.5f", b.trainLoss)), naive \(String(format: "%.5f", a.trainLoss))", abs(a.trainLoss - b.trainLoss), 1e-4)
+            report("training, epoch \(a.epoch): loss \(String(format: "%.5f", b.trainLoss)), naive \(String(format: "%.5f", a.trainLoss))", abs(a.trainLoss - b.trainLoss), lossTolerance)
         }
         print(failures == 0 ? "all checks passed" : "\(failures) check(s) failed")
         if failures > 0 { throw ExitCode(1) }

@@ -5,6 +5,7 @@ import MLPCore
 import MNIST
 import NaiveBackend
 import CPUBackend
+import CUDABackend
 
 /// Where the data comes from: a named dataset found on this machine, or a directory.
 struct DataOptions: ParsableArguments {
@@ -38,7 +39,12 @@ extension OptimizerConfiguration.Kind: ExpressibleByArgument {}
 
 /// The backends a user can ask for.
 enum BackendChoice: String, CaseIterable, ExpressibleByArgument {
-    case auto, naive, cpu
+    case auto, naive, cpu, cuda
+}
+
+/// Precision of the GPU's matrix products.
+enum Precision: String, CaseIterable, ExpressibleByArgument {
+    case fp32, tf32
 }
 
 extension CPUBackend.GEMMProvider: ExpressibleByArgument {}
@@ -53,6 +59,9 @@ struct BackendOptions: ParsableArguments {
 
     @Option(help: "cpu backend: matrix products by this package's own SIMD GEMM (own) or a BLAS found at run time (blas; MLP_BLAS names one).")
     var gemm: CPUBackend.GEMMProvider = .own
+
+    @Option(help: "cuda backend: fp32 (strict) or tf32 (matrix units) products.")
+    var precision: Precision = .fp32
 
     @Flag(name: .shortAndLong, help: "Log what is loaded from where, and timings, to standard error.")
     var verbose = false
@@ -69,8 +78,18 @@ struct BackendOptions: ParsableArguments {
         switch self.backend {
         case .naive:
             backend = NaiveBackend()
-        case .cpu, .auto:
+        case .cpu:
             backend = try CPUBackend(threads: threads, gemm: gemm)
+        case .cuda:
+            backend = try CUDABackend(allowTF32: precision == .tf32, log: { logger.debug("\($0)") })
+        case .auto:
+            do {
+                backend = try CUDABackend(allowTF32: precision == .tf32, log: { logger.debug("\($0)") })
+            } catch {
+                // The usual case on a machine without an NVIDIA GPU: say so in one line only when asked.
+                logger.debug("cuda backend unavailable, using cpu: \(error)")
+                backend = try CPUBackend(threads: threads, gemm: gemm)
+            }
         }
         logger.debug("backend \(backend.name): \(backend.deviceDescription)")
         return backend

@@ -1,0 +1,221 @@
+import Foundation
+import MLPCore
+import MNIST
+
+/// The cuda backend: NVIDIA GPUs through the driver API, with the kernels of `Kernels` compiled by NVRTC at
+/// start-up for the device's compute capability, and the matrix products through cuBLAS. The libraries are
+/// opened with `dlopen` when the backend starts, so the package builds and runs where there is no CUDA; there,
+/// starting it throws a `CUDAError` that lists every library path tried.
+///
+/// Every operation is queued on one stream; `download` and `synchronize` wait for it. A failure inside an
+/// operation is kept and thrown by the next `synchronize()` (the `Backend` operations do not throw); with
+/// `MLP_CUDA_SYNC=1` every operation synchronises and checks at once, to find the one that fails.
+///
+/// This first version launches each operation on its own; capturing the step as a CUDA graph, keeping the
+/// epoch's order and the step number on the device, and cuBLASLt epilogues come next (see the issues).
+public final class CUDABackend: Backend {
+    public let name = "cuda"
+    public let isHostMemory = false
+    public let deviceDescription: String
+    /// Whether products may use TF32 matrix units (`--precision tf32`).
+    public let allowTF32: Bool
+
+    let driver: CUDADriver
+    let blas: CUBLAS
+    let stream: OpaquePointer?
+    let blasHandle: OpaquePointer?
+    private var functions = [String: OpaquePointer?]()
+    private let synchronizeEachOperation: Bool
+    private var pendingError: CUDAError?
+
+    /// Opens the driver, NVRTC and cuBLAS, takes device `device`'s primary context and compiles the kernels.
+    /// - Throws: `CUDAError` saying which library is missing (with every path tried), or which call failed.
+    public init(device: Int = 0, allowTF32: Bool = false, log: (String) -> Void = { _ in }) throws {
+        let d = try CUDADriver.load()
+        driver = d
+        log("CUDA driver: \(d.path)")
+        try d.check(d.cuInit(0), "cuInit")
+        var version: Int32 = 0
+        try d.check(d.cuDriverGetVersion(&version), "cuDriverGetVersion")
+        var count: Int32 = 0
+        try d.check(d.cuDeviceGetCount(&count), "cuDeviceGetCount")
+        guard device < Int(count) else { throw CUDAError("--device \(device): this machine has \(count) CUDA device(s)") }
+        var handle: Int32 = 0
+        try d.check(d.cuDeviceGet(&handle, Int32(device)), "cuDeviceGet")
+        var nameBuffer = [CChar](repeating: 0, count: 256)
+        try d.check(d.cuDeviceGetName(&nameBuffer, 256, handle), "cuDeviceGetName")
+        var major: Int32 = 0, minor: Int32 = 0
+        try d.check(d.cuDeviceGetAttribute(&major, 75, handle), "cuDeviceGetAttribute(compute capability major)")
+        try d.check(d.cuDeviceGetAttribute(&minor, 76, handle), "cuDeviceGetAttribute(compute capability minor)")
+        var context: OpaquePointer?
+        try d.check(d.cuDevicePrimaryCtxRetain(&context, handle), "cuDevicePrimaryCtxRetain")
+        try d.check(d.cuCtxSetCurrent(context), "cuCtxSetCurrent")
+        var s: OpaquePointer?
+        try d.check(d.cuStreamCreate(&s, 0), "cuStreamCreate")
+        stream = s
+
+        let nvrtc = try NVRTC.load()
+        var nvrtcMajor: Int32 = 0, nvrtcMinor: Int32 = 0
+        _ = nvrtc.version(&nvrtcMajor, &nvrtcMinor)
+        log("NVRTC \(nvrtcMajor).\(nvrtcMinor): \(nvrtc.path)")
+        let started = Date()
+        let cubin = try nvrtc.compileToCUBIN(Kernels.source, name: "mlp_kernels.cu", architecture: "sm_\(major)\(minor)")
+        log("kernels compiled for sm_\(major)\(minor) in \(String(format: "%.2f", Date().timeIntervalSince(started))) s (\(cubin.count) bytes)")
+        var module: OpaquePointer?
+        try cubin.withUnsafeBytes { try d.check(d.cuModuleLoadData(&module, $0.baseAddress!), "cuModuleLoadData") }
+        for kernel in ["gather_batch", "bias_activation", "activation_backward", "loss_rows", "optimizer_update"] {
+            var function: OpaquePointer?
+            try d.check(d.cuModuleGetFunction(&function, module, kernel), "cuModuleGetFunction(\(kernel))")
+            functions[kernel] = function
+        }
+
+        blas = try CUBLAS.load()
+        var h: OpaquePointer?
+        let status = blas.create(&h)
+        guard status == 0 else { throw CUDAError("cublasCreate failed with status \(status) (\(blas.path))") }
+        blasHandle = h
+        _ = blas.setStream(h, s)
+        self.allowTF32 = allowTF32
+        // CUBLAS_DEFAULT_MATH 0; CUBLAS_TF32_TENSOR_OP_MATH 3. Pedantic (strict fp32) is the default math for SGEMM.
+        _ = blas.setMathMode(h, allowTF32 ? 3 : 0)
+        var blasVersion: Int32 = 0
+        _ = blas.version(h, &blasVersion)
+        log("cuBLAS \(blasVersion): \(blas.path)")
+        synchronizeEachOperation = ProcessInfo.processInfo.environment["MLP_CUDA_SYNC"] == "1"
+        deviceDescription = "\(String(decoding: nameBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)), compute capability \(major).\(minor), driver API \(version), cuBLAS \(blasVersion), \(allowTF32 ? "tf32" : "fp32") products"
+    }
+
+    // MARK: Errors
+
+    private func record(_ body: () throws -> Void) {
+        guard pendingError == nil else { return }
+        do {
+            try body()
+            if synchronizeEachOperation { try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize") }
+        } catch let error as CUDAError {
+            pendingError = error
+            if synchronizeEachOperation { fatalError("\(error)") }
+        } catch {
+            pendingError = CUDAError("\(error)")
+        }
+    }
+
+    public func synchronize() throws {
+        try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
+        if let error = pendingError {
+            pendingError = nil
+            throw error
+        }
+    }
+
+    // MARK: Memory
+
+    public func allocate<T>(_ type: T.Type, count: Int) throws -> DevicePointer<T> {
+        var address: UInt64 = 0
+        let bytes = max(count, 1) * MemoryLayout<T>.stride
+        try driver.check(driver.cuMemAlloc(&address, bytes), "cuMemAlloc(\(bytes) bytes)")
+        try driver.check(driver.cuMemsetD8(address, 0, bytes), "cuMemsetD8")
+        return DevicePointer(address: UInt(address))
+    }
+
+    public func free<T>(_ pointer: DevicePointer<T>) {
+        _ = driver.cuMemFree(UInt64(pointer.address))
+    }
+
+    public func upload<T>(_ source: UnsafeBufferPointer<T>, to destination: DevicePointer<T>) {
+        guard let base = source.baseAddress, !source.isEmpty else { return }
+        // Synchronous: ordered after the stream's work (the stream is a blocking one) and done when it returns.
+        record { try driver.check(driver.cuMemcpyHtoD(UInt64(destination.address), base, source.count * MemoryLayout<T>.stride), "cuMemcpyHtoD") }
+    }
+
+    public func download<T>(_ source: DevicePointer<T>, count: Int, into destination: UnsafeMutableBufferPointer<T>) {
+        guard count > 0 else { return }
+        record {
+            try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
+            try driver.check(driver.cuMemcpyDtoH(destination.baseAddress!, UInt64(source.address), count * MemoryLayout<T>.stride), "cuMemcpyDtoH")
+        }
+    }
+
+    // MARK: Launching
+
+    private func launch(_ kernel: String, grid: (UInt32, UInt32), block: UInt32, _ arguments: [any KernelArgument]) {
+        record {
+            var slots = [UInt64](repeating: 0, count: arguments.count)
+            try slots.withUnsafeMutableBytes { raw in
+                var pointers = [UnsafeMutableRawPointer?]()
+                for (i, argument) in arguments.enumerated() {
+                    let slot = raw.baseAddress! + 8 * i
+                    argument.write(to: slot)
+                    pointers.append(slot)
+                }
+                try pointers.withUnsafeMutableBufferPointer { p in
+                    try driver.check(driver.cuLaunchKernel(functions[kernel]!, grid.0, grid.1, 1, block, 1, 1, 0, stream, p.baseAddress, nil), "cuLaunchKernel(\(kernel))")
+                }
+            }
+        }
+    }
+
+    private func blocks(_ count: Int, _ threads: Int = 256) -> UInt32 { UInt32(max(1, min((count + threads - 1) / threads, 65_535))) }
+
+    // MARK: Operations
+
+    public func gatherBatch(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: DevicePointer<Int32>, batch: Int, features: Int, normalization: Normalization) {
+        launch("gather_batch", grid: (blocks(features), UInt32(batch)), block: 256,
+               [inputs, labels, pixels, sourceLabels, indices, Int32(batch), Int32(features), normalization.scale, normalization.shift])
+    }
+
+    public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: DevicePointer<Float>, lda: Int, b: DevicePointer<Float>, ldb: Int, beta: Float, c: DevicePointer<Float>, ldc: Int) {
+        // cuBLAS is column-major: the row-major C = op(A)·op(B) is the column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, and a
+        // row-major matrix read column-major is its transpose, so B and A swap places and keep their flags.
+        record {
+            var alphaValue = alpha, betaValue = beta
+            let status = blas.sgemm(
+                blasHandle, transposeB ? 1 : 0, transposeA ? 1 : 0, Int32(n), Int32(m), Int32(k), &alphaValue,
+                UnsafePointer(bitPattern: b.address), Int32(ldb), UnsafePointer(bitPattern: a.address), Int32(lda),
+                &betaValue, UnsafeMutablePointer(bitPattern: c.address), Int32(ldc))
+            guard status == 0 else { throw CUDAError("cublasSgemm(\(m)×\(n)×\(k)) failed with status \(status)") }
+        }
+    }
+
+    public func biasActivationForward(values: DevicePointer<Float>, bias: DevicePointer<Float>, rows: Int, columns: Int, activation: Activation) {
+        launch("bias_activation", grid: (blocks(rows * columns), 1), block: 256,
+               [values, bias, Int64(rows * columns), Int32(columns), Int32(Activation.allCases.firstIndex(of: activation)!)])
+    }
+
+    public func activationBackward(gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>, outputs: DevicePointer<Float>, rows: Int, columns: Int, activation: Activation) {
+        launch("activation_backward", grid: (blocks(columns, 128), 1), block: 128,
+               [gradient, biasGradient, outputs, Int32(rows), Int32(columns), Int32(Activation.allCases.firstIndex(of: activation)!)])
+    }
+
+    public func lossForwardBackward(gradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, outputs: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, columns: Int, loss: Loss, gradientScale: Float) {
+        launch("loss_rows", grid: (blocks(rows, 128), 1), block: 128,
+               [gradient ?? DevicePointer(address: 0), metrics, predictions ?? DevicePointer<Int32>(address: 0), outputs, labels,
+                Int32(rows), Int32(columns), Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale])
+    }
+
+    public func optimizerUpdate(parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>, count: Int, step: OptimizerStep) {
+        let (c1, c2) = step.biasCorrections
+        let kind: Int32 = step.kind == .sgd ? 0 : (step.kind == .adam ? 1 : 2)
+        launch("optimizer_update", grid: (blocks(count), 1), block: 256,
+               [parameters, gradients, state, Int64(count), kind, step.learningRate, step.momentum, Int32(step.nesterov ? 1 : 0),
+                step.weightDecay, step.beta1, step.beta2, step.epsilon, c1, c2])
+    }
+}
+
+/// A value passed to a kernel: written into an 8-byte slot whose address goes into the launch's parameter array.
+protocol KernelArgument {
+    func write(to slot: UnsafeMutableRawPointer)
+}
+
+extension DevicePointer: KernelArgument {
+    func write(to slot: UnsafeMutableRawPointer) { slot.storeBytes(of: UInt64(address), as: UInt64.self) }
+}
+extension Int32: KernelArgument {
+    func write(to slot: UnsafeMutableRawPointer) { slot.storeBytes(of: self, as: Int32.self) }
+}
+extension Int64: KernelArgument {
+    func write(to slot: UnsafeMutableRawPointer) { slot.storeBytes(of: self, as: Int64.self) }
+}
+extension Float: KernelArgument {
+    func write(to slot: UnsafeMutableRawPointer) { slot.storeBytes(of: self, as: Float.self) }
+}

@@ -1,0 +1,187 @@
+import Foundation
+
+/// An error from the CUDA driver, NVRTC or cuBLAS, or from finding them: what was called and what the library
+/// said, or every path that was tried.
+public struct CUDAError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Opens a shared library from a list of names and paths, remembering why each attempt failed.
+struct LibraryLoader {
+    /// Directories to try, in order, after the dynamic loader's own search: CUDA_HOME, CUDA_PATH, the usual install
+    /// folders, and where the driver's container runtime mounts it.
+    static func directories(environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        var dirs = [String]()
+        for key in ["CUDA_HOME", "CUDA_PATH"] {
+            if let root = environment[key], !root.isEmpty {
+                dirs += ["\(root)/lib64", "\(root)/targets/x86_64-linux/lib", "\(root)/lib"]
+            }
+        }
+        dirs += ["/usr/local/cuda/lib64", "/usr/local/cuda/targets/x86_64-linux/lib", "/usr/local/nvidia/lib64",
+                 "/usr/lib/x86_64-linux-gnu", "/usr/lib64"]
+        return dirs
+    }
+
+    /// Opens the first of `names` that loads: each bare name through the loader's search, then in `directories`.
+    static func open(_ what: String, names: [String]) throws -> (handle: UnsafeMutableRawPointer, path: String) {
+        var tried = [String]()
+        for name in names {
+            for candidate in [name] + directories().map({ "\($0)/\(name)" }) {
+                if candidate.hasPrefix("/") && !FileManager.default.fileExists(atPath: candidate) { continue }
+                if let handle = dlopen(candidate, RTLD_NOW | RTLD_GLOBAL) { return (handle, candidate) }
+                tried.append("\(candidate): \(dlerror().map { String(cString: $0) } ?? "cannot be opened")")
+            }
+        }
+        throw CUDAError("\(what) could not be loaded; tried:\n  " + tried.joined(separator: "\n  "))
+    }
+
+    static func symbol<T>(_ handle: UnsafeMutableRawPointer, _ name: String, in library: String, as type: T.Type) throws -> T {
+        guard let p = dlsym(handle, name) else { throw CUDAError("\(library) has no \(name) (too old a version?)") }
+        return unsafeBitCast(p, to: type)
+    }
+}
+
+typealias CUresult = Int32
+
+/// The CUDA driver API (libcuda.so.1), the functions this backend uses, as typed function pointers.
+struct CUDADriver {
+    let path: String
+    let cuInit: @convention(c) (UInt32) -> CUresult
+    let cuDriverGetVersion: @convention(c) (UnsafeMutablePointer<Int32>) -> CUresult
+    let cuDeviceGet: @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> CUresult
+    let cuDeviceGetCount: @convention(c) (UnsafeMutablePointer<Int32>) -> CUresult
+    let cuDeviceGetName: @convention(c) (UnsafeMutablePointer<CChar>, Int32, Int32) -> CUresult
+    let cuDeviceGetAttribute: @convention(c) (UnsafeMutablePointer<Int32>, Int32, Int32) -> CUresult
+    let cuDevicePrimaryCtxRetain: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, Int32) -> CUresult
+    let cuCtxSetCurrent: @convention(c) (OpaquePointer?) -> CUresult
+    let cuStreamCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> CUresult
+    let cuStreamSynchronize: @convention(c) (OpaquePointer?) -> CUresult
+    let cuMemAlloc: @convention(c) (UnsafeMutablePointer<UInt64>, Int) -> CUresult
+    let cuMemFree: @convention(c) (UInt64) -> CUresult
+    let cuMemcpyHtoD: @convention(c) (UInt64, UnsafeRawPointer, Int) -> CUresult
+    let cuMemcpyDtoH: @convention(c) (UnsafeMutableRawPointer, UInt64, Int) -> CUresult
+    let cuMemsetD8: @convention(c) (UInt64, UInt8, Int) -> CUresult
+    let cuModuleLoadData: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafeRawPointer) -> CUresult
+    let cuModuleGetFunction: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<CChar>) -> CUresult
+    let cuLaunchKernel: @convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?,
+                                         UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> CUresult
+    let cuGetErrorName: @convention(c) (CUresult, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> CUresult
+    let cuGetErrorString: @convention(c) (CUresult, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> CUresult
+
+    static func load() throws -> CUDADriver {
+        let (h, path) = try LibraryLoader.open("the CUDA driver (libcuda.so.1; is the NVIDIA driver installed?)", names: ["libcuda.so.1", "libcuda.so"])
+        func f<T>(_ name: String, _ t: T.Type) throws -> T { try LibraryLoader.symbol(h, name, in: path, as: t) }
+        return try CUDADriver(
+            path: path, cuInit: f("cuInit", (@convention(c) (UInt32) -> CUresult).self),
+            cuDriverGetVersion: f("cuDriverGetVersion", (@convention(c) (UnsafeMutablePointer<Int32>) -> CUresult).self),
+            cuDeviceGet: f("cuDeviceGet", (@convention(c) (UnsafeMutablePointer<Int32>, Int32) -> CUresult).self),
+            cuDeviceGetCount: f("cuDeviceGetCount", (@convention(c) (UnsafeMutablePointer<Int32>) -> CUresult).self),
+            cuDeviceGetName: f("cuDeviceGetName", (@convention(c) (UnsafeMutablePointer<CChar>, Int32, Int32) -> CUresult).self),
+            cuDeviceGetAttribute: f("cuDeviceGetAttribute", (@convention(c) (UnsafeMutablePointer<Int32>, Int32, Int32) -> CUresult).self),
+            cuDevicePrimaryCtxRetain: f("cuDevicePrimaryCtxRetain", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, Int32) -> CUresult).self),
+            cuCtxSetCurrent: f("cuCtxSetCurrent", (@convention(c) (OpaquePointer?) -> CUresult).self),
+            cuStreamCreate: f("cuStreamCreate", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> CUresult).self),
+            cuStreamSynchronize: f("cuStreamSynchronize", (@convention(c) (OpaquePointer?) -> CUresult).self),
+            cuMemAlloc: f("cuMemAlloc_v2", (@convention(c) (UnsafeMutablePointer<UInt64>, Int) -> CUresult).self),
+            cuMemFree: f("cuMemFree_v2", (@convention(c) (UInt64) -> CUresult).self),
+            cuMemcpyHtoD: f("cuMemcpyHtoD_v2", (@convention(c) (UInt64, UnsafeRawPointer, Int) -> CUresult).self),
+            cuMemcpyDtoH: f("cuMemcpyDtoH_v2", (@convention(c) (UnsafeMutableRawPointer, UInt64, Int) -> CUresult).self),
+            cuMemsetD8: f("cuMemsetD8_v2", (@convention(c) (UInt64, UInt8, Int) -> CUresult).self),
+            cuModuleLoadData: f("cuModuleLoadData", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafeRawPointer) -> CUresult).self),
+            cuModuleGetFunction: f("cuModuleGetFunction", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<CChar>) -> CUresult).self),
+            cuLaunchKernel: f("cuLaunchKernel", (@convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> CUresult).self),
+            cuGetErrorName: f("cuGetErrorName", (@convention(c) (CUresult, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> CUresult).self),
+            cuGetErrorString: f("cuGetErrorString", (@convention(c) (CUresult, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> CUresult).self))
+    }
+
+    /// Turns a status into an error naming the call and what the driver says of the status.
+    func check(_ status: CUresult, _ call: @autoclosure () -> String) throws {
+        guard status != 0 else { return }
+        var name: UnsafePointer<CChar>?, text: UnsafePointer<CChar>?
+        _ = cuGetErrorName(status, &name)
+        _ = cuGetErrorString(status, &text)
+        var message = "\(call()) failed: \(name.map { String(cString: $0) } ?? "CUresult \(status)"): \(text.map { String(cString: $0) } ?? "unknown error")"
+        if status == 34 {  // CUDA_ERROR_STUB_LIBRARY
+            message += " (\(path) is the CUDA toolkit's stub, not the driver: install the NVIDIA driver or put its libcuda.so.1 first on the library path)"
+        }
+        throw CUDAError(message)
+    }
+}
+
+/// NVRTC (libnvrtc.so.13 or .12): compiles the CUDA C kernels to machine code for this device at start-up.
+struct NVRTC {
+    let path: String
+    let create: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafePointer<CChar>, UnsafePointer<CChar>?, Int32, UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?) -> Int32
+    let compile: @convention(c) (OpaquePointer?, Int32, UnsafePointer<UnsafePointer<CChar>?>?) -> Int32
+    let logSize: @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int>) -> Int32
+    let log: @convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>) -> Int32
+    let cubinSize: @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int>) -> Int32
+    let cubin: @convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>) -> Int32
+    let destroy: @convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32
+    let errorString: @convention(c) (Int32) -> UnsafePointer<CChar>?
+    let version: @convention(c) (UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Int32>) -> Int32
+
+    static func load() throws -> NVRTC {
+        let (h, path) = try LibraryLoader.open("NVRTC (the CUDA run-time compiler)", names: ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"])
+        func f<T>(_ name: String, _ t: T.Type) throws -> T { try LibraryLoader.symbol(h, name, in: path, as: t) }
+        return try NVRTC(
+            path: path,
+            create: f("nvrtcCreateProgram", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafePointer<CChar>, UnsafePointer<CChar>?, Int32, UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?) -> Int32).self),
+            compile: f("nvrtcCompileProgram", (@convention(c) (OpaquePointer?, Int32, UnsafePointer<UnsafePointer<CChar>?>?) -> Int32).self),
+            logSize: f("nvrtcGetProgramLogSize", (@convention(c) (OpaquePointer?, UnsafeMutablePointer<Int>) -> Int32).self),
+            log: f("nvrtcGetProgramLog", (@convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>) -> Int32).self),
+            cubinSize: f("nvrtcGetCUBINSize", (@convention(c) (OpaquePointer?, UnsafeMutablePointer<Int>) -> Int32).self),
+            cubin: f("nvrtcGetCUBIN", (@convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>) -> Int32).self),
+            destroy: f("nvrtcDestroyProgram", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32).self),
+            errorString: f("nvrtcGetErrorString", (@convention(c) (Int32) -> UnsafePointer<CChar>?).self),
+            version: f("nvrtcVersion", (@convention(c) (UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Int32>) -> Int32).self))
+    }
+
+    /// Compiles `source` for `sm_XY` and returns the CUBIN; a failure carries NVRTC's log.
+    func compileToCUBIN(_ source: String, name: String, architecture: String) throws -> [CChar] {
+        var program: OpaquePointer?
+        var status = create(&program, source, name, 0, nil, nil)
+        guard status == 0 else { throw CUDAError("nvrtcCreateProgram failed: \(errorString(status).map { String(cString: $0) } ?? "\(status)")") }
+        defer { _ = destroy(&program) }
+        let options = ["--gpu-architecture=\(architecture)", "--std=c++17"]
+        let cOptions = options.map { strdup($0) }
+        defer { cOptions.forEach { free($0) } }
+        status = cOptions.map { UnsafePointer<CChar>($0) }.withUnsafeBufferPointer { compile(program, Int32(options.count), $0.baseAddress) }
+        var size = 0
+        _ = logSize(program, &size)
+        var logText = [CChar](repeating: 0, count: max(size, 1))
+        _ = log(program, &logText)
+        guard status == 0 else {
+            throw CUDAError("NVRTC could not compile \(name) for \(architecture): \(errorString(status).map { String(cString: $0) } ?? "\(status)")\n\(String(decoding: logText.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+        }
+        var binarySize = 0
+        _ = cubinSize(program, &binarySize)
+        var binary = [CChar](repeating: 0, count: binarySize)
+        _ = cubin(program, &binary)
+        return binary
+    }
+}
+
+/// cuBLAS (libcublas.so.13 or .12): the matrix products.
+struct CUBLAS {
+    let path: String
+    let create: @convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32
+    let setStream: @convention(c) (OpaquePointer?, OpaquePointer?) -> Int32
+    let setMathMode: @convention(c) (OpaquePointer?, Int32) -> Int32
+    let sgemm: @convention(c) (OpaquePointer?, Int32, Int32, Int32, Int32, Int32, UnsafePointer<Float>, UnsafePointer<Float>?, Int32,
+                                UnsafePointer<Float>?, Int32, UnsafePointer<Float>, UnsafeMutablePointer<Float>?, Int32) -> Int32
+    let version: @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int32>) -> Int32
+
+    static func load() throws -> CUBLAS {
+        let (h, path) = try LibraryLoader.open("cuBLAS", names: ["libcublas.so.13", "libcublas.so.12", "libcublas.so"])
+        func f<T>(_ name: String, _ t: T.Type) throws -> T { try LibraryLoader.symbol(h, name, in: path, as: t) }
+        return try CUBLAS(
+            path: path,
+            create: f("cublasCreate_v2", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32).self),
+            setStream: f("cublasSetStream_v2", (@convention(c) (OpaquePointer?, OpaquePointer?) -> Int32).self),
+            setMathMode: f("cublasSetMathMode", (@convention(c) (OpaquePointer?, Int32) -> Int32).self),
+            sgemm: f("cublasSgemm_v2", (@convention(c) (OpaquePointer?, Int32, Int32, Int32, Int32, Int32, UnsafePointer<Float>, UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32, UnsafePointer<Float>, UnsafeMutablePointer<Float>?, Int32) -> Int32).self),
+            version: f("cublasGetVersion_v2", (@convention(c) (OpaquePointer?, UnsafeMutablePointer<Int32>) -> Int32).self))
+    }
+}
