@@ -25,6 +25,14 @@ public final class CUDABackend: Backend {
     let stream: OpaquePointer?
     let blasHandle: OpaquePointer?
     private var functions = [String: OpaquePointer?]()
+    /// Small uploads (a batch's indices, a metrics reset) go through a ring of pinned staging slots and an
+    /// asynchronous copy, so the host does not wait for the GPU at every step; a slot's event says when the copy
+    /// that last used it has run.
+    private let stagingSlots: Int = 64
+    private let stagingSlotBytes: Int = 64 * 1024
+    private var staging: UnsafeMutableRawPointer?
+    private var stagingEvents = [OpaquePointer?]()
+    private var nextSlot = 0
     private let synchronizeEachOperation: Bool
     private var pendingError: CUDAError?
 
@@ -82,6 +90,14 @@ public final class CUDABackend: Backend {
         _ = blas.version(h, &blasVersion)
         log("cuBLAS \(blasVersion): \(blas.path)")
         synchronizeEachOperation = ProcessInfo.processInfo.environment["MLP_CUDA_SYNC"] == "1"
+        var pinned: UnsafeMutableRawPointer?
+        try d.check(d.cuMemAllocHost(&pinned, stagingSlots * stagingSlotBytes), "cuMemAllocHost")
+        staging = pinned
+        for _ in 0..<stagingSlots {
+            var event: OpaquePointer?
+            try d.check(d.cuEventCreate(&event, 2), "cuEventCreate")  // CU_EVENT_DISABLE_TIMING
+            stagingEvents.append(event)
+        }
         deviceDescription = "\(String(decoding: nameBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)), compute capability \(major).\(minor), driver API \(version), cuBLAS \(blasVersion), \(allowTF32 ? "tf32" : "fp32") products"
     }
 
@@ -124,8 +140,23 @@ public final class CUDABackend: Backend {
 
     public func upload<T>(_ source: UnsafeBufferPointer<T>, to destination: DevicePointer<T>) {
         guard let base = source.baseAddress, !source.isEmpty else { return }
-        // Synchronous: ordered after the stream's work (the stream is a blocking one) and done when it returns.
-        record { try driver.check(driver.cuMemcpyHtoD(UInt64(destination.address), base, source.count * MemoryLayout<T>.stride), "cuMemcpyHtoD") }
+        let bytes = source.count * MemoryLayout<T>.stride
+        record {
+            if bytes <= stagingSlotBytes, let staging {
+                let slot = nextSlot
+                nextSlot = (nextSlot + 1) % stagingSlots
+                // Wait only if the copy that last used this slot has not run yet (the GPU is 64 uploads behind).
+                try driver.check(driver.cuEventSynchronize(stagingEvents[slot]), "cuEventSynchronize")
+                let pinned = staging + slot * stagingSlotBytes
+                pinned.copyMemory(from: base, byteCount: bytes)
+                try driver.check(driver.cuMemcpyHtoDAsync(UInt64(destination.address), pinned, bytes, stream), "cuMemcpyHtoDAsync")
+                try driver.check(driver.cuEventRecord(stagingEvents[slot], stream), "cuEventRecord")
+            } else {
+                // Large uploads (parameters, datasets) are synchronous: ordered after the stream's work (a blocking
+                // stream) and finished when this returns.
+                try driver.check(driver.cuMemcpyHtoD(UInt64(destination.address), base, bytes), "cuMemcpyHtoD")
+            }
+        }
     }
 
     public func download<T>(_ source: DevicePointer<T>, count: Int, into destination: UnsafeMutableBufferPointer<T>) {
@@ -138,7 +169,7 @@ public final class CUDABackend: Backend {
 
     // MARK: Launching
 
-    private func launch(_ kernel: String, grid: (UInt32, UInt32), block: UInt32, _ arguments: [any KernelArgument]) {
+    private func launch(_ kernel: String, grid: (UInt32, UInt32), block: UInt32, blockY: UInt32 = 1, _ arguments: [any KernelArgument]) {
         record {
             var slots = [UInt64](repeating: 0, count: arguments.count)
             try slots.withUnsafeMutableBytes { raw in
@@ -149,7 +180,7 @@ public final class CUDABackend: Backend {
                     pointers.append(slot)
                 }
                 try pointers.withUnsafeMutableBufferPointer { p in
-                    try driver.check(driver.cuLaunchKernel(functions[kernel]!, grid.0, grid.1, 1, block, 1, 1, 0, stream, p.baseAddress, nil), "cuLaunchKernel(\(kernel))")
+                    try driver.check(driver.cuLaunchKernel(functions[kernel]!, grid.0, grid.1, 1, block, blockY, 1, 0, stream, p.baseAddress, nil), "cuLaunchKernel(\(kernel))")
                 }
             }
         }
@@ -183,7 +214,7 @@ public final class CUDABackend: Backend {
     }
 
     public func activationBackward(gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>, outputs: DevicePointer<Float>, rows: Int, columns: Int, activation: Activation) {
-        launch("activation_backward", grid: (blocks(columns, 128), 1), block: 128,
+        launch("activation_backward", grid: (UInt32((columns + 31) / 32), 1), block: 32, blockY: 16,
                [gradient, biasGradient, outputs, Int32(rows), Int32(columns), Int32(Activation.allCases.firstIndex(of: activation)!)])
     }
 

@@ -41,18 +41,28 @@ __global__ void bias_activation(float* values, const float* bias, long count, in
     }
 }
 
-// For each column c (one thread): gradient[r, c] *= f'(outputs[r, c]); bias_gradient[c] = sum over rows.
+// Block (32 columns, 16 row groups): gradient[r, c] *= f'(outputs[r, c]); bias_gradient[c] = sum over rows.
+// A warp reads 32 consecutive columns of a row (coalesced); each of the 16 row groups sums its rows, then one
+// thread per column adds the 16 partial sums in a fixed order (the same result every run).
 __global__ void activation_backward(float* gradient, float* bias_gradient, const float* outputs, int rows, int columns, int activation) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= columns) return;
+    __shared__ float partial[16][33];
+    int c = blockIdx.x * 32 + threadIdx.x;
     float sum = 0.f;
-    for (int r = 0; r < rows; r++) {
-        long i = (long)r * columns + c;
-        float d = gradient[i] * derivative(outputs[i], activation);
-        gradient[i] = d;
-        sum += d;
+    if (c < columns) {
+        for (int r = threadIdx.y; r < rows; r += 16) {
+            long i = (long)r * columns + c;
+            float d = gradient[i] * derivative(outputs[i], activation);
+            gradient[i] = d;
+            sum += d;
+        }
     }
-    bias_gradient[c] = sum;
+    partial[threadIdx.y][threadIdx.x] = sum;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < columns) {
+        float total = 0.f;
+        for (int k = 0; k < 16; k++) total += partial[k][threadIdx.x];
+        bias_gradient[c] = total;
+    }
 }
 
 // One thread per row: loss (0 softmax cross-entropy, 1 squared error), its gradient times scale, the argmax.

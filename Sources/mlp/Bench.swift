@@ -82,6 +82,10 @@ struct Bench: ParsableCommand {
         let cudaBackend = selectedBackends.contains("cuda") ? try CUDABackend(allowTF32: precision == .tf32) : nil
         if let cudaBackend { print("cuda backend: \(cudaBackend.deviceDescription)") }
         report.peak = measurePeak(cpu)
+        if let cudaBackend {
+            report.peak.gpuGFLOPs = gpuPeak(cudaBackend)
+            print(String(format: "measured GPU peak: %.0f GFLOP/s (4096³, %@)", report.peak.gpuGFLOPs ?? 0, precision.rawValue))
+        }
         print(String(format: "measured peak: %.1f GFLOP/s (own GEMM, 2048³)%@", report.peak.ownGFLOPs, report.peak.blasGFLOPs.map { String(format: ", %.1f GFLOP/s (BLAS)", $0) } ?? ""))
 
         if ops {
@@ -107,8 +111,10 @@ struct Bench: ParsableCommand {
                 let result = try TrainingBenchmark.run(
                     workload: workload, backend: backend, dataset: dataset, epochs: epochs, repeats: repeats,
                     steps: backendName == "naive" ? naiveSteps : nil)
-                print(result.line)
-                report.training.append(result)
+                var row = result
+                row.device = backendName == "cuda" ? "cuda" : "cpu"
+                print(row.line)
+                report.training.append(row)
                 if profile && backendName != "naive" {
                     report.profile += try StepProfile.run(workload: workload, backend: backend, dataset: dataset)
                 }
@@ -203,6 +209,28 @@ enum TrainingBenchmark {
             stepMicroseconds: Summary(stepTimes).median * 1e6, gflops: throughput.median * flopsPerSample / 1e9,
             testAccuracy: accuracy, note: steps.map { "\($0) steps per run" } ?? "\(epochs) epoch(s) per run")
     }
+}
+
+/// The GPU's product rate: a 4096³ product through the backend, best of 5 after a warm-up, timed with the host
+/// clock around a synchronisation.
+func gpuPeak(_ backend: CUDABackend) -> Double {
+    let n = 4096
+    guard let a = try? backend.allocate(Float.self, count: n * n), let b = try? backend.allocate(Float.self, count: n * n),
+          let c = try? backend.allocate(Float.self, count: n * n) else { return .nan }
+    defer { backend.free(a); backend.free(b); backend.free(c) }
+    var g = SeededGenerator(seed: 2)
+    let values = (0..<n * n).map { _ in Float(g.unitDouble()) - 0.5 }
+    values.withUnsafeBufferPointer { backend.upload($0, to: a); backend.upload($0, to: b) }
+    var best = 0.0
+    for i in 0..<6 {
+        let t = now()
+        for _ in 0..<5 {
+            backend.gemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n, beta: 0, c: c, ldc: n)
+        }
+        guard (try? backend.synchronize()) != nil else { return .nan }
+        if i > 0 { best = max(best, 5 * 2 * Double(n * n * n) / (now() - t) / 1e9) }
+    }
+    return best
 }
 
 /// A BLAS's worker threads (OpenBLAS's) keep spinning for a while after a call; whatever is timed next would

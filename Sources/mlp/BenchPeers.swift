@@ -57,7 +57,7 @@ enum PeerRunner {
                     implementation: implementation, workload: workload, precision: object["precision"] as? String ?? "fp32",
                     samplesPerSecond: summary, stepMicroseconds: object["step_microseconds"] as? Double ?? .nan,
                     gflops: summary.median * layers / 1e9, testAccuracy: object["test_accuracy"] as? Double,
-                    note: object["note"] as? String ?? "")
+                    note: object["note"] as? String ?? "", device: device)
                 print(result.line)
                 results.append(result)
             }

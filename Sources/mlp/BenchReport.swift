@@ -12,6 +12,8 @@ struct BenchReport: Codable {
         var gflops: Double
         var testAccuracy: Double?
         var note: String
+        /// "cpu" or "cuda": which measured peak the "% of peak" column divides by.
+        var device: String? = nil
     }
 
     struct Op: Codable {
@@ -32,6 +34,8 @@ struct BenchReport: Codable {
         var ownGFLOPs: Double
         var blasGFLOPs: Double?
         var blasName: String?
+        /// The GPU's measured product rate (a 4096³ cuBLAS product in the cuda backend's precision), when a GPU ran.
+        var gpuGFLOPs: Double? = nil
         var best: Double { max(ownGFLOPs.isNaN ? 0 : ownGFLOPs, blasGFLOPs ?? 0) }
     }
 
@@ -67,7 +71,9 @@ struct BenchReport: Codable {
         var md = "# mlp bench\n\n"
         md += "- date: \(machine.date)\n- machine: \(machine.summary)\n- command: `\(command)`\n- commit: \(machine.commit)\n"
         md += "- cpu backend: \(cpuBackend)\n"
-        md += String(format: "- measured peak (2048³ SGEMM): own %.1f GFLOP/s", peak.ownGFLOPs) + (peak.blasGFLOPs.map { String(format: ", BLAS (%@) %.1f GFLOP/s", peak.blasName ?? "", $0) } ?? "") + "\n\n"
+        md += String(format: "- measured CPU peak (2048³ SGEMM): own %.1f GFLOP/s", peak.ownGFLOPs) + (peak.blasGFLOPs.map { String(format: ", BLAS (%@) %.1f GFLOP/s", peak.blasName ?? "", $0) } ?? "") + "\n"
+        if let gpu = peak.gpuGFLOPs { md += String(format: "- measured GPU peak (4096³ cuBLAS product): %.0f GFLOP/s\n", gpu) }
+        md += "\n"
         md += markdownTable() + "\n"
         if !ops.isEmpty {
             md += "\n## Operations\n\n| workload | operation | implementation | µs | GFLOP/s | GB/s |\n| --- | --- | --- | ---: | ---: | ---: |\n"
@@ -94,7 +100,8 @@ struct BenchReport: Codable {
             let cpu = training.first { $0.workload == t.workload && $0.implementation == "cpu" }
             let overNaive = naive.map { String(format: "%.1f×", t.samplesPerSecond.median / $0.samplesPerSecond.median) } ?? ""
             let cpuOver = cpu.map { String(format: "%.2f", $0.samplesPerSecond.median / t.samplesPerSecond.median) } ?? ""
-            let percent = peak.best > 0 ? String(format: "%.0f%%", 100 * t.gflops / peak.best) : ""
+            let devicePeak = t.device == "cuda" ? (peak.gpuGFLOPs ?? 0) : peak.best
+            let percent = devicePeak > 0 ? String(format: "%.0f%%", 100 * t.gflops / devicePeak) : ""
             md += "| \(t.workload) | \(t.implementation)\(t.precision == "fp32" ? "" : " (\(t.precision))") | \(Int(t.samplesPerSecond.median).grouped) | \(Int(t.samplesPerSecond.min).grouped)–\(Int(t.samplesPerSecond.max).grouped) | \(String(format: "%.0f", t.stepMicroseconds)) | \(String(format: "%.1f", t.gflops)) | \(percent) | \(t.testAccuracy.map { $0.percent } ?? "—") | \(overNaive) | \(cpuOver) |\n"
         }
         return md
