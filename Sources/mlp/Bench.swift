@@ -80,7 +80,10 @@ struct Bench: ParsableCommand {
         print("machine: \(report.machine.summary)")
         print("cpu backend: \(cpu.deviceDescription)")
         let cudaBackend = selectedBackends.contains("cuda") ? try CUDABackend(allowTF32: precision == .tf32) : nil
-        if let cudaBackend { print("cuda backend: \(cudaBackend.deviceDescription)") }
+        if let cudaBackend {
+            print("cuda backend: \(cudaBackend.deviceDescription)")
+            report.gpu = cudaBackend.deviceDescription
+        }
         report.peak = measurePeak(cpu)
         if let cudaBackend {
             report.peak.gpuGFLOPs = gpuPeak(cudaBackend)

@@ -42,6 +42,8 @@ struct BenchReport: Codable {
     var machine: MachineInfo
     var command: String
     var cpuBackend = ""
+    /// The GPU and its libraries, when the cuda backend ran.
+    var gpu: String? = nil
     var peak = Peak(ownGFLOPs: .nan, blasGFLOPs: nil, blasName: nil)
     var ops = [Op]()
     var training = [Training]()
@@ -71,6 +73,7 @@ struct BenchReport: Codable {
         var md = "# mlp bench\n\n"
         md += "- date: \(machine.date)\n- machine: \(machine.summary)\n- command: `\(command)`\n- commit: \(machine.commit)\n"
         md += "- cpu backend: \(cpuBackend)\n"
+        if let gpu { md += "- cuda backend: \(gpu)\n" }
         md += String(format: "- measured CPU peak (2048³ SGEMM): own %.1f GFLOP/s", peak.ownGFLOPs) + (peak.blasGFLOPs.map { String(format: ", BLAS (%@) %.1f GFLOP/s", peak.blasName ?? "", $0) } ?? "") + "\n"
         if let gpu = peak.gpuGFLOPs { md += String(format: "- measured GPU peak (4096³ cuBLAS product): %.0f GFLOP/s\n", gpu) }
         md += "\n"
@@ -93,11 +96,13 @@ struct BenchReport: Codable {
 
     /// The training results, with each result's ratio to the naive baseline and the cpu backend's ratio to it.
     func markdownTable() -> String {
-        var md = "| workload | implementation | samples/s (median) | min–max | µs/step | GFLOP/s | % of peak | test accuracy | × naive | cpu ÷ this |\n"
+        // "ours": the cuda backend's row of the same workload and precision where it ran, else the cpu backend's.
+        var md = "| workload | implementation | samples/s (median) | min–max | µs/step | GFLOP/s | % of peak | test accuracy | × naive | ours ÷ this |\n"
         md += "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
         for t in training {
             let naive = training.first { $0.workload == t.workload && $0.implementation == "naive" }
-            let cpu = training.first { $0.workload == t.workload && $0.implementation == "cpu" }
+            let cpu = training.first { $0.workload == t.workload && $0.implementation == "cuda" && $0.precision == t.precision }
+                ?? training.first { $0.workload == t.workload && $0.implementation == "cpu" }
             let overNaive = naive.map { String(format: "%.1f×", t.samplesPerSecond.median / $0.samplesPerSecond.median) } ?? ""
             let cpuOver = cpu.map { String(format: "%.2f", $0.samplesPerSecond.median / t.samplesPerSecond.median) } ?? ""
             let devicePeak = t.device == "cuda" ? (peak.gpuGFLOPs ?? 0) : peak.best
@@ -146,8 +151,8 @@ struct BenchReport: Codable {
             legend += "<rect x=\"\(lx)\" y=\"\(ly - 10)\" width=\"12\" height=\"12\" fill=\"\(palette[i % palette.count])\"/><text x=\"\(lx + 18)\" y=\"\(ly)\" font-size=\"12\">\(name)</text>\n"
         }
         let height = y + 70 + Double((implementations.count + 3) / 4) * 18
-        let title = "<text x=\"\(left)\" y=\"24\" font-size=\"15\" font-weight=\"bold\">MLP training throughput (MNIST, Adam, fp32)</text>\n"
-            + "<text x=\"\(left)\" y=\"44\" font-size=\"12\">\(machine.cpuModel), \(machine.cores) cores, \(machine.date.prefix(10)), commit \(machine.commit)</text>\n"
+        let title = "<text x=\"\(left)\" y=\"24\" font-size=\"15\" font-weight=\"bold\">MLP training throughput (MNIST, Adam, \(Set(training.map(\.precision)).sorted().joined(separator: "/")))</text>\n"
+            + "<text x=\"\(left)\" y=\"44\" font-size=\"12\">\(gpu.map { $0.components(separatedBy: ", compute").first ?? $0 } ?? "\(machine.cpuModel), \(machine.cores) cores"), \(machine.date.prefix(10)), commit \(machine.commit)</text>\n"
         return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(left + plotWidth + 120))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
             + title + axis + body + legend + "</svg>\n"
     }
