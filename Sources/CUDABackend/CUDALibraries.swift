@@ -33,7 +33,8 @@ struct LibraryLoader {
                 tried.append("\(candidate): \(dlerror().map { String(cString: $0) } ?? "cannot be opened")")
             }
         }
-        throw CUDAError("\(what) could not be loaded; tried:\n  " + tried.joined(separator: "\n  "))
+        throw CUDAError("\(what) could not be loaded; tried:\n  " + tried.joined(separator: "\n  ")
+            + "\n  and found none of them in: " + directories().joined(separator: ", ") + " (CUDA_HOME or CUDA_PATH add a folder)")
     }
 
     static func symbol<T>(_ handle: UnsafeMutableRawPointer, _ name: String, in library: String, as type: T.Type) throws -> T {

@@ -1,0 +1,47 @@
+import CUDABackend
+import Foundation
+import MLPCore
+import Testing
+import TestSupport
+
+/// The cuda backend's operations against the float64 reference, where a GPU and its libraries are present; where
+/// they are not, the error that explains why.
+@Suite struct CUDABackendTests {
+    /// The backend, or why it cannot start here.
+    nonisolated(unsafe) static let started: Result<CUDABackend, Error> = Result { try CUDABackend() }
+    static var available: Bool { (try? started.get()) != nil }
+    static var reason: String {
+        if case .failure(let error) = started { return "no usable CUDA device here: \(error)" }
+        return ""
+    }
+
+    @Test(.enabled(if: available, Comment(rawValue: reason)))
+    func everyOperationMatchesTheReference() throws {
+        var checks = BackendOpChecks(try Self.started.get(), seed: 3)
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            for (m, n, k) in [(1, 1, 1), (3, 17, 5), (127, 33, 17), (61, 70, 300)] {
+                let r = try checks.gemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.7, beta: -1.3)
+                #expect(r.error < 1e-5 && r.paddingIntact)
+            }
+        }
+        for activation in Activation.allCases {
+            #expect(try checks.biasActivation(rows: 127, columns: 33, activation: activation) < 1e-5)
+            #expect(try checks.activationBackward(rows: 300, columns: 127, activation: activation) < 1e-5)
+        }
+        let loss = try checks.loss(rows: 127, columns: 17, loss: .softmaxCrossEntropy, scale: 1e4)
+        #expect(loss.lossError < 1e-5 && loss.gradientError < 1e-5 && loss.countsExact)
+        #expect(try checks.gather(samples: 300, features: 784, batch: 127))
+        let adam = try checks.optimizer(try OptimizerConfiguration(kind: .adamw, learningRate: 0.1, weightDecay: 0.05), count: 70_001, step: 3, learningRate: 0.1)
+        #expect(adam.parameters < 1e-5 && adam.state < 1e-6)
+    }
+
+    /// Without a driver, the error names the library and every path tried (this is what runs in CI).
+    @Test(.enabled(if: !available, "a CUDA device is present"))
+    func aMissingDriverIsExplained() {
+        let text = Self.reason
+        #expect(text.contains("libcuda.so.1") || text.contains("cuInit"), "\(text)")
+        if text.contains("could not be loaded") {
+            #expect(text.contains("/usr/local/cuda/lib64/libcuda.so.1") || text.contains("tried"))
+        }
+    }
+}
