@@ -11,8 +11,9 @@ import MNIST
 /// operation is kept and thrown by the next `synchronize()` (the `Backend` operations do not throw); with
 /// `MLP_CUDA_SYNC=1` every operation synchronises and checks at once, to find the one that fails.
 ///
-/// This first version launches each operation on its own; capturing the step as a CUDA graph, keeping the
-/// epoch's order and the step number on the device, and cuBLASLt epilogues come next (see the issues).
+/// A training step (between `beginStep` and `endStep`) is recorded as a CUDA graph the first time it is seen and
+/// replayed afterwards: each replay refreshes only the pinned buffers its uploads copy from (the batch's indices,
+/// the optimizer's step values) and launches the graph once. `MLP_CUDA_GRAPH=0` launches every operation instead.
 public final class CUDABackend: Backend {
     public let name = "cuda"
     public let isHostMemory = false
@@ -33,6 +34,27 @@ public final class CUDABackend: Backend {
     private var staging: UnsafeMutableRawPointer?
     private var stagingEvents = [OpaquePointer?]()
     private var nextSlot = 0
+
+    // MARK: Recorded steps (CUDA graphs)
+
+    /// One recording of a training step: the executable graph, the pinned buffers its uploads copy from (in the
+    /// order the step issues them), and an event recorded after each launch.
+    private final class StepGraph {
+        var executable: OpaquePointer?
+        var uploads: [(buffer: UnsafeMutableRawPointer, bytes: Int)] = []
+        var done: OpaquePointer?
+    }
+    private enum Mode { case direct, capturing(StepGraph), replaying(StepGraph) }
+    private var mode = Mode.direct
+    private var uploadIndex = 0
+    /// Two recordings per step key, used in turn, so that the host fills one's upload buffers while the GPU still
+    /// runs the other.
+    private var graphs = [StepKey: [StepGraph]]()
+    private var parity = [StepKey: Int]()
+    /// Whether training steps are recorded and replayed as CUDA graphs (`MLP_CUDA_GRAPH=0` turns it off).
+    public let usesGraphs: Bool
+    /// `[8]` Floats: the optimizer's values for the step (see the `optimizer_update` kernel).
+    private var hyperparameters = DevicePointer<Float>(address: 0)
     private let synchronizeEachOperation: Bool
     private var pendingError: CUDAError?
 
@@ -90,6 +112,14 @@ public final class CUDABackend: Backend {
         _ = blas.version(h, &blasVersion)
         log("cuBLAS \(blasVersion): \(blas.path)")
         synchronizeEachOperation = ProcessInfo.processInfo.environment["MLP_CUDA_SYNC"] == "1"
+        usesGraphs = ProcessInfo.processInfo.environment["MLP_CUDA_GRAPH"] != "0" && !synchronizeEachOperation
+        // A workspace of cuBLAS's own, so that products recorded in a graph allocate nothing.
+        var workspace: UInt64 = 0
+        try d.check(d.cuMemAlloc(&workspace, 32 << 20), "cuMemAlloc(cuBLAS workspace)")
+        _ = blas.setWorkspace(h, UnsafeMutableRawPointer(bitPattern: UInt(workspace)), 32 << 20)
+        var hyper: UInt64 = 0
+        try d.check(d.cuMemAlloc(&hyper, 8 * 4), "cuMemAlloc")
+        hyperparameters = DevicePointer(address: UInt(hyper))
         var pinned: UnsafeMutableRawPointer?
         try d.check(d.cuMemAllocHost(&pinned, stagingSlots * stagingSlotBytes), "cuMemAllocHost")
         staging = pinned
@@ -142,6 +172,24 @@ public final class CUDABackend: Backend {
         guard let base = source.baseAddress, !source.isEmpty else { return }
         let bytes = source.count * MemoryLayout<T>.stride
         record {
+            switch mode {
+            case .replaying(let graph):
+                // The recorded copy reads this buffer: refresh it (the previous launch of this recording is done).
+                let (buffer, size) = graph.uploads[uploadIndex]
+                precondition(size == bytes, "a replayed step uploads \(bytes) bytes where the recording had \(size)")
+                buffer.copyMemory(from: base, byteCount: bytes)
+                uploadIndex += 1
+                return
+            case .capturing(let graph):
+                var buffer: UnsafeMutableRawPointer?
+                try driver.check(driver.cuMemAllocHost(&buffer, bytes), "cuMemAllocHost")
+                buffer!.copyMemory(from: base, byteCount: bytes)
+                graph.uploads.append((buffer!, bytes))
+                try driver.check(driver.cuMemcpyHtoDAsync(UInt64(destination.address), buffer!, bytes, stream), "cuMemcpyHtoDAsync (recorded)")
+                return
+            case .direct:
+                break
+            }
             if bytes <= stagingSlotBytes, let staging {
                 let slot = nextSlot
                 nextSlot = (nextSlot + 1) % stagingSlots
@@ -167,9 +215,62 @@ public final class CUDABackend: Backend {
         }
     }
 
+    // MARK: Steps as graphs
+
+    public func beginStep(_ key: StepKey) {
+        guard usesGraphs, pendingError == nil, case .direct = mode else { return }
+        var list = graphs[key] ?? []
+        let turn = parity[key, default: 0]
+        parity[key] = turn ^ 1
+        uploadIndex = 0
+        if turn < list.count {
+            let graph = list[turn]
+            record { try driver.check(driver.cuEventSynchronize(graph.done), "cuEventSynchronize") }
+            mode = .replaying(graph)
+        } else {
+            let graph = StepGraph()
+            record {
+                try driver.check(driver.cuEventCreate(&graph.done, 2), "cuEventCreate")
+                // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL: only this thread's calls are checked for capture safety.
+                try driver.check(driver.cuStreamBeginCapture(stream, 1), "cuStreamBeginCapture")
+            }
+            guard pendingError == nil else { return }
+            list.append(graph)
+            graphs[key] = list
+            mode = .capturing(graph)
+        }
+    }
+
+    public func endStep() {
+        switch mode {
+        case .direct:
+            return
+        case .capturing(let graph):
+            mode = .direct
+            var captured: OpaquePointer?
+            let status = driver.cuStreamEndCapture(stream, &captured)
+            record {
+                try driver.check(status, "cuStreamEndCapture")
+                try driver.check(driver.cuGraphInstantiate(&graph.executable, captured, 0), "cuGraphInstantiateWithFlags")
+                _ = driver.cuGraphDestroy(captured)
+                // Recording ran nothing: launch the step now.
+                try driver.check(driver.cuGraphLaunch(graph.executable, stream), "cuGraphLaunch")
+                try driver.check(driver.cuEventRecord(graph.done, stream), "cuEventRecord")
+            }
+        case .replaying(let graph):
+            mode = .direct
+            precondition(uploadIndex == graph.uploads.count, "a replayed step made \(uploadIndex) uploads where the recording had \(graph.uploads.count)")
+            record {
+                try driver.check(driver.cuGraphLaunch(graph.executable, stream), "cuGraphLaunch")
+                try driver.check(driver.cuEventRecord(graph.done, stream), "cuEventRecord")
+            }
+        }
+    }
+
     // MARK: Launching
 
     private func launch(_ kernel: String, grid: (UInt32, UInt32), block: UInt32, blockY: UInt32 = 1, _ arguments: [any KernelArgument]) {
+        if case .replaying = mode { return }  // recorded in the graph
         record {
             var slots = [UInt64](repeating: 0, count: arguments.count)
             try slots.withUnsafeMutableBytes { raw in
@@ -198,6 +299,7 @@ public final class CUDABackend: Backend {
     public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: DevicePointer<Float>, lda: Int, b: DevicePointer<Float>, ldb: Int, beta: Float, c: DevicePointer<Float>, ldc: Int) {
         // cuBLAS is column-major: the row-major C = op(A)·op(B) is the column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, and a
         // row-major matrix read column-major is its transpose, so B and A swap places and keep their flags.
+        if case .replaying = mode { return }  // recorded in the graph
         record {
             var alphaValue = alpha, betaValue = beta
             let status = blas.sgemm(
@@ -227,9 +329,14 @@ public final class CUDABackend: Backend {
     public func optimizerUpdate(parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>, count: Int, step: OptimizerStep) {
         let (c1, c2) = step.biasCorrections
         let kind: Int32 = step.kind == .sgd ? 0 : (step.kind == .adam ? 1 : 2)
+        // The step's values go through device memory (an upload, refreshed on every replay), not kernel arguments.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 8) { h in
+            h[0] = step.learningRate; h[1] = step.momentum; h[2] = step.weightDecay; h[3] = step.beta1
+            h[4] = step.beta2; h[5] = step.epsilon; h[6] = c1; h[7] = c2
+            upload(UnsafeBufferPointer(h), to: hyperparameters)
+        }
         launch("optimizer_update", grid: (blocks(count), 1), block: 256,
-               [parameters, gradients, state, Int64(count), kind, step.learningRate, step.momentum, Int32(step.nesterov ? 1 : 0),
-                step.weightDecay, step.beta1, step.beta2, step.epsilon, c1, c2])
+               [parameters, gradients, state, Int64(count), kind, Int32(step.nesterov ? 1 : 0), hyperparameters])
     }
 }
 

@@ -68,6 +68,11 @@ struct CUDADriver {
     let cuEventCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> CUresult
     let cuEventRecord: @convention(c) (OpaquePointer?, OpaquePointer?) -> CUresult
     let cuEventSynchronize: @convention(c) (OpaquePointer?) -> CUresult
+    let cuStreamBeginCapture: @convention(c) (OpaquePointer?, Int32) -> CUresult
+    let cuStreamEndCapture: @convention(c) (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>) -> CUresult
+    let cuGraphInstantiate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UInt64) -> CUresult
+    let cuGraphLaunch: @convention(c) (OpaquePointer?, OpaquePointer?) -> CUresult
+    let cuGraphDestroy: @convention(c) (OpaquePointer?) -> CUresult
     let cuModuleLoadData: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafeRawPointer) -> CUresult
     let cuModuleGetFunction: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<CChar>) -> CUresult
     let cuLaunchKernel: @convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?,
@@ -99,6 +104,11 @@ struct CUDADriver {
             cuEventCreate: f("cuEventCreate", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> CUresult).self),
             cuEventRecord: f("cuEventRecord", (@convention(c) (OpaquePointer?, OpaquePointer?) -> CUresult).self),
             cuEventSynchronize: f("cuEventSynchronize", (@convention(c) (OpaquePointer?) -> CUresult).self),
+            cuStreamBeginCapture: f("cuStreamBeginCapture_v2", (@convention(c) (OpaquePointer?, Int32) -> CUresult).self),
+            cuStreamEndCapture: f("cuStreamEndCapture", (@convention(c) (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>) -> CUresult).self),
+            cuGraphInstantiate: f("cuGraphInstantiateWithFlags", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UInt64) -> CUresult).self),
+            cuGraphLaunch: f("cuGraphLaunch", (@convention(c) (OpaquePointer?, OpaquePointer?) -> CUresult).self),
+            cuGraphDestroy: f("cuGraphDestroy", (@convention(c) (OpaquePointer?) -> CUresult).self),
             cuModuleLoadData: f("cuModuleLoadData", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafeRawPointer) -> CUresult).self),
             cuModuleGetFunction: f("cuModuleGetFunction", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<CChar>) -> CUresult).self),
             cuLaunchKernel: f("cuLaunchKernel", (@convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> CUresult).self),
@@ -183,6 +193,7 @@ struct CUBLAS {
     let sgemm: @convention(c) (OpaquePointer?, Int32, Int32, Int32, Int32, Int32, UnsafePointer<Float>, UnsafePointer<Float>?, Int32,
                                 UnsafePointer<Float>?, Int32, UnsafePointer<Float>, UnsafeMutablePointer<Float>?, Int32) -> Int32
     let version: @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int32>) -> Int32
+    let setWorkspace: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int) -> Int32
 
     static func load() throws -> CUBLAS {
         let (h, path) = try LibraryLoader.open("cuBLAS", names: ["libcublas.so.13", "libcublas.so.12", "libcublas.so"])
@@ -193,6 +204,7 @@ struct CUBLAS {
             setStream: f("cublasSetStream_v2", (@convention(c) (OpaquePointer?, OpaquePointer?) -> Int32).self),
             setMathMode: f("cublasSetMathMode", (@convention(c) (OpaquePointer?, Int32) -> Int32).self),
             sgemm: f("cublasSgemm_v2", (@convention(c) (OpaquePointer?, Int32, Int32, Int32, Int32, Int32, UnsafePointer<Float>, UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32, UnsafePointer<Float>, UnsafeMutablePointer<Float>?, Int32) -> Int32).self),
-            version: f("cublasGetVersion_v2", (@convention(c) (OpaquePointer?, UnsafeMutablePointer<Int32>) -> Int32).self))
+            version: f("cublasGetVersion_v2", (@convention(c) (OpaquePointer?, UnsafeMutablePointer<Int32>) -> Int32).self),
+            setWorkspace: f("cublasSetWorkspace_v2", (@convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int) -> Int32).self))
     }
 }

@@ -96,8 +96,10 @@ __global__ void loss_rows(float* gradient, float* metrics, int* predictions, con
 }
 
 // kind: 0 sgd, 1 adam, 2 adamw. State: momentum, or the two moments at state and state + count.
-__global__ void optimizer_update(float* p, const float* g, float* state, long count, int kind, float lr, float momentum,
-                                 int nesterov, float weight_decay, float beta1, float beta2, float epsilon, float c1, float c2) {
+// h: learning rate, momentum, weight decay, beta1, beta2, epsilon, 1 - beta1^t, 1 - beta2^t (in device memory, so
+// that a recorded step reads each step's values).
+__global__ void optimizer_update(float* p, const float* g, float* state, long count, int kind, int nesterov, const float* h) {
+    float lr = h[0], momentum = h[1], weight_decay = h[2], beta1 = h[3], beta2 = h[4], epsilon = h[5], c1 = h[6], c2 = h[7];
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < count; i += (long)gridDim.x * blockDim.x) {
         float param = p[i];
         float d = g[i];

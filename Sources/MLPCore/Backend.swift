@@ -30,6 +30,11 @@ public protocol Backend: AnyObject {
     /// Waits for every queued operation and reports an asynchronous failure.
     func synchronize() throws
 
+    /// The start of a training step's operations (see the extension below; the default does nothing).
+    func beginStep(_ key: StepKey)
+    /// The end of a training step's operations.
+    func endStep()
+
     // MARK: Batches
 
     /// Builds a batch from a dataset resident in backend memory.
@@ -97,6 +102,30 @@ public protocol Backend: AnyObject {
     func optimizerUpdate(
         parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>,
         count: Int, step: OptimizerStep)
+}
+
+/// Step boundaries, for backends that record a training step once and replay it (a GPU backend's CUDA graph).
+///
+/// `Network.trainStep` calls `beginStep(_:)` before its operations and `endStep()` after them. Between the two,
+/// the same `key` always brings the same sequence of operations on the same buffers and sizes; only the contents
+/// of uploads (the batch's indices, the optimizer's step values) change. A backend may therefore record the
+/// sequence the first time and afterwards only refresh the uploaded values and replay it.
+extension Backend {
+    public func beginStep(_ key: StepKey) {}
+    public func endStep() {}
+}
+
+/// What identifies a training step's sequence of operations: the network, the data it gathers from, the rows.
+public struct StepKey: Hashable, Sendable {
+    public var network: ObjectIdentifier
+    public var data: ObjectIdentifier
+    public var rows: Int
+
+    public init(network: ObjectIdentifier, data: ObjectIdentifier, rows: Int) {
+        self.network = network
+        self.data = data
+        self.rows = rows
+    }
 }
 
 extension Backend {

@@ -103,6 +103,8 @@ public final class Network {
     public func trainStep(_ data: ResidentDataset, batch: ArraySlice<Int32>, step: OptimizerStep) {
         let rows = batch.count
         precondition(rows >= 1 && rows <= maxBatch, "batch of \(rows) rows for a network sized for \(maxBatch)")
+        backend.beginStep(StepKey(network: ObjectIdentifier(self), data: ObjectIdentifier(data), rows: rows))
+        defer { backend.endStep() }
         gather(data, batch)
         forward(rows: rows)
         let last = spec.layerCount - 1

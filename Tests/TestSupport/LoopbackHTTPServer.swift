@@ -52,8 +52,16 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
         thread.start()
     }
 
-    /// Stops accepting connections.
+    private var stopped = false
+
+    /// Stops accepting connections. Only the first call closes the socket: a second `close` could close a
+    /// descriptor that the system has since given to another server (seen: a test's server going deaf).
     public func stop() {
+        let first: Bool = lock.withLock {
+            defer { stopped = true }
+            return !stopped
+        }
+        guard first else { return }
         shutdown(socketFD, Int32(SHUT_RDWR))
         close(socketFD)
     }
