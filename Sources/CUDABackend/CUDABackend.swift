@@ -43,6 +43,11 @@ public final class CUDABackend: Backend {
         var executable: OpaquePointer?
         var uploads: [(buffer: UnsafeMutableRawPointer, bytes: Int)] = []
         var done: OpaquePointer?
+        /// Pinned memory for the uploads, allocated before recording starts (allocation is not allowed during a
+        /// capture), handed out in order.
+        var arena: UnsafeMutableRawPointer?
+        var arenaUsed = 0
+        static let arenaBytes = 256 * 1024
     }
     private enum Mode { case direct, capturing(StepGraph), replaying(StepGraph) }
     private var mode = Mode.direct
@@ -181,11 +186,15 @@ public final class CUDABackend: Backend {
                 uploadIndex += 1
                 return
             case .capturing(let graph):
-                var buffer: UnsafeMutableRawPointer?
-                try driver.check(driver.cuMemAllocHost(&buffer, bytes), "cuMemAllocHost")
-                buffer!.copyMemory(from: base, byteCount: bytes)
-                graph.uploads.append((buffer!, bytes))
-                try driver.check(driver.cuMemcpyHtoDAsync(UInt64(destination.address), buffer!, bytes, stream), "cuMemcpyHtoDAsync (recorded)")
+                let offset = (graph.arenaUsed + 63) / 64 * 64
+                guard offset + bytes <= StepGraph.arenaBytes, let arena = graph.arena else {
+                    throw CUDAError("a recorded step uploads more than \(StepGraph.arenaBytes) bytes (set MLP_CUDA_GRAPH=0)")
+                }
+                let buffer = arena + offset
+                graph.arenaUsed = offset + bytes
+                buffer.copyMemory(from: base, byteCount: bytes)
+                graph.uploads.append((buffer, bytes))
+                try driver.check(driver.cuMemcpyHtoDAsync(UInt64(destination.address), buffer, bytes, stream), "cuMemcpyHtoDAsync (recorded)")
                 return
             case .direct:
                 break
@@ -231,6 +240,7 @@ public final class CUDABackend: Backend {
             let graph = StepGraph()
             record {
                 try driver.check(driver.cuEventCreate(&graph.done, 2), "cuEventCreate")
+                try driver.check(driver.cuMemAllocHost(&graph.arena, StepGraph.arenaBytes), "cuMemAllocHost")
                 // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL: only this thread's calls are checked for capture safety.
                 try driver.check(driver.cuStreamBeginCapture(stream, 1), "cuStreamBeginCapture")
             }
