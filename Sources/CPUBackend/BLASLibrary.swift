@@ -71,14 +71,11 @@ public struct BLASLibrary: @unchecked Sendable {
 /// Why the cpu backend could not do what was asked.
 public enum CPUBackendError: Error, CustomStringConvertible, Equatable, Sendable {
     case blasNotFound(tried: [String])
-    case outOfMemory(bytes: Int)
 
     public var description: String {
         switch self {
         case let .blasNotFound(tried):
             return "no BLAS with cblas_sgemm could be loaded (set MLP_BLAS to a library path, or install libopenblas0); tried:\n  " + tried.joined(separator: "\n  ")
-        case let .outOfMemory(bytes):
-            return "cannot allocate \(bytes) bytes"
         }
     }
 }

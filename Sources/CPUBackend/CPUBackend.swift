@@ -19,7 +19,7 @@ import MNIST
 /// Results do not depend on the thread count: products are split between threads by rows or columns of C
 /// (never along k), column sums by columns, and the optimizer by elements, so every number is computed in the
 /// same order whatever the split. (Only the loss *metric* is summed in per-thread parts.)
-public final class CPUBackend: Backend {
+public final class CPUBackend: HostMemoryBackend {
     /// How matrix products are computed.
     public enum GEMMProvider: String, CaseIterable, Sendable {
         /// This package's packed SIMD GEMM (deterministic across thread counts).
@@ -29,7 +29,6 @@ public final class CPUBackend: Backend {
     }
 
     public let name = "cpu"
-    public let isHostMemory = true
     public let kernels: KernelSet
     public let gemmProvider: GEMMProvider
     public let blas: BLASLibrary?
@@ -138,33 +137,6 @@ public final class CPUBackend: Backend {
             self.kernels.optimizer(p.f0!, UnsafePointer(p.f1!), p.f2!, p.count, lo..<hi, p.step)
         }
     }
-
-    // MARK: Memory
-
-    public func allocate<T>(_ type: T.Type, count: Int) throws -> DevicePointer<T> {
-        let bytes = max(count, 1) * MemoryLayout<T>.stride
-        var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, 64, bytes) == 0, let raw else { throw CPUBackendError.outOfMemory(bytes: bytes) }
-        raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
-        return DevicePointer(address: UInt(bitPattern: raw))
-    }
-
-    public func free<T>(_ pointer: DevicePointer<T>) {
-        Foundation.free(UnsafeMutableRawPointer(bitPattern: pointer.address))
-    }
-
-    public func upload<T>(_ source: UnsafeBufferPointer<T>, to destination: DevicePointer<T>) {
-        guard let base = source.baseAddress, !source.isEmpty else { return }
-        UnsafeMutableRawPointer(destination.host).copyMemory(from: base, byteCount: source.count * MemoryLayout<T>.stride)
-    }
-
-    public func download<T>(_ source: DevicePointer<T>, count: Int, into destination: UnsafeMutableBufferPointer<T>) {
-        precondition(destination.count >= count)
-        guard count > 0 else { return }
-        UnsafeMutableRawPointer(destination.baseAddress!).copyMemory(from: source.host, byteCount: count * MemoryLayout<T>.stride)
-    }
-
-    public func synchronize() throws {}
 
     /// Runs `body` with subnormals flushed to zero on the calling thread, then restores its mode.
     @inline(__always)

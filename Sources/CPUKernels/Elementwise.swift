@@ -10,15 +10,6 @@ import Darwin
 // The fused elementwise passes of the cpu backend, generic over the instruction set like the GEMM. Each works on a
 // range (rows or columns) so that the backend can split it across threads; see `Backend` for the definitions.
 
-@inlinable @inline(__always)
-func activate(_ z: Float, _ activation: Activation) -> Float {
-    switch activation {
-    case .relu: return z > 0 ? z : 0
-    case .tanh: return tanhf(z)
-    case .sigmoid: return 1 / (1 + expf(-z))
-    case .identity: return z
-    }
-}
 
 /// `values[r, c] = f(values[r, c] + bias[c])` for `r` in `rows`.
 @inlinable
@@ -44,7 +35,7 @@ public func biasActivationRows<ISA: KernelISA>(_ isa: ISA.Type, values: UnsafeMu
             break
         }
         while c < columns {
-            row[c] = activate(row[c] + bias[c], activation)
+            row[c] = activation.apply(row[c] + bias[c])
             c += 1
         }
     }

@@ -47,7 +47,7 @@ public enum DataError: Error, CustomStringConvertible, Equatable, Sendable {
 
 extension Int {
     /// The number with thousands separators, as messages print counts ("9,999").
-    var grouped: String {
+    public var grouped: String {
         let digits = String(magnitude)
         var out = ""
         for (i, ch) in digits.enumerated() {

@@ -5,38 +5,11 @@ import MNIST
 ///
 /// It is written to be read and to be right, not to be fast: every other backend is tested against it, and it is
 /// the baseline of `mlp bench`. Sums are accumulated in Float in the natural order, as a reader would write them.
-public final class NaiveBackend: Backend {
+public final class NaiveBackend: HostMemoryBackend {
     public let name = "naive"
     public let deviceDescription = "host memory, plain Swift loops, one thread"
-    public let isHostMemory = true
 
     public init() {}
-
-    // MARK: Memory
-
-    public func allocate<T>(_ type: T.Type, count: Int) throws -> DevicePointer<T> {
-        let bytes = max(count, 1) * MemoryLayout<T>.stride
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-        raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
-        return DevicePointer(address: UInt(bitPattern: raw))
-    }
-
-    public func free<T>(_ pointer: DevicePointer<T>) {
-        UnsafeMutableRawPointer(bitPattern: pointer.address)?.deallocate()
-    }
-
-    public func upload<T>(_ source: UnsafeBufferPointer<T>, to destination: DevicePointer<T>) {
-        guard let base = source.baseAddress, !source.isEmpty else { return }
-        UnsafeMutableRawPointer(destination.host).copyMemory(from: base, byteCount: source.count * MemoryLayout<T>.stride)
-    }
-
-    public func download<T>(_ source: DevicePointer<T>, count: Int, into destination: UnsafeMutableBufferPointer<T>) {
-        precondition(destination.count >= count)
-        guard count > 0 else { return }
-        UnsafeMutableRawPointer(destination.baseAddress!).copyMemory(from: source.host, byteCount: count * MemoryLayout<T>.stride)
-    }
-
-    public func synchronize() throws {}
 
     // MARK: Batches
 

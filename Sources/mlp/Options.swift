@@ -116,15 +116,3 @@ extension Double {
     var percent: String { String(format: "%.2f%%", self * 100) }
 }
 
-extension Int {
-    /// "12,345"
-    var grouped: String {
-        let digits = String(magnitude)
-        var out = ""
-        for (i, ch) in digits.enumerated() {
-            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
-            out.append(ch)
-        }
-        return self < 0 ? "-" + out : out
-    }
-}
