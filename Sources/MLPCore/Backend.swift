@@ -1,4 +1,5 @@
 import MNIST
+import Synchronization
 
 /// The operations one training step needs, implemented once per backend (naive, cpu, cuda).
 ///
@@ -116,12 +117,14 @@ extension Backend {
 }
 
 /// What identifies a training step's sequence of operations: the network, the data it gathers from, the rows.
+/// Networks and datasets are named by serial numbers, never reused in a process (an object's address can be, once
+/// it is freed, and a recording of a freed network's step must never be replayed for a new one).
 public struct StepKey: Hashable, Sendable {
-    public var network: ObjectIdentifier
-    public var data: ObjectIdentifier
+    public var network: Int
+    public var data: Int
     public var rows: Int
 
-    public init(network: ObjectIdentifier, data: ObjectIdentifier, rows: Int) {
+    public init(network: Int, data: Int, rows: Int) {
         self.network = network
         self.data = data
         self.rows = rows
@@ -143,3 +146,7 @@ extension Backend {
         return out
     }
 }
+
+/// Serial numbers for `StepKey`: each call returns a number no earlier call returned.
+public func nextSerialNumber() -> Int { serialNumbers.wrappingAdd(1, ordering: .relaxed).oldValue }
+private let serialNumbers = Atomic<Int>(0)

@@ -13,6 +13,8 @@ public final class Network {
     public let backend: any Backend
     /// The largest batch a step or an evaluation may use.
     public let maxBatch: Int
+    /// Names this network in `StepKey`s.
+    let serialNumber = nextSerialNumber()
 
     /// `[layout.count]` each.
     let parameters, gradients: DevicePointer<Float>
@@ -103,7 +105,7 @@ public final class Network {
     public func trainStep(_ data: ResidentDataset, batch: ArraySlice<Int32>, step: OptimizerStep) {
         let rows = batch.count
         precondition(rows >= 1 && rows <= maxBatch, "batch of \(rows) rows for a network sized for \(maxBatch)")
-        backend.beginStep(StepKey(network: ObjectIdentifier(self), data: ObjectIdentifier(data), rows: rows))
+        backend.beginStep(StepKey(network: serialNumber, data: data.serialNumber, rows: rows))
         defer { backend.endStep() }
         gather(data, batch)
         forward(rows: rows)

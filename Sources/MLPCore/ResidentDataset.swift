@@ -11,6 +11,8 @@ public final class ResidentDataset {
     public let count: Int
     public let featureCount: Int
     public let classCount: Int
+    /// Names this dataset in `StepKey`s.
+    let serialNumber = nextSerialNumber()
 
     /// Uploads `images` to `backend`.
     public init(_ images: LabeledImages, on backend: any Backend) throws {
