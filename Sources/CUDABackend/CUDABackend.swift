@@ -7,6 +7,9 @@ import MNIST
 /// opened with `dlopen` when the backend starts, so the package builds and runs where there is no CUDA; there,
 /// starting it throws a `CUDAError` that lists every library path tried.
 ///
+/// A backend holds its context, stream, pinned buffers and recorded graphs for the life of the process: make one
+/// and keep it.
+///
 /// Every operation is queued on one stream; `download` and `synchronize` wait for it. A failure inside an
 /// operation is kept and thrown by the next `synchronize()` (the `Backend` operations do not throw); with
 /// `MLP_CUDA_SYNC=1` every operation synchronises and checks at once, to find the one that fails.
