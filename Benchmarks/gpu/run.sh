@@ -20,7 +20,7 @@ check)
 bench)
     for precision in fp32 tf32; do
         .run/mlp bench --backends cuda --workloads small-128,small-1024,wide-1024 --repeats 3 --profile \
-            --precision "$precision" --peers --peer-device cuda --peer-list torch,jax \
+            --precision "$precision" --peers --peer-device cuda --peer-list torch,jax,cupy \
             --output "$out/bench-$precision" 2>&1 | tee "$out/bench-$precision.txt"
     done
     ;;
