@@ -23,7 +23,7 @@ def main():
         m = [[cp.zeros_like(w), cp.zeros_like(b)] for w, b in params]
         v = [[cp.zeros_like(w), cp.zeros_like(b)] for w, b in params]
         lr, b1, b2, eps = cp.float32(1e-3), cp.float32(0.9), cp.float32(0.999), cp.float32(1e-8)
-        rng = cp.random.default_rng(args.seed + 1)
+        rng = cp.random.RandomState(args.seed + 1)  # CuPy's Generator has no permutation
         steps = len(train_x) // batch
         t = [0]
 
