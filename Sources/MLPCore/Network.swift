@@ -142,9 +142,12 @@ public final class Network {
     }
 
     /// The summed loss and the number of correct predictions of the training steps since the last reset.
+    /// The trainer calls this after every step on host-memory backends, so it reads into stack memory, not an array.
     public func readTrainingMetrics() -> (lossSum: Float, correct: Float) {
-        let m = backend.download(trainingMetrics, count: 2)
-        return (m[0], m[1])
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2) { m in
+            backend.download(trainingMetrics, count: 2, into: m)
+            return (m[0], m[1])
+        }
     }
 
     /// Sets the training metrics back to zero.

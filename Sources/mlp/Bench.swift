@@ -54,6 +54,7 @@ struct Bench: ParsableCommand {
         if epochs < 1 { throw ValidationError("--epochs \(epochs): expected at least 1") }
         if repeats < 1 { throw ValidationError("--repeats \(repeats): expected at least 1") }
         if naiveSteps < 1 { throw ValidationError("--naive-steps \(naiveSteps): expected at least 1") }
+        if let t = threads, t < 1 { throw ValidationError("--threads \(t): expected at least 1") }
     }
 
     func run() throws {

@@ -17,11 +17,15 @@ struct Evaluate: ParsableCommand {
     @Option(help: ArgumentHelp("Evaluate on only the first N test samples.", valueName: "N"))
     var testSamples: Int?
 
+    func validate() throws {
+        if let n = testSamples, n < 1 { throw ValidationError("--test-samples \(n): expected at least 1") }
+    }
+
     func run() throws {
         let logger = backendOptions.makeLogger()
         let saved = try Checkpoint.read(from: URL(fileURLWithPath: checkpoint))
         var dataset = try data.load(logger: logger)
-        if let n = testSamples { dataset.test = dataset.test.subset(0..<max(0, min(n, dataset.test.count))) }
+        if let n = testSamples { dataset.test = dataset.test.subset(0..<min(n, dataset.test.count)) }
         let spec = saved.configuration.network
         guard spec.inputSize == dataset.test.featureCount, spec.outputSize == dataset.test.classCount else {
             throw ValidationError("\(checkpoint): a \(spec.sizesText) network does not fit \(dataset.test.featureCount)-pixel images of \(dataset.test.classCount) classes")

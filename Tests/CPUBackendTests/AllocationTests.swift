@@ -39,6 +39,7 @@ import Glibc
         if trap { mlp_trap(1) }
         for b in 1..<4 {
             network.trainStep(data, batch: epoch.order[epoch.range(ofBatch: b)], step: optimizer.step(b + 1, learningRate: 1e-3))
+            _ = network.readTrainingMetrics()  // the trainer's loss check after every step
         }
         let during = mlp_allocation_count()
         mlp_trap(0)

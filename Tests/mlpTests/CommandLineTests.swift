@@ -82,6 +82,8 @@ import TestSupport
         (["train", "--output", "/proc/forbidden"], "--output /proc/forbidden: cannot create the directory"),
         (["eval", "--checkpoint", "/nonexistent.safetensors"], "/nonexistent.safetensors: cannot read"),
         (["predict", "--checkpoint", "/nonexistent.safetensors", "3"], "/nonexistent.safetensors: cannot read"),
+        (["eval", "--checkpoint", "x.safetensors", "--test-samples", "0"], "--test-samples 0: expected at least 1"),
+        (["bench", "--threads", "0"], "--threads 0: expected at least 1"),
     ])
     func badInputGetsAClearErrorAndANonZeroExit(arguments: [String], message: String) throws {
         let r = try run(arguments)
