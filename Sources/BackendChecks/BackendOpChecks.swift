@@ -90,6 +90,52 @@ public struct BackendOpChecks {
         return max(relativeError(dz, refDz), relativeError(db, refDb))
     }
 
+    /// The fused layer operations, as a training step uses them: `denseForward` of a layer
+    /// (`[rows, inputSize] → [rows, hiddenSize]`, activation `activation`) and then `denseBackward` of the layer after
+    /// it (`hiddenSize → outputSize`), whose input gradient goes back through that activation. Returns the largest
+    /// relative error of the forward outputs, the weight gradient, the input gradient and the bias gradient. The
+    /// backward's references are computed from the backend's own forward outputs, so an error in the forward is
+    /// not counted twice.
+    public mutating func denseLayers(rows: Int, inputSize: Int, hiddenSize: Int, outputSize: Int, activation: Activation) throws -> Double {
+        let x = random(rows * inputSize), w1 = random(inputSize * hiddenSize, scale: 0.5), b1 = random(hiddenSize)
+        let w2 = random(hiddenSize * outputSize, scale: 0.5), dz2 = random(rows * outputSize)
+        let (px, pw1, pb1, pw2, pdz2) = (try upload(x), try upload(w1), try upload(b1), try upload(w2), try upload(dz2))
+        let (pa1, pdw2, pdz1, pdb1) = (try poisoned(rows * hiddenSize), try poisoned(hiddenSize * outputSize), try poisoned(rows * hiddenSize), try poisoned(hiddenSize))
+        defer { for p in [px, pw1, pb1, pw2, pdz2, pa1, pdw2, pdz1, pdb1] { backend.free(p) } }
+        backend.denseForward(outputs: pa1, inputs: px, weights: pw1, bias: pb1, rows: rows, inputSize: inputSize, outputSize: hiddenSize, activation: activation)
+        backend.denseBackward(weightGradient: pdw2, inputGradient: pdz1, inputBiasGradient: pdb1, gradient: pdz2, inputs: pa1, weights: pw2, rows: rows, inputSize: hiddenSize, outputSize: outputSize, inputActivation: activation)
+        let a1 = backend.download(pa1, count: rows * hiddenSize)
+        let dw2 = backend.download(pdw2, count: hiddenSize * outputSize).map(Double.init)
+        let dz1 = backend.download(pdz1, count: rows * hiddenSize).map(Double.init)
+        let db1 = backend.download(pdb1, count: hiddenSize).map(Double.init)
+        var refA1 = [Double](), refDw2 = [Double](repeating: 0, count: hiddenSize * outputSize)
+        var refDz1 = [Double](repeating: 0, count: rows * hiddenSize), refDb1 = [Double](repeating: 0, count: hiddenSize)
+        for r in 0..<rows {
+            for h in 0..<hiddenSize {
+                var z = Double(b1[h])
+                for i in 0..<inputSize { z += Double(x[r * inputSize + i]) * Double(w1[i * hiddenSize + h]) }
+                refA1.append(ReferenceMLP.activate(z, activation))
+                let a = Double(a1[r * hiddenSize + h])
+                var g = 0.0
+                for o in 0..<outputSize {
+                    let d = Double(dz2[r * outputSize + o])
+                    refDw2[h * outputSize + o] += a * d
+                    g += d * Double(w2[h * outputSize + o])
+                }
+                let derivative: Double
+                switch activation {
+                case .relu: derivative = a > 0 ? 1 : 0
+                case .tanh: derivative = 1 - a * a
+                case .sigmoid: derivative = a * (1 - a)
+                case .identity: derivative = 1
+                }
+                refDz1[r * hiddenSize + h] = g * derivative
+                refDb1[h] += g * derivative
+            }
+        }
+        return [relativeError(a1.map(Double.init), refA1), relativeError(dw2, refDw2), relativeError(dz1, refDz1), relativeError(db1, refDb1)].max()!
+    }
+
     /// Loss, gradient, correct count and predictions of `lossForwardBackward` with logits of scale `scale`
     /// (1e4 tests overflow). Returns the relative errors of the loss sum and gradient, and whether the counts
     /// and predictions are exact.

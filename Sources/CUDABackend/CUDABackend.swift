@@ -65,10 +65,32 @@ public final class CUDABackend: Backend {
     private var hyperparameters = DevicePointer<Float>(address: 0)
     private let synchronizeEachOperation: Bool
     private var pendingError: CUDAError?
+    /// The products through cuBLASLt, with epilogues and timed algorithms; nil with `MLP_CUDA_LT=0` (every product
+    /// then goes through `cublasSgemm` and nothing is fused, the backend as it was before cuBLASLt).
+    let planner: MatmulPlanner?
+    /// Whether dense layers use the products' epilogues (`MLP_CUDA_FUSE=0` keeps cuBLASLt's products but runs the
+    /// bias, activation and their gradients as separate kernels).
+    let fusesEpilogues: Bool
+    /// A second stream for work off the critical path: a layer's weight gradient, which nothing reads until the
+    /// optimizer runs, is computed there while the main stream carries the gradient back through the earlier layers
+    /// (a batch of 128 rows keeps only a fraction of the SMs busy, so the two products run side by side). Inside a
+    /// recording, the fork and the join become two branches of the graph.
+    private var sideStream: OpaquePointer?
+    private var forkEvent: OpaquePointer?, joinEvent: OpaquePointer?
+    /// Whether the side stream has work the main stream has not yet waited for, and the buffers that work reads (the
+    /// main stream joins before writing any of them).
+    private var sidePending = false
+    private var sideReads = Set<UInt>()
+    /// Whether weight gradients go to the side stream (`MLP_CUDA_STREAMS=1` keeps everything on one stream).
+    let usesSideStream: Bool
+    private let log: (String) -> Void
+    /// Step keys seen once: a step runs uninstrumented the first time (its products' algorithms are timed then,
+    /// which cannot happen inside a recording) and is recorded the second time.
+    private var seenSteps = Set<StepKey>()
 
     /// Opens the driver, NVRTC and cuBLAS, takes device `device`'s primary context and compiles the kernels.
     /// - Throws: `CUDAError` saying which library is missing (with every path tried), or which call failed.
-    public init(device: Int = 0, allowTF32: Bool = false, log: (String) -> Void = { _ in }) throws {
+    public init(device: Int = 0, allowTF32: Bool = false, log: @escaping (String) -> Void = { _ in }) throws {
         let d = try CUDADriver.load()
         driver = d
         log("CUDA driver: \(d.path)")
@@ -119,12 +141,36 @@ public final class CUDABackend: Backend {
         var blasVersion: Int32 = 0
         _ = blas.version(h, &blasVersion)
         log("cuBLAS \(blasVersion): \(blas.path)")
-        synchronizeEachOperation = ProcessInfo.processInfo.environment["MLP_CUDA_SYNC"] == "1"
-        usesGraphs = ProcessInfo.processInfo.environment["MLP_CUDA_GRAPH"] != "0" && !synchronizeEachOperation
+        let environment = ProcessInfo.processInfo.environment
+        synchronizeEachOperation = environment["MLP_CUDA_SYNC"] == "1"
+        usesGraphs = environment["MLP_CUDA_GRAPH"] != "0" && !synchronizeEachOperation
         // A workspace of cuBLAS's own, so that products recorded in a graph allocate nothing.
         var workspace: UInt64 = 0
         try d.check(d.cuMemAlloc(&workspace, 32 << 20), "cuMemAlloc(cuBLAS workspace)")
         _ = blas.setWorkspace(h, UnsafeMutableRawPointer(bitPattern: UInt(workspace)), 32 << 20)
+        var ltDescription = "cuBLAS \(blasVersion) (cuBLASLt off)"
+        if environment["MLP_CUDA_LT"] != "0" {
+            let lt = try CUBLASLt.load()
+            var ltWorkspace: UInt64 = 0
+            try d.check(d.cuMemAlloc(&ltWorkspace, 32 << 20), "cuMemAlloc(cuBLASLt workspace)")
+            let tunes = environment["MLP_CUDA_TUNE"] != "0"
+            planner = try MatmulPlanner(
+                lt: lt, computeType: allowTF32 ? CUBLASLt.computeFastTF32 : CUBLASLt.computeFP32,
+                workspace: ltWorkspace, workspaceBytes: 32 << 20, tunes: tunes)
+            fusesEpilogues = environment["MLP_CUDA_FUSE"] != "0"
+            log("cuBLASLt \(lt.getVersion()): \(lt.path); algorithms \(tunes ? "timed per shape" : "from the heuristic"), epilogues \(fusesEpilogues ? "on" : "off")")
+            ltDescription = "cuBLASLt \(lt.getVersion()) (\(tunes ? "timed" : "heuristic") algorithms\(fusesEpilogues ? ", fused epilogues" : ""))"
+        } else {
+            planner = nil
+            fusesEpilogues = false
+        }
+        self.log = log
+        usesSideStream = planner != nil && environment["MLP_CUDA_STREAMS"] != "1"
+        if usesSideStream {
+            try d.check(d.cuStreamCreate(&sideStream, 0), "cuStreamCreate(side)")
+            try d.check(d.cuEventCreate(&forkEvent, 2), "cuEventCreate")
+            try d.check(d.cuEventCreate(&joinEvent, 2), "cuEventCreate")
+        }
         var hyper: UInt64 = 0
         try d.check(d.cuMemAlloc(&hyper, 8 * 4), "cuMemAlloc")
         hyperparameters = DevicePointer(address: UInt(hyper))
@@ -136,7 +182,7 @@ public final class CUDABackend: Backend {
             try d.check(d.cuEventCreate(&event, 2), "cuEventCreate")  // CU_EVENT_DISABLE_TIMING
             stagingEvents.append(event)
         }
-        deviceDescription = "\(String(decoding: nameBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)), compute capability \(major).\(minor), driver API \(version), cuBLAS \(blasVersion), \(allowTF32 ? "tf32" : "fp32") products"
+        deviceDescription = "\(String(decoding: nameBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)), compute capability \(major).\(minor), driver API \(version), \(ltDescription), \(allowTF32 ? "tf32" : "fp32") products"
     }
 
     // MARK: Errors
@@ -155,6 +201,7 @@ public final class CUDABackend: Backend {
     }
 
     public func synchronize() throws {
+        join()
         try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
         if let error = pendingError {
             pendingError = nil
@@ -173,12 +220,14 @@ public final class CUDABackend: Backend {
     }
 
     public func free<T>(_ pointer: DevicePointer<T>) {
+        join()
         _ = driver.cuMemFree(UInt64(pointer.address))
     }
 
     public func upload<T>(_ source: UnsafeBufferPointer<T>, to destination: DevicePointer<T>) {
         guard let base = source.baseAddress, !source.isEmpty else { return }
         let bytes = source.count * MemoryLayout<T>.stride
+        join()
         record {
             switch mode {
             case .replaying(let graph):
@@ -220,6 +269,7 @@ public final class CUDABackend: Backend {
     }
 
     public func download<T>(_ source: DevicePointer<T>, count: Int, into destination: UnsafeMutableBufferPointer<T>) {
+        join()
         guard count > 0 else { return }
         record {
             try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
@@ -231,6 +281,10 @@ public final class CUDABackend: Backend {
 
     public func beginStep(_ key: StepKey) {
         guard usesGraphs, pendingError == nil, case .direct = mode else { return }
+        guard seenSteps.contains(key) else {
+            seenSteps.insert(key)
+            return
+        }
         var list = graphs[key] ?? []
         let turn = parity[key, default: 0]
         parity[key] = turn ^ 1
@@ -255,6 +309,7 @@ public final class CUDABackend: Backend {
     }
 
     public func endStep() {
+        join()
         switch mode {
         case .direct:
             return
@@ -305,15 +360,25 @@ public final class CUDABackend: Backend {
     // MARK: Operations
 
     public func gatherBatch(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: DevicePointer<Int32>, batch: Int, features: Int, normalization: Normalization) {
+        join()
         launch("gather_batch", grid: (blocks(features), UInt32(batch)), block: 256,
                [inputs, labels, pixels, sourceLabels, indices, Int32(batch), Int32(features), normalization.scale, normalization.shift])
     }
 
     public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: DevicePointer<Float>, lda: Int, b: DevicePointer<Float>, ldb: Int, beta: Float, c: DevicePointer<Float>, ldc: Int) {
-        // cuBLAS is column-major: the row-major C = op(A)·op(B) is the column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, and a
-        // row-major matrix read column-major is its transpose, so B and A swap places and keep their flags.
+        join()
+        enqueueGemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+
+    /// `gemm` on the main stream without joining the side stream first (for operations that know what it reads).
+    private func enqueueGemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: DevicePointer<Float>, lda: Int, b: DevicePointer<Float>, ldb: Int, beta: Float, c: DevicePointer<Float>, ldc: Int) {
         if case .replaying = mode { return }  // recorded in the graph
         record {
+            let call = MatmulCall(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                                  a: a.address, lda: lda, b: b.address, ldb: ldb, beta: beta, c: c.address, ldc: ldc)
+            if try matmul(call, on: stream) { return }
+            // cuBLAS is column-major: the row-major C = op(A)·op(B) is the column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, and a
+            // row-major matrix read column-major is its transpose, so B and A swap places and keep their flags.
             var alphaValue = alpha, betaValue = beta
             let status = blas.sgemm(
                 blasHandle, transposeB ? 1 : 0, transposeA ? 1 : 0, Int32(n), Int32(m), Int32(k), &alphaValue,
@@ -323,23 +388,116 @@ public final class CUDABackend: Backend {
         }
     }
 
+    /// Runs `call` through cuBLASLt on stream `target`; false when there is no cuBLASLt or no algorithm for it (the
+    /// caller then does the work another way). The first run of a shape outside a recording times the candidates
+    /// (on the main stream, synchronously).
+    private func matmul(_ call: MatmulCall, on target: OpaquePointer?) throws -> Bool {
+        guard let planner, let plan = try planner.plan(for: call) else { return false }
+        if !plan.tuned, case .direct = mode {
+            if let line = try planner.tune(plan, call, stream: stream, driver: driver) { log("cuBLASLt \(line)") }
+        }
+        try planner.lt.check(planner.run(plan, call, stream: target), "cublasLtMatmul(\(plan.label))")
+        return true
+    }
+
+    // MARK: The side stream
+
+    /// Makes the main stream wait for everything queued on the side stream.
+    private func join() {
+        guard sidePending else { return }
+        sidePending = false
+        sideReads.removeAll(keepingCapacity: true)
+        if case .replaying = mode { return }
+        record { try driver.check(driver.cuStreamWaitEvent(stream, joinEvent, 0), "cuStreamWaitEvent(join)") }
+    }
+
+    /// The timing of each product shape tuned so far, one line each (for `mlp bench --profile` and `-v`).
+    public var matmulReport: [String] { planner?.report ?? [] }
+
+    // MARK: Fused layers
+
+    public var fusesDenseLayers: Bool { planner != nil && fusesEpilogues }
+
+    public func denseForward(outputs: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, activation: Activation) {
+        join()
+        guard fusesDenseLayers, activation == .relu || activation == .identity else {
+            return unfusedDenseForward(outputs: outputs, inputs: inputs, weights: weights, bias: bias, rows: rows, inputSize: inputSize, outputSize: outputSize, activation: activation)
+        }
+        if case .replaying = mode { return }  // recorded in the graph
+        var fused = false
+        record {
+            // A [B, out] = f(X [B, in] · W [in, out] + b), the bias and the ReLU in the product's epilogue.
+            let call = MatmulCall(transposeA: false, transposeB: false, m: rows, n: outputSize, k: inputSize, alpha: 1,
+                                  a: inputs.address, lda: inputSize, b: weights.address, ldb: outputSize, beta: 0,
+                                  c: outputs.address, ldc: outputSize, epilogue: activation == .relu ? .reluBias : .bias,
+                                  bias: bias.address)
+            fused = try matmul(call, on: stream)
+        }
+        if !fused && pendingError == nil {
+            unfusedDenseForward(outputs: outputs, inputs: inputs, weights: weights, bias: bias, rows: rows, inputSize: inputSize, outputSize: outputSize, activation: activation)
+        }
+    }
+
+    public func denseBackward(weightGradient: DevicePointer<Float>, inputGradient: DevicePointer<Float>, inputBiasGradient: DevicePointer<Float>, gradient: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, inputActivation: Activation) {
+        // The main stream is about to write the input gradient: the side stream's earlier work may still read it.
+        if sideReads.contains(inputGradient.address) { join() }
+        guard usesSideStream else {
+            join()
+            return unfusedDenseBackward(weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient, gradient: gradient, inputs: inputs, weights: weights, rows: rows, inputSize: inputSize, outputSize: outputSize, inputActivation: inputActivation)
+        }
+        // dW [in, out] = Xᵀ [in, B] · dZ [B, out], on the side stream: nothing reads it before the optimizer (which
+        // joins), so it runs beside the products below.
+        if case .replaying = mode {
+            sidePending = true
+        } else {
+            var forked = false
+            record {
+                try driver.check(driver.cuEventRecord(forkEvent, stream), "cuEventRecord(fork)")
+                try driver.check(driver.cuStreamWaitEvent(sideStream, forkEvent, 0), "cuStreamWaitEvent(fork)")
+                let call = MatmulCall(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows, alpha: 1,
+                                      a: inputs.address, lda: inputSize, b: gradient.address, ldb: outputSize, beta: 0,
+                                      c: weightGradient.address, ldc: outputSize)
+                forked = try matmul(call, on: sideStream)
+                try driver.check(driver.cuEventRecord(joinEvent, sideStream), "cuEventRecord(join)")
+                sidePending = true
+            }
+            if !forked && pendingError == nil {
+                // No cuBLASLt algorithm for this product: the main stream does it.
+                enqueueGemm(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows, alpha: 1, a: inputs, lda: inputSize, b: gradient, ldb: outputSize, beta: 0, c: weightGradient, ldc: outputSize)
+            }
+        }
+        sideReads.insert(inputs.address)
+        sideReads.insert(gradient.address)
+        // dX [B, in] = dZ [B, out] · Wᵀ [out, in], then the activation's derivative and the bias gradient.
+        enqueueGemm(transposeA: false, transposeB: true, m: rows, n: inputSize, k: outputSize, alpha: 1, a: gradient, lda: outputSize, b: weights, ldb: outputSize, beta: 0, c: inputGradient, ldc: inputSize)
+        enqueueActivationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows, columns: inputSize, activation: inputActivation)
+    }
+
     public func biasActivationForward(values: DevicePointer<Float>, bias: DevicePointer<Float>, rows: Int, columns: Int, activation: Activation) {
+        join()
         launch("bias_activation", grid: (blocks(rows * columns), 1), block: 256,
                [values, bias, Int64(rows * columns), Int32(columns), Int32(Activation.allCases.firstIndex(of: activation)!)])
     }
 
     public func activationBackward(gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>, outputs: DevicePointer<Float>, rows: Int, columns: Int, activation: Activation) {
+        join()
+        enqueueActivationBackward(gradient: gradient, biasGradient: biasGradient, outputs: outputs, rows: rows, columns: columns, activation: activation)
+    }
+
+    private func enqueueActivationBackward(gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>, outputs: DevicePointer<Float>, rows: Int, columns: Int, activation: Activation) {
         launch("activation_backward", grid: (UInt32((columns + 31) / 32), 1), block: 32, blockY: 16,
                [gradient, biasGradient, outputs, Int32(rows), Int32(columns), Int32(Activation.allCases.firstIndex(of: activation)!)])
     }
 
     public func lossForwardBackward(gradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, outputs: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, columns: Int, loss: Loss, gradientScale: Float) {
+        join()
         launch("loss_rows", grid: (blocks(rows, 128), 1), block: 128,
                [gradient ?? DevicePointer(address: 0), metrics, predictions ?? DevicePointer<Int32>(address: 0), outputs, labels,
                 Int32(rows), Int32(columns), Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale])
     }
 
     public func optimizerUpdate(parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>, count: Int, step: OptimizerStep) {
+        join()
         let (c1, c2) = step.biasCorrections
         let kind: Int32 = step.kind == .sgd ? 0 : (step.kind == .adam ? 1 : 2)
         // The step's values go through device memory (an upload, refreshed on every replay), not kernel arguments.

@@ -91,6 +91,38 @@ public protocol Backend: AnyObject {
         outputs: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, columns: Int,
         loss: Loss, gradientScale: Float)
 
+    // MARK: Fused layers
+
+    /// Whether `denseForward` and `denseBackward` do more than the default composition of the other operations
+    /// (a profiler then times them whole instead of their parts). The default is `false`.
+    var fusesDenseLayers: Bool { get }
+
+    /// A dense layer's forward in one call: `outputs = f(inputs · weights + bias)`.
+    ///
+    /// The default is `gemm` then `biasActivationForward`; a backend overrides it where the product's epilogue
+    /// can add the bias and apply the activation (the cuda backend's cuBLASLt epilogues).
+    /// - Parameters: outputs `[rows, outputSize]`, written; inputs `[rows, inputSize]`; weights
+    ///   `[inputSize, outputSize]`; bias `[outputSize]`.
+    func denseForward(
+        outputs: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>,
+        bias: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, activation: Activation)
+
+    /// The backward of a dense layer that is not the first, given `gradient`, the loss's gradient with respect to
+    /// the layer's pre-activation values `Z` (`[rows, outputSize]`):
+    /// - `weightGradient = inputsᵀ · gradient` (`[inputSize, outputSize]`, overwritten);
+    /// - `inputGradient = (gradient · weightsᵀ) ⊙ f'(inputs)`, the gradient with respect to the previous layer's
+    ///   pre-activation values, where `f` is that layer's activation (`inputActivation`) and `inputs` its stored
+    ///   outputs (`[rows, inputSize]`, overwritten);
+    /// - `inputBiasGradient[c] = Σ_r inputGradient[r, c]`, the previous layer's bias gradient (`[inputSize]`,
+    ///   overwritten).
+    ///
+    /// The default is two `gemm`s and `activationBackward`; the cuda backend folds the activation derivative and
+    /// the column sums into the second product's epilogue.
+    func denseBackward(
+        weightGradient: DevicePointer<Float>, inputGradient: DevicePointer<Float>,
+        inputBiasGradient: DevicePointer<Float>, gradient: DevicePointer<Float>, inputs: DevicePointer<Float>,
+        weights: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, inputActivation: Activation)
+
     // MARK: Optimizer
 
     /// One optimizer update over `count` parameters held in one flat buffer (every layer at once).
@@ -114,6 +146,61 @@ public protocol Backend: AnyObject {
 extension Backend {
     public func beginStep(_ key: StepKey) {}
     public func endStep() {}
+}
+
+extension Backend {
+    public var fusesDenseLayers: Bool { false }
+
+    /// `gemm` then `biasActivationForward`: the definition of `denseForward`, for backends with nothing to fuse.
+    public func denseForward(
+        outputs: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>,
+        bias: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, activation: Activation
+    ) {
+        unfusedDenseForward(outputs: outputs, inputs: inputs, weights: weights, bias: bias, rows: rows,
+                            inputSize: inputSize, outputSize: outputSize, activation: activation)
+    }
+
+    /// The definition of `denseForward` in the unfused operations (also what a fusing backend falls back to).
+    public func unfusedDenseForward(
+        outputs: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>,
+        bias: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, activation: Activation
+    ) {
+        // Z [B, out] = X [B, in] · W [in, out]
+        gemm(transposeA: false, transposeB: false, m: rows, n: outputSize, k: inputSize,
+             alpha: 1, a: inputs, lda: inputSize, b: weights, ldb: outputSize, beta: 0, c: outputs, ldc: outputSize)
+        biasActivationForward(values: outputs, bias: bias, rows: rows, columns: outputSize, activation: activation)
+    }
+
+    /// Two `gemm`s and `activationBackward`: the definition of `denseBackward`, for backends with nothing to fuse.
+    public func denseBackward(
+        weightGradient: DevicePointer<Float>, inputGradient: DevicePointer<Float>,
+        inputBiasGradient: DevicePointer<Float>, gradient: DevicePointer<Float>, inputs: DevicePointer<Float>,
+        weights: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, inputActivation: Activation
+    ) {
+        unfusedDenseBackward(
+            weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient,
+            gradient: gradient, inputs: inputs, weights: weights, rows: rows, inputSize: inputSize,
+            outputSize: outputSize, inputActivation: inputActivation)
+    }
+
+    /// The definition of `denseBackward` in the unfused operations.
+    public func unfusedDenseBackward(
+        weightGradient: DevicePointer<Float>, inputGradient: DevicePointer<Float>,
+        inputBiasGradient: DevicePointer<Float>, gradient: DevicePointer<Float>, inputs: DevicePointer<Float>,
+        weights: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, inputActivation: Activation
+    ) {
+        // dW [in, out] = Xᵀ [in, B] · dZ [B, out]
+        gemm(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows,
+             alpha: 1, a: inputs, lda: inputSize, b: gradient, ldb: outputSize,
+             beta: 0, c: weightGradient, ldc: outputSize)
+        // dX [B, in] = dZ [B, out] · Wᵀ [out, in]
+        gemm(transposeA: false, transposeB: true, m: rows, n: inputSize, k: outputSize,
+             alpha: 1, a: gradient, lda: outputSize, b: weights, ldb: outputSize,
+             beta: 0, c: inputGradient, ldc: inputSize)
+        // dZ_prev = dX ⊙ f'(X), and its column sums, in one pass.
+        activationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs,
+                           rows: rows, columns: inputSize, activation: inputActivation)
+    }
 }
 
 /// What identifies a training step's sequence of operations: the network, the data it gathers from, the rows.

@@ -114,29 +114,28 @@ public final class Network {
         backend.lossForwardBackward(
             gradient: gradient, metrics: trainingMetrics, predictions: nil, outputs: activations[last],
             labels: labels, rows: rows, columns: spec.outputSize, loss: spec.loss, gradientScale: 1 / Float(rows))
+        // The output layer's activation is the identity: dZ = dA, and this pass only sums its bias gradient.
+        backend.activationBackward(
+            gradient: gradient, biasGradient: gradients + layout.layers[last].biasOffset, outputs: activations[last],
+            rows: rows, columns: spec.outputSize, activation: spec.activation(ofLayer: last))
         var l = last
-        while l >= 0 {
+        while l > 0 {
             defer { l -= 1 }
             let layer = layout.layers[l]
-            let layerInput = l == 0 ? inputs : activations[l - 1]
-            // dZ = dA ⊙ f'(A), and the bias gradient Σ_rows dZ, in one pass.
-            backend.activationBackward(
-                gradient: gradient, biasGradient: gradients + layer.biasOffset, outputs: activations[l],
-                rows: rows, columns: layer.outputs, activation: spec.activation(ofLayer: l))
-            // dW [in, out] = Xᵀ [in, B] · dZ [B, out]
-            backend.gemm(
-                transposeA: true, transposeB: false, m: layer.inputs, n: layer.outputs, k: rows,
-                alpha: 1, a: layerInput, lda: layer.inputs, b: gradient, ldb: layer.outputs,
-                beta: 0, c: gradients + layer.weightOffset, ldc: layer.outputs)
-            if l > 0 {
-                // dX [B, in] = dZ [B, out] · Wᵀ [out, in]
-                backend.gemm(
-                    transposeA: false, transposeB: true, m: rows, n: layer.inputs, k: layer.outputs,
-                    alpha: 1, a: gradient, lda: layer.outputs, b: parameters + layer.weightOffset, ldb: layer.outputs,
-                    beta: 0, c: other, ldc: layer.inputs)
-                swap(&gradient, &other)
-            }
+            // dW_l, and the previous layer's dZ and bias gradient.
+            backend.denseBackward(
+                weightGradient: gradients + layer.weightOffset, inputGradient: other,
+                inputBiasGradient: gradients + layout.layers[l - 1].biasOffset, gradient: gradient,
+                inputs: activations[l - 1], weights: parameters + layer.weightOffset, rows: rows,
+                inputSize: layer.inputs, outputSize: layer.outputs, inputActivation: spec.activation(ofLayer: l - 1))
+            swap(&gradient, &other)
         }
+        // The first layer's weight gradient: dW [in, out] = Xᵀ [in, B] · dZ [B, out] (no input gradient needed).
+        let first = layout.layers[0]
+        backend.gemm(
+            transposeA: true, transposeB: false, m: first.inputs, n: first.outputs, k: rows,
+            alpha: 1, a: inputs, lda: first.inputs, b: gradient, ldb: first.outputs,
+            beta: 0, c: gradients + first.weightOffset, ldc: first.outputs)
         backend.optimizerUpdate(
             parameters: parameters, gradients: gradients, state: optimizerState, count: layout.count, step: step)
     }
@@ -231,13 +230,10 @@ public final class Network {
         for l in 0..<layout.layers.count {
             let layer = layout.layers[l]
             let x = l == 0 ? inputs : activations[l - 1]
-            // Z [B, out] = X [B, in] · W [in, out]
-            backend.gemm(
-                transposeA: false, transposeB: false, m: rows, n: layer.outputs, k: layer.inputs,
-                alpha: 1, a: x, lda: layer.inputs, b: parameters + layer.weightOffset, ldb: layer.outputs,
-                beta: 0, c: activations[l], ldc: layer.outputs)
-            backend.biasActivationForward(
-                values: activations[l], bias: parameters + layer.biasOffset, rows: rows, columns: layer.outputs,
+            // A [B, out] = f(X [B, in] · W [in, out] + b)
+            backend.denseForward(
+                outputs: activations[l], inputs: x, weights: parameters + layer.weightOffset,
+                bias: parameters + layer.biasOffset, rows: rows, inputSize: layer.inputs, outputSize: layer.outputs,
                 activation: spec.activation(ofLayer: l))
         }
     }

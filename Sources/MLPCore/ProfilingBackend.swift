@@ -69,6 +69,27 @@ public final class ProfilingBackend: Backend {
         }
     }
 
+    public var fusesDenseLayers: Bool { inner.fusesDenseLayers }
+
+    public func denseForward(outputs: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, activation: Activation) {
+        guard inner.fusesDenseLayers else {
+            // Time the parts: this backend's own gemm and bias+activation, each measured.
+            return unfusedDenseForward(outputs: outputs, inputs: inputs, weights: weights, bias: bias, rows: rows, inputSize: inputSize, outputSize: outputSize, activation: activation)
+        }
+        measure("dense forward \(rows)×\(outputSize)×\(inputSize) +bias \(activation.rawValue)") {
+            inner.denseForward(outputs: outputs, inputs: inputs, weights: weights, bias: bias, rows: rows, inputSize: inputSize, outputSize: outputSize, activation: activation)
+        }
+    }
+
+    public func denseBackward(weightGradient: DevicePointer<Float>, inputGradient: DevicePointer<Float>, inputBiasGradient: DevicePointer<Float>, gradient: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, inputActivation: Activation) {
+        guard inner.fusesDenseLayers else {
+            return unfusedDenseBackward(weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient, gradient: gradient, inputs: inputs, weights: weights, rows: rows, inputSize: inputSize, outputSize: outputSize, inputActivation: inputActivation)
+        }
+        measure("dense backward \(rows)×\(inputSize)×\(outputSize) (dW, dX·\(inputActivation.rawValue)', bias grad)") {
+            inner.denseBackward(weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient, gradient: gradient, inputs: inputs, weights: weights, rows: rows, inputSize: inputSize, outputSize: outputSize, inputActivation: inputActivation)
+        }
+    }
+
     public func optimizerUpdate(parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>, count: Int, step: OptimizerStep) {
         measure("\(step.kind.rawValue) update \(count)") {
             inner.optimizerUpdate(parameters: parameters, gradients: gradients, state: state, count: count, step: step)

@@ -125,6 +125,11 @@ struct Bench: ParsableCommand {
             }
         }
         for p in report.profile { print(p.line) }
+        if let cudaBackend, !cudaBackend.matmulReport.isEmpty {
+            // Which cuBLASLt algorithm each product shape got, timed against the heuristic's first choice.
+            print("cuBLASLt algorithm choices:")
+            for line in cudaBackend.matmulReport { print("  \(line)") }
+        }
         if peers {
             let names = peerList.split(separator: ",").map(String.init)
             report.training += PeerRunner.run(names: names, workloads: selectedWorkloads, epochs: epochs, repeats: repeats, dataDirectory: dataset.directory, device: peerDevice, precision: precision.rawValue)

@@ -47,6 +47,11 @@ struct Check: ParsableCommand {
                 report("\(activation.rawValue) backward + bias gradient \(rows)×\(columns)", try checks.activationBackward(rows: rows, columns: columns, activation: activation), tolerance)
             }
         }
+        for activation in Activation.allCases {
+            for (rows, inputSize, hiddenSize, outputSize) in [(1, 3, 5, 2), (17, 33, 127, 10), (127, 300, 129, 45), (128, 784, 512, 256)] {
+                report("dense \(activation.rawValue) forward \(rows)×\(inputSize)→\(hiddenSize), backward ←\(outputSize)", try checks.denseLayers(rows: rows, inputSize: inputSize, hiddenSize: hiddenSize, outputSize: outputSize, activation: activation), tolerance)
+            }
+        }
         for scale: Float in [1, 30, 1e4] {
             for (rows, columns) in [(1, 2), (3, 10), (127, 17)] {
                 let r = try checks.loss(rows: rows, columns: columns, loss: .softmaxCrossEntropy, scale: scale)

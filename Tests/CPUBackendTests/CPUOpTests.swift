@@ -38,6 +38,9 @@ import TestSupport
             #expect(try checks.biasActivation(rows: rows, columns: columns, activation: activation) < 1e-6)
             #expect(try checks.activationBackward(rows: rows, columns: columns, activation: activation) < 1e-5)
         }
+        for (rows, inputSize, hiddenSize, outputSize) in [(1, 3, 5, 2), (17, 33, 127, 10)] {
+            #expect(try checks.denseLayers(rows: rows, inputSize: inputSize, hiddenSize: hiddenSize, outputSize: outputSize, activation: activation) < 1e-5)
+        }
     }
 
     @Test(arguments: [Float(1), 30, 1e4])

@@ -27,6 +27,8 @@ import TestSupport
         for activation in Activation.allCases {
             #expect(try checks.biasActivation(rows: 127, columns: 33, activation: activation) < 1e-5)
             #expect(try checks.activationBackward(rows: 300, columns: 127, activation: activation) < 1e-5)
+            // The fused path (cuBLASLt epilogues) for ReLU and identity; the composed one for the others.
+            #expect(try checks.denseLayers(rows: 37, inputSize: 300, hiddenSize: 129, outputSize: 45, activation: activation) < 1e-5)
         }
         let loss = try checks.loss(rows: 127, columns: 17, loss: .softmaxCrossEntropy, scale: 1e4)
         #expect(loss.lossError < 1e-5 && loss.gradientError < 1e-5 && loss.countsExact)

@@ -26,6 +26,7 @@ import TestSupport
             #expect(try checks.biasActivation(rows: rows, columns: columns, activation: activation) < 1e-6)
             #expect(try checks.activationBackward(rows: rows, columns: columns, activation: activation) < 1e-5)
         }
+        #expect(try checks.denseLayers(rows: 17, inputSize: 33, hiddenSize: 127, outputSize: 10, activation: activation) < 1e-5)
     }
 
     @Test(arguments: [Float(1), 30, 1e4])

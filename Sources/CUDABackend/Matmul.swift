@@ -1,0 +1,227 @@
+import Foundation
+import MLPCore
+
+/// The products through cuBLASLt: one plan per shape (descriptors and the algorithm chosen for it), epilogues that
+/// fold the bias and the ReLU into the forward product, and the choice of algorithm by
+/// timing: the first time a shape runs outside a recording, each of cuBLASLt's candidates (its heuristic returns up
+/// to `MatmulPlanner.candidateCount`) is recorded ten times into a CUDA graph and timed with events, and the
+/// fastest is kept for the life of the process. cuBLAS's own choice (`cublasSgemm`) is tuned for large products;
+/// the MLP's are small (a batch of 128 rows leaves most of an H100's 132 SMs idle unless the product splits `k`),
+/// which is where timing the candidates pays.
+final class MatmulPlan {
+    let operation: OpaquePointer?
+    let layoutA: OpaquePointer?, layoutB: OpaquePointer?, layoutD: OpaquePointer?
+    /// Candidates from the heuristic, best guess first: the 64-byte algorithm and the workspace it needs.
+    var candidates: [(algorithm: [UInt8], workspace: Int)]
+    /// Index into `candidates` of the algorithm in use.
+    var chosen = 0
+    /// Whether `chosen` comes from timing (else it is the heuristic's first).
+    var tuned = false
+    let label: String
+
+    init(operation: OpaquePointer?, layoutA: OpaquePointer?, layoutB: OpaquePointer?, layoutD: OpaquePointer?,
+         candidates: [(algorithm: [UInt8], workspace: Int)], label: String) {
+        self.operation = operation
+        self.layoutA = layoutA
+        self.layoutB = layoutB
+        self.layoutD = layoutD
+        self.candidates = candidates
+        self.label = label
+    }
+}
+
+/// What makes two products share a plan: shape, strides, transposes, epilogue, and the alignment of each pointer
+/// (cuBLASLt's algorithms assume an alignment, and parameters inside the flat buffer are only 4-byte aligned in
+/// general).
+struct MatmulKey: Hashable {
+    var transposeA: Bool, transposeB: Bool
+    var m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int
+    var epilogue: CUBLASLt.Epilogue
+    var alignA: Int, alignB: Int, alignC: Int, alignBias: Int
+}
+
+/// A product with an epilogue, in the backend's row-major terms (see `Backend.gemm`).
+struct MatmulCall {
+    var transposeA: Bool, transposeB: Bool
+    var m: Int, n: Int, k: Int
+    var alpha: Float
+    var a: UInt, lda: Int, b: UInt, ldb: Int
+    var beta: Float
+    var c: UInt, ldc: Int
+    var epilogue = CUBLASLt.Epilogue.none
+    /// The bias, `[n]`.
+    var bias: UInt = 0
+
+    var key: MatmulKey {
+        MatmulKey(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
+                  epilogue: epilogue, alignA: alignment(a), alignB: alignment(b), alignC: alignment(c),
+                  alignBias: alignment(bias))
+    }
+
+    var label: String {
+        let e: String
+        switch epilogue {
+        case .none: e = ""
+        case .bias: e = " +bias"
+        case .reluBias: e = " +bias+relu"
+        }
+        return "\(m)×\(n)×\(k) \(transposeA ? "T" : "N")\(transposeB ? "T" : "N")\(e)"
+    }
+}
+
+/// The largest power of two (up to 256) that divides an address: the alignment cuBLASLt may assume.
+func alignment(_ address: UInt) -> Int {
+    guard address != 0 else { return 256 }
+    return Int(min(256, address & (~address &+ 1)))
+}
+
+/// Chooses and keeps the plans. Owned by a `CUDABackend`, used on its stream only.
+final class MatmulPlanner {
+    static let candidateCount = 16
+    let lt: CUBLASLt
+    let handle: OpaquePointer?
+    let computeType: Int32
+    let workspace: UInt64
+    let workspaceBytes: Int
+    /// Whether to time the candidates (`MLP_CUDA_TUNE=0`: take the heuristic's first).
+    let tunes: Bool
+    private var plans = [MatmulKey: MatmulPlan?]()
+    /// One line per tuned shape: the candidates' count, the chosen time and the heuristic first's time.
+    private(set) var report = [String]()
+
+    init(lt: CUBLASLt, computeType: Int32, workspace: UInt64, workspaceBytes: Int, tunes: Bool) throws {
+        self.lt = lt
+        var h: OpaquePointer?
+        try lt.check(lt.create(&h), "cublasLtCreate")
+        handle = h
+        self.computeType = computeType
+        self.workspace = workspace
+        self.workspaceBytes = workspaceBytes
+        self.tunes = tunes
+    }
+
+    /// The plan for `call`, made on first use; nil when cuBLASLt offers no algorithm for it (an epilogue this
+    /// version does not support for fp32, say): the caller then composes the operation from other kernels.
+    func plan(for call: MatmulCall) throws -> MatmulPlan? {
+        let key = call.key
+        if let known = plans[key] { return known }
+        let plan = try makePlan(call)
+        plans[key] = plan
+        return plan
+    }
+
+    private func makePlan(_ call: MatmulCall) throws -> MatmulPlan? {
+        var operation: OpaquePointer?
+        try lt.check(lt.descCreate(&operation, computeType, CUBLASLt.realFloat), "cublasLtMatmulDescCreate")
+        // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: cuBLASLt's A is our B and its B our A, each
+        // keeping its transpose flag; a row-major matrix read column-major is its transpose.
+        try lt.setAttribute(operation, .transA, Int32(call.transposeB ? 1 : 0))
+        try lt.setAttribute(operation, .transB, Int32(call.transposeA ? 1 : 0))
+        try lt.setAttribute(operation, .epilogue, call.epilogue.rawValue)
+        try setPointers(operation, call)
+        var layoutA: OpaquePointer?, layoutB: OpaquePointer?, layoutD: OpaquePointer?
+        let (aRows, aCols) = call.transposeB ? (call.k, call.n) : (call.n, call.k)
+        let (bRows, bCols) = call.transposeA ? (call.m, call.k) : (call.k, call.m)
+        try lt.check(lt.layoutCreate(&layoutA, CUBLASLt.realFloat, UInt64(aRows), UInt64(aCols), Int64(call.ldb)), "cublasLtMatrixLayoutCreate(A)")
+        try lt.check(lt.layoutCreate(&layoutB, CUBLASLt.realFloat, UInt64(bRows), UInt64(bCols), Int64(call.lda)), "cublasLtMatrixLayoutCreate(B)")
+        try lt.check(lt.layoutCreate(&layoutD, CUBLASLt.realFloat, UInt64(call.n), UInt64(call.m), Int64(call.ldc)), "cublasLtMatrixLayoutCreate(D)")
+        var preference: OpaquePointer?
+        try lt.check(lt.preferenceCreate(&preference), "cublasLtMatmulPreferenceCreate")
+        defer { _ = lt.preferenceDestroy(preference) }
+        try lt.setPreference(preference, .maxWorkspaceBytes, UInt64(workspaceBytes))
+        let key = call.key
+        try lt.setPreference(preference, .minAlignmentA, UInt32(key.alignB))
+        try lt.setPreference(preference, .minAlignmentB, UInt32(key.alignA))
+        try lt.setPreference(preference, .minAlignmentC, UInt32(key.alignC))
+        try lt.setPreference(preference, .minAlignmentD, UInt32(key.alignC))
+        let results = UnsafeMutableRawPointer.allocate(byteCount: CUBLASLt.heuristicResultBytes * Self.candidateCount, alignment: 16)
+        defer { results.deallocate() }
+        results.initializeMemory(as: UInt8.self, repeating: 0, count: CUBLASLt.heuristicResultBytes * Self.candidateCount)
+        var returned: Int32 = 0
+        let status = lt.heuristic(handle, operation, layoutA, layoutB, layoutD, layoutD, preference, Int32(Self.candidateCount), results, &returned)
+        var candidates = [(algorithm: [UInt8], workspace: Int)]()
+        if status == 0 {
+            for i in 0..<Int(returned) {
+                let entry = results + i * CUBLASLt.heuristicResultBytes
+                let workspace = entry.load(fromByteOffset: 64, as: Int.self)
+                let state = entry.load(fromByteOffset: 72, as: Int32.self)
+                guard state == 0, workspace <= workspaceBytes else { continue }
+                candidates.append((Array(UnsafeRawBufferPointer(start: entry, count: CUBLASLt.algorithmBytes)), workspace))
+            }
+        }
+        guard !candidates.isEmpty else {
+            _ = lt.descDestroy(operation)
+            [layoutA, layoutB, layoutD].forEach { _ = lt.layoutDestroy($0) }
+            return nil
+        }
+        return MatmulPlan(operation: operation, layoutA: layoutA, layoutB: layoutB, layoutD: layoutD,
+                          candidates: candidates, label: call.label)
+    }
+
+    /// The per-call pointers of the epilogue: they live in the descriptor, so they are set before each use.
+    private func setPointers(_ operation: OpaquePointer?, _ call: MatmulCall) throws {
+        if call.bias != 0 {
+            try lt.setAttribute(operation, .biasPointer, UnsafeRawPointer(bitPattern: call.bias))
+        }
+    }
+
+    /// Queues `call` on `stream` with the plan's chosen algorithm (or candidate `index`).
+    func run(_ plan: MatmulPlan, _ call: MatmulCall, stream: OpaquePointer?, candidate index: Int? = nil) -> CUBLASLt.Status {
+        if (try? setPointers(plan.operation, call)) == nil { return 7 }  // CUBLAS_STATUS_INVALID_VALUE
+        var alpha = call.alpha, beta = call.beta
+        let algorithm = plan.candidates[index ?? plan.chosen].algorithm
+        return algorithm.withUnsafeBytes { algo in
+            lt.matmul(handle, plan.operation, &alpha,
+                      UnsafeRawPointer(bitPattern: call.b), plan.layoutA, UnsafeRawPointer(bitPattern: call.a), plan.layoutB,
+                      &beta, UnsafeRawPointer(bitPattern: call.c), plan.layoutD, UnsafeMutableRawPointer(bitPattern: call.c), plan.layoutD,
+                      algo.baseAddress, UnsafeMutableRawPointer(bitPattern: UInt(workspace)), workspaceBytes, stream)
+        }
+    }
+
+    /// Times every candidate of `plan` on `call`'s buffers and keeps the fastest. Each candidate runs `repeats` times
+    /// back to back inside a CUDA graph (how a training step runs them), timed by events around a second launch.
+    /// Only for calls whose outputs may be overwritten repeatedly (beta = 0: C is not read).
+    /// Returns the line added to `report`, if any.
+    @discardableResult
+    func tune(_ plan: MatmulPlan, _ call: MatmulCall, stream: OpaquePointer?, driver: CUDADriver) throws -> String? {
+        plan.tuned = true
+        guard tunes, plan.candidates.count > 1, call.beta == 0 else { return nil }
+        let flops = 2.0 * Double(call.m) * Double(call.n) * Double(call.k)
+        let repeats = flops > 1e10 ? 3 : 10
+        var start: OpaquePointer?, stop: OpaquePointer?
+        try driver.check(driver.cuEventCreate(&start, 0), "cuEventCreate")
+        try driver.check(driver.cuEventCreate(&stop, 0), "cuEventCreate")
+        defer { _ = driver.cuEventDestroy(start); _ = driver.cuEventDestroy(stop) }
+        var times = [Double?](repeating: nil, count: plan.candidates.count)
+        for index in plan.candidates.indices {
+            try driver.check(driver.cuStreamBeginCapture(stream, 1), "cuStreamBeginCapture (tuning)")
+            var status: CUBLASLt.Status = 0
+            for _ in 0..<repeats where status == 0 { status = run(plan, call, stream: stream, candidate: index) }
+            var graph: OpaquePointer?
+            let ended = driver.cuStreamEndCapture(stream, &graph)
+            guard status == 0, ended == 0, graph != nil else {
+                if graph != nil { _ = driver.cuGraphDestroy(graph) }
+                continue
+            }
+            defer { _ = driver.cuGraphDestroy(graph) }
+            var executable: OpaquePointer?
+            guard driver.cuGraphInstantiate(&executable, graph, 0) == 0 else { continue }
+            defer { _ = driver.cuGraphExecDestroy(executable) }
+            try driver.check(driver.cuGraphLaunch(executable, stream), "cuGraphLaunch (tuning warm-up)")
+            try driver.check(driver.cuEventRecord(start, stream), "cuEventRecord")
+            try driver.check(driver.cuGraphLaunch(executable, stream), "cuGraphLaunch (tuning)")
+            try driver.check(driver.cuEventRecord(stop, stream), "cuEventRecord")
+            try driver.check(driver.cuEventSynchronize(stop), "cuEventSynchronize (tuning)")
+            var milliseconds: Float = 0
+            try driver.check(driver.cuEventElapsedTime(&milliseconds, start, stop), "cuEventElapsedTime")
+            times[index] = Double(milliseconds) * 1000 / Double(repeats)
+        }
+        let timed = times.indices.compactMap { i in times[i].map { (i, $0) } }
+        guard let best = timed.min(by: { $0.1 < $1.1 }) else { return nil }
+        plan.chosen = best.0
+        let first = times[0].map { String(format: "%.1f µs", $0) } ?? "failed"
+        let line = "\(plan.label): \(timed.count) of \(plan.candidates.count) candidates ran; chose #\(best.0 + 1) at \(String(format: "%.1f µs", best.1)) (heuristic's first: \(first))"
+        report.append(line)
+        return line
+    }
+}
