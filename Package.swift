@@ -1,4 +1,5 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
 
 // Floors, from the ground up: data (MNIST) → core (MLPCore) → backends side by side → the `mlp` tool.
@@ -64,3 +65,14 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The fuzz harnesses of the two parsers that read untrusted files (IDX and safetensors checkpoints), libFuzzer
+// entry points without a `main`: they exist only when Fuzz/run.sh builds them (MLP_FUZZ=1, with
+// `-sanitize=fuzzer,address -parse-as-library`), so that a plain build or `swift test` never sees them.
+if ProcessInfo.processInfo.environment["MLP_FUZZ"] == "1" {
+    package.targets += [
+        .target(name: "CFuzzMain", path: "Fuzz/CFuzzMain"),
+        .executableTarget(name: "FuzzIDX", dependencies: ["MNIST", "CFuzzMain"], path: "Fuzz/FuzzIDX"),
+        .executableTarget(name: "FuzzCheckpoint", dependencies: ["MLPCore", "CFuzzMain"], path: "Fuzz/FuzzCheckpoint"),
+    ]
+}

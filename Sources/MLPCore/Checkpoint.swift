@@ -67,8 +67,16 @@ public struct Checkpoint: Sendable {
     /// Reads a checkpoint written by `write(to:)`.
     /// - Throws: `SafeTensorsError` naming the file and what is missing or does not fit the stored architecture.
     public static func read(from url: URL) throws -> Checkpoint {
-        let file = try SafeTensors.read(contentsOf: url)
-        func fail(_ reason: String) -> SafeTensorsError { .malformed(file: url.path, reason: reason) }
+        try decode(SafeTensors.read(contentsOf: url), path: url.path)
+    }
+
+    /// Reads a checkpoint from the bytes of a safetensors file; `path` is named in errors.
+    public static func decode(_ bytes: [UInt8], path: String) throws -> Checkpoint {
+        try decode(SafeTensors.decode(bytes, file: path), path: path)
+    }
+
+    static func decode(_ file: SafeTensors.File, path: String) throws -> Checkpoint {
+        func fail(_ reason: String) -> SafeTensorsError { .malformed(file: path, reason: reason) }
         guard file.metadata["format"] == format else {
             throw fail("metadata 'format' is \(file.metadata["format"].map { "'\($0)'" } ?? "missing"), expected '\(format)' (a checkpoint written by mlp)")
         }
@@ -89,6 +97,12 @@ public struct Checkpoint: Sendable {
             throw fail("stored configuration is invalid: \(error)")
         }
         let layout = ParameterLayout(configuration.network)
+        // The sizes come from the file: make sure it holds that many values before allocating for them.
+        let names = configuration.optimizer.stateNames
+        let stored = file.entries.values.reduce(0) { $0 + $1.range.count / 4 }
+        guard layout.count <= stored, names.count * layout.count <= stored else {
+            throw fail("layers \(configuration.network.sizesText) need \(layout.count.grouped) parameters\(names.isEmpty ? "" : " and \(names.count)× as much optimizer state"), but the file holds \(stored.grouped) values")
+        }
         func load(_ prefix: String, into flat: inout [Float], at base: Int) throws {
             for (l, layer) in layout.layers.enumerated() {
                 for (suffix, shape, offset) in [("weight", [layer.outputs, layer.inputs], layer.weightOffset), ("bias", [layer.outputs], layer.biasOffset)] {
@@ -104,7 +118,6 @@ public struct Checkpoint: Sendable {
         }
         var parameters = [Float](repeating: 0, count: layout.count)
         try load("", into: &parameters, at: 0)
-        let names = configuration.optimizer.stateNames
         var state = [Float](repeating: 0, count: names.count * layout.count)
         for (s, name) in names.enumerated() { try load("optimizer.\(name).", into: &state, at: s * layout.count) }
         let reserved: Set = ["format", "layers", "activation", "loss", "configuration", "progress"]

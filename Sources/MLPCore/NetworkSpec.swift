@@ -21,6 +21,18 @@ public struct NetworkSpec: Sendable, Equatable, Codable {
         if loss == .softmaxCrossEntropy && layerSizes.last! < 2 {
             throw ConfigurationError(flag: "--layers", value: text, expected: "at least 2 outputs for a softmax")
         }
+        // Products index with 32-bit sizes on the GPU, and a checkpoint's sizes come from a file: bound the total
+        // (checked for overflow) before anything is allocated for it.
+        var total = 0
+        for l in 0..<layerSizes.count - 1 {
+            let (weights, o1) = layerSizes[l].multipliedReportingOverflow(by: layerSizes[l + 1])
+            let (withBias, o2) = weights.addingReportingOverflow(layerSizes[l + 1])
+            let (sum, o3) = total.addingReportingOverflow(withBias)
+            guard !(o1 || o2 || o3), sum <= Self.maximumParameters else {
+                throw ConfigurationError(flag: "--layers", value: text, expected: "at most \(Self.maximumParameters.grouped) parameters in all")
+            }
+            total = sum
+        }
         guard activation != .identity else {
             throw ConfigurationError(flag: "--activation", value: "identity", expected: "relu, tanh or sigmoid")
         }
@@ -28,6 +40,9 @@ public struct NetworkSpec: Sendable, Equatable, Codable {
         self.activation = activation
         self.loss = loss
     }
+
+    /// The most parameters a network may have (2³¹ − 1: sizes stay within 32-bit indices).
+    public static let maximumParameters = Int(Int32.max)
 
     /// Parses `"784,512,256,10"`.
     public static func parseSizes(_ text: String) throws -> [Int] {

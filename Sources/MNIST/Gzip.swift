@@ -23,7 +23,9 @@ public enum Gzip {
             // ISIZE: the uncompressed length modulo 2^32 of the last member.
             let n = bytes.count
             let isize = Int(bytes[n - 4]) | Int(bytes[n - 3]) << 8 | Int(bytes[n - 2]) << 16 | Int(bytes[n - 1]) << 24
-            if isize > 0 { capacity = isize + 1 }
+            // Trusted only up to deflate's largest ratio (1032:1): a corrupt or hostile trailer must not make
+            // this reserve gigabytes (found by fuzzing: a 40-byte input asked for 4 GiB).
+            if isize > 0 { capacity = min(isize + 1, bytes.count * 1032 + (1 << 16)) }
         }
         output.reserveCapacity(capacity)
         var stream = z_stream()

@@ -120,7 +120,7 @@ public struct IDXArray: Sendable {
             let (product, overflow) = count.multipliedReportingOverflow(by: size)
             guard !overflow, product <= b.count else {
                 throw DataError.malformed(
-                    file: file, reason: "sizes \(shape.map(String.init).joined(separator: "×")) need more bytes than the file's \(b.count.grouped)")
+                    file: file, reason: "truncated (or its dimensions are wrong): a \(shape.map(String.init).joined(separator: "×")) array needs more than the file's \(b.count.grouped) bytes")
             }
             count = product
         }

@@ -1,4 +1,9 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// `mlp`: train, evaluate and use multi-layer perceptrons on MNIST-format data.
 @main
@@ -16,4 +21,11 @@ struct MLPTool: ParsableCommand {
         subcommands: [Train.self, Evaluate.self, Predict.self, DataCommand.self, Bench.self, Check.self],
         defaultSubcommand: nil
     )
+
+    static func main() {
+        // A write past the file-size limit (`ulimit -f`) then fails with EFBIG and is reported with the file's
+        // name, like a full disk, instead of killing the process with SIGXFSZ half-way through a checkpoint.
+        signal(SIGXFSZ, SIG_IGN)
+        main(nil)
+    }
 }

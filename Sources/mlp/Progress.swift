@@ -58,10 +58,12 @@ final class MetricsWriter {
         self.handle = handle
     }
 
+    /// Writes one JSON object: the epoch's metrics, and `resident_mib`, the process's resident memory at that
+    /// moment (Linux), so that a long run shows whether memory grows.
     func write(_ metrics: EpochMetrics) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        var line = try encoder.encode(metrics)
+        var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(metrics)) as? [String: Any] ?? [:]
+        if let resident = residentMemoryBytes() { object["resident_mib"] = (Double(resident) / 1_048_576 * 100).rounded() / 100 }
+        var line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         line.append(0x0A)
         do { try handle.write(contentsOf: line) } catch {
             throw MetricsError(path: path, reason: (error as NSError).localizedDescription)
@@ -85,6 +87,20 @@ final class InterruptFlag: @unchecked Sendable {
             if InterruptFlag.flag != 0 { _exit(130) }
             InterruptFlag.flag = 1
         }
+        // A parent may have started this process with SIGINT blocked (a child inherits its spawner's signal mask;
+        // Foundation's Process is one such spawner): unblock it, or Ctrl-C and `kill -INT` would never arrive.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
         return InterruptFlag()
     }
+}
+
+/// The process's resident memory in bytes (from /proc/self/statm), or nil where there is none.
+func residentMemoryBytes() -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }

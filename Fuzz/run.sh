@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Fuzzes the two parsers that read untrusted files, the IDX reader (raw and gzip) and the checkpoint reader
+# (safetensors, then the network it describes), with libFuzzer and AddressSanitizer:
+#   bash Fuzz/run.sh [seconds per harness, default 60]
+# Builds into .build-fuzz/ (MLP_FUZZ=1 adds the harness targets to the package), starts from the seeds in
+# Fuzz/corpus/, keeps what libFuzzer finds new in .build-fuzz/corpus-*, writes any crashing input to
+# Fuzz/findings/, and prints each harness's executions and findings. Exits non-zero if anything crashed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-60}"
+export MLP_FUZZ=1
+flags=(--build-path .build-fuzz -c debug -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
+for product in FuzzIDX FuzzCheckpoint; do
+    swift build "${flags[@]}" --product "$product" 2>&1 | grep -E "error|Compiling Fuzz|Build complete" || exit 1
+done
+bin="$(swift build "${flags[@]}" --show-bin-path)"
+mkdir -p Fuzz/findings
+status=0
+for harness in idx checkpoint; do
+    case "$harness" in
+        idx) executable="$bin/FuzzIDX"; maxlen=8192 ;;
+        checkpoint) executable="$bin/FuzzCheckpoint"; maxlen=32768 ;;
+    esac
+    work=".build-fuzz/corpus-$harness"
+    mkdir -p "$work"
+    log=".build-fuzz/fuzz-$harness.log"
+    "$executable" "$work" "Fuzz/corpus/$harness" -max_total_time="$seconds" -max_len="$maxlen" \
+        -rss_limit_mb=4096 -artifact_prefix="Fuzz/findings/$harness-" -print_final_stats=1 >"$log" 2>&1
+    code=$?
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
+    found=$(ls Fuzz/findings/ 2>/dev/null | grep -c "^$harness-" || true)
+    echo "$harness: $runs executions in ${seconds} s, corpus $(ls "$work" | wc -l) inputs, exit $code, $found finding(s) in Fuzz/findings/"
+    if [ "$code" -ne 0 ]; then status=1; grep -E "ERROR|SUMMARY|Fatal error" "$log" | head -5; fi
+done
+exit "$status"
