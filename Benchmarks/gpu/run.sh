@@ -3,6 +3,7 @@
 # (built with `swift build -c release --static-swift-stdlib`, stripped, gzipped; its commit in device/COMMIT):
 #   bash Benchmarks/gpu/run.sh check        mlp check (fp32 and tf32) and a short training run
 #   bash Benchmarks/gpu/run.sh bench        mlp bench of the cuda backend against the GPU peers, fp32 and tf32
+#   bash Benchmarks/gpu/run.sh profile      per-kernel times of training steps (Nsight Compute)
 #   bash Benchmarks/gpu/run.sh strategies   the cuda backend alone, fp32 and tf32, with each of its strategies turned
 #                                           off in turn (side stream, algorithm timing, epilogues, cuBLASLt, graphs)
 # Logs and results go to ./gpu-results, and packed as one gpu-results.tgz into $OUT when it is set (the device tool
@@ -19,6 +20,33 @@ check)
     .run/mlp check --backend cuda -v 2>&1 | tee "$out/check-fp32.txt"
     .run/mlp check --backend cuda --precision tf32 2>&1 | tee "$out/check-tf32.txt" | tail -4
     .run/mlp train --backend cuda --no-progress -v 2>&1 | tee "$out/train.txt"
+    # Reproducibility: the same seed twice, with the algorithms timed (the default) and with the heuristic's.
+    for variant in default MLP_CUDA_TUNE=0; do
+        for run in 1 2; do
+            env $( [ "$variant" = default ] || echo "$variant" ) .run/mlp train --backend cuda --epochs 2 --seed 3 \
+                --quiet --output "$out/repro-${variant%%=*}-$run" >/dev/null 2>&1
+        done
+        if cmp -s "$out/repro-${variant%%=*}-1/last.safetensors" "$out/repro-${variant%%=*}-2/last.safetensors"; then
+            echo "$variant: two runs with the same seed wrote identical checkpoints" | tee -a "$out/repro.txt"
+        else
+            echo "$variant: two runs with the same seed wrote different checkpoints" | tee -a "$out/repro.txt"
+        fi
+        rm -rf "$out"/repro-*   # 50 MB of checkpoints: too much to bring back
+    done
+    MLP_CUDA_TUNE=0 .run/mlp check --backend cuda --precision tf32 > "$out/check-tf32-heuristic.txt" 2>&1
+    (command -v nsys; command -v ncu; ls /usr/local/cuda/bin 2>/dev/null) > "$out/tools.txt" 2>&1
+    ;;
+profile)
+    # Per-kernel GPU times of training steps from Nsight Compute (each kernel replayed alone, caches and clocks as
+    # they are: the times without launch gaps),
+    # for small-128 and small-1024, fp32 and tf32.
+    for precision in fp32 tf32; do
+        for batch in 128 1024; do
+            ncu --cache-control none --clock-control none --launch-skip 2000 --launch-count 36 --metrics gpu__time_duration.sum --csv \
+                .run/mlp train --backend cuda --precision "$precision" --batch-size "$batch" --epochs 1 --quiet \
+                > "$out/ncu-$precision-$batch.csv" 2>&1
+        done
+    done
     ;;
 strategies)
     for precision in fp32 tf32; do

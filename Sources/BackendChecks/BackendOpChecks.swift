@@ -136,6 +136,63 @@ public struct BackendOpChecks {
         return [relativeError(a1.map(Double.init), refA1), relativeError(dw2, refDw2), relativeError(dz1, refDz1), relativeError(db1, refDb1)].max()!
     }
 
+    /// `outputLayerLoss`: logits, loss sum, gradient, bias gradient, correct count and predictions against a Double
+    /// computation (with `withGradient` false, only the metrics and predictions, the evaluation's use). Returns
+    /// the largest relative error and whether the counts and predictions are exact.
+    public mutating func outputLayerLoss(rows: Int, inputSize: Int, outputSize: Int, loss: Loss, withGradient: Bool = true) throws -> (error: Double, countsExact: Bool) {
+        let x = random(rows * inputSize), w = random(inputSize * outputSize, scale: 0.5), b = random(outputSize)
+        let labels = (0..<rows).map { _ in Int32(generator.uniform(below: outputSize)) }
+        let (px, pw, pb) = (try upload(x), try upload(w), try upload(b))
+        let pl = try backend.allocate(copying: labels)
+        let (pz, pg, pdb) = (try poisoned(rows * outputSize), try poisoned(rows * outputSize), try poisoned(outputSize))
+        let pm = try upload([0.5, 2])
+        let pp = try backend.allocate(copying: [Int32](repeating: -1, count: rows))
+        defer { for p in [px, pw, pb, pz, pg, pdb, pm] { backend.free(p) }; backend.free(pl); backend.free(pp) }
+        let scale = 1 / Float(rows)
+        backend.outputLayerLoss(outputs: pz, gradient: withGradient ? pg : nil, biasGradient: withGradient ? pdb : nil, metrics: pm, predictions: pp, inputs: px, weights: pw, bias: pb, labels: pl, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: scale)
+        let z = backend.download(pz, count: rows * outputSize).map(Double.init)
+        let metrics = backend.download(pm, count: 2)
+        let predictions: [Int32] = backend.download(pp, count: rows)
+        var refZ = [Double](), refGrad = [Double](), refDb = [Double](repeating: 0, count: outputSize)
+        var refLoss = 0.0, refCorrect = 0
+        var refPredictions = [Int32]()
+        for r in 0..<rows {
+            var row = [Double]()
+            for c in 0..<outputSize {
+                var s = Double(b[c])
+                for k in 0..<inputSize { s += Double(x[r * inputSize + k]) * Double(w[k * outputSize + c]) }
+                row.append(s)
+            }
+            refZ += row
+            // The prediction from the backend's own logits: a near tie must not fail the check on rounding.
+            let own = Array(z[r * outputSize..<(r + 1) * outputSize])
+            let best = own.indices.max { own[$0] < own[$1] || (own[$0] == own[$1] && $0 > $1) }!
+            refPredictions.append(Int32(best))
+            let label = Int(labels[r])
+            if best == label { refCorrect += 1 }
+            switch loss {
+            case .softmaxCrossEntropy:
+                let m = row.max()!
+                let lse = m + Foundation.log(row.map { Foundation.exp($0 - m) }.reduce(0, +))
+                refLoss += lse - row[label]
+                for c in 0..<outputSize { refGrad.append(Double(scale) * (Foundation.exp(row[c] - lse) - (c == label ? 1 : 0))) }
+            case .meanSquaredError:
+                for c in 0..<outputSize {
+                    let d = row[c] - (c == label ? 1 : 0)
+                    refLoss += d * d
+                    refGrad.append(Double(scale) * 2 * d)
+                }
+            }
+            for c in 0..<outputSize { refDb[c] += refGrad[r * outputSize + c] }
+        }
+        var errors = [relativeError(z, refZ), abs(Double(metrics[0]) - 0.5 - refLoss) / max(abs(refLoss), 1)]
+        if withGradient {
+            errors.append(relativeError(backend.download(pg, count: rows * outputSize).map(Double.init), refGrad, floor: 1e-3))
+            errors.append(relativeError(backend.download(pdb, count: outputSize).map(Double.init), refDb, floor: 1e-3))
+        }
+        return (errors.max()!, metrics[1] == Float(2 + refCorrect) && predictions == refPredictions)
+    }
+
     /// Loss, gradient, correct count and predictions of `lossForwardBackward` with logits of scale `scale`
     /// (1e4 tests overflow). Returns the relative errors of the loss sum and gradient, and whether the counts
     /// and predictions are exact.

@@ -63,6 +63,9 @@ public final class CUDABackend: Backend {
     public let usesGraphs: Bool
     /// `[8]` Floats: the optimizer's values for the step (see the `optimizer_update` kernel).
     private var hyperparameters = DevicePointer<Float>(address: 0)
+    /// Scratch of the one-kernel output layer: 18 floats per block of 16 rows, and the count of blocks done.
+    private var outputPartials = DevicePointer<Float>(address: 0)
+    private var outputCounter = DevicePointer<UInt32>(address: 0)
     private let synchronizeEachOperation: Bool
     private var pendingError: CUDAError?
     /// The products through cuBLASLt, with epilogues and timed algorithms; nil with `MLP_CUDA_LT=0` (every product
@@ -123,7 +126,7 @@ public final class CUDABackend: Backend {
         log("kernels compiled for sm_\(major)\(minor) in \(String(format: "%.2f", Date().timeIntervalSince(started))) s (\(cubin.count) bytes)")
         var module: OpaquePointer?
         try cubin.withUnsafeBytes { try d.check(d.cuModuleLoadData(&module, $0.baseAddress!), "cuModuleLoadData") }
-        for kernel in ["gather_batch", "bias_activation", "activation_backward", "loss_rows", "optimizer_update"] {
+        for kernel in ["gather_batch", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "optimizer_update"] {
             var function: OpaquePointer?
             try d.check(d.cuModuleGetFunction(&function, module, kernel), "cuModuleGetFunction(\(kernel))")
             functions[kernel] = function
@@ -174,6 +177,12 @@ public final class CUDABackend: Backend {
         var hyper: UInt64 = 0
         try d.check(d.cuMemAlloc(&hyper, 8 * 4), "cuMemAlloc")
         hyperparameters = DevicePointer(address: UInt(hyper))
+        var partials: UInt64 = 0, counter: UInt64 = 0
+        try d.check(d.cuMemAlloc(&partials, 4096 * 18 * 4), "cuMemAlloc")
+        try d.check(d.cuMemAlloc(&counter, 4), "cuMemAlloc")
+        try d.check(d.cuMemsetD8(counter, 0, 4), "cuMemsetD8")
+        outputPartials = DevicePointer(address: UInt(partials))
+        outputCounter = DevicePointer(address: UInt(counter))
         var pinned: UnsafeMutableRawPointer?
         try d.check(d.cuMemAllocHost(&pinned, stagingSlots * stagingSlotBytes), "cuMemAllocHost")
         staging = pinned
@@ -337,7 +346,7 @@ public final class CUDABackend: Backend {
 
     // MARK: Launching
 
-    private func launch(_ kernel: String, grid: (UInt32, UInt32), block: UInt32, blockY: UInt32 = 1, _ arguments: [any KernelArgument]) {
+    private func launch(_ kernel: String, grid: (UInt32, UInt32), block: UInt32, blockY: UInt32 = 1, sharedBytes: UInt32 = 0, _ arguments: [any KernelArgument]) {
         if case .replaying = mode { return }  // recorded in the graph
         record {
             var slots = [UInt64](repeating: 0, count: arguments.count)
@@ -349,7 +358,7 @@ public final class CUDABackend: Backend {
                     pointers.append(slot)
                 }
                 try pointers.withUnsafeMutableBufferPointer { p in
-                    try driver.check(driver.cuLaunchKernel(functions[kernel]!, grid.0, grid.1, 1, block, blockY, 1, 0, stream, p.baseAddress, nil), "cuLaunchKernel(\(kernel))")
+                    try driver.check(driver.cuLaunchKernel(functions[kernel]!, grid.0, grid.1, 1, block, blockY, 1, sharedBytes, stream, p.baseAddress, nil), "cuLaunchKernel(\(kernel))")
                 }
             }
         }
@@ -473,6 +482,26 @@ public final class CUDABackend: Backend {
         enqueueActivationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows, columns: inputSize, activation: inputActivation)
     }
 
+    /// The one-kernel output layer takes layers of at most 16 outputs whose weights fit in 40 KB of shared memory
+    /// (each logit is one thread's dot product: for long ones a product's split of the sum wins), and batches of
+    /// at most `fusedOutputMaximumRows` (its scratch holds one slot per 16 rows).
+    static let fusedOutputMaximum = 16
+    static let fusedOutputMaximumWeights = 10_240
+    static let fusedOutputMaximumRows = 16 * 4096
+
+    public func outputLayerLoss(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float) {
+        guard fusesDenseLayers, outputSize <= Self.fusedOutputMaximum, inputSize * outputSize <= Self.fusedOutputMaximumWeights,
+              rows <= Self.fusedOutputMaximumRows, gradient == nil || biasGradient != nil else {
+            return unfusedOutputLayerLoss(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, predictions: predictions, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale)
+        }
+        join()
+        launch("output_layer_loss", grid: (UInt32((rows + 15) / 16), 1), block: 256, sharedBytes: UInt32(4 * inputSize * outputSize),
+               [outputs, gradient ?? DevicePointer(address: 0), biasGradient ?? DevicePointer(address: 0), metrics,
+                predictions ?? DevicePointer<Int32>(address: 0), inputs, weights, bias, labels,
+                Int32(rows), Int32(inputSize), Int32(outputSize), Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale,
+                outputPartials, outputCounter])
+    }
+
     public func biasActivationForward(values: DevicePointer<Float>, bias: DevicePointer<Float>, rows: Int, columns: Int, activation: Activation) {
         join()
         launch("bias_activation", grid: (blocks(rows * columns), 1), block: 256,
@@ -485,8 +514,36 @@ public final class CUDABackend: Backend {
     }
 
     private func enqueueActivationBackward(gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>, outputs: DevicePointer<Float>, rows: Int, columns: Int, activation: Activation) {
-        launch("activation_backward", grid: (UInt32((columns + 31) / 32), 1), block: 32, blockY: 16,
-               [gradient, biasGradient, outputs, Int32(rows), Int32(columns), Int32(Activation.allCases.firstIndex(of: activation)!)])
+        // Chunks of at least 64 rows, at most 64 of them: a 1024-row batch of 512 columns is 16 × 16 blocks
+        // instead of 16 blocks each walking all the rows (measured on an H100: small-1024 went from 5.95 to 6.92
+        // million samples/s in fp32).
+        var chunks = min((rows + 63) / 64, 64)
+        let groups = (columns + 31) / 32
+        if chunks > 1 {
+            if case .direct = mode, (try? reserveReductionScratch(floats: chunks * columns, counters: groups)) != nil {
+            } else if reductionScratch.floats < chunks * columns || reductionScratch.counters < groups {
+                chunks = 1  // not enough scratch, and none can be allocated inside a recording
+            }
+        }
+        launch("activation_backward", grid: (UInt32(groups), UInt32(chunks)), block: 32, blockY: 16,
+               [gradient, biasGradient, outputs, Int32(rows), Int32(columns), Int32(Activation.allCases.firstIndex(of: activation)!),
+                reductionScratch.partials, reductionScratch.counterArray])
+    }
+
+    /// Scratch of `activation_backward`'s chunked column sums: partial sums and per-column-group counters (zero
+    /// between launches: the last chunk resets its counter). Grown only outside recordings; old buffers are
+    /// kept, since a recorded step may use them.
+    private var reductionScratch = (partials: DevicePointer<Float>(address: 0), floats: 0,
+                                    counterArray: DevicePointer<UInt32>(address: 0), counters: 0)
+    private var retiredScratch = [UInt]()
+
+    private func reserveReductionScratch(floats: Int, counters: Int) throws {
+        guard floats > reductionScratch.floats || counters > reductionScratch.counters else { return }
+        let f = max(floats, reductionScratch.floats, 1 << 16), n = max(counters, reductionScratch.counters, 256)
+        let partials = try allocate(Float.self, count: f)
+        let counterArray = try allocate(UInt32.self, count: n)  // zero-filled
+        if reductionScratch.floats > 0 { retiredScratch += [reductionScratch.partials.address, reductionScratch.counterArray.address] }
+        reductionScratch = (partials, f, counterArray, n)
     }
 
     public func lossForwardBackward(gradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, outputs: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, columns: Int, loss: Loss, gradientScale: Float) {

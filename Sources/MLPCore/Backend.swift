@@ -123,6 +123,21 @@ public protocol Backend: AnyObject {
         inputBiasGradient: DevicePointer<Float>, gradient: DevicePointer<Float>, inputs: DevicePointer<Float>,
         weights: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, inputActivation: Activation)
 
+    /// The output layer and the loss in one call: `outputs = inputs · weights + bias` (no activation), then the
+    /// loss of those outputs exactly as `lossForwardBackward` defines it (`gradient`, `metrics`, `predictions`),
+    /// and, when `gradient` is given, the output layer's bias gradient `biasGradient[c] = Σ_r gradient[r, c]`.
+    ///
+    /// The default composes `denseForward`, `lossForwardBackward` and `activationBackward`; the cuda backend runs
+    /// it as one kernel when the layer is narrow (a classifier's ten outputs).
+    /// - Parameters: outputs `[rows, outputSize]`, written; gradient `[rows, outputSize]`; biasGradient
+    ///   `[outputSize]` (needed with `gradient`); inputs `[rows, inputSize]`; weights `[inputSize, outputSize]`;
+    ///   bias `[outputSize]`; labels `[rows]`.
+    func outputLayerLoss(
+        outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?,
+        metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>,
+        weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>,
+        rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float)
+
     // MARK: Optimizer
 
     /// One optimizer update over `count` parameters held in one flat buffer (every layer at once).
@@ -169,6 +184,37 @@ extension Backend {
         gemm(transposeA: false, transposeB: false, m: rows, n: outputSize, k: inputSize,
              alpha: 1, a: inputs, lda: inputSize, b: weights, ldb: outputSize, beta: 0, c: outputs, ldc: outputSize)
         biasActivationForward(values: outputs, bias: bias, rows: rows, columns: outputSize, activation: activation)
+    }
+
+    /// `denseForward`, `lossForwardBackward` and `activationBackward`: the definition of `outputLayerLoss`.
+    public func outputLayerLoss(
+        outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?,
+        metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>,
+        weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>,
+        rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float
+    ) {
+        unfusedOutputLayerLoss(
+            outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics,
+            predictions: predictions, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows,
+            inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale)
+    }
+
+    /// The definition of `outputLayerLoss` in the other operations.
+    public func unfusedOutputLayerLoss(
+        outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?,
+        metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>,
+        weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>,
+        rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float
+    ) {
+        denseForward(outputs: outputs, inputs: inputs, weights: weights, bias: bias, rows: rows,
+                     inputSize: inputSize, outputSize: outputSize, activation: .identity)
+        lossForwardBackward(gradient: gradient, metrics: metrics, predictions: predictions, outputs: outputs,
+                            labels: labels, rows: rows, columns: outputSize, loss: loss, gradientScale: gradientScale)
+        if let gradient, let biasGradient {
+            // The identity's derivative is 1: this pass only sums the columns.
+            activationBackward(gradient: gradient, biasGradient: biasGradient, outputs: outputs, rows: rows,
+                               columns: outputSize, activation: .identity)
+        }
     }
 
     /// Two `gemm`s and `activationBackward`: the definition of `denseBackward`, for backends with nothing to fuse.

@@ -108,16 +108,13 @@ public final class Network {
         backend.beginStep(StepKey(network: serialNumber, data: data.serialNumber, rows: rows))
         defer { backend.endStep() }
         gather(data, batch)
-        forward(rows: rows)
+        forwardHidden(rows: rows)
         let last = spec.layerCount - 1
         var gradient = gradientScratch.0, other = gradientScratch.1
-        backend.lossForwardBackward(
-            gradient: gradient, metrics: trainingMetrics, predictions: nil, outputs: activations[last],
-            labels: labels, rows: rows, columns: spec.outputSize, loss: spec.loss, gradientScale: 1 / Float(rows))
-        // The output layer's activation is the identity: dZ = dA, and this pass only sums its bias gradient.
-        backend.activationBackward(
-            gradient: gradient, biasGradient: gradients + layout.layers[last].biasOffset, outputs: activations[last],
-            rows: rows, columns: spec.outputSize, activation: spec.activation(ofLayer: last))
+        // The output layer, the loss, its gradient (the output layer has no activation: dZ = dA) and the output
+        // layer's bias gradient.
+        outputLayer(rows: rows, gradient: gradient, biasGradient: gradients + layout.layers[last].biasOffset,
+                    metrics: trainingMetrics, predictions: nil, gradientScale: 1 / Float(rows))
         var l = last
         while l > 0 {
             defer { l -= 1 }
@@ -177,11 +174,9 @@ public final class Network {
         while start < indices.count {
             let rows = min(maxBatch, indices.count - start)
             gather(data, indices[start..<start + rows])
-            forward(rows: rows)
-            backend.lossForwardBackward(
-                gradient: nil, metrics: evaluationMetrics, predictions: keepPredictions ? predictions : nil,
-                outputs: activations[spec.layerCount - 1], labels: labels, rows: rows, columns: spec.outputSize,
-                loss: spec.loss, gradientScale: 1)
+            forwardHidden(rows: rows)
+            outputLayer(rows: rows, gradient: nil, biasGradient: nil, metrics: evaluationMetrics,
+                        predictions: keepPredictions ? predictions : nil, gradientScale: 1)
             if keepPredictions {
                 buffer.withUnsafeMutableBufferPointer { backend.download(predictions, count: rows, into: $0) }
                 predicted += buffer[0..<rows]
@@ -224,10 +219,32 @@ public final class Network {
     /// The input map applied while gathering (set it before training: `[0, 1]` by default).
     public var normalization = Normalization.unit
 
+    /// Every layer's forward.
     private func forward(rows: Int) {
+        forwardHidden(rows: rows)
+        let l = layout.layers.count - 1, layer = layout.layers[l]
+        backend.denseForward(
+            outputs: activations[l], inputs: l == 0 ? inputs : activations[l - 1], weights: parameters + layer.weightOffset,
+            bias: parameters + layer.biasOffset, rows: rows, inputSize: layer.inputs, outputSize: layer.outputs,
+            activation: spec.activation(ofLayer: l))
+    }
+
+    /// The output layer with the loss (see `Backend.outputLayerLoss`), after `forwardHidden`.
+    private func outputLayer(rows: Int, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?,
+                             metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, gradientScale: Float) {
+        let l = layout.layers.count - 1, layer = layout.layers[l]
+        backend.outputLayerLoss(
+            outputs: activations[l], gradient: gradient, biasGradient: biasGradient, metrics: metrics,
+            predictions: predictions, inputs: l == 0 ? inputs : activations[l - 1],
+            weights: parameters + layer.weightOffset, bias: parameters + layer.biasOffset, labels: labels,
+            rows: rows, inputSize: layer.inputs, outputSize: layer.outputs, loss: spec.loss, gradientScale: gradientScale)
+    }
+
+    /// The forward of every layer but the output layer.
+    private func forwardHidden(rows: Int) {
         // Plain index loops here and in `trainStep`: generic sequence wrappers (enumerated, stride) allocate in
         // debug builds, and the allocation test runs in one.
-        for l in 0..<layout.layers.count {
+        for l in 0..<layout.layers.count - 1 {
             let layer = layout.layers[l]
             let x = l == 0 ? inputs : activations[l - 1]
             // A [B, out] = f(X [B, in] · W [in, out] + b)

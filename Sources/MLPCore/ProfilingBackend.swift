@@ -90,6 +90,15 @@ public final class ProfilingBackend: Backend {
         }
     }
 
+    public func outputLayerLoss(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float) {
+        guard inner.fusesDenseLayers else {
+            return unfusedOutputLayerLoss(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, predictions: predictions, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale)
+        }
+        measure("output layer \(rows)×\(outputSize)×\(inputSize) + \(loss.rawValue)\(gradient == nil ? "" : " + gradient, bias grad")") {
+            inner.outputLayerLoss(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, predictions: predictions, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale)
+        }
+    }
+
     public func optimizerUpdate(parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>, count: Int, step: OptimizerStep) {
         measure("\(step.kind.rawValue) update \(count)") {
             inner.optimizerUpdate(parameters: parameters, gradients: gradients, state: state, count: count, step: step)

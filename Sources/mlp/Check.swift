@@ -52,6 +52,14 @@ struct Check: ParsableCommand {
                 report("dense \(activation.rawValue) forward \(rows)×\(inputSize)→\(hiddenSize), backward ←\(outputSize)", try checks.denseLayers(rows: rows, inputSize: inputSize, hiddenSize: hiddenSize, outputSize: outputSize, activation: activation), tolerance)
             }
         }
+        for loss in Loss.allCases {
+            for (rows, inputSize, outputSize) in [(1, 3, 2), (37, 256, 10), (300, 129, 16), (61, 33, 17)] {
+                for withGradient in [true, false] {
+                    let r = try checks.outputLayerLoss(rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, withGradient: withGradient)
+                    report("output layer + \(loss.rawValue) \(rows)×\(inputSize)→\(outputSize)\(withGradient ? " + gradient" : "")", r.error, tolerance, r.countsExact)
+                }
+            }
+        }
         for scale: Float in [1, 30, 1e4] {
             for (rows, columns) in [(1, 2), (3, 10), (127, 17)] {
                 let r = try checks.loss(rows: rows, columns: columns, loss: .softmaxCrossEntropy, scale: scale)

@@ -52,6 +52,10 @@ import TestSupport
         }
         let mse = try checks.loss(rows: 17, columns: 10, loss: .meanSquaredError, scale: 1)
         #expect(mse.lossError < 1e-5 && mse.gradientError < 1e-6 && mse.countsExact)
+        for loss in Loss.allCases {
+            let r = try checks.outputLayerLoss(rows: 37, inputSize: 33, outputSize: 10, loss: loss)
+            #expect(r.error < 1e-5 && r.countsExact)
+        }
     }
 
     @Test func gather() throws {

@@ -30,6 +30,10 @@ import TestSupport
             // The fused path (cuBLASLt epilogues) for ReLU and identity; the composed one for the others.
             #expect(try checks.denseLayers(rows: 37, inputSize: 300, hiddenSize: 129, outputSize: 45, activation: activation) < 1e-5)
         }
+        for (rows, outputSize) in [(37, 10), (300, 16), (61, 17)] {
+            let r = try checks.outputLayerLoss(rows: rows, inputSize: 129, outputSize: outputSize, loss: .softmaxCrossEntropy)
+            #expect(r.error < 1e-5 && r.countsExact)
+        }
         let loss = try checks.loss(rows: 127, columns: 17, loss: .softmaxCrossEntropy, scale: 1e4)
         #expect(loss.lossError < 1e-5 && loss.gradientError < 1e-5 && loss.countsExact)
         #expect(try checks.gather(samples: 300, features: 784, batch: 127))

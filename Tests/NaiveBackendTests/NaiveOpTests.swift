@@ -38,6 +38,8 @@ import TestSupport
             #expect(r.gradientError < 1e-5, "grad \(rows)×\(columns) scale \(scale)")
             #expect(r.countsExact)
         }
+        let r = try checks.outputLayerLoss(rows: 17, inputSize: 33, outputSize: 10, loss: .softmaxCrossEntropy)
+        #expect(r.error < 1e-5 && r.countsExact)
     }
 
     @Test func meanSquaredError() throws {
