@@ -11,7 +11,7 @@ seconds="${1:-60}"
 export MLP_FUZZ=1
 flags=(--build-path .build-fuzz -c debug -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
 for product in FuzzIDX FuzzCheckpoint; do
-    swift build "${flags[@]}" --product "$product" 2>&1 | grep -E "error|Compiling Fuzz|Build complete" || exit 1
+    swift build "${flags[@]}" --product "$product" > ".build-fuzz/build-$product.log" 2>&1 || { cat ".build-fuzz/build-$product.log"; exit 1; }
 done
 bin="$(swift build "${flags[@]}" --show-bin-path)"
 mkdir -p Fuzz/findings
@@ -29,7 +29,7 @@ for harness in idx checkpoint; do
     code=$?
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
     found=$(ls Fuzz/findings/ 2>/dev/null | grep -c "^$harness-" || true)
-    echo "$harness: $runs executions in ${seconds} s, corpus $(ls "$work" | wc -l) inputs, exit $code, $found finding(s) in Fuzz/findings/"
+    echo "$harness: $runs executions (-max_total_time=$seconds), corpus $(ls "$work" | wc -l) inputs, exit $code, $found finding(s) in Fuzz/findings/"
     if [ "$code" -ne 0 ]; then status=1; grep -E "ERROR|SUMMARY|Fatal error" "$log" | head -5; fi
 done
 exit "$status"

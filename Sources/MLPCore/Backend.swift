@@ -48,6 +48,9 @@ public protocol Backend: AnyObject {
     ///   - pixels: `[N, features]` bytes of the whole dataset.
     ///   - sourceLabels: `[N]` bytes.
     ///   - indices: `[B]` sample indices into `0..<N`.
+    ///   - batch: `B`, the rows to gather.
+    ///   - features: values per sample (784 for MNIST).
+    ///   - normalization: the map from a byte to an input value.
     func gatherBatch(
         inputs: DevicePointer<Float>, labels: DevicePointer<Int32>,
         pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: DevicePointer<Int32>,
@@ -86,6 +89,10 @@ public protocol Backend: AnyObject {
     ///   - predictions: `[rows]`, if given: the index of each row's largest output.
     ///   - outputs: `[rows, columns]`, the last layer's values (logits for cross-entropy).
     ///   - labels: `[rows]`, each in `0..<columns`.
+    ///   - rows: the batch's rows.
+    ///   - columns: the outputs per row (classes).
+    ///   - loss: softmax cross-entropy (on logits) or squared error (against the one-hot label).
+    ///   - gradientScale: the factor applied to the gradient.
     func lossForwardBackward(
         gradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?,
         outputs: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, columns: Int,
@@ -143,9 +150,11 @@ public protocol Backend: AnyObject {
     /// One optimizer update over `count` parameters held in one flat buffer (every layer at once).
     ///
     /// - Parameters:
-    ///   - parameters, gradients: `[count]`; parameters are updated in place; gradients are read.
+    ///   - parameters: `[count]`, updated in place.
+    ///   - gradients: `[count]`, read.
     ///   - state: `[optimizer.stateSlots × count]`: slot `s` at `state + s·count` (momentum for SGD; first and
     ///     second moments for Adam), updated in place.
+    ///   - count: the number of parameters.
     ///   - step: hyperparameters and the 1-based step number; see `OptimizerStep` for the formulas.
     func optimizerUpdate(
         parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>,

@@ -43,7 +43,18 @@ public final class Trainer {
     /// For backends whose memory is not the host's: how many steps may pass between loss checks.
     public var divergenceCheckInterval = 100
 
-    /// - Parameter progress: where to start (`nil`: a new run, at the first epoch).
+    /// A trainer for a network already set up (parameters set, or restored from a checkpoint).
+    /// - Parameters:
+    ///   - network: the network to train, on the backend that holds `trainingData`.
+    ///   - configuration: the run: optimizer, schedule, epochs, batch size, seed (which fixes every shuffle).
+    ///   - trainingData: the dataset resident on the network's backend.
+    ///   - trainingIndices: the samples of `trainingData` to train on (all of them, or what a validation split
+    ///     leaves).
+    ///   - evaluation: the set evaluated after every epoch (data, sample indices, and its name in the metrics:
+    ///     "test" or "validation"), or `nil` for none.
+    ///   - progress: where to start (`nil`: a new run, at the first epoch).
+    /// - Throws: `ConfigurationError` when there are no training samples, or when the last partial batch is
+    ///   dropped and a batch is larger than the training samples.
     public init(
         network: Network, configuration: TrainingConfiguration, trainingData: ResidentDataset, trainingIndices: [Int32],
         evaluation: (data: ResidentDataset, indices: [Int32], name: String)?, progress: TrainingProgress? = nil
