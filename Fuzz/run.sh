@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 export MLP_FUZZ=1
 flags=(--build-path .build-fuzz -c debug -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
+mkdir -p .build-fuzz
 for product in FuzzIDX FuzzCheckpoint; do
     swift build "${flags[@]}" --product "$product" > ".build-fuzz/build-$product.log" 2>&1 || { cat ".build-fuzz/build-$product.log"; exit 1; }
 done
