@@ -168,11 +168,14 @@ public protocol Backend: AnyObject {
 /// of uploads (the batch's indices, the optimizer's step values) change. A backend may therefore record the
 /// sequence the first time and afterwards only refresh the uploaded values and replay it.
 extension Backend {
+    /// Does nothing: a backend without recordings runs each operation as it comes.
     public func beginStep(_ key: StepKey) {}
+    /// Does nothing.
     public func endStep() {}
 }
 
 extension Backend {
+    /// `false`: the fused layer operations are the compositions below.
     public var fusesDenseLayers: Bool { false }
 
     /// `gemm` then `biasActivationForward`: the definition of `denseForward`, for backends with nothing to fuse.
@@ -262,10 +265,14 @@ extension Backend {
 /// Networks and datasets are named by serial numbers, never reused in a process (an object's address can be, once
 /// it is freed, and a recording of a freed network's step must never be replayed for a new one).
 public struct StepKey: Hashable, Sendable {
+    /// The network's serial number.
     public var network: Int
+    /// The resident dataset's serial number.
     public var data: Int
+    /// The batch's rows.
     public var rows: Int
 
+    /// A key from the serial numbers of a network and a dataset, and a batch's rows.
     public init(network: Int, data: Int, rows: Int) {
         self.network = network
         self.data = data

@@ -9,9 +9,12 @@ import MNIST
 /// (`exp_avg`, `exp_avg_sq`, `momentum_buffer`). Metadata keys: `format` (`mlp-checkpoint-1`), `layers`
 /// (`784,512,256,10`), `activation`, `loss`, `configuration` and `progress` (JSON), `dataset`, plus free-form notes.
 public struct Checkpoint: Sendable {
+    /// The value of the `format` metadata entry of every checkpoint `mlp` writes.
     public static let format = "mlp-checkpoint-1"
 
+    /// The run: network, optimizer, schedule, batching, seed.
     public var configuration: TrainingConfiguration
+    /// Where the run stood: epoch, step, and the shuffle generator's state.
     public var progress: TrainingProgress
     /// `[ParameterLayout.count]`, the network's flat layout.
     public var parameters: [Float]
@@ -20,6 +23,7 @@ public struct Checkpoint: Sendable {
     /// Extra strings stored in the metadata (dataset name, accuracy, …).
     public var notes: [String: String]
 
+    /// A checkpoint from its parts; `parameters` and `optimizerState` in the flat layout of `ParameterLayout`.
     public init(configuration: TrainingConfiguration, progress: TrainingProgress, parameters: [Float], optimizerState: [Float], notes: [String: String] = [:]) {
         self.configuration = configuration
         self.progress = progress

@@ -8,6 +8,7 @@ public struct DevicePointer<Element>: Hashable, Sendable {
     /// The raw address.
     public var address: UInt
 
+    /// A pointer to backend memory at `address` (0 for none).
     public init(address: UInt) { self.address = address }
 
     /// The pointer `offset` elements further on.

@@ -3,6 +3,7 @@
 /// Steps count from 0 (the first update uses `rate(atStep: 0)`). With `warmupSteps = W > 0`, the rate rises
 /// linearly over the first W steps, `base · (s + 1) / W`, and the decay below counts from the end of the warm-up.
 public struct LearningRateSchedule: Sendable, Equatable, Codable {
+    /// How the rate moves after the warm-up.
     public enum Decay: Sendable, Equatable, Codable {
         /// The base rate throughout.
         case constant
@@ -13,8 +14,11 @@ public struct LearningRateSchedule: Sendable, Equatable, Codable {
         case cosine(totalSteps: Int, minimum: Float)
     }
 
+    /// The learning rate the schedule starts from (after the warm-up).
     public var base: Float
+    /// How it decays.
     public var decay: Decay
+    /// Steps of linear warm-up from 0 to `base` (0: none).
     public var warmupSteps: Int
 
     /// - Throws: `ConfigurationError` for a non-positive step size, total or a negative warm-up.

@@ -7,9 +7,13 @@ import MNIST
 /// backward, optimizer update, all queued on the backend; the loss and accuracy stay in backend memory
 /// (`trainingMetrics`) until somebody reads them.
 public final class Network {
+    /// The architecture.
     public let spec: NetworkSpec
+    /// Where each layer's weights and bias sit in the flat parameter buffer.
     public let layout: ParameterLayout
+    /// The optimizer whose state the network holds.
     public let optimizer: OptimizerConfiguration
+    /// Where the network's memory lives and its operations run.
     public let backend: any Backend
     /// The largest batch a step or an evaluation may use.
     public let maxBatch: Int
@@ -159,6 +163,7 @@ public final class Network {
         public var loss: Double
         /// Fraction of samples whose largest output is at the label.
         public var accuracy: Double
+        /// Samples evaluated.
         public var count: Int
         /// The predicted class of each sample, in the order evaluated (when asked for).
         public var predictions: [Int32]

@@ -5,8 +5,11 @@ import MNIST
 /// `layerSizes = [784, 512, 256, 10]` means three dense layers: 784→512, 512→256, 256→10. Hidden layers use
 /// `activation`; the last layer has none (its values go to `loss`).
 public struct NetworkSpec: Sendable, Equatable, Codable {
+    /// Input size, hidden widths, output size.
     public var layerSizes: [Int]
+    /// The hidden layers' activation (the output layer has none).
     public var activation: Activation
+    /// The loss on the output layer's values.
     public var loss: Loss
 
     /// - Throws: `ConfigurationError` naming `--layers` when there are fewer than two sizes or a size below 1.
@@ -59,7 +62,9 @@ public struct NetworkSpec: Sendable, Equatable, Codable {
 
     // Subscripts, not first/last: those go through Collection's generic accessors, which allocate in debug builds,
     // and these are read inside every training step.
+    /// Values per input sample.
     public var inputSize: Int { layerSizes[0] }
+    /// Outputs (classes).
     public var outputSize: Int { layerSizes[layerSizes.count - 1] }
     /// Number of dense layers.
     public var layerCount: Int { layerSizes.count - 1 }
@@ -94,20 +99,26 @@ public struct NetworkSpec: Sendable, Equatable, Codable {
 /// the other way round, every forward product would have to transpose every weight matrix on every step.
 /// Checkpoints store PyTorch's `[out, in]` (`Checkpoint` transposes).
 public struct ParameterLayout: Sendable, Equatable {
+    /// One dense layer's place in the flat buffer.
     public struct Layer: Sendable, Equatable {
+        /// Its input width.
         public var inputs: Int
+        /// Its output width.
         public var outputs: Int
         /// Offset of the weight in the flat buffer.
         public var weightOffset: Int
         /// Offset of the bias in the flat buffer.
         public var biasOffset: Int
+        /// Weights: `inputs × outputs`, stored `[inputs, outputs]`.
         public var weightCount: Int { inputs * outputs }
     }
 
+    /// The layers, first to last.
     public var layers: [Layer]
     /// Total parameters.
     public var count: Int
 
+    /// The layout of `spec`: each layer's weights then its bias, layer after layer.
     public init(_ spec: NetworkSpec) {
         var offset = 0
         var layers = [Layer]()

@@ -12,17 +12,26 @@
 ///
 /// Weight decay, when set, applies to every parameter, biases included (PyTorch's default for one group).
 public struct OptimizerConfiguration: Sendable, Equatable, Codable {
+    /// The optimizers, named as on the command line.
     public enum Kind: String, CaseIterable, Sendable, Codable {
         case sgd, adam, adamw
     }
 
+    /// Which optimizer.
     public var kind: Kind
+    /// The learning rate η (of this step, for `OptimizerStep`).
     public var learningRate: Float
+    /// SGD's momentum μ (0: none).
     public var momentum: Float
+    /// SGD with Nesterov momentum.
     public var nesterov: Bool
+    /// The weight decay λ (L2 for SGD and Adam, decoupled for AdamW).
     public var weightDecay: Float
+    /// Adam's β₁, the first moment's decay.
     public var beta1: Float
+    /// Adam's β₂, the second moment's decay.
     public var beta2: Float
+    /// Adam's ε, added to the denominator.
     public var epsilon: Float
 
     /// - Throws: `ConfigurationError` naming the flag whose value is out of range.
@@ -91,17 +100,26 @@ public struct OptimizerConfiguration: Sendable, Equatable, Codable {
 
 /// The hyperparameters of one update, as a backend receives them. See `OptimizerConfiguration` for the formulas.
 public struct OptimizerStep: Sendable, Equatable {
+    /// Which optimizer.
     public var kind: OptimizerConfiguration.Kind
+    /// The learning rate η (of this step, for `OptimizerStep`).
     public var learningRate: Float
+    /// SGD's momentum μ (0: none).
     public var momentum: Float
+    /// SGD with Nesterov momentum.
     public var nesterov: Bool
+    /// The weight decay λ (L2 for SGD and Adam, decoupled for AdamW).
     public var weightDecay: Float
+    /// Adam's β₁, the first moment's decay.
     public var beta1: Float
+    /// Adam's β₂, the second moment's decay.
     public var beta2: Float
+    /// Adam's ε, added to the denominator.
     public var epsilon: Float
     /// 1 for the first update.
     public var step: Int
 
+    /// One update's values, as `OptimizerConfiguration.step(_:learningRate:)` makes them.
     public init(
         kind: OptimizerConfiguration.Kind, learningRate: Float, momentum: Float, nesterov: Bool, weightDecay: Float,
         beta1: Float, beta2: Float, epsilon: Float, step: Int
@@ -126,16 +144,21 @@ public struct OptimizerStep: Sendable, Equatable {
 
 /// A configuration value out of range: names the flag, the value and what was expected.
 public struct ConfigurationError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// The command-line flag that sets the value (`--lr`, `--layers`, …).
     public var flag: String
+    /// The value given.
     public var value: String
+    /// What was expected instead.
     public var expected: String
 
+    /// An error for `flag` given `value`, saying what was `expected`.
     public init(flag: String, value: String, expected: String) {
         self.flag = flag
         self.value = value
         self.expected = expected
     }
 
+    /// "`flag` `value`: expected `expected`", as the tool prints it.
     public var description: String { "\(flag) \(value): expected \(expected)" }
 }
 

@@ -19,10 +19,14 @@ public enum SafeTensors {
 
     /// A float32 tensor to write.
     public struct Tensor: Sendable, Equatable {
+        /// The tensor's name in the file.
         public var name: String
+        /// Its shape, outermost first.
         public var shape: [Int]
+        /// Its values, row-major (F32 in the file).
         public var values: [Float]
 
+        /// A tensor; `values.count` must be the product of `shape`.
         public init(name: String, shape: [Int], values: [Float]) {
             precondition(shape.reduce(1, *) == values.count, "\(name): shape \(shape) does not hold \(values.count) values")
             self.name = name
@@ -70,13 +74,19 @@ public enum SafeTensors {
 
     /// A file read back: its metadata and tensors.
     public struct File: Sendable {
+        /// One tensor's entry in the header.
         public struct Entry: Sendable, Equatable {
+            /// Its element type as the format names it (`F32`, `F16`, `I64`, …).
             public var dtype: String
+            /// Its shape, outermost first.
             public var shape: [Int]
+            /// Its bytes in the data section.
             public var range: Range<Int>
         }
 
+        /// The header's `__metadata__` strings.
         public var metadata: [String: String]
+        /// The tensors, by name.
         public var entries: [String: Entry]
         /// The data section (everything after the header).
         let data: [UInt8]
@@ -206,6 +216,7 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendabl
     case malformed(file: String, reason: String)
     case missingTensor(file: String, tensor: String)
 
+    /// The message the tool prints: the file, then what is wrong.
     public var description: String {
         switch self {
         case let .unreadable(file, reason): return "\(file): cannot read: \(reason)"

@@ -9,6 +9,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
     /// `shouldStop` asked for a stop (Ctrl-C).
     case interrupted(progress: TrainingProgress)
 
+    /// The message the tool prints.
     public var description: String {
         switch self {
         case let .diverged(steps, loss, lr):
@@ -26,12 +27,17 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
 /// particular dataset. Its state is `progress`; together with the network's parameters and optimizer state it
 /// is everything a checkpoint needs to continue the run with the same result.
 public final class Trainer {
+    /// The network being trained.
     public let network: Network
+    /// The run.
     public let configuration: TrainingConfiguration
+    /// The training data, resident on the network's backend.
     public let trainingData: ResidentDataset
+    /// The samples of `trainingData` trained on.
     public let trainingIndices: [Int32]
     /// The evaluation set after each epoch, and what to call it.
     public let evaluation: (data: ResidentDataset, indices: [Int32], name: String)?
+    /// Where the run stands; a checkpoint saves it.
     public private(set) var progress: TrainingProgress
 
     /// Called after every step with the progress and the number of steps in the epoch (for a progress line).

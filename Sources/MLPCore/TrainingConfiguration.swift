@@ -4,18 +4,27 @@ import MNIST
 ///
 /// A checkpoint stores it, so that `--resume` continues the same run.
 public struct TrainingConfiguration: Sendable, Equatable, Codable {
+    /// The architecture.
     public var network: NetworkSpec
+    /// The optimizer and its hyperparameters.
     public var optimizer: OptimizerConfiguration
+    /// The learning rate at each step.
     public var schedule: LearningRateSchedule
+    /// Epochs in the whole run.
     public var epochs: Int
+    /// Samples per step.
     public var batchSize: Int
     /// Leave out the last batch of an epoch when it is smaller than `batchSize`.
     public var dropLast: Bool
+    /// Seeds the initial weights and every epoch's shuffle.
     public var seed: UInt64
+    /// The map from pixel bytes to inputs.
     public var normalization: Normalization
     /// Samples held out of the training set for validation (0: evaluate on the test set).
     public var validationCount: Int
 
+    /// A run's configuration; every value is checked.
+    /// - Throws: `ConfigurationError` naming `--epochs` or `--batch-size` when it is below 1.
     public init(
         network: NetworkSpec, optimizer: OptimizerConfiguration, schedule: LearningRateSchedule, epochs: Int,
         batchSize: Int, dropLast: Bool = false, seed: UInt64 = 0, normalization: Normalization = .unit,
@@ -52,6 +61,7 @@ public struct TrainingProgress: Sendable, Equatable, Codable {
     /// from it on resume.
     public var epochGeneratorState: [UInt64]
 
+    /// A position in a run: completed epochs, steps into the current one, steps in all, and the state of the generator that shuffles the current epoch.
     public init(epoch: Int = 0, stepInEpoch: Int = 0, globalStep: Int = 0, epochGeneratorState: [UInt64]) {
         self.epoch = epoch
         self.stepInEpoch = stepInEpoch
@@ -92,17 +102,23 @@ public struct TrainingProgress: Sendable, Equatable, Codable {
 public struct EpochMetrics: Sendable, Equatable, Codable {
     /// 1-based.
     public var epoch: Int
+    /// Mean training loss over the epoch's steps.
     public var trainLoss: Double
+    /// Fraction of the epoch's training samples predicted right.
     public var trainAccuracy: Double
     /// Loss and accuracy on the evaluation set (the test set, or the validation split when one is held out).
     public var testLoss: Double?
+    /// Accuracy on the evaluation set.
     public var testAccuracy: Double?
     /// "test" or "validation".
     public var evaluatedOn: String?
+    /// Training samples per second of training time.
     public var samplesPerSecond: Double
     /// Seconds of training in this epoch (evaluation excluded).
     public var seconds: Double
+    /// The learning rate at the epoch's last step.
     public var learningRate: Double
+    /// Optimizer steps in the epoch.
     public var steps: Int
 
     enum CodingKeys: String, CodingKey {

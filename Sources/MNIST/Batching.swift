@@ -5,7 +5,9 @@
 public struct EpochBatches: Sequence, Sendable {
     /// The shuffled sample indices of this epoch.
     public let order: [Int32]
+    /// Samples per batch.
     public let batchSize: Int
+    /// Whether a final batch smaller than `batchSize` is left out.
     public let dropLast: Bool
 
     /// Shuffles `indices` with `generator` (advancing it) and cuts them into batches.
@@ -29,6 +31,7 @@ public struct EpochBatches: Sequence, Sendable {
         b * batchSize..<Swift.min((b + 1) * batchSize, order.count)
     }
 
+    /// The batches in order, each a slice of `order`.
     public func makeIterator() -> AnyIterator<ArraySlice<Int32>> {
         var b = 0
         return AnyIterator {
@@ -41,7 +44,9 @@ public struct EpochBatches: Sequence, Sendable {
 
 /// A split of `0..<count` into training and validation indices.
 public struct ValidationSplit: Sendable, Equatable {
+    /// The indices kept for training, in ascending order.
     public var training: [Int32]
+    /// The indices held out, in ascending order.
     public var validation: [Int32]
 
     /// Carves `validationCount` samples at random (from a generator seeded with `seed`) out of `0..<count`.

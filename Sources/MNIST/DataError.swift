@@ -24,6 +24,7 @@ public enum DataError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A value given by the caller is out of range (a flag's value, usually).
     case invalidArgument(name: String, reason: String)
 
+    /// The message the tool prints: the file or flag, then what was wrong and what was expected.
     public var description: String {
         switch self {
         case let .unreadable(file, reason): return "\(file): cannot read: \(reason)"

@@ -37,7 +37,9 @@ public enum DatasetFile: String, CaseIterable, Sendable {
 
 /// A training and a test set read from the four IDX files of one directory.
 public struct Dataset: Sendable {
+    /// The training set (60,000 images for MNIST).
     public var train: LabeledImages
+    /// The test set (10,000 images for MNIST).
     public var test: LabeledImages
     /// The directory the files were read from.
     public var directory: URL

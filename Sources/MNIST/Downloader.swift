@@ -16,8 +16,11 @@ public struct CommandLineFetcher: HTTPFetcher {
     /// Seconds allowed for one file.
     public var timeout: Int
 
+    /// A fetcher allowing `timeout` seconds per file.
     public init(timeout: Int = 600) { self.timeout = timeout }
 
+    /// Fetches with `curl`, or `wget` when there is no `curl`; throws `DataError.unreadable` naming the URL, with the
+    /// tool's message (or saying that neither is installed).
     public func fetch(_ url: URL, to destination: URL) throws {
         let candidates: [(String, [String])] = [
             ("curl", ["--fail", "--silent", "--show-error", "--location", "--connect-timeout", "20",
@@ -62,11 +65,14 @@ public struct CommandLineFetcher: HTTPFetcher {
 /// directory and renamed into place, so a failed, interrupted or mismatched download leaves nothing behind.
 /// Files already present with the right checksum are kept.
 public struct DatasetDownloader: Sendable {
+    /// Base URLs, tried in order for each file.
     public var mirrors: [URL]
+    /// What fetches one URL into a file.
     public var fetcher: any HTTPFetcher
     /// The expected uncompressed SHA-256 of each file.
     public var checksums: [DatasetFile: String]
 
+    /// A downloader for `dataset` from `mirrors` (the dataset's public mirrors by default).
     public init(dataset: DatasetName, mirrors: [URL]? = nil, fetcher: any HTTPFetcher = CommandLineFetcher()) {
         self.mirrors = mirrors ?? KnownDataset.mirrors(dataset)
         self.fetcher = fetcher

@@ -2,11 +2,14 @@ import Foundation
 
 /// An 8-bit grayscale image read from a PGM or PNG file, for `mlp predict`.
 public struct GrayscaleImage: Sendable, Equatable {
+    /// Pixels per row.
     public var width: Int
+    /// Rows.
     public var height: Int
     /// `height × width` bytes, row-major, 0 black to 255 white.
     public var pixels: [UInt8]
 
+    /// An image; `pixels.count` must be `width × height`.
     public init(width: Int, height: Int, pixels: [UInt8]) {
         precondition(pixels.count == width * height)
         self.width = width

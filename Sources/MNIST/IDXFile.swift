@@ -19,6 +19,7 @@ public enum IDXElementType: UInt8, CaseIterable, Sendable {
         }
     }
 
+    /// The type's name in messages ("unsigned byte", …).
     public var name: String {
         switch self {
         case .uint8: return "unsigned byte"
@@ -46,8 +47,11 @@ public struct IDXArray: Sendable {
         case float64([Double])
     }
 
+    /// The element type stored in the file.
     public var elementType: IDXElementType
+    /// The dimensions, outermost first.
     public var shape: [Int]
+    /// The elements, row-major, in their own type.
     public var storage: Storage
 
     /// Number of elements (the product of the shape).
@@ -65,6 +69,7 @@ public struct IDXArray: Sendable {
         }
     }
 
+    /// An array; `storage` must hold the product of `shape` elements of `elementType`.
     public init(elementType: IDXElementType, shape: [Int], storage: Storage) {
         self.elementType = elementType
         self.shape = shape

@@ -8,8 +8,11 @@ public struct LabeledImages: Sendable {
     public var pixels: [UInt8]
     /// `count` labels, each in `0..<classCount`.
     public var labels: [UInt8]
+    /// Pixel rows per image.
     public var rows: Int
+    /// Pixel columns per image.
     public var columns: Int
+    /// The number of classes.
     public var classCount: Int
 
     /// Number of images.

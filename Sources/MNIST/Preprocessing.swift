@@ -4,9 +4,12 @@
 /// mean and divides by its standard deviation (statistics on the [0, 1] scale). Backends apply the map while
 /// gathering a batch, so the dataset stays in bytes (a quarter of the memory, and what a GPU keeps resident).
 public struct Normalization: Sendable, Equatable, Codable {
+    /// The factor applied to each byte.
     public var scale: Float
+    /// The offset added after scaling.
     public var shift: Float
 
+    /// The map `x = byte × scale + shift`.
     public init(scale: Float, shift: Float) {
         self.scale = scale
         self.shift = shift

@@ -31,9 +31,11 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
     /// The state as an array, for saving.
     public var stateWords: [UInt64] { [state.0, state.1, state.2, state.3] }
 
+    /// Two generators are equal when their states are: they will draw the same sequence.
     public static func == (a: SeededGenerator, b: SeededGenerator) -> Bool { a.stateWords == b.stateWords }
 
     @inlinable
+    /// The next 64 random bits (xoshiro256**).
     public mutating func next() -> UInt64 {
         let result = rotl(state.1 &* 5, 7) &* 9
         let t = state.1 << 17
