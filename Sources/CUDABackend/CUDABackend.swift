@@ -220,7 +220,12 @@ public final class CUDABackend: Backend {
 
     // MARK: Memory
 
+    /// Device allocations made through `allocate` since the backend started (the scratch of the fused kernels
+    /// included): `mlp check` trains warmed-up steps and checks that this does not move.
+    public private(set) var deviceAllocations = 0
+
     public func allocate<T>(_ type: T.Type, count: Int) throws -> DevicePointer<T> {
+        deviceAllocations += 1
         var address: UInt64 = 0
         let bytes = max(count, 1) * MemoryLayout<T>.stride
         try driver.check(driver.cuMemAlloc(&address, bytes), "cuMemAlloc(\(bytes) bytes)")

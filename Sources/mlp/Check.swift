@@ -1,5 +1,6 @@
 import ArgumentParser
 import BackendChecks
+import CUDABackend
 import Foundation
 import MLPCore
 import MNIST
@@ -87,6 +88,10 @@ struct Check: ParsableCommand {
         // A short training run: the losses of each epoch against the naive backend's.
         let dataset = try data.load(logger: logger)
         let subset = dataset.train.subset(0..<800)
+        if let cuda = backend as? CUDABackend {
+            let allocated = try allocationsInWarmSteps(cuda, subset)
+            report("device memory allocated in 20 warmed-up training steps: \(allocated) times", Double(allocated), 0)
+        }
         let reference = try shortRun(NaiveBackend(), subset)
         let candidate = try shortRun(backend, subset)
         // With TF32 products the run drifts from the fp32 reference by about 1e-3 in the loss (measured on an
@@ -97,6 +102,24 @@ struct Check: ParsableCommand {
         }
         print(failures == 0 ? "all checks passed" : "\(failures) check(s) failed")
         if failures > 0 { throw ExitCode(1) }
+    }
+
+    /// Trains 3 steps (the first runs directly and times the products' algorithms, the next two record the step's
+    /// two graphs), then counts the device allocations of 20 more.
+    func allocationsInWarmSteps(_ backend: CUDABackend, _ images: LabeledImages) throws -> Int {
+        let spec = try NetworkSpec(layerSizes: [images.featureCount, 40, 23, images.classCount])
+        let optimizer = OptimizerConfiguration.adam(learningRate: 1e-3)
+        let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: 64)
+        var generator = SeededGenerator(seed: seed)
+        network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &generator))
+        let data = try ResidentDataset(images, on: backend)
+        let batch = (0..<Int32(64)).map { $0 }
+        for step in 1...3 { network.trainStep(data, batch: batch[...], step: optimizer.step(step, learningRate: 1e-3)) }
+        try backend.synchronize()
+        let before = backend.deviceAllocations
+        for step in 4...23 { network.trainStep(data, batch: batch[...], step: optimizer.step(step, learningRate: 1e-3)) }
+        try backend.synchronize()
+        return backend.deviceAllocations - before
     }
 
     func shortRun(_ backend: any Backend, _ images: LabeledImages) throws -> [EpochMetrics] {
