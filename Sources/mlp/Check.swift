@@ -90,7 +90,7 @@ struct Check: ParsableCommand {
         let subset = dataset.train.subset(0..<800)
         if let cuda = backend as? CUDABackend {
             let allocated = try allocationsInWarmSteps(cuda, subset)
-            report("device memory allocated in 20 warmed-up training steps: \(allocated) times", Double(allocated), 0)
+            report("device allocations in 20 warmed-up training steps", Double(allocated), 0)
         }
         let reference = try shortRun(NaiveBackend(), subset)
         let candidate = try shortRun(backend, subset)
