@@ -3,20 +3,25 @@ import MLPCore
 import MNIST
 
 /// The cuda backend: NVIDIA GPUs through the driver API, with the kernels of `Kernels` compiled by NVRTC at
-/// start-up for the device's compute capability, and the matrix products through cuBLAS. The libraries are
-/// opened with `dlopen` when the backend starts, so the package builds and runs where there is no CUDA; there,
-/// starting it throws a `CUDAError` that lists every library path tried.
+/// start-up for the device's compute capability, and the matrix products through cuBLASLt (`Matmul.swift`: each
+/// shape's algorithm chosen by timing, bias and ReLU in the forward products' epilogue), or cuBLAS with
+/// `MLP_CUDA_LT=0`. The libraries are opened with `dlopen` when the backend starts, so the package builds and
+/// runs where there is no CUDA; there, starting it throws a `CUDAError` that lists every library path tried.
 ///
-/// A backend holds its context, stream, pinned buffers and recorded graphs for the life of the process: make one
-/// and keep it.
+/// A backend holds its context, streams, pinned buffers, product plans and recorded graphs for the life of the
+/// process: make one and keep it.
 ///
-/// Every operation is queued on one stream; `download` and `synchronize` wait for it. A failure inside an
-/// operation is kept and thrown by the next `synchronize()` (the `Backend` operations do not throw); with
+/// Operations are queued on a main stream; a layer's weight-gradient product goes to a side stream and is joined
+/// before anything that could read what it writes. `download` and `synchronize` wait for both. A failure inside
+/// an operation is kept and thrown by the next `synchronize()` (the `Backend` operations do not throw); with
 /// `MLP_CUDA_SYNC=1` every operation synchronises and checks at once, to find the one that fails.
 ///
-/// A training step (between `beginStep` and `endStep`) is recorded as a CUDA graph the first time it is seen and
-/// replayed afterwards: each replay refreshes only the pinned buffers its uploads copy from (the batch's indices,
-/// the optimizer's step values) and launches the graph once. `MLP_CUDA_GRAPH=0` launches every operation instead.
+/// A training step (between `beginStep` and `endStep`) runs uninstrumented the first time it is seen (its
+/// products' algorithms are timed then), is recorded as a CUDA graph the second time, and is replayed afterwards:
+/// each replay refreshes only the pinned buffers its uploads copy from (the batch's indices, the optimizer's step
+/// values) and launches the graph once. `MLP_CUDA_GRAPH=0` launches every operation instead. The switches
+/// `MLP_CUDA_TUNE=0`, `MLP_CUDA_FUSE=0` and `MLP_CUDA_STREAMS=1` turn off the algorithm timing, the fused
+/// kernels and epilogues, and the extra streams, one at a time, to measure what each buys.
 public final class CUDABackend: Backend {
     public let name = "cuda"
     public let isHostMemory = false
