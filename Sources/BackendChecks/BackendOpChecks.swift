@@ -75,17 +75,7 @@ public struct BackendOpChecks {
         backend.activationBackward(gradient: pg, biasGradient: pdb, outputs: po, rows: rows, columns: columns, activation: activation)
         let dz = backend.download(pg, count: rows * columns).map(Double.init)
         let db = backend.download(pdb, count: columns).map(Double.init)
-        let refDz = (0..<rows * columns).map { i -> Double in
-            let a = Double(outputs[i])
-            let d: Double
-            switch activation {
-            case .relu: d = a > 0 ? 1 : 0
-            case .tanh: d = 1 - a * a
-            case .sigmoid: d = a * (1 - a)
-            case .identity: d = 1
-            }
-            return Double(g[i]) * d
-        }
+        let refDz = (0..<rows * columns).map { i in Double(g[i]) * ReferenceMLP.derivative(fromOutput: Double(outputs[i]), activation) }
         let refDb = (0..<columns).map { c in (0..<rows).reduce(0.0) { $0 + refDz[$1 * columns + c] } }
         return max(relativeError(dz, refDz), relativeError(db, refDb))
     }
@@ -122,13 +112,7 @@ public struct BackendOpChecks {
                     refDw2[h * outputSize + o] += a * d
                     g += d * Double(w2[h * outputSize + o])
                 }
-                let derivative: Double
-                switch activation {
-                case .relu: derivative = a > 0 ? 1 : 0
-                case .tanh: derivative = 1 - a * a
-                case .sigmoid: derivative = a * (1 - a)
-                case .identity: derivative = 1
-                }
+                let derivative = ReferenceMLP.derivative(fromOutput: a, activation)
                 refDz1[r * hiddenSize + h] = g * derivative
                 refDb1[h] += g * derivative
             }

@@ -30,6 +30,16 @@ public struct ReferenceMLP {
         }
     }
 
+    /// The derivative from the activation's output `a = f(z)`, as the backends compute it from stored outputs.
+    static func derivative(fromOutput a: Double, _ activation: Activation) -> Double {
+        switch activation {
+        case .relu: return a > 0 ? 1 : 0
+        case .tanh: return 1 - a * a
+        case .sigmoid: return a * (1 - a)
+        case .identity: return 1
+        }
+    }
+
     /// Mean loss over the batch, and, when `gradient` is true, its gradient with respect to every parameter
     /// (in the flat layout).
     /// - Parameters: inputs `[rows, inputSize]`; labels `[rows]`.
