@@ -5,22 +5,18 @@ Usage: forward_numpy.py CHECKPOINT DATA_DIR [COUNT]
 Prints one line: `correct N of M`. Used by the Swift test suite to show that checkpoints are plain safetensors
 files that other tools read, with PyTorch's nn.Linear layout (weight [out, in], bias [out]).
 """
-import gzip
 import json
+import os
 import sys
 
 import numpy as np
+
+# The peers' IDX reader (Benchmarks/peers/common.py), one copy for both.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Benchmarks", "peers"))
+from common import read_idx  # noqa: E402
 from safetensors.numpy import load_file
 from safetensors import safe_open
 
-
-def read_idx(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    dims = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
 def main():
