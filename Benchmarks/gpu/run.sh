@@ -6,6 +6,8 @@
 #   bash Benchmarks/gpu/run.sh profile      per-kernel times of training steps (Nsight Compute)
 #   bash Benchmarks/gpu/run.sh strategies   the cuda backend alone, fp32 and tf32, with each of its strategies turned
 #                                           off in turn (side stream, algorithm timing, epilogues, cuBLASLt, graphs)
+#   bash Benchmarks/gpu/run.sh compare      the cuda backend against JAX, then alone with its own product kernels
+#                                           timed too (MLP_CUDA_TILED=1) and with the heuristic's algorithms (MLP_CUDA_TUNE=0)
 # Logs and results go to ./gpu-results, and packed as one gpu-results.tgz into $OUT when it is set (the device tool
 # brings back at most 8 files).
 set -uo pipefail
@@ -55,6 +57,18 @@ strategies)
             env $( [ "$variant" = default ] || echo "$variant" ) .run/mlp bench --backends cuda \
                 --workloads small-128,small-1024,wide-1024 --repeats 3 --precision "$precision" \
                 --output "$out/strategies-$precision-${variant%%=*}" 2>&1 | tee -a "$out/strategies-$precision.txt"
+        done
+    done
+    ;;
+compare)
+    for precision in fp32 tf32; do
+        .run/mlp bench --backends cuda --workloads small-128,small-1024,wide-1024 --repeats 3 \
+            --precision "$precision" --peers --peer-device cuda --peer-list jax \
+            --output "$out/compare-$precision" 2>&1 | tee "$out/compare-$precision.txt"
+        for variant in MLP_CUDA_TILED=1 MLP_CUDA_TUNE=0; do
+            echo "== $precision $variant" | tee -a "$out/compare-$precision.txt"
+            env "$variant" .run/mlp bench --backends cuda --workloads small-128,small-1024,wide-1024 --repeats 3 \
+                --precision "$precision" --output "$out/compare-$precision-${variant%%=*}" 2>&1 | tee -a "$out/compare-$precision.txt"
         done
     done
     ;;

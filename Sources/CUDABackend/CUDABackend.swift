@@ -76,6 +76,9 @@ public final class CUDABackend: Backend {
     /// The products through cuBLASLt, with epilogues and timed algorithms; nil with `MLP_CUDA_LT=0` (every product
     /// then goes through `cublasSgemm` and nothing is fused, the backend as it was before cuBLASLt).
     let planner: MatmulPlanner?
+    /// The products' scratch, one per stream that runs products: a product that splits `k` keeps its partial sums
+    /// there, so products running side by side must not share one.
+    private var workspaces = (main: MatmulWorkspace(lt: 0, partials: 0, counters: 0), side: MatmulWorkspace(lt: 0, partials: 0, counters: 0))
     /// Whether dense layers use the products' epilogues (`MLP_CUDA_FUSE=0` keeps cuBLASLt's products but runs the
     /// bias, activation and their gradients as separate kernels).
     let fusesEpilogues: Bool
@@ -134,7 +137,7 @@ public final class CUDABackend: Backend {
         _ = nvrtc.version(&nvrtcMajor, &nvrtcMinor)
         log("NVRTC \(nvrtcMajor).\(nvrtcMinor): \(nvrtc.path)")
         let started = Date()
-        let cubin = try nvrtc.compileToCUBIN(Kernels.source, name: "mlp_kernels.cu", architecture: "sm_\(major)\(minor)")
+        let cubin = try nvrtc.compileToCUBIN(TiledGemm.source + Kernels.source, name: "mlp_kernels.cu", architecture: "sm_\(major)\(minor)")
         log("kernels compiled for sm_\(major)\(minor) in \(String(format: "%.2f", Date().timeIntervalSince(started))) s (\(cubin.count) bytes)")
         var module: OpaquePointer?
         try cubin.withUnsafeBytes { try d.check(d.cuModuleLoadData(&module, $0.baseAddress!), "cuModuleLoadData") }
@@ -166,15 +169,21 @@ public final class CUDABackend: Backend {
         var ltDescription = "cuBLAS \(blasVersion) (cuBLASLt off)"
         if environment["MLP_CUDA_LT"] != "0" {
             let lt = try CUBLASLt.load()
-            var ltWorkspace: UInt64 = 0
-            try d.check(d.cuMemAlloc(&ltWorkspace, 32 << 20), "cuMemAlloc(cuBLASLt workspace)")
+            workspaces.main = try Self.allocateWorkspace(d)
+            workspaces.side = try Self.allocateWorkspace(d)
             let tunes = environment["MLP_CUDA_TUNE"] != "0"
+            var multiprocessors: Int32 = 0
+            try d.check(d.cuDeviceGetAttribute(&multiprocessors, 16, handle), "cuDeviceGetAttribute(multiprocessor count)")
+            // Our own product kernels are checked (`mlp check`) but not timed unless asked for: on an H100 they lost
+            // to cuBLASLt at every shape of the workloads (Benchmarks/RESULTS.md), and timing them doubles start-up.
+            let tiled = try TiledGemmKernels(driver: d, module: module, multiprocessors: Int(multiprocessors))
+            let timesTiled = environment["MLP_CUDA_TILED"] == "1"
             planner = try MatmulPlanner(
                 lt: lt, computeType: allowTF32 ? CUBLASLt.computeFastTF32 : CUBLASLt.computeFP32,
-                workspace: ltWorkspace, workspaceBytes: 32 << 20, tunes: tunes)
+                workspaceBytes: Self.ltWorkspaceBytes, tunes: tunes, tiled: tiled, timesTiled: timesTiled)
             fusesEpilogues = environment["MLP_CUDA_FUSE"] != "0"
-            log("cuBLASLt \(lt.getVersion()): \(lt.path); algorithms \(tunes ? "timed per shape" : "from the heuristic"), epilogues \(fusesEpilogues ? "on" : "off")")
-            ltDescription = "cuBLASLt \(lt.getVersion()) (\(tunes ? "timed" : "heuristic") algorithms\(fusesEpilogues ? ", fused epilogues" : ""))"
+            log("cuBLASLt \(lt.getVersion()): \(lt.path); algorithms \(tunes ? "timed per shape\(timesTiled ? ", our tiled kernels among them" : "")" : "from the heuristic"), epilogues \(fusesEpilogues ? "on" : "off")")
+            ltDescription = "cuBLASLt \(lt.getVersion()) (\(tunes ? "timed" : "heuristic") algorithms\(tunes && timesTiled ? " and own kernels" : "")\(fusesEpilogues ? ", fused epilogues" : ""))"
         } else {
             planner = nil
             fusesEpilogues = false
@@ -422,12 +431,30 @@ public final class CUDABackend: Backend {
     /// caller then does the work another way). The first run of a shape outside a recording times the candidates
     /// (on the main stream, synchronously).
     private func matmul(_ call: MatmulCall, on target: OpaquePointer?) throws -> Bool {
-        guard let planner, let plan = try planner.plan(for: call) else { return false }
-        if !plan.tuned, case .direct = mode {
-            if let line = try planner.tune(plan, call, stream: stream, driver: driver) { log("cuBLASLt \(line)") }
+        guard let planner else { return false }
+        let workspace = target == sideStream ? workspaces.side : workspaces.main
+        if let forced = forcedTiledConfig, let tiled = planner.tiled {
+            try driver.check(tiled.launch(forced, call, stream: target, workspace: workspace), "cuLaunchKernel(\(call.label), \(forced))")
+            return true
         }
-        try planner.lt.check(planner.run(plan, call, stream: target), "cublasLtMatmul(\(plan.label))")
+        guard let plan = try planner.plan(for: call) else { return false }
+        if !plan.tuned, case .direct = mode {
+            if let line = try planner.tune(plan, call, stream: stream, workspace: workspaces.main, driver: driver) { log("product \(line)") }
+        }
+        try planner.run(plan, call, stream: target, workspace: workspace)
         return true
+    }
+
+    static let ltWorkspaceBytes = 32 << 20
+
+    /// One stream's scratch for the products, the counters zeroed.
+    private static func allocateWorkspace(_ d: CUDADriver) throws -> MatmulWorkspace {
+        var lt: UInt64 = 0, partials: UInt64 = 0, counters: UInt64 = 0
+        try d.check(d.cuMemAlloc(&lt, ltWorkspaceBytes), "cuMemAlloc(cuBLASLt workspace)")
+        try d.check(d.cuMemAlloc(&partials, TiledGemm.partialBytes), "cuMemAlloc(partial sums)")
+        try d.check(d.cuMemAlloc(&counters, TiledGemm.counterCount * 4), "cuMemAlloc(tile counters)")
+        try d.check(d.cuMemsetD8(counters, 0, TiledGemm.counterCount * 4), "cuMemsetD8(tile counters)")
+        return MatmulWorkspace(lt: lt, partials: partials, counters: counters)
     }
 
     // MARK: The side stream
@@ -439,6 +466,22 @@ public final class CUDABackend: Backend {
         sideReads.removeAll(keepingCapacity: true)
         if case .replaying = mode { return }
         record { try driver.check(driver.cuStreamWaitEvent(stream, joinEvent, 0), "cuStreamWaitEvent(join)") }
+    }
+
+    /// Whether our own product kernels are loaded (with cuBLASLt; timed beside its algorithms only with
+    /// `MLP_CUDA_TILED=1`).
+    public var hasTiledProducts: Bool { planner?.tiled != nil }
+
+    private var forcedTiledConfig: TiledGemm.Config?
+
+    /// Runs `body` with every product going through our tiled kernel with `rowsPerTile`×`columnsPerTile` tiles and
+    /// `k` cut into `splits`, whatever timing would choose: for `mlp check`, which checks each configuration against
+    /// the reference (timing alone would exercise only the ones it picks). Products too large for that many splits'
+    /// partial sums fail with an error at the next `synchronize()`.
+    public func withTiledProducts<T>(rowsPerTile: Int, columnsPerTile: Int, splits: Int, _ body: () throws -> T) rethrows -> T {
+        forcedTiledConfig = TiledGemm.Config(rowsPerTile: rowsPerTile, columnsPerTile: columnsPerTile, splits: splits)
+        defer { forcedTiledConfig = nil }
+        return try body()
     }
 
     /// The timing of each product shape tuned so far, one line each (for `mlp bench --profile` and `-v`).

@@ -11,8 +11,9 @@ import MLPCore
 final class MatmulPlan {
     let operation: OpaquePointer?
     let layoutA: OpaquePointer?, layoutB: OpaquePointer?, layoutD: OpaquePointer?
-    /// Candidates from the heuristic, best guess first: the 64-byte algorithm and the workspace it needs.
-    var candidates: [(algorithm: [UInt8], workspace: Int)]
+    /// Candidates, best guess first: cuBLASLt's heuristic's (the 64-byte algorithm and the workspace it needs),
+    /// then our own kernels' configurations (`TiledGemm`), which only timing can choose.
+    var candidates: [MatmulAlgorithm]
     /// Index into `candidates` of the algorithm in use.
     var chosen = 0
     /// Whether `chosen` comes from timing (else it is the heuristic's first).
@@ -20,7 +21,7 @@ final class MatmulPlan {
     let label: String
 
     init(operation: OpaquePointer?, layoutA: OpaquePointer?, layoutB: OpaquePointer?, layoutD: OpaquePointer?,
-         candidates: [(algorithm: [UInt8], workspace: Int)], label: String) {
+         candidates: [MatmulAlgorithm], label: String) {
         self.operation = operation
         self.layoutA = layoutA
         self.layoutB = layoutB
@@ -28,6 +29,31 @@ final class MatmulPlan {
         self.candidates = candidates
         self.label = label
     }
+}
+
+/// One way to run a product.
+enum MatmulAlgorithm: CustomStringConvertible {
+    /// A cuBLASLt algorithm (`cublasLtMatmulAlgo_t`, 64 bytes) and the workspace it needs.
+    case lt(algorithm: [UInt8], workspace: Int)
+    /// One of our kernels.
+    case tiled(TiledGemm.Config)
+
+    var description: String {
+        switch self {
+        case .lt: return "cuBLASLt"
+        case .tiled(let config): return "\(config)"
+        }
+    }
+}
+
+/// The scratch of the products queued on one stream. Products on different streams may run at the same time, so
+/// each stream has its own: an algorithm that splits `k` keeps its partial sums here.
+struct MatmulWorkspace {
+    /// cuBLASLt's workspace, `MatmulPlanner.workspaceBytes` long.
+    var lt: UInt64
+    /// Our kernels' partial sums (`TiledGemm.partialBytes`) and tile counters (`TiledGemm.counterCount`, zeroed).
+    var partials: UInt64
+    var counters: UInt64
 }
 
 /// What makes two products share a plan: shape, strides, transposes, epilogue, and the alignment of each pointer
@@ -81,23 +107,28 @@ final class MatmulPlanner {
     let lt: CUBLASLt
     let handle: OpaquePointer?
     let computeType: Int32
-    let workspace: UInt64
+    /// The size of each workspace passed to `run` (the heuristic offers no algorithm that needs more).
     let workspaceBytes: Int
     /// Whether to time the candidates (`MLP_CUDA_TUNE=0`: take the heuristic's first).
     let tunes: Bool
+    /// Our own kernels (for `CUDABackend.withTiledProducts`), and whether they are timed beside cuBLASLt's
+    /// algorithms (`MLP_CUDA_TILED=1`).
+    let tiled: TiledGemmKernels?
+    let timesTiled: Bool
     private var plans = [MatmulKey: MatmulPlan?]()
     /// One line per tuned shape: the candidates' count, the chosen time and the heuristic first's time.
     private(set) var report = [String]()
 
-    init(lt: CUBLASLt, computeType: Int32, workspace: UInt64, workspaceBytes: Int, tunes: Bool) throws {
+    init(lt: CUBLASLt, computeType: Int32, workspaceBytes: Int, tunes: Bool, tiled: TiledGemmKernels?, timesTiled: Bool) throws {
         self.lt = lt
         var h: OpaquePointer?
         try lt.check(lt.create(&h), "cublasLtCreate")
         handle = h
         self.computeType = computeType
-        self.workspace = workspace
         self.workspaceBytes = workspaceBytes
         self.tunes = tunes
+        self.tiled = tiled
+        self.timesTiled = timesTiled
     }
 
     /// The plan for `call`, made on first use; nil when cuBLASLt offers no algorithm for it (an epilogue this
@@ -139,16 +170,18 @@ final class MatmulPlanner {
         results.initializeMemory(as: UInt8.self, repeating: 0, count: CUBLASLt.heuristicResultBytes * Self.candidateCount)
         var returned: Int32 = 0
         let status = lt.heuristic(handle, operation, layoutA, layoutB, layoutD, layoutD, preference, Int32(Self.candidateCount), results, &returned)
-        var candidates = [(algorithm: [UInt8], workspace: Int)]()
+        var candidates = [MatmulAlgorithm]()
         if status == 0 {
             for i in 0..<Int(returned) {
                 let entry = results + i * CUBLASLt.heuristicResultBytes
                 let workspace = entry.load(fromByteOffset: 64, as: Int.self)
                 let state = entry.load(fromByteOffset: 72, as: Int32.self)
                 guard state == 0, workspace <= workspaceBytes else { continue }
-                candidates.append((Array(UnsafeRawBufferPointer(start: entry, count: CUBLASLt.algorithmBytes)), workspace))
+                candidates.append(.lt(algorithm: Array(UnsafeRawBufferPointer(start: entry, count: CUBLASLt.algorithmBytes)), workspace: workspace))
             }
         }
+        // Ours come after the heuristic's, so that without timing its first is used.
+        if let tiled, tunes, timesTiled { candidates += tiled.candidates(for: call).map { .tiled($0) } }
         guard !candidates.isEmpty else {
             _ = lt.descDestroy(operation)
             [layoutA, layoutB, layoutD].forEach { _ = lt.layoutDestroy($0) }
@@ -165,16 +198,24 @@ final class MatmulPlanner {
         }
     }
 
-    /// Queues `call` on `stream` with the plan's chosen algorithm (or candidate `index`).
-    func run(_ plan: MatmulPlan, _ call: MatmulCall, stream: OpaquePointer?, candidate index: Int? = nil) -> CUBLASLt.Status {
-        if (try? setPointers(plan.operation, call)) == nil { return 7 }  // CUBLAS_STATUS_INVALID_VALUE
-        var alpha = call.alpha, beta = call.beta
-        let algorithm = plan.candidates[index ?? plan.chosen].algorithm
-        return algorithm.withUnsafeBytes { algo in
-            lt.matmul(handle, plan.operation, &alpha,
-                      UnsafeRawPointer(bitPattern: call.b), plan.layoutA, UnsafeRawPointer(bitPattern: call.a), plan.layoutB,
-                      &beta, UnsafeRawPointer(bitPattern: call.c), plan.layoutD, UnsafeMutableRawPointer(bitPattern: call.c), plan.layoutD,
-                      algo.baseAddress, UnsafeMutableRawPointer(bitPattern: UInt(workspace)), workspaceBytes, stream)
+    /// Queues `call` on `stream` with the plan's chosen algorithm (or candidate `index`). `workspace`
+    /// (`workspaceBytes` long) must not be in use by any product that may run at the same time: an algorithm that
+    /// splits `k` keeps its partial sums there, so two streams sharing one would corrupt each other's results.
+    func run(_ plan: MatmulPlan, _ call: MatmulCall, stream: OpaquePointer?, workspace: MatmulWorkspace, candidate index: Int? = nil) throws {
+        switch plan.candidates[index ?? plan.chosen] {
+        case .tiled(let config):
+            guard let tiled else { return }
+            try tiled.driver.check(tiled.launch(config, call, stream: stream, workspace: workspace), "cuLaunchKernel(\(plan.label), \(config))")
+        case .lt(let algorithm, _):
+            try setPointers(plan.operation, call)
+            var alpha = call.alpha, beta = call.beta
+            let status = algorithm.withUnsafeBytes { algo in
+                lt.matmul(handle, plan.operation, &alpha,
+                          UnsafeRawPointer(bitPattern: call.b), plan.layoutA, UnsafeRawPointer(bitPattern: call.a), plan.layoutB,
+                          &beta, UnsafeRawPointer(bitPattern: call.c), plan.layoutD, UnsafeMutableRawPointer(bitPattern: call.c), plan.layoutD,
+                          algo.baseAddress, UnsafeMutableRawPointer(bitPattern: UInt(workspace.lt)), workspaceBytes, stream)
+            }
+            try lt.check(status, "cublasLtMatmul(\(plan.label))")
         }
     }
 
@@ -183,7 +224,7 @@ final class MatmulPlanner {
     /// Only for calls whose outputs may be overwritten repeatedly (beta = 0: C is not read).
     /// Returns the line added to `report`, if any.
     @discardableResult
-    func tune(_ plan: MatmulPlan, _ call: MatmulCall, stream: OpaquePointer?, driver: CUDADriver) throws -> String? {
+    func tune(_ plan: MatmulPlan, _ call: MatmulCall, stream: OpaquePointer?, workspace: MatmulWorkspace, driver: CUDADriver) throws -> String? {
         plan.tuned = true
         guard tunes, plan.candidates.count > 1, call.beta == 0 else { return nil }
         let flops = 2.0 * Double(call.m) * Double(call.n) * Double(call.k)
@@ -195,11 +236,13 @@ final class MatmulPlanner {
         var times = [Double?](repeating: nil, count: plan.candidates.count)
         for index in plan.candidates.indices {
             try driver.check(driver.cuStreamBeginCapture(stream, 1), "cuStreamBeginCapture (tuning)")
-            var status: CUBLASLt.Status = 0
-            for _ in 0..<repeats where status == 0 { status = run(plan, call, stream: stream, candidate: index) }
+            var failed = false
+            for _ in 0..<repeats where !failed {
+                do { try run(plan, call, stream: stream, workspace: workspace, candidate: index) } catch { failed = true }
+            }
             var graph: OpaquePointer?
             let ended = driver.cuStreamEndCapture(stream, &graph)
-            guard status == 0, ended == 0, graph != nil else {
+            guard !failed, ended == 0, graph != nil else {
                 if graph != nil { _ = driver.cuGraphDestroy(graph) }
                 continue
             }
@@ -220,7 +263,11 @@ final class MatmulPlanner {
         guard let best = timed.min(by: { $0.1 < $1.1 }) else { return nil }
         plan.chosen = best.0
         let first = times[0].map { String(format: "%.1f µs", $0) } ?? "failed"
-        let line = "\(plan.label): \(timed.count) of \(plan.candidates.count) candidates ran; chose #\(best.0 + 1) at \(String(format: "%.1f µs", best.1)) (heuristic's first: \(first))"
+        var line = "\(plan.label): \(timed.count) of \(plan.candidates.count) candidates ran; chose #\(best.0 + 1) (\(plan.candidates[best.0])) at \(String(format: "%.1f µs", best.1)) (heuristic's first: \(first))"
+        let own = timed.filter { if case .tiled = plan.candidates[$0.0] { return true } else { return false } }
+        if let bestOwn = own.min(by: { $0.1 < $1.1 }) {
+            line += "; own kernels' best: \(plan.candidates[bestOwn.0]) at \(String(format: "%.1f µs", bestOwn.1))"
+        }
         report.append(line)
         return line
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BackendChecks
+import CPUBackend
 import CUDABackend
 import Foundation
 import MLPCore
@@ -40,6 +41,29 @@ struct Check: ParsableCommand {
                 report("gemm \(ta ? "T" : "N")\(tb ? "T" : "N") \(m)×\(n)×\(k) (alpha 0.7, beta -1.3)", r.error, tolerance, r.paddingIntact)
                 let z = try checks.gemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k)
                 report("gemm \(ta ? "T" : "N")\(tb ? "T" : "N") \(m)×\(n)×\(k)", z.error, tolerance, z.paddingIntact)
+            }
+        }
+        if let cuda = backend as? CUDABackend, cuda.hasTiledProducts {
+            // Our own product kernels, offered to the timing beside cuBLASLt's: each tile shape, with k whole and cut
+            // in three, through every pair of transposes and the dense layers' epilogues (bias, bias + ReLU).
+            for (rowsPerTile, columnsPerTile) in [(32, 32), (64, 32), (32, 64), (64, 64)] {
+                for splits in [1, 3] {
+                    var worst = 0.0, intact = true
+                    try cuda.withTiledProducts(rowsPerTile: rowsPerTile, columnsPerTile: columnsPerTile, splits: splits) {
+                        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                            for (m, n, k) in [(1, 1, 1), (17, 3, 127), (61, 70, 300), (130, 33, 200)] {
+                                let r = try checks.gemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.7, beta: -1.3)
+                                worst = max(worst, r.error.isNaN ? .infinity : r.error)
+                                intact = intact && r.paddingIntact
+                            }
+                        }
+                        for activation in [Activation.relu, .identity] {
+                            let e = try checks.denseLayers(rows: 127, inputSize: 300, hiddenSize: 129, outputSize: 45, activation: activation)
+                            worst = max(worst, e.isNaN ? .infinity : e)
+                        }
+                    }
+                    report("own product kernel \(rowsPerTile)×\(columnsPerTile) tiles, k in \(splits): 16 gemm + 2 dense", worst, tolerance, intact)
+                }
             }
         }
         for activation in Activation.allCases {
@@ -91,6 +115,14 @@ struct Check: ParsableCommand {
         if let cuda = backend as? CUDABackend {
             let allocated = try allocationsInWarmSteps(cuda, subset)
             report("device allocations in 20 warmed-up training steps", Double(allocated), 0)
+            // The workload's network at its batch sizes, through the recorded and replayed step (products on two
+            // streams at once, algorithms that split k): the change in every parameter after 6 SGD steps, against
+            // the cpu backend (itself checked against the naive one). SGD, so the change is the gradients' sum.
+            let reference = try CPUBackend()
+            for batch in [128, 1024] {
+                let steps = try sgdSteps(cuda, reference, dataset.train.subset(0..<(2 * batch)), batch: batch)
+                report("6 training steps of 784-512-256-10, batch \(batch): parameter changes vs cpu", steps, tolerance > 1e-5 ? 1e-2 : 1e-4)
+            }
         }
         let reference = try shortRun(NaiveBackend(), subset)
         let candidate = try shortRun(backend, subset)
@@ -120,6 +152,28 @@ struct Check: ParsableCommand {
         for step in 4...23 { network.trainStep(data, batch: batch[...], step: optimizer.step(step, learningRate: 1e-3)) }
         try backend.synchronize()
         return backend.deviceAllocations - before
+    }
+
+    /// Trains the same network 6 SGD steps on `backend` and `reference` and returns ‖Δp − Δp_ref‖ / ‖Δp_ref‖.
+    func sgdSteps(_ backend: any Backend, _ reference: any Backend, _ images: LabeledImages, batch: Int) throws -> Double {
+        let spec = try NetworkSpec(layerSizes: [images.featureCount, 512, 256, images.classCount])
+        let optimizer = try OptimizerConfiguration(kind: .sgd, learningRate: 0.05)
+        var generator = SeededGenerator(seed: seed)
+        let initial = ParameterLayout(spec).initialParameters(for: spec, using: &generator)
+        var changes = [[Double]]()
+        for b in [backend, reference] {
+            let network = try Network(spec: spec, optimizer: optimizer, backend: b, maxBatch: batch)
+            network.setParameters(initial)
+            let data = try ResidentDataset(images, on: b)
+            for step in 1...6 {
+                let first = Int32((step % 2) * batch)
+                let indices = (0..<Int32(batch)).map { first + $0 }
+                network.trainStep(data, batch: indices[...], step: optimizer.step(step, learningRate: 0.05))
+            }
+            try b.synchronize()
+            changes.append(zip(network.parameterValues(), initial).map { Double($0) - Double($1) })
+        }
+        return relativeError(changes[0], changes[1])
     }
 
     func shortRun(_ backend: any Backend, _ images: LabeledImages) throws -> [EpochMetrics] {
