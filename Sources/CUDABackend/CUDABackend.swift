@@ -137,7 +137,7 @@ public final class CUDABackend: Backend {
         _ = nvrtc.version(&nvrtcMajor, &nvrtcMinor)
         log("NVRTC \(nvrtcMajor).\(nvrtcMinor): \(nvrtc.path)")
         let started = Date()
-        let cubin = try nvrtc.compileToCUBIN(TiledGemm.source + Kernels.source, name: "mlp_kernels.cu", architecture: "sm_\(major)\(minor)")
+        let cubin = try nvrtc.compileToCUBIN(Kernels.source, name: "mlp_kernels.cu", architecture: "sm_\(major)\(minor)")
         log("kernels compiled for sm_\(major)\(minor) in \(String(format: "%.2f", Date().timeIntervalSince(started))) s (\(cubin.count) bytes)")
         var module: OpaquePointer?
         try cubin.withUnsafeBytes { try d.check(d.cuModuleLoadData(&module, $0.baseAddress!), "cuModuleLoadData") }
@@ -175,18 +175,21 @@ public final class CUDABackend: Backend {
             var multiprocessors: Int32 = 0
             try d.check(d.cuDeviceGetAttribute(&multiprocessors, 16, handle), "cuDeviceGetAttribute(multiprocessor count)")
             // Our own product kernels are checked (`mlp check`) but not timed unless asked for: on an H100 they lost
-            // to cuBLASLt at every shape of the workloads (Benchmarks/RESULTS.md), and timing them doubles start-up.
-            let tiled = try TiledGemmKernels(driver: d, module: module, multiprocessors: Int(multiprocessors))
+            // to cuBLASLt at every shape of the workloads (Benchmarks/RESULTS.md), and compiling them takes NVRTC
+            // seconds, so they are compiled only when asked for.
             let timesTiled = environment["MLP_CUDA_TILED"] == "1"
+            let tiled = timesTiled ? try TiledGemmKernels(driver: d, nvrtc: nvrtc, architecture: "sm_\(major)\(minor)", multiprocessors: Int(multiprocessors), log: log) : nil
             planner = try MatmulPlanner(
                 lt: lt, computeType: allowTF32 ? CUBLASLt.computeFastTF32 : CUBLASLt.computeFP32,
                 workspaceBytes: Self.ltWorkspaceBytes, tunes: tunes, tiled: tiled, timesTiled: timesTiled)
+            compileTiled = { try TiledGemmKernels(driver: d, nvrtc: nvrtc, architecture: "sm_\(major)\(minor)", multiprocessors: Int(multiprocessors), log: log) }
             fusesEpilogues = environment["MLP_CUDA_FUSE"] != "0"
             log("cuBLASLt \(lt.getVersion()): \(lt.path); algorithms \(tunes ? "timed per shape\(timesTiled ? ", our tiled kernels among them" : "")" : "from the heuristic"), epilogues \(fusesEpilogues ? "on" : "off")")
             ltDescription = "cuBLASLt \(lt.getVersion()) (\(tunes ? "timed" : "heuristic") algorithms\(tunes && timesTiled ? " and own kernels" : "")\(fusesEpilogues ? ", fused epilogues" : ""))"
         } else {
             planner = nil
             fusesEpilogues = false
+            compileTiled = nil
         }
         self.log = log
         usesSideStream = planner != nil && environment["MLP_CUDA_STREAMS"] != "1"
@@ -434,7 +437,7 @@ public final class CUDABackend: Backend {
         guard let planner else { return false }
         let workspace = target == sideStream ? workspaces.side : workspaces.main
         if let forced = forcedTiledConfig, let tiled = planner.tiled {
-            try driver.check(tiled.launch(forced, call, stream: target, workspace: workspace), "cuLaunchKernel(\(call.label), \(forced))")
+            try tiled.launch(forced, call, stream: target, workspace: workspace)
             return true
         }
         guard let plan = try planner.plan(for: call) else { return false }
@@ -468,17 +471,21 @@ public final class CUDABackend: Backend {
         record { try driver.check(driver.cuStreamWaitEvent(stream, joinEvent, 0), "cuStreamWaitEvent(join)") }
     }
 
-    /// Whether our own product kernels are loaded (with cuBLASLt; timed beside its algorithms only with
-    /// `MLP_CUDA_TILED=1`).
-    public var hasTiledProducts: Bool { planner?.tiled != nil }
+    /// Whether our own product kernels can run (they go through the cuBLASLt path; they are timed beside its
+    /// algorithms only with `MLP_CUDA_TILED=1`).
+    public var hasTiledProducts: Bool { planner != nil }
 
     private var forcedTiledConfig: TiledGemm.Config?
+    /// Compiles our product kernels (NVRTC takes seconds over them: done only when they are first needed).
+    private var compileTiled: (() throws -> TiledGemmKernels)?
 
     /// Runs `body` with every product going through our tiled kernel with `rowsPerTile`×`columnsPerTile` tiles and
     /// `k` cut into `splits`, whatever timing would choose: for `mlp check`, which checks each configuration against
     /// the reference (timing alone would exercise only the ones it picks). Products too large for that many splits'
     /// partial sums fail with an error at the next `synchronize()`.
-    public func withTiledProducts<T>(rowsPerTile: Int, columnsPerTile: Int, splits: Int, _ body: () throws -> T) rethrows -> T {
+    public func withTiledProducts<T>(rowsPerTile: Int, columnsPerTile: Int, splits: Int, _ body: () throws -> T) throws -> T {
+        guard let planner else { throw CUDAError("our product kernels need cuBLASLt's path (MLP_CUDA_LT is 0)") }
+        if planner.tiled == nil, let compileTiled { planner.tiled = try compileTiled() }
         forcedTiledConfig = TiledGemm.Config(rowsPerTile: rowsPerTile, columnsPerTile: columnsPerTile, splits: splits)
         defer { forcedTiledConfig = nil }
         return try body()

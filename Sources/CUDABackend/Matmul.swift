@@ -113,7 +113,7 @@ final class MatmulPlanner {
     let tunes: Bool
     /// Our own kernels (for `CUDABackend.withTiledProducts`), and whether they are timed beside cuBLASLt's
     /// algorithms (`MLP_CUDA_TILED=1`).
-    let tiled: TiledGemmKernels?
+    var tiled: TiledGemmKernels?
     let timesTiled: Bool
     private var plans = [MatmulKey: MatmulPlan?]()
     /// One line per tuned shape: the candidates' count, the chosen time and the heuristic first's time.
@@ -205,7 +205,7 @@ final class MatmulPlanner {
         switch plan.candidates[index ?? plan.chosen] {
         case .tiled(let config):
             guard let tiled else { return }
-            try tiled.driver.check(tiled.launch(config, call, stream: stream, workspace: workspace), "cuLaunchKernel(\(plan.label), \(config))")
+            try tiled.launch(config, call, stream: stream, workspace: workspace)
         case .lt(let algorithm, _):
             try setPointers(plan.operation, call)
             var alpha = call.alpha, beta = call.beta

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Our own fp32 products for the small shapes of an MLP step: with `MLP_CUDA_TILED=1`, `MatmulPlanner` times them
 /// beside cuBLASLt's algorithms and keeps whichever is fastest; `mlp check` checks every configuration either way.
 ///
@@ -230,10 +232,15 @@ final class TiledGemmKernels {
     let multiprocessors: Int
     private let functions: [String: OpaquePointer?]
 
-    /// Looks up every kernel of `TiledGemm.source` in `module`.
-    init(driver: CUDADriver, module: OpaquePointer?, multiprocessors: Int) throws {
+    /// Compiles `TiledGemm.source` for `architecture` into a module of its own and looks up every kernel.
+    init(driver: CUDADriver, nvrtc: NVRTC, architecture: String, multiprocessors: Int, log: (String) -> Void) throws {
         self.driver = driver
         self.multiprocessors = multiprocessors
+        let started = Date()
+        let cubin = try nvrtc.compileToCUBIN(TiledGemm.source, name: "mlp_tiled_gemm.cu", architecture: architecture)
+        log("own product kernels compiled for \(architecture) in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+        var module: OpaquePointer?
+        try cubin.withUnsafeBytes { try driver.check(driver.cuModuleLoadData(&module, $0.baseAddress!), "cuModuleLoadData(own product kernels)") }
         var functions = [String: OpaquePointer?]()
         for name in TiledGemm.kernelNames {
             var function: OpaquePointer?
@@ -248,15 +255,15 @@ final class TiledGemmKernels {
     }
 
     /// Queues `call` with `config` on `stream`, using `workspace`'s partial sums and counters.
-    func launch(_ config: TiledGemm.Config, _ call: MatmulCall, stream: OpaquePointer?, workspace: MatmulWorkspace) -> CUresult {
+    /// - Throws: `CUDAError` when the scratch cannot hold the partial sums of that many splits, or the launch fails.
+    func launch(_ config: TiledGemm.Config, _ call: MatmulCall, stream: OpaquePointer?, workspace: MatmulWorkspace) throws {
         let name = TiledGemm.kernelName(rowsPerTile: config.rowsPerTile, columnsPerTile: config.columnsPerTile,
                                         transposeA: call.transposeA, transposeB: call.transposeB)
-        guard let function = functions[name] else { return 500 }  // CUDA_ERROR_NOT_FOUND
         let gridX = (call.n + config.columnsPerTile - 1) / config.columnsPerTile
         let gridY = (call.m + config.rowsPerTile - 1) / config.rowsPerTile
-        guard config.splits >= 1, config.splits == 1
+        guard let function = functions[name], config.splits >= 1, config.splits == 1
                 || (gridX * gridY <= TiledGemm.counterCount && call.m * call.n * config.splits * 4 <= TiledGemm.partialBytes)
-        else { return 1 }  // CUDA_ERROR_INVALID_VALUE: the scratch cannot hold these partial sums
+        else { throw CUDAError("\(config) cannot run \(call.label): its partial sums do not fit the scratch") }
         let epilogue: Int32
         switch call.epilogue {
         case .none: epilogue = 0
@@ -272,11 +279,12 @@ final class TiledGemmKernels {
             workspace.partials, workspace.counters,
         ]
         let threads = UInt32((config.rowsPerTile / 4) * (config.columnsPerTile / 4))
-        return slots.withUnsafeMutableBytes { raw in
+        let status = slots.withUnsafeMutableBytes { raw in
             var pointers = (0..<raw.count / 8).map { Optional(raw.baseAddress! + 8 * $0) }
             return pointers.withUnsafeMutableBufferPointer { p in
                 driver.cuLaunchKernel(function, UInt32(gridX), UInt32(gridY), UInt32(config.splits), threads, 1, 1, 0, stream, p.baseAddress, nil)
             }
         }
+        try driver.check(status, "cuLaunchKernel(\(call.label), \(config))")
     }
 }
