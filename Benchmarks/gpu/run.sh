@@ -8,6 +8,9 @@
 #                                           off in turn (side stream, algorithm timing, epilogues, cuBLASLt, graphs)
 #   bash Benchmarks/gpu/run.sh compare      the cuda backend against JAX, then alone with its own product kernels
 #                                           timed too (MLP_CUDA_TILED=1) and with the heuristic's algorithms (MLP_CUDA_TUNE=0)
+#   bash Benchmarks/gpu/run.sh latency      the fixed cost of a step: latency-128 (784-16-16-10) and small-128, ours
+#                                           against JAX and PyTorch's CUDA graph
+#   bash Benchmarks/gpu/run.sh sanitize     mlp check under compute-sanitizer's memcheck, racecheck and synccheck
 # Logs and results go to ./gpu-results, and packed as one gpu-results.tgz into $OUT when it is set (the device tool
 # brings back at most 8 files).
 set -uo pipefail
@@ -70,6 +73,20 @@ compare)
             env "$variant" .run/mlp bench --backends cuda --workloads small-128,small-1024,wide-1024 --repeats 3 \
                 --precision "$precision" --output "$out/compare-$precision-${variant%%=*}" 2>&1 | tee -a "$out/compare-$precision.txt"
         done
+    done
+    ;;
+latency)
+    .run/mlp bench --backends cuda --workloads latency-128,small-128 --repeats 3 --precision fp32 \
+        --peers --peer-device cuda --peer-list jax,torch --output "$out/latency" 2>&1 | tee "$out/latency.txt"
+    ;;
+sanitize)
+    # Every kernel `mlp check` runs (ours, our product kernels, cuBLASLt's), instrumented: out-of-bounds and
+    # misaligned accesses, shared-memory races, misused barriers. The heuristic's algorithms (MLP_CUDA_TUNE=0):
+    # timing each product's candidates would multiply the launches of an already slow run.
+    for tool in memcheck racecheck synccheck; do
+        MLP_CUDA_TUNE=0 timeout 170 compute-sanitizer --tool "$tool" --error-exitcode 9 .run/mlp check --backend cuda \
+            > "$out/sanitize-$tool.txt" 2>&1
+        echo "$tool: exit status $? ($(grep -c '^ok' "$out/sanitize-$tool.txt") checks ok; $(tail -1 "$out/sanitize-$tool.txt"))" | tee -a "$out/sanitize.txt"
     done
     ;;
 bench)

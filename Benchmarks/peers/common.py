@@ -18,6 +18,8 @@ WORKLOADS = {
     "small-128": ([784, 512, 256, 10], 128),
     "small-1024": ([784, 512, 256, 10], 1024),
     "wide-1024": ([784, 4096, 4096, 10], 1024),
+    # Not in BENCHMARKS.md: small-128's depth with almost no arithmetic, to measure each pipeline's fixed cost a step.
+    "latency-128": ([784, 16, 16, 10], 128),
 }
 
 

@@ -379,9 +379,12 @@ public final class CUDABackend: Backend {
 
     // MARK: Launching
 
-    private func launch(_ kernel: String, grid: (UInt32, UInt32), block: UInt32, blockY: UInt32 = 1, sharedBytes: UInt32 = 0, _ arguments: [any KernelArgument]) {
+    /// Queues `kernel`, or does nothing while a recorded step is replayed. The arguments are an autoclosure so that a
+    /// replayed step does not even build their array on the host.
+    private func launch(_ kernel: String, grid: (UInt32, UInt32), block: UInt32, blockY: UInt32 = 1, sharedBytes: UInt32 = 0, _ makeArguments: @autoclosure () -> [any KernelArgument]) {
         if case .replaying = mode { return }  // recorded in the graph
         record {
+            let arguments = makeArguments()
             var slots = [UInt64](repeating: 0, count: arguments.count)
             try slots.withUnsafeMutableBytes { raw in
                 var pointers = [UnsafeMutableRawPointer?]()

@@ -12,6 +12,9 @@ struct Workload: Sendable, Equatable {
         Workload(name: "small-128", layers: [784, 512, 256, 10], batch: 128),
         Workload(name: "small-1024", layers: [784, 512, 256, 10], batch: 1024),
         Workload(name: "wide-1024", layers: [784, 4096, 4096, 10], batch: 1024),
+        // Not in BENCHMARKS.md: the small network's depth with almost no arithmetic, so that a step's time is the
+        // fixed cost of each implementation's pipeline (launches, dependencies, the host), the floor under small-128.
+        Workload(name: "latency-128", layers: [784, 16, 16, 10], batch: 128),
     ]
 
     static func named(_ name: String) throws -> Workload {
