@@ -179,9 +179,16 @@ public final class CUDABackend: Backend {
             // seconds, so they are compiled only when asked for.
             let timesTiled = environment["MLP_CUDA_TILED"] == "1"
             let tiled = timesTiled ? try TiledGemmKernels(driver: d, nvrtc: nvrtc, architecture: "sm_\(major)\(minor)", multiprocessors: Int(multiprocessors), log: log) : nil
+            let deviceName = String(decoding: nameBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let cache = tunes ? TuningCache(
+                url: TuningCache.defaultURL(environment: environment),
+                context: "\(deviceName) cc \(major).\(minor), driver \(version), cuBLASLt \(lt.getVersion()), \(allowTF32 ? "tf32" : "fp32")\(timesTiled ? ", own kernels" : "")") : nil
+            if let cache {
+                log("tuning cache: \(cache.url?.path ?? "none (MLP_CUDA_TUNE_CACHE=0)")\(cache.url == nil ? "" : ", \(cache.entries.count) entries")")
+            }
             planner = try MatmulPlanner(
                 lt: lt, computeType: allowTF32 ? CUBLASLt.computeFastTF32 : CUBLASLt.computeFP32,
-                workspaceBytes: Self.ltWorkspaceBytes, tunes: tunes, tiled: tiled, timesTiled: timesTiled)
+                workspaceBytes: Self.ltWorkspaceBytes, tunes: tunes, tiled: tiled, timesTiled: timesTiled, cache: cache)
             compileTiled = { try TiledGemmKernels(driver: d, nvrtc: nvrtc, architecture: "sm_\(major)\(minor)", multiprocessors: Int(multiprocessors), log: log) }
             fusesEpilogues = environment["MLP_CUDA_FUSE"] != "0"
             log("cuBLASLt \(lt.getVersion()): \(lt.path); algorithms \(tunes ? "timed per shape\(timesTiled ? ", our tiled kernels among them" : "")" : "from the heuristic"), epilogues \(fusesEpilogues ? "on" : "off")")

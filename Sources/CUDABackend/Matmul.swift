@@ -115,11 +115,13 @@ final class MatmulPlanner {
     /// algorithms (`MLP_CUDA_TILED=1`).
     var tiled: TiledGemmKernels?
     let timesTiled: Bool
+    /// The choices of earlier runs, and where this run's are saved (nil: timed every run).
+    let cache: TuningCache?
     private var plans = [MatmulKey: MatmulPlan?]()
     /// One line per tuned shape: the candidates' count, the chosen time and the heuristic first's time.
     private(set) var report = [String]()
 
-    init(lt: CUBLASLt, computeType: Int32, workspaceBytes: Int, tunes: Bool, tiled: TiledGemmKernels?, timesTiled: Bool) throws {
+    init(lt: CUBLASLt, computeType: Int32, workspaceBytes: Int, tunes: Bool, tiled: TiledGemmKernels?, timesTiled: Bool, cache: TuningCache?) throws {
         self.lt = lt
         var h: OpaquePointer?
         try lt.check(lt.create(&h), "cublasLtCreate")
@@ -129,6 +131,7 @@ final class MatmulPlanner {
         self.tunes = tunes
         self.tiled = tiled
         self.timesTiled = timesTiled
+        self.cache = cache
     }
 
     /// The plan for `call`, made on first use; nil when cuBLASLt offers no algorithm for it (an epilogue this
@@ -227,6 +230,14 @@ final class MatmulPlanner {
     func tune(_ plan: MatmulPlan, _ call: MatmulCall, stream: OpaquePointer?, workspace: MatmulWorkspace, driver: CUDADriver) throws -> String? {
         plan.tuned = true
         guard tunes, plan.candidates.count > 1, call.beta == 0 else { return nil }
+        let key = call.key
+        if let recorded = cache?.choice(for: key),
+           let index = plan.candidates.firstIndex(where: { TuningCache.encode($0) == recorded }) {
+            plan.chosen = index
+            let line = "\(plan.label): chose #\(index + 1) (\(plan.candidates[index])) of \(plan.candidates.count), as recorded in the tuning cache"
+            report.append(line)
+            return line
+        }
         let flops = 2.0 * Double(call.m) * Double(call.n) * Double(call.k)
         let repeats = flops > 1e10 ? 3 : 10
         var start: OpaquePointer?, stop: OpaquePointer?
@@ -267,6 +278,13 @@ final class MatmulPlanner {
         let own = timed.filter { if case .tiled = plan.candidates[$0.0] { return true } else { return false } }
         if let bestOwn = own.min(by: { $0.1 < $1.1 }) {
             line += "; own kernels' best: \(plan.candidates[bestOwn.0]) at \(String(format: "%.1f µs", bestOwn.1))"
+        }
+        if let cache {
+            do {
+                try cache.record(TuningCache.encode(plan.candidates[best.0]), for: key)
+            } catch {
+                line += "; not saved to the tuning cache \(cache.url?.path ?? ""): \(error.localizedDescription)"
+            }
         }
         report.append(line)
         return line

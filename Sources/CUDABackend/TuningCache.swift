@@ -1,0 +1,86 @@
+import Foundation
+
+/// The algorithm that timing chose for each product, kept on disk between runs. A later process on the same card,
+/// driver and cuBLASLt takes the recorded choice instead of timing the candidates again: start-up is shorter, and
+/// every run makes the same choice, so two runs with the same seed give bit-identical weights (without the file,
+/// timing may choose differently from one process to the next).
+///
+/// The file is JSON, `{"format": 1, "entries": {key: choice}}`. A key names the card, the driver, the cuBLASLt
+/// version, the compute type and the product (`MatmulKey`: shape, strides, transposes, epilogue, alignments); a
+/// choice is `lt:` and the hex of cuBLASLt's 64-byte algorithm, or `tiled:<rows>x<columns>/<splits>` for our own
+/// kernels. A choice that is no longer among the heuristic's candidates (another library, say) is timed again. A file
+/// that cannot be read or parsed is ignored and replaced at the next save; a save that fails is reported, never
+/// fatal. Saves are atomic (a temporary file renamed over the old one) and merge what other processes wrote since.
+final class TuningCache {
+    /// Where the file is; nil keeps the choices in memory only.
+    let url: URL?
+    /// What the choices depend on besides the product: card, driver, library, compute type.
+    let context: String
+    private(set) var entries: [String: String]
+
+    /// `$MLP_CUDA_TUNE_CACHE` (a path; `0` or empty: no file), else `$XDG_CACHE_HOME/mlp/cublaslt-tuning.json`,
+    /// else `~/.cache/mlp/cublaslt-tuning.json`.
+    static func defaultURL(environment: [String: String]) -> URL? {
+        if let path = environment["MLP_CUDA_TUNE_CACHE"] {
+            return path.isEmpty || path == "0" ? nil : URL(fileURLWithPath: path)
+        }
+        let base: URL
+        if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty {
+            base = URL(fileURLWithPath: xdg)
+        } else if let home = environment["HOME"], !home.isEmpty {
+            base = URL(fileURLWithPath: home).appendingPathComponent(".cache")
+        } else {
+            return nil
+        }
+        return base.appendingPathComponent("mlp").appendingPathComponent("cublaslt-tuning.json")
+    }
+
+    init(url: URL?, context: String) {
+        self.url = url
+        self.context = context
+        entries = url.map(Self.read) ?? [:]
+    }
+
+    /// The recorded choice for `key`, if any.
+    func choice(for key: MatmulKey) -> String? { entries[entryKey(key)] }
+
+    /// Records `choice` for `key` and saves the file.
+    /// - Throws: the file system's error when the file cannot be written (the choice stays recorded in memory).
+    func record(_ choice: String, for key: MatmulKey) throws {
+        entries[entryKey(key)] = choice
+        guard let url else { return }
+        // Entries another process saved since this one read the file are kept; this process's win on a clash.
+        var merged = Self.read(url)
+        merged.merge(entries) { _, mine in mine }
+        entries = merged
+        let object: [String: Any] = ["format": 1, "entries": merged]
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try data.write(to: url, options: .atomic)
+    }
+
+    func entryKey(_ key: MatmulKey) -> String {
+        let product = "\(key.transposeA ? "T" : "N")\(key.transposeB ? "T" : "N") \(key.m)×\(key.n)×\(key.k) ld \(key.lda),\(key.ldb),\(key.ldc) epilogue \(key.epilogue.rawValue) align \(key.alignA),\(key.alignB),\(key.alignC),\(key.alignBias)"
+        return "\(context) | \(product)"
+    }
+
+    /// The entries of the file at `url`; empty when it is missing, unreadable, not JSON or of another format.
+    static func read(_ url: URL) -> [String: String] {
+        guard let data = try? Data(contentsOf: url),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              object["format"] as? Int == 1,
+              let entries = object["entries"] as? [String: String]
+        else { return [:] }
+        return entries
+    }
+
+    /// How `algorithm` is written in the file.
+    static func encode(_ algorithm: MatmulAlgorithm) -> String {
+        switch algorithm {
+        case .lt(let bytes, _):
+            return "lt:" + bytes.map { String(format: "%02x", $0) }.joined()
+        case .tiled(let config):
+            return "tiled:\(config.rowsPerTile)x\(config.columnsPerTile)/\(config.splits)"
+        }
+    }
+}

@@ -1,0 +1,66 @@
+@testable import CUDABackend
+import Foundation
+import Testing
+
+/// The file of timed algorithm choices: what is recorded is found again by a later process with the same context,
+/// not with another, and a damaged file is ignored and replaced. (No GPU needed.)
+@Suite struct TuningCacheTests {
+    static func key(m: Int, epilogue: CUBLASLt.Epilogue = .none) -> MatmulKey {
+        MatmulKey(transposeA: true, transposeB: false, m: m, n: 512, k: 128, lda: m, ldb: 512, ldc: 512,
+                  epilogue: epilogue, alignA: 16, alignB: 256, alignC: 4, alignBias: 256)
+    }
+
+    static func temporaryFile() -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("mlp-tuning-\(UUID().uuidString)")
+            .appendingPathComponent("sub").appendingPathComponent("cache.json")
+    }
+
+    @Test func aRecordedChoiceIsFoundByTheNextProcessWithTheSameContextOnly() throws {
+        let url = Self.temporaryFile()
+        defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent().deletingLastPathComponent()) }
+        let algorithm = (0..<64).map { UInt8(($0 * 37 + 11) % 256) }
+        let choice = TuningCache.encode(.lt(algorithm: algorithm, workspace: 4096))
+        #expect(choice.hasPrefix("lt:") && choice.count == 3 + 128)
+        let first = TuningCache(url: url, context: "H100, fp32")
+        #expect(first.choice(for: Self.key(m: 784)) == nil)
+        try first.record(choice, for: Self.key(m: 784))
+        try first.record(TuningCache.encode(.tiled(.init(rowsPerTile: 32, columnsPerTile: 64, splits: 3))), for: Self.key(m: 783, epilogue: .reluBias))
+
+        let second = TuningCache(url: url, context: "H100, fp32")
+        #expect(second.choice(for: Self.key(m: 784)) == choice)
+        #expect(second.choice(for: Self.key(m: 783, epilogue: .reluBias)) == "tiled:32x64/3")
+        #expect(second.choice(for: Self.key(m: 783)) == nil)  // another epilogue is another product
+        #expect(TuningCache(url: url, context: "H100, tf32").choice(for: Self.key(m: 784)) == nil)
+    }
+
+    @Test func twoProcessesSavingKeepEachOthersEntries() throws {
+        let url = Self.temporaryFile()
+        defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent().deletingLastPathComponent()) }
+        let a = TuningCache(url: url, context: "card")
+        let b = TuningCache(url: url, context: "card")
+        try a.record("lt:aa", for: Self.key(m: 100))
+        try b.record("lt:bb", for: Self.key(m: 200))
+        let c = TuningCache(url: url, context: "card")
+        #expect(c.choice(for: Self.key(m: 100)) == "lt:aa")
+        #expect(c.choice(for: Self.key(m: 200)) == "lt:bb")
+    }
+
+    @Test func aDamagedFileIsIgnoredAndReplaced() throws {
+        let url = Self.temporaryFile()
+        defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent().deletingLastPathComponent()) }
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data("{\"format\": 1, \"entries\": {\"x\": ".utf8).write(to: url)
+        let cache = TuningCache(url: url, context: "card")
+        #expect(cache.entries.isEmpty)
+        try cache.record("lt:01", for: Self.key(m: 5))
+        #expect(TuningCache(url: url, context: "card").choice(for: Self.key(m: 5)) == "lt:01")
+    }
+
+    @Test func theFileIsChosenFromTheEnvironment() {
+        #expect(TuningCache.defaultURL(environment: ["MLP_CUDA_TUNE_CACHE": "0", "HOME": "/home/u"]) == nil)
+        #expect(TuningCache.defaultURL(environment: ["MLP_CUDA_TUNE_CACHE": "/tmp/t.json"])?.path == "/tmp/t.json")
+        #expect(TuningCache.defaultURL(environment: ["XDG_CACHE_HOME": "/c", "HOME": "/home/u"])?.path == "/c/mlp/cublaslt-tuning.json")
+        #expect(TuningCache.defaultURL(environment: ["HOME": "/home/u"])?.path == "/home/u/.cache/mlp/cublaslt-tuning.json")
+        #expect(TuningCache.defaultURL(environment: [:]) == nil)
+    }
+}
