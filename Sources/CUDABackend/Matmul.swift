@@ -232,7 +232,7 @@ final class MatmulPlanner {
         guard tunes, plan.candidates.count > 1, call.beta == 0 else { return nil }
         let key = call.key
         if let recorded = cache?.choice(for: key),
-           let index = plan.candidates.firstIndex(where: { TuningCache.encode($0) == recorded }) {
+           let index = TuningCache.decode(recorded, candidates: plan.candidates) {
             plan.chosen = index
             let line = "\(plan.label): chose #\(index + 1) (\(plan.candidates[index])) of \(plan.candidates.count), as recorded in the tuning cache"
             report.append(line)
@@ -281,7 +281,7 @@ final class MatmulPlanner {
         }
         if let cache {
             do {
-                try cache.record(TuningCache.encode(plan.candidates[best.0]), for: key)
+                try cache.record(TuningCache.encode(plan.candidates, chosen: best.0), for: key)
             } catch {
                 line += "; not saved to the tuning cache \(cache.url?.path ?? ""): \(error.localizedDescription)"
             }

@@ -7,8 +7,10 @@ import Foundation
 ///
 /// The file is JSON, `{"format": 1, "entries": {key: choice}}`. A key names the card, the driver, the cuBLASLt
 /// version, the compute type and the product (`MatmulKey`: shape, strides, transposes, epilogue, alignments); a
-/// choice is `lt:` and the hex of cuBLASLt's 64-byte algorithm, or `tiled:<rows>x<columns>/<splits>` for our own
-/// kernels. A choice that is no longer among the heuristic's candidates (another library, say) is timed again. A file
+/// choice is `lt:<i> of <n>`, the position of the algorithm in the list of `n` that cuBLASLt's heuristic returned
+/// (the same list for the same key and context; the 64-byte algorithm itself is not compared, as some of its bytes
+/// were seen to differ from one process to the next for the same algorithm), or `tiled:<rows>x<columns>/<splits>`
+/// for our own kernels. A choice that does not fit the candidates of this run is timed again. A file
 /// that cannot be read or parsed is ignored and replaced at the next save; a save that fails is reported, never
 /// fatal. Saves are atomic (a temporary file renamed over the old one) and merge what other processes wrote since.
 final class TuningCache {
@@ -74,13 +76,19 @@ final class TuningCache {
         return entries
     }
 
-    /// How `algorithm` is written in the file.
-    static func encode(_ algorithm: MatmulAlgorithm) -> String {
-        switch algorithm {
-        case .lt(let bytes, _):
-            return "lt:" + bytes.map { String(format: "%02x", $0) }.joined()
+    /// How the choice of `candidates[index]` is written in the file.
+    static func encode(_ candidates: [MatmulAlgorithm], chosen index: Int) -> String {
+        switch candidates[index] {
+        case .lt:
+            let lt = candidates.indices.filter { if case .lt = candidates[$0] { return true } else { return false } }
+            return "lt:\(lt.firstIndex(of: index)!) of \(lt.count)"
         case .tiled(let config):
             return "tiled:\(config.rowsPerTile)x\(config.columnsPerTile)/\(config.splits)"
         }
+    }
+
+    /// The index in `candidates` of the choice written as `text`; nil when it does not fit them.
+    static func decode(_ text: String, candidates: [MatmulAlgorithm]) -> Int? {
+        candidates.indices.first { encode(candidates, chosen: $0) == text }
     }
 }

@@ -18,13 +18,19 @@ import Testing
     @Test func aRecordedChoiceIsFoundByTheNextProcessWithTheSameContextOnly() throws {
         let url = Self.temporaryFile()
         defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent().deletingLastPathComponent()) }
-        let algorithm = (0..<64).map { UInt8(($0 * 37 + 11) % 256) }
-        let choice = TuningCache.encode(.lt(algorithm: algorithm, workspace: 4096))
-        #expect(choice.hasPrefix("lt:") && choice.count == 3 + 128)
+        let candidates: [MatmulAlgorithm] = (0..<5).map { i in .lt(algorithm: (0..<64).map { UInt8(($0 * 37 + i) % 256) }, workspace: 4096) }
+            + [.tiled(.init(rowsPerTile: 32, columnsPerTile: 64, splits: 3)), .tiled(.init(rowsPerTile: 64, columnsPerTile: 64, splits: 1))]
+        let choice = TuningCache.encode(candidates, chosen: 3)
+        #expect(choice == "lt:3 of 5")
+        #expect(TuningCache.decode(choice, candidates: candidates) == 3)
+        #expect(TuningCache.decode(TuningCache.encode(candidates, chosen: 6), candidates: candidates) == 6)
+        // Another library's list (another length), or our kernels not offered: timed again.
+        #expect(TuningCache.decode(choice, candidates: Array(candidates.prefix(4))) == nil)
+        #expect(TuningCache.decode("tiled:32x64/3", candidates: Array(candidates.prefix(5))) == nil)
         let first = TuningCache(url: url, context: "H100, fp32")
         #expect(first.choice(for: Self.key(m: 784)) == nil)
         try first.record(choice, for: Self.key(m: 784))
-        try first.record(TuningCache.encode(.tiled(.init(rowsPerTile: 32, columnsPerTile: 64, splits: 3))), for: Self.key(m: 783, epilogue: .reluBias))
+        try first.record(TuningCache.encode(candidates, chosen: 5), for: Self.key(m: 783, epilogue: .reluBias))
 
         let second = TuningCache(url: url, context: "H100, fp32")
         #expect(second.choice(for: Self.key(m: 784)) == choice)
