@@ -26,6 +26,8 @@ struct Bench: ParsableCommand {
     var epochs = 1
     @Option(help: "Timed runs per backend and workload (the median is reported).")
     var repeats = 3
+    @Option(help: ArgumentHelp("Run every implementation (ours and the peers) this many times in turn, one after another, and pool the timed runs: a slow phase of a shared machine then falls on all of them, not on whichever ran during it. Each round's ratios are printed and written.", valueName: "n"))
+    var rounds = 1
     @Option(help: "Steps per timed run of the naive backend.")
     var naiveSteps = 10
     @Flag(help: "Also time each matrix product and elementwise pass on its own.")
@@ -53,6 +55,7 @@ struct Bench: ParsableCommand {
     func validate() throws {
         if epochs < 1 { throw ValidationError("--epochs \(epochs): expected at least 1") }
         if repeats < 1 { throw ValidationError("--repeats \(repeats): expected at least 1") }
+        if rounds < 1 { throw ValidationError("--rounds \(rounds): expected at least 1") }
         if naiveSteps < 1 { throw ValidationError("--naive-steps \(naiveSteps): expected at least 1") }
         if let t = threads, t < 1 { throw ValidationError("--threads \(t): expected at least 1") }
     }
@@ -98,41 +101,52 @@ struct Bench: ParsableCommand {
             }
             for r in report.ops { print(r.line) }
         }
-        for workload in selectedWorkloads {
-            for backendName in selectedBackends {
-                // The naive backend does about 1 GFLOP/s: a wide-1024 step would take two minutes.
-                let naiveSeconds = workload.spec.trainingFLOPs(batch: workload.batch) / 1e9
-                if backendName == "naive" && naiveSeconds > 20 {
-                    print("\(workload.name): naive skipped (about \(Int(naiveSeconds)) s per step)")
-                    continue
-                }
-                let backend: any Backend
-                switch backendName {
-                case "naive": backend = NaiveBackend()
-                case "cuda": backend = try cudaBackend ?? { throw ValidationError("cuda backend unavailable") }()
-                default: backend = cpu
-                }
-                let result = try TrainingBenchmark.run(
-                    workload: workload, backend: backend, dataset: dataset, epochs: epochs, repeats: repeats,
-                    steps: backendName == "naive" ? naiveSteps : nil)
-                var row = result
-                row.device = backendName == "cuda" ? "cuda" : "cpu"
-                print(row.line)
-                report.training.append(row)
-                if profile && backendName != "naive" {
-                    report.profile += try StepProfile.run(workload: workload, backend: backend, dataset: dataset)
+        var byRound = [[BenchReport.Training]]()
+        for round in 1...rounds {
+            if rounds > 1 { print("round \(round) of \(rounds)") }
+            var results = [BenchReport.Training]()
+            for workload in selectedWorkloads {
+                for backendName in selectedBackends {
+                    // The naive backend does about 1 GFLOP/s: a wide-1024 step would take two minutes.
+                    let naiveSeconds = workload.spec.trainingFLOPs(batch: workload.batch) / 1e9
+                    if backendName == "naive" && naiveSeconds > 20 {
+                        if round == 1 { print("\(workload.name): naive skipped (about \(Int(naiveSeconds)) s per step)") }
+                        continue
+                    }
+                    let backend: any Backend
+                    switch backendName {
+                    case "naive": backend = NaiveBackend()
+                    case "cuda": backend = try cudaBackend ?? { throw ValidationError("cuda backend unavailable") }()
+                    default: backend = cpu
+                    }
+                    var row = try TrainingBenchmark.run(
+                        workload: workload, backend: backend, dataset: dataset, epochs: epochs, repeats: repeats,
+                        steps: backendName == "naive" ? naiveSteps : nil)
+                    row.device = backendName == "cuda" ? "cuda" : "cpu"
+                    print(row.line)
+                    results.append(row)
+                    if profile && round == 1 && backendName != "naive" {
+                        report.profile += try StepProfile.run(workload: workload, backend: backend, dataset: dataset)
+                    }
                 }
             }
+            if peers {
+                let names = peerList.split(separator: ",").map(String.init)
+                results += PeerRunner.run(names: names, workloads: selectedWorkloads, epochs: epochs, repeats: repeats, dataDirectory: dataset.directory, device: peerDevice, precision: precision.rawValue)
+            }
+            byRound.append(results)
+        }
+        report.training = BenchReport.pooled(byRound)
+        if rounds > 1 {
+            report.roundRatios = BenchReport.ratiosByRound(byRound)
+            print("ours ÷ each implementation, round by round:")
+            for line in report.roundRatios ?? [] { print("  \(line)") }
         }
         for p in report.profile { print(p.line) }
         if let cudaBackend, !cudaBackend.matmulReport.isEmpty {
             // Which cuBLASLt algorithm each product shape got, timed against the heuristic's first choice.
             print("cuBLASLt algorithm choices:")
             for line in cudaBackend.matmulReport { print("  \(line)") }
-        }
-        if peers {
-            let names = peerList.split(separator: ",").map(String.init)
-            report.training += PeerRunner.run(names: names, workloads: selectedWorkloads, epochs: epochs, repeats: repeats, dataDirectory: dataset.directory, device: peerDevice, precision: precision.rawValue)
         }
         let directory = URL(fileURLWithPath: output)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

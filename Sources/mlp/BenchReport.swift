@@ -49,6 +49,8 @@ struct BenchReport: Codable {
     var training = [Training]()
     /// Time per operation inside training steps (`--profile`).
     var profile = [StepProfile.Entry]()
+    /// With `--rounds`: per workload, ours ÷ each other implementation in each round.
+    var roundRatios: [String]? = nil
 
     init(machine: MachineInfo, command: String) {
         self.machine = machine
@@ -78,6 +80,10 @@ struct BenchReport: Codable {
         if let gpu = peak.gpuGFLOPs { md += String(format: "- measured GPU peak (4096³ cuBLAS product): %.0f GFLOP/s\n", gpu) }
         md += "\n"
         md += markdownTable() + "\n"
+        if let roundRatios {
+            md += "\nOurs ÷ each implementation, round by round (the table pools the rounds' timed runs):\n\n"
+            for line in roundRatios { md += "- \(line)\n" }
+        }
         if !ops.isEmpty {
             md += "\n## Operations\n\n| workload | operation | implementation | µs | GFLOP/s | GB/s |\n| --- | --- | --- | ---: | ---: | ---: |\n"
             for o in ops {
@@ -92,6 +98,48 @@ struct BenchReport: Codable {
         }
         try md.write(to: directory.appendingPathComponent("bench.md"), atomically: true, encoding: .utf8)
         try svgChart().write(to: directory.appendingPathComponent("bench.svg"), atomically: true, encoding: .utf8)
+    }
+
+    /// The rounds' results pooled: one row per implementation, workload and precision, its timed runs those of every
+    /// round (the median and the figures derived from it recomputed), in the order of the first round.
+    static func pooled(_ rounds: [[Training]]) -> [Training] {
+        guard var pooled = rounds.first else { return [] }
+        for i in pooled.indices {
+            let t = pooled[i]
+            let same = rounds.dropFirst().compactMap { round in
+                round.first { $0.implementation == t.implementation && $0.workload == t.workload && $0.precision == t.precision }
+            }
+            guard !same.isEmpty else { continue }
+            let summary = Summary(t.samplesPerSecond.values + same.flatMap(\.samplesPerSecond.values))
+            let scale = summary.median / t.samplesPerSecond.median
+            pooled[i].samplesPerSecond = summary
+            pooled[i].stepMicroseconds = t.stepMicroseconds / scale
+            pooled[i].gflops = t.gflops * scale
+            pooled[i].testAccuracy = same.last?.testAccuracy ?? t.testAccuracy
+        }
+        return pooled
+    }
+
+    /// For each workload, ours (the cuda backend where it ran, else the cpu backend) ÷ each other implementation, one
+    /// figure per round, and their median.
+    static func ratiosByRound(_ rounds: [[Training]]) -> [String] {
+        guard let first = rounds.first else { return [] }
+        var lines = [String]()
+        for t in first {
+            func ours(_ round: [Training]) -> Training? {
+                round.first { $0.workload == t.workload && $0.implementation == "cuda" && $0.precision == t.precision }
+                    ?? round.first { $0.workload == t.workload && $0.implementation == "cpu" }
+            }
+            guard let mine = ours(first), mine.implementation != t.implementation || mine.precision != t.precision else { continue }
+            let ratios = rounds.compactMap { round -> Double? in
+                guard let o = ours(round), let other = round.first(where: { $0.implementation == t.implementation && $0.workload == t.workload && $0.precision == t.precision }) else { return nil }
+                return o.samplesPerSecond.median / other.samplesPerSecond.median
+            }
+            guard !ratios.isEmpty else { continue }
+            let label = "\(t.workload): \(mine.implementation) ÷ \(t.implementation)\(t.precision == "fp32" ? "" : " (\(t.precision))")"
+            lines.append("\(label): " + ratios.map { String(format: "%.2f", $0) }.joined(separator: ", ") + String(format: " (median %.2f)", Summary(ratios).median))
+        }
+        return lines
     }
 
     /// The training results, with each result's ratio to the naive baseline and the cpu backend's ratio to it.

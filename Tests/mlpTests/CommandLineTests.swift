@@ -84,6 +84,7 @@ import TestSupport
         (["predict", "--checkpoint", "/nonexistent.safetensors", "3"], "/nonexistent.safetensors: cannot read"),
         (["eval", "--checkpoint", "x.safetensors", "--test-samples", "0"], "--test-samples 0: expected at least 1"),
         (["bench", "--threads", "0"], "--threads 0: expected at least 1"),
+        (["bench", "--rounds", "0"], "--rounds 0: expected at least 1"),
     ])
     func badInputGetsAClearErrorAndANonZeroExit(arguments: [String], message: String) throws {
         let r = try run(arguments)

@@ -1,0 +1,47 @@
+@testable import mlp
+import Testing
+
+/// `mlp bench --rounds`: the rounds' timed runs pooled per implementation, and ours ÷ each peer round by round.
+@Suite struct BenchReportTests {
+    static func row(_ implementation: String, _ workload: String, _ rates: [Double], device: String = "cpu") -> BenchReport.Training {
+        let summary = Summary(rates)
+        return BenchReport.Training(implementation: implementation, workload: workload, precision: "fp32", samplesPerSecond: summary,
+                                    stepMicroseconds: 128 / summary.median * 1e6, gflops: summary.median * 0.003, testAccuracy: 0.97,
+                                    note: "", device: device)
+    }
+
+    @Test func roundsArePooledAndTheirRatiosKept() {
+        // A slow second round for everyone: the ratios stay near 1.2 and 0.9 whatever the phase.
+        let rounds = [
+            [Self.row("cpu", "small-128", [60_000, 61_000, 59_000]), Self.row("jax (scan)", "small-128", [50_000, 50_500, 49_500]),
+             Self.row("torch", "small-128", [66_000, 67_000, 65_000])],
+            [Self.row("cpu", "small-128", [36_000, 37_000, 35_000]), Self.row("jax (scan)", "small-128", [30_000, 30_500, 29_500]),
+             Self.row("torch", "small-128", [40_000, 41_000, 39_000])],
+            [Self.row("cpu", "small-128", [61_000, 62_000, 60_000]), Self.row("jax (scan)", "small-128", [51_000, 50_000, 52_000]),
+             Self.row("torch", "small-128", [67_000, 68_000, 66_000])],
+        ]
+        let pooled = BenchReport.pooled(rounds)
+        #expect(pooled.map(\.implementation) == ["cpu", "jax (scan)", "torch"])
+        #expect(pooled[0].samplesPerSecond.values.count == 9)
+        #expect(pooled[0].samplesPerSecond.median == 60_000)
+        #expect(pooled[0].samplesPerSecond.min == 35_000 && pooled[0].samplesPerSecond.max == 62_000)
+        // Derived figures follow the pooled median.
+        #expect(abs(pooled[0].stepMicroseconds - 128 / 60_000 * 1e6) < 1e-6)
+        #expect(abs(pooled[0].gflops - 60_000 * 0.003) < 1e-9)
+
+        let lines = BenchReport.ratiosByRound(rounds)
+        #expect(lines == [
+            "small-128: cpu ÷ jax (scan): 1.20, 1.20, 1.20 (median 1.20)",
+            "small-128: cpu ÷ torch: 0.91, 0.90, 0.91 (median 0.91)",
+        ])
+    }
+
+    @Test func aPeerMissingFromARoundIsLeftOutOfThatRound() {
+        let rounds = [
+            [Self.row("cpu", "small-1024", [80_000]), Self.row("numpy", "small-1024", [40_000])],
+            [Self.row("cpu", "small-1024", [70_000])],
+        ]
+        #expect(BenchReport.ratiosByRound(rounds) == ["small-1024: cpu ÷ numpy: 2.00 (median 2.00)"])
+        #expect(BenchReport.pooled(rounds)[1].samplesPerSecond.values == [40_000])
+    }
+}
