@@ -169,15 +169,15 @@ public final class CUDABackend: Backend {
         var ltDescription = "cuBLAS \(blasVersion) (cuBLASLt off)"
         if environment["MLP_CUDA_LT"] != "0" {
             let lt = try CUBLASLt.load()
-            workspaces.main = try Self.allocateWorkspace(d)
-            workspaces.side = try Self.allocateWorkspace(d)
             let tunes = environment["MLP_CUDA_TUNE"] != "0"
             var multiprocessors: Int32 = 0
             try d.check(d.cuDeviceGetAttribute(&multiprocessors, 16, handle), "cuDeviceGetAttribute(multiprocessor count)")
             // Our own product kernels are checked (`mlp check`) but not timed unless asked for: on an H100 they lost
             // to cuBLASLt at every shape of the workloads (Benchmarks/RESULTS.md), and compiling them takes NVRTC
-            // seconds, so they are compiled only when asked for.
+            // seconds, so they are compiled (and their scratch allocated) only when asked for.
             let timesTiled = environment["MLP_CUDA_TILED"] == "1"
+            workspaces.main = try Self.allocateWorkspace(d, forTiledKernels: timesTiled)
+            workspaces.side = try Self.allocateWorkspace(d, forTiledKernels: timesTiled)
             let tiled = timesTiled ? try TiledGemmKernels(driver: d, nvrtc: nvrtc, architecture: "sm_\(major)\(minor)", multiprocessors: Int(multiprocessors), log: log) : nil
             let deviceName = String(decoding: nameBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let cache = tunes ? TuningCache(
@@ -460,14 +460,20 @@ public final class CUDABackend: Backend {
 
     static let ltWorkspaceBytes = 32 << 20
 
-    /// One stream's scratch for the products, the counters zeroed.
-    private static func allocateWorkspace(_ d: CUDADriver) throws -> MatmulWorkspace {
-        var lt: UInt64 = 0, partials: UInt64 = 0, counters: UInt64 = 0
+    /// One stream's scratch for the products: cuBLASLt's workspace, and our kernels' partial sums and zeroed tile
+    /// counters if they will run.
+    private static func allocateWorkspace(_ d: CUDADriver, forTiledKernels: Bool) throws -> MatmulWorkspace {
+        var lt: UInt64 = 0
         try d.check(d.cuMemAlloc(&lt, ltWorkspaceBytes), "cuMemAlloc(cuBLASLt workspace)")
-        try d.check(d.cuMemAlloc(&partials, TiledGemm.partialBytes), "cuMemAlloc(partial sums)")
-        try d.check(d.cuMemAlloc(&counters, TiledGemm.counterCount * 4), "cuMemAlloc(tile counters)")
-        try d.check(d.cuMemsetD8(counters, 0, TiledGemm.counterCount * 4), "cuMemsetD8(tile counters)")
-        return MatmulWorkspace(lt: lt, partials: partials, counters: counters)
+        var workspace = MatmulWorkspace(lt: lt, partials: 0, counters: 0)
+        if forTiledKernels { try addTiledScratch(d, to: &workspace) }
+        return workspace
+    }
+
+    private static func addTiledScratch(_ d: CUDADriver, to workspace: inout MatmulWorkspace) throws {
+        try d.check(d.cuMemAlloc(&workspace.partials, TiledGemm.partialBytes), "cuMemAlloc(partial sums)")
+        try d.check(d.cuMemAlloc(&workspace.counters, TiledGemm.counterCount * 4), "cuMemAlloc(tile counters)")
+        try d.check(d.cuMemsetD8(workspace.counters, 0, TiledGemm.counterCount * 4), "cuMemsetD8(tile counters)")
     }
 
     // MARK: The side stream
@@ -496,6 +502,12 @@ public final class CUDABackend: Backend {
     public func withTiledProducts<T>(rowsPerTile: Int, columnsPerTile: Int, splits: Int, _ body: () throws -> T) throws -> T {
         guard let planner else { throw CUDAError("our product kernels need cuBLASLt's path (MLP_CUDA_LT is 0)") }
         if planner.tiled == nil, let compileTiled { planner.tiled = try compileTiled() }
+        if workspaces.main.partials == 0 {
+            join()
+            try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
+            try Self.addTiledScratch(driver, to: &workspaces.main)
+            try Self.addTiledScratch(driver, to: &workspaces.side)
+        }
         forcedTiledConfig = TiledGemm.Config(rowsPerTile: rowsPerTile, columnsPerTile: columnsPerTile, splits: splits)
         defer { forcedTiledConfig = nil }
         return try body()
