@@ -12,7 +12,8 @@ import MNIST
 /// process: make one and keep it.
 ///
 /// Operations are queued on a main stream; a layer's weight-gradient product goes to a side stream and is joined
-/// before anything that could read what it writes. `download` and `synchronize` wait for both. A failure inside
+/// before anything that could read what it writes. Each stream has its own product workspace (an algorithm that
+/// splits `k` keeps partial sums there: shared, two products running at once corrupted each other's). `download` and `synchronize` wait for both. A failure inside
 /// an operation is kept and thrown by the next `synchronize()` (the `Backend` operations do not throw); with
 /// `MLP_CUDA_SYNC=1` every operation synchronises and checks at once, to find the one that fails.
 ///
@@ -21,7 +22,9 @@ import MNIST
 /// each replay refreshes only the pinned buffers its uploads copy from (the batch's indices, the optimizer's step
 /// values) and launches the graph once. `MLP_CUDA_GRAPH=0` launches every operation instead. The switches
 /// `MLP_CUDA_TUNE=0`, `MLP_CUDA_FUSE=0` and `MLP_CUDA_STREAMS=1` turn off the algorithm timing, the fused
-/// kernels and epilogues, and the extra streams, one at a time, to measure what each buys.
+/// kernels and epilogues, and the extra streams, one at a time, to measure what each buys; `MLP_CUDA_TILED=1` adds
+/// our own product kernels (`TiledGemm.swift`) to the timing, and `MLP_CUDA_TUNE_CACHE` names the file where timed
+/// choices are kept between runs (`TuningCache.swift`).
 public final class CUDABackend: Backend {
     public let name = "cuda"
     public let isHostMemory = false
