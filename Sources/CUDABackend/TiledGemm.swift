@@ -23,8 +23,6 @@ struct TiledGemm {
 
     /// The tile shapes compiled (rows × columns of C per block).
     static let tiles = [(32, 32), (64, 32), (32, 64), (64, 64)]
-    /// The depth of `k` each block loads into shared memory at once (the kernel's `BK`).
-    static let depth = 64
     /// Products above this many floating-point operations get no candidates of ours: they fill the card with
     /// cuBLASLt's tiles, which then win, and timing ours would only lengthen start-up.
     static let maximumFlops = 4e9
@@ -46,8 +44,8 @@ struct TiledGemm {
     }
 
     /// The configurations worth timing for an `m`×`n`×`k` product on a card with `multiprocessors` SMs: each tile
-    /// shape with no split and with `k` cut into 64-, 128- and 256-deep pieces, keeping those that launch between
-    /// one block and 16 blocks per SM and whose partial sums fit the scratch.
+    /// shape with `k` whole and cut into 64-, 128- and 256-deep pieces (64 is the kernels' load depth), keeping the
+    /// splits that launch at most 16 blocks per SM and whose partial sums fit the scratch.
     static func candidates(m: Int, n: Int, k: Int, multiprocessors: Int) -> [Config] {
         guard m > 0, n > 0, k > 0, 2.0 * Double(m) * Double(n) * Double(k) <= maximumFlops else { return [] }
         var result = [Config]()
@@ -68,7 +66,7 @@ struct TiledGemm {
         return result
     }
 
-    /// The kernels, in CUDA C (compiled with the backend's other kernels).
+    /// The kernels, in CUDA C (compiled by NVRTC into a module of their own when first needed).
     static let source = #"""
 // C[m, n] = act(alpha * op(A) op(B) + beta * C + bias), row-major, for one BM x BN tile of C and one split of k.
 // op(A)[i, kk] is A[i * lda + kk], or A[kk * lda + i] when TA; op(B)[kk, j] is B[kk * ldb + j], or B[j * ldb + kk]

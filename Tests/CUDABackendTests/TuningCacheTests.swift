@@ -70,3 +70,24 @@ import Testing
         #expect(TuningCache.defaultURL(environment: [:]) == nil)
     }
 }
+
+/// Which configurations of our own product kernels are offered to the timing. (No GPU needed.)
+@Suite struct TiledGemmCandidateTests {
+    @Test func splitsFillTheCardWithinTheScratch() {
+        let configs = TiledGemm.candidates(m: 128, n: 512, k: 784, multiprocessors: 132)
+        #expect(Set(configs.map(\.splits)).isSuperset(of: [1, 4, 7, 13]))  // k whole, 256-, 128- and 64-deep pieces
+        for c in configs where c.splits > 1 {
+            let tiles = ((128 + c.rowsPerTile - 1) / c.rowsPerTile) * ((512 + c.columnsPerTile - 1) / c.columnsPerTile)
+            #expect(tiles * c.splits <= 16 * 132)
+            #expect(128 * 512 * c.splits * 4 <= TiledGemm.partialBytes)
+        }
+        // A product big enough to fill the card with cuBLASLt's tiles gets none.
+        #expect(TiledGemm.candidates(m: 1024, n: 4096, k: 4096, multiprocessors: 132).isEmpty)
+        #expect(TiledGemm.candidates(m: 0, n: 10, k: 10, multiprocessors: 132).isEmpty)
+        // Every configuration names a compiled kernel.
+        let names = Set(TiledGemm.kernelNames)
+        for c in configs {
+            #expect(names.contains(TiledGemm.kernelName(rowsPerTile: c.rowsPerTile, columnsPerTile: c.columnsPerTile, transposeA: true, transposeB: false)))
+        }
+    }
+}
