@@ -144,7 +144,11 @@ public func packedGEMM<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, _ w:
         scaleC(g)
         return
     }
-    // (Not for a transposed A: its strided reads cost more than the general path's waste; measured.)
+    if g.allowNarrow && g.transposeA && !g.transposeB && g.n <= narrowTransposedColumns
+        && g.k * narrowTransposedColumns <= (GEMMBlocking.nc + 32) * GEMMBlocking.kc {
+        narrowTransposedGEMM(ISA.self, g, w)
+        return
+    }
     if g.allowNarrow && !g.transposeA && g.n <= ISA.Vector.scalarCount && g.k * ISA.Vector.scalarCount <= (GEMMBlocking.nc + 32) * GEMMBlocking.kc {
         narrowGEMM(ISA.self, g, w)
         return
@@ -246,6 +250,67 @@ func narrowGEMM<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, _ w: GEMMWo
         ISA.multiply(ISA.add(acc0, acc1), V(repeating: g.alpha)).store(tile)
         let c = g.c + i * g.ldc
         for j in 0..<g.n { c[j] = g.beta == 0 ? tile[j] : tile[j] + g.beta * c[j] }
+    }
+}
+
+/// The widest C that `narrowTransposedGEMM` takes: two groups of six accumulator registers.
+public let narrowTransposedColumns = 12
+
+/// A product with at most `narrowTransposedColumns` columns, A transposed and B not: the output layer's weight
+/// gradient, dW [in, 10] = Xᵀ [in, B] · dZ [B, 10]. Vectors run along C's rows, which are contiguous in each row of
+/// the stored A: op(B) is first copied into rows of 12 (zeros past `n`), then for each vector of C's rows and each
+/// group of six columns, every step p of k loads A's row p once and feeds six fused multiply-adds with B's values
+/// broadcast, the accumulators in registers. (The general path padded the 10 columns to its 32-wide tile and packed
+/// A with strided reads.) Each element is summed over k in order.
+@inlinable
+func narrowTransposedGEMM<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, _ w: GEMMWorkspace) {
+    typealias V = ISA.Vector
+    let width = V.scalarCount, n = g.n, padded = narrowTransposedColumns
+    let bp = w.packedB
+    for p in 0..<g.k {
+        for j in 0..<padded { bp[p * padded + j] = j < n ? g.b[p * g.ldb + j] : 0 }
+    }
+    let tile = w.tile
+    var i0 = 0
+    while i0 + width <= g.m {
+        var group = 0
+        while group * 6 < n {
+            var c0 = V(), c1 = V(), c2 = V(), c3 = V(), c4 = V(), c5 = V()
+            var pb = UnsafePointer(bp + group * 6), pa = g.a + i0
+            for _ in 0..<g.k {
+                let x = V.load(pa)
+                c0 = ISA.multiplyAdd(x, V(repeating: pb[0]), c0)
+                c1 = ISA.multiplyAdd(x, V(repeating: pb[1]), c1)
+                c2 = ISA.multiplyAdd(x, V(repeating: pb[2]), c2)
+                c3 = ISA.multiplyAdd(x, V(repeating: pb[3]), c3)
+                c4 = ISA.multiplyAdd(x, V(repeating: pb[4]), c4)
+                c5 = ISA.multiplyAdd(x, V(repeating: pb[5]), c5)
+                pa += g.lda
+                pb += padded
+            }
+            // Column j of this group is lane l of c_j: through a scratch tile, into C's rows.
+            c0.store(tile); c1.store(tile + width); c2.store(tile + 2 * width)
+            c3.store(tile + 3 * width); c4.store(tile + 4 * width); c5.store(tile + 5 * width)
+            for j in 0..<min(6, n - group * 6) {
+                for l in 0..<width {
+                    let dst = g.c + (i0 + l) * g.ldc + group * 6 + j
+                    let value = g.alpha * tile[j * width + l]
+                    dst.pointee = g.beta == 0 ? value : value + g.beta * dst.pointee
+                }
+            }
+            group += 1
+        }
+        i0 += width
+    }
+    // The last rows, fewer than a vector: scalar fused multiply-adds in the same order over k, so that a row gives
+    // the same bits whichever path computes it (a split between threads can move rows between the two).
+    for i in i0..<g.m {
+        for j in 0..<n {
+            var sum: Float = 0
+            for p in 0..<g.k { sum.addProduct(g.a[p * g.lda + i], bp[p * padded + j]) }
+            let dst = g.c + i * g.ldc + j
+            dst.pointee = g.beta == 0 ? g.alpha * sum : g.alpha * sum + g.beta * dst.pointee
+        }
     }
 }
 
