@@ -177,6 +177,82 @@ public struct BackendOpChecks {
         return (errors.max()!, metrics[1] == Float(2 + refCorrect) && predictions == refPredictions)
     }
 
+    /// `outputLayerLossBackward`, as a training step uses it: the output layer (`inputSize → outputSize`) whose
+    /// inputs are a previous layer's outputs through `activation`, its loss, gradient and bias gradient, then its
+    /// weight gradient, input gradient (through `activation`'s derivative) and the previous layer's bias gradient,
+    /// each against a Double computation. Returns the largest relative error and whether the correct count is exact.
+    public mutating func outputLayerBackward(rows: Int, inputSize: Int, outputSize: Int, loss: Loss, activation: Activation) throws -> (error: Double, countsExact: Bool) {
+        // The inputs as the previous layer would store them: activated (ReLU's zeros included).
+        let x = random(rows * inputSize, scale: 2).map { Float(ReferenceMLP.activate(Double($0), activation)) }
+        let w = random(inputSize * outputSize, scale: 0.5), b = random(outputSize)
+        let labels = (0..<rows).map { _ in Int32(generator.uniform(below: outputSize)) }
+        let (px, pw, pb) = (try upload(x), try upload(w), try upload(b))
+        let pl = try backend.allocate(copying: labels)
+        let (pz, pg, pdb) = (try poisoned(rows * outputSize), try poisoned(rows * outputSize), try poisoned(outputSize))
+        let (pdw, pdx, pdbx) = (try poisoned(inputSize * outputSize), try poisoned(rows * inputSize), try poisoned(inputSize))
+        let pm = try upload([0.5, 2])
+        defer { for p in [px, pw, pb, pz, pg, pdb, pdw, pdx, pdbx, pm] { backend.free(p) }; backend.free(pl) }
+        let scale = 1 / Float(rows)
+        backend.outputLayerLossBackward(
+            outputs: pz, gradient: pg, biasGradient: pdb, metrics: pm, inputs: px, weights: pw, bias: pb, labels: pl,
+            rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: scale,
+            weightGradient: pdw, inputGradient: pdx, inputBiasGradient: pdbx, inputActivation: activation)
+        let z = backend.download(pz, count: rows * outputSize).map(Double.init)
+        let metrics = backend.download(pm, count: 2)
+        var refZ = [Double](), refGrad = [Double](), refDb = [Double](repeating: 0, count: outputSize)
+        var refDw = [Double](repeating: 0, count: inputSize * outputSize)
+        var refDx = [Double](repeating: 0, count: rows * inputSize), refDbx = [Double](repeating: 0, count: inputSize)
+        var refLoss = 0.0, refCorrect = 0
+        for r in 0..<rows {
+            var row = [Double]()
+            for c in 0..<outputSize {
+                var s = Double(b[c])
+                for k in 0..<inputSize { s += Double(x[r * inputSize + k]) * Double(w[k * outputSize + c]) }
+                row.append(s)
+            }
+            refZ += row
+            let own = Array(z[r * outputSize..<(r + 1) * outputSize])  // the backend's own logits decide near ties
+            let best = own.indices.max { own[$0] < own[$1] || (own[$0] == own[$1] && $0 > $1) }!
+            let label = Int(labels[r])
+            if best == label { refCorrect += 1 }
+            var g = [Double]()
+            switch loss {
+            case .softmaxCrossEntropy:
+                let m = row.max()!
+                let lse = m + Foundation.log(row.map { Foundation.exp($0 - m) }.reduce(0, +))
+                refLoss += lse - row[label]
+                g = (0..<outputSize).map { c in Double(scale) * (Foundation.exp(row[c] - lse) - (c == label ? 1 : 0)) }
+            case .meanSquaredError:
+                g = (0..<outputSize).map { c in
+                    let d = row[c] - (c == label ? 1 : 0)
+                    refLoss += d * d
+                    return Double(scale) * 2 * d
+                }
+            }
+            refGrad += g
+            for c in 0..<outputSize { refDb[c] += g[c] }
+            for i in 0..<inputSize {
+                var d = 0.0
+                for c in 0..<outputSize {
+                    refDw[i * outputSize + c] += Double(x[r * inputSize + i]) * g[c]
+                    d += g[c] * Double(w[i * outputSize + c])
+                }
+                d *= ReferenceMLP.derivative(fromOutput: Double(x[r * inputSize + i]), activation)
+                refDx[r * inputSize + i] = d
+                refDbx[i] += d
+            }
+        }
+        let errors = [
+            relativeError(z, refZ), abs(Double(metrics[0]) - 0.5 - refLoss) / max(abs(refLoss), 1),
+            relativeError(backend.download(pg, count: rows * outputSize).map(Double.init), refGrad, floor: 1e-3),
+            relativeError(backend.download(pdb, count: outputSize).map(Double.init), refDb, floor: 1e-3),
+            relativeError(backend.download(pdw, count: inputSize * outputSize).map(Double.init), refDw, floor: 1e-3),
+            relativeError(backend.download(pdx, count: rows * inputSize).map(Double.init), refDx, floor: 1e-3),
+            relativeError(backend.download(pdbx, count: inputSize).map(Double.init), refDbx, floor: 1e-3),
+        ]
+        return (errors.map { $0.isNaN ? .infinity : $0 }.max()!, metrics[1] == Float(2 + refCorrect))
+    }
+
     /// Loss, gradient, correct count and predictions of `lossForwardBackward` with logits of scale `scale`
     /// (1e4 tests overflow). Returns the relative errors of the loss sum and gradient, and whether the counts
     /// and predictions are exact.

@@ -21,8 +21,9 @@ import MNIST
 /// products' algorithms are timed then), is recorded as a CUDA graph the second time, and is replayed afterwards:
 /// each replay refreshes only the pinned buffers its uploads copy from (the batch's indices, the optimizer's step
 /// values) and launches the graph once. `MLP_CUDA_GRAPH=0` launches every operation instead. The switches
-/// `MLP_CUDA_TUNE=0`, `MLP_CUDA_FUSE=0` and `MLP_CUDA_STREAMS=1` turn off the algorithm timing, the fused
-/// kernels and epilogues, and the extra streams, one at a time, to measure what each buys; `MLP_CUDA_TILED=1` adds
+/// `MLP_CUDA_TUNE=0`, `MLP_CUDA_FUSE=0`, `MLP_CUDA_STREAMS=1` and `MLP_CUDA_OUTPUT_BACKWARD=0` turn off the
+/// algorithm timing, the fused kernels and epilogues, the extra streams, and the output layer's backward inside its
+/// kernel, one at a time, to measure what each buys; `MLP_CUDA_TILED=1` adds
 /// our own product kernels (`TiledGemm.swift`) to the timing, and `MLP_CUDA_TUNE_CACHE` names the file where timed
 /// choices are kept between runs (`TuningCache.swift`).
 public final class CUDABackend: Backend {
@@ -85,6 +86,10 @@ public final class CUDABackend: Backend {
     /// Whether dense layers use the products' epilogues (`MLP_CUDA_FUSE=0` keeps cuBLASLt's products but runs the
     /// bias, activation and their gradients as separate kernels).
     let fusesEpilogues: Bool
+    /// Whether the output layer's kernel also computes the layer's input gradient and the previous layer's bias
+    /// gradient in a training step (`outputLayerLossBackward`; `MLP_CUDA_OUTPUT_BACKWARD=0` runs the product and the
+    /// activation backward instead).
+    let fusesOutputBackward: Bool
     /// A second stream for work off the critical path: a layer's weight gradient, which nothing reads until the
     /// optimizer runs, is computed there while the main stream carries the gradient back through the earlier layers
     /// (a batch of 128 rows keeps only a fraction of the SMs busy, so the two products run side by side). Inside a
@@ -202,6 +207,7 @@ public final class CUDABackend: Backend {
             compileTiled = nil
         }
         self.log = log
+        fusesOutputBackward = environment["MLP_CUDA_OUTPUT_BACKWARD"] != "0"
         usesSideStream = planner != nil && environment["MLP_CUDA_STREAMS"] != "1"
         if usesSideStream {
             try d.check(d.cuStreamCreate(&sideStream, 0), "cuStreamCreate(side)")
@@ -550,8 +556,15 @@ public final class CUDABackend: Backend {
             join()
             return unfusedDenseBackward(weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient, gradient: gradient, inputs: inputs, weights: weights, rows: rows, inputSize: inputSize, outputSize: outputSize, inputActivation: inputActivation)
         }
-        // dW [in, out] = Xᵀ [in, B] · dZ [B, out], on the side stream: nothing reads it before the optimizer (which
-        // joins), so it runs beside the products below.
+        enqueueWeightGradient(weightGradient, inputs: inputs, gradient: gradient, rows: rows, inputSize: inputSize, outputSize: outputSize)
+        // dX [B, in] = dZ [B, out] · Wᵀ [out, in], then the activation's derivative and the bias gradient.
+        enqueueGemm(transposeA: false, transposeB: true, m: rows, n: inputSize, k: outputSize, alpha: 1, a: gradient, lda: outputSize, b: weights, ldb: outputSize, beta: 0, c: inputGradient, ldc: inputSize)
+        enqueueActivationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows, columns: inputSize, activation: inputActivation)
+    }
+
+    /// dW [in, out] = Xᵀ [in, B] · dZ [B, out], on the side stream: nothing reads it before the optimizer (which
+    /// joins), so it runs beside what the main stream does next.
+    private func enqueueWeightGradient(_ weightGradient: DevicePointer<Float>, inputs: DevicePointer<Float>, gradient: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int) {
         if case .replaying = mode {
             sidePending = true
         } else {
@@ -573,9 +586,6 @@ public final class CUDABackend: Backend {
         }
         sideReads.insert(inputs.address)
         sideReads.insert(gradient.address)
-        // dX [B, in] = dZ [B, out] · Wᵀ [out, in], then the activation's derivative and the bias gradient.
-        enqueueGemm(transposeA: false, transposeB: true, m: rows, n: inputSize, k: outputSize, alpha: 1, a: gradient, lda: outputSize, b: weights, ldb: outputSize, beta: 0, c: inputGradient, ldc: inputSize)
-        enqueueActivationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows, columns: inputSize, activation: inputActivation)
     }
 
     /// The one-kernel output layer takes layers of at most 16 outputs whose weights fit in 40 KB of shared memory
@@ -585,18 +595,55 @@ public final class CUDABackend: Backend {
     static let fusedOutputMaximumWeights = 10_240
     static let fusedOutputMaximumRows = 16 * 4096
 
+    private func fusesOutputLayer(rows: Int, inputSize: Int, outputSize: Int) -> Bool {
+        fusesDenseLayers && outputSize <= Self.fusedOutputMaximum && inputSize * outputSize <= Self.fusedOutputMaximumWeights
+            && rows <= Self.fusedOutputMaximumRows
+    }
+
     public func outputLayerLoss(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float) {
-        guard fusesDenseLayers, outputSize <= Self.fusedOutputMaximum, inputSize * outputSize <= Self.fusedOutputMaximumWeights,
-              rows <= Self.fusedOutputMaximumRows, gradient == nil || biasGradient != nil else {
+        guard fusesOutputLayer(rows: rows, inputSize: inputSize, outputSize: outputSize), gradient == nil || biasGradient != nil else {
             return unfusedOutputLayerLoss(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, predictions: predictions, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale)
         }
         join()
+        let none = DevicePointer<Float>(address: 0)
         launch("output_layer_loss", grid: (UInt32((rows + 15) / 16), 1), block: 256, sharedBytes: UInt32(4 * inputSize * outputSize),
-               [outputs, gradient ?? DevicePointer(address: 0), biasGradient ?? DevicePointer(address: 0), metrics,
+               [outputs, gradient ?? none, biasGradient ?? none, metrics,
                 predictions ?? DevicePointer<Int32>(address: 0), inputs, weights, bias, labels,
                 Int32(rows), Int32(inputSize), Int32(outputSize), Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale,
-                outputPartials, outputCounter])
+                outputPartials, outputCounter, none, none, Int32(0), none])
     }
+
+    public func outputLayerLossBackward(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>, metrics: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float, weightGradient: DevicePointer<Float>, inputGradient: DevicePointer<Float>, inputBiasGradient: DevicePointer<Float>, inputActivation: Activation) {
+        // The input gradient's column sums need one slot per block and input; the scratch grows only outside a
+        // recording (a step is always run once before it is recorded, so the recording finds it grown).
+        let slots = (rows + 15) / 16 * inputSize
+        if case .direct = mode, slots > outputInputPartials.floats, fusesOutputLayer(rows: rows, inputSize: inputSize, outputSize: outputSize) {
+            record {
+                let grown = try allocate(Float.self, count: max(slots, 1 << 14))
+                if outputInputPartials.floats > 0 { retiredScratch.append(outputInputPartials.pointer.address) }
+                outputInputPartials = (grown, max(slots, 1 << 14))
+            }
+        }
+        guard fusesOutputLayer(rows: rows, inputSize: inputSize, outputSize: outputSize), slots <= outputInputPartials.floats,
+              fusesOutputBackward else {
+            return unfusedOutputLayerLossBackward(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale, weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient, inputActivation: inputActivation)
+        }
+        join()
+        launch("output_layer_loss", grid: (UInt32((rows + 15) / 16), 1), block: 256, sharedBytes: UInt32(4 * inputSize * outputSize),
+               [outputs, gradient, biasGradient, metrics, DevicePointer<Int32>(address: 0), inputs, weights, bias, labels,
+                Int32(rows), Int32(inputSize), Int32(outputSize), Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale,
+                outputPartials, outputCounter, inputGradient, inputBiasGradient,
+                Int32(Activation.allCases.firstIndex(of: inputActivation)!), outputInputPartials.pointer])
+        // dW of the output layer, off the critical path (it needs the gradient the kernel wrote).
+        if usesSideStream {
+            enqueueWeightGradient(weightGradient, inputs: inputs, gradient: gradient, rows: rows, inputSize: inputSize, outputSize: outputSize)
+        } else {
+            enqueueGemm(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows, alpha: 1, a: inputs, lda: inputSize, b: gradient, ldb: outputSize, beta: 0, c: weightGradient, ldc: outputSize)
+        }
+    }
+
+    /// The output layer's kernel with the input gradient: per block and input, one column sum.
+    private var outputInputPartials = (pointer: DevicePointer<Float>(address: 0), floats: 0)
 
     public func biasActivationForward(values: DevicePointer<Float>, bias: DevicePointer<Float>, rows: Int, columns: Int, activation: Activation) {
         join()

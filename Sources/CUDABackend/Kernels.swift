@@ -122,12 +122,18 @@ __global__ void loss_rows(float* gradient, float* metrics, int* predictions, con
 // prediction go across its 16 lanes with shuffles. The bias gradient and the metrics are summed per block in
 // shared memory, each block's sums go to `partials`, and the last block to finish (counted in `counter`) adds the
 // blocks' sums in block order: no float atomics, so the results are the same on every run.
+// With in_gradient (a training step's backward), the block also carries its rows' gradient back through the layer:
+// in_gradient[r, i] = (sum over c of gradient[r, c] * w[i, c]) * f'(x[r, i]), f the previous layer's activation
+// (in_activation), from the weights already in shared memory; its column sums go to in_partials [blocks, in] and
+// the last block adds them in block order into in_bias_gradient. That is the input-gradient product and the
+// activation backward of the layer below, without their two launches.
 #define OUT_MAX 16
 #define ROWS_PER_BLOCK 16
 __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_gradient, float* metrics, int* predictions,
                                   const float* x, const float* w, const float* b, const int* labels,
                                   int rows, int in, int out, int loss, float scale,
-                                  float* partials, unsigned int* counter) {
+                                  float* partials, unsigned int* counter,
+                                  float* in_gradient, float* in_bias_gradient, int in_activation, float* in_partials) {
     __shared__ float bias_part[ROWS_PER_BLOCK][OUT_MAX];
     __shared__ float loss_part[ROWS_PER_BLOCK], correct_part[ROWS_PER_BLOCK];
     __shared__ bool last_block;
@@ -186,8 +192,28 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
         correct_part[slot] = row_ok && best_i == label ? 1.f : 0.f;
     }
     __syncthreads();
-    // This block's sums: thread c sums column c over the rows; thread 16 the losses, thread 17 the correct count.
     int t = threadIdx.x;
+    if (in_gradient) {
+        // bias_part holds this block's gradient rows (zero past `out` and past the batch's last row).
+        int r0 = blockIdx.x * ROWS_PER_BLOCK, n_rows = min(ROWS_PER_BLOCK, rows - r0);
+        for (int i = t; i < in; i += blockDim.x) {
+            float wi[OUT_MAX];
+#pragma unroll
+            for (int o = 0; o < OUT_MAX; o++) wi[o] = o < out ? w_s[i * out + o] : 0.f;
+            float column = 0.f;
+            for (int s = 0; s < n_rows; s++) {
+                float d = 0.f;
+#pragma unroll
+                for (int o = 0; o < OUT_MAX; o++) d = fmaf(bias_part[s][o], wi[o], d);
+                long at = (long)(r0 + s) * in + i;
+                d *= derivative(x[at], in_activation);
+                in_gradient[at] = d;
+                column += d;
+            }
+            in_partials[(long)blockIdx.x * in + i] = column;
+        }
+    }
+    // This block's sums: thread c sums column c over the rows; thread 16 the losses, thread 17 the correct count.
     float* mine = partials + (long)blockIdx.x * (OUT_MAX + 2);
     if (t < OUT_MAX) {
         float s = 0.f;
@@ -211,6 +237,22 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
         if (t < out) { if (bias_gradient && gradient) bias_gradient[t] = s; }
         else if (t == OUT_MAX) metrics[0] += s;
         else if (t == OUT_MAX + 1) metrics[1] += s;
+    }
+    if (in_gradient) {
+        for (int i = t; i < in; i += blockDim.x) {
+            // Eight blocks' sums loaded at a time (from L2: other blocks wrote them), added in block order.
+            float s = 0.f;
+            int k = 0;
+            for (; k + 8 <= (int)gridDim.x; k += 8) {
+                float v[8];
+#pragma unroll
+                for (int j = 0; j < 8; j++) v[j] = __ldcg(in_partials + (long)(k + j) * in + i);
+#pragma unroll
+                for (int j = 0; j < 8; j++) s += v[j];
+            }
+            for (; k < (int)gridDim.x; k++) s += __ldcg(in_partials + (long)k * in + i);
+            in_bias_gradient[i] = s;
+        }
     }
     if (t == 0) *counter = 0u;
 }

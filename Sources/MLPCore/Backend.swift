@@ -145,6 +145,23 @@ public protocol Backend: AnyObject {
         weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>,
         rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float)
 
+    /// The output layer, the loss and the output layer's whole backward in one call, as a training step needs them:
+    /// exactly `outputLayerLoss` (with its `gradient` and `biasGradient`) followed by `denseBackward` of the same
+    /// layer from that gradient (`weightGradient`, `inputGradient`, `inputBiasGradient`, through
+    /// `inputActivation`, the previous layer's).
+    ///
+    /// The default is those two calls; the cuda backend computes the input gradient and its column sums inside
+    /// the output layer's kernel when the layer is narrow, which takes a product and a pass off the step's
+    /// critical path.
+    /// - Parameters: as `outputLayerLoss` and `denseBackward`; `inputs` (`[rows, inputSize]`) are the previous
+    ///   layer's stored outputs.
+    func outputLayerLossBackward(
+        outputs: DevicePointer<Float>, gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>,
+        metrics: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>,
+        bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int,
+        loss: Loss, gradientScale: Float, weightGradient: DevicePointer<Float>, inputGradient: DevicePointer<Float>,
+        inputBiasGradient: DevicePointer<Float>, inputActivation: Activation)
+
     // MARK: Optimizer
 
     /// One optimizer update over `count` parameters held in one flat buffer (every layer at once).
@@ -227,6 +244,39 @@ extension Backend {
             activationBackward(gradient: gradient, biasGradient: biasGradient, outputs: outputs, rows: rows,
                                columns: outputSize, activation: .identity)
         }
+    }
+
+    /// `outputLayerLoss` then `denseBackward`: the definition of `outputLayerLossBackward`.
+    public func outputLayerLossBackward(
+        outputs: DevicePointer<Float>, gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>,
+        metrics: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>,
+        bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int,
+        loss: Loss, gradientScale: Float, weightGradient: DevicePointer<Float>, inputGradient: DevicePointer<Float>,
+        inputBiasGradient: DevicePointer<Float>, inputActivation: Activation
+    ) {
+        unfusedOutputLayerLossBackward(
+            outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, inputs: inputs,
+            weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize,
+            loss: loss, gradientScale: gradientScale, weightGradient: weightGradient, inputGradient: inputGradient,
+            inputBiasGradient: inputBiasGradient, inputActivation: inputActivation)
+    }
+
+    /// The definition of `outputLayerLossBackward` in the two calls it stands for (which may themselves be fused).
+    public func unfusedOutputLayerLossBackward(
+        outputs: DevicePointer<Float>, gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>,
+        metrics: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>,
+        bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int,
+        loss: Loss, gradientScale: Float, weightGradient: DevicePointer<Float>, inputGradient: DevicePointer<Float>,
+        inputBiasGradient: DevicePointer<Float>, inputActivation: Activation
+    ) {
+        outputLayerLoss(
+            outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, predictions: nil,
+            inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize,
+            outputSize: outputSize, loss: loss, gradientScale: gradientScale)
+        denseBackward(
+            weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient,
+            gradient: gradient, inputs: inputs, weights: weights, rows: rows, inputSize: inputSize,
+            outputSize: outputSize, inputActivation: inputActivation)
     }
 
     /// Two `gemm`s and `activationBackward`: the definition of `denseBackward`, for backends with nothing to fuse.

@@ -115,11 +115,26 @@ public final class Network {
         forwardHidden(rows: rows)
         let last = spec.layerCount - 1
         var gradient = gradientScratch.0, other = gradientScratch.1
-        // The output layer, the loss, its gradient (the output layer has no activation: dZ = dA) and the output
-        // layer's bias gradient.
-        outputLayer(rows: rows, gradient: gradient, biasGradient: gradients + layout.layers[last].biasOffset,
-                    metrics: trainingMetrics, predictions: nil, gradientScale: 1 / Float(rows))
         var l = last
+        if last == 0 {
+            // The output layer, the loss, its gradient (the output layer has no activation: dZ = dA) and the output
+            // layer's bias gradient.
+            outputLayer(rows: rows, gradient: gradient, biasGradient: gradients + layout.layers[last].biasOffset,
+                        metrics: trainingMetrics, predictions: nil, gradientScale: 1 / Float(rows))
+        } else {
+            // The same, and the output layer's backward: dW, and the previous layer's dZ and bias gradient.
+            let layer = layout.layers[last]
+            backend.outputLayerLossBackward(
+                outputs: activations[last], gradient: gradient, biasGradient: gradients + layer.biasOffset,
+                metrics: trainingMetrics, inputs: activations[last - 1], weights: parameters + layer.weightOffset,
+                bias: parameters + layer.biasOffset, labels: labels, rows: rows, inputSize: layer.inputs,
+                outputSize: layer.outputs, loss: spec.loss, gradientScale: 1 / Float(rows),
+                weightGradient: gradients + layer.weightOffset, inputGradient: other,
+                inputBiasGradient: gradients + layout.layers[last - 1].biasOffset,
+                inputActivation: spec.activation(ofLayer: last - 1))
+            swap(&gradient, &other)
+            l = last - 1
+        }
         while l > 0 {
             defer { l -= 1 }
             let layer = layout.layers[l]

@@ -99,6 +99,16 @@ public final class ProfilingBackend: Backend {
         }
     }
 
+    public func outputLayerLossBackward(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>, metrics: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float, weightGradient: DevicePointer<Float>, inputGradient: DevicePointer<Float>, inputBiasGradient: DevicePointer<Float>, inputActivation: Activation) {
+        guard inner.fusesDenseLayers else {
+            // Time the parts (this wrapper's own outputLayerLoss and denseBackward).
+            return unfusedOutputLayerLossBackward(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale, weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient, inputActivation: inputActivation)
+        }
+        measure("output layer \(rows)×\(outputSize)×\(inputSize) + \(loss.rawValue) + backward (dW, dX·\(inputActivation.rawValue)', bias grads)") {
+            inner.outputLayerLossBackward(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale, weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient, inputActivation: inputActivation)
+        }
+    }
+
     public func optimizerUpdate(parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>, count: Int, step: OptimizerStep) {
         measure("\(step.kind.rawValue) update \(count)") {
             inner.optimizerUpdate(parameters: parameters, gradients: gradients, state: state, count: count, step: step)

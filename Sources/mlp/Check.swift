@@ -85,6 +85,15 @@ struct Check: ParsableCommand {
                 }
             }
         }
+        // The output layer with its backward (the cuda backend's one kernel up to 16 outputs; 17 takes the composition).
+        for loss in Loss.allCases {
+            for (rows, inputSize, outputSize) in [(1, 3, 2), (37, 256, 10), (300, 129, 16), (150, 1000, 10), (61, 33, 17)] {
+                for activation in rows == 37 ? Activation.allCases : [.relu] {
+                    let r = try checks.outputLayerBackward(rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, activation: activation)
+                    report("output layer + \(loss == .softmaxCrossEntropy ? "xent" : "mse") + backward·\(activation.rawValue)' \(rows)×\(inputSize)→\(outputSize)", r.error, tolerance, r.countsExact)
+                }
+            }
+        }
         for scale: Float in [1, 30, 1e4] {
             for (rows, columns) in [(1, 2), (3, 10), (127, 17)] {
                 let r = try checks.loss(rows: rows, columns: columns, loss: .softmaxCrossEntropy, scale: scale)

@@ -55,6 +55,10 @@ import TestSupport
         for loss in Loss.allCases {
             let r = try checks.outputLayerLoss(rows: 37, inputSize: 33, outputSize: 10, loss: loss)
             #expect(r.error < 1e-5 && r.countsExact)
+            for activation in Activation.allCases {
+                let b = try checks.outputLayerBackward(rows: 37, inputSize: 33, outputSize: 10, loss: loss, activation: activation)
+                #expect(b.error < 1e-5 && b.countsExact, "\(loss) \(activation)")
+            }
         }
     }
 

@@ -33,6 +33,12 @@ import TestSupport
         for (rows, outputSize) in [(37, 10), (300, 16), (61, 17)] {
             let r = try checks.outputLayerLoss(rows: rows, inputSize: 129, outputSize: outputSize, loss: .softmaxCrossEntropy)
             #expect(r.error < 1e-5 && r.countsExact)
+            // With the backward: one kernel up to 16 outputs (19 blocks at 300 rows: the last block's sums in eights
+            // and a remainder), the composition at 17.
+            for activation in Activation.allCases {
+                let b = try checks.outputLayerBackward(rows: rows, inputSize: 300, outputSize: outputSize, loss: .softmaxCrossEntropy, activation: activation)
+                #expect(b.error < 1e-5 && b.countsExact, "\(rows)×300→\(outputSize) \(activation)")
+            }
         }
         let loss = try checks.loss(rows: 127, columns: 17, loss: .softmaxCrossEntropy, scale: 1e4)
         #expect(loss.lossError < 1e-5 && loss.gradientError < 1e-5 && loss.countsExact)

@@ -40,6 +40,10 @@ import TestSupport
         }
         let r = try checks.outputLayerLoss(rows: 17, inputSize: 33, outputSize: 10, loss: .softmaxCrossEntropy)
         #expect(r.error < 1e-5 && r.countsExact)
+        for activation in Activation.allCases {
+            let b = try checks.outputLayerBackward(rows: 17, inputSize: 33, outputSize: 10, loss: .softmaxCrossEntropy, activation: activation)
+            #expect(b.error < 1e-5 && b.countsExact, "\(activation)")
+        }
     }
 
     @Test func meanSquaredError() throws {
