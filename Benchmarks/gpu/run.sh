@@ -11,6 +11,8 @@
 #   bash Benchmarks/gpu/run.sh latency      the fixed cost of a step: latency-128 (784-16-16-10) and small-128, ours
 #                                           against JAX and PyTorch's CUDA graph
 #   bash Benchmarks/gpu/run.sh sanitize     mlp check under compute-sanitizer's memcheck, racecheck and synccheck
+#   bash Benchmarks/gpu/run.sh ab VAR=V...  the cuda backend against JAX on the four workloads (latency-128 included),
+#                                           fp32 and tf32, then alone with each VAR=V set in turn (what one change buys)
 # Logs and results go to ./gpu-results, and packed as one gpu-results.tgz into $OUT when it is set (the device tool
 # brings back at most 8 files).
 set -uo pipefail
@@ -95,6 +97,19 @@ sanitize)
         MLP_CUDA_TUNE=0 timeout 170 compute-sanitizer --tool "$tool" --error-exitcode 9 .run/mlp check --backend cuda \
             > "$out/sanitize-$tool.txt" 2>&1
         echo "$tool: exit status $? ($(grep -c '^ok' "$out/sanitize-$tool.txt") checks ok; $(tail -1 "$out/sanitize-$tool.txt"))" | tee -a "$out/sanitize.txt"
+    done
+    ;;
+ab)
+    shift
+    for precision in fp32 tf32; do
+        .run/mlp bench --backends cuda --workloads latency-128,small-128,small-1024,wide-1024 --repeats 3 \
+            --precision "$precision" --peers --peer-device cuda --peer-list jax \
+            --output "$out/ab-$precision" 2>&1 | tee "$out/ab-$precision.txt"
+        for variant in "$@"; do
+            echo "== $precision $variant" | tee -a "$out/ab-$precision.txt"
+            env "$variant" .run/mlp bench --backends cuda --workloads latency-128,small-128,small-1024,wide-1024 \
+                --repeats 3 --precision "$precision" --output "$out/ab-$precision-${variant%%=*}" 2>&1 | tee -a "$out/ab-$precision.txt"
+        done
     done
     ;;
 bench)

@@ -303,11 +303,13 @@ public struct BackendOpChecks {
         let labels = (0..<samples).map { _ in UInt8(generator.uniform(below: 10)) }
         let indices = (0..<batch).map { _ in Int32(generator.uniform(below: samples)) }
         let normalization = Normalization(scale: 0.0123, shift: -0.37)
-        let (pp, pl, pi) = (try backend.allocate(copying: pixels), try backend.allocate(copying: labels), try backend.allocate(copying: indices))
+        let (pp, pl) = (try backend.allocate(copying: pixels), try backend.allocate(copying: labels))
         let px = try poisoned(batch * features)
         let py = try backend.allocate(copying: [Int32](repeating: -1, count: batch))
-        defer { backend.free(pp); backend.free(pl); backend.free(pi); backend.free(px); backend.free(py) }
-        backend.gatherBatch(inputs: px, labels: py, pixels: pp, sourceLabels: pl, indices: pi, batch: batch, features: features, normalization: normalization)
+        defer { backend.free(pp); backend.free(pl); backend.free(px); backend.free(py) }
+        indices.withUnsafeBufferPointer {
+            backend.gatherBatch(inputs: px, labels: py, pixels: pp, sourceLabels: pl, indices: $0, features: features, normalization: normalization)
+        }
         let x = backend.download(px, count: batch * features)
         let y: [Int32] = backend.download(py, count: batch)
         for r in 0..<batch {

@@ -154,12 +154,14 @@ public final class CPUBackend: HostMemoryBackend {
 
     public func gatherBatch(
         inputs: DevicePointer<Float>, labels: DevicePointer<Int32>,
-        pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: DevicePointer<Int32>,
-        batch: Int, features: Int, normalization: Normalization
+        pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>,
+        features: Int, normalization: Normalization
     ) {
+        guard let indexBase = indices.baseAddress, !indices.isEmpty else { return }
+        let batch = indices.count
         pending.parts = parts(batch * features, grain: 16_384)
         pending.f0 = inputs.host; pending.i0 = labels.host; pending.b0 = pixels.host; pending.b1 = sourceLabels.host
-        pending.i1 = indices.host; pending.rows = batch; pending.features = features; pending.normalization = normalization
+        pending.i1 = UnsafeMutablePointer(mutating: indexBase); pending.rows = batch; pending.features = features; pending.normalization = normalization
         pool.run(tasks: pending.parts, gatherJob)
     }
 

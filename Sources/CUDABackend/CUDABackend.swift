@@ -287,22 +287,12 @@ public final class CUDABackend: Backend {
         join()
         record {
             switch mode {
-            case .replaying(let graph):
-                // The recorded copy reads this buffer: refresh it (the previous launch of this recording is done).
-                let (buffer, size) = graph.uploads[uploadIndex]
-                precondition(size == bytes, "a replayed step uploads \(bytes) bytes where the recording had \(size)")
-                buffer.copyMemory(from: base, byteCount: bytes)
-                uploadIndex += 1
+            case .replaying:
+                // The recorded copy reads the recording's pinned buffer: refresh it.
+                _ = try stageRecorded(UnsafeRawBufferPointer(source))
                 return
-            case .capturing(let graph):
-                let offset = (graph.arenaUsed + 63) / 64 * 64
-                guard offset + bytes <= StepGraph.arenaBytes, let arena = graph.arena else {
-                    throw CUDAError("a recorded step uploads more than \(StepGraph.arenaBytes) bytes (set MLP_CUDA_GRAPH=0)")
-                }
-                let buffer = arena + offset
-                graph.arenaUsed = offset + bytes
-                buffer.copyMemory(from: base, byteCount: bytes)
-                graph.uploads.append((buffer, bytes))
+            case .capturing:
+                let buffer = try stageRecorded(UnsafeRawBufferPointer(source))
                 try driver.check(driver.cuMemcpyHtoDAsync(UInt64(destination.address), buffer, bytes, uploadTarget ?? stream), "cuMemcpyHtoDAsync (recorded)")
                 return
             case .direct:
@@ -322,6 +312,33 @@ public final class CUDABackend: Backend {
                 // stream) and finished when this returns.
                 try driver.check(driver.cuMemcpyHtoD(UInt64(destination.address), base, bytes), "cuMemcpyHtoD")
             }
+        }
+    }
+
+    /// In a recorded step, the pinned buffer that the recording reads `source`'s bytes from, filled with them: while
+    /// recording, the next free part of the recording's arena; while replaying, the part the recording used at
+    /// this point (the previous launch of this recording has finished: `beginStep` waited for it).
+    private func stageRecorded(_ source: UnsafeRawBufferPointer) throws -> UnsafeMutableRawPointer {
+        let bytes = source.count
+        switch mode {
+        case .replaying(let graph):
+            let (buffer, size) = graph.uploads[uploadIndex]
+            precondition(size == bytes, "a replayed step uploads \(bytes) bytes where the recording had \(size)")
+            buffer.copyMemory(from: source.baseAddress!, byteCount: bytes)
+            uploadIndex += 1
+            return buffer
+        case .capturing(let graph):
+            let offset = (graph.arenaUsed + 63) / 64 * 64
+            guard offset + bytes <= StepGraph.arenaBytes, let arena = graph.arena else {
+                throw CUDAError("a recorded step uploads more than \(StepGraph.arenaBytes) bytes (set MLP_CUDA_GRAPH=0)")
+            }
+            let buffer = arena + offset
+            graph.arenaUsed = offset + bytes
+            buffer.copyMemory(from: source.baseAddress!, byteCount: bytes)
+            graph.uploads.append((buffer, bytes))
+            return buffer
+        case .direct:
+            preconditionFailure("stageRecorded outside a recorded step")
         }
     }
 
@@ -420,11 +437,33 @@ public final class CUDABackend: Backend {
 
     // MARK: Operations
 
-    public func gatherBatch(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: DevicePointer<Int32>, batch: Int, features: Int, normalization: Normalization) {
+    public func gatherBatch(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization) {
+        let batch = indices.count
+        guard batch > 0 else { return }
         join()
+        var source = DevicePointer<Int32>(address: 0)
+        if case .direct = mode {
+            if batch > batchIndices.count {
+                record {
+                    let grown = try allocate(Int32.self, count: max(batch, 1024))
+                    if batchIndices.count > 0 { retiredScratch.append(batchIndices.pointer.address) }
+                    batchIndices = (grown, max(batch, 1024))
+                }
+            }
+            upload(indices, to: batchIndices.pointer)
+            source = batchIndices.pointer
+        } else {
+            // A recorded step's kernel reads the indices straight from the recording's pinned buffer (page-locked
+            // host memory is mapped into the device's address space at the same address): no copy node ahead of
+            // the gather on the step's critical path. Each replay refreshes the buffer first.
+            record { source = DevicePointer(address: UInt(bitPattern: try stageRecorded(UnsafeRawBufferPointer(indices)))) }
+        }
         launch("gather_batch", grid: (blocks(features), UInt32(batch)), block: 256,
-               [inputs, labels, pixels, sourceLabels, indices, Int32(batch), Int32(features), normalization.scale, normalization.shift])
+               [inputs, labels, pixels, sourceLabels, source, Int32(batch), Int32(features), normalization.scale, normalization.shift])
     }
+
+    /// The batch's indices on the device, for a gather outside a recorded step (grown there, never inside one).
+    private var batchIndices = (pointer: DevicePointer<Int32>(address: 0), count: 0)
 
     public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: DevicePointer<Float>, lda: Int, b: DevicePointer<Float>, ldb: Int, beta: Float, c: DevicePointer<Float>, ldc: Int) {
         join()

@@ -42,19 +42,22 @@ public protocol Backend: AnyObject {
     ///
     /// `inputs[r, f] = pixels[indices[r], f] × normalization.scale + normalization.shift`,
     /// `labels[r] = sourceLabels[indices[r]]`.
+    ///
+    /// The indices are in host memory: the backend decides how they reach the device (the cuda backend's
+    /// recorded steps read them over the bus from pinned memory, with no copy ahead of the gather).
     /// - Parameters:
     ///   - inputs: `[B, features]`, written.
     ///   - labels: `[B]`, written.
     ///   - pixels: `[N, features]` bytes of the whole dataset.
     ///   - sourceLabels: `[N]` bytes.
-    ///   - indices: `[B]` sample indices into `0..<N`.
-    ///   - batch: `B`, the rows to gather.
+    ///   - indices: the `B` sample indices into `0..<N`, in host memory (read before the call returns or, on a
+    ///     device, copied by then).
     ///   - features: values per sample (784 for MNIST).
     ///   - normalization: the map from a byte to an input value.
     func gatherBatch(
         inputs: DevicePointer<Float>, labels: DevicePointer<Int32>,
-        pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: DevicePointer<Int32>,
-        batch: Int, features: Int, normalization: Normalization)
+        pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>,
+        features: Int, normalization: Normalization)
 
     // MARK: Layers
 

@@ -31,7 +31,6 @@ public final class Network {
     /// Two `[maxBatch, maxWidth]` buffers for the gradient flowing backward, used in turn.
     let gradientScratch: (DevicePointer<Float>, DevicePointer<Float>)
     let labels: DevicePointer<Int32>
-    let indices: DevicePointer<Int32>
     let predictions: DevicePointer<Int32>
     /// `[2]`: summed loss and correct count of training steps since the last reset.
     let trainingMetrics: DevicePointer<Float>
@@ -60,7 +59,6 @@ public final class Network {
             try backend.allocate(Float.self, count: maxBatch * spec.maxWidth)
         )
         labels = try backend.allocate(Int32.self, count: maxBatch)
-        indices = try backend.allocate(Int32.self, count: maxBatch)
         predictions = try backend.allocate(Int32.self, count: maxBatch)
         trainingMetrics = try backend.allocate(Float.self, count: 2)
         evaluationMetrics = try backend.allocate(Float.self, count: 2)
@@ -71,7 +69,7 @@ public final class Network {
                   trainingMetrics, evaluationMetrics] + activations {
             backend.free(p)
         }
-        for p in [labels, indices, predictions] { backend.free(p) }
+        for p in [labels, predictions] { backend.free(p) }
     }
 
     // MARK: Parameters and state
@@ -230,10 +228,11 @@ public final class Network {
 
     private func gather(_ data: ResidentDataset, _ batch: ArraySlice<Int32>) {
         precondition(data.featureCount == spec.inputSize, "data has \(data.featureCount) features, network expects \(spec.inputSize)")
-        batch.withUnsafeBufferPointer { backend.upload($0, to: indices) }
-        backend.gatherBatch(
-            inputs: inputs, labels: labels, pixels: data.pixels, sourceLabels: data.labels, indices: indices,
-            batch: batch.count, features: data.featureCount, normalization: normalization)
+        batch.withUnsafeBufferPointer {
+            backend.gatherBatch(
+                inputs: inputs, labels: labels, pixels: data.pixels, sourceLabels: data.labels, indices: $0,
+                features: data.featureCount, normalization: normalization)
+        }
     }
 
     /// The input map applied while gathering (set it before training: `[0, 1]` by default).

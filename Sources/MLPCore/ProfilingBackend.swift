@@ -39,9 +39,9 @@ public final class ProfilingBackend: Backend {
     }
     public func synchronize() throws { try inner.synchronize() }
 
-    public func gatherBatch(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: DevicePointer<Int32>, batch: Int, features: Int, normalization: Normalization) {
-        measure("gather \(batch)×\(features)") {
-            inner.gatherBatch(inputs: inputs, labels: labels, pixels: pixels, sourceLabels: sourceLabels, indices: indices, batch: batch, features: features, normalization: normalization)
+    public func gatherBatch(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization) {
+        measure("gather \(indices.count)×\(features)") {
+            inner.gatherBatch(inputs: inputs, labels: labels, pixels: pixels, sourceLabels: sourceLabels, indices: indices, features: features, normalization: normalization)
         }
     }
 

@@ -15,12 +15,12 @@ public final class NaiveBackend: HostMemoryBackend {
 
     public func gatherBatch(
         inputs: DevicePointer<Float>, labels: DevicePointer<Int32>,
-        pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: DevicePointer<Int32>,
-        batch: Int, features: Int, normalization: Normalization
+        pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>,
+        features: Int, normalization: Normalization
     ) {
-        let x = inputs.host, y = labels.host, p = pixels.host, l = sourceLabels.host, idx = indices.host
-        for r in 0..<batch {
-            let sample = Int(idx[r])
+        let x = inputs.host, y = labels.host, p = pixels.host, l = sourceLabels.host
+        for r in 0..<indices.count {
+            let sample = Int(indices[r])
             for f in 0..<features {
                 x[r * features + f] = normalization.apply(p[sample * features + f])
             }
