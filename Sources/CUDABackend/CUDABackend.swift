@@ -90,6 +90,9 @@ public final class CUDABackend: Backend {
     /// gradient in a training step (`outputLayerLossBackward`; `MLP_CUDA_OUTPUT_BACKWARD=0` runs the product and the
     /// activation backward instead).
     let fusesOutputBackward: Bool
+    /// Whether a recorded step's gather reads the batch's indices from pinned host memory instead of a copy on the
+    /// device (`MLP_CUDA_MAPPED_INDICES=1`; an experiment, slower where measured).
+    let readsMappedIndices: Bool
     /// A second stream for work off the critical path: a layer's weight gradient, which nothing reads until the
     /// optimizer runs, is computed there while the main stream carries the gradient back through the earlier layers
     /// (a batch of 128 rows keeps only a fraction of the SMs busy, so the two products run side by side). Inside a
@@ -208,6 +211,7 @@ public final class CUDABackend: Backend {
         }
         self.log = log
         fusesOutputBackward = environment["MLP_CUDA_OUTPUT_BACKWARD"] != "0"
+        readsMappedIndices = environment["MLP_CUDA_MAPPED_INDICES"] == "1"
         usesSideStream = planner != nil && environment["MLP_CUDA_STREAMS"] != "1"
         if usesSideStream {
             try d.check(d.cuStreamCreate(&sideStream, 0), "cuStreamCreate(side)")
@@ -441,22 +445,25 @@ public final class CUDABackend: Backend {
         let batch = indices.count
         guard batch > 0 else { return }
         join()
-        var source = DevicePointer<Int32>(address: 0)
-        if case .direct = mode {
-            if batch > batchIndices.count {
-                record {
-                    let grown = try allocate(Int32.self, count: max(batch, 1024))
-                    if batchIndices.count > 0 { retiredScratch.append(batchIndices.pointer.address) }
-                    batchIndices = (grown, max(batch, 1024))
-                }
+        var source = batchIndices.pointer
+        if case .direct = mode, batch > batchIndices.count {
+            record {
+                let grown = try allocate(Int32.self, count: max(batch, 1024))
+                if batchIndices.count > 0 { retiredScratch.append(batchIndices.pointer.address) }
+                batchIndices = (grown, max(batch, 1024))
             }
-            upload(indices, to: batchIndices.pointer)
             source = batchIndices.pointer
-        } else {
-            // A recorded step's kernel reads the indices straight from the recording's pinned buffer (page-locked
-            // host memory is mapped into the device's address space at the same address): no copy node ahead of
-            // the gather on the step's critical path. Each replay refreshes the buffer first.
+        }
+        if case .direct = mode {
+            upload(indices, to: source)
+        } else if readsMappedIndices || batch > batchIndices.count {
+            // The kernel reads the indices straight from the recording's pinned buffer (page-locked host memory is
+            // mapped into the device's address space at the same address), refreshed before each replay: no copy
+            // node ahead of the gather, but one read across the bus per block. Measured on an H200 it was slower
+            // than the copy (see `readsMappedIndices`); it stays as the way out when the device buffer is too small.
             record { source = DevicePointer(address: UInt(bitPattern: try stageRecorded(UnsafeRawBufferPointer(indices)))) }
+        } else {
+            upload(indices, to: source)  // recorded: a copy from the recording's pinned buffer
         }
         launch("gather_batch", grid: (blocks(features), UInt32(batch)), block: 256,
                [inputs, labels, pixels, sourceLabels, source, Int32(batch), Int32(features), normalization.scale, normalization.shift])
