@@ -30,6 +30,10 @@ public final class Network {
     let activations: [DevicePointer<Float>]
     /// Two `[maxBatch, maxWidth]` buffers for the gradient flowing backward, used in turn.
     let gradientScratch: (DevicePointer<Float>, DevicePointer<Float>)
+    /// `[maxBatch, outputSize]`: the loss's gradient with respect to the output layer's values. Its own buffer, not
+    /// one of `gradientScratch`, so that a backend computing the output layer's weight gradient beside the next
+    /// layer's backward (the cuda backend's second stream) is not made to wait before that backward writes.
+    let outputGradient: DevicePointer<Float>
     let labels: DevicePointer<Int32>
     let predictions: DevicePointer<Int32>
     /// `[2]`: summed loss and correct count of training steps since the last reset.
@@ -58,6 +62,7 @@ public final class Network {
             try backend.allocate(Float.self, count: maxBatch * spec.maxWidth),
             try backend.allocate(Float.self, count: maxBatch * spec.maxWidth)
         )
+        outputGradient = try backend.allocate(Float.self, count: maxBatch * spec.outputSize)
         labels = try backend.allocate(Int32.self, count: maxBatch)
         predictions = try backend.allocate(Int32.self, count: maxBatch)
         trainingMetrics = try backend.allocate(Float.self, count: 2)
@@ -65,7 +70,7 @@ public final class Network {
     }
 
     deinit {
-        for p in [parameters, gradients, optimizerState, inputs, gradientScratch.0, gradientScratch.1,
+        for p in [parameters, gradients, optimizerState, inputs, gradientScratch.0, gradientScratch.1, outputGradient,
                   trainingMetrics, evaluationMetrics] + activations {
             backend.free(p)
         }
@@ -123,14 +128,13 @@ public final class Network {
             // The same, and the output layer's backward: dW, and the previous layer's dZ and bias gradient.
             let layer = layout.layers[last]
             backend.outputLayerLossBackward(
-                outputs: activations[last], gradient: gradient, biasGradient: gradients + layer.biasOffset,
+                outputs: activations[last], gradient: outputGradient, biasGradient: gradients + layer.biasOffset,
                 metrics: trainingMetrics, inputs: activations[last - 1], weights: parameters + layer.weightOffset,
                 bias: parameters + layer.biasOffset, labels: labels, rows: rows, inputSize: layer.inputs,
                 outputSize: layer.outputs, loss: spec.loss, gradientScale: 1 / Float(rows),
-                weightGradient: gradients + layer.weightOffset, inputGradient: other,
+                weightGradient: gradients + layer.weightOffset, inputGradient: gradient,
                 inputBiasGradient: gradients + layout.layers[last - 1].biasOffset,
                 inputActivation: spec.activation(ofLayer: last - 1))
-            swap(&gradient, &other)
             l = last - 1
         }
         while l > 0 {
