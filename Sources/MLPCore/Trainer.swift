@@ -109,7 +109,8 @@ public final class Trainer {
                 let batch = batches.order[batches.range(ofBatch: b)]
                 learningRate = configuration.schedule.rate(atStep: progress.globalStep)
                 network.trainStep(
-                    trainingData, batch: batch, step: configuration.optimizer.step(progress.globalStep + 1, learningRate: learningRate))
+                    trainingData, batch: batch, step: configuration.optimizer.step(progress.globalStep + 1, learningRate: learningRate),
+                    next: b + 1 < batches.count ? batches.order[batches.range(ofBatch: b + 1)] : nil)
                 samples += batch.count
                 progress.globalStep += 1
                 progress.stepInEpoch = b + 1
