@@ -106,11 +106,6 @@ public final class CUDABackend: Backend {
     /// Where a recorded upload goes (nil: the main stream).
     private var uploadTarget: OpaquePointer?
     private var forkEvent: OpaquePointer?, joinEvent: OpaquePointer?
-    /// A fourth stream, for the next step's batch (`prefetchBatch`): forked after the step's last use of the inputs,
-    /// it gathers beside the optimizer update and is joined at the step's end (`MLP_CUDA_PREFETCH=0`: no prefetch).
-    private var prefetchStream: OpaquePointer?
-    private var prefetchFork: OpaquePointer?, prefetchDone: OpaquePointer?
-    private var prefetchPending = false
     /// Whether the side stream has work the main stream has not yet waited for, and the buffers that work reads (the
     /// main stream joins before writing any of them).
     private var sidePending = false
@@ -225,11 +220,6 @@ public final class CUDABackend: Backend {
             try d.check(d.cuEventCreate(&uploadDone, 2), "cuEventCreate")
             try d.check(d.cuEventCreate(&forkEvent, 2), "cuEventCreate")
             try d.check(d.cuEventCreate(&joinEvent, 2), "cuEventCreate")
-            if environment["MLP_CUDA_PREFETCH"] != "0" {
-                try d.check(d.cuStreamCreate(&prefetchStream, 0), "cuStreamCreate(prefetch)")
-                try d.check(d.cuEventCreate(&prefetchFork, 2), "cuEventCreate")
-                try d.check(d.cuEventCreate(&prefetchDone, 2), "cuEventCreate")
-            }
         }
         var hyper: UInt64 = 0
         try d.check(d.cuMemAlloc(&hyper, 8 * 4), "cuMemAlloc")
@@ -319,8 +309,8 @@ public final class CUDABackend: Backend {
                 try driver.check(driver.cuEventSynchronize(stagingEvents[slot]), "cuEventSynchronize")
                 let pinned = staging + slot * stagingSlotBytes
                 pinned.copyMemory(from: base, byteCount: bytes)
-                try driver.check(driver.cuMemcpyHtoDAsync(UInt64(destination.address), pinned, bytes, uploadTarget ?? stream), "cuMemcpyHtoDAsync")
-                try driver.check(driver.cuEventRecord(stagingEvents[slot], uploadTarget ?? stream), "cuEventRecord")
+                try driver.check(driver.cuMemcpyHtoDAsync(UInt64(destination.address), pinned, bytes, stream), "cuMemcpyHtoDAsync")
+                try driver.check(driver.cuEventRecord(stagingEvents[slot], stream), "cuEventRecord")
             } else {
                 // Large uploads (parameters, datasets) are synchronous: ordered after the stream's work (a blocking
                 // stream) and finished when this returns.
@@ -399,7 +389,6 @@ public final class CUDABackend: Backend {
 
     public func endStep() {
         join()
-        joinPrefetch()
         switch mode {
         case .direct:
             return
@@ -429,7 +418,7 @@ public final class CUDABackend: Backend {
 
     /// Queues `kernel`, or does nothing while a recorded step is replayed. The arguments are an autoclosure so that a
     /// replayed step does not even build their array on the host.
-    private func launch(_ kernel: String, grid: (UInt32, UInt32), block: UInt32, blockY: UInt32 = 1, sharedBytes: UInt32 = 0, on target: OpaquePointer? = nil, _ makeArguments: @autoclosure () -> [any KernelArgument]) {
+    private func launch(_ kernel: String, grid: (UInt32, UInt32), block: UInt32, blockY: UInt32 = 1, sharedBytes: UInt32 = 0, _ makeArguments: @autoclosure () -> [any KernelArgument]) {
         if case .replaying = mode { return }  // recorded in the graph
         record {
             let arguments = makeArguments()
@@ -442,7 +431,7 @@ public final class CUDABackend: Backend {
                     pointers.append(slot)
                 }
                 try pointers.withUnsafeMutableBufferPointer { p in
-                    try driver.check(driver.cuLaunchKernel(functions[kernel]!, grid.0, grid.1, 1, block, blockY, 1, sharedBytes, target ?? stream, p.baseAddress, nil), "cuLaunchKernel(\(kernel))")
+                    try driver.check(driver.cuLaunchKernel(functions[kernel]!, grid.0, grid.1, 1, block, blockY, 1, sharedBytes, stream, p.baseAddress, nil), "cuLaunchKernel(\(kernel))")
                 }
             }
         }
@@ -479,53 +468,6 @@ public final class CUDABackend: Backend {
         launch("gather_batch", grid: (blocks(features), UInt32(batch)), block: 256,
                [inputs, labels, pixels, sourceLabels, source, Int32(batch), Int32(features), normalization.scale, normalization.shift])
     }
-
-    public func prefetchBatch(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization) -> Bool {
-        let batch = indices.count
-        guard let prefetchStream, batch > 0, pendingError == nil else { return false }
-        if case .direct = mode, batch > prefetchIndices.count {
-            record {
-                let grown = try allocate(Int32.self, count: max(batch, 1024))
-                if prefetchIndices.count > 0 { retiredScratch.append(prefetchIndices.pointer.address) }
-                prefetchIndices = (grown, max(batch, 1024))
-            }
-        }
-        guard batch <= prefetchIndices.count, pendingError == nil else { return false }
-        // The side stream's work may still read the inputs or labels (not in a training step as `Network` orders
-        // it, but cheap to make sure).
-        if sideReads.contains(inputs.address) || sideReads.contains(labels.address) { join() }
-        if case .replaying = mode {
-            upload(indices, to: prefetchIndices.pointer)  // refreshes the recorded copy's pinned buffer
-            prefetchPending = true
-            return pendingError == nil
-        }
-        // Forked from the main stream here: after everything queued so far, the step's last reads of the buffers.
-        record {
-            try driver.check(driver.cuEventRecord(prefetchFork, stream), "cuEventRecord(prefetch fork)")
-            try driver.check(driver.cuStreamWaitEvent(prefetchStream, prefetchFork, 0), "cuStreamWaitEvent(prefetch fork)")
-        }
-        uploadTarget = prefetchStream
-        upload(indices, to: prefetchIndices.pointer)
-        uploadTarget = nil
-        launch("gather_batch", grid: (blocks(features), UInt32(batch)), block: 256, on: prefetchStream,
-               [inputs, labels, pixels, sourceLabels, prefetchIndices.pointer, Int32(batch), Int32(features), normalization.scale, normalization.shift])
-        record { try driver.check(driver.cuEventRecord(prefetchDone, prefetchStream), "cuEventRecord(prefetch done)") }
-        prefetchPending = true
-        return pendingError == nil
-    }
-
-    /// Makes the main stream wait for the prefetched gather (at the step's end: a recording must join every stream
-    /// it forked, and whatever comes next may read the gathered batch).
-    private func joinPrefetch() {
-        guard prefetchPending else { return }
-        prefetchPending = false
-        if case .replaying = mode { return }
-        record { try driver.check(driver.cuStreamWaitEvent(stream, prefetchDone, 0), "cuStreamWaitEvent(prefetch)") }
-    }
-
-    /// The next batch's indices on the device, for `prefetchBatch` (its own buffer: the step's own gather may not
-    /// have read `batchIndices` yet when a recorded copy for the next batch would overwrite it).
-    private var prefetchIndices = (pointer: DevicePointer<Int32>(address: 0), count: 0)
 
     /// The batch's indices on the device, for a gather outside a recorded step (grown there, never inside one).
     private var batchIndices = (pointer: DevicePointer<Int32>(address: 0), count: 0)

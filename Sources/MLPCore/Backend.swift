@@ -59,15 +59,6 @@ public protocol Backend: AnyObject {
         pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>,
         features: Int, normalization: Normalization)
 
-    /// Gathers the next step's batch (as `gatherBatch` defines it) during the current step, after its last use of
-    /// `inputs` and `labels`, where the backend can do so off the step's critical path (the cuda backend: on a
-    /// stream of its own, beside the optimizer update). Returns whether it did; the default does nothing and
-    /// returns `false`, and the batch is then gathered at its own step.
-    func prefetchBatch(
-        inputs: DevicePointer<Float>, labels: DevicePointer<Int32>,
-        pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>,
-        features: Int, normalization: Normalization) -> Bool
-
     // MARK: Layers
 
     /// General matrix product, row-major: `C = alpha · op(A) · op(B) + beta · C`, where `op(X)` is `X` or `Xᵀ`.
@@ -204,13 +195,6 @@ extension Backend {
 }
 
 extension Backend {
-    /// Does nothing and returns `false`: the batch is gathered at its own step.
-    public func prefetchBatch(
-        inputs: DevicePointer<Float>, labels: DevicePointer<Int32>,
-        pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>,
-        features: Int, normalization: Normalization
-    ) -> Bool { false }
-
     /// `false`: the fused layer operations are the compositions below.
     public var fusesDenseLayers: Bool { false }
 
@@ -330,8 +314,7 @@ extension Backend {
     }
 }
 
-/// What identifies a training step's sequence of operations: the network, the data it gathers from, the rows, whether
-/// the step gathers its batch or finds it gathered by the step before, and the rows of the batch it gathers ahead.
+/// What identifies a training step's sequence of operations: the network, the data it gathers from, the rows.
 /// Networks and datasets are named by serial numbers, never reused in a process (an object's address can be, once
 /// it is freed, and a recording of a freed network's step must never be replayed for a new one).
 public struct StepKey: Hashable, Sendable {
@@ -341,18 +324,12 @@ public struct StepKey: Hashable, Sendable {
     public var data: Int
     /// The batch's rows.
     public var rows: Int
-    /// Whether the step gathers its own batch (false: `prefetchBatch` of the step before did).
-    public var gathers: Bool
-    /// The rows of the next step's batch that the step offers to `prefetchBatch` (0: none).
-    public var prefetchRows: Int
 
-    /// A key from the serial numbers of a network and a dataset, a batch's rows, and how the batch is gathered.
-    public init(network: Int, data: Int, rows: Int, gathers: Bool = true, prefetchRows: Int = 0) {
+    /// A key from the serial numbers of a network and a dataset, and a batch's rows.
+    public init(network: Int, data: Int, rows: Int) {
         self.network = network
         self.data = data
         self.rows = rows
-        self.gathers = gathers
-        self.prefetchRows = prefetchRows
     }
 }
 

@@ -34,10 +34,6 @@ public final class Network {
     /// one of `gradientScratch`, so that a backend computing the output layer's weight gradient beside the next
     /// layer's backward (the cuda backend's second stream) is not made to wait before that backward writes.
     let outputGradient: DevicePointer<Float>
-    /// The batch a backend gathered ahead (`Backend.prefetchBatch`) into `inputs` and `labels`, and from which
-    /// dataset; `prefetchedData` is -1 when the buffers hold nothing gathered ahead.
-    private var prefetched = [Int32]()
-    private var prefetchedData = -1
     let labels: DevicePointer<Int32>
     let predictions: DevicePointer<Int32>
     /// `[2]`: summed loss and correct count of training steps since the last reset.
@@ -67,7 +63,6 @@ public final class Network {
             try backend.allocate(Float.self, count: maxBatch * spec.maxWidth)
         )
         outputGradient = try backend.allocate(Float.self, count: maxBatch * spec.outputSize)
-        prefetched.reserveCapacity(maxBatch)
         labels = try backend.allocate(Int32.self, count: maxBatch)
         predictions = try backend.allocate(Int32.self, count: maxBatch)
         trainingMetrics = try backend.allocate(Float.self, count: 2)
@@ -112,20 +107,14 @@ public final class Network {
     /// One optimizer step on the samples `batch` of `data`: forward, loss, backward, update.
     ///
     /// The batch's summed loss and correct count are added to the training metrics (read them with
-    /// `readTrainingMetrics`). With `next`, the batch of the following step, a backend that can gathers it during
-    /// this step off its critical path (`Backend.prefetchBatch`); the following step finds it gathered when it is
-    /// called with the same indices on the same data and nothing else used the network's inputs in between, and
-    /// gathers it itself otherwise. The results are the same either way.
+    /// `readTrainingMetrics`).
     /// - Precondition: `1 ≤ batch.count ≤ maxBatch`; indices within `data`.
-    public func trainStep(_ data: ResidentDataset, batch: ArraySlice<Int32>, step: OptimizerStep, next: ArraySlice<Int32>? = nil) {
+    public func trainStep(_ data: ResidentDataset, batch: ArraySlice<Int32>, step: OptimizerStep) {
         let rows = batch.count
         precondition(rows >= 1 && rows <= maxBatch, "batch of \(rows) rows for a network sized for \(maxBatch)")
-        let gathered = prefetchedData == data.serialNumber && prefetched.count == rows && prefetched.elementsEqual(batch)
-        prefetchedData = -1
-        let ahead = next.map { $0.count >= 1 && $0.count <= maxBatch ? $0.count : 0 } ?? 0
-        backend.beginStep(StepKey(network: serialNumber, data: data.serialNumber, rows: rows, gathers: !gathered, prefetchRows: ahead))
+        backend.beginStep(StepKey(network: serialNumber, data: data.serialNumber, rows: rows))
         defer { backend.endStep() }
-        if !gathered { gather(data, batch) }
+        gather(data, batch)
         forwardHidden(rows: rows)
         let last = spec.layerCount - 1
         var gradient = gradientScratch.0, other = gradientScratch.1
@@ -165,19 +154,6 @@ public final class Network {
             transposeA: true, transposeB: false, m: first.inputs, n: first.outputs, k: rows,
             alpha: 1, a: inputs, lda: first.inputs, b: gradient, ldb: first.outputs,
             beta: 0, c: gradients + first.weightOffset, ldc: first.outputs)
-        // The last use of the inputs and labels is behind: the next batch can be gathered into them.
-        if ahead > 0, let next {
-            let done = next.withUnsafeBufferPointer {
-                backend.prefetchBatch(
-                    inputs: inputs, labels: labels, pixels: data.pixels, sourceLabels: data.labels, indices: $0,
-                    features: data.featureCount, normalization: normalization)
-            }
-            if done {
-                prefetched.removeAll(keepingCapacity: true)
-                prefetched.append(contentsOf: next)
-                prefetchedData = data.serialNumber
-            }
-        }
         backend.optimizerUpdate(
             parameters: parameters, gradients: gradients, state: optimizerState, count: layout.count, step: step)
     }
@@ -237,7 +213,6 @@ public final class Network {
     /// The outputs (logits for cross-entropy) for `count` inputs given as a `[count, inputSize]` Float matrix.
     public func outputs(for inputValues: [Float], count: Int) -> [Float] {
         precondition(inputValues.count == count * spec.inputSize, "expected \(count) × \(spec.inputSize) inputs")
-        prefetchedData = -1  // the inputs are overwritten below
         var out = [Float]()
         out.reserveCapacity(count * spec.outputSize)
         var start = 0
@@ -257,7 +232,6 @@ public final class Network {
 
     private func gather(_ data: ResidentDataset, _ batch: ArraySlice<Int32>) {
         precondition(data.featureCount == spec.inputSize, "data has \(data.featureCount) features, network expects \(spec.inputSize)")
-        prefetchedData = -1
         batch.withUnsafeBufferPointer {
             backend.gatherBatch(
                 inputs: inputs, labels: labels, pixels: data.pixels, sourceLabels: data.labels, indices: $0,

@@ -109,8 +109,7 @@ public final class Trainer {
                 let batch = batches.order[batches.range(ofBatch: b)]
                 learningRate = configuration.schedule.rate(atStep: progress.globalStep)
                 network.trainStep(
-                    trainingData, batch: batch, step: configuration.optimizer.step(progress.globalStep + 1, learningRate: learningRate),
-                    next: b + 1 < batches.count ? batches.order[batches.range(ofBatch: b + 1)] : nil)
+                    trainingData, batch: batch, step: configuration.optimizer.step(progress.globalStep + 1, learningRate: learningRate))
                 samples += batch.count
                 progress.globalStep += 1
                 progress.stepInEpoch = b + 1

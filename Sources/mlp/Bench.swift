@@ -194,15 +194,13 @@ enum TrainingBenchmark {
         network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &init_))
         var generator = SeededGenerator(seed: 1)
         var globalStep = 0
-        /// Step `b` of `epoch`, offering the next batch of the epoch to be gathered ahead (as `Trainer` does).
-        func step(_ epoch: EpochBatches, _ b: Int, last: Int) {
+        func step(_ batch: ArraySlice<Int32>) {
             globalStep += 1
-            network.trainStep(train, batch: epoch.order[epoch.range(ofBatch: b)], step: optimizer.step(globalStep, learningRate: 1e-3),
-                              next: b + 1 < last ? epoch.order[epoch.range(ofBatch: b + 1)] : nil)
+            network.trainStep(train, batch: batch, step: optimizer.step(globalStep, learningRate: 1e-3))
         }
         // Warm-up: first touches of every buffer, thread start, caches.
         let warm = EpochBatches(indices: indices, batchSize: workload.batch, dropLast: true, generator: &generator)
-        for b in 0..<min(3, warm.count) { step(warm, b, last: min(3, warm.count)) }
+        for b in 0..<min(3, warm.count) { step(warm.order[warm.range(ofBatch: b)]) }
         try backend.synchronize()
 
         var rates = [Double]()
@@ -212,12 +210,12 @@ enum TrainingBenchmark {
             let start = now()
             if let steps {
                 let epoch = EpochBatches(indices: indices, batchSize: workload.batch, dropLast: true, generator: &generator)
-                for b in 0..<min(steps, epoch.count) { step(epoch, b, last: min(steps, epoch.count)); samples += workload.batch }
+                for b in 0..<min(steps, epoch.count) { step(epoch.order[epoch.range(ofBatch: b)]); samples += workload.batch }
             } else {
                 for _ in 0..<epochs {
                     // The shuffle is inside the timed region, as it is part of an epoch.
                     let epoch = EpochBatches(indices: indices, batchSize: workload.batch, dropLast: true, generator: &generator)
-                    for b in 0..<epoch.count { step(epoch, b, last: epoch.count); samples += workload.batch }
+                    for b in 0..<epoch.count { step(epoch.order[epoch.range(ofBatch: b)]); samples += workload.batch }
                 }
             }
             try backend.synchronize()

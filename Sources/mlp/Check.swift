@@ -145,10 +145,8 @@ struct Check: ParsableCommand {
         if failures > 0 { throw ExitCode(1) }
     }
 
-    /// Trains 3 steps, each offering the next batch to be gathered ahead (the first runs directly and times the
-    /// products' algorithms; the second, which finds its batch gathered, is a new kind of step and runs directly
-    /// too; the third records a graph), then counts the device allocations of 20 more (the first records the second
-    /// graph).
+    /// Trains 3 steps (the first runs directly and times the products' algorithms, the next two record the step's
+    /// two graphs), then counts the device allocations of 20 more.
     func allocationsInWarmSteps(_ backend: CUDABackend, _ images: LabeledImages) throws -> Int {
         let spec = try NetworkSpec(layerSizes: [images.featureCount, 40, 23, images.classCount])
         let optimizer = OptimizerConfiguration.adam(learningRate: 1e-3)
@@ -157,10 +155,10 @@ struct Check: ParsableCommand {
         network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &generator))
         let data = try ResidentDataset(images, on: backend)
         let batch = (0..<Int32(64)).map { $0 }
-        for step in 1...3 { network.trainStep(data, batch: batch[...], step: optimizer.step(step, learningRate: 1e-3), next: batch[...]) }
+        for step in 1...3 { network.trainStep(data, batch: batch[...], step: optimizer.step(step, learningRate: 1e-3)) }
         try backend.synchronize()
         let before = backend.deviceAllocations
-        for step in 4...23 { network.trainStep(data, batch: batch[...], step: optimizer.step(step, learningRate: 1e-3), next: batch[...]) }
+        for step in 4...23 { network.trainStep(data, batch: batch[...], step: optimizer.step(step, learningRate: 1e-3)) }
         try backend.synchronize()
         return backend.deviceAllocations - before
     }
@@ -176,12 +174,10 @@ struct Check: ParsableCommand {
             let network = try Network(spec: spec, optimizer: optimizer, backend: b, maxBatch: batch)
             network.setParameters(initial)
             let data = try ResidentDataset(images, on: b)
-            // Two batches in turn, each offered ahead to the step before (the cuda backend gathers it on a stream
-            // of its own while the optimizer runs).
-            let batches = (0..<2).map { half in (0..<Int32(batch)).map { Int32(half * batch) + $0 } }
             for step in 1...6 {
-                network.trainStep(data, batch: batches[step % 2][...], step: optimizer.step(step, learningRate: 0.05),
-                                  next: step < 6 ? batches[(step + 1) % 2][...] : nil)
+                let first = Int32((step % 2) * batch)
+                let indices = (0..<Int32(batch)).map { first + $0 }
+                network.trainStep(data, batch: indices[...], step: optimizer.step(step, learningRate: 0.05))
             }
             try b.synchronize()
             changes.append(zip(network.parameterValues(), initial).map { Double($0) - Double($1) })
