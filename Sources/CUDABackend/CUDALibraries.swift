@@ -266,6 +266,14 @@ struct CUBLASLt {
                                 UnsafeRawPointer?, OpaquePointer?, UnsafeRawPointer, UnsafeRawPointer?, OpaquePointer?,
                                 UnsafeMutableRawPointer?, OpaquePointer?, UnsafeRawPointer?, UnsafeMutableRawPointer?, Int,
                                 OpaquePointer?) -> Status
+    /// algorithm (64 bytes), attribute, value, size (`cublasLtMatmulAlgoConfigSetAttribute`).
+    let algoConfigSet: @convention(c) (UnsafeMutableRawPointer, Int32, UnsafeRawPointer, Int) -> Status
+    /// algorithm, attribute, value, size, size written (`cublasLtMatmulAlgoConfigGetAttribute`).
+    let algoConfigGet: @convention(c) (UnsafeRawPointer, Int32, UnsafeMutableRawPointer, Int, UnsafeMutablePointer<Int>?) -> Status
+    /// handle, operation, A, B, C, D layouts, algorithm, result (`HeuristicResult`: its workspace size)
+    /// (`cublasLtMatmulAlgoCheck`): whether a configured algorithm can run this product.
+    let algoCheck: @convention(c) (OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?,
+                                   UnsafeRawPointer, UnsafeMutableRawPointer) -> Status
 
     // Values from cublasLt.h and library_types.h.
     static let computeFP32: Int32 = 68          // CUBLAS_COMPUTE_32F
@@ -273,6 +281,11 @@ struct CUBLASLt {
     static let realFloat: Int32 = 0             // CUDA_R_32F
     enum DescAttribute: Int32 {
         case transA = 3, transB = 4, epilogue = 7, biasPointer = 8
+    }
+    /// `cublasLtMatmulAlgoConfigAttributes_t`: the number of parts `k` is split into, and how they are added
+    /// (`cublasLtReductionScheme_t`: 1 in place in the output, 2 in the workspace in the compute type).
+    enum AlgoConfigAttribute: Int32 {
+        case splitK = 2, reductionScheme = 3
     }
     enum PreferenceAttribute: Int32 {
         case maxWorkspaceBytes = 1, minAlignmentA = 5, minAlignmentB = 6, minAlignmentC = 7, minAlignmentD = 8
@@ -304,7 +317,10 @@ struct CUBLASLt {
             preferenceDestroy: f("cublasLtMatmulPreferenceDestroy", (@convention(c) (OpaquePointer?) -> Status).self),
             preferenceSetAttribute: f("cublasLtMatmulPreferenceSetAttribute", (@convention(c) (OpaquePointer?, Int32, UnsafeRawPointer, Int) -> Status).self),
             heuristic: f("cublasLtMatmulAlgoGetHeuristic", (@convention(c) (OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, Int32, UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>) -> Status).self),
-            matmul: f("cublasLtMatmul", (@convention(c) (OpaquePointer?, OpaquePointer?, UnsafeRawPointer, UnsafeRawPointer?, OpaquePointer?, UnsafeRawPointer?, OpaquePointer?, UnsafeRawPointer, UnsafeRawPointer?, OpaquePointer?, UnsafeMutableRawPointer?, OpaquePointer?, UnsafeRawPointer?, UnsafeMutableRawPointer?, Int, OpaquePointer?) -> Status).self))
+            matmul: f("cublasLtMatmul", (@convention(c) (OpaquePointer?, OpaquePointer?, UnsafeRawPointer, UnsafeRawPointer?, OpaquePointer?, UnsafeRawPointer?, OpaquePointer?, UnsafeRawPointer, UnsafeRawPointer?, OpaquePointer?, UnsafeMutableRawPointer?, OpaquePointer?, UnsafeRawPointer?, UnsafeMutableRawPointer?, Int, OpaquePointer?) -> Status).self),
+            algoConfigSet: f("cublasLtMatmulAlgoConfigSetAttribute", (@convention(c) (UnsafeMutableRawPointer, Int32, UnsafeRawPointer, Int) -> Status).self),
+            algoConfigGet: f("cublasLtMatmulAlgoConfigGetAttribute", (@convention(c) (UnsafeRawPointer, Int32, UnsafeMutableRawPointer, Int, UnsafeMutablePointer<Int>?) -> Status).self),
+            algoCheck: f("cublasLtMatmulAlgoCheck", (@convention(c) (OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, UnsafeRawPointer, UnsafeMutableRawPointer) -> Status).self))
     }
 
     /// Turns a status into an error naming the call and cuBLASLt's own description of the status.
@@ -317,6 +333,24 @@ struct CUBLASLt {
         var v = value
         try check(withUnsafeBytes(of: &v) { descSetAttribute(desc, attribute.rawValue, $0.baseAddress!, $0.count) },
                   "cublasLtMatmulDescSetAttribute(\(attribute))")
+    }
+
+    /// An algorithm's split of `k` (1: none; 0 when it cannot be read).
+    func splits(of algorithm: [UInt8]) -> Int {
+        var value: UInt32 = 0
+        let status = algorithm.withUnsafeBytes { a in
+            withUnsafeMutableBytes(of: &value) { algoConfigGet(a.baseAddress!, AlgoConfigAttribute.splitK.rawValue, $0.baseAddress!, $0.count, nil) }
+        }
+        return status == 0 ? Int(value) : 0
+    }
+
+    /// A copy of `algorithm` with `attribute` set to `value`, or nil when cuBLASLt refuses it.
+    func configured(_ algorithm: [UInt8], _ attribute: AlgoConfigAttribute, _ value: UInt32) -> [UInt8]? {
+        var copy = algorithm, v = value
+        let status = copy.withUnsafeMutableBytes { a in
+            withUnsafeBytes(of: &v) { algoConfigSet(a.baseAddress!, attribute.rawValue, $0.baseAddress!, $0.count) }
+        }
+        return status == 0 ? copy : nil
     }
 
     func setPreference<T>(_ preference: OpaquePointer?, _ attribute: PreferenceAttribute, _ value: T) throws {

@@ -34,14 +34,15 @@ final class MatmulPlan {
 
 /// One way to run a product.
 enum MatmulAlgorithm: CustomStringConvertible {
-    /// A cuBLASLt algorithm (`cublasLtMatmulAlgo_t`, 64 bytes) and the workspace it needs.
-    case lt(algorithm: [UInt8], workspace: Int)
+    /// A cuBLASLt algorithm (`cublasLtMatmulAlgo_t`, 64 bytes), the workspace it needs, and the parts it splits `k`
+    /// into (for the reports).
+    case lt(algorithm: [UInt8], workspace: Int, splits: Int = 1)
     /// One of our kernels.
     case tiled(TiledGemm.Config)
 
     var description: String {
         switch self {
-        case .lt: return "cuBLASLt"
+        case .lt(_, _, let splits): return splits > 1 ? "cuBLASLt, k in \(splits)" : "cuBLASLt"
         case .tiled(let config): return "\(config)"
         }
     }
@@ -181,9 +182,11 @@ final class MatmulPlanner {
                 let workspace = entry.load(fromByteOffset: 64, as: Int.self)
                 let state = entry.load(fromByteOffset: 72, as: Int32.self)
                 guard state == 0, workspace <= workspaceBytes else { continue }
-                candidates.append(.lt(algorithm: Array(UnsafeRawBufferPointer(start: entry, count: CUBLASLt.algorithmBytes)), workspace: workspace))
+                let algorithm = Array(UnsafeRawBufferPointer(start: entry, count: CUBLASLt.algorithmBytes))
+                candidates.append(.lt(algorithm: algorithm, workspace: workspace, splits: lt.splits(of: algorithm)))
             }
         }
+        if tunes { candidates += splitVariants(of: candidates.prefix(Self.splitBases), call, operation, layoutA, layoutB, layoutD) }
         // Ours come after the heuristic's, so that without timing its first is used.
         if let tiled, tunes, timesTiled { candidates += tiled.candidates(for: call).map { .tiled($0) } }
         guard !candidates.isEmpty else {
@@ -193,6 +196,35 @@ final class MatmulPlanner {
         }
         return MatmulPlan(operation: operation, layoutA: layoutA, layoutB: layoutB, layoutD: layoutD,
                           candidates: candidates, label: call.label)
+    }
+
+    /// How many of the heuristic's first candidates get variants that split `k`, and into how many parts.
+    static let splitBases = 3
+    static let splitCounts: [UInt32] = [2, 3, 4, 6, 8]
+
+    /// Variants of `bases` that split `k` (the heuristic seldom offers them in fp32, yet a 128-row product gives a
+    /// tile-per-block algorithm a few dozen blocks for an H100's 132 SMs): each split count with the parts added in
+    /// the output (in place, in a fixed order) or in the workspace, every one checked by `cublasLtMatmulAlgoCheck`
+    /// and kept if cuBLASLt accepts it for this product within the workspace. Timing decides among them.
+    private func splitVariants(of bases: ArraySlice<MatmulAlgorithm>, _ call: MatmulCall, _ operation: OpaquePointer?,
+                               _ layoutA: OpaquePointer?, _ layoutB: OpaquePointer?, _ layoutD: OpaquePointer?) -> [MatmulAlgorithm] {
+        var variants = [MatmulAlgorithm]()
+        let result = UnsafeMutableRawPointer.allocate(byteCount: CUBLASLt.heuristicResultBytes, alignment: 16)
+        defer { result.deallocate() }
+        for case .lt(let algorithm, _, let splits) in bases where splits == 1 {
+            for parts in Self.splitCounts where Int(parts) * 32 <= call.k {
+                for scheme: UInt32 in [1, 2] {
+                    guard let split = lt.configured(algorithm, .splitK, parts),
+                          let variant = lt.configured(split, .reductionScheme, scheme) else { continue }
+                    result.initializeMemory(as: UInt8.self, repeating: 0, count: CUBLASLt.heuristicResultBytes)
+                    let status = variant.withUnsafeBytes { lt.algoCheck(handle, operation, layoutA, layoutB, layoutD, layoutD, $0.baseAddress!, result) }
+                    let workspace = result.load(fromByteOffset: 64, as: Int.self)
+                    guard status == 0, workspace <= workspaceBytes else { continue }
+                    variants.append(.lt(algorithm: variant, workspace: workspace, splits: Int(parts)))
+                }
+            }
+        }
+        return variants
     }
 
     /// The per-call pointers of the epilogue: they live in the descriptor, so they are set before each use.
@@ -210,7 +242,7 @@ final class MatmulPlanner {
         case .tiled(let config):
             guard let tiled else { return }
             try tiled.launch(config, call, stream: stream, workspace: workspace)
-        case .lt(let algorithm, _):
+        case .lt(let algorithm, _, _):
             try setPointers(plan.operation, call)
             var alpha = call.alpha, beta = call.beta
             let status = algorithm.withUnsafeBytes { algo in
