@@ -21,9 +21,10 @@ import MNIST
 /// products' algorithms are timed then), is recorded as a CUDA graph the second time, and is replayed afterwards:
 /// each replay refreshes only the pinned buffers its uploads copy from (the batch's indices, the optimizer's step
 /// values) and launches the graph once. `MLP_CUDA_GRAPH=0` launches every operation instead. The switches
-/// `MLP_CUDA_TUNE=0`, `MLP_CUDA_FUSE=0`, `MLP_CUDA_STREAMS=1` and `MLP_CUDA_OUTPUT_BACKWARD=0` turn off the
-/// algorithm timing, the fused kernels and epilogues, the extra streams, and the output layer's backward inside its
-/// kernel, one at a time, to measure what each buys; `MLP_CUDA_TILED=1` adds
+/// `MLP_CUDA_TUNE=0`, `MLP_CUDA_SPLITK=0`, `MLP_CUDA_FUSE=0`, `MLP_CUDA_STREAMS=1` and `MLP_CUDA_OUTPUT_BACKWARD=0`
+/// turn off the algorithm timing, the split-`k` variants among its candidates, the fused kernels and epilogues, the
+/// extra streams, and the output layer's backward inside its kernel, one at a time, to measure what each buys;
+/// `MLP_CUDA_TILED=1` adds
 /// our own product kernels (`TiledGemm.swift`) to the timing, and `MLP_CUDA_TUNE_CACHE` names the file where timed
 /// choices are kept between runs (`TuningCache.swift`).
 public final class CUDABackend: Backend {

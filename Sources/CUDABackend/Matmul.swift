@@ -186,7 +186,7 @@ final class MatmulPlanner {
                 candidates.append(.lt(algorithm: algorithm, workspace: workspace, splits: lt.splits(of: algorithm)))
             }
         }
-        if tunes { candidates += splitVariants(of: candidates.prefix(Self.splitBases), call, operation, layoutA, layoutB, layoutD) }
+        if tunes && Self.offersSplitVariants { candidates += splitVariants(of: candidates.prefix(Self.splitBases), call, operation, layoutA, layoutB, layoutD) }
         // Ours come after the heuristic's, so that without timing its first is used.
         if let tiled, tunes, timesTiled { candidates += tiled.candidates(for: call).map { .tiled($0) } }
         guard !candidates.isEmpty else {
@@ -201,6 +201,8 @@ final class MatmulPlanner {
     /// How many of the heuristic's first candidates get variants that split `k`, and into how many parts.
     static let splitBases = 3
     static let splitCounts: [UInt32] = [2, 3, 4, 6, 8]
+    /// `MLP_CUDA_SPLITK=0` times the heuristic's candidates only (to measure what the variants buy).
+    static let offersSplitVariants = ProcessInfo.processInfo.environment["MLP_CUDA_SPLITK"] != "0"
 
     /// Variants of `bases` that split `k` (the heuristic seldom offers them in fp32, yet a 128-row product gives a
     /// tile-per-block algorithm a few dozen blocks for an H100's 132 SMs): each split count with the parts added in
