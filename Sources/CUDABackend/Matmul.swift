@@ -4,7 +4,7 @@ import MLPCore
 /// The products through cuBLASLt: one plan per shape (descriptors and the algorithm chosen for it), epilogues that
 /// fold the bias and the ReLU into the forward product, and the choice of algorithm by timing: the first time a
 /// shape runs outside a recording, each of cuBLASLt's candidates (its heuristic returns up to
-/// `MatmulPlanner.candidateCount`) is recorded ten times (three for a product over 10 GFLOP) into a CUDA graph and
+/// `MatmulPlanner.candidateCount`; variants of its first three that split `k` are added) is recorded ten times (three for a product over 10 GFLOP) into a CUDA graph and
 /// timed with events, and the fastest is kept for the life of the process and recorded in the `TuningCache` file,
 /// so that later runs on the same card and libraries take it without timing. cuBLAS's own choice (`cublasSgemm`) is
 /// tuned for large products; the MLP's are small (a batch of 128 rows leaves most of an H100's 132 SMs idle unless
@@ -34,18 +34,26 @@ final class MatmulPlan {
 
 /// One way to run a product.
 enum MatmulAlgorithm: CustomStringConvertible {
-    /// A cuBLASLt algorithm (`cublasLtMatmulAlgo_t`, 64 bytes), the workspace it needs, and the parts it splits `k`
-    /// into (for the reports).
-    case lt(algorithm: [UInt8], workspace: Int, splits: Int = 1)
+    /// A cuBLASLt algorithm (`cublasLtMatmulAlgo_t`, 64 bytes), the workspace it needs, the parts it splits `k` into
+    /// (for the reports), and, for a variant made here of one of the heuristic's algorithms, what it was made from.
+    case lt(algorithm: [UInt8], workspace: Int, splits: Int = 1, variant: SplitVariant? = nil)
     /// One of our kernels.
     case tiled(TiledGemm.Config)
 
     var description: String {
         switch self {
-        case .lt(_, _, let splits): return splits > 1 ? "cuBLASLt, k in \(splits)" : "cuBLASLt"
+        case .lt(_, _, let splits, _): return splits > 1 ? "cuBLASLt, k in \(splits)" : "cuBLASLt"
         case .tiled(let config): return "\(config)"
         }
     }
+}
+
+/// A heuristic's algorithm made to split `k`: the index of the algorithm among the heuristic's, the parts, and the
+/// reduction scheme (`CUBLASLt.AlgoConfigAttribute.reductionScheme`).
+struct SplitVariant: Equatable {
+    var base: Int
+    var parts: UInt32
+    var scheme: UInt32
 }
 
 /// The scratch of the products queued on one stream. Products on different streams may run at the same time, so
@@ -186,7 +194,6 @@ final class MatmulPlanner {
                 candidates.append(.lt(algorithm: algorithm, workspace: workspace, splits: lt.splits(of: algorithm)))
             }
         }
-        if tunes && Self.offersSplitVariants { candidates += splitVariants(of: candidates.prefix(Self.splitBases), call, operation, layoutA, layoutB, layoutD) }
         // Ours come after the heuristic's, so that without timing its first is used.
         if let tiled, tunes, timesTiled { candidates += tiled.candidates(for: call).map { .tiled($0) } }
         guard !candidates.isEmpty else {
@@ -204,29 +211,39 @@ final class MatmulPlanner {
     /// `MLP_CUDA_SPLITK=0` times the heuristic's candidates only (to measure what the variants buy).
     static let offersSplitVariants = ProcessInfo.processInfo.environment["MLP_CUDA_SPLITK"] != "0"
 
-    /// Variants of `bases` that split `k` (the heuristic seldom offers them in fp32, yet a 128-row product gives a
-    /// tile-per-block algorithm a few dozen blocks for an H100's 132 SMs): each split count with the parts added in
-    /// the output (in place, in a fixed order) or in the workspace, every one checked by `cublasLtMatmulAlgoCheck`
-    /// and kept if cuBLASLt accepts it for this product within the workspace. Timing decides among them.
-    private func splitVariants(of bases: ArraySlice<MatmulAlgorithm>, _ call: MatmulCall, _ operation: OpaquePointer?,
-                               _ layoutA: OpaquePointer?, _ layoutB: OpaquePointer?, _ layoutD: OpaquePointer?) -> [MatmulAlgorithm] {
+    /// Variants of the heuristic's first few algorithms that split `k` where they do not (the heuristic's own
+    /// choices for the workloads' forward products already split it; for the weight-gradient products it offers
+    /// few that do): each split count with the parts added in the output (in place, in a fixed order) or in the
+    /// workspace, each kept if cuBLASLt accepts it for this product within the workspace. Made only when the
+    /// candidates are timed (checking each takes cuBLASLt some time); timing decides among them.
+    private func splitVariants(_ plan: MatmulPlan, _ call: MatmulCall) -> [MatmulAlgorithm] {
         var variants = [MatmulAlgorithm]()
-        let result = UnsafeMutableRawPointer.allocate(byteCount: CUBLASLt.heuristicResultBytes, alignment: 16)
-        defer { result.deallocate() }
-        for case .lt(let algorithm, _, let splits) in bases where splits == 1 {
+        for base in plan.candidates.indices.prefix(Self.splitBases) {
+            guard case .lt(_, _, 1, nil) = plan.candidates[base] else { continue }
             for parts in Self.splitCounts where Int(parts) * 32 <= call.k {
                 for scheme: UInt32 in [1, 2] {
-                    guard let split = lt.configured(algorithm, .splitK, parts),
-                          let variant = lt.configured(split, .reductionScheme, scheme) else { continue }
-                    result.initializeMemory(as: UInt8.self, repeating: 0, count: CUBLASLt.heuristicResultBytes)
-                    let status = variant.withUnsafeBytes { lt.algoCheck(handle, operation, layoutA, layoutB, layoutD, layoutD, $0.baseAddress!, result) }
-                    let workspace = result.load(fromByteOffset: 64, as: Int.self)
-                    guard status == 0, workspace <= workspaceBytes else { continue }
-                    variants.append(.lt(algorithm: variant, workspace: workspace, splits: Int(parts)))
+                    if let variant = splitVariant(plan, SplitVariant(base: base, parts: parts, scheme: scheme)) { variants.append(variant) }
                 }
             }
         }
         return variants
+    }
+
+    /// The heuristic's algorithm `variant.base` made to split `k` as `variant` says, if cuBLASLt accepts it for this
+    /// product within the workspace (`cublasLtMatmulAlgoCheck`).
+    private func splitVariant(_ plan: MatmulPlan, _ variant: SplitVariant) -> MatmulAlgorithm? {
+        guard plan.candidates.indices.contains(variant.base), case .lt(let algorithm, _, _, nil) = plan.candidates[variant.base],
+              let split = lt.configured(algorithm, .splitK, variant.parts),
+              let configured = lt.configured(split, .reductionScheme, variant.scheme) else { return nil }
+        let result = UnsafeMutableRawPointer.allocate(byteCount: CUBLASLt.heuristicResultBytes, alignment: 16)
+        defer { result.deallocate() }
+        result.initializeMemory(as: UInt8.self, repeating: 0, count: CUBLASLt.heuristicResultBytes)
+        let status = configured.withUnsafeBytes {
+            lt.algoCheck(handle, plan.operation, plan.layoutA, plan.layoutB, plan.layoutD, plan.layoutD, $0.baseAddress!, result)
+        }
+        let workspace = result.load(fromByteOffset: 64, as: Int.self)
+        guard status == 0, workspace <= workspaceBytes else { return nil }
+        return .lt(algorithm: configured, workspace: workspace, splits: Int(variant.parts), variant: variant)
     }
 
     /// The per-call pointers of the epilogue: they live in the descriptor, so they are set before each use.
@@ -244,7 +261,7 @@ final class MatmulPlanner {
         case .tiled(let config):
             guard let tiled else { return }
             try tiled.launch(config, call, stream: stream, workspace: workspace)
-        case .lt(let algorithm, _, _):
+        case .lt(let algorithm, _, _, _):
             try setPointers(plan.operation, call)
             var alpha = call.alpha, beta = call.beta
             let status = algorithm.withUnsafeBytes { algo in
@@ -264,15 +281,22 @@ final class MatmulPlanner {
     @discardableResult
     func tune(_ plan: MatmulPlan, _ call: MatmulCall, stream: OpaquePointer?, workspace: MatmulWorkspace, driver: CUDADriver) throws -> String? {
         plan.tuned = true
-        guard tunes, plan.candidates.count > 1, call.beta == 0 else { return nil }
+        guard tunes, call.beta == 0 else { return nil }
         let key = call.key
-        if let recorded = cache?.choice(for: key),
-           let index = TuningCache.decode(recorded, candidates: plan.candidates) {
-            plan.chosen = index
-            let line = "\(plan.label): chose #\(index + 1) (\(plan.candidates[index])) of \(plan.candidates.count), as recorded in the tuning cache"
-            report.append(line)
-            return line
+        if let recorded = cache?.choice(for: key) {
+            // A split variant chosen earlier is made again from its description (without making all the others).
+            if let variant = TuningCache.decodeVariant(recorded, candidates: plan.candidates), let algorithm = splitVariant(plan, variant) {
+                plan.candidates.append(algorithm)
+            }
+            if let index = TuningCache.decode(recorded, candidates: plan.candidates) {
+                plan.chosen = index
+                let line = "\(plan.label): chose \(plan.candidates[index]) (\(recorded)), as recorded in the tuning cache"
+                report.append(line)
+                return line
+            }
         }
+        if Self.offersSplitVariants { plan.candidates += splitVariants(plan, call) }
+        guard plan.candidates.count > 1 else { return nil }
         let flops = 2.0 * Double(call.m) * Double(call.n) * Double(call.k)
         let repeats = flops > 1e10 ? 3 : 10
         var start: OpaquePointer?, stop: OpaquePointer?

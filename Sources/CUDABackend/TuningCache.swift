@@ -9,8 +9,8 @@ import Foundation
 /// version, the compute type and the product (`MatmulKey`: shape, strides, transposes, epilogue, alignments); a
 /// choice is `lt:<i> of <n>`, the position of the algorithm in the list of `n` that cuBLASLt's heuristic returned
 /// (the same list for the same key and context; the 64-byte algorithm itself is not compared, as some of its bytes
-/// were seen to differ from one process to the next for the same algorithm), or `tiled:<rows>x<columns>/<splits>`
-/// for our own kernels. A choice that does not fit the candidates of this run is timed again. A file
+/// were seen to differ from one process to the next for the same algorithm), `lt:<i> of <n>, k in <parts>/<scheme>`
+/// for that algorithm made to split `k` (`SplitVariant`), or `tiled:<rows>x<columns>/<splits>` for our own kernels. A choice that does not fit the candidates of this run is timed again. A file
 /// that cannot be read or parsed is ignored and replaced at the next save; a save that fails is reported, never
 /// fatal. Saves are atomic (a temporary file renamed over the old one) and merge what other processes wrote since.
 final class TuningCache {
@@ -78,10 +78,14 @@ final class TuningCache {
 
     /// How the choice of `candidates[index]` is written in the file.
     static func encode(_ candidates: [MatmulAlgorithm], chosen index: Int) -> String {
+        // Positions count the heuristic's algorithms only: the variants made of them are named by their base.
+        let heuristic = candidates.indices.filter { if case .lt(_, _, _, nil) = candidates[$0] { return true } else { return false } }
         switch candidates[index] {
+        case .lt(_, _, _, let variant?):
+            guard let base = heuristic.firstIndex(of: variant.base) else { return "lt:? of \(heuristic.count)" }
+            return "lt:\(base) of \(heuristic.count), k in \(variant.parts)/\(variant.scheme)"
         case .lt:
-            let lt = candidates.indices.filter { if case .lt = candidates[$0] { return true } else { return false } }
-            return "lt:\(lt.firstIndex(of: index)!) of \(lt.count)"
+            return "lt:\(heuristic.firstIndex(of: index)!) of \(heuristic.count)"
         case .tiled(let config):
             return "tiled:\(config.rowsPerTile)x\(config.columnsPerTile)/\(config.splits)"
         }
@@ -90,5 +94,18 @@ final class TuningCache {
     /// The index in `candidates` of the choice written as `text`; nil when it does not fit them.
     static func decode(_ text: String, candidates: [MatmulAlgorithm]) -> Int? {
         candidates.indices.first { encode(candidates, chosen: $0) == text }
+    }
+
+    /// The split variant that `text` names, when it names one of the heuristic's algorithms among `candidates`
+    /// (counted as `encode` counts them) made to split `k`; the planner makes it again and adds it to the candidates.
+    static func decodeVariant(_ text: String, candidates: [MatmulAlgorithm]) -> SplitVariant? {
+        let heuristic = candidates.indices.filter { if case .lt(_, _, _, nil) = candidates[$0] { return true } else { return false } }
+        let parts = text.split(separator: " ")  // "lt:<i>", "of", "<n>,", "k", "in", "<parts>/<scheme>"
+        guard parts.count == 6, parts[0].hasPrefix("lt:"), parts[1] == "of", parts[3] == "k", parts[4] == "in",
+              let i = Int(parts[0].dropFirst(3)), let n = Int(parts[2].dropLast()), parts[2].hasSuffix(","),
+              n == heuristic.count, heuristic.indices.contains(i) else { return nil }
+        let split = parts[5].split(separator: "/")
+        guard split.count == 2, let p = UInt32(split[0]), let s = UInt32(split[1]) else { return nil }
+        return SplitVariant(base: heuristic[i], parts: p, scheme: s)
     }
 }

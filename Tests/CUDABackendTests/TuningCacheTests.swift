@@ -39,6 +39,25 @@ import Testing
         #expect(TuningCache(url: url, context: "H100, tf32").choice(for: Self.key(m: 784)) == nil)
     }
 
+    /// A split variant is named by the heuristic's algorithm it was made from, counted among the heuristic's only,
+    /// so that a later process can make it again from a list without the other variants.
+    @Test func aSplitVariantIsNamedByItsBase() {
+        let heuristic: [MatmulAlgorithm] = (0..<4).map { i in .lt(algorithm: (0..<64).map { UInt8(($0 * 11 + i) % 256) }, workspace: 0) }
+        let variant = SplitVariant(base: 2, parts: 4, scheme: 1)
+        let timed = heuristic + [.lt(algorithm: [UInt8](repeating: 7, count: 64), workspace: 1024, splits: 4, variant: variant)]
+            + [.tiled(.init(rowsPerTile: 32, columnsPerTile: 32, splits: 2))]
+        let text = TuningCache.encode(timed, chosen: 4)
+        #expect(text == "lt:2 of 4, k in 4/1")
+        #expect(TuningCache.encode(timed, chosen: 3) == "lt:3 of 4")  // the variants do not change the count
+        #expect(TuningCache.decode(text, candidates: timed) == 4)
+        // The next process has the heuristic's list only: the variant is found by its description.
+        #expect(TuningCache.decode(text, candidates: heuristic) == nil)
+        #expect(TuningCache.decodeVariant(text, candidates: heuristic) == variant)
+        #expect(TuningCache.decodeVariant(text, candidates: Array(heuristic.prefix(3))) == nil)  // another list
+        #expect(TuningCache.decodeVariant("lt:3 of 4", candidates: heuristic) == nil)
+        #expect(TuningCache.decodeVariant("lt:9 of 4, k in 4/1", candidates: heuristic) == nil)
+    }
+
     @Test func twoProcessesSavingKeepEachOthersEntries() throws {
         let url = Self.temporaryFile()
         defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent().deletingLastPathComponent()) }
