@@ -370,7 +370,9 @@ public final class CUDABackend: Backend {
         uploadIndex = 0
         if turn < list.count {
             let graph = list[turn]
+            let start = DispatchTime.now().uptimeNanoseconds
             record { try driver.check(driver.cuEventSynchronize(graph.done), "cuEventSynchronize") }
+            hostWaitSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             mode = .replaying(graph)
         } else {
             let graph = StepGraph()
@@ -387,6 +389,11 @@ public final class CUDABackend: Backend {
             mode = .capturing(graph)
         }
     }
+
+    /// Seconds the host has spent waiting, before replaying a step, for the GPU to finish that recording's previous
+    /// launch (two steps in flight): what is left of the time spent issuing steps is the host's own work, which
+    /// shows whether the host or the GPU sets the pace (`mlp bench` prints both).
+    public private(set) var hostWaitSeconds = 0.0
 
     public func endStep() {
         join()

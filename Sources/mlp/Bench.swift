@@ -205,8 +205,11 @@ enum TrainingBenchmark {
 
         var rates = [Double]()
         var stepTimes = [Double]()
+        var hostBusy = [Double](), hostWaiting = [Double]()
+        let cuda = backend as? CUDABackend
         for _ in 0..<repeats {
             var samples = 0
+            let waitedBefore = cuda?.hostWaitSeconds ?? 0
             let start = now()
             if let steps {
                 let epoch = EpochBatches(indices: indices, batchSize: workload.batch, dropLast: true, generator: &generator)
@@ -218,10 +221,21 @@ enum TrainingBenchmark {
                     for b in 0..<epoch.count { step(epoch.order[epoch.range(ofBatch: b)]); samples += workload.batch }
                 }
             }
+            let issued = now() - start
             try backend.synchronize()
             let seconds = now() - start
             rates.append(Double(samples) / seconds)
             stepTimes.append(seconds / Double(samples / workload.batch))
+            if let cuda {
+                let waited = cuda.hostWaitSeconds - waitedBefore, steps = Double(samples / workload.batch)
+                hostBusy.append((issued - waited) / steps)
+                hostWaiting.append(waited / steps)
+            }
+        }
+        if !hostBusy.isEmpty {
+            // Whether the host keeps up: its own work per step against the time it waited for the GPU.
+            print(String(format: "%@ cuda host per step: %.1f µs issuing, %.1f µs waiting for the GPU (medians of %d runs)",
+                         workload.name, Summary(hostBusy).median * 1e6, Summary(hostWaiting).median * 1e6, hostBusy.count))
         }
         let accuracy = steps == nil ? network.evaluate(test, indices: (0..<Int32(dataset.test.count)).map { $0 }).accuracy : nil
         let throughput = Summary(rates)
