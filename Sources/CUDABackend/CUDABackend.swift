@@ -120,7 +120,13 @@ public final class CUDABackend: Backend {
 
     /// Opens the driver, NVRTC and cuBLAS, takes device `device`'s primary context and compiles the kernels.
     /// - Throws: `CUDAError` saying which library is missing (with every path tried), or which call failed.
-    public init(device: Int = 0, allowTF32: Bool = false, log: @escaping (String) -> Void = { _ in }) throws {
+    /// - Parameters:
+    ///   - device: the CUDA device's ordinal.
+    ///   - allowTF32: whether products may use TF32 matrix units (`--precision tf32`).
+    ///   - log: where the details go (libraries loaded, compile times, each product's algorithm).
+    ///   - warn: where problems that do not stop the backend go (once each): a tuning cache that cannot be saved.
+    public init(device: Int = 0, allowTF32: Bool = false, log: @escaping (String) -> Void = { _ in },
+                warn: @escaping (String) -> Void = { _ in }) throws {
         let d = try CUDADriver.load()
         driver = d
         log("CUDA driver: \(d.path)")
@@ -201,6 +207,7 @@ public final class CUDABackend: Backend {
             planner = try MatmulPlanner(
                 lt: lt, computeType: allowTF32 ? CUBLASLt.computeFastTF32 : CUBLASLt.computeFP32,
                 workspaceBytes: Self.ltWorkspaceBytes, tunes: tunes, tiled: tiled, timesTiled: timesTiled, cache: cache)
+            planner?.warn = warn
             compileTiled = { try TiledGemmKernels(driver: d, nvrtc: nvrtc, architecture: "sm_\(major)\(minor)", multiprocessors: Int(multiprocessors), log: log) }
             fusesEpilogues = environment["MLP_CUDA_FUSE"] != "0"
             log("cuBLASLt \(lt.getVersion()): \(lt.path); algorithms \(tunes ? "timed per shape\(timesTiled ? ", our tiled kernels among them" : "")" : "from the heuristic"), epilogues \(fusesEpilogues ? "on" : "off")")

@@ -130,6 +130,9 @@ final class MatmulPlanner {
     private var plans = [MatmulKey: MatmulPlan?]()
     /// One line per tuned shape: the candidates' count, the chosen time and the heuristic first's time.
     private(set) var report = [String]()
+    /// Told, once, when a choice cannot be saved to the tuning cache (the run goes on; later runs time again).
+    var warn: (String) -> Void = { _ in }
+    private var warnedAboutCache = false
 
     init(lt: CUBLASLt, computeType: Int32, workspaceBytes: Int, tunes: Bool, tiled: TiledGemmKernels?, timesTiled: Bool, cache: TuningCache?) throws {
         self.lt = lt
@@ -342,7 +345,12 @@ final class MatmulPlanner {
             do {
                 try cache.record(TuningCache.encode(plan.candidates, chosen: best.0), for: key)
             } catch {
-                line += "; not saved to the tuning cache \(cache.url?.path ?? ""): \(error.localizedDescription)"
+                let problem = "not saved to the tuning cache \(cache.url?.path ?? ""): \(error.localizedDescription)"
+                line += "; " + problem
+                if !warnedAboutCache {
+                    warnedAboutCache = true
+                    warn("cuBLASLt's algorithm choices were \(problem) (later runs will time them again; MLP_CUDA_TUNE_CACHE names another file, 0 none)")
+                }
             }
         }
         report.append(line)

@@ -81,10 +81,10 @@ struct BackendOptions: ParsableArguments {
         case .cpu:
             backend = try CPUBackend(threads: threads, gemm: gemm)
         case .cuda:
-            backend = try CUDABackend(allowTF32: precision == .tf32, log: { logger.debug("\($0)") })
+            backend = try CUDABackend(allowTF32: precision == .tf32, log: { logger.debug("\($0)") }, warn: { logger.warning("\($0)") })
         case .auto:
             do {
-                backend = try CUDABackend(allowTF32: precision == .tf32, log: { logger.debug("\($0)") })
+                backend = try CUDABackend(allowTF32: precision == .tf32, log: { logger.debug("\($0)") }, warn: { logger.warning("\($0)") })
             } catch {
                 // The usual case on a machine without an NVIDIA GPU: say so in one line only when asked.
                 logger.debug("cuda backend unavailable, using cpu: \(error)")
