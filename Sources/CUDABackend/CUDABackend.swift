@@ -61,6 +61,9 @@ public final class CUDABackend: Backend {
         var arena: UnsafeMutableRawPointer?
         var arenaUsed = 0
         static let arenaBytes = 256 * 1024
+        /// With `MLP_CUDA_TRACE=1`: timing events recorded on the main stream inside the recording, after each
+        /// operation, read after each replay (`trace`).
+        var marks: [(label: String, event: OpaquePointer?)] = []
     }
     private enum Mode { case direct, capturing(StepGraph), replaying(StepGraph) }
     private var mode = Mode.direct
@@ -94,6 +97,12 @@ public final class CUDABackend: Backend {
     /// Whether a recorded step's gather reads the batch's indices from pinned host memory instead of a copy on the
     /// device (`MLP_CUDA_MAPPED_INDICES=1`; an experiment, slower where measured).
     let readsMappedIndices: Bool
+    /// Whether recorded steps carry timing events between their operations (`MLP_CUDA_TRACE=1`; see `takeTrace`).
+    public let traces: Bool
+    /// Per operation of a recorded step: seconds from the previous operation's end to its end on the main stream,
+    /// summed over replays, and how many; in the order first seen.
+    private var traceTotals: [String: (seconds: Double, count: Int)] = [:]
+    private var traceOrder: [String] = []
     /// A second stream for work off the critical path: a layer's weight gradient, which nothing reads until the
     /// optimizer runs, is computed there while the main stream carries the gradient back through the earlier layers
     /// (a batch of 128 rows keeps only a fraction of the SMs busy, so the two products run side by side). Inside a
@@ -220,6 +229,7 @@ public final class CUDABackend: Backend {
         self.log = log
         fusesOutputBackward = environment["MLP_CUDA_OUTPUT_BACKWARD"] != "0"
         readsMappedIndices = environment["MLP_CUDA_MAPPED_INDICES"] == "1"
+        traces = environment["MLP_CUDA_TRACE"] == "1"
         usesSideStream = planner != nil && environment["MLP_CUDA_STREAMS"] != "1"
         if usesSideStream {
             try d.check(d.cuStreamCreate(&sideStream, 0), "cuStreamCreate(side)")
@@ -380,6 +390,7 @@ public final class CUDABackend: Backend {
             let start = DispatchTime.now().uptimeNanoseconds
             record { try driver.check(driver.cuEventSynchronize(graph.done), "cuEventSynchronize") }
             hostWaitSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            if traces { readMarks(graph) }
             mode = .replaying(graph)
         } else {
             let graph = StepGraph()
@@ -394,6 +405,7 @@ public final class CUDABackend: Backend {
             list.append(graph)
             graphs[key] = list
             mode = .capturing(graph)
+            mark("step start")
         }
     }
 
@@ -404,6 +416,7 @@ public final class CUDABackend: Backend {
 
     public func endStep() {
         join()
+        mark("join of the second stream, step end")
         switch mode {
         case .direct:
             return
@@ -426,6 +439,43 @@ public final class CUDABackend: Backend {
                 try driver.check(driver.cuGraphLaunch(graph.executable, stream), "cuGraphLaunch")
                 try driver.check(driver.cuEventRecord(graph.done, stream), "cuEventRecord")
             }
+        }
+    }
+
+    // MARK: Tracing
+
+    /// While recording with `MLP_CUDA_TRACE=1`, a timing event on the main stream after what was queued so far.
+    private func mark(_ label: @autoclosure () -> String) {
+        guard traces, case .capturing(let graph) = mode else { return }
+        record {
+            var event: OpaquePointer?
+            try driver.check(driver.cuEventCreate(&event, 0), "cuEventCreate(trace)")
+            try driver.check(driver.cuEventRecord(event, stream), "cuEventRecord(trace)")
+            graph.marks.append((label(), event))
+        }
+    }
+
+    /// Adds the intervals between `graph`'s marks in its last replay (finished) to the totals.
+    private func readMarks(_ graph: StepGraph) {
+        for i in graph.marks.indices.dropFirst() {
+            var milliseconds: Float = 0
+            guard driver.cuEventElapsedTime(&milliseconds, graph.marks[i - 1].event, graph.marks[i].event) == 0 else { continue }
+            let label = graph.marks[i].label
+            if traceTotals[label] == nil { traceOrder.append(label) }
+            let old = traceTotals[label] ?? (0, 0)
+            traceTotals[label] = (old.seconds + Double(milliseconds) / 1000, old.count + 1)
+        }
+    }
+
+    /// With `MLP_CUDA_TRACE=1`: the mean time of each operation of the recorded steps replayed since the last call,
+    /// from the end of the operation before it to its own end on the main stream (so a wait for the second stream
+    /// counts with the operation that waited), in step order; then forgets them. The events are nodes of the graph
+    /// themselves and lengthen the step a little.
+    public func takeTrace() -> [(label: String, microseconds: Double, count: Int)] {
+        defer { traceTotals = [:]; traceOrder = [] }
+        return traceOrder.map { label in
+            let t = traceTotals[label]!
+            return (label, t.seconds / Double(t.count) * 1e6, t.count)
         }
     }
 
@@ -482,6 +532,7 @@ public final class CUDABackend: Backend {
         }
         launch("gather_batch", grid: (blocks(features), UInt32(batch)), block: 256,
                [inputs, labels, pixels, sourceLabels, source, Int32(batch), Int32(features), normalization.scale, normalization.shift])
+        mark("indices copied, batch \(batch)×\(features) gathered")
     }
 
     /// The batch's indices on the device, for a gather outside a recorded step (grown there, never inside one).
@@ -490,6 +541,7 @@ public final class CUDABackend: Backend {
     public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: DevicePointer<Float>, lda: Int, b: DevicePointer<Float>, ldb: Int, beta: Float, c: DevicePointer<Float>, ldc: Int) {
         join()
         enqueueGemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        mark("product \(m)×\(n)×\(k) \(transposeA ? "T" : "N")\(transposeB ? "T" : "N")")
     }
 
     /// `gemm` on the main stream without joining the side stream first (for operations that know what it reads).
@@ -608,6 +660,7 @@ public final class CUDABackend: Backend {
         if !fused && pendingError == nil {
             unfusedDenseForward(outputs: outputs, inputs: inputs, weights: weights, bias: bias, rows: rows, inputSize: inputSize, outputSize: outputSize, activation: activation)
         }
+        mark("forward \(rows)×\(outputSize)×\(inputSize) +bias \(activation.rawValue)")
     }
 
     public func denseBackward(weightGradient: DevicePointer<Float>, inputGradient: DevicePointer<Float>, inputBiasGradient: DevicePointer<Float>, gradient: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, inputActivation: Activation) {
@@ -621,6 +674,7 @@ public final class CUDABackend: Backend {
         // dX [B, in] = dZ [B, out] · Wᵀ [out, in], then the activation's derivative and the bias gradient.
         enqueueGemm(transposeA: false, transposeB: true, m: rows, n: inputSize, k: outputSize, alpha: 1, a: gradient, lda: outputSize, b: weights, ldb: outputSize, beta: 0, c: inputGradient, ldc: inputSize)
         enqueueActivationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows, columns: inputSize, activation: inputActivation)
+        mark("backward \(rows)×\(inputSize)×\(outputSize): dX product, \(inputActivation.rawValue)' and bias gradient (dW beside)")
     }
 
     /// dW [in, out] = Xᵀ [in, B] · dZ [B, out], on the side stream: nothing reads it before the optimizer (which
@@ -701,6 +755,7 @@ public final class CUDABackend: Backend {
         } else {
             enqueueGemm(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows, alpha: 1, a: inputs, lda: inputSize, b: gradient, ldb: outputSize, beta: 0, c: weightGradient, ldc: outputSize)
         }
+        mark("output layer \(rows)×\(outputSize)×\(inputSize), loss, backward (dW beside)")
     }
 
     /// The output layer's kernel with the input gradient: per block and input, one column sum.
@@ -780,8 +835,10 @@ public final class CUDABackend: Backend {
                 try driver.check(driver.cuStreamWaitEvent(stream, uploadDone, 0), "cuStreamWaitEvent(upload)")
             }
         }
+        mark("waits: the second stream's weight gradients, the step's values")
         launch("optimizer_update", grid: (blocks(count), 1), block: 256,
                [parameters, gradients, state, Int64(count), kind, Int32(step.nesterov ? 1 : 0), hyperparameters])
+        mark("\(step.kind.rawValue) update of \(count) parameters")
     }
 }
 

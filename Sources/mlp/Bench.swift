@@ -232,6 +232,15 @@ enum TrainingBenchmark {
                 hostWaiting.append(waited / steps)
             }
         }
+        if let cuda, cuda.traces {
+            // MLP_CUDA_TRACE=1: where a recorded step's time goes, between timing events inside its graph.
+            let trace = cuda.takeTrace()
+            let inside = trace.reduce(0) { $0 + $1.microseconds }
+            print(String(format: "%@ trace (main stream, mean of %d replays; the events lengthen the step):", workload.name, trace.first?.count ?? 0))
+            for entry in trace { print(String(format: "  %7.1f µs  %@", entry.microseconds, entry.label)) }
+            print(String(format: "  %7.1f µs  inside the graph, of %.1f µs a step: %.1f µs between graphs", inside,
+                         Summary(stepTimes).median * 1e6, Summary(stepTimes).median * 1e6 - inside))
+        }
         if !hostBusy.isEmpty {
             // Whether the host keeps up: its own work per step against the time it waited for the GPU.
             print(String(format: "%@ cuda host per step: %.1f µs issuing, %.1f µs waiting for the GPU (medians of %d runs)",
