@@ -450,7 +450,7 @@ public final class CUDABackend: Backend {
         record {
             var event: OpaquePointer?
             try driver.check(driver.cuEventCreate(&event, 0), "cuEventCreate(trace)")
-            try driver.check(driver.cuEventRecord(event, stream), "cuEventRecord(trace)")
+            try driver.check(driver.cuEventRecordWithFlags(event, stream, 1), "cuEventRecordWithFlags(trace, external)")
             graph.marks.append((label(), event))
         }
     }

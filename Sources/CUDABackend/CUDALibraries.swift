@@ -92,6 +92,9 @@ struct CUDADriver {
     let cuMemcpyHtoDAsync: @convention(c) (UInt64, UnsafeRawPointer, Int, OpaquePointer?) -> CUresult
     let cuEventCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> CUresult
     let cuEventRecord: @convention(c) (OpaquePointer?, OpaquePointer?) -> CUresult
+    /// event, stream, flags: with `CU_EVENT_RECORD_EXTERNAL` (1) a capture records an event node that timing can
+    /// read, where a plain record inside a capture only orders the streams.
+    let cuEventRecordWithFlags: @convention(c) (OpaquePointer?, OpaquePointer?, UInt32) -> CUresult
     let cuEventSynchronize: @convention(c) (OpaquePointer?) -> CUresult
     let cuStreamBeginCapture: @convention(c) (OpaquePointer?, Int32) -> CUresult
     let cuStreamEndCapture: @convention(c) (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>) -> CUresult
@@ -132,6 +135,7 @@ struct CUDADriver {
             cuMemcpyHtoDAsync: f("cuMemcpyHtoDAsync_v2", (@convention(c) (UInt64, UnsafeRawPointer, Int, OpaquePointer?) -> CUresult).self),
             cuEventCreate: f("cuEventCreate", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> CUresult).self),
             cuEventRecord: f("cuEventRecord", (@convention(c) (OpaquePointer?, OpaquePointer?) -> CUresult).self),
+            cuEventRecordWithFlags: f("cuEventRecordWithFlags", (@convention(c) (OpaquePointer?, OpaquePointer?, UInt32) -> CUresult).self),
             cuEventSynchronize: f("cuEventSynchronize", (@convention(c) (OpaquePointer?) -> CUresult).self),
             cuStreamBeginCapture: f("cuStreamBeginCapture_v2", (@convention(c) (OpaquePointer?, Int32) -> CUresult).self),
             cuStreamEndCapture: f("cuStreamEndCapture", (@convention(c) (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>) -> CUresult).self),
