@@ -118,8 +118,7 @@ __global__ void loss_rows(float* gradient, float* metrics, int* predictions, con
 
 // The output layer and the loss in one kernel, for narrow layers (out <= 16, in x out weights that fit in shared
 // memory). A block copies the weights to shared memory and holds 16 rows of 16 lanes: lane c of a row computes
-// logit c as a plain dot product (the rows' inputs staged in shared memory a chunk at a time, read by a row's 16
-// lanes at once, a broadcast), then the row's softmax (or squared error), gradient and
+// logit c as a plain dot product (the row's inputs are read by its 16 lanes at once, a broadcast), then the row's softmax (or squared error), gradient and
 // prediction go across its 16 lanes with shuffles. The bias gradient and the metrics are summed per block in
 // shared memory, each block's sums go to `partials`, and the last block to finish (counted in `counter`) adds the
 // blocks' sums in block order: no float atomics, so the results are the same on every run.
@@ -130,7 +129,6 @@ __global__ void loss_rows(float* gradient, float* metrics, int* predictions, con
 // activation backward of the layer below, without their two launches.
 #define OUT_MAX 16
 #define ROWS_PER_BLOCK 16
-#define X_CHUNK 64
 __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_gradient, float* metrics, int* predictions,
                                   const float* x, const float* w, const float* b, const int* labels,
                                   int rows, int in, int out, int loss, float scale,
@@ -139,40 +137,25 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
     __shared__ float bias_part[ROWS_PER_BLOCK][OUT_MAX];
     __shared__ float loss_part[ROWS_PER_BLOCK], correct_part[ROWS_PER_BLOCK];
     __shared__ bool last_block;
-    // The block's rows of the inputs, X_CHUNK columns at a time: every thread loads its share of a chunk at once
-    // (one wait on memory per chunk, where each lane walking its row would wait once per four columns: with 8
-    // blocks at batch 128 nothing else hides those waits).
-    __shared__ float x_s[ROWS_PER_BLOCK][X_CHUNK + 1];
     extern __shared__ float w_s[];   // the weights, [in, out], loaded once per block with every thread
     for (int i = threadIdx.x; i < in * out; i += blockDim.x) w_s[i] = w[i];
+    __syncthreads();
     int c = threadIdx.x & 15, slot = threadIdx.x >> 4;
     int r = blockIdx.x * ROWS_PER_BLOCK + slot;
     const unsigned mask = 0xffffffffu;   // every lane runs every shuffle; width 16 keeps each row to its half-warp
     bool row_ok = r < rows, active = row_ok && c < out;
     float z = 0.f;
-    // Four sums, term k into sum k mod 4, and the last in mod 4 terms into the first (X_CHUNK is a multiple of 4).
-    float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
-    int quads_end = in & ~3;
-    for (int k0 = 0; k0 < in; k0 += X_CHUNK) {
-        int length = min(X_CHUNK, in - k0);
-        __syncthreads();   // the weights are in (first chunk); the previous chunk is used up (the others)
-        for (int j = threadIdx.x; j < ROWS_PER_BLOCK * X_CHUNK; j += blockDim.x) {
-            int rr = j / X_CHUNK, kk = j % X_CHUNK, row = blockIdx.x * ROWS_PER_BLOCK + rr;
-            x_s[rr][kk] = row < rows && kk < length ? x[(long)row * in + k0 + kk] : 0.f;
-        }
-        __syncthreads();
-        if (active) {
-            int quads = max(0, min(length, quads_end - k0)), kk = 0;
-            for (; kk + 3 < quads; kk += 4) {
-                s0 = fmaf(x_s[slot][kk], w_s[(k0 + kk) * out + c], s0);
-                s1 = fmaf(x_s[slot][kk + 1], w_s[(k0 + kk + 1) * out + c], s1);
-                s2 = fmaf(x_s[slot][kk + 2], w_s[(k0 + kk + 2) * out + c], s2);
-                s3 = fmaf(x_s[slot][kk + 3], w_s[(k0 + kk + 3) * out + c], s3);
-            }
-            for (; kk < length; kk++) s0 = fmaf(x_s[slot][kk], w_s[(k0 + kk) * out + c], s0);
-        }
-    }
     if (active) {
+        const float* xr = x + (long)r * in;
+        float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+        int k = 0;
+        for (; k + 3 < in; k += 4) {
+            s0 = fmaf(xr[k], w_s[k * out + c], s0);
+            s1 = fmaf(xr[k + 1], w_s[(k + 1) * out + c], s1);
+            s2 = fmaf(xr[k + 2], w_s[(k + 2) * out + c], s2);
+            s3 = fmaf(xr[k + 3], w_s[(k + 3) * out + c], s3);
+        }
+        for (; k < in; k++) s0 = fmaf(xr[k], w_s[k * out + c], s0);
         z = b[c] + ((s0 + s1) + (s2 + s3));
         outputs[(long)r * out + c] = z;
     }
@@ -217,19 +200,14 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
             float wi[OUT_MAX];
 #pragma unroll
             for (int o = 0; o < OUT_MAX; o++) wi[o] = o < out ? w_s[i * out + o] : 0.f;
-            // The rows' inputs at column i, all loads issued before the first is used.
-            float xv[ROWS_PER_BLOCK];
-#pragma unroll
-            for (int s = 0; s < ROWS_PER_BLOCK; s++) xv[s] = s < n_rows ? x[(long)(r0 + s) * in + i] : 0.f;
             float column = 0.f;
-#pragma unroll
-            for (int s = 0; s < ROWS_PER_BLOCK; s++) {
-                if (s >= n_rows) break;
+            for (int s = 0; s < n_rows; s++) {
                 float d = 0.f;
 #pragma unroll
                 for (int o = 0; o < OUT_MAX; o++) d = fmaf(bias_part[s][o], wi[o], d);
-                d *= derivative(xv[s], in_activation);
-                in_gradient[(long)(r0 + s) * in + i] = d;
+                long at = (long)(r0 + s) * in + i;
+                d *= derivative(x[at], in_activation);
+                in_gradient[at] = d;
                 column += d;
             }
             in_partials[(long)blockIdx.x * in + i] = column;
