@@ -24,7 +24,7 @@ import MNIST
 /// `MLP_CUDA_TUNE=0`, `MLP_CUDA_SPLITK=0`, `MLP_CUDA_FUSE=0`, `MLP_CUDA_STREAMS=1` and `MLP_CUDA_OUTPUT_BACKWARD=0`
 /// turn off the algorithm timing, the split-`k` variants among its candidates, the fused kernels and epilogues, the
 /// extra streams, and the output layer's backward inside its kernel, one at a time, to measure what each buys;
-/// `MLP_CUDA_TILED=1` adds
+/// `MLP_CUDA_TRACE=1` puts timing events between a recorded step's operations (`takeTrace`); `MLP_CUDA_TILED=1` adds
 /// our own product kernels (`TiledGemm.swift`) to the timing, and `MLP_CUDA_TUNE_CACHE` names the file where timed
 /// choices are kept between runs (`TuningCache.swift`).
 public final class CUDABackend: Backend {
