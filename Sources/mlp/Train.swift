@@ -254,13 +254,37 @@ struct Train: ParsableCommand {
         return configuration
     }
 
+    /// Why a directory cannot be made at `url`, found from its nearest existing ancestor (Foundation's own reason
+    /// names no path, and for a missing parent says only that a file does not exist).
+    static func whyNoDirectory(at url: URL) -> String {
+        let files = FileManager.default
+        var missing = url.standardizedFileURL, isDirectory: ObjCBool = false
+        var ancestor = missing.deletingLastPathComponent()
+        while !files.fileExists(atPath: ancestor.path, isDirectory: &isDirectory) && ancestor.path != "/" {
+            missing = ancestor
+            ancestor = ancestor.deletingLastPathComponent()
+        }
+        if files.fileExists(atPath: missing.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            return "\(missing.path) is a file, not a directory"
+        }
+        guard files.fileExists(atPath: ancestor.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            return "\(ancestor.path) is a file, not a directory"
+        }
+        // The system's reason for the first directory that could not be made.
+        if mkdir(missing.path, 0o755) == 0 {
+            rmdir(missing.path)
+            return "the directory could be made on a second try; try again"
+        }
+        return "cannot make \(missing.lastPathComponent) in \(ancestor.path): \(String(cString: strerror(errno)))"
+    }
+
     /// Creates `path` if needed and checks that files can be written in it, before any training.
     func prepareOutputDirectory(_ path: String) throws -> URL {
         let url = URL(fileURLWithPath: path)
         do {
             try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         } catch {
-            throw ValidationError("--output \(path): cannot create the directory: \((error as NSError).localizedDescription)")
+            throw ValidationError("--output \(path): cannot create the directory: \(Self.whyNoDirectory(at: url))")
         }
         guard access(url.path, W_OK) == 0 else {
             throw ValidationError("--output \(path): the directory is not writable")

@@ -79,7 +79,7 @@ import TestSupport
         (["train", "--batch-size", "70000"], "--batch-size 70000: larger than the 60,000 training samples"),
         (["train", "--backend", "tpu"], "tpu"),
         (["train", "--data-dir", "/nonexistent"], "--data-dir /nonexistent: no such directory"),
-        (["train", "--output", "/proc/forbidden"], "--output /proc/forbidden: cannot create the directory"),
+        (["train", "--output", "/proc/forbidden"], "--output /proc/forbidden: cannot create the directory: cannot make forbidden in /proc: "),
         (["eval", "--checkpoint", "/nonexistent.safetensors"], "/nonexistent.safetensors: cannot read"),
         (["predict", "--checkpoint", "/nonexistent.safetensors", "3"], "/nonexistent.safetensors: cannot read"),
         (["eval", "--checkpoint", "x.safetensors", "--test-samples", "0"], "--test-samples 0: expected at least 1"),
@@ -91,6 +91,17 @@ import TestSupport
         #expect(r.status != 0)
         #expect(r.stderr.contains(message), "stderr: \(r.stderr)")
         #expect(!r.stderr.contains("Fatal error"))
+    }
+
+    @Test func anOutputUnderAFileNamesTheFile() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("notes.txt")
+        try Data("x".utf8).write(to: file)
+        let output = file.appendingPathComponent("run").appendingPathComponent("deeper").path
+        let r = try run(["train", "--output", output])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("--output \(output): cannot create the directory: \(file.path) is a file, not a directory"), "stderr: \(r.stderr)")
     }
 
     @Test func checkPassesOnTheCPUBackend() throws {
