@@ -43,8 +43,8 @@ public protocol Backend: AnyObject {
     /// `inputs[r, f] = pixels[indices[r], f] × normalization.scale + normalization.shift`,
     /// `labels[r] = sourceLabels[indices[r]]`.
     ///
-    /// The indices are in host memory: the backend decides how they reach the device (the cuda backend's
-    /// recorded steps read them over the bus from pinned memory, with no copy ahead of the gather).
+    /// The indices are in host memory: the backend decides how they reach the device (host backends read them in
+    /// place; the cuda backend copies them from pinned memory, a copy that its recorded steps replay).
     /// - Parameters:
     ///   - inputs: `[B, features]`, written.
     ///   - labels: `[B]`, written.
