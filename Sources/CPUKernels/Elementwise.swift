@@ -100,15 +100,23 @@ public func lossRows(gradient: UnsafeMutablePointer<Float>?, predictions: Unsafe
         predictions?[r] = Int32(best)
         switch loss {
         case .softmaxCrossEntropy:
-            let m = z[best]
+            let m = z[best], zLabel = z[label]  // read before the gradient's row is written (it may be z's)
             var sumExp: Float = 0
-            for c in 0..<columns { sumExp += expf(z[c] - m) }
-            lossSum += m + logf(sumExp) - z[label]
             if let g = gradient.map({ $0 + r * columns }) {
+                // Each exponential once, kept in the gradient's row until the sum is known (the same values and
+                // order as without a gradient, so the loss is the same bits either way).
+                for c in 0..<columns {
+                    let e = expf(z[c] - m)
+                    g[c] = e
+                    sumExp += e
+                }
                 let scale = gradientScale / sumExp
-                for c in 0..<columns { g[c] = expf(z[c] - m) * scale }
+                for c in 0..<columns { g[c] *= scale }
                 g[label] -= gradientScale
+            } else {
+                for c in 0..<columns { sumExp += expf(z[c] - m) }
             }
+            lossSum += m + logf(sumExp) - zLabel
         case .meanSquaredError:
             var s: Float = 0
             for c in 0..<columns {
