@@ -141,33 +141,15 @@ public struct BackendOpChecks {
         var refLoss = 0.0, refCorrect = 0
         var refPredictions = [Int32]()
         for r in 0..<rows {
-            var row = [Double]()
-            for c in 0..<outputSize {
-                var s = Double(b[c])
-                for k in 0..<inputSize { s += Double(x[r * inputSize + k]) * Double(w[k * outputSize + c]) }
-                row.append(s)
-            }
-            refZ += row
-            // The prediction from the backend's own logits: a near tie must not fail the check on rounding.
-            let own = Array(z[r * outputSize..<(r + 1) * outputSize])
-            let best = own.indices.max { own[$0] < own[$1] || (own[$0] == own[$1] && $0 > $1) }!
+            let reference = Self.referenceOutputRow(r, x: x, w: w, b: b, inputSize: inputSize, outputSize: outputSize,
+                                                    label: Int(labels[r]), loss: loss, scale: scale)
+            refZ += reference.logits
+            let best = Self.prediction(fromRow: r, of: z, outputSize: outputSize)
             refPredictions.append(Int32(best))
-            let label = Int(labels[r])
-            if best == label { refCorrect += 1 }
-            switch loss {
-            case .softmaxCrossEntropy:
-                let m = row.max()!
-                let lse = m + Foundation.log(row.map { Foundation.exp($0 - m) }.reduce(0, +))
-                refLoss += lse - row[label]
-                for c in 0..<outputSize { refGrad.append(Double(scale) * (Foundation.exp(row[c] - lse) - (c == label ? 1 : 0))) }
-            case .meanSquaredError:
-                for c in 0..<outputSize {
-                    let d = row[c] - (c == label ? 1 : 0)
-                    refLoss += d * d
-                    refGrad.append(Double(scale) * 2 * d)
-                }
-            }
-            for c in 0..<outputSize { refDb[c] += refGrad[r * outputSize + c] }
+            if best == Int(labels[r]) { refCorrect += 1 }
+            refLoss += reference.loss
+            refGrad += reference.gradient
+            for c in 0..<outputSize { refDb[c] += reference.gradient[c] }
         }
         var errors = [relativeError(z, refZ), abs(Double(metrics[0]) - 0.5 - refLoss) / max(abs(refLoss), 1)]
         if withGradient {
@@ -175,6 +157,30 @@ public struct BackendOpChecks {
             errors.append(relativeError(backend.download(pdb, count: outputSize).map(Double.init), refDb, floor: 1e-3))
         }
         return (errors.max()!, metrics[1] == Float(2 + refCorrect) && predictions == refPredictions)
+    }
+
+    /// Row `r` of the output layer in Double: its logits `b + x_r · w`, its loss and its gradient times `scale`.
+    static func referenceOutputRow(_ r: Int, x: [Float], w: [Float], b: [Float], inputSize: Int, outputSize: Int,
+                                   label: Int, loss: Loss, scale: Float) -> (logits: [Double], loss: Double, gradient: [Double]) {
+        let row = (0..<outputSize).map { c in
+            (0..<inputSize).reduce(Double(b[c])) { $0 + Double(x[r * inputSize + $1]) * Double(w[$1 * outputSize + c]) }
+        }
+        switch loss {
+        case .softmaxCrossEntropy:
+            let m = row.max()!
+            let lse = m + Foundation.log(row.map { Foundation.exp($0 - m) }.reduce(0, +))
+            return (row, lse - row[label], (0..<outputSize).map { c in Double(scale) * (Foundation.exp(row[c] - lse) - (c == label ? 1 : 0)) })
+        case .meanSquaredError:
+            let d = (0..<outputSize).map { c in row[c] - (c == label ? 1 : 0) }
+            return (row, d.reduce(0) { $0 + $1 * $1 }, d.map { Double(scale) * 2 * $0 })
+        }
+    }
+
+    /// The largest of row `r`'s outputs in the backend's own logits `z` (the first on ties): a near tie must not
+    /// fail a check on rounding.
+    static func prediction(fromRow r: Int, of z: [Double], outputSize: Int) -> Int {
+        let own = Array(z[r * outputSize..<(r + 1) * outputSize])
+        return own.indices.max { own[$0] < own[$1] || (own[$0] == own[$1] && $0 > $1) }!
     }
 
     /// `outputLayerLossBackward`, as a training step uses it: the output layer (`inputSize → outputSize`) whose
@@ -204,31 +210,12 @@ public struct BackendOpChecks {
         var refDx = [Double](repeating: 0, count: rows * inputSize), refDbx = [Double](repeating: 0, count: inputSize)
         var refLoss = 0.0, refCorrect = 0
         for r in 0..<rows {
-            var row = [Double]()
-            for c in 0..<outputSize {
-                var s = Double(b[c])
-                for k in 0..<inputSize { s += Double(x[r * inputSize + k]) * Double(w[k * outputSize + c]) }
-                row.append(s)
-            }
-            refZ += row
-            let own = Array(z[r * outputSize..<(r + 1) * outputSize])  // the backend's own logits decide near ties
-            let best = own.indices.max { own[$0] < own[$1] || (own[$0] == own[$1] && $0 > $1) }!
-            let label = Int(labels[r])
-            if best == label { refCorrect += 1 }
-            var g = [Double]()
-            switch loss {
-            case .softmaxCrossEntropy:
-                let m = row.max()!
-                let lse = m + Foundation.log(row.map { Foundation.exp($0 - m) }.reduce(0, +))
-                refLoss += lse - row[label]
-                g = (0..<outputSize).map { c in Double(scale) * (Foundation.exp(row[c] - lse) - (c == label ? 1 : 0)) }
-            case .meanSquaredError:
-                g = (0..<outputSize).map { c in
-                    let d = row[c] - (c == label ? 1 : 0)
-                    refLoss += d * d
-                    return Double(scale) * 2 * d
-                }
-            }
+            let reference = Self.referenceOutputRow(r, x: x, w: w, b: b, inputSize: inputSize, outputSize: outputSize,
+                                                    label: Int(labels[r]), loss: loss, scale: scale)
+            refZ += reference.logits
+            if Self.prediction(fromRow: r, of: z, outputSize: outputSize) == Int(labels[r]) { refCorrect += 1 }
+            refLoss += reference.loss
+            let g = reference.gradient
             refGrad += g
             for c in 0..<outputSize { refDb[c] += g[c] }
             for i in 0..<inputSize {

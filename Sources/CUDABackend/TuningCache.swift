@@ -10,7 +10,8 @@ import Foundation
 /// choice is `lt:<i> of <n>`, the position of the algorithm in the list of `n` that cuBLASLt's heuristic returned
 /// (the same list for the same key and context; the 64-byte algorithm itself is not compared, as some of its bytes
 /// were seen to differ from one process to the next for the same algorithm), `lt:<i> of <n>, k in <parts>/<scheme>`
-/// for that algorithm made to split `k` (`SplitVariant`), or `tiled:<rows>x<columns>/<splits>` for our own kernels. A choice that does not fit the candidates of this run is timed again. A file
+/// for that algorithm made to split `k` (`SplitVariant`), or `tiled:<rows>x<columns>/<splits>` for our own
+/// kernels. A choice that does not fit the candidates of this run is timed again. A file
 /// that cannot be read or parsed is ignored and replaced at the next save; a save that fails is reported, never
 /// fatal. Saves are atomic (a temporary file renamed over the old one) and merge what other processes wrote since.
 final class TuningCache {
@@ -79,7 +80,7 @@ final class TuningCache {
     /// How the choice of `candidates[index]` is written in the file.
     static func encode(_ candidates: [MatmulAlgorithm], chosen index: Int) -> String {
         // Positions count the heuristic's algorithms only: the variants made of them are named by their base.
-        let heuristic = candidates.indices.filter { if case .lt(_, _, _, nil) = candidates[$0] { return true } else { return false } }
+        let heuristic = heuristicIndices(candidates)
         switch candidates[index] {
         case .lt(_, _, _, let variant?):
             guard let base = heuristic.firstIndex(of: variant.base) else { return "lt:? of \(heuristic.count)" }
@@ -96,10 +97,15 @@ final class TuningCache {
         candidates.indices.first { encode(candidates, chosen: $0) == text }
     }
 
+    /// The positions in `candidates` of cuBLASLt's heuristic's algorithms (not our kernels, not split variants).
+    static func heuristicIndices(_ candidates: [MatmulAlgorithm]) -> [Int] {
+        candidates.indices.filter { if case .lt(_, _, _, nil) = candidates[$0] { return true } else { return false } }
+    }
+
     /// The split variant that `text` names, when it names one of the heuristic's algorithms among `candidates`
     /// (counted as `encode` counts them) made to split `k`; the planner makes it again and adds it to the candidates.
     static func decodeVariant(_ text: String, candidates: [MatmulAlgorithm]) -> SplitVariant? {
-        let heuristic = candidates.indices.filter { if case .lt(_, _, _, nil) = candidates[$0] { return true } else { return false } }
+        let heuristic = heuristicIndices(candidates)
         let parts = text.split(separator: " ")  // "lt:<i>", "of", "<n>,", "k", "in", "<parts>/<scheme>"
         guard parts.count == 6, parts[0].hasPrefix("lt:"), parts[1] == "of", parts[3] == "k", parts[4] == "in",
               let i = Int(parts[0].dropFirst(3)), let n = Int(parts[2].dropLast()), parts[2].hasSuffix(","),

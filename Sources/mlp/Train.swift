@@ -256,7 +256,7 @@ struct Train: ParsableCommand {
 
     /// Why a directory cannot be made at `url`, found from its nearest existing ancestor (Foundation's own reason
     /// names no path, and for a missing parent says only that a file does not exist).
-    static func whyNoDirectory(at url: URL) -> String {
+    static func whyNoDirectory(at url: URL, error: Error) -> String {
         let files = FileManager.default
         var missing = url.standardizedFileURL, isDirectory: ObjCBool = false
         var ancestor = missing.deletingLastPathComponent()
@@ -270,10 +270,10 @@ struct Train: ParsableCommand {
         guard files.fileExists(atPath: ancestor.path, isDirectory: &isDirectory), isDirectory.boolValue else {
             return "\(ancestor.path) is a file, not a directory"
         }
-        // The system's reason for the first directory that could not be made.
-        if mkdir(missing.path, 0o755) == 0 {
+        // The system's reason for the first directory that could not be made (Foundation's, should it now succeed).
+        guard mkdir(missing.path, 0o755) != 0 else {
             rmdir(missing.path)
-            return "the directory could be made on a second try; try again"
+            return (error as NSError).localizedDescription
         }
         return "cannot make \(missing.lastPathComponent) in \(ancestor.path): \(String(cString: strerror(errno)))"
     }
@@ -284,7 +284,7 @@ struct Train: ParsableCommand {
         do {
             try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         } catch {
-            throw ValidationError("--output \(path): cannot create the directory: \(Self.whyNoDirectory(at: url))")
+            throw ValidationError("--output \(path): cannot create the directory: \(Self.whyNoDirectory(at: url, error: error))")
         }
         guard access(url.path, W_OK) == 0 else {
             throw ValidationError("--output \(path): the directory is not writable")
