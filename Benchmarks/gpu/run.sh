@@ -4,6 +4,7 @@
 #   bash Benchmarks/gpu/run.sh check        mlp check (fp32 and tf32) and a short training run
 #   bash Benchmarks/gpu/run.sh bench        mlp bench of the cuda backend against the GPU peers, fp32 and tf32
 #   bash Benchmarks/gpu/run.sh profile      per-kernel times of training steps (Nsight Compute)
+#   bash Benchmarks/gpu/run.sh kernels      Nsight Compute's full report on our own kernels (small-128, fp32)
 #   bash Benchmarks/gpu/run.sh strategies   the cuda backend alone, fp32 and tf32, with each of its strategies turned
 #                                           off in turn (side stream, algorithm timing, epilogues, cuBLASLt, graphs)
 #   bash Benchmarks/gpu/run.sh compare      the cuda backend against JAX, then alone with its own product kernels
@@ -49,6 +50,10 @@ check)
         rm -rf "$out"/repro-*   # 50 MB of checkpoints: too much to bring back
     done
     MLP_CUDA_TUNE=0 .run/mlp check --backend cuda --precision tf32 > "$out/check-tf32-heuristic.txt" 2>&1
+    # Every weight-gradient product through a transposed copy of its input (by default only large TF32 ones, which
+    # the checks' small shapes are not).
+    MLP_CUDA_TRANSPOSE=1 .run/mlp check --backend cuda --precision tf32 > "$out/check-tf32-transposed.txt" 2>&1
+    for f in "$out"/check-*.txt; do echo "$f: $(tail -1 "$f")"; done
     (command -v nsys; command -v ncu; ls /usr/local/cuda/bin 2>/dev/null) > "$out/tools.txt" 2>&1
     ;;
 profile)
@@ -62,6 +67,21 @@ profile)
                 > "$out/ncu-$precision-$batch.csv" 2>&1
         done
     done
+    ;;
+kernels)
+    # Nsight Compute's full report on our own kernels in small-128 training steps (fp32): each one's time, its
+    # limiter and its stall reasons (details page), and the output layer's kernel's instructions (SASS page).
+    # The products' algorithms are timed in a run of their own first: timed under the profiler, which replays each
+    # kernel alone, they would be chosen badly (and saved for the modes that follow).
+    export MLP_CUDA_TUNE_CACHE="$PWD/$out/kernels-tuning.json"
+    .run/mlp train --backend cuda --epochs 1 --quiet > /dev/null 2>&1
+    ncu --set full --cache-control none --clock-control none \
+        --kernel-name regex:'output_layer_loss|optimizer_update|gather_batch|activation_backward|transpose' \
+        --launch-skip 200 --launch-count 8 --export "$out/kernels" --force-overwrite \
+        .run/mlp train --backend cuda --epochs 1 --quiet > "$out/kernels-run.txt" 2>&1
+    ncu --import "$out/kernels.ncu-rep" --page details > "$out/kernels-details.txt" 2>&1
+    ncu --import "$out/kernels.ncu-rep" --page source --print-source sass --csv --kernel-name output_layer_loss \
+        --launch-count 1 > "$out/output-layer-sass.csv" 2>&1
     ;;
 strategies)
     for precision in fp32 tf32; do

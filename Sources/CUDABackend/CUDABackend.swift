@@ -168,7 +168,7 @@ public final class CUDABackend: Backend {
         log("kernels compiled for sm_\(major)\(minor) in \(String(format: "%.2f", Date().timeIntervalSince(started))) s (\(cubin.count) bytes)")
         var module: OpaquePointer?
         try cubin.withUnsafeBytes { try d.check(d.cuModuleLoadData(&module, $0.baseAddress!), "cuModuleLoadData") }
-        for kernel in ["gather_batch", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "optimizer_update"] {
+        for kernel in ["gather_batch", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "optimizer_update"] {
             var function: OpaquePointer?
             try d.check(d.cuModuleGetFunction(&function, module, kernel), "cuModuleGetFunction(\(kernel))")
             functions[kernel] = function
@@ -243,7 +243,7 @@ public final class CUDABackend: Backend {
         try d.check(d.cuMemAlloc(&hyper, 8 * 4), "cuMemAlloc")
         hyperparameters = DevicePointer(address: UInt(hyper))
         var partials: UInt64 = 0, counter: UInt64 = 0
-        try d.check(d.cuMemAlloc(&partials, 4096 * 18 * 4), "cuMemAlloc")
+        try d.check(d.cuMemAlloc(&partials, Self.outputLayerMaximumBlocks * 18 * 4), "cuMemAlloc")  // 18: OUT_MAX + 2
         try d.check(d.cuMemAlloc(&counter, 4), "cuMemAlloc")
         try d.check(d.cuMemsetD8(counter, 0, 4), "cuMemsetD8")
         outputPartials = DevicePointer(address: UInt(partials))
@@ -485,19 +485,21 @@ public final class CUDABackend: Backend {
     /// replayed step does not even build their array on the host.
     private func launch(_ kernel: String, grid: (UInt32, UInt32), block: UInt32, blockY: UInt32 = 1, sharedBytes: UInt32 = 0, _ makeArguments: @autoclosure () -> [any KernelArgument]) {
         if case .replaying = mode { return }  // recorded in the graph
-        record {
-            let arguments = makeArguments()
-            var slots = [UInt64](repeating: 0, count: arguments.count)
-            try slots.withUnsafeMutableBytes { raw in
-                var pointers = [UnsafeMutableRawPointer?]()
-                for (i, argument) in arguments.enumerated() {
-                    let slot = raw.baseAddress! + 8 * i
-                    argument.write(to: slot)
-                    pointers.append(slot)
-                }
-                try pointers.withUnsafeMutableBufferPointer { p in
-                    try driver.check(driver.cuLaunchKernel(functions[kernel]!, grid.0, grid.1, 1, block, blockY, 1, sharedBytes, stream, p.baseAddress, nil), "cuLaunchKernel(\(kernel))")
-                }
+        record { try enqueueKernel(kernel, grid: grid, block: block, blockY: blockY, sharedBytes: sharedBytes, on: stream, makeArguments()) }
+    }
+
+    /// Queues `kernel` on `target` now (recording or not).
+    private func enqueueKernel(_ kernel: String, grid: (UInt32, UInt32), block: UInt32, blockY: UInt32 = 1, sharedBytes: UInt32 = 0, on target: OpaquePointer?, _ arguments: [any KernelArgument]) throws {
+        var slots = [UInt64](repeating: 0, count: arguments.count)
+        try slots.withUnsafeMutableBytes { raw in
+            var pointers = [UnsafeMutableRawPointer?]()
+            for (i, argument) in arguments.enumerated() {
+                let slot = raw.baseAddress! + 8 * i
+                argument.write(to: slot)
+                pointers.append(slot)
+            }
+            try pointers.withUnsafeMutableBufferPointer { p in
+                try driver.check(driver.cuLaunchKernel(functions[kernel]!, grid.0, grid.1, 1, block, blockY, 1, sharedBytes, target, p.baseAddress, nil), "cuLaunchKernel(\(kernel))")
             }
         }
     }
@@ -567,17 +569,66 @@ public final class CUDABackend: Backend {
     /// (on the main stream, synchronously).
     private func matmul(_ call: MatmulCall, on target: OpaquePointer?) throws -> Bool {
         guard let planner else { return false }
-        let workspace = target == sideStream ? workspaces.side : workspaces.main
+        let onSide = target == sideStream
+        let workspace = onSide ? workspaces.side : workspaces.main
         if let forced = forcedTiledConfig, let tiled = planner.tiled {
             try tiled.launch(forced, call, stream: target, workspace: workspace)
             return true
         }
+        if transposesInput(of: call), let copy = try transposeScratch(floats: call.m * call.k, side: onSide) {
+            // A weight gradient's Xᵀ·dZ: X copied transposed first, so that the product reads both operands along
+            // k, the layout tensor-core kernels load directly (see `transposesInput`).
+            try enqueueKernel("transpose", grid: (UInt32((call.m + 31) / 32), UInt32((call.k + 31) / 32)), block: 32, blockY: 8, on: target,
+                              [DevicePointer<Float>(address: UInt(copy)), DevicePointer<Float>(address: call.a), Int32(call.k), Int32(call.m), Int32(call.lda)])
+            var direct = call
+            direct.transposeA = false
+            direct.a = UInt(copy)
+            direct.lda = call.k
+            return try run(direct, planner, on: target, workspace)
+        }
+        return try run(call, planner, on: target, workspace)
+    }
+
+    /// `call` with its plan's algorithm (timed first, if this is its shape's first run outside a recording).
+    private func run(_ call: MatmulCall, _ planner: MatmulPlanner, on target: OpaquePointer?, _ workspace: MatmulWorkspace) throws -> Bool {
         guard let plan = try planner.plan(for: call) else { return false }
         if !plan.tuned, case .direct = mode {
             if let line = try planner.tune(plan, call, stream: stream, workspace: workspaces.main, driver: driver) { log("product \(line)") }
         }
         try planner.run(plan, call, stream: target, workspace: workspace)
         return true
+    }
+
+    /// Whether the product `call`, a weight gradient's Xᵀ·dZ, first copies X transposed into scratch and then runs
+    /// without a transpose: TF32 products of at least `transposedInputMinimumFlops` (`MLP_CUDA_TRANSPOSE=1` for
+    /// every such product, 0 for none). TF32 tensor-core kernels read both operands along `k`; in Xᵀ·dZ neither is
+    /// stored that way, and cuBLASLt's best for 4096×4096×1024 took 148 µs where the forward product of the same
+    /// size took 86. Measured on an H200 (Benchmarks/RESULTS.md): wide-1024 in TF32 went from 620 to 584 µs a step
+    /// with the copy; in fp32, and for the small workloads' products, the copy cost more than it saved.
+    private func transposesInput(of call: MatmulCall) -> Bool {
+        guard call.transposeA, !call.transposeB else { return false }
+        switch transposeSwitch {
+        case "1": return true
+        case "0": return false
+        default: return allowTF32 && 2.0 * Double(call.m) * Double(call.n) * Double(call.k) >= Self.transposedInputMinimumFlops
+        }
+    }
+    private let transposeSwitch = ProcessInfo.processInfo.environment["MLP_CUDA_TRANSPOSE"]
+    static let transposedInputMinimumFlops = 2e9
+    /// Per stream, the transposed copy of a weight gradient's input (grown outside recordings only; old buffers are
+    /// retired, since a recorded step may use them).
+    private var transposeScratches = (main: (address: UInt64(0), floats: 0), side: (address: UInt64(0), floats: 0))
+
+    /// The stream's transpose scratch of at least `floats`, or nil if it is smaller and cannot grow here (inside a
+    /// recording: the step ran once unrecorded before, so it has grown then).
+    private func transposeScratch(floats: Int, side: Bool) throws -> UInt64? {
+        let current = side ? transposeScratches.side : transposeScratches.main
+        if current.floats >= floats { return current.address }
+        guard case .direct = mode else { return nil }
+        let address = UInt64(try allocate(Float.self, count: floats).address)
+        if current.floats > 0 { retiredScratch.append(UInt(current.address)) }
+        if side { transposeScratches.side = (address, floats) } else { transposeScratches.main = (address, floats) }
+        return address
     }
 
     static let ltWorkspaceBytes = 32 << 20
@@ -673,13 +724,17 @@ public final class CUDABackend: Backend {
         enqueueWeightGradient(weightGradient, inputs: inputs, gradient: gradient, rows: rows, inputSize: inputSize, outputSize: outputSize)
         // dX [B, in] = dZ [B, out] · Wᵀ [out, in], then the activation's derivative and the bias gradient.
         enqueueGemm(transposeA: false, transposeB: true, m: rows, n: inputSize, k: outputSize, alpha: 1, a: gradient, lda: outputSize, b: weights, ldb: outputSize, beta: 0, c: inputGradient, ldc: inputSize)
-        enqueueActivationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows, columns: inputSize, activation: inputActivation)
+        if case .replaying = mode {} else {
+            record { try enqueueActivationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows, columns: inputSize, activation: Int32(Activation.allCases.firstIndex(of: inputActivation)!), on: stream) }
+        }
         mark("backward \(rows)×\(inputSize)×\(outputSize): dX product, \(inputActivation.rawValue)' and bias gradient (dW beside)")
     }
 
     /// dW [in, out] = Xᵀ [in, B] · dZ [B, out], on the side stream: nothing reads it before the optimizer (which
     /// joins), so it runs beside what the main stream does next.
-    private func enqueueWeightGradient(_ weightGradient: DevicePointer<Float>, inputs: DevicePointer<Float>, gradient: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int) {
+    /// `alsoBeside`, if given, queues more work on the side stream after the product (it runs only while recording
+    /// or running directly, not when a step is replayed).
+    private func enqueueWeightGradient(_ weightGradient: DevicePointer<Float>, inputs: DevicePointer<Float>, gradient: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, alsoBeside: (() throws -> Void)? = nil) {
         if case .replaying = mode {
             sidePending = true
         } else {
@@ -691,6 +746,7 @@ public final class CUDABackend: Backend {
                                       a: inputs.address, lda: inputSize, b: gradient.address, ldb: outputSize, beta: 0,
                                       c: weightGradient.address, ldc: outputSize)
                 forked = try matmul(call, on: sideStream)
+                try alsoBeside?()
                 try driver.check(driver.cuEventRecord(joinEvent, sideStream), "cuEventRecord(join)")
                 sidePending = true
             }
@@ -704,15 +760,26 @@ public final class CUDABackend: Backend {
     }
 
     /// The one-kernel output layer takes layers of at most 16 outputs whose weights fit in 40 KB of shared memory
-    /// (each logit is one thread's dot product: for long ones a product's split of the sum wins), and batches of
-    /// at most `fusedOutputMaximumRows` (its scratch holds one slot per 16 rows).
+    /// (a warp per row: for long rows a product's split of the sum over many blocks wins), and batches of any size.
     static let fusedOutputMaximum = 16
     static let fusedOutputMaximumWeights = 10_240
-    static let fusedOutputMaximumRows = 16 * 4096
+    /// The output layer's kernel: 4 warps a block (OUTPUT_WARPS), one row per warp at a time, and at most
+    /// `outputLayerMaximumBlocks` blocks (its scratch has one slot of 18 sums per block, and the last block adds
+    /// them all: more blocks would lengthen that).
+    static let outputLayerThreads: UInt32 = 128
+    static let outputLayerMaximumBlocks = 128
+
+    /// The output layer kernel's grid, its shared memory (the weights) and their row stride in it: the number of
+    /// outputs rounded up to odd (conflict-free reads of 32 rows at once) where that still fits in 48 KB.
+    static func outputLayerLaunch(rows: Int, inputSize: Int, outputSize: Int) -> (blocks: UInt32, sharedBytes: UInt32, weightStride: Int32) {
+        let warps = Int(outputLayerThreads) / 32
+        let blocks = max(1, min((rows + warps - 1) / warps, outputLayerMaximumBlocks))
+        let stride = inputSize * (outputSize | 1) <= 12_288 ? outputSize | 1 : outputSize
+        return (UInt32(blocks), UInt32(4 * inputSize * stride), Int32(stride))
+    }
 
     private func fusesOutputLayer(rows: Int, inputSize: Int, outputSize: Int) -> Bool {
         fusesDenseLayers && outputSize <= Self.fusedOutputMaximum && inputSize * outputSize <= Self.fusedOutputMaximumWeights
-            && rows <= Self.fusedOutputMaximumRows
     }
 
     public func outputLayerLoss(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float) {
@@ -721,45 +788,43 @@ public final class CUDABackend: Backend {
         }
         join()
         let none = DevicePointer<Float>(address: 0)
-        launch("output_layer_loss", grid: (UInt32((rows + 15) / 16), 1), block: 256, sharedBytes: UInt32(4 * inputSize * outputSize),
+        let shape = Self.outputLayerLaunch(rows: rows, inputSize: inputSize, outputSize: outputSize)
+        launch("output_layer_loss", grid: (shape.blocks, 1), block: Self.outputLayerThreads, sharedBytes: shape.sharedBytes,
                [outputs, gradient ?? none, biasGradient ?? none, metrics,
                 predictions ?? DevicePointer<Int32>(address: 0), inputs, weights, bias, labels,
                 Int32(rows), Int32(inputSize), Int32(outputSize), Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale,
-                outputPartials, outputCounter, none, none, Int32(0), none])
+                outputPartials, outputCounter, none, Int32(0), shape.weightStride])
     }
 
     public func outputLayerLossBackward(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>, metrics: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float, weightGradient: DevicePointer<Float>, inputGradient: DevicePointer<Float>, inputBiasGradient: DevicePointer<Float>, inputActivation: Activation) {
-        // The input gradient's column sums need one slot per block and input; the scratch grows only outside a
-        // recording (a step is always run once before it is recorded, so the recording finds it grown).
-        let slots = (rows + 15) / 16 * inputSize
-        if case .direct = mode, slots > outputInputPartials.floats, fusesOutputLayer(rows: rows, inputSize: inputSize, outputSize: outputSize) {
-            record {
-                let grown = try allocate(Float.self, count: max(slots, 1 << 14))
-                if outputInputPartials.floats > 0 { retiredScratch.append(outputInputPartials.pointer.address) }
-                outputInputPartials = (grown, max(slots, 1 << 14))
-            }
-        }
-        guard fusesOutputLayer(rows: rows, inputSize: inputSize, outputSize: outputSize), slots <= outputInputPartials.floats,
-              fusesOutputBackward else {
+        guard fusesOutputLayer(rows: rows, inputSize: inputSize, outputSize: outputSize), fusesOutputBackward else {
             return unfusedOutputLayerLossBackward(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale, weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient, inputActivation: inputActivation)
         }
         join()
-        launch("output_layer_loss", grid: (UInt32((rows + 15) / 16), 1), block: 256, sharedBytes: UInt32(4 * inputSize * outputSize),
+        let shape = Self.outputLayerLaunch(rows: rows, inputSize: inputSize, outputSize: outputSize)
+        launch("output_layer_loss", grid: (shape.blocks, 1), block: Self.outputLayerThreads, sharedBytes: shape.sharedBytes,
                [outputs, gradient, biasGradient, metrics, DevicePointer<Int32>(address: 0), inputs, weights, bias, labels,
                 Int32(rows), Int32(inputSize), Int32(outputSize), Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale,
-                outputPartials, outputCounter, inputGradient, inputBiasGradient,
-                Int32(Activation.allCases.firstIndex(of: inputActivation)!), outputInputPartials.pointer])
-        // dW of the output layer, off the critical path (it needs the gradient the kernel wrote).
+                outputPartials, outputCounter, inputGradient,
+                Int32(Activation.allCases.firstIndex(of: inputActivation)!), shape.weightStride])
+        // Off the critical path (nothing but the optimizer reads them): the output layer's weight gradient, and the
+        // input gradient's column sums, the layer below's bias gradient (the activation backward's column sums,
+        // with the identity: the gradient itself is left as it is).
+        let identity = Int32(Activation.allCases.firstIndex(of: .identity)!)
         if usesSideStream {
-            enqueueWeightGradient(weightGradient, inputs: inputs, gradient: gradient, rows: rows, inputSize: inputSize, outputSize: outputSize)
+            enqueueWeightGradient(weightGradient, inputs: inputs, gradient: gradient, rows: rows, inputSize: inputSize, outputSize: outputSize) {
+                try self.enqueueActivationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows,
+                                                   columns: inputSize, activation: identity, on: self.sideStream)
+            }
+            sideReads.insert(inputGradient.address)
         } else {
             enqueueGemm(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows, alpha: 1, a: inputs, lda: inputSize, b: gradient, ldb: outputSize, beta: 0, c: weightGradient, ldc: outputSize)
+            if case .replaying = mode {} else {
+                record { try enqueueActivationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows, columns: inputSize, activation: identity, on: stream) }
+            }
         }
-        mark("output layer \(rows)×\(outputSize)×\(inputSize), loss, backward (dW beside)")
+        mark("output layer \(rows)×\(outputSize)×\(inputSize), loss, backward (dW and bias gradient below beside)")
     }
-
-    /// The output layer's kernel with the input gradient: per block and input, one column sum.
-    private var outputInputPartials = (pointer: DevicePointer<Float>(address: 0), floats: 0)
 
     public func biasActivationForward(values: DevicePointer<Float>, bias: DevicePointer<Float>, rows: Int, columns: Int, activation: Activation) {
         join()
@@ -769,40 +834,48 @@ public final class CUDABackend: Backend {
 
     public func activationBackward(gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>, outputs: DevicePointer<Float>, rows: Int, columns: Int, activation: Activation) {
         join()
-        enqueueActivationBackward(gradient: gradient, biasGradient: biasGradient, outputs: outputs, rows: rows, columns: columns, activation: activation)
+        if case .replaying = mode { return }
+        record { try enqueueActivationBackward(gradient: gradient, biasGradient: biasGradient, outputs: outputs, rows: rows, columns: columns, activation: Int32(Activation.allCases.firstIndex(of: activation)!), on: stream) }
     }
 
-    private func enqueueActivationBackward(gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>, outputs: DevicePointer<Float>, rows: Int, columns: Int, activation: Activation) {
+    /// Queues `activation_backward` (activation given as its kernel code) on `target`, the main or the side stream.
+    private func enqueueActivationBackward(gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>, outputs: DevicePointer<Float>, rows: Int, columns: Int, activation: Int32, on target: OpaquePointer?) throws {
         // Chunks of at least 128 rows, at most 64 of them: a 1024-row batch of 512 columns is 16 × 8 blocks
         // instead of 16 blocks each walking all the rows (measured on an H100 with 64-row chunks: small-1024 went
         // from 5.95 to 6.92 million samples/s in fp32). A 128-row batch stays one chunk.
         var chunks = max(1, min(rows / 128, 64))
         let groups = (columns + 31) / 32
+        let side = target != stream
         if chunks > 1 {
-            if case .direct = mode, (try? reserveReductionScratch(floats: chunks * columns, counters: groups)) != nil {
-            } else if reductionScratch.floats < chunks * columns || reductionScratch.counters < groups {
+            if case .direct = mode { try reserveReductionScratch(floats: chunks * columns, counters: groups, side: side) }
+            let scratch = side ? reductionScratches.side : reductionScratches.main
+            if scratch.floats < chunks * columns || scratch.counters < groups {
                 chunks = 1  // not enough scratch, and none can be allocated inside a recording
             }
         }
-        launch("activation_backward", grid: (UInt32(groups), UInt32(chunks)), block: 32, blockY: 16,
-               [gradient, biasGradient, outputs, Int32(rows), Int32(columns), Int32(Activation.allCases.firstIndex(of: activation)!),
-                reductionScratch.partials, reductionScratch.counterArray])
+        let scratch = side ? reductionScratches.side : reductionScratches.main
+        try enqueueKernel("activation_backward", grid: (UInt32(groups), UInt32(chunks)), block: 32, blockY: 16, on: target,
+                          [gradient, biasGradient, outputs, Int32(rows), Int32(columns), activation, scratch.partials, scratch.counterArray])
     }
 
-    /// Scratch of `activation_backward`'s chunked column sums: partial sums and per-column-group counters (zero
-    /// between launches: the last chunk resets its counter). Grown only outside recordings; old buffers are
-    /// kept, since a recorded step may use them.
-    private var reductionScratch = (partials: DevicePointer<Float>(address: 0), floats: 0,
-                                    counterArray: DevicePointer<UInt32>(address: 0), counters: 0)
+    /// Scratch of `activation_backward`'s chunked column sums, one per stream (the two may run at once): partial
+    /// sums and per-column-group counters (zero between launches: the last chunk resets its counter). Grown only
+    /// outside recordings; old buffers are kept, since a recorded step may use them.
+    private struct ReductionScratch {
+        var partials = DevicePointer<Float>(address: 0), floats = 0
+        var counterArray = DevicePointer<UInt32>(address: 0), counters = 0
+    }
+    private var reductionScratches = (main: ReductionScratch(), side: ReductionScratch())
     private var retiredScratch = [UInt]()
 
-    private func reserveReductionScratch(floats: Int, counters: Int) throws {
-        guard floats > reductionScratch.floats || counters > reductionScratch.counters else { return }
-        let f = max(floats, reductionScratch.floats, 1 << 16), n = max(counters, reductionScratch.counters, 256)
-        let partials = try allocate(Float.self, count: f)
-        let counterArray = try allocate(UInt32.self, count: n)  // zero-filled
-        if reductionScratch.floats > 0 { retiredScratch += [reductionScratch.partials.address, reductionScratch.counterArray.address] }
-        reductionScratch = (partials, f, counterArray, n)
+    private func reserveReductionScratch(floats: Int, counters: Int, side: Bool) throws {
+        let old = side ? reductionScratches.side : reductionScratches.main
+        guard floats > old.floats || counters > old.counters else { return }
+        let f = max(floats, old.floats, 1 << 16), n = max(counters, old.counters, 256)
+        let grown = ReductionScratch(partials: try allocate(Float.self, count: f), floats: f,
+                                     counterArray: try allocate(UInt32.self, count: n), counters: n)  // zero-filled
+        if old.floats > 0 { retiredScratch += [old.partials.address, old.counterArray.address] }
+        if side { reductionScratches.side = grown } else { reductionScratches.main = grown }
     }
 
     public func lossForwardBackward(gradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, outputs: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, columns: Int, loss: Loss, gradientScale: Float) {
@@ -836,7 +909,7 @@ public final class CUDABackend: Backend {
             }
         }
         mark("waits: the second stream's weight gradients, the step's values")
-        launch("optimizer_update", grid: (blocks(count), 1), block: 256,
+        launch("optimizer_update", grid: (blocks(count, 256 * 4), 1), block: 256,  // 4: UPDATE_UNROLL
                [parameters, gradients, state, Int64(count), kind, Int32(step.nesterov ? 1 : 0), hyperparameters])
         mark("\(step.kind.rawValue) update of \(count) parameters")
     }
