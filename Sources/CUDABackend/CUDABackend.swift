@@ -119,7 +119,21 @@ public final class CUDABackend: Backend {
     /// Whether the side stream has work the main stream has not yet waited for, and the buffers that work reads (the
     /// main stream joins before writing any of them).
     private var sidePending = false
-    private var sideReads = Set<UInt>()
+    private var sideReads: [Range<UInt>] = []
+    private var sideWrites: [Range<UInt>] = []
+
+    /// The bytes of a row-major matrix of `rows` rows `stride` floats apart (a bound: the last row may be shorter).
+    private static func extent(_ matrix: DevicePointer<Float>, rows: Int, stride: Int) -> Range<UInt> {
+        matrix.address ..< matrix.address + UInt(max(0, rows * stride) * 4)
+    }
+
+    /// Whether main-stream work that reads `reading` and writes `writing` must wait for the side stream's queued work
+    /// (it writes what the work reads, or reads or writes what it writes).
+    private func sideConflicts(reading: [Range<UInt>], writing: [Range<UInt>]) -> Bool {
+        guard sidePending else { return false }
+        return reading.contains { r in sideWrites.contains { $0.overlaps(r) } }
+            || writing.contains { w in sideWrites.contains { $0.overlaps(w) } || sideReads.contains { $0.overlaps(w) } }
+    }
     /// Whether weight gradients go to the side stream (`MLP_CUDA_STREAMS=1` keeps everything on one stream).
     let usesSideStream: Bool
     private let log: (String) -> Void
@@ -541,7 +555,12 @@ public final class CUDABackend: Backend {
     private var batchIndices = (pointer: DevicePointer<Int32>(address: 0), count: 0)
 
     public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: DevicePointer<Float>, lda: Int, b: DevicePointer<Float>, ldb: Int, beta: Float, c: DevicePointer<Float>, ldc: Int) {
-        join()
+        // Waits for the side stream only if it touches these matrices: the first layer's weight gradient (a plain
+        // product) then runs beside the later layers' weight gradients instead of after them.
+        if sideConflicts(reading: [Self.extent(a, rows: transposeA ? k : m, stride: lda), Self.extent(b, rows: transposeB ? n : k, stride: ldb)],
+                         writing: [Self.extent(c, rows: m, stride: ldc)]) {
+            join()
+        }
         enqueueGemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         mark("product \(m)×\(n)×\(k) \(transposeA ? "T" : "N")\(transposeB ? "T" : "N")")
     }
@@ -593,6 +612,7 @@ public final class CUDABackend: Backend {
     private func run(_ call: MatmulCall, _ planner: MatmulPlanner, on target: OpaquePointer?, _ workspace: MatmulWorkspace) throws -> Bool {
         guard let plan = try planner.plan(for: call) else { return false }
         if !plan.tuned, case .direct = mode {
+            join()  // timed with nothing beside it (the main stream's work is finished by the timing itself)
             if let line = try planner.tune(plan, call, stream: stream, workspace: workspaces.main, driver: driver) { log("product \(line)") }
         }
         try planner.run(plan, call, stream: target, workspace: workspace)
@@ -656,6 +676,7 @@ public final class CUDABackend: Backend {
         guard sidePending else { return }
         sidePending = false
         sideReads.removeAll(keepingCapacity: true)
+        sideWrites.removeAll(keepingCapacity: true)
         if case .replaying = mode { return }
         record { try driver.check(driver.cuStreamWaitEvent(stream, joinEvent, 0), "cuStreamWaitEvent(join)") }
     }
@@ -716,7 +737,11 @@ public final class CUDABackend: Backend {
 
     public func denseBackward(weightGradient: DevicePointer<Float>, inputGradient: DevicePointer<Float>, inputBiasGradient: DevicePointer<Float>, gradient: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, inputActivation: Activation) {
         // The main stream is about to write the input gradient: the side stream's earlier work may still read it.
-        if sideReads.contains(inputGradient.address) { join() }
+        if sideConflicts(reading: [Self.extent(gradient, rows: rows, stride: outputSize), Self.extent(inputs, rows: rows, stride: inputSize),
+                                   Self.extent(weights, rows: inputSize, stride: outputSize)],
+                         writing: [Self.extent(inputGradient, rows: rows, stride: inputSize), Self.extent(inputBiasGradient, rows: 1, stride: inputSize)]) {
+            join()
+        }
         guard usesSideStream else {
             join()
             return unfusedDenseBackward(weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient, gradient: gradient, inputs: inputs, weights: weights, rows: rows, inputSize: inputSize, outputSize: outputSize, inputActivation: inputActivation)
@@ -755,8 +780,8 @@ public final class CUDABackend: Backend {
                 enqueueGemm(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows, alpha: 1, a: inputs, lda: inputSize, b: gradient, ldb: outputSize, beta: 0, c: weightGradient, ldc: outputSize)
             }
         }
-        sideReads.insert(inputs.address)
-        sideReads.insert(gradient.address)
+        sideReads += [Self.extent(inputs, rows: rows, stride: inputSize), Self.extent(gradient, rows: rows, stride: outputSize)]
+        sideWrites.append(Self.extent(weightGradient, rows: inputSize, stride: outputSize))
     }
 
     /// The one-kernel output layer takes layers of at most 16 outputs whose weights fit in 40 KB of shared memory
@@ -816,7 +841,8 @@ public final class CUDABackend: Backend {
                 try self.enqueueActivationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows,
                                                    columns: inputSize, activation: identity, on: self.sideStream)
             }
-            sideReads.insert(inputGradient.address)
+            sideReads += [Self.extent(inputGradient, rows: rows, stride: inputSize), Self.extent(inputs, rows: rows, stride: inputSize)]
+            sideWrites.append(Self.extent(inputBiasGradient, rows: 1, stride: inputSize))
         } else {
             enqueueGemm(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows, alpha: 1, a: inputs, lda: inputSize, b: gradient, ldb: outputSize, beta: 0, c: weightGradient, ldc: outputSize)
             if case .replaying = mode {} else {
