@@ -557,13 +557,17 @@ public final class CUDABackend: Backend {
     public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: DevicePointer<Float>, lda: Int, b: DevicePointer<Float>, ldb: Int, beta: Float, c: DevicePointer<Float>, ldc: Int) {
         // Waits for the side stream only if it touches these matrices: the first layer's weight gradient (a plain
         // product) then runs beside the later layers' weight gradients instead of after them.
-        if sideConflicts(reading: [Self.extent(a, rows: transposeA ? k : m, stride: lda), Self.extent(b, rows: transposeB ? n : k, stride: ldb)],
-                         writing: [Self.extent(c, rows: m, stride: ldc)]) {
+        if joinsBeforeEveryProduct || sideConflicts(reading: [Self.extent(a, rows: transposeA ? k : m, stride: lda), Self.extent(b, rows: transposeB ? n : k, stride: ldb)],
+                                                    writing: [Self.extent(c, rows: m, stride: ldc)]) {
             join()
         }
         enqueueGemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         mark("product \(m)×\(n)×\(k) \(transposeA ? "T" : "N")\(transposeB ? "T" : "N")")
     }
+
+    /// `MLP_CUDA_GEMM_JOINS=1`: `gemm` waits for the side stream whatever it touches (as it did before the byte
+    /// ranges; to measure what they buy).
+    private let joinsBeforeEveryProduct = ProcessInfo.processInfo.environment["MLP_CUDA_GEMM_JOINS"] == "1"
 
     /// `gemm` on the main stream without joining the side stream first (for operations that know what it reads).
     private func enqueueGemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: DevicePointer<Float>, lda: Int, b: DevicePointer<Float>, ldb: Int, beta: Float, c: DevicePointer<Float>, ldc: Int) {

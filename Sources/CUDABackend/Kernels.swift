@@ -151,7 +151,6 @@ __global__ void loss_rows(float* gradient, float* metrics, int* predictions, con
 // block to finish (counted in `counter`) adds the blocks' sums in a fixed order into bias_gradient and metrics.
 #define OUT_MAX 16
 #define OUTPUT_WARPS 4
-#define X_AHEAD 8      // inputs per lane loaded ahead: rows of up to 256 inputs are read once
 #define SUM_SLICES 7   // the last block's threads per sum: 7 x (OUT_MAX + 2) = 126 of its 128
 __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_gradient, float* metrics, int* predictions,
                                   const float* x, const float* w, const float* b, const int* labels,
@@ -186,37 +185,20 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
         bias_sum[c] = 0.f;
     }
     float loss_sum = 0.f, correct_sum = 0.f;
-    const unsigned mask = 0xffffffffu;
-    const int row_step = gridDim.x * OUTPUT_WARPS;
-    int r = blockIdx.x * OUTPUT_WARPS + warp;   // the same for every lane of a warp
-    // A row's label and its first X_AHEAD * 32 inputs (lane l: inputs l, l + 32, ...) are loaded ahead: the first
-    // row's while the weights are still on their way, each next row's before the current row's stores.
-    int label = 0;
-    float xv[X_AHEAD];
-    if (r < rows) {
-        label = labels[r];
-#pragma unroll
-        for (int j = 0; j < X_AHEAD; j++) xv[j] = lane + 32 * j < in ? x[(long)r * in + lane + 32 * j] : 0.f;
-    }
 #if __CUDA_ARCH__ >= 800
     asm volatile("cp.async.wait_all;\n" ::);
 #endif
     __syncthreads();
-    for (; r < rows; r += row_step) {
+    const unsigned mask = 0xffffffffu;
+    const int row_step = gridDim.x * OUTPUT_WARPS;
+    for (int r = blockIdx.x * OUTPUT_WARPS + warp; r < rows; r += row_step) {   // the same for every lane of a warp
+        int label = labels[r];
         const float* xr = x + (long)r * in;
         float z[OUT_MAX];
 #pragma unroll
         for (int c = 0; c < OUT_MAX; c++) z[c] = 0.f;
-#pragma unroll
-        for (int j = 0; j < X_AHEAD; j++) {
-            if (lane + 32 * j < in) {
-                const float* wk = w_s + (lane + 32 * j) * w_stride;
-#pragma unroll
-                for (int c = 0; c < OUT_MAX; c++) if (c < out) z[c] = fmaf(xv[j], wk[c], z[c]);
-            }
-        }
 #pragma unroll 8
-        for (int k = lane + 32 * X_AHEAD; k < in; k += 32) {
+        for (int k = lane; k < in; k += 32) {
             float xv = xr[k];
             const float* wk = w_s + k * w_stride;
 #pragma unroll
@@ -268,30 +250,10 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
         if (lane == 0 && predictions) predictions[r] = best;
         loss_sum += row_loss;
         correct_sum += best == label ? 1.f : 0.f;
-        float ahead[X_AHEAD];   // this row's first inputs, for the derivative below
-#pragma unroll
-        for (int j = 0; j < X_AHEAD; j++) ahead[j] = xv[j];
-        int next = r + row_step;
-        if (next < rows) {
-            label = labels[next];
-#pragma unroll
-            for (int j = 0; j < X_AHEAD; j++) xv[j] = lane + 32 * j < in ? x[(long)next * in + lane + 32 * j] : 0.f;
-        }
         if (in_gradient) {
             float* ig = in_gradient + (long)r * in;
-#pragma unroll
-            for (int j = 0; j < X_AHEAD; j++) {
-                int i = lane + 32 * j;
-                if (i < in) {
-                    const float* wi = w_s + i * w_stride;
-                    float d = 0.f;
-#pragma unroll
-                    for (int c = 0; c < OUT_MAX; c++) if (c < out) d = fmaf(g[c], wi[c], d);
-                    ig[i] = d * derivative(ahead[j], in_activation);
-                }
-            }
 #pragma unroll 8
-            for (int i = lane + 32 * X_AHEAD; i < in; i += 32) {
+            for (int i = lane; i < in; i += 32) {
                 const float* wi = w_s + i * w_stride;
                 float d = 0.f;
 #pragma unroll
