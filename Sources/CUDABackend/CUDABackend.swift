@@ -76,7 +76,8 @@ public final class CUDABackend: Backend {
     public let usesGraphs: Bool
     /// `[8]` Floats: the optimizer's values for the step (see the `optimizer_update` kernel).
     private var hyperparameters = DevicePointer<Float>(address: 0)
-    /// Scratch of the one-kernel output layer: 18 floats per block of 16 rows, and the count of blocks done.
+    /// Scratch of the one-kernel output layer: 18 floats per block (`outputLayerMaximumBlocks` of them), and the
+    /// count of blocks done.
     private var outputPartials = DevicePointer<Float>(address: 0)
     private var outputCounter = DevicePointer<UInt32>(address: 0)
     private let synchronizeEachOperation: Bool
@@ -627,8 +628,9 @@ public final class CUDABackend: Backend {
     /// without a transpose: TF32 products of at least `transposedInputMinimumFlops` (`MLP_CUDA_TRANSPOSE=1` for
     /// every such product, 0 for none). TF32 tensor-core kernels read both operands along `k`; in Xᵀ·dZ neither is
     /// stored that way, and cuBLASLt's best for 4096×4096×1024 took 148 µs where the forward product of the same
-    /// size took 86. Measured on an H200 (Benchmarks/RESULTS.md): wide-1024 in TF32 went from 620 to 584 µs a step
-    /// with the copy; in fp32, and for the small workloads' products, the copy cost more than it saved.
+    /// size took 86. Measured on an H200 (Benchmarks/RESULTS.md): with this rule wide-1024 in TF32 went from 619 to
+    /// 579 µs a step; copying for every weight gradient lost 2–5 µs a step on the small workloads, and in fp32
+    /// (whose kernels do not care about the layout) it lost everywhere.
     private func transposesInput(of call: MatmulCall) -> Bool {
         guard call.transposeA, !call.transposeB else { return false }
         switch transposeSwitch {

@@ -62,7 +62,8 @@ __global__ void bias_activation(float* values, const float* bias, long count, in
 // rows of the chunk, and one thread per column adds the 16 partial sums in a fixed order. With one chunk that is
 // the bias gradient; with several (a tall batch: more blocks to spread over the SMs), each chunk's sums go to
 // `partials` [chunks, columns] and the last chunk of a column group to finish (counted in counters[group]) adds
-// them in chunk order. No float atomics: the same result every run.
+// them in chunk order. No float atomics: the same result every run. With the identity (activation 3) the gradient
+// is left as it is and only its column sums are written (the output layer's input gradient's, on the side stream).
 __global__ void activation_backward(float* gradient, float* bias_gradient, const float* outputs, int rows, int columns,
                                     int activation, float* partials, unsigned int* counters) {
     __shared__ float partial[16][33];

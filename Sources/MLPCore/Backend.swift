@@ -153,9 +153,9 @@ public protocol Backend: AnyObject {
     /// layer from that gradient (`weightGradient`, `inputGradient`, `inputBiasGradient`, through
     /// `inputActivation`, the previous layer's).
     ///
-    /// The default is those two calls; the cuda backend computes the input gradient and its column sums inside
-    /// the output layer's kernel when the layer is narrow, which takes a product and a pass off the step's
-    /// critical path.
+    /// The default is those two calls; the cuda backend computes the input gradient inside the output layer's
+    /// kernel when the layer is narrow, and its column sums beside on a second stream, which takes a product and a
+    /// pass off the step's critical path.
     /// - Parameters: as `outputLayerLoss` and `denseBackward`; `inputs` (`[rows, inputSize]`) are the previous
     ///   layer's stored outputs.
     func outputLayerLossBackward(
