@@ -117,23 +117,14 @@ public final class CUDABackend: Backend {
     /// Where a recorded upload goes (nil: the main stream).
     private var uploadTarget: OpaquePointer?
     private var forkEvent: OpaquePointer?, joinEvent: OpaquePointer?
-    /// Whether the side stream has work the main stream has not yet waited for, and the buffers that work reads (the
-    /// main stream joins before writing any of them).
+    /// Whether the side stream has work the main stream has not yet waited for, and the memory that work reads and
+    /// writes (the main stream joins before touching it in a way that conflicts).
     private var sidePending = false
-    private var sideReads: [Range<UInt>] = []
-    private var sideWrites: [Range<UInt>] = []
+    private var sideAccesses = StreamAccesses()
 
-    /// The bytes of a row-major matrix of `rows` rows `stride` floats apart (a bound: the last row may be shorter).
-    private static func extent(_ matrix: DevicePointer<Float>, rows: Int, stride: Int) -> Range<UInt> {
-        matrix.address ..< matrix.address + UInt(max(0, rows * stride) * 4)
-    }
-
-    /// Whether main-stream work that reads `reading` and writes `writing` must wait for the side stream's queued work
-    /// (it writes what the work reads, or reads or writes what it writes).
+    /// Whether main-stream work that reads `reading` and writes `writing` must wait for the side stream's queued work.
     private func sideConflicts(reading: [Range<UInt>], writing: [Range<UInt>]) -> Bool {
-        guard sidePending else { return false }
-        return reading.contains { r in sideWrites.contains { $0.overlaps(r) } }
-            || writing.contains { w in sideWrites.contains { $0.overlaps(w) } || sideReads.contains { $0.overlaps(w) } }
+        sidePending && sideAccesses.conflict(reading: reading, writing: writing)
     }
     /// Whether weight gradients go to the side stream (`MLP_CUDA_STREAMS=1` keeps everything on one stream).
     let usesSideStream: Bool
@@ -558,8 +549,8 @@ public final class CUDABackend: Backend {
     public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: DevicePointer<Float>, lda: Int, b: DevicePointer<Float>, ldb: Int, beta: Float, c: DevicePointer<Float>, ldc: Int) {
         // Waits for the side stream only if it touches these matrices: the first layer's weight gradient (a plain
         // product) then runs beside the later layers' weight gradients instead of after them.
-        if joinsBeforeEveryProduct || sideConflicts(reading: [Self.extent(a, rows: transposeA ? k : m, stride: lda), Self.extent(b, rows: transposeB ? n : k, stride: ldb)],
-                                                    writing: [Self.extent(c, rows: m, stride: ldc)]) {
+        if joinsBeforeEveryProduct || sideConflicts(reading: [StreamAccesses.extent(a, rows: transposeA ? k : m, stride: lda), StreamAccesses.extent(b, rows: transposeB ? n : k, stride: ldb)],
+                                                    writing: [StreamAccesses.extent(c, rows: m, stride: ldc)]) {
             join()
         }
         enqueueGemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
@@ -681,8 +672,7 @@ public final class CUDABackend: Backend {
     private func join() {
         guard sidePending else { return }
         sidePending = false
-        sideReads.removeAll(keepingCapacity: true)
-        sideWrites.removeAll(keepingCapacity: true)
+        sideAccesses.removeAll()
         if case .replaying = mode { return }
         record { try driver.check(driver.cuStreamWaitEvent(stream, joinEvent, 0), "cuStreamWaitEvent(join)") }
     }
@@ -743,9 +733,9 @@ public final class CUDABackend: Backend {
 
     public func denseBackward(weightGradient: DevicePointer<Float>, inputGradient: DevicePointer<Float>, inputBiasGradient: DevicePointer<Float>, gradient: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, inputActivation: Activation) {
         // The main stream is about to write the input gradient: the side stream's earlier work may still read it.
-        if sideConflicts(reading: [Self.extent(gradient, rows: rows, stride: outputSize), Self.extent(inputs, rows: rows, stride: inputSize),
-                                   Self.extent(weights, rows: inputSize, stride: outputSize)],
-                         writing: [Self.extent(inputGradient, rows: rows, stride: inputSize), Self.extent(inputBiasGradient, rows: 1, stride: inputSize)]) {
+        if sideConflicts(reading: [StreamAccesses.extent(gradient, rows: rows, stride: outputSize), StreamAccesses.extent(inputs, rows: rows, stride: inputSize),
+                                   StreamAccesses.extent(weights, rows: inputSize, stride: outputSize)],
+                         writing: [StreamAccesses.extent(inputGradient, rows: rows, stride: inputSize), StreamAccesses.extent(inputBiasGradient, rows: 1, stride: inputSize)]) {
             join()
         }
         guard usesSideStream else {
@@ -786,8 +776,8 @@ public final class CUDABackend: Backend {
                 enqueueGemm(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows, alpha: 1, a: inputs, lda: inputSize, b: gradient, ldb: outputSize, beta: 0, c: weightGradient, ldc: outputSize)
             }
         }
-        sideReads += [Self.extent(inputs, rows: rows, stride: inputSize), Self.extent(gradient, rows: rows, stride: outputSize)]
-        sideWrites.append(Self.extent(weightGradient, rows: inputSize, stride: outputSize))
+        sideAccesses.read(StreamAccesses.extent(inputs, rows: rows, stride: inputSize), StreamAccesses.extent(gradient, rows: rows, stride: outputSize))
+        sideAccesses.write(StreamAccesses.extent(weightGradient, rows: inputSize, stride: outputSize))
     }
 
     /// The one-kernel output layer takes layers of at most 16 outputs whose weights fit in 40 KB of shared memory
@@ -847,8 +837,8 @@ public final class CUDABackend: Backend {
                 try self.enqueueActivationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows,
                                                    columns: inputSize, activation: identity, on: self.sideStream)
             }
-            sideReads += [Self.extent(inputGradient, rows: rows, stride: inputSize), Self.extent(inputs, rows: rows, stride: inputSize)]
-            sideWrites.append(Self.extent(inputBiasGradient, rows: 1, stride: inputSize))
+            sideAccesses.read(StreamAccesses.extent(inputGradient, rows: rows, stride: inputSize), StreamAccesses.extent(inputs, rows: rows, stride: inputSize))
+            sideAccesses.write(StreamAccesses.extent(inputBiasGradient, rows: 1, stride: inputSize))
         } else {
             enqueueGemm(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows, alpha: 1, a: inputs, lda: inputSize, b: gradient, ldb: outputSize, beta: 0, c: weightGradient, ldc: outputSize)
             if case .replaying = mode {} else {
