@@ -64,6 +64,8 @@ public final class CUDABackend: Backend {
         /// With `MLP_CUDA_TRACE=1`: timing events recorded on the main stream inside the recording, after each
         /// operation, read after each replay (`trace`).
         var marks: [(label: String, event: OpaquePointer?)] = []
+        /// When the recording began (for the `-v` log).
+        var recordingStarted: UInt64 = 0
     }
     private enum Mode { case direct, capturing(StepGraph), replaying(StepGraph) }
     private var mode = Mode.direct
@@ -385,6 +387,7 @@ public final class CUDABackend: Backend {
         guard usesGraphs, pendingError == nil, case .direct = mode else { return }
         guard seenSteps.contains(key) else {
             seenSteps.insert(key)
+            firstRunStarted = DispatchTime.now().uptimeNanoseconds
             return
         }
         var list = graphs[key] ?? []
@@ -400,6 +403,7 @@ public final class CUDABackend: Backend {
             mode = .replaying(graph)
         } else {
             let graph = StepGraph()
+            graph.recordingStarted = DispatchTime.now().uptimeNanoseconds
             record {
                 try driver.check(driver.cuEventCreate(&graph.done, 2), "cuEventCreate")
                 try driver.check(driver.cuMemAllocHost(&graph.arena, StepGraph.arenaBytes), "cuMemAllocHost")
@@ -419,12 +423,20 @@ public final class CUDABackend: Backend {
     /// launch (two steps in flight): what is left of the time spent issuing steps is the host's own work, which
     /// shows whether the host or the GPU sets the pace (`mlp bench` prints both).
     public private(set) var hostWaitSeconds = 0.0
+    /// When the first (unrecorded) run of a step shape began, until its end (for the `-v` log).
+    private var firstRunStarted: UInt64?
 
     public func endStep() {
         join()
         mark("join of the second stream, step end")
         switch mode {
         case .direct:
+            if let started = firstRunStarted {
+                // The first run of a step of this shape, unrecorded: its products' plans are made (and timed, or
+                // read from the tuning cache) here. Queued, not finished: the GPU may still be running it.
+                firstRunStarted = nil
+                log(String(format: "first step of its shape queued in %.1f ms (products planned, outside any graph)", Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6))
+            }
             return
         case .capturing(let graph):
             mode = .direct
@@ -432,8 +444,11 @@ public final class CUDABackend: Backend {
             let status = driver.cuStreamEndCapture(stream, &captured)
             record {
                 try driver.check(status, "cuStreamEndCapture")
+                let captureEnded = DispatchTime.now().uptimeNanoseconds
                 try driver.check(driver.cuGraphInstantiate(&graph.executable, captured, 0), "cuGraphInstantiateWithFlags")
                 _ = driver.cuGraphDestroy(captured)
+                let instantiated = DispatchTime.now().uptimeNanoseconds
+                log(String(format: "step recorded as a CUDA graph: %.1f ms to record, %.1f ms to instantiate", Double(captureEnded - graph.recordingStarted) / 1e6, Double(instantiated - captureEnded) / 1e6))
                 // Recording ran nothing: launch the step now.
                 try driver.check(driver.cuGraphLaunch(graph.executable, stream), "cuGraphLaunch")
                 try driver.check(driver.cuEventRecord(graph.done, stream), "cuEventRecord")
@@ -496,6 +511,9 @@ public final class CUDABackend: Backend {
 
     /// Queues `kernel` on `target` now (recording or not).
     private func enqueueKernel(_ kernel: String, grid: (UInt32, UInt32), block: UInt32, blockY: UInt32 = 1, sharedBytes: UInt32 = 0, on target: OpaquePointer?, _ arguments: [any KernelArgument]) throws {
+        if launchShapesSeen.insert(LaunchShape(kernel: kernel, gridX: grid.0, gridY: grid.1, blockX: block, blockY: blockY, sharedBytes: sharedBytes)).inserted {
+            log("launch \(kernel): grid \(grid.0)×\(grid.1), block \(block)×\(blockY), \(sharedBytes) B shared")
+        }
         var slots = [UInt64](repeating: 0, count: arguments.count)
         try slots.withUnsafeMutableBytes { raw in
             var pointers = [UnsafeMutableRawPointer?]()
@@ -509,6 +527,12 @@ public final class CUDABackend: Backend {
             }
         }
     }
+
+    /// Each distinct launch of our kernels, logged (`-v`) the first time it is queued.
+    private struct LaunchShape: Hashable {
+        var kernel: String, gridX: UInt32, gridY: UInt32, blockX: UInt32, blockY: UInt32, sharedBytes: UInt32
+    }
+    private var launchShapesSeen = Set<LaunchShape>()
 
     private func blocks(_ count: Int, _ threads: Int = 256) -> UInt32 { UInt32(max(1, min((count + threads - 1) / threads, 65_535))) }
 
