@@ -647,11 +647,16 @@ public final class CUDABackend: Backend {
     /// 579 µs a step; copying for every weight gradient lost 2–5 µs a step on the small workloads, and in fp32
     /// (whose kernels do not care about the layout) it lost everywhere.
     private func transposesInput(of call: MatmulCall) -> Bool {
+        Self.transposesInput(of: call, tf32: allowTF32, setting: transposeSwitch)
+    }
+
+    /// The rule of `transposesInput` for a backend of that precision and `MLP_CUDA_TRANSPOSE` setting.
+    static func transposesInput(of call: MatmulCall, tf32: Bool, setting: String?) -> Bool {
         guard call.transposeA, !call.transposeB else { return false }
-        switch transposeSwitch {
+        switch setting {
         case "1": return true
         case "0": return false
-        default: return allowTF32 && 2.0 * Double(call.m) * Double(call.n) * Double(call.k) >= Self.transposedInputMinimumFlops
+        default: return tf32 && 2.0 * Double(call.m) * Double(call.n) * Double(call.k) >= transposedInputMinimumFlops
         }
     }
     private let transposeSwitch = ProcessInfo.processInfo.environment["MLP_CUDA_TRANSPOSE"]
