@@ -630,10 +630,17 @@ public final class CUDABackend: Backend {
 
     /// `call` with its plan's algorithm (timed first, if this is its shape's first run outside a recording).
     private func run(_ call: MatmulCall, _ planner: MatmulPlanner, on target: OpaquePointer?, _ workspace: MatmulWorkspace) throws -> Bool {
+        let started = DispatchTime.now().uptimeNanoseconds
         guard let plan = try planner.plan(for: call) else { return false }
         if !plan.tuned, case .direct = mode {
+            // The plan was just made (a plan is tuned on its first use): the -v log says what making it and
+            // choosing its algorithm cost, the bulk of a step shape's first run.
+            let planned = DispatchTime.now().uptimeNanoseconds
             join()  // timed with nothing beside it (the main stream's work is finished by the timing itself)
-            if let line = try planner.tune(plan, call, stream: stream, workspace: workspaces.main, driver: driver) { log("product \(line)") }
+            let line = try planner.tune(plan, call, stream: stream, workspace: workspaces.main, driver: driver)
+            let chosen = DispatchTime.now().uptimeNanoseconds
+            log("product \(line ?? plan.label): " + String(format: "planned in %.1f ms, algorithm chosen in %.1f ms",
+                                                               Double(planned - started) / 1e6, Double(chosen - planned) / 1e6))
         }
         try planner.run(plan, call, stream: target, workspace: workspace)
         return true
