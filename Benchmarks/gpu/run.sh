@@ -5,6 +5,7 @@
 #   bash Benchmarks/gpu/run.sh bench        mlp bench of the cuda backend against the GPU peers, fp32 and tf32
 #   bash Benchmarks/gpu/run.sh profile      per-kernel times of training steps (Nsight Compute)
 #   bash Benchmarks/gpu/run.sh kernels      Nsight Compute's full report on our own kernels (small-128, fp32)
+#   bash Benchmarks/gpu/run.sh firststep    where the first epoch of mlp train goes (-v: planning, first runs, recordings)
 #   bash Benchmarks/gpu/run.sh strategies   the cuda backend alone, fp32 and tf32, with each of its strategies turned
 #                                           off in turn (side stream, algorithm timing, epilogues, cuBLASLt, graphs)
 #   bash Benchmarks/gpu/run.sh compare      the cuda backend against JAX, then alone with its own product kernels
@@ -82,6 +83,16 @@ kernels)
     ncu --import "$out/kernels.ncu-rep" --page details > "$out/kernels-details.txt" 2>&1
     ncu --import "$out/kernels.ncu-rep" --page source --print-source sass --csv --kernel-name output_layer_loss \
         --launch-count 1 > "$out/output-layer-sass.csv" 2>&1
+    ;;
+firststep)
+    # Where a training run's first epoch goes: with -v the backend logs each product's planning and algorithm
+    # choice, each step shape's first (unrecorded) run and its graph recordings. Twice: timing afresh, then with
+    # the tuning file the first run wrote.
+    rm -f "$out/firststep-tuning.json"
+    for run in 1 2; do
+        MLP_CUDA_TUNE_CACHE="$out/firststep-tuning.json" .run/mlp train --backend cuda --no-progress -v 2>&1 \
+            | grep -E "product |first step|recorded as|epoch 1/|epoch 2/|test accuracy" | tee "$out/firststep-$run.txt"
+    done
     ;;
 strategies)
     for precision in fp32 tf32; do
