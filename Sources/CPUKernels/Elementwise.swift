@@ -167,7 +167,12 @@ public func optimizerRange<ISA: KernelISA>(_ isa: ISA.Type, parameters p: Unsafe
         let b1 = step.beta1, b2 = step.beta2, eps = step.epsilon
         let decoupled = step.kind == .adamw
         let m = s, v = s + count
-        // p −= lr · (m / c1) / (√(v / c2) + ε), written as in the reference so the Float rounding agrees closely.
+        // p −= lr · (m / c1) / (√(v / c2) + ε), computed as (lr / c1) · m / (√(v · (1 / c2)) + ε): one division and
+        // one square root per element instead of three divisions and a square root. The divider, which both
+        // share, set the pace (Sapphire Rapids: about 10 cycles per 16-lane division, 12 per square root; the
+        // update measured near those 42 cycles a vector); the Float results move by an ulp or two from the
+        // reference's order, far inside the checks' tolerance. Vector and scalar paths use the same order.
+        let stepSize = lr / c1, inverseC2 = 1 / c2
         while i < vectorEnd {
             var pv = V.load(p + i)
             var d = V.load(g + i)
@@ -176,9 +181,8 @@ public func optimizerRange<ISA: KernelISA>(_ isa: ISA.Type, parameters p: Unsafe
             let vv = ISA.multiplyAdd(V(repeating: b2), V.load(v + i), ISA.multiply(ISA.multiply(V(repeating: 1 - b2), d), d))
             mv.store(m + i)
             vv.store(v + i)
-            let mHat = ISA.divide(mv, V(repeating: c1))
-            let vHat = ISA.divide(vv, V(repeating: c2))
-            pv = ISA.subtract(pv, ISA.divide(ISA.multiply(V(repeating: lr), mHat), ISA.add(ISA.squareRoot(vHat), V(repeating: eps))))
+            let denominator = ISA.add(ISA.squareRoot(ISA.multiply(vv, V(repeating: inverseC2))), V(repeating: eps))
+            pv = ISA.subtract(pv, ISA.divide(ISA.multiply(V(repeating: stepSize), mv), denominator))
             pv.store(p + i)
             i += w
         }
@@ -187,8 +191,7 @@ public func optimizerRange<ISA: KernelISA>(_ isa: ISA.Type, parameters p: Unsafe
             if decoupled { p[i] *= 1 - lr * wd } else { d = wd * p[i] + d }
             m[i] = b1 * m[i] + (1 - b1) * d
             v[i] = b2 * v[i] + (1 - b2) * d * d
-            let mHat = m[i] / c1, vHat = v[i] / c2
-            p[i] = p[i] - lr * mHat / (vHat.squareRoot() + eps)
+            p[i] = p[i] - stepSize * m[i] / ((v[i] * inverseC2).squareRoot() + eps)
             i += 1
         }
     }
