@@ -82,13 +82,21 @@ public final class CPUBackend: HostMemoryBackend {
         var f0: UnsafeMutablePointer<Float>?, f1: UnsafeMutablePointer<Float>?, f2: UnsafeMutablePointer<Float>?
         var i0: UnsafeMutablePointer<Int32>?, i1: UnsafeMutablePointer<Int32>?, i2: UnsafeMutablePointer<Int32>?
         var b0: UnsafeMutablePointer<UInt8>?, b1: UnsafeMutablePointer<UInt8>?
+        var outputLayer: OutputLayerArguments?
     }
 
     /// Per-part loss sums (one slot per part, at most 8 parts), added in part order.
     private let lossParts = UnsafeMutablePointer<(Float, Float)>.allocate(capacity: 8)
     private let maxLossParts = 8
 
-    deinit { lossParts.deallocate() }
+    deinit {
+        lossParts.deallocate()
+        transposedWeights.deallocate()
+    }
+
+    /// The output layer's weights transposed (`outputLayerLossBackward`): grown on its first call, which a warm-up
+    /// step makes, so that later steps allocate nothing.
+    private var transposedWeights = UnsafeMutableBufferPointer<Float>.allocate(capacity: 0)
 
     private var pending = Pending()
     private var gemmJob: (Int) -> Void = { _ in }
@@ -97,6 +105,7 @@ public final class CPUBackend: HostMemoryBackend {
     private var backwardJob: (Int) -> Void = { _ in }
     private var lossJob: (Int) -> Void = { _ in }
     private var optimizerJob: (Int) -> Void = { _ in }
+    private var outputLayerJob: (Int) -> Void = { _ in }
 
     private func bindJobs() {
         gemmJob = { [unowned(unsafe) self] t in
@@ -128,6 +137,10 @@ public final class CPUBackend: HostMemoryBackend {
                 rows: p.rows * t / p.parts..<p.rows * (t + 1) / p.parts, columns: p.columns, loss: p.loss,
                 gradientScale: p.gradientScale)
             self.lossParts[t] = part
+        }
+        outputLayerJob = { [unowned(unsafe) self] t in
+            let p = self.pending
+            self.lossParts[t] = self.kernels.outputLayer(p.outputLayer!, p.rows * t / p.parts..<p.rows * (t + 1) / p.parts)
         }
         optimizerJob = { [unowned(unsafe) self] t in
             let p = self.pending
@@ -235,6 +248,56 @@ public final class CPUBackend: HostMemoryBackend {
             metrics.host[0] += lossParts[t].0
             metrics.host[1] += lossParts[t].1
         }
+    }
+
+    // MARK: The output layer
+
+    /// The output layer's kernel takes layers of at most this many outputs (a classifier's ten); wider ones are
+    /// products the GEMM runs well.
+    public static let fusedOutputMaximum = 16
+
+    public var fusesOutputLayer: Bool { true }
+
+    /// A narrow output layer, its loss and its backward as far as the previous layer's input gradient in one pass
+    /// over the batch's rows (`outputLayerRows`), then the two bias gradients' column sums and the weight gradient's
+    /// product as in the default composition. Per row, the logits and the input gradient are sums in a fixed order,
+    /// so results do not depend on the thread count.
+    public func outputLayerLossBackward(
+        outputs: DevicePointer<Float>, gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>,
+        metrics: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>,
+        bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int,
+        loss: Loss, gradientScale: Float, weightGradient: DevicePointer<Float>, inputGradient: DevicePointer<Float>,
+        inputBiasGradient: DevicePointer<Float>, inputActivation: Activation
+    ) {
+        guard outputSize <= Self.fusedOutputMaximum, rows > 0, inputSize > 0, outputSize > 0 else {
+            return unfusedOutputLayerLossBackward(
+                outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, inputs: inputs,
+                weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize,
+                loss: loss, gradientScale: gradientScale, weightGradient: weightGradient, inputGradient: inputGradient,
+                inputBiasGradient: inputBiasGradient, inputActivation: inputActivation)
+        }
+        if transposedWeights.count < inputSize * outputSize {
+            transposedWeights.deallocate()
+            transposedWeights = .allocate(capacity: inputSize * outputSize)
+        }
+        let wt = transposedWeights.baseAddress!, w = weights.host
+        for k in 0..<inputSize { for c in 0..<outputSize { wt[c * inputSize + k] = w[k * outputSize + c] } }
+        pending.parts = min(parts(rows * inputSize * outputSize, grain: 131_072), maxLossParts)
+        pending.rows = rows
+        pending.outputLayer = OutputLayerArguments(
+            outputs: outputs.host, gradient: gradient.host, inputGradient: inputGradient.host, inputs: UnsafePointer(inputs.host),
+            transposedWeights: UnsafePointer(wt), bias: UnsafePointer(bias.host), labels: UnsafePointer(labels.host),
+            inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale, inputActivation: inputActivation)
+        flushingSubnormals { pool.run(tasks: pending.parts, outputLayerJob) }
+        for t in 0..<pending.parts {
+            metrics.host[0] += lossParts[t].0
+            metrics.host[1] += lossParts[t].1
+        }
+        // The identity's derivative is 1: these passes only sum the columns (in row order).
+        activationBackward(gradient: gradient, biasGradient: biasGradient, outputs: outputs, rows: rows, columns: outputSize, activation: .identity)
+        activationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows, columns: inputSize, activation: .identity)
+        gemm(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows, alpha: 1, a: inputs, lda: inputSize,
+             b: gradient, ldb: outputSize, beta: 0, c: weightGradient, ldc: outputSize)
     }
 
     // MARK: Optimizer

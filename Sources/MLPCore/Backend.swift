@@ -107,6 +107,10 @@ public protocol Backend: AnyObject {
     /// (a profiler then times them whole instead of their parts). The default is `false`.
     var fusesDenseLayers: Bool { get }
 
+    /// Whether `outputLayerLoss` and `outputLayerLossBackward` do more than their default compositions (a profiler
+    /// then times them whole). The default is `fusesDenseLayers`.
+    var fusesOutputLayer: Bool { get }
+
     /// A dense layer's forward in one call: `outputs = f(inputs · weights + bias)`.
     ///
     /// The default is `gemm` then `biasActivationForward`; a backend overrides it where the product's epilogue
@@ -197,6 +201,8 @@ extension Backend {
 extension Backend {
     /// `false`: the fused layer operations are the compositions below.
     public var fusesDenseLayers: Bool { false }
+    /// `fusesDenseLayers`.
+    public var fusesOutputLayer: Bool { fusesDenseLayers }
 
     /// `gemm` then `biasActivationForward`: the definition of `denseForward`, for backends with nothing to fuse.
     public func denseForward(

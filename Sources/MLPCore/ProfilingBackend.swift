@@ -70,6 +70,7 @@ public final class ProfilingBackend: Backend {
     }
 
     public var fusesDenseLayers: Bool { inner.fusesDenseLayers }
+    public var fusesOutputLayer: Bool { inner.fusesOutputLayer }
 
     public func denseForward(outputs: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, activation: Activation) {
         guard inner.fusesDenseLayers else {
@@ -91,7 +92,7 @@ public final class ProfilingBackend: Backend {
     }
 
     public func outputLayerLoss(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float) {
-        guard inner.fusesDenseLayers else {
+        guard inner.fusesOutputLayer else {
             return unfusedOutputLayerLoss(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, predictions: predictions, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale)
         }
         measure("output layer \(rows)×\(outputSize)×\(inputSize) + \(loss.rawValue)\(gradient == nil ? "" : " + gradient, bias grad")") {
@@ -100,7 +101,7 @@ public final class ProfilingBackend: Backend {
     }
 
     public func outputLayerLossBackward(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>, metrics: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float, weightGradient: DevicePointer<Float>, inputGradient: DevicePointer<Float>, inputBiasGradient: DevicePointer<Float>, inputActivation: Activation) {
-        guard inner.fusesDenseLayers else {
+        guard inner.fusesOutputLayer else {
             // Time the parts (this wrapper's own outputLayerLoss and denseBackward).
             return unfusedOutputLayerLossBackward(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale, weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient, inputActivation: inputActivation)
         }

@@ -62,6 +62,20 @@ import TestSupport
         }
     }
 
+    /// The fused output layer (`outputLayerRows`) on shapes that reach each of its paths: four vectors of inputs at a
+    /// time and the vector and scalar leftovers, outputs in groups of four and the rest, a single output, the widest
+    /// fused layer and one past it (the default composition), rows split over three threads.
+    @Test(arguments: [(37, 300, 10), (5, 129, 1), (17, 70, 16), (3, 20, 17), (64, 1000, 3)])
+    func fusedOutputLayerOnAwkwardShapes(rows: Int, inputSize: Int, outputSize: Int) throws {
+        var checks = BackendOpChecks(try CPUBackend(threads: 3))
+        for loss in Loss.allCases {
+            for activation in Activation.allCases {
+                let b = try checks.outputLayerBackward(rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, activation: activation)
+                #expect(b.error < 1e-5 && b.countsExact, "\(loss) \(activation)")
+            }
+        }
+    }
+
     @Test func gather() throws {
         var checks = BackendOpChecks(try CPUBackend(threads: 3))
         #expect(try checks.gather(samples: 50, features: 17, batch: 33))
