@@ -17,8 +17,9 @@ import MNIST
 /// each operation.
 ///
 /// Results do not depend on the thread count: products are split between threads by rows or columns of C
-/// (never along k), column sums by columns, and the optimizer by elements, so every number is computed in the
-/// same order whatever the split. (Only the loss *metric* is summed in per-thread parts.)
+/// (never along k), column sums by columns, the fused output layer by rows (each row's sums in a fixed order), and
+/// the optimizer by elements, so every number is computed in the same order whatever the split. (Only the loss
+/// *metric* is summed in per-thread parts.)
 public final class CPUBackend: HostMemoryBackend {
     /// How matrix products are computed.
     public enum GEMMProvider: String, CaseIterable, Sendable {
