@@ -7,8 +7,9 @@ import MNIST
 /// The optimized CPU backend: packed, cache-blocked SIMD GEMM (AVX-512, AVX2 or baseline, chosen at run time)
 /// or a BLAS found at run time, fused elementwise passes, all spread over a persistent thread pool.
 ///
-/// Memory is the host's, 64-byte aligned. After the buffers of a `Network` are allocated, no operation
-/// allocates: the packing buffers of every thread are made once, with the backend.
+/// Memory is the host's, 64-byte aligned. After a `Network`'s first training step no operation allocates: the
+/// packing buffers of every thread are made once, with the backend, and the output layer's transposed weights in
+/// that first step.
 ///
 /// Subnormal numbers are flushed to zero (x86's FTZ and DAZ, as XLA and oneDNN do) while the backend's kernels
 /// run: arithmetic on them is about a hundred times slower, and late in training Adam's second moments reach them

@@ -124,10 +124,6 @@ public final class CUDABackend: Backend {
     private var sidePending = false
     private var sideAccesses = StreamAccesses()
 
-    /// Whether main-stream work that reads `reading` and writes `writing` must wait for the side stream's queued work.
-    private func sideConflicts(reading: [Range<UInt>], writing: [Range<UInt>]) -> Bool {
-        sidePending && sideAccesses.conflict(reading: reading, writing: writing)
-    }
     /// Whether weight gradients go to the side stream (`MLP_CUDA_STREAMS=1` keeps everything on one stream).
     let usesSideStream: Bool
     private let log: (String) -> Void
@@ -573,8 +569,9 @@ public final class CUDABackend: Backend {
     public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: DevicePointer<Float>, lda: Int, b: DevicePointer<Float>, ldb: Int, beta: Float, c: DevicePointer<Float>, ldc: Int) {
         // Waits for the side stream only if it touches these matrices: the first layer's weight gradient (a plain
         // product) then runs beside the later layers' weight gradients instead of after them.
-        if joinsBeforeEveryProduct || sideConflicts(reading: [StreamAccesses.extent(a, rows: transposeA ? k : m, stride: lda), StreamAccesses.extent(b, rows: transposeB ? n : k, stride: ldb)],
-                                                    writing: [StreamAccesses.extent(c, rows: m, stride: ldc)]) {
+        if joinsBeforeEveryProduct || sidePending && (sideAccesses.writes(into: StreamAccesses.extent(a, rows: transposeA ? k : m, stride: lda))
+                                                      || sideAccesses.writes(into: StreamAccesses.extent(b, rows: transposeB ? n : k, stride: ldb))
+                                                      || sideAccesses.uses(StreamAccesses.extent(c, rows: m, stride: ldc))) {
             join()
         }
         enqueueGemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
@@ -768,10 +765,13 @@ public final class CUDABackend: Backend {
     }
 
     public func denseBackward(weightGradient: DevicePointer<Float>, inputGradient: DevicePointer<Float>, inputBiasGradient: DevicePointer<Float>, gradient: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, inputActivation: Activation) {
-        // The main stream is about to write the input gradient: the side stream's earlier work may still read it.
-        if sideConflicts(reading: [StreamAccesses.extent(gradient, rows: rows, stride: outputSize), StreamAccesses.extent(inputs, rows: rows, stride: inputSize),
-                                   StreamAccesses.extent(weights, rows: inputSize, stride: outputSize)],
-                         writing: [StreamAccesses.extent(inputGradient, rows: rows, stride: inputSize), StreamAccesses.extent(inputBiasGradient, rows: 1, stride: inputSize)]) {
+        // Waits for the side stream's earlier work if it writes what this reads, or touches what this writes (the
+        // input gradient, which an earlier layer's weight gradient may still be reading).
+        if sidePending && (sideAccesses.writes(into: StreamAccesses.extent(gradient, rows: rows, stride: outputSize))
+                           || sideAccesses.writes(into: StreamAccesses.extent(inputs, rows: rows, stride: inputSize))
+                           || sideAccesses.writes(into: StreamAccesses.extent(weights, rows: inputSize, stride: outputSize))
+                           || sideAccesses.uses(StreamAccesses.extent(inputGradient, rows: rows, stride: inputSize))
+                           || sideAccesses.uses(StreamAccesses.extent(inputBiasGradient, rows: 1, stride: inputSize))) {
             join()
         }
         guard usesSideStream else {
@@ -789,9 +789,9 @@ public final class CUDABackend: Backend {
 
     /// dW [in, out] = Xᵀ [in, B] · dZ [B, out], on the side stream: nothing reads it before the optimizer (which
     /// joins), so it runs beside what the main stream does next.
-    /// `alsoBeside`, if given, queues more work on the side stream after the product (it runs only while recording
-    /// or running directly, not when a step is replayed).
-    private func enqueueWeightGradient(_ weightGradient: DevicePointer<Float>, inputs: DevicePointer<Float>, gradient: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, alsoBeside: (() throws -> Void)? = nil) {
+    /// `alsoBeside` queues more work on the side stream after the product (it runs only while recording or running
+    /// directly, not when a step is replayed; non-escaping, so that a replayed step allocates no closure context).
+    private func enqueueWeightGradient(_ weightGradient: DevicePointer<Float>, inputs: DevicePointer<Float>, gradient: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, alsoBeside: () throws -> Void = {}) {
         if case .replaying = mode {
             sidePending = true
         } else {
@@ -803,7 +803,7 @@ public final class CUDABackend: Backend {
                                       a: inputs.address, lda: inputSize, b: gradient.address, ldb: outputSize, beta: 0,
                                       c: weightGradient.address, ldc: outputSize)
                 forked = try matmul(call, on: sideStream)
-                try alsoBeside?()
+                try alsoBeside()
                 try driver.check(driver.cuEventRecord(joinEvent, sideStream), "cuEventRecord(join)")
                 sidePending = true
             }
@@ -812,7 +812,8 @@ public final class CUDABackend: Backend {
                 enqueueGemm(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows, alpha: 1, a: inputs, lda: inputSize, b: gradient, ldb: outputSize, beta: 0, c: weightGradient, ldc: outputSize)
             }
         }
-        sideAccesses.read(StreamAccesses.extent(inputs, rows: rows, stride: inputSize), StreamAccesses.extent(gradient, rows: rows, stride: outputSize))
+        sideAccesses.read(StreamAccesses.extent(inputs, rows: rows, stride: inputSize))
+        sideAccesses.read(StreamAccesses.extent(gradient, rows: rows, stride: outputSize))
         sideAccesses.write(StreamAccesses.extent(weightGradient, rows: inputSize, stride: outputSize))
     }
 
@@ -873,7 +874,8 @@ public final class CUDABackend: Backend {
                 try self.enqueueActivationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows,
                                                    columns: inputSize, activation: identity, on: self.sideStream)
             }
-            sideAccesses.read(StreamAccesses.extent(inputGradient, rows: rows, stride: inputSize), StreamAccesses.extent(inputs, rows: rows, stride: inputSize))
+            sideAccesses.read(StreamAccesses.extent(inputGradient, rows: rows, stride: inputSize))
+            sideAccesses.read(StreamAccesses.extent(inputs, rows: rows, stride: inputSize))
             sideAccesses.write(StreamAccesses.extent(inputBiasGradient, rows: 1, stride: inputSize))
         } else {
             enqueueGemm(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows, alpha: 1, a: inputs, lda: inputSize, b: gradient, ldb: outputSize, beta: 0, c: weightGradient, ldc: outputSize)

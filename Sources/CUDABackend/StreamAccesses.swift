@@ -5,6 +5,9 @@ import MLPCore
 /// anything it writes. The cuda backend keeps one for its second stream, so that a product on the main stream waits
 /// for the second stream only when they share memory (the first layer's weight gradient, for one, then runs beside
 /// the later layers' instead of after them).
+///
+/// It is consulted on every step, replays included, so nothing here allocates once its two lists have reached
+/// their size (`removeAll` keeps their storage; one range per call, no variadic or literal arrays).
 struct StreamAccesses {
     private(set) var reads: [Range<UInt>] = []
     private(set) var writes: [Range<UInt>] = []
@@ -15,8 +18,8 @@ struct StreamAccesses {
         matrix.address ..< matrix.address + UInt(max(0, rows) * max(0, stride) * 4)
     }
 
-    mutating func read(_ ranges: Range<UInt>...) { reads += ranges }
-    mutating func write(_ ranges: Range<UInt>...) { writes += ranges }
+    mutating func read(_ range: Range<UInt>) { reads.append(range) }
+    mutating func write(_ range: Range<UInt>) { writes.append(range) }
 
     /// Forgets everything (the other stream has waited for the work).
     mutating func removeAll() {
@@ -24,9 +27,9 @@ struct StreamAccesses {
         writes.removeAll(keepingCapacity: true)
     }
 
-    /// Whether work that reads `reading` and writes `writing` must wait for the queued work.
-    func conflict(reading: [Range<UInt>], writing: [Range<UInt>]) -> Bool {
-        reading.contains { r in writes.contains { $0.overlaps(r) } }
-            || writing.contains { w in writes.contains { $0.overlaps(w) } || reads.contains { $0.overlaps(w) } }
-    }
+    /// Whether the queued work writes part of `range`: work that reads it must wait.
+    func writes(into range: Range<UInt>) -> Bool { writes.contains { $0.overlaps(range) } }
+
+    /// Whether the queued work reads or writes part of `range`: work that writes it must wait.
+    func uses(_ range: Range<UInt>) -> Bool { writes(into: range) || reads.contains { $0.overlaps(range) } }
 }
