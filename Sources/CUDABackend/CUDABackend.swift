@@ -66,6 +66,36 @@ public final class CUDABackend: Backend {
         var marks: [(label: String, event: OpaquePointer?)] = []
         /// When the recording began (for the `-v` log).
         var recordingStarted: UInt64 = 0
+        /// The recorded graph itself, kept until it has been copied into a `StepGroup`.
+        var captured: OpaquePointer?
+        /// The step key it records.
+        var key: StepKey?
+    }
+
+    /// `stepsPerLaunch` recordings of one step chained into one graph (each a child graph node depending on the
+    /// one before), launched once for that many training steps: the steps' uploads are staged into the members'
+    /// pinned buffers in turn and the group is launched with the last. Between two launched graphs the GPU spends
+    /// a few microseconds that it does not spend between two nodes of one graph (the `MLP_CUDA_TRACE` lines' "between
+    /// graphs"). Anything else the backend is asked to do while a group is part-staged first launches the staged
+    /// members one by one (`flushStagedSteps`), so the order of work is always the order of the calls.
+    private final class StepGroup {
+        let members: [StepGraph]
+        var executable: OpaquePointer?
+        var done: OpaquePointer?
+        init(members: [StepGraph]) { self.members = members }
+    }
+    /// Two groups per step key once it is hot (used in turn, like the single recordings).
+    private var groups = [StepKey: [StepGroup]]()
+    /// The group whose members are being staged: its key, and how many of its steps are staged.
+    private var filling: (key: StepKey, group: StepGroup, staged: Int)?
+    /// Replays of each key's single recordings: a key replayed `2 * stepsPerLaunch` times gets its groups (the
+    /// epoch's last, partial batch, once an epoch, never does).
+    private var replays = [StepKey: Int]()
+    /// How many training steps one graph launch runs (`MLP_CUDA_STEPS_PER_GRAPH`, default 4; 1 with
+    /// `MLP_CUDA_TRACE=1`, whose events are read after each step). A change applies to step keys (networks) not yet
+    /// recorded; `mlp check` sets it to compare chained steps with single ones.
+    public var stepsPerLaunch: Int {
+        willSet { flushStagedSteps() }
     }
     private enum Mode { case direct, capturing(StepGraph), replaying(StepGraph) }
     private var mode = Mode.direct
@@ -126,7 +156,15 @@ public final class CUDABackend: Backend {
 
     /// Whether weight gradients go to the side stream (`MLP_CUDA_STREAMS=1` keeps everything on one stream).
     let usesSideStream: Bool
+    /// Whether our kernels that follow a product on the main stream (the output layer's, the ReLU backward) are
+    /// launched with programmatic stream serialisation (Hopper and later; `MLP_CUDA_PDL=0` turns it off): the GPU
+    /// may then start them while the product's last blocks finish, and they wait for its results inside
+    /// (`wait_for_previous_kernel`), after work that does not need them (the output layer stages its weights
+    /// first). In a recorded step the edge from the product becomes a programmatic one. What it saves is the launch
+    /// gap between two dependent kernels, which is most of a small step (Benchmarks/RESULTS.md).
+    let launchesDependents: Bool
     private let log: (String) -> Void
+    private let warn: (String) -> Void
     /// Step keys seen once: a step runs uninstrumented the first time (its products' algorithms are timed then,
     /// which cannot happen inside a recording) and is recorded the second time.
     private var seenSteps = Set<StepKey>()
@@ -137,7 +175,8 @@ public final class CUDABackend: Backend {
     ///   - device: the CUDA device's ordinal.
     ///   - allowTF32: whether products may use TF32 matrix units (`--precision tf32`).
     ///   - log: where the details go (libraries loaded, compile times, each product's algorithm).
-    ///   - warn: where problems that do not stop the backend go (once each): a tuning cache that cannot be saved.
+    ///   - warn: where problems that do not stop the backend go (once each): a tuning cache that cannot be saved,
+    ///     training steps that cannot be chained into one graph.
     public init(device: Int = 0, allowTF32: Bool = false, log: @escaping (String) -> Void = { _ in },
                 warn: @escaping (String) -> Void = { _ in }) throws {
         let d = try CUDADriver.load()
@@ -221,6 +260,9 @@ public final class CUDABackend: Backend {
                 lt: lt, computeType: allowTF32 ? CUBLASLt.computeFastTF32 : CUBLASLt.computeFP32,
                 workspaceBytes: Self.ltWorkspaceBytes, tunes: tunes, tiled: tiled, timesTiled: timesTiled, cache: cache)
             planner?.warn = warn
+            if let seconds = try planner?.warmUp() {
+                log(String(format: "cuBLASLt's first heuristic query (its own set-up) at start-up: %.1f ms", seconds * 1e3))
+            }
             compileTiled = { try TiledGemmKernels(driver: d, nvrtc: nvrtc, architecture: "sm_\(major)\(minor)", multiprocessors: Int(multiprocessors), log: log) }
             fusesEpilogues = environment["MLP_CUDA_FUSE"] != "0"
             log("cuBLASLt \(lt.getVersion()): \(lt.path); algorithms \(tunes ? "timed per shape\(timesTiled ? ", our tiled kernels among them" : "")" : "from the heuristic"), epilogues \(fusesEpilogues ? "on" : "off")")
@@ -231,10 +273,13 @@ public final class CUDABackend: Backend {
             compileTiled = nil
         }
         self.log = log
+        self.warn = warn
         fusesOutputBackward = environment["MLP_CUDA_OUTPUT_BACKWARD"] != "0"
         readsMappedIndices = environment["MLP_CUDA_MAPPED_INDICES"] == "1"
         traces = environment["MLP_CUDA_TRACE"] == "1"
+        stepsPerLaunch = traces ? 1 : max(1, min(64, Int(environment["MLP_CUDA_STEPS_PER_GRAPH"] ?? "") ?? 4))
         usesSideStream = planner != nil && environment["MLP_CUDA_STREAMS"] != "1"
+        launchesDependents = major >= 9 && d.cuLaunchKernelEx != nil && environment["MLP_CUDA_PDL"] != "0"
         if usesSideStream {
             try d.check(d.cuStreamCreate(&sideStream, 0), "cuStreamCreate(side)")
             try d.check(d.cuStreamCreate(&uploadStream, 0), "cuStreamCreate(uploads)")
@@ -267,6 +312,7 @@ public final class CUDABackend: Backend {
 
     private func record(_ body: () throws -> Void) {
         guard pendingError == nil else { return }
+        if filling != nil, case .direct = mode { flushStagedSteps() }  // staged steps run before anything after them
         do {
             try body()
             if synchronizeEachOperation { try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize") }
@@ -279,6 +325,7 @@ public final class CUDABackend: Backend {
     }
 
     public func synchronize() throws {
+        flushStagedSteps()
         join()
         try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
         if let error = pendingError {
@@ -294,6 +341,7 @@ public final class CUDABackend: Backend {
     public private(set) var deviceAllocations = 0
 
     public func allocate<T>(_ type: T.Type, count: Int) throws -> DevicePointer<T> {
+        flushStagedSteps()
         deviceAllocations += 1
         var address: UInt64 = 0
         let bytes = max(count, 1) * MemoryLayout<T>.stride
@@ -303,6 +351,7 @@ public final class CUDABackend: Backend {
     }
 
     public func free<T>(_ pointer: DevicePointer<T>) {
+        flushStagedSteps()
         join()
         _ = driver.cuMemFree(UInt64(pointer.address))
     }
@@ -381,16 +430,36 @@ public final class CUDABackend: Backend {
 
     public func beginStep(_ key: StepKey) {
         guard usesGraphs, pendingError == nil, case .direct = mode else { return }
+        if let staged = filling, staged.key != key { flushStagedSteps() }
         guard seenSteps.contains(key) else {
             seenSteps.insert(key)
             firstRunStarted = DispatchTime.now().uptimeNanoseconds
             return
         }
-        var list = graphs[key] ?? []
-        let turn = parity[key, default: 0]
-        parity[key] = turn ^ 1
         uploadIndex = 0
-        if turn < list.count {
+        if let pair = groups[key] {
+            // A member of a group: the next to stage. A group's buffers are refilled only once its last launch has
+            // run.
+            if filling == nil {
+                let turn = parity[key, default: 0]
+                parity[key] = turn ^ 1
+                let group = pair[turn]
+                let start = DispatchTime.now().uptimeNanoseconds
+                record { try driver.check(driver.cuEventSynchronize(group.done), "cuEventSynchronize") }
+                hostWaitSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                filling = (key, group, 0)
+            }
+            guard let staged = filling else { return }
+            mode = .replaying(staged.group.members[staged.staged])
+            return
+        }
+        var list = graphs[key] ?? []
+        // A hot key records more steps (each is launched as it is recorded) until it has two groups' worth.
+        let recordsMembers = stepsPerLaunch > 1 && replays[key, default: 0] >= 2 * stepsPerLaunch && list.count < 2 * stepsPerLaunch
+        if list.count >= 2 && !recordsMembers {
+            let turn = parity[key, default: 0]
+            parity[key] = turn ^ 1
+            replays[key, default: 0] += 1
             let graph = list[turn]
             let start = DispatchTime.now().uptimeNanoseconds
             record { try driver.check(driver.cuEventSynchronize(graph.done), "cuEventSynchronize") }
@@ -399,6 +468,7 @@ public final class CUDABackend: Backend {
             mode = .replaying(graph)
         } else {
             let graph = StepGraph()
+            graph.key = key
             graph.recordingStarted = DispatchTime.now().uptimeNanoseconds
             record {
                 try driver.check(driver.cuEventCreate(&graph.done, 2), "cuEventCreate")
@@ -442,20 +512,84 @@ public final class CUDABackend: Backend {
                 try driver.check(status, "cuStreamEndCapture")
                 let captureEnded = DispatchTime.now().uptimeNanoseconds
                 try driver.check(driver.cuGraphInstantiate(&graph.executable, captured, 0), "cuGraphInstantiateWithFlags")
-                _ = driver.cuGraphDestroy(captured)
+                if stepsPerLaunch > 1 { graph.captured = captured } else { _ = driver.cuGraphDestroy(captured) }
                 let instantiated = DispatchTime.now().uptimeNanoseconds
                 log(String(format: "step recorded as a CUDA graph: %.1f ms to record, %.1f ms to instantiate", Double(captureEnded - graph.recordingStarted) / 1e6, Double(instantiated - captureEnded) / 1e6))
                 // Recording ran nothing: launch the step now.
                 try driver.check(driver.cuGraphLaunch(graph.executable, stream), "cuGraphLaunch")
                 try driver.check(driver.cuEventRecord(graph.done, stream), "cuEventRecord")
             }
+            if stepsPerLaunch > 1, pendingError == nil, let key = graph.key, let list = graphs[key], list.count == 2 * stepsPerLaunch {
+                do {
+                    try makeGroups(key, from: list)
+                } catch {
+                    // Not fatal: the key's steps go on being launched one graph each.
+                    warn("training steps could not be chained into one graph (\(error)); each step is launched alone")
+                }
+            }
         case .replaying(let graph):
             mode = .direct
             precondition(uploadIndex == graph.uploads.count, "a replayed step made \(uploadIndex) uploads where the recording had \(graph.uploads.count)")
+            if var staged = filling {
+                staged.staged += 1
+                guard staged.staged == staged.group.members.count else { filling = staged; return }
+                filling = nil
+                record {
+                    try driver.check(driver.cuGraphLaunch(staged.group.executable, stream), "cuGraphLaunch(\(staged.group.members.count) steps)")
+                    try driver.check(driver.cuEventRecord(staged.group.done, stream), "cuEventRecord")
+                }
+                return
+            }
             record {
                 try driver.check(driver.cuGraphLaunch(graph.executable, stream), "cuGraphLaunch")
                 try driver.check(driver.cuEventRecord(graph.done, stream), "cuEventRecord")
             }
+        }
+    }
+
+    /// Chains a hot key's `2 * stepsPerLaunch` recordings into its two groups (see `StepGroup`).
+    private func makeGroups(_ key: StepKey, from list: [StepGraph]) throws {
+        let started = DispatchTime.now().uptimeNanoseconds
+        // The recordings were launched as they were made: none of their buffers may be refilled before they ran.
+        try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
+        var made = [StepGroup]()
+        for half in 0..<2 {
+            let group = StepGroup(members: Array(list[half * stepsPerLaunch..<(half + 1) * stepsPerLaunch]))
+            var chain: OpaquePointer?
+            try driver.check(driver.cuGraphCreate(&chain, 0), "cuGraphCreate")
+            defer { _ = driver.cuGraphDestroy(chain) }
+            var previous: OpaquePointer?
+            for member in group.members {
+                var node: OpaquePointer?
+                if previous == nil {
+                    try driver.check(driver.cuGraphAddChildGraphNode(&node, chain, nil, 0, member.captured), "cuGraphAddChildGraphNode")
+                } else {
+                    try driver.check(driver.cuGraphAddChildGraphNode(&node, chain, &previous, 1, member.captured), "cuGraphAddChildGraphNode")
+                }
+                previous = node
+            }
+            try driver.check(driver.cuGraphInstantiate(&group.executable, chain, 0), "cuGraphInstantiateWithFlags(\(stepsPerLaunch) steps)")
+            try driver.check(driver.cuEventCreate(&group.done, 2), "cuEventCreate")
+            made.append(group)
+        }
+        for member in list {
+            _ = driver.cuGraphDestroy(member.captured)
+            member.captured = nil
+        }
+        groups[key] = made
+        parity[key] = 0
+        log(String(format: "\(stepsPerLaunch) steps chained into one graph, twice: %.1f ms", Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6))
+    }
+
+    /// Launches the steps staged into a group that is not full yet, one recording at a time (see `StepGroup`).
+    private func flushStagedSteps() {
+        guard let staged = filling else { return }
+        filling = nil
+        record {
+            for member in staged.group.members.prefix(staged.staged) {
+                try driver.check(driver.cuGraphLaunch(member.executable, stream), "cuGraphLaunch")
+            }
+            try driver.check(driver.cuEventRecord(staged.group.done, stream), "cuEventRecord")
         }
     }
 
@@ -500,13 +634,15 @@ public final class CUDABackend: Backend {
 
     /// Queues `kernel`, or does nothing while a recorded step is replayed. The arguments are an autoclosure so that a
     /// replayed step does not even build their array on the host.
-    private func launch(_ kernel: String, grid: (UInt32, UInt32), block: UInt32, blockY: UInt32 = 1, sharedBytes: UInt32 = 0, _ makeArguments: @autoclosure () -> [any KernelArgument]) {
+    private func launch(_ kernel: String, grid: (UInt32, UInt32), block: UInt32, blockY: UInt32 = 1, sharedBytes: UInt32 = 0, dependent: Bool = false, _ makeArguments: @autoclosure () -> [any KernelArgument]) {
         if case .replaying = mode { return }  // recorded in the graph
-        record { try enqueueKernel(kernel, grid: grid, block: block, blockY: blockY, sharedBytes: sharedBytes, on: stream, makeArguments()) }
+        record { try enqueueKernel(kernel, grid: grid, block: block, blockY: blockY, sharedBytes: sharedBytes, dependent: dependent, on: stream, makeArguments()) }
     }
 
-    /// Queues `kernel` on `target` now (recording or not).
-    private func enqueueKernel(_ kernel: String, grid: (UInt32, UInt32), block: UInt32, blockY: UInt32 = 1, sharedBytes: UInt32 = 0, on target: OpaquePointer?, _ arguments: [any KernelArgument]) throws {
+    /// Queues `kernel` on `target` now (recording or not). `dependent`: the kernel follows another kernel on
+    /// `target` and waits for it with `wait_for_previous_kernel()`, so it may be launched before that one ends
+    /// (see `launchesDependents`).
+    private func enqueueKernel(_ kernel: String, grid: (UInt32, UInt32), block: UInt32, blockY: UInt32 = 1, sharedBytes: UInt32 = 0, dependent: Bool = false, on target: OpaquePointer?, _ arguments: [any KernelArgument]) throws {
         if launchShapesSeen.insert(LaunchShape(kernel: kernel, gridX: grid.0, gridY: grid.1, blockX: block, blockY: blockY, sharedBytes: sharedBytes)).inserted {
             log("launch \(kernel): grid \(grid.0)×\(grid.1), block \(block)×\(blockY), \(sharedBytes) B shared")
         }
@@ -519,7 +655,25 @@ public final class CUDABackend: Backend {
                 pointers.append(slot)
             }
             try pointers.withUnsafeMutableBufferPointer { p in
-                try driver.check(driver.cuLaunchKernel(functions[kernel]!, grid.0, grid.1, 1, block, blockY, 1, sharedBytes, target, p.baseAddress, nil), "cuLaunchKernel(\(kernel))")
+                guard dependent, launchesDependents, let launchEx = driver.cuLaunchKernelEx else {
+                    return try driver.check(driver.cuLaunchKernel(functions[kernel]!, grid.0, grid.1, 1, block, blockY, 1, sharedBytes, target, p.baseAddress, nil), "cuLaunchKernel(\(kernel))")
+                }
+                // A CUlaunchAttribute (a 4-byte id, 4 bytes of padding, a 64-byte value) asking for programmatic
+                // stream serialisation (id 6, value 1), then the CUlaunchConfig that points at it (7 UInt32s, the
+                // stream at byte 32, the attributes at 40, their count at 48).
+                try withUnsafeTemporaryAllocation(byteCount: 72 + 56, alignment: 8) { raw in
+                    raw.initializeMemory(as: UInt8.self, repeating: 0)
+                    let attribute = raw.baseAddress!, config = raw.baseAddress! + 72
+                    attribute.storeBytes(of: UInt32(6), as: UInt32.self)
+                    attribute.storeBytes(of: Int32(1), toByteOffset: 8, as: Int32.self)
+                    for (i, value) in [grid.0, grid.1, 1, block, blockY, 1, sharedBytes].enumerated() {
+                        config.storeBytes(of: value, toByteOffset: 4 * i, as: UInt32.self)
+                    }
+                    config.storeBytes(of: target, toByteOffset: 32, as: OpaquePointer?.self)
+                    config.storeBytes(of: attribute, toByteOffset: 40, as: UnsafeMutableRawPointer.self)
+                    config.storeBytes(of: UInt32(1), toByteOffset: 48, as: UInt32.self)
+                    try driver.check(launchEx(UnsafeRawPointer(config), functions[kernel]!, p.baseAddress, nil), "cuLaunchKernelEx(\(kernel), programmatic stream serialisation)")
+                }
             }
         }
     }
@@ -782,7 +936,7 @@ public final class CUDABackend: Backend {
         // dX [B, in] = dZ [B, out] · Wᵀ [out, in], then the activation's derivative and the bias gradient.
         enqueueGemm(transposeA: false, transposeB: true, m: rows, n: inputSize, k: outputSize, alpha: 1, a: gradient, lda: outputSize, b: weights, ldb: outputSize, beta: 0, c: inputGradient, ldc: inputSize)
         if case .replaying = mode {} else {
-            record { try enqueueActivationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows, columns: inputSize, activation: Int32(Activation.allCases.firstIndex(of: inputActivation)!), on: stream) }
+            record { try enqueueActivationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows, columns: inputSize, activation: Int32(Activation.allCases.firstIndex(of: inputActivation)!), dependent: true, on: stream) }
         }
         mark("backward \(rows)×\(inputSize)×\(outputSize): dX product, \(inputActivation.rawValue)' and bias gradient (dW beside)")
     }
@@ -847,7 +1001,7 @@ public final class CUDABackend: Backend {
         join()
         let none = DevicePointer<Float>(address: 0)
         let shape = Self.outputLayerLaunch(rows: rows, inputSize: inputSize, outputSize: outputSize)
-        launch("output_layer_loss", grid: (shape.blocks, 1), block: Self.outputLayerThreads, sharedBytes: shape.sharedBytes,
+        launch("output_layer_loss", grid: (shape.blocks, 1), block: Self.outputLayerThreads, sharedBytes: shape.sharedBytes, dependent: true,
                [outputs, gradient ?? none, biasGradient ?? none, metrics,
                 predictions ?? DevicePointer<Int32>(address: 0), inputs, weights, bias, labels,
                 Int32(rows), Int32(inputSize), Int32(outputSize), Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale,
@@ -860,7 +1014,7 @@ public final class CUDABackend: Backend {
         }
         join()
         let shape = Self.outputLayerLaunch(rows: rows, inputSize: inputSize, outputSize: outputSize)
-        launch("output_layer_loss", grid: (shape.blocks, 1), block: Self.outputLayerThreads, sharedBytes: shape.sharedBytes,
+        launch("output_layer_loss", grid: (shape.blocks, 1), block: Self.outputLayerThreads, sharedBytes: shape.sharedBytes, dependent: true,
                [outputs, gradient, biasGradient, metrics, DevicePointer<Int32>(address: 0), inputs, weights, bias, labels,
                 Int32(rows), Int32(inputSize), Int32(outputSize), Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale,
                 outputPartials, outputCounter, inputGradient,
@@ -899,7 +1053,7 @@ public final class CUDABackend: Backend {
     }
 
     /// Queues `activation_backward` (activation given as its kernel code) on `target`, the main or the side stream.
-    private func enqueueActivationBackward(gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>, outputs: DevicePointer<Float>, rows: Int, columns: Int, activation: Int32, on target: OpaquePointer?) throws {
+    private func enqueueActivationBackward(gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>, outputs: DevicePointer<Float>, rows: Int, columns: Int, activation: Int32, dependent: Bool = false, on target: OpaquePointer?) throws {
         // Chunks of at least 128 rows, at most 64 of them: a 1024-row batch of 512 columns is 16 × 8 blocks
         // instead of 16 blocks each walking all the rows (measured on an H100 with 64-row chunks: small-1024 went
         // from 5.95 to 6.92 million samples/s in fp32). A 128-row batch stays one chunk.
@@ -914,7 +1068,7 @@ public final class CUDABackend: Backend {
             }
         }
         let scratch = side ? reductionScratches.side : reductionScratches.main
-        try enqueueKernel("activation_backward", grid: (UInt32(groups), UInt32(chunks)), block: 32, blockY: 16, on: target,
+        try enqueueKernel("activation_backward", grid: (UInt32(groups), UInt32(chunks)), block: 32, blockY: 16, dependent: dependent, on: target,
                           [gradient, biasGradient, outputs, Int32(rows), Int32(columns), activation, scratch.partials, scratch.counterArray])
     }
 

@@ -100,11 +100,18 @@ struct CUDADriver {
     let cuStreamEndCapture: @convention(c) (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>) -> CUresult
     let cuGraphInstantiate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UInt64) -> CUresult
     let cuGraphLaunch: @convention(c) (OpaquePointer?, OpaquePointer?) -> CUresult
+    let cuGraphCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> CUresult
+    /// node, graph, dependencies, their count, the child graph (cloned into the node).
+    let cuGraphAddChildGraphNode: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<OpaquePointer?>?, Int, OpaquePointer?) -> CUresult
     let cuGraphDestroy: @convention(c) (OpaquePointer?) -> CUresult
     let cuModuleLoadData: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafeRawPointer) -> CUresult
     let cuModuleGetFunction: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<CChar>) -> CUresult
     let cuLaunchKernel: @convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?,
                                          UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> CUresult
+    /// `cuLaunchKernelEx` (driver 11.8 and later; nil before): a launch with attributes, here programmatic stream
+    /// serialisation (see `CUDABackend.launchesDependents`). Its first argument is a `CUlaunchConfig`.
+    let cuLaunchKernelEx: (@convention(c) (UnsafeRawPointer, OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+                                            UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> CUresult)?
     let cuStreamWaitEvent: @convention(c) (OpaquePointer?, OpaquePointer?, UInt32) -> CUresult
     let cuEventElapsedTime: @convention(c) (UnsafeMutablePointer<Float>, OpaquePointer?, OpaquePointer?) -> CUresult
     let cuEventDestroy: @convention(c) (OpaquePointer?) -> CUresult
@@ -141,10 +148,13 @@ struct CUDADriver {
             cuStreamEndCapture: f("cuStreamEndCapture", (@convention(c) (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>) -> CUresult).self),
             cuGraphInstantiate: f("cuGraphInstantiateWithFlags", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UInt64) -> CUresult).self),
             cuGraphLaunch: f("cuGraphLaunch", (@convention(c) (OpaquePointer?, OpaquePointer?) -> CUresult).self),
+            cuGraphCreate: f("cuGraphCreate", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> CUresult).self),
+            cuGraphAddChildGraphNode: f("cuGraphAddChildGraphNode", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<OpaquePointer?>?, Int, OpaquePointer?) -> CUresult).self),
             cuGraphDestroy: f("cuGraphDestroy", (@convention(c) (OpaquePointer?) -> CUresult).self),
             cuModuleLoadData: f("cuModuleLoadData", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafeRawPointer) -> CUresult).self),
             cuModuleGetFunction: f("cuModuleGetFunction", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<CChar>) -> CUresult).self),
             cuLaunchKernel: f("cuLaunchKernel", (@convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> CUresult).self),
+            cuLaunchKernelEx: dlsym(h, "cuLaunchKernelEx").map { unsafeBitCast($0, to: (@convention(c) (UnsafeRawPointer, OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> CUresult).self) },
             cuStreamWaitEvent: f("cuStreamWaitEvent", (@convention(c) (OpaquePointer?, OpaquePointer?, UInt32) -> CUresult).self),
             cuEventElapsedTime: f("cuEventElapsedTime", (@convention(c) (UnsafeMutablePointer<Float>, OpaquePointer?, OpaquePointer?) -> CUresult).self),
             cuEventDestroy: f("cuEventDestroy_v2", (@convention(c) (OpaquePointer?) -> CUresult).self),

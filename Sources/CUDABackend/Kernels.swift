@@ -23,6 +23,15 @@ __device__ __forceinline__ float derivative(float y, int a) {
     }
 }
 
+// For a kernel launched with programmatic stream serialisation (sm_90 and later): waits until the kernel before it
+// on its stream has finished and its writes are visible. Nothing that kernel writes may be read or written before
+// this. Without that launch attribute (or before sm_90) it returns at once.
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
 // inputs[r, f] = pixels[indices[r], f] * scale + shift (rounded twice, as on the host: no fused multiply-add).
 __global__ void gather_batch(float* inputs, int* labels, const unsigned char* pixels, const unsigned char* source_labels,
                              const int* indices, int batch, int features, float scale, float shift) {
@@ -68,6 +77,7 @@ __global__ void activation_backward(float* gradient, float* bias_gradient, const
                                     int activation, float* partials, unsigned int* counters) {
     __shared__ float partial[16][33];
     __shared__ bool last_chunk;
+    wait_for_previous_kernel();   // the gradient is the product's before this
     int c = blockIdx.x * 32 + threadIdx.x;
     int chunk_rows = (rows + gridDim.y - 1) / gridDim.y;
     int r0 = blockIdx.y * chunk_rows, r1 = min(rows, r0 + chunk_rows);
@@ -186,6 +196,9 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
         bias_sum[c] = 0.f;
     }
     float loss_sum = 0.f, correct_sum = 0.f;
+    // The weights and bias (the optimizer's, from the step before) are on their way; the inputs are the product's
+    // before this kernel, which may still be finishing.
+    wait_for_previous_kernel();
 #if __CUDA_ARCH__ >= 800
     asm volatile("cp.async.wait_all;\n" ::);
 #endif

@@ -148,6 +148,21 @@ final class MatmulPlanner {
         self.cache = cache
     }
 
+    /// Asks the heuristic once for a small product and throws the answer away. cuBLASLt sets itself up on its
+    /// first heuristic query: on an H200 that one query took 86 ms (137 ms timing afresh) where each later one took
+    /// under 1 ms (Benchmarks/results/2026-11-30-h200-sanitize-firststep), so the backend pays it at start-up rather
+    /// than inside the first training step. Returns the seconds it took.
+    func warmUp() throws -> Double {
+        let started = DispatchTime.now().uptimeNanoseconds
+        let call = MatmulCall(transposeA: false, transposeB: false, m: 64, n: 64, k: 64, alpha: 1,
+                              a: 0, lda: 64, b: 0, ldb: 64, beta: 0, c: 0, ldc: 64)
+        if let plan = try makePlan(call) {
+            _ = lt.descDestroy(plan.operation)
+            [plan.layoutA, plan.layoutB, plan.layoutD].forEach { _ = lt.layoutDestroy($0) }
+        }
+        return Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+    }
+
     /// The plan for `call`, made on first use; nil when cuBLASLt offers no algorithm for it (an epilogue this
     /// version does not support for fp32, say): the caller then composes the operation from other kernels.
     func plan(for call: MatmulCall) throws -> MatmulPlan? {
