@@ -66,36 +66,6 @@ public final class CUDABackend: Backend {
         var marks: [(label: String, event: OpaquePointer?)] = []
         /// When the recording began (for the `-v` log).
         var recordingStarted: UInt64 = 0
-        /// The recorded graph itself, kept until it has been copied into a `StepGroup`.
-        var captured: OpaquePointer?
-        /// The step key it records.
-        var key: StepKey?
-    }
-
-    /// `stepsPerLaunch` recordings of one step chained into one graph (each a child graph node depending on the
-    /// one before), launched once for that many training steps: the steps' uploads are staged into the members'
-    /// pinned buffers in turn and the group is launched with the last. Between two launched graphs the GPU spends
-    /// a few microseconds that it does not spend between two nodes of one graph (the `MLP_CUDA_TRACE` lines' "between
-    /// graphs"). Anything else the backend is asked to do while a group is part-staged first launches the staged
-    /// members one by one (`flushStagedSteps`), so the order of work is always the order of the calls.
-    private final class StepGroup {
-        let members: [StepGraph]
-        var executable: OpaquePointer?
-        var done: OpaquePointer?
-        init(members: [StepGraph]) { self.members = members }
-    }
-    /// Two groups per step key once it is hot (used in turn, like the single recordings).
-    private var groups = [StepKey: [StepGroup]]()
-    /// The group whose members are being staged: its key, and how many of its steps are staged.
-    private var filling: (key: StepKey, group: StepGroup, staged: Int)?
-    /// Replays of each key's single recordings: a key replayed `2 * stepsPerLaunch` times gets its groups (the
-    /// epoch's last, partial batch, once an epoch, never does).
-    private var replays = [StepKey: Int]()
-    /// How many training steps one graph launch runs (`MLP_CUDA_STEPS_PER_GRAPH`, default 4; 1 with
-    /// `MLP_CUDA_TRACE=1`, whose events are read after each step). A change applies to step keys (networks) not yet
-    /// recorded; `mlp check` sets it to compare chained steps with single ones.
-    public var stepsPerLaunch: Int {
-        willSet { flushStagedSteps() }
     }
     private enum Mode { case direct, capturing(StepGraph), replaying(StepGraph) }
     private var mode = Mode.direct
@@ -160,11 +130,10 @@ public final class CUDABackend: Backend {
     /// launched with programmatic stream serialisation (Hopper and later; `MLP_CUDA_PDL=0` turns it off): the GPU
     /// may then start them while the product's last blocks finish, and they wait for its results inside
     /// (`wait_for_previous_kernel`), after work that does not need them (the output layer stages its weights
-    /// first). In a recorded step the edge from the product becomes a programmatic one. What it saves is the launch
-    /// gap between two dependent kernels, which is most of a small step (Benchmarks/RESULTS.md).
+    /// first). In a recorded step the edge from the product becomes a programmatic one. Measured on an H200
+    /// (Benchmarks/RESULTS.md): 1–3 µs of a small-128 step, 3–9 µs of a small-1024 one.
     let launchesDependents: Bool
     private let log: (String) -> Void
-    private let warn: (String) -> Void
     /// Step keys seen once: a step runs uninstrumented the first time (its products' algorithms are timed then,
     /// which cannot happen inside a recording) and is recorded the second time.
     private var seenSteps = Set<StepKey>()
@@ -175,8 +144,7 @@ public final class CUDABackend: Backend {
     ///   - device: the CUDA device's ordinal.
     ///   - allowTF32: whether products may use TF32 matrix units (`--precision tf32`).
     ///   - log: where the details go (libraries loaded, compile times, each product's algorithm).
-    ///   - warn: where problems that do not stop the backend go (once each): a tuning cache that cannot be saved,
-    ///     training steps that cannot be chained into one graph.
+    ///   - warn: where problems that do not stop the backend go (once each): a tuning cache that cannot be saved.
     public init(device: Int = 0, allowTF32: Bool = false, log: @escaping (String) -> Void = { _ in },
                 warn: @escaping (String) -> Void = { _ in }) throws {
         let d = try CUDADriver.load()
@@ -273,11 +241,9 @@ public final class CUDABackend: Backend {
             compileTiled = nil
         }
         self.log = log
-        self.warn = warn
         fusesOutputBackward = environment["MLP_CUDA_OUTPUT_BACKWARD"] != "0"
         readsMappedIndices = environment["MLP_CUDA_MAPPED_INDICES"] == "1"
         traces = environment["MLP_CUDA_TRACE"] == "1"
-        stepsPerLaunch = traces ? 1 : max(1, min(64, Int(environment["MLP_CUDA_STEPS_PER_GRAPH"] ?? "") ?? 4))
         usesSideStream = planner != nil && environment["MLP_CUDA_STREAMS"] != "1"
         launchesDependents = major >= 9 && d.cuLaunchKernelEx != nil && environment["MLP_CUDA_PDL"] != "0"
         if usesSideStream {
@@ -312,7 +278,6 @@ public final class CUDABackend: Backend {
 
     private func record(_ body: () throws -> Void) {
         guard pendingError == nil else { return }
-        if filling != nil, case .direct = mode { flushStagedSteps() }  // staged steps run before anything after them
         do {
             try body()
             if synchronizeEachOperation { try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize") }
@@ -325,7 +290,6 @@ public final class CUDABackend: Backend {
     }
 
     public func synchronize() throws {
-        flushStagedSteps()
         join()
         try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
         if let error = pendingError {
@@ -341,7 +305,6 @@ public final class CUDABackend: Backend {
     public private(set) var deviceAllocations = 0
 
     public func allocate<T>(_ type: T.Type, count: Int) throws -> DevicePointer<T> {
-        flushStagedSteps()
         deviceAllocations += 1
         var address: UInt64 = 0
         let bytes = max(count, 1) * MemoryLayout<T>.stride
@@ -351,7 +314,6 @@ public final class CUDABackend: Backend {
     }
 
     public func free<T>(_ pointer: DevicePointer<T>) {
-        flushStagedSteps()
         join()
         _ = driver.cuMemFree(UInt64(pointer.address))
     }
@@ -430,36 +392,16 @@ public final class CUDABackend: Backend {
 
     public func beginStep(_ key: StepKey) {
         guard usesGraphs, pendingError == nil, case .direct = mode else { return }
-        if let staged = filling, staged.key != key { flushStagedSteps() }
         guard seenSteps.contains(key) else {
             seenSteps.insert(key)
             firstRunStarted = DispatchTime.now().uptimeNanoseconds
             return
         }
-        uploadIndex = 0
-        if let pair = groups[key] {
-            // A member of a group: the next to stage. A group's buffers are refilled only once its last launch has
-            // run.
-            if filling == nil {
-                let turn = parity[key, default: 0]
-                parity[key] = turn ^ 1
-                let group = pair[turn]
-                let start = DispatchTime.now().uptimeNanoseconds
-                record { try driver.check(driver.cuEventSynchronize(group.done), "cuEventSynchronize") }
-                hostWaitSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                filling = (key, group, 0)
-            }
-            guard let staged = filling else { return }
-            mode = .replaying(staged.group.members[staged.staged])
-            return
-        }
         var list = graphs[key] ?? []
-        // A hot key records more steps (each is launched as it is recorded) until it has two groups' worth.
-        let recordsMembers = stepsPerLaunch > 1 && replays[key, default: 0] >= 2 * stepsPerLaunch && list.count < 2 * stepsPerLaunch
-        if list.count >= 2 && !recordsMembers {
-            let turn = parity[key, default: 0]
-            parity[key] = turn ^ 1
-            replays[key, default: 0] += 1
+        let turn = parity[key, default: 0]
+        parity[key] = turn ^ 1
+        uploadIndex = 0
+        if turn < list.count {
             let graph = list[turn]
             let start = DispatchTime.now().uptimeNanoseconds
             record { try driver.check(driver.cuEventSynchronize(graph.done), "cuEventSynchronize") }
@@ -468,7 +410,6 @@ public final class CUDABackend: Backend {
             mode = .replaying(graph)
         } else {
             let graph = StepGraph()
-            graph.key = key
             graph.recordingStarted = DispatchTime.now().uptimeNanoseconds
             record {
                 try driver.check(driver.cuEventCreate(&graph.done, 2), "cuEventCreate")
@@ -512,84 +453,20 @@ public final class CUDABackend: Backend {
                 try driver.check(status, "cuStreamEndCapture")
                 let captureEnded = DispatchTime.now().uptimeNanoseconds
                 try driver.check(driver.cuGraphInstantiate(&graph.executable, captured, 0), "cuGraphInstantiateWithFlags")
-                if stepsPerLaunch > 1 { graph.captured = captured } else { _ = driver.cuGraphDestroy(captured) }
+                _ = driver.cuGraphDestroy(captured)
                 let instantiated = DispatchTime.now().uptimeNanoseconds
                 log(String(format: "step recorded as a CUDA graph: %.1f ms to record, %.1f ms to instantiate", Double(captureEnded - graph.recordingStarted) / 1e6, Double(instantiated - captureEnded) / 1e6))
                 // Recording ran nothing: launch the step now.
                 try driver.check(driver.cuGraphLaunch(graph.executable, stream), "cuGraphLaunch")
                 try driver.check(driver.cuEventRecord(graph.done, stream), "cuEventRecord")
             }
-            if stepsPerLaunch > 1, pendingError == nil, let key = graph.key, let list = graphs[key], list.count == 2 * stepsPerLaunch {
-                do {
-                    try makeGroups(key, from: list)
-                } catch {
-                    // Not fatal: the key's steps go on being launched one graph each.
-                    warn("training steps could not be chained into one graph (\(error)); each step is launched alone")
-                }
-            }
         case .replaying(let graph):
             mode = .direct
             precondition(uploadIndex == graph.uploads.count, "a replayed step made \(uploadIndex) uploads where the recording had \(graph.uploads.count)")
-            if var staged = filling {
-                staged.staged += 1
-                guard staged.staged == staged.group.members.count else { filling = staged; return }
-                filling = nil
-                record {
-                    try driver.check(driver.cuGraphLaunch(staged.group.executable, stream), "cuGraphLaunch(\(staged.group.members.count) steps)")
-                    try driver.check(driver.cuEventRecord(staged.group.done, stream), "cuEventRecord")
-                }
-                return
-            }
             record {
                 try driver.check(driver.cuGraphLaunch(graph.executable, stream), "cuGraphLaunch")
                 try driver.check(driver.cuEventRecord(graph.done, stream), "cuEventRecord")
             }
-        }
-    }
-
-    /// Chains a hot key's `2 * stepsPerLaunch` recordings into its two groups (see `StepGroup`).
-    private func makeGroups(_ key: StepKey, from list: [StepGraph]) throws {
-        let started = DispatchTime.now().uptimeNanoseconds
-        // The recordings were launched as they were made: none of their buffers may be refilled before they ran.
-        try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
-        var made = [StepGroup]()
-        for half in 0..<2 {
-            let group = StepGroup(members: Array(list[half * stepsPerLaunch..<(half + 1) * stepsPerLaunch]))
-            var chain: OpaquePointer?
-            try driver.check(driver.cuGraphCreate(&chain, 0), "cuGraphCreate")
-            defer { _ = driver.cuGraphDestroy(chain) }
-            var previous: OpaquePointer?
-            for member in group.members {
-                var node: OpaquePointer?
-                if previous == nil {
-                    try driver.check(driver.cuGraphAddChildGraphNode(&node, chain, nil, 0, member.captured), "cuGraphAddChildGraphNode")
-                } else {
-                    try driver.check(driver.cuGraphAddChildGraphNode(&node, chain, &previous, 1, member.captured), "cuGraphAddChildGraphNode")
-                }
-                previous = node
-            }
-            try driver.check(driver.cuGraphInstantiate(&group.executable, chain, 0), "cuGraphInstantiateWithFlags(\(stepsPerLaunch) steps)")
-            try driver.check(driver.cuEventCreate(&group.done, 2), "cuEventCreate")
-            made.append(group)
-        }
-        for member in list {
-            _ = driver.cuGraphDestroy(member.captured)
-            member.captured = nil
-        }
-        groups[key] = made
-        parity[key] = 0
-        log(String(format: "\(stepsPerLaunch) steps chained into one graph, twice: %.1f ms", Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6))
-    }
-
-    /// Launches the steps staged into a group that is not full yet, one recording at a time (see `StepGroup`).
-    private func flushStagedSteps() {
-        guard let staged = filling else { return }
-        filling = nil
-        record {
-            for member in staged.group.members.prefix(staged.staged) {
-                try driver.check(driver.cuGraphLaunch(member.executable, stream), "cuGraphLaunch")
-            }
-            try driver.check(driver.cuEventRecord(staged.group.done, stream), "cuEventRecord")
         }
     }
 

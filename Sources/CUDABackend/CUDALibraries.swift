@@ -100,9 +100,6 @@ struct CUDADriver {
     let cuStreamEndCapture: @convention(c) (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>) -> CUresult
     let cuGraphInstantiate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UInt64) -> CUresult
     let cuGraphLaunch: @convention(c) (OpaquePointer?, OpaquePointer?) -> CUresult
-    let cuGraphCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> CUresult
-    /// node, graph, dependencies, their count, the child graph (cloned into the node).
-    let cuGraphAddChildGraphNode: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<OpaquePointer?>?, Int, OpaquePointer?) -> CUresult
     let cuGraphDestroy: @convention(c) (OpaquePointer?) -> CUresult
     let cuModuleLoadData: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafeRawPointer) -> CUresult
     let cuModuleGetFunction: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<CChar>) -> CUresult
@@ -148,8 +145,6 @@ struct CUDADriver {
             cuStreamEndCapture: f("cuStreamEndCapture", (@convention(c) (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>) -> CUresult).self),
             cuGraphInstantiate: f("cuGraphInstantiateWithFlags", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UInt64) -> CUresult).self),
             cuGraphLaunch: f("cuGraphLaunch", (@convention(c) (OpaquePointer?, OpaquePointer?) -> CUresult).self),
-            cuGraphCreate: f("cuGraphCreate", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> CUresult).self),
-            cuGraphAddChildGraphNode: f("cuGraphAddChildGraphNode", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<OpaquePointer?>?, Int, OpaquePointer?) -> CUresult).self),
             cuGraphDestroy: f("cuGraphDestroy", (@convention(c) (OpaquePointer?) -> CUresult).self),
             cuModuleLoadData: f("cuModuleLoadData", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafeRawPointer) -> CUresult).self),
             cuModuleGetFunction: f("cuModuleGetFunction", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<CChar>) -> CUresult).self),

@@ -134,9 +134,6 @@ struct Check: ParsableCommand {
                 let steps = try sgdSteps(cuda, reference, dataset.train.subset(0..<(2 * batch)), batch: batch)
                 report("6 SGD steps of 784-512-256-10, batch \(batch), vs cpu", steps, trainingTolerance)
             }
-            // Steps chained four to a graph against one graph a step: the same work, so the same parameters.
-            let chained = try chainedSteps(cuda, dataset.train.subset(0..<1000))
-            report("28 Adam steps, 4 chained per graph, vs 1 per graph", chained, 1e-6)
         }
         // A short training run: the losses of each epoch against the naive backend's.
         let reference = try shortRun(NaiveBackend(), subset)
@@ -164,36 +161,6 @@ struct Check: ParsableCommand {
         for step in 4...23 { network.trainStep(data, batch: batch[...], step: optimizer.step(step, learningRate: 1e-3)) }
         try backend.synchronize()
         return backend.deviceAllocations - before
-    }
-
-    /// Trains the same network 28 Adam steps (batch 128, each step's learning rate different) with
-    /// `stepsPerLaunch` 1 and then 4, and returns ‖Δp₄ − Δp₁‖ / ‖Δp₁‖. With 4 the steps are chained into two graphs
-    /// from the 18th step on (after 1 direct, 2 recorded, 8 replayed and 6 more recorded): steps 18–19 are staged
-    /// when the metrics are read, 20–23 and 24–27 run as chains, and 28 is staged when `synchronize` comes, so both
-    /// ways a part-staged chain is launched are taken.
-    func chainedSteps(_ backend: CUDABackend, _ images: LabeledImages) throws -> Double {
-        let spec = try NetworkSpec(layerSizes: [images.featureCount, 512, 256, images.classCount])
-        let optimizer = OptimizerConfiguration.adam(learningRate: 1e-3)
-        var generator = SeededGenerator(seed: seed)
-        let initial = ParameterLayout(spec).initialParameters(for: spec, using: &generator)
-        let saved = backend.stepsPerLaunch
-        defer { backend.stepsPerLaunch = saved }
-        var changes = [[Double]]()
-        for perLaunch in [1, 4] {
-            backend.stepsPerLaunch = perLaunch
-            let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: 128)
-            network.setParameters(initial)
-            let data = try ResidentDataset(images, on: backend)
-            for step in 1...28 {
-                let first = Int32((step * 37) % (images.count - 128))
-                let indices = (0..<Int32(128)).map { first + $0 }
-                network.trainStep(data, batch: indices[...], step: optimizer.step(step, learningRate: 1e-3 * Float(1 + step % 5)))
-                if step == 19 { _ = network.readTrainingMetrics() }
-            }
-            try backend.synchronize()
-            changes.append(zip(network.parameterValues(), initial).map { Double($0) - Double($1) })
-        }
-        return relativeError(changes[1], changes[0])
     }
 
     /// Trains the same network 6 SGD steps on `backend` and `reference` and returns ‖Δp − Δp_ref‖ / ‖Δp_ref‖.
