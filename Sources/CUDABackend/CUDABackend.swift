@@ -133,10 +133,6 @@ public final class CUDABackend: Backend {
     /// first). In a recorded step the edge from the product becomes a programmatic one. Measured on an H200
     /// (Benchmarks/RESULTS.md): 1–3 µs of a small-128 step, 3–9 µs of a small-1024 one.
     let launchesDependents: Bool
-    /// Whether the optimizer's kernel is launched so too (`MLP_CUDA_PDL_UPDATE=1`, being measured): it loads the
-    /// parameters and moments before waiting. In a recorded step it also waits for the second stream and for the
-    /// step's values, edges that stay ordinary ones.
-    let launchesDependentUpdate: Bool
     private let log: (String) -> Void
     /// Step keys seen once: a step runs uninstrumented the first time (its products' algorithms are timed then,
     /// which cannot happen inside a recording) and is recorded the second time.
@@ -250,7 +246,6 @@ public final class CUDABackend: Backend {
         traces = environment["MLP_CUDA_TRACE"] == "1"
         usesSideStream = planner != nil && environment["MLP_CUDA_STREAMS"] != "1"
         launchesDependents = major >= 9 && d.cuLaunchKernelEx != nil && environment["MLP_CUDA_PDL"] != "0"
-        launchesDependentUpdate = launchesDependents && environment["MLP_CUDA_PDL_UPDATE"] == "1"
         if usesSideStream {
             try d.check(d.cuStreamCreate(&sideStream, 0), "cuStreamCreate(side)")
             try d.check(d.cuStreamCreate(&uploadStream, 0), "cuStreamCreate(uploads)")
@@ -1005,7 +1000,7 @@ public final class CUDABackend: Backend {
             }
         }
         mark("waits: the second stream's weight gradients, the step's values")
-        launch("optimizer_update", grid: (blocks(count, 256 * 4), 1), block: 256, dependent: launchesDependentUpdate,  // 4: UPDATE_UNROLL
+        launch("optimizer_update", grid: (blocks(count, 256 * 4), 1), block: 256,  // 4: UPDATE_UNROLL
                [parameters, gradients, state, Int64(count), kind, Int32(step.nesterov ? 1 : 0), hyperparameters])
         mark("\(step.kind.rawValue) update of \(count) parameters")
     }

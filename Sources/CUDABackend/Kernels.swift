@@ -319,39 +319,22 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
 // h: learning rate, momentum, weight decay, beta1, beta2, epsilon, 1 - beta1^t, 1 - beta2^t (in device memory, so
 // that a recorded step reads each step's values). Each thread takes UPDATE_UNROLL elements a block apart, all their
 // loads issued before the first is used (one element per thread left each thread waiting on memory for each).
-// Launched as the dependent of the last weight-gradient product, Adam loads its first elements' parameters and
-// moments (its own, from the step before) before waiting for that product; the gradients and h come after.
 #define UPDATE_UNROLL 4
 __global__ void optimizer_update(float* p, const float* g, float* state, long count, int kind, int nesterov, const float* h) {
+    float lr = h[0], momentum = h[1], weight_decay = h[2], beta1 = h[3], beta2 = h[4], epsilon = h[5], c1 = h[6], c2 = h[7];
+    bool first_state = kind != 0 || momentum > 0.f, second_state = kind != 0;
+    float step_size = lr / c1, inv_root_c2 = 1.f / sqrtf(c2);
     long step = (long)gridDim.x * blockDim.x * UPDATE_UNROLL;
-    long base = blockIdx.x * (long)blockDim.x * UPDATE_UNROLL + threadIdx.x;
-    float param[UPDATE_UNROLL], d[UPDATE_UNROLL], s1[UPDATE_UNROLL], s2[UPDATE_UNROLL];
-    bool loaded = kind != 0 && base < count;   // Adam's state does not depend on h; SGD's momentum does
-    if (loaded) {
+    for (long base = blockIdx.x * (long)blockDim.x * UPDATE_UNROLL + threadIdx.x; base < count; base += step) {
+        float param[UPDATE_UNROLL], d[UPDATE_UNROLL], s1[UPDATE_UNROLL], s2[UPDATE_UNROLL];
 #pragma unroll
         for (int j = 0; j < UPDATE_UNROLL; j++) {
             long i = base + (long)j * blockDim.x;
             bool in = i < count;
             param[j] = in ? p[i] : 0.f;
-            s1[j] = in ? state[i] : 0.f;
-            s2[j] = in ? state[count + i] : 0.f;
-        }
-    }
-    wait_for_previous_kernel();
-    float lr = h[0], momentum = h[1], weight_decay = h[2], beta1 = h[3], beta2 = h[4], epsilon = h[5], c1 = h[6], c2 = h[7];
-    bool first_state = kind != 0 || momentum > 0.f, second_state = kind != 0;
-    float step_size = lr / c1, inv_root_c2 = 1.f / sqrtf(c2);
-    for (; base < count; base += step, loaded = false) {
-#pragma unroll
-        for (int j = 0; j < UPDATE_UNROLL; j++) {
-            long i = base + (long)j * blockDim.x;
-            bool in = i < count;
-            if (!loaded) {
-                param[j] = in ? p[i] : 0.f;
-                s1[j] = in && first_state ? state[i] : 0.f;
-                s2[j] = in && second_state ? state[count + i] : 0.f;
-            }
             d[j] = in ? g[i] : 0.f;
+            s1[j] = in && first_state ? state[i] : 0.f;
+            s2[j] = in && second_state ? state[count + i] : 0.f;
         }
 #pragma unroll
         for (int j = 0; j < UPDATE_UNROLL; j++) {
