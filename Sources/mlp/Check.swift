@@ -78,16 +78,17 @@ struct Check: ParsableCommand {
             }
         }
         for loss in Loss.allCases {
-            for (rows, inputSize, outputSize) in [(1, 3, 2), (37, 256, 10), (300, 129, 16), (61, 33, 17)] {
+            for (rows, inputSize, outputSize) in [(1, 3, 2), (37, 256, 10), (300, 129, 16), (130, 5000, 7), (61, 33, 17)] {
                 for withGradient in [true, false] {
                     let r = try checks.outputLayerLoss(rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, withGradient: withGradient)
                     report("output layer + \(loss.rawValue) \(rows)×\(inputSize)→\(outputSize)\(withGradient ? " + gradient" : "")", r.error, tolerance, r.countsExact)
                 }
             }
         }
-        // The output layer with its backward (the cuda backend's one kernel up to 16 outputs; 17 takes the composition).
+        // The output layer with its backward (the cuda backend's one kernel up to 16 outputs, its weights in shared
+        // memory up to 47 KB and read in place beyond: 1030×4099→10; 17 outputs take the composition).
         for loss in Loss.allCases {
-            for (rows, inputSize, outputSize) in [(1, 3, 2), (37, 256, 10), (300, 129, 16), (150, 1000, 10), (61, 33, 17)] {
+            for (rows, inputSize, outputSize) in [(1, 3, 2), (37, 256, 10), (300, 129, 16), (150, 1000, 10), (1030, 4099, 10), (61, 33, 17)] {
                 for activation in rows == 37 ? Activation.allCases : [.relu] {
                     let r = try checks.outputLayerBackward(rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, activation: activation)
                     report("output layer + \(loss == .softmaxCrossEntropy ? "xent" : "mse") + backward·\(activation.rawValue)' \(rows)×\(inputSize)→\(outputSize)", r.error, tolerance, r.countsExact)
@@ -104,6 +105,7 @@ struct Check: ParsableCommand {
         report("mean squared error 17×10", max(mse.lossError, mse.gradientError), tolerance, mse.countsExact)
         report("gather 33 of 50 samples × 17 features (exact)", 0, 0, try checks.gather(samples: 50, features: 17, batch: 33))
         report("gather 127 of 300 samples × 784 features (exact)", 0, 0, try checks.gather(samples: 300, features: 784, batch: 127))
+        report("gather 1025 of 1100 samples × 20 features (exact)", 0, 0, try checks.gather(samples: 1100, features: 20, batch: 1025))
         let optimizers: [OptimizerConfiguration] = [
             try .init(kind: .sgd, learningRate: 0.1),
             try .init(kind: .sgd, learningRate: 0.1, momentum: 0.9, weightDecay: 0.01),
