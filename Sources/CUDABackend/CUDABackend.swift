@@ -78,8 +78,8 @@ public final class CUDABackend: Backend {
     public let usesGraphs: Bool
     /// `[8]` Floats: the optimizer's values for the step (see the `optimizer_update` kernel).
     private var hyperparameters = DevicePointer<Float>(address: 0)
-    /// Scratch of the one-kernel output layer: 18 floats per block (`outputLayerMaximumBlocksInPlace` of them), and the
-    /// count of blocks done.
+    /// Scratch of the one-kernel output layer: 18 floats per block (`outputLayerMaximumBlocksUnstaged` of them),
+    /// and the count of blocks done.
     private var outputPartials = DevicePointer<Float>(address: 0)
     private var outputCounter = DevicePointer<UInt32>(address: 0)
     private let synchronizeEachOperation: Bool
@@ -259,7 +259,7 @@ public final class CUDABackend: Backend {
         try d.check(d.cuMemAlloc(&hyper, 8 * 4), "cuMemAlloc")
         hyperparameters = DevicePointer(address: UInt(hyper))
         var partials: UInt64 = 0, counter: UInt64 = 0
-        try d.check(d.cuMemAlloc(&partials, Self.outputLayerMaximumBlocksInPlace * 18 * 4), "cuMemAlloc")  // 18: OUT_MAX + 2
+        try d.check(d.cuMemAlloc(&partials, Self.outputLayerMaximumBlocksUnstaged * 18 * 4), "cuMemAlloc")  // 18: OUT_MAX + 2
         try d.check(d.cuMemAlloc(&counter, 4), "cuMemAlloc")
         try d.check(d.cuMemsetD8(counter, 0, 4), "cuMemsetD8")
         outputPartials = DevicePointer(address: UInt(partials))
@@ -855,11 +855,11 @@ public final class CUDABackend: Backend {
     static let fusedOutputMaximum = 16
     /// The output layer's kernel: 4 warps a block (OUTPUT_WARPS), one row per warp at a time.
     static let outputLayerThreads: UInt32 = 128
-    /// Its grid: at most 128 blocks when each first copies the weights to shared memory, at most 256 when they
-    /// read them in place (rows are long then: a warp per row, more of them in flight). Its scratch has one slot of
-    /// 18 sums per block, and the last block adds them all: more blocks would lengthen that.
+    /// Its grid: at most 128 blocks when each first copies the weights to shared memory, at most 256 when they read
+    /// a transposed copy (rows are long then: a warp per row, more of them in flight). Its scratch has one slot of 18
+    /// sums per block, and the last block adds them all: more blocks would lengthen that.
     static let outputLayerMaximumBlocks = 128
-    static let outputLayerMaximumBlocksInPlace = 256
+    static let outputLayerMaximumBlocksUnstaged = 256
     /// The weights' shared memory: what a block may have without opting in (48 KB), less 1 KB for the kernel's own
     /// sums.
     static let outputLayerStagedFloats = (48 * 1024 - 1024) / 4
@@ -872,7 +872,7 @@ public final class CUDABackend: Backend {
         let warps = Int(outputLayerThreads) / 32
         let stride = inputSize * (outputSize | 1) <= outputLayerStagedFloats ? outputSize | 1 : outputSize
         let staged = inputSize * stride <= outputLayerStagedFloats
-        let blocks = max(1, min((rows + warps - 1) / warps, staged ? outputLayerMaximumBlocks : outputLayerMaximumBlocksInPlace))
+        let blocks = max(1, min((rows + warps - 1) / warps, staged ? outputLayerMaximumBlocks : outputLayerMaximumBlocksUnstaged))
         return staged ? (true, UInt32(blocks), UInt32(4 * inputSize * stride), Int32(stride))
                       : (false, UInt32(blocks), 0, Int32(inputSize))
     }

@@ -160,12 +160,12 @@ __global__ void loss_rows(float* gradient, float* metrics, int* predictions, con
 }
 
 // The output layer and the loss in one kernel, for narrow layers (out <= OUT_MAX). A block copies the weights to
-// shared memory when they fit in 48 KB (output_layer_loss; output_layer_loss_global reads them in place), at row
+// shared memory when they fit in 48 KB (output_layer_loss; output_layer_loss_global reads a transposed copy), at row
 // stride w_stride: `out` rounded up to odd, so that the 32 lanes reading 32 rows of it hit different banks; with
-// cp.async on sm_80 and later, every copy in flight at once. Each of its warps takes one row at a time: the lanes split the row's inputs (lane l takes
-// inputs l, l + 32, ...), each keeps a partial sum per output, and a butterfly of shuffles gives every lane the same
-// complete logits (partners add the same two numbers, so the lanes agree bit for bit). Every lane then computes the
-// row's softmax (or squared error), gradient and prediction (the first largest logit) itself, with no further
+// cp.async on sm_80 and later, every copy in flight at once. Each of its warps takes one row at a time: the lanes
+// split the row's inputs (lane l takes inputs l, l + 32, ...), each keeps a partial sum per output, and a butterfly
+// of shuffles gives every lane the same complete logits (partners add the same two numbers, so the lanes agree bit
+// for bit). Every lane then computes the row's softmax (or squared error), gradient and prediction (the first largest logit) itself, with no further
 // exchange. A warp per row keeps a batch of 128 rows on 32 SMs with short chains of dependent instructions and of
 // waits on memory (a block of 16 rows of 16 lanes, each lane walking all the inputs, took 17 us on an H200).
 // With in_gradient (a training step's backward), the warp also carries its row's gradient back through the layer:

@@ -2,7 +2,7 @@
 import Testing
 
 /// The cuda backend's choices that need no GPU to check: the output layer kernel's launch geometry (weights copied
-/// to shared memory or read in place), and which weight-gradient products go through a transposed copy of their
+/// to shared memory or read from a transposed copy), and which weight-gradient products go through a transposed copy of their
 /// input.
 @Suite struct LaunchRulesTests {
     @Test(arguments: [(128, 256, 10), (1, 3, 1), (17, 127, 16), (1000, 1000, 10), (60_000, 640, 16), (300, 5120, 2),
@@ -10,12 +10,12 @@ import Testing
     func theOutputLayerLaunchFitsItsLimits(rows: Int, inputs: Int, outputs: Int) {
         let shape = CUDABackend.outputLayerLaunch(rows: rows, inputSize: inputs, outputSize: outputs)
         let warps = Int(CUDABackend.outputLayerThreads) / 32
-        let limit = shape.staged ? CUDABackend.outputLayerMaximumBlocks : CUDABackend.outputLayerMaximumBlocksInPlace
+        let limit = shape.staged ? CUDABackend.outputLayerMaximumBlocks : CUDABackend.outputLayerMaximumBlocksUnstaged
         // Every row has a warp (rows beyond the grid are taken in turn), and no more blocks than the scratch holds.
-        #expect(shape.blocks >= 1 && Int(shape.blocks) <= limit && limit <= CUDABackend.outputLayerMaximumBlocksInPlace)
+        #expect(shape.blocks >= 1 && Int(shape.blocks) <= limit && limit <= CUDABackend.outputLayerMaximumBlocksUnstaged)
         #expect(Int(shape.blocks) == min((rows + warps - 1) / warps, limit))
-        #expect(Int(shape.weightStride) >= outputs)
         if shape.staged {
+            #expect(Int(shape.weightStride) >= outputs)
             // The weights, at their row stride, fit beside the kernel's own sums in the 48 KB a block may have
             // without opting in.
             #expect(Int(shape.sharedBytes) == 4 * inputs * Int(shape.weightStride))
@@ -23,13 +23,13 @@ import Testing
             // The stride is odd (32 lanes reading 32 rows hit 32 banks) whenever that fits.
             if inputs * (outputs | 1) <= CUDABackend.outputLayerStagedFloats { #expect(shape.weightStride % 2 == 1) }
         } else {
-            // Too many to copy: read in place, at their own stride.
+            // Too many to copy: read from the transposed copy, [outputs, inputs].
             #expect(inputs * outputs > CUDABackend.outputLayerStagedFloats)
-            #expect(shape.sharedBytes == 0 && Int(shape.weightStride) == outputs)
+            #expect(shape.sharedBytes == 0 && Int(shape.weightStride) == inputs)
         }
     }
 
-    @Test func wideLayersReadTheirWeightsInPlace() {
+    @Test func wideLayersReadATransposedCopyOfTheirWeights() {
         #expect(CUDABackend.outputLayerLaunch(rows: 128, inputSize: 256, outputSize: 10).staged)
         #expect(!CUDABackend.outputLayerLaunch(rows: 1024, inputSize: 4096, outputSize: 10).staged)
         #expect(CUDABackend.outputLayerLaunch(rows: 1024, inputSize: 4096, outputSize: 10).blocks == 256)
