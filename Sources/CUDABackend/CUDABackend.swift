@@ -916,7 +916,12 @@ public final class CUDABackend: Backend {
 
     private func fusesOutputLayer(rows: Int, inputSize: Int, outputSize: Int) -> Bool {
         fusesDenseLayers && outputSize <= Self.fusedOutputMaximum
+            && (fusesWideOutputLayers || Self.outputLayerLaunch(rows: rows, inputSize: inputSize, outputSize: outputSize).staged)
     }
+    /// Whether output layers too wide to copy to shared memory take the one kernel too (`MLP_CUDA_WIDE_OUTPUT=0`
+    /// composes them from a product and the loss, and their backward from a product and the activation backward,
+    /// as before; to measure what the kernel buys).
+    private let fusesWideOutputLayers = ProcessInfo.processInfo.environment["MLP_CUDA_WIDE_OUTPUT"] != "0"
 
     public func outputLayerLoss(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float) {
         guard fusesOutputLayer(rows: rows, inputSize: inputSize, outputSize: outputSize), gradient == nil || biasGradient != nil else {
