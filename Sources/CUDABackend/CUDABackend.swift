@@ -78,8 +78,8 @@ public final class CUDABackend: Backend {
     public let usesGraphs: Bool
     /// `[8]` Floats: the optimizer's values for the step (see the `optimizer_update` kernel).
     private var hyperparameters = DevicePointer<Float>(address: 0)
-    /// Scratch of the one-kernel output layer: 18 floats per block (`outputLayerMaximumBlocksUnstaged` of them),
-    /// and the count of blocks done.
+    /// Scratch of the one-kernel output layer: 18 floats per block (`outputLayerMaximumBlocks` of them), and the
+    /// count of blocks done.
     private var outputPartials = DevicePointer<Float>(address: 0)
     private var outputCounter = DevicePointer<UInt32>(address: 0)
     private let synchronizeEachOperation: Bool
@@ -179,7 +179,7 @@ public final class CUDABackend: Backend {
         log("kernels compiled for sm_\(major)\(minor) in \(String(format: "%.2f", Date().timeIntervalSince(started))) s (\(cubin.count) bytes)")
         var module: OpaquePointer?
         try cubin.withUnsafeBytes { try d.check(d.cuModuleLoadData(&module, $0.baseAddress!), "cuModuleLoadData") }
-        for kernel in ["gather_batch", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "output_layer_loss_global", "optimizer_update"] {
+        for kernel in ["gather_batch", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "optimizer_update"] {
             var function: OpaquePointer?
             try d.check(d.cuModuleGetFunction(&function, module, kernel), "cuModuleGetFunction(\(kernel))")
             functions[kernel] = function
@@ -251,7 +251,6 @@ public final class CUDABackend: Backend {
             try d.check(d.cuStreamCreate(&uploadStream, 0), "cuStreamCreate(uploads)")
             try d.check(d.cuEventCreate(&stepStart, 2), "cuEventCreate")
             try d.check(d.cuEventCreate(&uploadDone, 2), "cuEventCreate")
-            try d.check(d.cuEventCreate(&weightsCopied, 2), "cuEventCreate")
             try d.check(d.cuEventCreate(&forkEvent, 2), "cuEventCreate")
             try d.check(d.cuEventCreate(&joinEvent, 2), "cuEventCreate")
         }
@@ -259,7 +258,7 @@ public final class CUDABackend: Backend {
         try d.check(d.cuMemAlloc(&hyper, 8 * 4), "cuMemAlloc")
         hyperparameters = DevicePointer(address: UInt(hyper))
         var partials: UInt64 = 0, counter: UInt64 = 0
-        try d.check(d.cuMemAlloc(&partials, Self.outputLayerMaximumBlocksUnstaged * 18 * 4), "cuMemAlloc")  // 18: OUT_MAX + 2
+        try d.check(d.cuMemAlloc(&partials, Self.outputLayerMaximumBlocks * 18 * 4), "cuMemAlloc")  // 18: OUT_MAX + 2
         try d.check(d.cuMemAlloc(&counter, 4), "cuMemAlloc")
         try d.check(d.cuMemsetD8(counter, 0, 4), "cuMemsetD8")
         outputPartials = DevicePointer(address: UInt(partials))
@@ -590,10 +589,8 @@ public final class CUDABackend: Backend {
         } else {
             upload(indices, to: source)  // recorded: a copy from the recording's pinned buffer
         }
-        let quads = features % 4 == 0 && pixels.address % 4 == 0 && inputs.address % 16 == 0
-        launch("gather_batch", grid: (UInt32((batch + 3) / 4), 1), block: 64, blockY: 4,
-               [inputs, labels, pixels, sourceLabels, source, Int32(batch), Int32(features), normalization.scale,
-                normalization.shift, Int32(quads ? 1 : 0)])
+        launch("gather_batch", grid: (blocks(features), UInt32(batch)), block: 256,
+               [inputs, labels, pixels, sourceLabels, source, Int32(batch), Int32(features), normalization.scale, normalization.shift])
         mark("indices copied, batch \(batch)×\(features) gathered")
     }
 
@@ -851,77 +848,32 @@ public final class CUDABackend: Backend {
         sideAccesses.write(StreamAccesses.extent(weightGradient, rows: inputSize, stride: outputSize))
     }
 
-    /// The one-kernel output layer takes layers of at most 16 outputs, any number of inputs and batches of any size.
+    /// The one-kernel output layer takes layers of at most 16 outputs whose weights fit in shared memory beside the
+    /// kernel's own sums (`outputLayerStagedFloats`), and batches of any size. Wider layers (wide-1024's 4096×10)
+    /// are a product, the loss, a product and the activation backward: a version of the kernel that read their
+    /// weights through the cache from a transposed copy took 272 µs where those take 65 (Benchmarks/RESULTS.md).
     static let fusedOutputMaximum = 16
-    /// The output layer's kernel: 4 warps a block (OUTPUT_WARPS), one row per warp at a time.
-    static let outputLayerThreads: UInt32 = 128
-    /// Its grid: at most 128 blocks when each first copies the weights to shared memory, at most 256 when they read
-    /// a transposed copy (rows are long then: a warp per row, more of them in flight). Its scratch has one slot of 18
-    /// sums per block, and the last block adds them all: more blocks would lengthen that.
-    static let outputLayerMaximumBlocks = 128
-    static let outputLayerMaximumBlocksUnstaged = 256
     /// The weights' shared memory: what a block may have without opting in (48 KB), less 1 KB for the kernel's own
     /// sums.
     static let outputLayerStagedFloats = (48 * 1024 - 1024) / 4
+    /// The output layer's kernel: 4 warps a block (OUTPUT_WARPS), one row per warp at a time, and at most
+    /// `outputLayerMaximumBlocks` blocks (its scratch has one slot of 18 sums per block, and the last block adds
+    /// them all: more blocks would lengthen that).
+    static let outputLayerThreads: UInt32 = 128
+    static let outputLayerMaximumBlocks = 128
 
-    /// The output layer kernel: whether the weights are copied to shared memory (`output_layer_loss`) or, when they
-    /// do not fit, read through the cache from a transposed copy (`output_layer_loss_global`), its grid, its shared
-    /// memory and the weights' row stride: in shared memory the number of outputs rounded up to odd (conflict-free
-    /// reads of 32 rows at once) where that still fits; in the transposed copy the number of inputs.
-    static func outputLayerLaunch(rows: Int, inputSize: Int, outputSize: Int) -> (staged: Bool, blocks: UInt32, sharedBytes: UInt32, weightStride: Int32) {
+    /// The output layer kernel's grid, its shared memory (the weights) and their row stride in it: the number of
+    /// outputs rounded up to odd (conflict-free reads of 32 rows at once) where that still fits.
+    static func outputLayerLaunch(rows: Int, inputSize: Int, outputSize: Int) -> (blocks: UInt32, sharedBytes: UInt32, weightStride: Int32) {
         let warps = Int(outputLayerThreads) / 32
+        let blocks = max(1, min((rows + warps - 1) / warps, outputLayerMaximumBlocks))
         let stride = inputSize * (outputSize | 1) <= outputLayerStagedFloats ? outputSize | 1 : outputSize
-        let staged = inputSize * stride <= outputLayerStagedFloats
-        let blocks = max(1, min((rows + warps - 1) / warps, staged ? outputLayerMaximumBlocks : outputLayerMaximumBlocksUnstaged))
-        return staged ? (true, UInt32(blocks), UInt32(4 * inputSize * stride), Int32(stride))
-                      : (false, UInt32(blocks), 0, Int32(inputSize))
+        return (UInt32(blocks), UInt32(4 * inputSize * stride), Int32(stride))
     }
-
-    /// The weights the output layer kernel reads: `weights` itself when it copies them to shared memory, else a
-    /// transposed copy ([out, in]) made now. In a recorded step the copy is made on the upload stream as soon as
-    /// the step starts (the weights are the optimizer's of the step before), beside the step's first kernels, and
-    /// the main stream waits for it just before the kernel; elsewhere it is made on the main stream. Nil when the
-    /// copy's scratch is too small inside a recording (it is grown outside them: the step ran unrecorded first).
-    private func outputLayerWeights(_ weights: DevicePointer<Float>, inputSize: Int, outputSize: Int, staged: Bool) -> DevicePointer<Float>? {
-        if staged { return weights }
-        if case .replaying = mode { return outputWeightsCopy.pointer }  // recorded
-        var copy: DevicePointer<Float>?
-        record {
-            if outputWeightsCopy.floats < inputSize * outputSize {
-                guard case .direct = mode else { return }
-                if outputWeightsCopy.floats > 0 { retiredScratch.append(outputWeightsCopy.pointer.address) }
-                outputWeightsCopy = (try allocate(Float.self, count: inputSize * outputSize), inputSize * outputSize)
-            }
-            let target: OpaquePointer?
-            if case .capturing = mode, let uploadStream {
-                try driver.check(driver.cuStreamWaitEvent(uploadStream, stepStart, 0), "cuStreamWaitEvent(step start)")
-                target = uploadStream
-            } else {
-                target = stream
-            }
-            try enqueueKernel("transpose", grid: (UInt32((outputSize + 31) / 32), UInt32((inputSize + 31) / 32)), block: 32, blockY: 8, on: target,
-                              [outputWeightsCopy.pointer, weights, Int32(inputSize), Int32(outputSize), Int32(outputSize)])
-            if target != stream {
-                try driver.check(driver.cuEventRecord(weightsCopied, target), "cuEventRecord(weights transposed)")
-                try driver.check(driver.cuStreamWaitEvent(stream, weightsCopied, 0), "cuStreamWaitEvent(weights transposed)")
-            }
-            copy = outputWeightsCopy.pointer
-        }
-        return copy
-    }
-    /// The output layer's weights transposed, for layers too wide to copy to shared memory (grown outside
-    /// recordings only).
-    private var outputWeightsCopy = (pointer: DevicePointer<Float>(address: 0), floats: 0)
-    private var weightsCopied: OpaquePointer?
 
     private func fusesOutputLayer(rows: Int, inputSize: Int, outputSize: Int) -> Bool {
-        fusesDenseLayers && outputSize <= Self.fusedOutputMaximum
-            && (fusesWideOutputLayers || Self.outputLayerLaunch(rows: rows, inputSize: inputSize, outputSize: outputSize).staged)
+        fusesDenseLayers && outputSize <= Self.fusedOutputMaximum && inputSize * outputSize <= Self.outputLayerStagedFloats
     }
-    /// Whether output layers too wide to copy to shared memory take the one kernel too (`MLP_CUDA_WIDE_OUTPUT=0`
-    /// composes them from a product and the loss, and their backward from a product and the activation backward,
-    /// as before; to measure what the kernel buys).
-    private let fusesWideOutputLayers = ProcessInfo.processInfo.environment["MLP_CUDA_WIDE_OUTPUT"] != "0"
 
     public func outputLayerLoss(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float) {
         guard fusesOutputLayer(rows: rows, inputSize: inputSize, outputSize: outputSize), gradient == nil || biasGradient != nil else {
@@ -930,12 +882,9 @@ public final class CUDABackend: Backend {
         join()
         let none = DevicePointer<Float>(address: 0)
         let shape = Self.outputLayerLaunch(rows: rows, inputSize: inputSize, outputSize: outputSize)
-        guard let read = outputLayerWeights(weights, inputSize: inputSize, outputSize: outputSize, staged: shape.staged) else {
-            return unfusedOutputLayerLoss(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, predictions: predictions, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale)
-        }
-        launch(shape.staged ? "output_layer_loss" : "output_layer_loss_global", grid: (shape.blocks, 1), block: Self.outputLayerThreads, sharedBytes: shape.sharedBytes, dependent: shape.staged,
+        launch("output_layer_loss", grid: (shape.blocks, 1), block: Self.outputLayerThreads, sharedBytes: shape.sharedBytes, dependent: true,
                [outputs, gradient ?? none, biasGradient ?? none, metrics,
-                predictions ?? DevicePointer<Int32>(address: 0), inputs, read, bias, labels,
+                predictions ?? DevicePointer<Int32>(address: 0), inputs, weights, bias, labels,
                 Int32(rows), Int32(inputSize), Int32(outputSize), Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale,
                 outputPartials, outputCounter, none, Int32(0), shape.weightStride])
     }
@@ -946,11 +895,8 @@ public final class CUDABackend: Backend {
         }
         join()
         let shape = Self.outputLayerLaunch(rows: rows, inputSize: inputSize, outputSize: outputSize)
-        guard let read = outputLayerWeights(weights, inputSize: inputSize, outputSize: outputSize, staged: shape.staged) else {
-            return unfusedOutputLayerLossBackward(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale, weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient, inputActivation: inputActivation)
-        }
-        launch(shape.staged ? "output_layer_loss" : "output_layer_loss_global", grid: (shape.blocks, 1), block: Self.outputLayerThreads, sharedBytes: shape.sharedBytes, dependent: shape.staged,
-               [outputs, gradient, biasGradient, metrics, DevicePointer<Int32>(address: 0), inputs, read, bias, labels,
+        launch("output_layer_loss", grid: (shape.blocks, 1), block: Self.outputLayerThreads, sharedBytes: shape.sharedBytes, dependent: true,
+               [outputs, gradient, biasGradient, metrics, DevicePointer<Int32>(address: 0), inputs, weights, bias, labels,
                 Int32(rows), Int32(inputSize), Int32(outputSize), Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale,
                 outputPartials, outputCounter, inputGradient,
                 Int32(Activation.allCases.firstIndex(of: inputActivation)!), shape.weightStride])

@@ -33,30 +33,14 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 }
 
 // inputs[r, f] = pixels[indices[r], f] * scale + shift (rounded twice, as on the host: no fused multiply-add).
-// Block (64, 4): four rows a block, 64 threads a row. With `quads` (the host's check: features a multiple of 4, so
-// that every row of the bytes starts on a 4-byte boundary and every row of the floats on a 16-byte one) each thread
-// reads 4 bytes and writes 4 floats at a time, its loads issued together. One thread per element, a block per row
-// and 784 features, had 4096 blocks wait on their row's index and then on one byte each: 15 µs for 1024 rows.
 __global__ void gather_batch(float* inputs, int* labels, const unsigned char* pixels, const unsigned char* source_labels,
-                             const int* indices, int batch, int features, float scale, float shift, int quads) {
-    int r = blockIdx.x * blockDim.y + threadIdx.y;
-    if (r >= batch) return;
+                             const int* indices, int batch, int features, float scale, float shift) {
+    int r = blockIdx.y;
     long sample = indices[r];
-    const unsigned char* from = pixels + sample * features;
-    float* to = inputs + (long)r * features;
-    if (quads) {
-        const uchar4* from4 = (const uchar4*)from;
-        float4* to4 = (float4*)to;
-#pragma unroll 4
-        for (int q = threadIdx.x; q < features / 4; q += blockDim.x) {
-            uchar4 b = from4[q];
-            to4[q] = make_float4(__fadd_rn(__fmul_rn((float)b.x, scale), shift), __fadd_rn(__fmul_rn((float)b.y, scale), shift),
-                                 __fadd_rn(__fmul_rn((float)b.z, scale), shift), __fadd_rn(__fmul_rn((float)b.w, scale), shift));
-        }
-    } else {
-        for (int f = threadIdx.x; f < features; f += blockDim.x) to[f] = __fadd_rn(__fmul_rn((float)from[f], scale), shift);
+    for (int f = blockIdx.x * blockDim.x + threadIdx.x; f < features; f += gridDim.x * blockDim.x) {
+        inputs[(long)r * features + f] = __fadd_rn(__fmul_rn((float)pixels[sample * features + f], scale), shift);
     }
-    if (threadIdx.x == 0) labels[r] = source_labels[sample];
+    if (blockIdx.x == 0 && threadIdx.x == 0) labels[r] = source_labels[sample];
 }
 
 // out[c, r] = in[r, c] for the rows x columns matrix `in` (row stride ld), into the columns x rows matrix `out`:
@@ -159,13 +143,13 @@ __global__ void loss_rows(float* gradient, float* metrics, int* predictions, con
     if (best == label) atomicAdd(&metrics[1], 1.f);
 }
 
-// The output layer and the loss in one kernel, for narrow layers (out <= OUT_MAX). A block copies the weights to
-// shared memory when they fit in 48 KB (output_layer_loss; output_layer_loss_global reads a transposed copy), at row
-// stride w_stride: `out` rounded up to odd, so that the 32 lanes reading 32 rows of it hit different banks; with
-// cp.async on sm_80 and later, every copy in flight at once. Each of its warps takes one row at a time: the lanes
-// split the row's inputs (lane l takes inputs l, l + 32, ...), each keeps a partial sum per output, and a butterfly
-// of shuffles gives every lane the same complete logits (partners add the same two numbers, so the lanes agree bit
-// for bit). Every lane then computes the row's softmax (or squared error), gradient and prediction (the first largest logit) itself, with no further
+// The output layer and the loss in one kernel, for narrow layers (out <= OUT_MAX, in x out weights that fit in
+// shared memory). A block copies the weights to shared memory (row stride w_stride: `out` rounded up to odd, so
+// that the 32 lanes reading 32 rows of it hit different banks; with cp.async on sm_80 and later, every copy in
+// flight at once) and each of its warps takes one row at a time: the lanes split the row's inputs (lane l takes
+// inputs l, l + 32, ...), each keeps a partial sum per output, and a butterfly of shuffles gives every lane the same
+// complete logits (partners add the same two numbers, so the lanes agree bit for bit). Every lane then computes the
+// row's softmax (or squared error), gradient and prediction (the first largest logit) itself, with no further
 // exchange. A warp per row keeps a batch of 128 rows on 32 SMs with short chains of dependent instructions and of
 // waits on memory (a block of 16 rows of 16 lanes, each lane walking all the inputs, took 17 us on an H200).
 // With in_gradient (a training step's backward), the warp also carries its row's gradient back through the layer:
@@ -179,29 +163,17 @@ __global__ void loss_rows(float* gradient, float* metrics, int* predictions, con
 #define OUT_MAX 16
 #define OUTPUT_WARPS 4
 #define SUM_SLICES 7   // the last block's threads per sum: 7 x (OUT_MAX + 2) = 126 of its 128
-} // extern "C"
-
-// Weight (k, c) of the output layer: from the block's copy in shared memory ([in, w_stride]), or, too large to copy,
-// through the read-only cache from a transposed copy ([out, in], w_stride = in): lane l then reads element l of 32
-// consecutive ones, one cache line for the warp, where the layer's own [in, out] layout would spread each read over
-// `out` lines.
-template <bool STAGED>
-__device__ __forceinline__ float output_weight(const float* w_s, const float* w, int k, int w_stride, int c) {
-    return STAGED ? w_s[k * w_stride + c] : __ldg(w + (long)c * w_stride + k);
-}
-
-template <bool STAGED>
-__device__ __forceinline__ void output_layer(float* outputs, float* gradient, float* bias_gradient, float* metrics, int* predictions,
-                                             const float* x, const float* w, const float* b, const int* labels,
-                                             int rows, int in, int out, int loss, float scale,
-                                             float* partials, unsigned int* counter,
-                                             float* in_gradient, int in_activation, int w_stride) {
+__global__ void output_layer_loss(float* outputs, float* gradient, float* bias_gradient, float* metrics, int* predictions,
+                                  const float* x, const float* w, const float* b, const int* labels,
+                                  int rows, int in, int out, int loss, float scale,
+                                  float* partials, unsigned int* counter,
+                                  float* in_gradient, int in_activation, int w_stride) {
     __shared__ float sums[OUTPUT_WARPS][OUT_MAX + 2];
     __shared__ float slices[SUM_SLICES][OUT_MAX + 2];
     __shared__ bool last_block;
-    extern __shared__ float w_s[];   // the weights, [in, w_stride] (STAGED)
+    extern __shared__ float w_s[];   // the weights, [in, w_stride]
     int t = threadIdx.x, lane = t & 31, warp = t >> 5;
-    if (STAGED) {
+    {
         // Element i = k * out + c of w goes to w_s[k * w_stride + c]; k and c advance without a division per element.
         int step_k = blockDim.x / out, step_c = blockDim.x % out, k = t / out, c = t % out;
 #pragma unroll 8
@@ -228,7 +200,7 @@ __device__ __forceinline__ void output_layer(float* outputs, float* gradient, fl
     // before this kernel, which may still be finishing.
     wait_for_previous_kernel();
 #if __CUDA_ARCH__ >= 800
-    if (STAGED) asm volatile("cp.async.wait_all;\n" ::);
+    asm volatile("cp.async.wait_all;\n" ::);
 #endif
     __syncthreads();
     const unsigned mask = 0xffffffffu;
@@ -242,8 +214,9 @@ __device__ __forceinline__ void output_layer(float* outputs, float* gradient, fl
 #pragma unroll 8
         for (int k = lane; k < in; k += 32) {
             float xv = xr[k];
+            const float* wk = w_s + k * w_stride;
 #pragma unroll
-            for (int c = 0; c < OUT_MAX; c++) if (c < out) z[c] = fmaf(xv, output_weight<STAGED>(w_s, w, k, w_stride, c), z[c]);
+            for (int c = 0; c < OUT_MAX; c++) if (c < out) z[c] = fmaf(xv, wk[c], z[c]);
         }
 #pragma unroll
         for (int c = 0; c < OUT_MAX; c++) {
@@ -295,9 +268,10 @@ __device__ __forceinline__ void output_layer(float* outputs, float* gradient, fl
             float* ig = in_gradient + (long)r * in;
 #pragma unroll 8
             for (int i = lane; i < in; i += 32) {
+                const float* wi = w_s + i * w_stride;
                 float d = 0.f;
 #pragma unroll
-                for (int c = 0; c < OUT_MAX; c++) if (c < out) d = fmaf(g[c], output_weight<STAGED>(w_s, w, i, w_stride, c), d);
+                for (int c = 0; c < OUT_MAX; c++) if (c < out) d = fmaf(g[c], wi[c], d);
                 ig[i] = d * derivative(xr[i], in_activation);
             }
         }
@@ -340,21 +314,6 @@ __device__ __forceinline__ void output_layer(float* outputs, float* gradient, fl
     }
     if (t == 0) *counter = 0u;
 }
-
-extern "C" {
-
-#define OUTPUT_LAYER_PARAMETERS float* outputs, float* gradient, float* bias_gradient, float* metrics, int* predictions, \
-    const float* x, const float* w, const float* b, const int* labels, int rows, int in, int out, int loss, float scale, \
-    float* partials, unsigned int* counter, float* in_gradient, int in_activation, int w_stride
-#define OUTPUT_LAYER_ARGUMENTS outputs, gradient, bias_gradient, metrics, predictions, x, w, b, labels, rows, in, out, loss, \
-    scale, partials, counter, in_gradient, in_activation, w_stride
-
-// The weights copied to shared memory first (up to 48 KB of them).
-__global__ void output_layer_loss(OUTPUT_LAYER_PARAMETERS) { output_layer<true>(OUTPUT_LAYER_ARGUMENTS); }
-
-// Wider layers (the 4096 inputs of wide-1024): w is the weights transposed, [out, in], read through the read-only
-// cache, which keeps them for the blocks of an SM (w_stride is then `in`).
-__global__ void output_layer_loss_global(OUTPUT_LAYER_PARAMETERS) { output_layer<false>(OUTPUT_LAYER_ARGUMENTS); }
 
 // kind: 0 sgd, 1 adam, 2 adamw. State: momentum, or the two moments at state and state + count.
 // h: learning rate, momentum, weight decay, beta1, beta2, epsilon, 1 - beta1^t, 1 - beta2^t (in device memory, so

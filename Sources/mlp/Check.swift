@@ -85,8 +85,8 @@ struct Check: ParsableCommand {
                 }
             }
         }
-        // The output layer with its backward (the cuda backend's one kernel up to 16 outputs, its weights in shared
-        // memory up to 47 KB and read in place beyond: 1030×4099→10; 17 outputs take the composition).
+        // The output layer with its backward (the cuda backend's one kernel up to 16 outputs and 47 KB of weights;
+        // wider layers, 1030×4099→10, and 17 outputs take the composition).
         for loss in Loss.allCases {
             for (rows, inputSize, outputSize) in [(1, 3, 2), (37, 256, 10), (300, 129, 16), (150, 1000, 10), (1030, 4099, 10), (61, 33, 17)] {
                 for activation in rows == 37 ? Activation.allCases : [.relu] {
