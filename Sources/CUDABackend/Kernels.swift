@@ -159,18 +159,85 @@ __global__ void loss_rows(float* gradient, float* metrics, int* predictions, con
 // gradient, are left to the caller: they are not on the critical path).
 // Sums without float atomics, so that results are the same on every run: each block adds its rows' bias gradients,
 // losses and correct counts (per warp, then the warps in order) into `partials` [blocks, OUT_MAX + 2]; the last
-// block to finish (counted in `counter`) adds the blocks' sums in a fixed order into bias_gradient and metrics.
+// block to finish adds the blocks' sums in a fixed order into bias_gradient and metrics (add_blocks_sums).
 #define OUT_MAX 16
 #define OUTPUT_WARPS 4
 #define SUM_SLICES 7   // the last block's threads per sum: 7 x (OUT_MAX + 2) = 126 of its 128
+
+// One row's loss from its logits z (bias included; entries from `out` on unused): the loss's gradient times `scale`
+// in g (zero from `out` on), the prediction (the first largest logit) in *best, and the loss returned. The loss is
+// 0 softmax cross-entropy, 1 squared error against the one-hot label.
+__device__ __forceinline__ float output_row_loss(const float* z, int out, int label, int loss, float scale, float* g, int* best) {
+    int b = 0;
+    float best_v = z[0];
+#pragma unroll
+    for (int c = 1; c < OUT_MAX; c++) if (c < out && z[c] > best_v) { best_v = z[c]; b = c; }
+    *best = b;
+    float row_loss = 0.f;
+    if (loss == 0) {
+        float e[OUT_MAX], s = 0.f, zl = 0.f;
+#pragma unroll
+        for (int c = 0; c < OUT_MAX; c++) {
+            e[c] = c < out ? expf(z[c] - best_v) : 0.f;
+            s += e[c];
+            if (c == label) zl = z[c];
+        }
+        row_loss = best_v + logf(s) - zl;
+#pragma unroll
+        for (int c = 0; c < OUT_MAX; c++) {
+            g[c] = c < out ? e[c] / s * scale : 0.f;
+            if (c == label) g[c] -= scale;
+        }
+    } else {
+#pragma unroll
+        for (int c = 0; c < OUT_MAX; c++) {
+            float d = c < out ? z[c] - (c == label ? 1.f : 0.f) : 0.f;
+            row_loss += d * d;
+            g[c] = scale * 2.f * d;
+        }
+    }
+    return row_loss;
+}
+
+// After each block has written its OUT_MAX + 2 sums (bias gradients, loss, correct count) to partials[blockIdx.x]:
+// the last block to finish (counted in `counter`, which it sets back to zero) adds every block's, in block order,
+// into bias_gradient (when not null) and metrics. Thread (v, s) of the last block adds sum v of blocks s,
+// s + SUM_SLICES, ... (their loads all in flight: other blocks wrote them, so from L2), then thread v adds the
+// slices in order. Every thread of the block must call it; it needs SUM_SLICES * (OUT_MAX + 2) threads.
+__device__ __forceinline__ void add_blocks_sums(float* partials, unsigned int* counter, int out, float* bias_gradient, float* metrics) {
+    __shared__ float slices[SUM_SLICES][OUT_MAX + 2];
+    __shared__ bool last_block;
+    int t = threadIdx.x;
+    __threadfence();
+    __syncthreads();
+    if (t == 0) last_block = atomicAdd(counter, 1u) == gridDim.x - 1;
+    __syncthreads();
+    if (!last_block) return;
+    __threadfence();
+    int v = t % (OUT_MAX + 2), slice = t / (OUT_MAX + 2);
+    if (slice < SUM_SLICES) {
+        float s = 0.f;
+#pragma unroll 8
+        for (int i = slice; i < (int)gridDim.x; i += SUM_SLICES) s += __ldcg(partials + (long)i * (OUT_MAX + 2) + v);
+        slices[slice][v] = s;
+    }
+    __syncthreads();
+    if (t < OUT_MAX + 2) {
+        float s = 0.f;
+        for (int k = 0; k < SUM_SLICES; k++) s += slices[k][t];
+        if (t < out) { if (bias_gradient) bias_gradient[t] = s; }
+        else if (t == OUT_MAX) metrics[0] += s;
+        else if (t == OUT_MAX + 1) metrics[1] += s;
+    }
+    if (t == 0) *counter = 0u;
+}
+
 __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_gradient, float* metrics, int* predictions,
                                   const float* x, const float* w, const float* b, const int* labels,
                                   int rows, int in, int out, int loss, float scale,
                                   float* partials, unsigned int* counter,
                                   float* in_gradient, int in_activation, int w_stride) {
     __shared__ float sums[OUTPUT_WARPS][OUT_MAX + 2];
-    __shared__ float slices[SUM_SLICES][OUT_MAX + 2];
-    __shared__ bool last_block;
     extern __shared__ float w_s[];   // the weights, [in, w_stride]
     int t = threadIdx.x, lane = t & 31, warp = t >> 5;
     {
@@ -226,33 +293,9 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
             }
             z[c] += bias_v[c];
         }
-        int best = 0;
-        float best_v = z[0];
-#pragma unroll
-        for (int c = 1; c < OUT_MAX; c++) if (c < out && z[c] > best_v) { best_v = z[c]; best = c; }
-        float g[OUT_MAX], row_loss = 0.f;
-        if (loss == 0) {
-            float e[OUT_MAX], s = 0.f, zl = 0.f;
-#pragma unroll
-            for (int c = 0; c < OUT_MAX; c++) {
-                e[c] = c < out ? expf(z[c] - best_v) : 0.f;
-                s += e[c];
-                if (c == label) zl = z[c];
-            }
-            row_loss = best_v + logf(s) - zl;
-#pragma unroll
-            for (int c = 0; c < OUT_MAX; c++) {
-                g[c] = c < out ? e[c] / s * scale : 0.f;
-                if (c == label) g[c] -= scale;
-            }
-        } else {
-#pragma unroll
-            for (int c = 0; c < OUT_MAX; c++) {
-                float d = c < out ? z[c] - (c == label ? 1.f : 0.f) : 0.f;
-                row_loss += d * d;
-                g[c] = scale * 2.f * d;
-            }
-        }
+        int best;
+        float g[OUT_MAX];
+        float row_loss = output_row_loss(z, out, label, loss, scale, g, &best);
 #pragma unroll
         for (int c = 0; c < OUT_MAX; c++) {
             if (c < out && lane == c) {
@@ -289,30 +332,117 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
         for (int k = 0; k < OUTPUT_WARPS; k++) s += sums[k][t];
         partials[(long)blockIdx.x * (OUT_MAX + 2) + t] = s;
     }
-    __threadfence();
-    __syncthreads();
-    if (t == 0) last_block = atomicAdd(counter, 1u) == gridDim.x - 1;
-    __syncthreads();
-    if (!last_block) return;
-    // The last block: every block's sums. Thread (v, s) adds sum v of blocks s, s + SUM_SLICES, ... in order (their
-    // loads all in flight: other blocks wrote them, so from L2), then thread v adds the slices in order.
-    __threadfence();
-    int v = t % (OUT_MAX + 2), slice = t / (OUT_MAX + 2);
-    if (slice < SUM_SLICES) {
-        float s = 0.f;
-#pragma unroll 8
-        for (int i = slice; i < (int)gridDim.x; i += SUM_SLICES) s += __ldcg(partials + (long)i * (OUT_MAX + 2) + v);
-        slices[slice][v] = s;
+    add_blocks_sums(partials, counter, out, gradient != 0 ? bias_gradient : 0, metrics);
+}
+
+// The output layer and the loss in one kernel for layers whose weights do not fit in output_layer_loss's shared
+// memory (wide-1024's 4096 x 10). A warp per row would read every weight once per row; here a block takes
+// WIDE_ROWS rows at a time and its threads split the inputs (thread t takes t, t + WIDE_THREADS, ...), so that each
+// weight read serves WIDE_ROWS rows, and wt is the weights transposed, [out, in], so that a warp's 32 reads of one
+// output's weights are one cache line. The block's partial logits are added by a butterfly in each warp and then
+// warp by warp in order; thread j finishes row j (output_row_loss). With in_gradient the threads then carry the
+// rows' gradients back over their inputs: in_gradient[r, i] = (sum over c of g[r, c] * w[i, c]) * f'(x[r, i]).
+// The sums as in output_layer_loss (rows in order within a block, then the blocks in order): no float atomics.
+#define WIDE_ROWS 4
+#define WIDE_THREADS 256
+__global__ void output_layer_loss_wide(float* outputs, float* gradient, float* bias_gradient, float* metrics, int* predictions,
+                                       const float* x, const float* wt, const float* b, const int* labels,
+                                       int rows, int in, int out, int loss, float scale,
+                                       float* partials, unsigned int* counter, float* in_gradient, int in_activation) {
+    __shared__ float part[WIDE_THREADS / 32][WIDE_ROWS][OUT_MAX];
+    __shared__ float g_s[WIDE_ROWS][OUT_MAX];
+    __shared__ float row_stats[WIDE_ROWS][2];   // loss, correct
+    __shared__ float block_sums[OUT_MAX + 2];
+    int t = threadIdx.x, lane = t & 31, warp = t >> 5;
+    const unsigned mask = 0xffffffffu;
+    if (t < OUT_MAX + 2) block_sums[t] = 0.f;
+    for (int r0 = blockIdx.x * WIDE_ROWS; r0 < rows; r0 += gridDim.x * WIDE_ROWS) {
+        int nr = min(WIDE_ROWS, rows - r0);
+        float z[WIDE_ROWS][OUT_MAX];
+#pragma unroll
+        for (int j = 0; j < WIDE_ROWS; j++)
+#pragma unroll
+            for (int c = 0; c < OUT_MAX; c++) z[j][c] = 0.f;
+#pragma unroll 2
+        for (int k = t; k < in; k += WIDE_THREADS) {
+            float xv[WIDE_ROWS];
+#pragma unroll
+            for (int j = 0; j < WIDE_ROWS; j++) xv[j] = j < nr ? x[(long)(r0 + j) * in + k] : 0.f;
+#pragma unroll
+            for (int c = 0; c < OUT_MAX; c++) {
+                if (c < out) {
+                    float wv = __ldg(wt + (long)c * in + k);
+#pragma unroll
+                    for (int j = 0; j < WIDE_ROWS; j++) z[j][c] = fmaf(xv[j], wv, z[j][c]);
+                }
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < WIDE_ROWS; j++) {
+#pragma unroll
+            for (int c = 0; c < OUT_MAX; c++) {
+                if (c < out) {   // the same for every lane: every lane takes part in each shuffle
+                    float v = z[j][c];
+#pragma unroll
+                    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(mask, v, o);
+                    if (lane == 0) part[warp][j][c] = v;
+                }
+            }
+        }
+        __syncthreads();
+        if (t < nr) {
+            int r = r0 + t, label = labels[r], best;
+            float zr[OUT_MAX], g[OUT_MAX];
+#pragma unroll
+            for (int c = 0; c < OUT_MAX; c++) {
+                float s = 0.f;
+                if (c < out) {
+                    for (int k = 0; k < WIDE_THREADS / 32; k++) s += part[k][t][c];
+                    s += b[c];
+                }
+                zr[c] = s;
+            }
+            float row_loss = output_row_loss(zr, out, label, loss, scale, g, &best);
+#pragma unroll
+            for (int c = 0; c < OUT_MAX; c++) {
+                if (c < out) {
+                    outputs[(long)r * out + c] = zr[c];
+                    if (gradient) gradient[(long)r * out + c] = g[c];
+                }
+                g_s[t][c] = g[c];
+            }
+            if (predictions) predictions[r] = best;
+            row_stats[t][0] = row_loss;
+            row_stats[t][1] = best == label ? 1.f : 0.f;
+        }
+        __syncthreads();
+        if (t < OUT_MAX + 2) {   // this block's sums, its rows in order
+            float s = block_sums[t];
+            for (int j = 0; j < nr; j++) s += t < OUT_MAX ? g_s[j][t] : row_stats[j][t - OUT_MAX];
+            block_sums[t] = s;
+        }
+        if (in_gradient) {
+#pragma unroll 2
+            for (int i = t; i < in; i += WIDE_THREADS) {
+                float wv[OUT_MAX];
+#pragma unroll
+                for (int c = 0; c < OUT_MAX; c++) wv[c] = c < out ? __ldg(wt + (long)c * in + i) : 0.f;
+#pragma unroll
+                for (int j = 0; j < WIDE_ROWS; j++) {
+                    if (j < nr) {
+                        float d = 0.f;
+#pragma unroll
+                        for (int c = 0; c < OUT_MAX; c++) if (c < out) d = fmaf(g_s[j][c], wv[c], d);
+                        long e = (long)(r0 + j) * in + i;
+                        in_gradient[e] = d * derivative(x[e], in_activation);
+                    }
+                }
+            }
+        }
+        __syncthreads();   // part, g_s and row_stats are rewritten for the next rows
     }
-    __syncthreads();
-    if (t < OUT_MAX + 2) {
-        float s = 0.f;
-        for (int k = 0; k < SUM_SLICES; k++) s += slices[k][t];
-        if (t < out) { if (bias_gradient && gradient) bias_gradient[t] = s; }
-        else if (t == OUT_MAX) metrics[0] += s;
-        else if (t == OUT_MAX + 1) metrics[1] += s;
-    }
-    if (t == 0) *counter = 0u;
+    if (t < OUT_MAX + 2) partials[(long)blockIdx.x * (OUT_MAX + 2) + t] = block_sums[t];
+    add_blocks_sums(partials, counter, out, gradient != 0 ? bias_gradient : 0, metrics);
 }
 
 // kind: 0 sgd, 1 adam, 2 adamw. State: momentum, or the two moments at state and state + count.

@@ -85,8 +85,8 @@ struct Check: ParsableCommand {
                 }
             }
         }
-        // The output layer with its backward (the cuda backend's one kernel up to 16 outputs and 47 KB of weights;
-        // wider layers, 1030×4099→10, and 17 outputs take the composition).
+        // The output layer with its backward (the cuda backend's one kernel up to 16 outputs: a warp per row up to
+        // 47 KB of weights, four rows a block beyond, as 1030×4099→10; 17 outputs take the composition).
         for loss in Loss.allCases {
             for (rows, inputSize, outputSize) in [(1, 3, 2), (37, 256, 10), (300, 129, 16), (150, 1000, 10), (1030, 4099, 10), (61, 33, 17)] {
                 for activation in rows == 37 ? Activation.allCases : [.relu] {
@@ -133,9 +133,13 @@ struct Check: ParsableCommand {
             // the cpu backend (itself checked against the naive one). SGD, so the change is the gradients' sum.
             let reference = try CPUBackend()
             for batch in [128, 1024] {
-                let steps = try sgdSteps(cuda, reference, dataset.train.subset(0..<(2 * batch)), batch: batch)
+                let steps = try sgdSteps(cuda, reference, dataset.train.subset(0..<(2 * batch)), hidden: [512, 256], batch: batch)
                 report("6 SGD steps of 784-512-256-10, batch \(batch), vs cpu", steps, trainingTolerance)
             }
+            // An output layer too wide for the one-kernel version's shared memory (its wide kernel, with the
+            // weights' transposed copy made beside the step's first kernels in the recording).
+            let wide = try sgdSteps(cuda, reference, dataset.train.subset(0..<256), hidden: [300, 2000], batch: 128)
+            report("6 SGD steps of 784-300-2000-10, batch 128, vs cpu", wide, trainingTolerance)
         }
         // A short training run: the losses of each epoch against the naive backend's.
         let reference = try shortRun(NaiveBackend(), subset)
@@ -165,9 +169,10 @@ struct Check: ParsableCommand {
         return backend.deviceAllocations - before
     }
 
-    /// Trains the same network 6 SGD steps on `backend` and `reference` and returns ‖Δp − Δp_ref‖ / ‖Δp_ref‖.
-    func sgdSteps(_ backend: any Backend, _ reference: any Backend, _ images: LabeledImages, batch: Int) throws -> Double {
-        let spec = try NetworkSpec(layerSizes: [images.featureCount, 512, 256, images.classCount])
+    /// Trains the same network (`hidden` layers between the images and the classes) 6 SGD steps on `backend` and
+    /// `reference` and returns ‖Δp − Δp_ref‖ / ‖Δp_ref‖.
+    func sgdSteps(_ backend: any Backend, _ reference: any Backend, _ images: LabeledImages, hidden: [Int], batch: Int) throws -> Double {
+        let spec = try NetworkSpec(layerSizes: [images.featureCount] + hidden + [images.classCount])
         let optimizer = try OptimizerConfiguration(kind: .sgd, learningRate: 0.05)
         var generator = SeededGenerator(seed: seed)
         let initial = ParameterLayout(spec).initialParameters(for: spec, using: &generator)

@@ -15,9 +15,21 @@ import Testing
         // The weights of every layer the kernel takes, at their row stride, fit beside its own sums in the 48 KB a
         // block may have without opting in.
         #expect(Int(shape.weightStride) >= outputs && Int(shape.sharedBytes) == 4 * inputs * Int(shape.weightStride))
-        if inputs * outputs <= CUDABackend.outputLayerStagedFloats { #expect(Int(shape.sharedBytes) + 1024 <= 48 * 1024) }
+        if CUDABackend.outputLayerIsStaged(inputSize: inputs, outputSize: outputs) { #expect(Int(shape.sharedBytes) + 1024 <= 48 * 1024) }
         // The stride is odd (32 lanes reading 32 rows hit 32 banks) whenever that fits.
         if inputs * (outputs | 1) <= CUDABackend.outputLayerStagedFloats { #expect(shape.weightStride % 2 == 1) }
+    }
+
+    @Test func widerLayersTakeTheWideKernel() {
+        // small-128's 256×10 output layer is copied to shared memory; wide-1024's 4096×10 is not.
+        #expect(CUDABackend.outputLayerIsStaged(inputSize: 256, outputSize: 10))
+        #expect(!CUDABackend.outputLayerIsStaged(inputSize: 4096, outputSize: 10))
+        #expect(CUDABackend.outputLayerIsStaged(inputSize: 12_032, outputSize: 1) && !CUDABackend.outputLayerIsStaged(inputSize: 12_033, outputSize: 1))
+        // Four rows a block, at most as many blocks as the sums' scratch holds.
+        #expect(CUDABackend.wideOutputLayerBlocks(rows: 1) == 1)
+        #expect(CUDABackend.wideOutputLayerBlocks(rows: 1023) == 256)
+        #expect(CUDABackend.wideOutputLayerBlocks(rows: 1025) == 256)
+        #expect(CUDABackend.wideOutputLayerBlocks(rows: 97) == 25)
     }
 
     static func call(transposeA: Bool, m: Int, n: Int, k: Int) -> MatmulCall {
