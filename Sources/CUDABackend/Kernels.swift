@@ -345,10 +345,11 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
 // The sums as in output_layer_loss (rows in order within a block, then the blocks in order): no float atomics.
 #define WIDE_ROWS 4
 #define WIDE_THREADS 256
-__global__ void output_layer_loss_wide(float* outputs, float* gradient, float* bias_gradient, float* metrics, int* predictions,
-                                       const float* x, const float* wt, const float* b, const int* labels,
+__global__ void output_layer_loss_wide(float* __restrict__ outputs, float* __restrict__ gradient, float* bias_gradient, float* metrics,
+                                       int* predictions, const float* __restrict__ x, const float* __restrict__ wt,
+                                       const float* __restrict__ b, const int* __restrict__ labels,
                                        int rows, int in, int out, int loss, float scale,
-                                       float* partials, unsigned int* counter, float* in_gradient, int in_activation) {
+                                       float* partials, unsigned int* counter, float* __restrict__ in_gradient, int in_activation) {
     __shared__ float part[WIDE_THREADS / 32][WIDE_ROWS][OUT_MAX];
     __shared__ float g_s[WIDE_ROWS][OUT_MAX];
     __shared__ float row_stats[WIDE_ROWS][2];   // loss, correct
@@ -424,17 +425,20 @@ __global__ void output_layer_loss_wide(float* outputs, float* gradient, float* b
         if (in_gradient) {
 #pragma unroll 2
             for (int i = t; i < in; i += WIDE_THREADS) {
-                float wv[OUT_MAX];
+                // Every load first (the rows' inputs too): interleaved with the stores, each would wait for memory
+                // on its own.
+                float wv[OUT_MAX], xv[WIDE_ROWS];
 #pragma unroll
                 for (int c = 0; c < OUT_MAX; c++) wv[c] = c < out ? __ldg(wt + (long)c * in + i) : 0.f;
+#pragma unroll
+                for (int j = 0; j < WIDE_ROWS; j++) xv[j] = j < nr ? x[(long)(r0 + j) * in + i] : 0.f;
 #pragma unroll
                 for (int j = 0; j < WIDE_ROWS; j++) {
                     if (j < nr) {
                         float d = 0.f;
 #pragma unroll
                         for (int c = 0; c < OUT_MAX; c++) if (c < out) d = fmaf(g_s[j][c], wv[c], d);
-                        long e = (long)(r0 + j) * in + i;
-                        in_gradient[e] = d * derivative(x[e], in_activation);
+                        in_gradient[(long)(r0 + j) * in + i] = d * derivative(xv[j], in_activation);
                     }
                 }
             }
