@@ -78,8 +78,8 @@ public final class CUDABackend: Backend {
     public let usesGraphs: Bool
     /// `[8]` Floats: the optimizer's values for the step (see the `optimizer_update` kernel).
     private var hyperparameters = DevicePointer<Float>(address: 0)
-    /// Scratch of the one-kernel output layers: 18 floats per block (as many as the larger of
-    /// `outputLayerMaximumBlocks` and `wideOutputLayerMaximumBlocks`), and the count of blocks done.
+    /// Scratch of the one-kernel output layer: 18 floats per block (`outputLayerMaximumBlocks` of them), and the
+    /// count of blocks done.
     private var outputPartials = DevicePointer<Float>(address: 0)
     private var outputCounter = DevicePointer<UInt32>(address: 0)
     private let synchronizeEachOperation: Bool
@@ -179,7 +179,7 @@ public final class CUDABackend: Backend {
         log("kernels compiled for sm_\(major)\(minor) in \(String(format: "%.2f", Date().timeIntervalSince(started))) s (\(cubin.count) bytes)")
         var module: OpaquePointer?
         try cubin.withUnsafeBytes { try d.check(d.cuModuleLoadData(&module, $0.baseAddress!), "cuModuleLoadData") }
-        for kernel in ["gather_batch", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "output_layer_loss_wide", "optimizer_update"] {
+        for kernel in ["gather_batch", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "optimizer_update"] {
             var function: OpaquePointer?
             try d.check(d.cuModuleGetFunction(&function, module, kernel), "cuModuleGetFunction(\(kernel))")
             functions[kernel] = function
@@ -251,7 +251,6 @@ public final class CUDABackend: Backend {
             try d.check(d.cuStreamCreate(&uploadStream, 0), "cuStreamCreate(uploads)")
             try d.check(d.cuEventCreate(&stepStart, 2), "cuEventCreate")
             try d.check(d.cuEventCreate(&uploadDone, 2), "cuEventCreate")
-            try d.check(d.cuEventCreate(&weightsCopied, 2), "cuEventCreate")
             try d.check(d.cuEventCreate(&forkEvent, 2), "cuEventCreate")
             try d.check(d.cuEventCreate(&joinEvent, 2), "cuEventCreate")
         }
@@ -259,7 +258,7 @@ public final class CUDABackend: Backend {
         try d.check(d.cuMemAlloc(&hyper, 8 * 4), "cuMemAlloc")
         hyperparameters = DevicePointer(address: UInt(hyper))
         var partials: UInt64 = 0, counter: UInt64 = 0
-        try d.check(d.cuMemAlloc(&partials, max(Self.outputLayerMaximumBlocks, Self.wideOutputLayerMaximumBlocks) * 18 * 4), "cuMemAlloc")  // 18: OUT_MAX + 2
+        try d.check(d.cuMemAlloc(&partials, Self.outputLayerMaximumBlocks * 18 * 4), "cuMemAlloc")  // 18: OUT_MAX + 2
         try d.check(d.cuMemAlloc(&counter, 4), "cuMemAlloc")
         try d.check(d.cuMemsetD8(counter, 0, 4), "cuMemsetD8")
         outputPartials = DevicePointer(address: UInt(partials))
@@ -849,12 +848,11 @@ public final class CUDABackend: Backend {
         sideAccesses.write(StreamAccesses.extent(weightGradient, rows: inputSize, stride: outputSize))
     }
 
-    /// The one-kernel output layer takes layers of at most 16 outputs and batches of any size: `output_layer_loss`
-    /// (a warp per row) when the weights fit in shared memory beside the kernel's own sums
-    /// (`outputLayerStagedFloats`), `output_layer_loss_wide` (a block per 4 rows, reading a transposed copy of the
-    /// weights) beyond, as wide-1024's 4096×10 layer. A warp per row reading that copy took 272 µs of a wide-1024
-    /// step, where the composition (a product, the loss, a product and the activation backward) takes 65
-    /// (Benchmarks/RESULTS.md).
+    /// The one-kernel output layer takes layers of at most 16 outputs whose weights fit in shared memory beside the
+    /// kernel's own sums (`outputLayerStagedFloats`), and batches of any size. Wider layers (wide-1024's 4096×10)
+    /// are a product, the loss, a product and the activation backward, about 64 µs of a TF32 step: two one-kernel
+    /// versions for them, reading a transposed copy of the weights (a warp per row; four rows a block), took 272
+    /// and 101 µs (Benchmarks/RESULTS.md).
     static let fusedOutputMaximum = 16
     /// The weights' shared memory: what a block may have without opting in (48 KB), less 1 KB for the kernel's own
     /// sums.
@@ -864,10 +862,6 @@ public final class CUDABackend: Backend {
     /// them all: more blocks would lengthen that).
     static let outputLayerThreads: UInt32 = 128
     static let outputLayerMaximumBlocks = 128
-    /// The wide kernel: 256 threads a block (WIDE_THREADS), 4 rows a block at a time (WIDE_ROWS), at most 256 blocks.
-    static let wideOutputLayerThreads: UInt32 = 256
-    static let wideOutputLayerMaximumBlocks = 256
-    static func wideOutputLayerBlocks(rows: Int) -> UInt32 { UInt32(max(1, min((rows + 3) / 4, wideOutputLayerMaximumBlocks))) }
 
     /// The output layer kernel's grid, its shared memory (the weights) and their row stride in it: the number of
     /// outputs rounded up to odd (conflict-free reads of 32 rows at once) where that still fits.
@@ -882,79 +876,27 @@ public final class CUDABackend: Backend {
     static func outputLayerIsStaged(inputSize: Int, outputSize: Int) -> Bool { inputSize * outputSize <= outputLayerStagedFloats }
 
     private func fusesOutputLayer(rows: Int, inputSize: Int, outputSize: Int) -> Bool {
-        fusesDenseLayers && outputSize <= Self.fusedOutputMaximum
-            && (fusesWideOutputLayers || Self.outputLayerIsStaged(inputSize: inputSize, outputSize: outputSize))
+        fusesDenseLayers && outputSize <= Self.fusedOutputMaximum && Self.outputLayerIsStaged(inputSize: inputSize, outputSize: outputSize)
     }
-    /// Whether output layers too wide for shared memory take `output_layer_loss_wide` (`MLP_CUDA_WIDE_OUTPUT=0`
-    /// composes them from products and passes instead, to measure what the kernel buys).
-    private let fusesWideOutputLayers = ProcessInfo.processInfo.environment["MLP_CUDA_WIDE_OUTPUT"] != "0"
 
     /// Queues the one-kernel output layer (see `fusedOutputMaximum`); `inputGradient` nil for the forward and loss
-    /// only. False when it cannot run here (the wide kernel's transposed weights need scratch that cannot grow inside
-    /// a recording): the caller composes the layer instead.
-    private func launchOutputLayer(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float, inputGradient: DevicePointer<Float>?, inputActivation: Activation) -> Bool {
+    /// only.
+    private func launchOutputLayer(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float, inputGradient: DevicePointer<Float>?, inputActivation: Activation) {
         let none = DevicePointer<Float>(address: 0)
-        let lossCode = Int32(loss == .softmaxCrossEntropy ? 0 : 1)
-        let activationCode = Int32(Activation.allCases.firstIndex(of: inputActivation)!)
-        if Self.outputLayerIsStaged(inputSize: inputSize, outputSize: outputSize) {
-            let shape = Self.outputLayerLaunch(rows: rows, inputSize: inputSize, outputSize: outputSize)
-            launch("output_layer_loss", grid: (shape.blocks, 1), block: Self.outputLayerThreads, sharedBytes: shape.sharedBytes, dependent: true,
-                   [outputs, gradient ?? none, biasGradient ?? none, metrics, predictions ?? DevicePointer<Int32>(address: 0),
-                    inputs, weights, bias, labels, Int32(rows), Int32(inputSize), Int32(outputSize), lossCode, gradientScale,
-                    outputPartials, outputCounter, inputGradient ?? none, activationCode, shape.weightStride])
-            return true
-        }
-        guard let transposed = transposedOutputWeights(weights, inputSize: inputSize, outputSize: outputSize) else { return false }
-        // Not a programmatic dependent: in a recorded step it also waits for the transposed copy.
-        launch("output_layer_loss_wide", grid: (Self.wideOutputLayerBlocks(rows: rows), 1), block: Self.wideOutputLayerThreads,
+        let shape = Self.outputLayerLaunch(rows: rows, inputSize: inputSize, outputSize: outputSize)
+        launch("output_layer_loss", grid: (shape.blocks, 1), block: Self.outputLayerThreads, sharedBytes: shape.sharedBytes, dependent: true,
                [outputs, gradient ?? none, biasGradient ?? none, metrics, predictions ?? DevicePointer<Int32>(address: 0),
-                inputs, transposed, bias, labels, Int32(rows), Int32(inputSize), Int32(outputSize), lossCode, gradientScale,
-                outputPartials, outputCounter, inputGradient ?? none, activationCode])
-        return true
+                inputs, weights, bias, labels, Int32(rows), Int32(inputSize), Int32(outputSize),
+                Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale, outputPartials, outputCounter, inputGradient ?? none,
+                Int32(Activation.allCases.firstIndex(of: inputActivation)!), shape.weightStride])
     }
-
-    /// The output layer's weights transposed ([out, in]) for `output_layer_loss_wide`, copied now. In a recorded
-    /// step the copy runs on the upload stream from the step's start (the weights are the optimizer's of the step
-    /// before), beside the step's first kernels, and the main stream waits for it just before the kernel; elsewhere
-    /// it runs on the main stream. Nil when the scratch is too small inside a recording (it grows outside them: a
-    /// step runs unrecorded first).
-    private func transposedOutputWeights(_ weights: DevicePointer<Float>, inputSize: Int, outputSize: Int) -> DevicePointer<Float>? {
-        if case .replaying = mode { return outputWeightsCopy.pointer }  // recorded
-        var copy: DevicePointer<Float>?
-        record {
-            if outputWeightsCopy.floats < inputSize * outputSize {
-                guard case .direct = mode else { return }
-                if outputWeightsCopy.floats > 0 { retiredScratch.append(outputWeightsCopy.pointer.address) }
-                outputWeightsCopy = (try allocate(Float.self, count: inputSize * outputSize), inputSize * outputSize)
-            }
-            var target = stream
-            if case .capturing = mode, let uploadStream {
-                try driver.check(driver.cuStreamWaitEvent(uploadStream, stepStart, 0), "cuStreamWaitEvent(step start)")
-                target = uploadStream
-            }
-            try enqueueKernel("transpose", grid: (UInt32((outputSize + 31) / 32), UInt32((inputSize + 31) / 32)), block: 32, blockY: 8, on: target,
-                              [outputWeightsCopy.pointer, weights, Int32(inputSize), Int32(outputSize), Int32(outputSize)])
-            if target != stream {
-                try driver.check(driver.cuEventRecord(weightsCopied, target), "cuEventRecord(weights transposed)")
-                try driver.check(driver.cuStreamWaitEvent(stream, weightsCopied, 0), "cuStreamWaitEvent(weights transposed)")
-            }
-            copy = outputWeightsCopy.pointer
-        }
-        return copy
-    }
-    /// The wide output layer's weights transposed (grown outside recordings only; old buffers are retired, since a
-    /// recorded step may use them).
-    private var outputWeightsCopy = (pointer: DevicePointer<Float>(address: 0), floats: 0)
-    private var weightsCopied: OpaquePointer?
 
     public func outputLayerLoss(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float) {
         guard fusesOutputLayer(rows: rows, inputSize: inputSize, outputSize: outputSize), gradient == nil || biasGradient != nil else {
             return unfusedOutputLayerLoss(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, predictions: predictions, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale)
         }
         join()
-        guard launchOutputLayer(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, predictions: predictions, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale, inputGradient: nil, inputActivation: .relu) else {
-            return unfusedOutputLayerLoss(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, predictions: predictions, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale)
-        }
+        launchOutputLayer(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, predictions: predictions, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale, inputGradient: nil, inputActivation: .relu)
     }
 
     public func outputLayerLossBackward(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>, metrics: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float, weightGradient: DevicePointer<Float>, inputGradient: DevicePointer<Float>, inputBiasGradient: DevicePointer<Float>, inputActivation: Activation) {
@@ -962,9 +904,7 @@ public final class CUDABackend: Backend {
             return unfusedOutputLayerLossBackward(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale, weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient, inputActivation: inputActivation)
         }
         join()
-        guard launchOutputLayer(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, predictions: nil, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale, inputGradient: inputGradient, inputActivation: inputActivation) else {
-            return unfusedOutputLayerLossBackward(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale, weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient, inputActivation: inputActivation)
-        }
+        launchOutputLayer(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, predictions: nil, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale, inputGradient: inputGradient, inputActivation: inputActivation)
         // Off the critical path (nothing but the optimizer reads them): the output layer's weight gradient, and the
         // input gradient's column sums, the layer below's bias gradient (the activation backward's column sums,
         // with the identity: the gradient itself is left as it is).

@@ -85,8 +85,8 @@ struct Check: ParsableCommand {
                 }
             }
         }
-        // The output layer with its backward (the cuda backend's one kernel up to 16 outputs: a warp per row up to
-        // 47 KB of weights, four rows a block beyond, as 1030×4099→10; 17 outputs take the composition).
+        // The output layer with its backward (the cuda backend's one kernel up to 16 outputs and 47 KB of weights;
+        // wider layers, 1030×4099→10, and 17 outputs take the composition).
         for loss in Loss.allCases {
             for (rows, inputSize, outputSize) in [(1, 3, 2), (37, 256, 10), (300, 129, 16), (150, 1000, 10), (1030, 4099, 10), (61, 33, 17)] {
                 for activation in rows == 37 ? Activation.allCases : [.relu] {
@@ -136,8 +136,7 @@ struct Check: ParsableCommand {
                 let steps = try sgdSteps(cuda, reference, dataset.train.subset(0..<(2 * batch)), hidden: [512, 256], batch: batch)
                 report("6 SGD steps of 784-512-256-10, batch \(batch), vs cpu", steps, trainingTolerance)
             }
-            // An output layer too wide for the one-kernel version's shared memory (its wide kernel, with the
-            // weights' transposed copy made beside the step's first kernels in the recording).
+            // An output layer too wide for the one-kernel version's shared memory (the composition, recorded).
             let wide = try sgdSteps(cuda, reference, dataset.train.subset(0..<256), hidden: [300, 2000], batch: 128)
             report("6 SGD steps of 784-300-2000-10, batch 128, vs cpu", wide, trainingTolerance)
         }

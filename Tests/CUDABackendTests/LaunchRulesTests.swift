@@ -20,16 +20,11 @@ import Testing
         if inputs * (outputs | 1) <= CUDABackend.outputLayerStagedFloats { #expect(shape.weightStride % 2 == 1) }
     }
 
-    @Test func widerLayersTakeTheWideKernel() {
+    @Test func onlyLayersWhoseWeightsFitTakeTheKernel() {
         // small-128's 256×10 output layer is copied to shared memory; wide-1024's 4096×10 is not.
         #expect(CUDABackend.outputLayerIsStaged(inputSize: 256, outputSize: 10))
         #expect(!CUDABackend.outputLayerIsStaged(inputSize: 4096, outputSize: 10))
         #expect(CUDABackend.outputLayerIsStaged(inputSize: 12_032, outputSize: 1) && !CUDABackend.outputLayerIsStaged(inputSize: 12_033, outputSize: 1))
-        // Four rows a block, at most as many blocks as the sums' scratch holds.
-        #expect(CUDABackend.wideOutputLayerBlocks(rows: 1) == 1)
-        #expect(CUDABackend.wideOutputLayerBlocks(rows: 1023) == 256)
-        #expect(CUDABackend.wideOutputLayerBlocks(rows: 1025) == 256)
-        #expect(CUDABackend.wideOutputLayerBlocks(rows: 97) == 25)
     }
 
     static func call(transposeA: Bool, m: Int, n: Int, k: Int) -> MatmulCall {
