@@ -5,7 +5,8 @@
 #   bash Benchmarks/gpu/run.sh bench        mlp bench of the cuda backend against the GPU peers, fp32 and tf32
 #   bash Benchmarks/gpu/run.sh profile      per-kernel times of training steps (Nsight Compute)
 #   bash Benchmarks/gpu/run.sh kernels      Nsight Compute's full report on our own kernels (small-128, fp32)
-#   bash Benchmarks/gpu/run.sh firststep    where the first epoch of mlp train goes (-v: planning, first runs, recordings)
+#   bash Benchmarks/gpu/run.sh firststep    where the first epoch of mlp train goes (-v: cuBLASLt's set-up at start-up,
+#                                           planning, first runs, recordings)
 #   bash Benchmarks/gpu/run.sh strategies   the cuda backend alone, fp32 and tf32, with each of its strategies turned
 #                                           off in turn (side stream, algorithm timing, epilogues, cuBLASLt, graphs)
 #   bash Benchmarks/gpu/run.sh compare      the cuda backend against JAX, then alone with its own product kernels
@@ -91,7 +92,7 @@ firststep)
     rm -f "$out/firststep-tuning.json"
     for run in 1 2; do
         MLP_CUDA_TUNE_CACHE="$out/firststep-tuning.json" .run/mlp train --backend cuda --no-progress -v 2>&1 \
-            | grep -E "product |first step|recorded as|epoch 1/|epoch 2/|test accuracy" | tee "$out/firststep-$run.txt"
+            | grep -E "heuristic query|product |first step|recorded as|epoch 1/|epoch 2/|test accuracy" | tee "$out/firststep-$run.txt"
     done
     ;;
 strategies)
