@@ -16,6 +16,8 @@
 #   bash Benchmarks/gpu/run.sh sanitize     mlp check under compute-sanitizer's memcheck, racecheck and synccheck
 #   bash Benchmarks/gpu/run.sh ab VAR=V...  the cuda backend against JAX on the four workloads (latency-128 included),
 #                                           fp32 and tf32, then alone with each VAR=V set in turn (what one change buys)
+#   bash Benchmarks/gpu/run.sh trace VAR=V...  each operation's share of a recorded step (MLP_CUDA_TRACE=1), TF32 and
+#                                           fp32, then with each VAR=V set in turn
 # Logs and results go to ./gpu-results, and packed as one gpu-results.tgz into $OUT when it is set (the device tool
 # brings back at most 8 files).
 set -uo pipefail
@@ -141,6 +143,19 @@ ab)
             echo "== $precision $variant" | tee -a "$out/ab-$precision.txt"
             env "$variant" .run/mlp bench --backends cuda --workloads latency-128,small-128,small-1024,wide-1024 \
                 --repeats 3 --precision "$precision" --output "$out/ab-$precision-${variant%%=*}" 2>&1 | tee -a "$out/ab-$precision.txt"
+        done
+    done
+    ;;
+trace)
+    # Where a step's time goes (MLP_CUDA_TRACE=1: timing events between the operations of the recorded step, which
+    # lengthen it by ~2 µs each), the cuda backend alone, TF32 then fp32, then with each VAR=V set in turn.
+    shift
+    for precision in tf32 fp32; do
+        for variant in default "$@"; do
+            echo "== $precision $variant" | tee -a "$out/trace-$precision.txt"
+            env MLP_CUDA_TRACE=1 $( [ "$variant" = default ] || echo "$variant" ) .run/mlp bench --backends cuda \
+                --workloads small-128,small-1024,wide-1024 --repeats 1 --precision "$precision" \
+                --output "$out/trace-$precision-${variant%%=*}" 2>&1 | tee -a "$out/trace-$precision.txt"
         done
     done
     ;;

@@ -21,9 +21,12 @@ import MNIST
 /// products' algorithms are timed then), is recorded as a CUDA graph the second time, and is replayed afterwards:
 /// each replay refreshes only the pinned buffers its uploads copy from (the batch's indices, the optimizer's step
 /// values) and launches the graph once. `MLP_CUDA_GRAPH=0` launches every operation instead. The switches
-/// `MLP_CUDA_TUNE=0`, `MLP_CUDA_SPLITK=0`, `MLP_CUDA_FUSE=0`, `MLP_CUDA_STREAMS=1` and `MLP_CUDA_OUTPUT_BACKWARD=0`
-/// turn off the algorithm timing, the split-`k` variants among its candidates, the fused kernels and epilogues, the
-/// extra streams, and the output layer's backward inside its kernel, one at a time, to measure what each buys;
+/// `MLP_CUDA_TUNE=0`, `MLP_CUDA_SPLITK=0`, `MLP_CUDA_FUSE=0`, `MLP_CUDA_STREAMS=1`, `MLP_CUDA_OUTPUT_BACKWARD=0`,
+/// `MLP_CUDA_OUTPUT_OPTIN=0`, `MLP_CUDA_OUTPUT_WARPS=4`, `MLP_CUDA_SIDE_LARGE=1` and `MLP_CUDA_PDL=0` turn off the
+/// algorithm timing, the split-`k` variants among its candidates, the fused kernels and epilogues, the extra
+/// streams, the output layer's backward inside its kernel, that kernel's shared memory beyond 48 KB, its 8-warp
+/// blocks, large weight gradients on the main stream, and programmatic launches, one at a time, to measure what
+/// each buys;
 /// `MLP_CUDA_TRACE=1` puts timing events between a recorded step's operations (`takeTrace`); `MLP_CUDA_TILED=1` adds
 /// our own product kernels (`TiledGemm.swift`) to the timing, and `MLP_CUDA_TUNE_CACHE` names the file where timed
 /// choices are kept between runs (`TuningCache.swift`).
@@ -97,6 +100,15 @@ public final class CUDABackend: Backend {
     /// gradient in a training step (`outputLayerLossBackward`; `MLP_CUDA_OUTPUT_BACKWARD=0` runs the product and the
     /// activation backward instead).
     let fusesOutputBackward: Bool
+    /// The most floats of weights the output layer's kernel stages in shared memory (`fusedOutputMaximum`): with
+    /// the opt-in, what the device allows a block (227 KB on Hopper), else 48 KB; less the kernel's own sums.
+    /// `MLP_CUDA_OUTPUT_OPTIN=0` keeps the 48 KB.
+    let outputLayerStagedFloats: Int
+    /// `MLP_CUDA_OUTPUT_WARPS` (see `outputLayerWarps`).
+    private let outputWarpsSwitch: String?
+    /// Whether a large weight gradient (`weightGradientGoesBeside`) also goes to the side stream
+    /// (`MLP_CUDA_SIDE_LARGE=1`).
+    private let sideTakesLargeProducts: Bool
     /// Whether a recorded step's gather reads the batch's indices from pinned host memory instead of a copy on the
     /// device (`MLP_CUDA_MAPPED_INDICES=1`; an experiment, slower where measured).
     let readsMappedIndices: Bool
@@ -242,6 +254,20 @@ public final class CUDABackend: Backend {
         }
         self.log = log
         fusesOutputBackward = environment["MLP_CUDA_OUTPUT_BACKWARD"] != "0"
+        // CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN (97); the kernel's limit is raised to match with
+        // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES (8), which only allows larger launches (a launch's own
+        // size still sets how many blocks share an SM).
+        var optIn: Int32 = 0
+        try d.check(d.cuDeviceGetAttribute(&optIn, 97, handle), "cuDeviceGetAttribute(shared memory per block, opt-in)")
+        let sharedPerBlock = environment["MLP_CUDA_OUTPUT_OPTIN"] == "0" ? Self.defaultSharedBytesPerBlock : max(Int(optIn), Self.defaultSharedBytesPerBlock)
+        if sharedPerBlock > Self.defaultSharedBytesPerBlock {
+            try d.check(d.cuFuncSetAttribute(functions["output_layer_loss"]!, 8, Int32(sharedPerBlock - Self.outputLayerOwnSharedBytes)),
+                        "cuFuncSetAttribute(output_layer_loss, max dynamic shared memory \(sharedPerBlock - Self.outputLayerOwnSharedBytes))")
+        }
+        outputLayerStagedFloats = Self.outputLayerStagedFloats(sharedBytesPerBlock: sharedPerBlock)
+        log("output layer kernel: weights of up to \(outputLayerStagedFloats) floats in shared memory (\(sharedPerBlock / 1024) KB a block)")
+        outputWarpsSwitch = environment["MLP_CUDA_OUTPUT_WARPS"]
+        sideTakesLargeProducts = environment["MLP_CUDA_SIDE_LARGE"] == "1"
         readsMappedIndices = environment["MLP_CUDA_MAPPED_INDICES"] == "1"
         traces = environment["MLP_CUDA_TRACE"] == "1"
         usesSideStream = planner != nil && environment["MLP_CUDA_STREAMS"] != "1"
@@ -809,14 +835,32 @@ public final class CUDABackend: Backend {
             join()
             return unfusedDenseBackward(weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient, gradient: gradient, inputs: inputs, weights: weights, rows: rows, inputSize: inputSize, outputSize: outputSize, inputActivation: inputActivation)
         }
-        enqueueWeightGradient(weightGradient, inputs: inputs, gradient: gradient, rows: rows, inputSize: inputSize, outputSize: outputSize)
+        let beside = sideTakesLargeProducts || Self.weightGradientGoesBeside(m: inputSize, n: outputSize, k: rows)
+        if beside {
+            enqueueWeightGradient(weightGradient, inputs: inputs, gradient: gradient, rows: rows, inputSize: inputSize, outputSize: outputSize)
+        } else if sidePending && sideAccesses.uses(StreamAccesses.extent(weightGradient, rows: inputSize, stride: outputSize)) {
+            join()
+        }
         // dX [B, in] = dZ [B, out] · Wᵀ [out, in], then the activation's derivative and the bias gradient.
         enqueueGemm(transposeA: false, transposeB: true, m: rows, n: inputSize, k: outputSize, alpha: 1, a: gradient, lda: outputSize, b: weights, ldb: outputSize, beta: 0, c: inputGradient, ldc: inputSize)
         if case .replaying = mode {} else {
             record { try enqueueActivationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows, columns: inputSize, activation: Int32(Activation.allCases.firstIndex(of: inputActivation)!), dependent: true, on: stream) }
         }
-        mark("backward \(rows)×\(inputSize)×\(outputSize): dX product, \(inputActivation.rawValue)' and bias gradient (dW beside)")
+        if !beside {
+            // dW [in, out] = Xᵀ [in, B] · dZ [B, out], after them on the main stream.
+            enqueueGemm(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows, alpha: 1, a: inputs, lda: inputSize, b: gradient, ldb: outputSize, beta: 0, c: weightGradient, ldc: outputSize)
+        }
+        mark("backward \(rows)×\(inputSize)×\(outputSize): dX product, \(inputActivation.rawValue)' and bias gradient (dW \(beside ? "beside" : "after"))")
     }
+
+    /// Whether a layer's weight gradient, an m×n×k product, goes to the side stream (beside the input gradient's
+    /// product of the same size, and the layers below): when it is smaller than `sideStreamMaximumFlops`. Above
+    /// that, each product fills the GPU alone (wide-1024's 4096×4096×1024, 34 GFLOP, against the 0.8 GFLOP of
+    /// small-1024's largest), and the two running at once contend instead.
+    static func weightGradientGoesBeside(m: Int, n: Int, k: Int) -> Bool {
+        2.0 * Double(m) * Double(n) * Double(k) < sideStreamMaximumFlops
+    }
+    static let sideStreamMaximumFlops = 4e9
 
     /// dW [in, out] = Xᵀ [in, B] · dZ [B, out], on the side stream: nothing reads it before the optimizer (which
     /// joins), so it runs beside what the main stream does next.
@@ -849,42 +893,57 @@ public final class CUDABackend: Backend {
     }
 
     /// The one-kernel output layer takes layers of at most 16 outputs whose weights fit in shared memory beside the
-    /// kernel's own sums (`outputLayerStagedFloats`), and batches of any size. Wider layers (wide-1024's 4096×10)
-    /// are a product, the loss, a product and the activation backward, about 64 µs of a TF32 step: two one-kernel
-    /// versions for them, reading a transposed copy of the weights (a warp per row; four rows a block), took 272
-    /// and 101 µs (Benchmarks/RESULTS.md).
+    /// kernel's own sums (`outputLayerStagedFloats`), and batches of any size. Wider layers are a product, the loss,
+    /// a product and the activation backward. Before the kernel could opt in to more than 48 KB, wide-1024's 4096×10
+    /// layer took that composition, about 64 µs of a TF32 step; two one-kernel versions reading a transposed copy of
+    /// the weights from global memory (a warp per row; four rows a block) took 272 and 101 µs (Benchmarks/RESULTS.md).
     static let fusedOutputMaximum = 16
-    /// The weights' shared memory: what a block may have without opting in (48 KB), less 1 KB for the kernel's own
-    /// sums.
-    static let outputLayerStagedFloats = (48 * 1024 - 1024) / 4
-    /// The output layer's kernel: 4 warps a block (OUTPUT_WARPS), one row per warp at a time, and at most
-    /// `outputLayerMaximumBlocks` blocks (its scratch has one slot of 18 sums per block, and the last block adds
+    /// Shared memory the kernel's own sums take (a block's per-warp sums and the last block's slices, 1.1 KB), kept
+    /// out of what the weights may use.
+    static let outputLayerOwnSharedBytes = 1536
+    /// The most floats of weights the kernel can stage in `sharedBytesPerBlock` bytes of shared memory a block.
+    static func outputLayerStagedFloats(sharedBytesPerBlock: Int) -> Int { (sharedBytesPerBlock - outputLayerOwnSharedBytes) / 4 }
+    /// What a block may have without opting in.
+    static let defaultSharedBytesPerBlock = 48 * 1024
+    /// The output layer's kernel: 4 or 8 warps a block (see `outputLayerWarps`), one row per warp at a time, and at
+    /// most `outputLayerMaximumBlocks` blocks (its scratch has one slot of 18 sums per block, and the last block adds
     /// them all: more blocks would lengthen that).
-    static let outputLayerThreads: UInt32 = 128
     static let outputLayerMaximumBlocks = 128
 
-    /// The output layer kernel's grid, its shared memory (the weights) and their row stride in it: the number of
-    /// outputs rounded up to odd (conflict-free reads of 32 rows at once) where that still fits.
-    static func outputLayerLaunch(rows: Int, inputSize: Int, outputSize: Int) -> (blocks: UInt32, sharedBytes: UInt32, weightStride: Int32) {
-        let warps = Int(outputLayerThreads) / 32
-        let blocks = max(1, min((rows + warps - 1) / warps, outputLayerMaximumBlocks))
-        let stride = inputSize * (outputSize | 1) <= outputLayerStagedFloats ? outputSize | 1 : outputSize
-        return (UInt32(blocks), UInt32(4 * inputSize * stride), Int32(stride))
+    /// Warps a block of the output layer's kernel for `rows` rows: 4, or 8 where 128 blocks of 4 would give a warp
+    /// more than one row (a batch of 1024: one row a warp, twice the loads in flight on each SM).
+    /// `MLP_CUDA_OUTPUT_WARPS=4` or `8` (`setting`) forces one.
+    static func outputLayerWarps(rows: Int, setting: String?) -> Int {
+        switch setting {
+        case "4": return 4
+        case "8": return 8
+        default: return rows > 4 * outputLayerMaximumBlocks ? 8 : 4
+        }
     }
 
-    /// Whether the output layer's weights fit in the warp-per-row kernel's shared memory.
-    static func outputLayerIsStaged(inputSize: Int, outputSize: Int) -> Bool { inputSize * outputSize <= outputLayerStagedFloats }
+    /// The output layer kernel's grid, block, shared memory (the weights) and their row stride in it: the number of
+    /// outputs rounded up to odd (conflict-free reads of 32 rows at once) where that still fits in `stagedFloats`.
+    static func outputLayerLaunch(rows: Int, inputSize: Int, outputSize: Int, stagedFloats: Int, warps: Int) -> (blocks: UInt32, threads: UInt32, sharedBytes: UInt32, weightStride: Int32) {
+        let blocks = max(1, min((rows + warps - 1) / warps, outputLayerMaximumBlocks))
+        let stride = inputSize * (outputSize | 1) <= stagedFloats ? outputSize | 1 : outputSize
+        return (UInt32(blocks), UInt32(32 * warps), UInt32(4 * inputSize * stride), Int32(stride))
+    }
+
+    /// Whether the output layer's weights fit in the kernel's shared memory, `stagedFloats` of it.
+    static func outputLayerIsStaged(inputSize: Int, outputSize: Int, stagedFloats: Int) -> Bool { inputSize * outputSize <= stagedFloats }
 
     private func fusesOutputLayer(rows: Int, inputSize: Int, outputSize: Int) -> Bool {
-        fusesDenseLayers && outputSize <= Self.fusedOutputMaximum && Self.outputLayerIsStaged(inputSize: inputSize, outputSize: outputSize)
+        fusesDenseLayers && outputSize <= Self.fusedOutputMaximum
+            && Self.outputLayerIsStaged(inputSize: inputSize, outputSize: outputSize, stagedFloats: outputLayerStagedFloats)
     }
 
     /// Queues the one-kernel output layer (see `fusedOutputMaximum`); `inputGradient` nil for the forward and loss
     /// only.
     private func launchOutputLayer(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float, inputGradient: DevicePointer<Float>?, inputActivation: Activation) {
         let none = DevicePointer<Float>(address: 0)
-        let shape = Self.outputLayerLaunch(rows: rows, inputSize: inputSize, outputSize: outputSize)
-        launch("output_layer_loss", grid: (shape.blocks, 1), block: Self.outputLayerThreads, sharedBytes: shape.sharedBytes, dependent: true,
+        let shape = Self.outputLayerLaunch(rows: rows, inputSize: inputSize, outputSize: outputSize, stagedFloats: outputLayerStagedFloats,
+                                           warps: Self.outputLayerWarps(rows: rows, setting: outputWarpsSwitch))
+        launch("output_layer_loss", grid: (shape.blocks, 1), block: shape.threads, sharedBytes: shape.sharedBytes, dependent: true,
                [outputs, gradient ?? none, biasGradient ?? none, metrics, predictions ?? DevicePointer<Int32>(address: 0),
                 inputs, weights, bias, labels, Int32(rows), Int32(inputSize), Int32(outputSize),
                 Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale, outputPartials, outputCounter, inputGradient ?? none,

@@ -103,6 +103,9 @@ struct CUDADriver {
     let cuGraphDestroy: @convention(c) (OpaquePointer?) -> CUresult
     let cuModuleLoadData: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafeRawPointer) -> CUresult
     let cuModuleGetFunction: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<CChar>) -> CUresult
+    /// function, attribute, value: here `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES` (8), the opt-in to more than
+    /// 48 KB of dynamic shared memory a block.
+    let cuFuncSetAttribute: @convention(c) (OpaquePointer?, Int32, Int32) -> CUresult
     let cuLaunchKernel: @convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?,
                                          UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> CUresult
     /// `cuLaunchKernelEx` (driver 11.8 and later; nil before): a launch with attributes, here programmatic stream
@@ -148,6 +151,7 @@ struct CUDADriver {
             cuGraphDestroy: f("cuGraphDestroy", (@convention(c) (OpaquePointer?) -> CUresult).self),
             cuModuleLoadData: f("cuModuleLoadData", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafeRawPointer) -> CUresult).self),
             cuModuleGetFunction: f("cuModuleGetFunction", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<CChar>) -> CUresult).self),
+            cuFuncSetAttribute: f("cuFuncSetAttribute", (@convention(c) (OpaquePointer?, Int32, Int32) -> CUresult).self),
             cuLaunchKernel: f("cuLaunchKernel", (@convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> CUresult).self),
             cuLaunchKernelEx: dlsym(h, "cuLaunchKernelEx").map { unsafeBitCast($0, to: (@convention(c) (UnsafeRawPointer, OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> CUresult).self) },
             cuStreamWaitEvent: f("cuStreamWaitEvent", (@convention(c) (OpaquePointer?, OpaquePointer?, UInt32) -> CUresult).self),

@@ -144,7 +144,9 @@ __global__ void loss_rows(float* gradient, float* metrics, int* predictions, con
 }
 
 // The output layer and the loss in one kernel, for narrow layers (out <= OUT_MAX, in x out weights that fit in
-// shared memory). A block copies the weights to shared memory (row stride w_stride: `out` rounded up to odd, so
+// shared memory: 48 KB, or up to 227 KB a block where the host opted in, which takes wide-1024's 4096x10 layer at
+// one block an SM). Blocks of 4 or 8 warps (blockDim.x / 32; the host gives 8 to batches with more rows than 128
+// blocks of 4 warps have warps, so each warp has one row and each SM more loads in flight). A block copies the weights to shared memory (row stride w_stride: `out` rounded up to odd, so
 // that the 32 lanes reading 32 rows of it hit different banks; with cp.async on sm_80 and later, every copy in
 // flight at once) and each of its warps takes one row at a time: the lanes split the row's inputs (lane l takes
 // inputs l, l + 32, ...), each keeps a partial sum per output, and a butterfly of shuffles gives every lane the same
@@ -161,8 +163,8 @@ __global__ void loss_rows(float* gradient, float* metrics, int* predictions, con
 // losses and correct counts (per warp, then the warps in order) into `partials` [blocks, OUT_MAX + 2]; the last
 // block to finish adds the blocks' sums in a fixed order into bias_gradient and metrics (add_blocks_sums).
 #define OUT_MAX 16
-#define OUTPUT_WARPS 4
-#define SUM_SLICES 7   // the last block's threads per sum: 7 x (OUT_MAX + 2) = 126 of its 128
+#define OUTPUT_MAX_WARPS 8   // warps a block: 4 or 8 (blockDim.x / 32)
+#define SUM_SLICES 7   // the last block's threads per sum: 7 x (OUT_MAX + 2) = 126 of its 128 or more
 
 // One row's loss from its logits z (bias included; entries from `out` on unused): the loss's gradient times `scale`
 // in g (zero from `out` on), the prediction (the first largest logit) in *best, and the loss returned. The loss is
@@ -237,9 +239,9 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
                                   int rows, int in, int out, int loss, float scale,
                                   float* partials, unsigned int* counter,
                                   float* in_gradient, int in_activation, int w_stride) {
-    __shared__ float sums[OUTPUT_WARPS][OUT_MAX + 2];
+    __shared__ float sums[OUTPUT_MAX_WARPS][OUT_MAX + 2];
     extern __shared__ float w_s[];   // the weights, [in, w_stride]
-    int t = threadIdx.x, lane = t & 31, warp = t >> 5;
+    int t = threadIdx.x, lane = t & 31, warp = t >> 5, warps = blockDim.x >> 5;
     {
         // Element i = k * out + c of w goes to w_s[k * w_stride + c]; k and c advance without a division per element.
         int step_k = blockDim.x / out, step_c = blockDim.x % out, k = t / out, c = t % out;
@@ -271,8 +273,8 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
 #endif
     __syncthreads();
     const unsigned mask = 0xffffffffu;
-    const int row_step = gridDim.x * OUTPUT_WARPS;
-    for (int r = blockIdx.x * OUTPUT_WARPS + warp; r < rows; r += row_step) {   // the same for every lane of a warp
+    const int row_step = gridDim.x * warps;
+    for (int r = blockIdx.x * warps + warp; r < rows; r += row_step) {   // the same for every lane of a warp
         int label = labels[r];
         const float* xr = x + (long)r * in;
         float z[OUT_MAX];
@@ -329,7 +331,7 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
     __syncthreads();
     if (t < OUT_MAX + 2) {
         float s = 0.f;
-        for (int k = 0; k < OUTPUT_WARPS; k++) s += sums[k][t];
+        for (int k = 0; k < warps; k++) s += sums[k][t];
         partials[(long)blockIdx.x * (OUT_MAX + 2) + t] = s;
     }
     add_blocks_sums(partials, counter, out, gradient != 0 ? bias_gradient : 0, metrics);

@@ -1,30 +1,58 @@
 @testable import CUDABackend
 import Testing
 
-/// The cuda backend's choices that need no GPU to check: the output layer kernel's launch geometry, and which
-/// weight-gradient products go through a transposed copy of their input.
+/// The cuda backend's choices that need no GPU to check: the output layer kernel's launch geometry, which
+/// weight-gradient products go through a transposed copy of their input, and which go to the side stream.
 @Suite struct LaunchRulesTests {
+    /// What a block may have without opting in, and what an H100/H200 allows a block with it.
+    static let limits = [CUDABackend.defaultSharedBytesPerBlock, 232_448]
+
     @Test(arguments: [(128, 256, 10), (1, 3, 1), (17, 127, 16), (1000, 1000, 10), (60_000, 640, 16), (300, 5120, 2), (7, 12_032, 1),
-                      (5, 1093, 11), (9, 1094, 11)])
+                      (5, 1093, 11), (9, 1094, 11), (1024, 4096, 10), (513, 5236, 11), (1030, 4099, 10)])
     func theOutputLayerLaunchFitsItsLimits(rows: Int, inputs: Int, outputs: Int) {
-        let shape = CUDABackend.outputLayerLaunch(rows: rows, inputSize: inputs, outputSize: outputs)
-        let warps = Int(CUDABackend.outputLayerThreads) / 32
-        // Every row has a warp (rows beyond the grid are taken in turn), and no more blocks than the scratch holds.
-        #expect(shape.blocks >= 1 && Int(shape.blocks) <= CUDABackend.outputLayerMaximumBlocks)
-        #expect(Int(shape.blocks) == min((rows + warps - 1) / warps, CUDABackend.outputLayerMaximumBlocks))
-        // The weights of every layer the kernel takes, at their row stride, fit beside its own sums in the 48 KB a
-        // block may have without opting in.
-        #expect(Int(shape.weightStride) >= outputs && Int(shape.sharedBytes) == 4 * inputs * Int(shape.weightStride))
-        if CUDABackend.outputLayerIsStaged(inputSize: inputs, outputSize: outputs) { #expect(Int(shape.sharedBytes) + 1024 <= 48 * 1024) }
-        // The stride is odd (32 lanes reading 32 rows hit 32 banks) whenever that fits.
-        if inputs * (outputs | 1) <= CUDABackend.outputLayerStagedFloats { #expect(shape.weightStride % 2 == 1) }
+        for sharedBytes in Self.limits {
+            let staged = CUDABackend.outputLayerStagedFloats(sharedBytesPerBlock: sharedBytes)
+            let warps = CUDABackend.outputLayerWarps(rows: rows, setting: nil)
+            let shape = CUDABackend.outputLayerLaunch(rows: rows, inputSize: inputs, outputSize: outputs, stagedFloats: staged, warps: warps)
+            // Every row has a warp (rows beyond the grid are taken in turn), and no more blocks than the scratch holds.
+            #expect(Int(shape.threads) == 32 * warps)
+            #expect(shape.blocks >= 1 && Int(shape.blocks) <= CUDABackend.outputLayerMaximumBlocks)
+            #expect(Int(shape.blocks) == min((rows + warps - 1) / warps, CUDABackend.outputLayerMaximumBlocks))
+            // The weights of every layer the kernel takes, at their row stride, fit beside its own sums (1.1 KB of
+            // per-warp sums and the last block's slices) in what a block may have.
+            #expect(Int(shape.weightStride) >= outputs && Int(shape.sharedBytes) == 4 * inputs * Int(shape.weightStride))
+            if CUDABackend.outputLayerIsStaged(inputSize: inputs, outputSize: outputs, stagedFloats: staged) {
+                #expect(Int(shape.sharedBytes) + 4 * (8 * 18 + 7 * 18) + 4 <= sharedBytes)
+            }
+            // The stride is odd (32 lanes reading 32 rows hit 32 banks) whenever that fits.
+            if inputs * (outputs | 1) <= staged { #expect(shape.weightStride % 2 == 1) }
+        }
+    }
+
+    @Test func batchesOfMoreThan512RowsTakeEightWarpsABlock() {
+        #expect(CUDABackend.outputLayerWarps(rows: 128, setting: nil) == 4)
+        #expect(CUDABackend.outputLayerWarps(rows: 512, setting: nil) == 4)
+        #expect(CUDABackend.outputLayerWarps(rows: 513, setting: nil) == 8)
+        #expect(CUDABackend.outputLayerWarps(rows: 1024, setting: "4") == 4)
+        #expect(CUDABackend.outputLayerWarps(rows: 1, setting: "8") == 8)
     }
 
     @Test func onlyLayersWhoseWeightsFitTakeTheKernel() {
-        // small-128's 256×10 output layer is copied to shared memory; wide-1024's 4096×10 is not.
-        #expect(CUDABackend.outputLayerIsStaged(inputSize: 256, outputSize: 10))
-        #expect(!CUDABackend.outputLayerIsStaged(inputSize: 4096, outputSize: 10))
-        #expect(CUDABackend.outputLayerIsStaged(inputSize: 12_032, outputSize: 1) && !CUDABackend.outputLayerIsStaged(inputSize: 12_033, outputSize: 1))
+        let plain = CUDABackend.outputLayerStagedFloats(sharedBytesPerBlock: CUDABackend.defaultSharedBytesPerBlock)
+        let optedIn = CUDABackend.outputLayerStagedFloats(sharedBytesPerBlock: 232_448)
+        // small-128's 256×10 output layer is copied to shared memory; wide-1024's 4096×10 only with the opt-in.
+        #expect(CUDABackend.outputLayerIsStaged(inputSize: 256, outputSize: 10, stagedFloats: plain))
+        #expect(!CUDABackend.outputLayerIsStaged(inputSize: 4096, outputSize: 10, stagedFloats: plain))
+        #expect(CUDABackend.outputLayerIsStaged(inputSize: 4096, outputSize: 10, stagedFloats: optedIn))
+        #expect(!CUDABackend.outputLayerIsStaged(inputSize: 6000, outputSize: 10, stagedFloats: optedIn))
+        #expect(CUDABackend.outputLayerIsStaged(inputSize: 11_904, outputSize: 1, stagedFloats: plain) && !CUDABackend.outputLayerIsStaged(inputSize: 11_905, outputSize: 1, stagedFloats: plain))
+    }
+
+    @Test func onlyWeightGradientsSmallerThan4GFLOPGoBeside() {
+        #expect(CUDABackend.weightGradientGoesBeside(m: 784, n: 512, k: 1024))       // small-1024's largest, 0.8 GFLOP
+        #expect(CUDABackend.weightGradientGoesBeside(m: 4096, n: 10, k: 1024))
+        #expect(!CUDABackend.weightGradientGoesBeside(m: 4096, n: 4096, k: 1024))    // wide-1024's, 34 GFLOP
+        #expect(!CUDABackend.weightGradientGoesBeside(m: 2048, n: 1024, k: 1024))    // 4.3 GFLOP
     }
 
     static func call(transposeA: Bool, m: Int, n: Int, k: Int) -> MatmulCall {
