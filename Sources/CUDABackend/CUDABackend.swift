@@ -22,11 +22,10 @@ import MNIST
 /// each replay refreshes only the pinned buffers its uploads copy from (the batch's indices, the optimizer's step
 /// values) and launches the graph once. `MLP_CUDA_GRAPH=0` launches every operation instead. The switches
 /// `MLP_CUDA_TUNE=0`, `MLP_CUDA_SPLITK=0`, `MLP_CUDA_FUSE=0`, `MLP_CUDA_STREAMS=1`, `MLP_CUDA_OUTPUT_BACKWARD=0`,
-/// `MLP_CUDA_OUTPUT_OPTIN=0`, `MLP_CUDA_OUTPUT_WARPS=4`, `MLP_CUDA_SIDE_LARGE=1` and `MLP_CUDA_PDL=0` turn off the
-/// algorithm timing, the split-`k` variants among its candidates, the fused kernels and epilogues, the extra
-/// streams, the output layer's backward inside its kernel, that kernel's shared memory beyond 48 KB, its 8-warp
-/// blocks, large weight gradients on the main stream, and programmatic launches, one at a time, to measure what
-/// each buys;
+/// `MLP_CUDA_OUTPUT_OPTIN=0`, `MLP_CUDA_OUTPUT_WARPS=4` and `MLP_CUDA_PDL=0` turn off the algorithm timing, the
+/// split-`k` variants among its candidates, the fused kernels and epilogues, the extra streams, the output layer's
+/// backward inside its kernel, that kernel's shared memory beyond 48 KB, its 8-warp blocks, and programmatic
+/// launches, one at a time, to measure what each buys;
 /// `MLP_CUDA_TRACE=1` puts timing events between a recorded step's operations (`takeTrace`); `MLP_CUDA_TILED=1` adds
 /// our own product kernels (`TiledGemm.swift`) to the timing, and `MLP_CUDA_TUNE_CACHE` names the file where timed
 /// choices are kept between runs (`TuningCache.swift`).
@@ -106,9 +105,6 @@ public final class CUDABackend: Backend {
     let outputLayerStagedFloats: Int
     /// `MLP_CUDA_OUTPUT_WARPS` (see `outputLayerWarps`).
     private let outputWarpsSwitch: String?
-    /// Whether a large weight gradient (`weightGradientGoesBeside`) also goes to the side stream
-    /// (`MLP_CUDA_SIDE_LARGE=1`).
-    private let sideTakesLargeProducts: Bool
     /// Whether a recorded step's gather reads the batch's indices from pinned host memory instead of a copy on the
     /// device (`MLP_CUDA_MAPPED_INDICES=1`; an experiment, slower where measured).
     let readsMappedIndices: Bool
@@ -267,7 +263,6 @@ public final class CUDABackend: Backend {
         outputLayerStagedFloats = Self.outputLayerStagedFloats(sharedBytesPerBlock: sharedPerBlock)
         log("output layer kernel: weights of up to \(outputLayerStagedFloats) floats in shared memory (\(sharedPerBlock / 1024) KB a block)")
         outputWarpsSwitch = environment["MLP_CUDA_OUTPUT_WARPS"]
-        sideTakesLargeProducts = environment["MLP_CUDA_SIDE_LARGE"] == "1"
         readsMappedIndices = environment["MLP_CUDA_MAPPED_INDICES"] == "1"
         traces = environment["MLP_CUDA_TRACE"] == "1"
         usesSideStream = planner != nil && environment["MLP_CUDA_STREAMS"] != "1"
@@ -835,32 +830,14 @@ public final class CUDABackend: Backend {
             join()
             return unfusedDenseBackward(weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient, gradient: gradient, inputs: inputs, weights: weights, rows: rows, inputSize: inputSize, outputSize: outputSize, inputActivation: inputActivation)
         }
-        let beside = sideTakesLargeProducts || Self.weightGradientGoesBeside(m: inputSize, n: outputSize, k: rows)
-        if beside {
-            enqueueWeightGradient(weightGradient, inputs: inputs, gradient: gradient, rows: rows, inputSize: inputSize, outputSize: outputSize)
-        } else if sidePending && sideAccesses.uses(StreamAccesses.extent(weightGradient, rows: inputSize, stride: outputSize)) {
-            join()
-        }
+        enqueueWeightGradient(weightGradient, inputs: inputs, gradient: gradient, rows: rows, inputSize: inputSize, outputSize: outputSize)
         // dX [B, in] = dZ [B, out] · Wᵀ [out, in], then the activation's derivative and the bias gradient.
         enqueueGemm(transposeA: false, transposeB: true, m: rows, n: inputSize, k: outputSize, alpha: 1, a: gradient, lda: outputSize, b: weights, ldb: outputSize, beta: 0, c: inputGradient, ldc: inputSize)
         if case .replaying = mode {} else {
             record { try enqueueActivationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows, columns: inputSize, activation: Int32(Activation.allCases.firstIndex(of: inputActivation)!), dependent: true, on: stream) }
         }
-        if !beside {
-            // dW [in, out] = Xᵀ [in, B] · dZ [B, out], after them on the main stream.
-            enqueueGemm(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows, alpha: 1, a: inputs, lda: inputSize, b: gradient, ldb: outputSize, beta: 0, c: weightGradient, ldc: outputSize)
-        }
-        mark("backward \(rows)×\(inputSize)×\(outputSize): dX product, \(inputActivation.rawValue)' and bias gradient (dW \(beside ? "beside" : "after"))")
+        mark("backward \(rows)×\(inputSize)×\(outputSize): dX product, \(inputActivation.rawValue)' and bias gradient (dW beside)")
     }
-
-    /// Whether a layer's weight gradient, an m×n×k product, goes to the side stream (beside the input gradient's
-    /// product of the same size, and the layers below): when it is smaller than `sideStreamMaximumFlops`. Above
-    /// that, each product fills the GPU alone (wide-1024's 4096×4096×1024, 34 GFLOP, against the 0.8 GFLOP of
-    /// small-1024's largest), and the two running at once contend instead.
-    static func weightGradientGoesBeside(m: Int, n: Int, k: Int) -> Bool {
-        2.0 * Double(m) * Double(n) * Double(k) < sideStreamMaximumFlops
-    }
-    static let sideStreamMaximumFlops = 4e9
 
     /// dW [in, out] = Xᵀ [in, B] · dZ [B, out], on the side stream: nothing reads it before the optimizer (which
     /// joins), so it runs beside what the main stream does next.

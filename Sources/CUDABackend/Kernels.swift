@@ -14,13 +14,10 @@ __device__ __forceinline__ float activate(float z, int a) {
     }
 }
 
+// Selects rather than a switch: inside an unrolled loop a switch made the compiler copy the loop once per case.
 __device__ __forceinline__ float derivative(float y, int a) {
-    switch (a) {
-    case 0: return y > 0.f ? 1.f : 0.f;
-    case 1: return 1.f - y * y;
-    case 2: return y * (1.f - y);
-    default: return 1.f;
-    }
+    float relu = y > 0.f ? 1.f : 0.f, tanh_d = 1.f - y * y, sigmoid_d = y * (1.f - y);
+    return a == 0 ? relu : a == 1 ? tanh_d : a == 2 ? sigmoid_d : 1.f;
 }
 
 // For a kernel launched with programmatic stream serialisation (sm_90 and later): waits until the kernel before it
@@ -146,9 +143,10 @@ __global__ void loss_rows(float* gradient, float* metrics, int* predictions, con
 // The output layer and the loss in one kernel, for narrow layers (out <= OUT_MAX, in x out weights that fit in
 // shared memory: 48 KB, or up to 227 KB a block where the host opted in, which takes wide-1024's 4096x10 layer at
 // one block an SM). Blocks of 4 or 8 warps (blockDim.x / 32; the host gives 8 to batches with more rows than 128
-// blocks of 4 warps have warps, so each warp has one row and each SM more loads in flight). A block copies the weights to shared memory (row stride w_stride: `out` rounded up to odd, so
-// that the 32 lanes reading 32 rows of it hit different banks; with cp.async on sm_80 and later, every copy in
-// flight at once) and each of its warps takes one row at a time: the lanes split the row's inputs (lane l takes
+// blocks of 4 warps have warps, so each warp has one row and each SM more loads in flight). A block copies the
+// weights to shared memory (row stride w_stride: `out` rounded up to odd, so that the 32 lanes reading 32 rows of it
+// hit different banks; with cp.async on sm_80 and later, every copy in flight at once) and each of its warps takes
+// one row at a time: the lanes split the row's inputs (lane l takes
 // inputs l, l + 32, ...), each keeps a partial sum per output, and a butterfly of shuffles gives every lane the same
 // complete logits (partners add the same two numbers, so the lanes agree bit for bit). Every lane then computes the
 // row's softmax (or squared error), gradient and prediction (the first largest logit) itself, with no further
@@ -165,6 +163,11 @@ __global__ void loss_rows(float* gradient, float* metrics, int* predictions, con
 #define OUT_MAX 16
 #define OUTPUT_MAX_WARPS 8   // warps a block: 4 or 8 (blockDim.x / 32)
 #define SUM_SLICES 7   // the last block's threads per sum: 7 x (OUT_MAX + 2) = 126 of its 128 or more
+// Inputs of a row each lane loads before using any (for 10 outputs; 4 for others), so that their loads are all in
+// flight at once. One at a time, each of the backward's loads waited behind the store before it (the compiler
+// cannot tell that in_gradient and x do not overlap): a memory latency for every 32 inputs, 128 in a row of 4096
+// (seen in the SASS).
+#define ROW_LOADS 16
 
 // One row's loss from its logits z (bias included; entries from `out` on unused): the loss's gradient times `scale`
 // in g (zero from `out` on), the prediction (the first largest logit) in *best, and the loss returned. The loss is
@@ -234,12 +237,56 @@ __device__ __forceinline__ void add_blocks_sums(float* partials, unsigned int* c
     if (t == 0) *counter = 0u;
 }
 
-__global__ void output_layer_loss(float* outputs, float* gradient, float* bias_gradient, float* metrics, int* predictions,
-                                  const float* x, const float* w, const float* b, const int* labels,
-                                  int rows, int in, int out, int loss, float scale,
-                                  float* partials, unsigned int* counter,
-                                  float* in_gradient, int in_activation, int w_stride) {
-    __shared__ float sums[OUTPUT_MAX_WARPS][OUT_MAX + 2];
+}  // extern "C": the output layer's body is a template, instantiated below for 10 outputs and for any number.
+
+// One batch of LOADS inputs of a row for lane-strided k = k0, k0 + 32, ...: every input loaded before any is used
+// (FULL: all LOADS are inside the row, no test per input), then each one's products with the weights' row
+// added to the logits z (N outputs, N = 0: n_out at run time).
+template <int N, bool FULL, int LOADS>
+__device__ __forceinline__ void add_inputs_times_weights(const float* xr, const float* w_s, int w_stride, int k0, int in,
+                                                         int n_out, float* z) {
+    float xv[LOADS];
+#pragma unroll
+    for (int u = 0; u < LOADS; u++) xv[u] = FULL || k0 + 32 * u < in ? xr[k0 + 32 * u] : 0.f;
+#pragma unroll
+    for (int u = 0; u < LOADS; u++) {
+        if (FULL || k0 + 32 * u < in) {
+            const float* wk = w_s + (k0 + 32 * u) * w_stride;
+#pragma unroll
+            for (int c = 0; c < OUT_MAX; c++) if (c < (N > 0 ? N : n_out)) z[c] = fmaf(xv[u], wk[c], z[c]);
+        }
+    }
+}
+
+// The same batch of the row's input gradient: ig[i] = (sum over c of g[c] * w[i, c]) * f'(x[r, i]).
+template <int N, bool FULL, int LOADS>
+__device__ __forceinline__ void store_input_gradients(const float* xr, float* ig, const float* w_s, int w_stride, int i0,
+                                                      int in, int n_out, const float* g, int in_activation) {
+    float xv[LOADS];
+#pragma unroll
+    for (int u = 0; u < LOADS; u++) xv[u] = FULL || i0 + 32 * u < in ? xr[i0 + 32 * u] : 0.f;
+#pragma unroll
+    for (int u = 0; u < LOADS; u++) {
+        int i = i0 + 32 * u;
+        if (FULL || i < in) {
+            const float* wi = w_s + i * w_stride;
+            float d = 0.f;
+#pragma unroll
+            for (int c = 0; c < OUT_MAX; c++) if (c < (N > 0 ? N : n_out)) d = fmaf(g[c], wi[c], d);
+            ig[i] = d * derivative(xv[u], in_activation);
+        }
+    }
+}
+
+// output_layer_loss for N outputs (N = 0: `out` of them, known only at run time); it leaves this block's sums in
+// partials[blockIdx.x].
+template <int N>
+__device__ __forceinline__ void output_layer_rows(float (*sums)[OUT_MAX + 2], float* outputs, float* gradient,
+                                                  int* predictions, const float* x, const float* w, const float* b,
+                                                  const int* labels, int rows, int in, int out_arg, int loss, float scale,
+                                                  float* partials, float* in_gradient, int in_activation, int w_stride) {
+    const int out = N > 0 ? N : out_arg;
+    constexpr int LOADS = N > 0 ? ROW_LOADS : 4;   // fewer for any number of outputs: less code to compile
     extern __shared__ float w_s[];   // the weights, [in, w_stride]
     int t = threadIdx.x, lane = t & 31, warp = t >> 5, warps = blockDim.x >> 5;
     {
@@ -274,18 +321,18 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
     __syncthreads();
     const unsigned mask = 0xffffffffu;
     const int row_step = gridDim.x * warps;
+    // A lane's last full batch of inputs starts below this (batches without a test per input: for N > 0 only, to
+    // keep the code NVRTC compiles at start-up small).
+    const int full_below = in - 32 * (LOADS - 1);
     for (int r = blockIdx.x * warps + warp; r < rows; r += row_step) {   // the same for every lane of a warp
         int label = labels[r];
         const float* xr = x + (long)r * in;
         float z[OUT_MAX];
 #pragma unroll
         for (int c = 0; c < OUT_MAX; c++) z[c] = 0.f;
-#pragma unroll 8
-        for (int k = lane; k < in; k += 32) {
-            float xv = xr[k];
-            const float* wk = w_s + k * w_stride;
-#pragma unroll
-            for (int c = 0; c < OUT_MAX; c++) if (c < out) z[c] = fmaf(xv, wk[c], z[c]);
+        for (int k0 = lane; k0 < in; k0 += 32 * LOADS) {
+            if (N > 0 && k0 < full_below) add_inputs_times_weights<N, true, LOADS>(xr, w_s, w_stride, k0, in, out, z);
+            else add_inputs_times_weights<N, false, LOADS>(xr, w_s, w_stride, k0, in, out, z);
         }
 #pragma unroll
         for (int c = 0; c < OUT_MAX; c++) {
@@ -311,13 +358,9 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
         correct_sum += best == label ? 1.f : 0.f;
         if (in_gradient) {
             float* ig = in_gradient + (long)r * in;
-#pragma unroll 8
-            for (int i = lane; i < in; i += 32) {
-                const float* wi = w_s + i * w_stride;
-                float d = 0.f;
-#pragma unroll
-                for (int c = 0; c < OUT_MAX; c++) if (c < out) d = fmaf(g[c], wi[c], d);
-                ig[i] = d * derivative(xr[i], in_activation);
+            for (int i0 = lane; i0 < in; i0 += 32 * LOADS) {
+                if (N > 0 && i0 < full_below) store_input_gradients<N, true, LOADS>(xr, ig, w_s, w_stride, i0, in, out, g, in_activation);
+                else store_input_gradients<N, false, LOADS>(xr, ig, w_s, w_stride, i0, in, out, g, in_activation);
             }
         }
     }
@@ -333,6 +376,24 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
         float s = 0.f;
         for (int k = 0; k < warps; k++) s += sums[k][t];
         partials[(long)blockIdx.x * (OUT_MAX + 2) + t] = s;
+    }
+}
+
+extern "C" {
+
+__global__ void output_layer_loss(float* outputs, float* gradient, float* bias_gradient, float* metrics, int* predictions,
+                                  const float* x, const float* w, const float* b, const int* labels,
+                                  int rows, int in, int out, int loss, float scale,
+                                  float* partials, unsigned int* counter,
+                                  float* in_gradient, int in_activation, int w_stride) {
+    __shared__ float sums[OUTPUT_MAX_WARPS][OUT_MAX + 2];
+    // Ten outputs (MNIST's classes) unrolled without a test per output; any other number as it comes.
+    if (out == 10) {
+        output_layer_rows<10>(sums, outputs, gradient, predictions, x, w, b, labels, rows, in, out, loss, scale, partials,
+                              in_gradient, in_activation, w_stride);
+    } else {
+        output_layer_rows<0>(sums, outputs, gradient, predictions, x, w, b, labels, rows, in, out, loss, scale, partials,
+                             in_gradient, in_activation, w_stride);
     }
     add_blocks_sums(partials, counter, out, gradient != 0 ? bias_gradient : 0, metrics);
 }

@@ -1,8 +1,8 @@
 @testable import CUDABackend
 import Testing
 
-/// The cuda backend's choices that need no GPU to check: the output layer kernel's launch geometry, which
-/// weight-gradient products go through a transposed copy of their input, and which go to the side stream.
+/// The cuda backend's choices that need no GPU to check: the output layer kernel's launch geometry, and which
+/// weight-gradient products go through a transposed copy of their input.
 @Suite struct LaunchRulesTests {
     /// What a block may have without opting in, and what an H100/H200 allows a block with it.
     static let limits = [CUDABackend.defaultSharedBytesPerBlock, 232_448]
@@ -46,13 +46,6 @@ import Testing
         #expect(CUDABackend.outputLayerIsStaged(inputSize: 4096, outputSize: 10, stagedFloats: optedIn))
         #expect(!CUDABackend.outputLayerIsStaged(inputSize: 6000, outputSize: 10, stagedFloats: optedIn))
         #expect(CUDABackend.outputLayerIsStaged(inputSize: 11_904, outputSize: 1, stagedFloats: plain) && !CUDABackend.outputLayerIsStaged(inputSize: 11_905, outputSize: 1, stagedFloats: plain))
-    }
-
-    @Test func onlyWeightGradientsSmallerThan4GFLOPGoBeside() {
-        #expect(CUDABackend.weightGradientGoesBeside(m: 784, n: 512, k: 1024))       // small-1024's largest, 0.8 GFLOP
-        #expect(CUDABackend.weightGradientGoesBeside(m: 4096, n: 10, k: 1024))
-        #expect(!CUDABackend.weightGradientGoesBeside(m: 4096, n: 4096, k: 1024))    // wide-1024's, 34 GFLOP
-        #expect(!CUDABackend.weightGradientGoesBeside(m: 2048, n: 1024, k: 1024))    // 4.3 GFLOP
     }
 
     static func call(transposeA: Bool, m: Int, n: Int, k: Int) -> MatmulCall {
