@@ -22,10 +22,11 @@ import MNIST
 /// each replay refreshes only the pinned buffers its uploads copy from (the batch's indices, the optimizer's step
 /// values) and launches the graph once. `MLP_CUDA_GRAPH=0` launches every operation instead. The switches
 /// `MLP_CUDA_TUNE=0`, `MLP_CUDA_SPLITK=0`, `MLP_CUDA_FUSE=0`, `MLP_CUDA_STREAMS=1`, `MLP_CUDA_OUTPUT_BACKWARD=0`,
-/// `MLP_CUDA_OUTPUT_OPTIN=0`, `MLP_CUDA_OUTPUT_WARPS=4` and `MLP_CUDA_PDL=0` turn off the algorithm timing, the
-/// split-`k` variants among its candidates, the fused kernels and epilogues, the extra streams, the output layer's
-/// backward inside its kernel, that kernel's shared memory beyond 48 KB, its 8-warp blocks, and programmatic
-/// launches, one at a time, to measure what each buys;
+/// `MLP_CUDA_OUTPUT_OPTIN=0`, `MLP_CUDA_OUTPUT_WARPS=4`, `MLP_CUDA_OUTPUT_SUMS_BESIDE=0` and `MLP_CUDA_PDL=0` turn
+/// off the algorithm timing, the split-`k` variants among its candidates, the fused kernels and epilogues, the extra
+/// streams, the output layer's backward inside its kernel, that kernel's shared memory beyond 48 KB, its 8-warp
+/// blocks, its sums on the side stream, and programmatic launches, one at a time, to measure what each buys
+/// (`MLP_CUDA_OUTPUT_LONG_ROWS=n` moves the row length from which that kernel loads 16 inputs at once);
 /// `MLP_CUDA_TRACE=1` puts timing events between a recorded step's operations (`takeTrace`); `MLP_CUDA_TILED=1` adds
 /// our own product kernels (`TiledGemm.swift`) to the timing, and `MLP_CUDA_TUNE_CACHE` names the file where timed
 /// choices are kept between runs (`TuningCache.swift`).
@@ -105,6 +106,12 @@ public final class CUDABackend: Backend {
     let outputLayerStagedFloats: Int
     /// `MLP_CUDA_OUTPUT_WARPS` (see `outputLayerWarps`).
     private let outputWarpsSwitch: String?
+    /// Whether, in a training step with the side stream, the output layer's kernel leaves its blocks' sums to
+    /// `output_layer_sums` there (`MLP_CUDA_OUTPUT_SUMS_BESIDE=0` keeps them in the kernel's last block).
+    private let sumsBeside: Bool
+    /// Inputs from which the output layer's kernel loads 16 of a row's inputs at once, not 4: 512, where a lane has
+    /// at least one full batch of 16 (`MLP_CUDA_OUTPUT_LONG_ROWS=n` sets it, to measure what the two buy).
+    private let outputLongRowsFrom: Int32
     /// Whether a recorded step's gather reads the batch's indices from pinned host memory instead of a copy on the
     /// device (`MLP_CUDA_MAPPED_INDICES=1`; an experiment, slower where measured).
     let readsMappedIndices: Bool
@@ -187,7 +194,7 @@ public final class CUDABackend: Backend {
         log("kernels compiled for sm_\(major)\(minor) in \(String(format: "%.2f", Date().timeIntervalSince(started))) s (\(cubin.count) bytes)")
         var module: OpaquePointer?
         try cubin.withUnsafeBytes { try d.check(d.cuModuleLoadData(&module, $0.baseAddress!), "cuModuleLoadData") }
-        for kernel in ["gather_batch", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "optimizer_update"] {
+        for kernel in ["gather_batch", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "output_layer_sums", "optimizer_update"] {
             var function: OpaquePointer?
             try d.check(d.cuModuleGetFunction(&function, module, kernel), "cuModuleGetFunction(\(kernel))")
             functions[kernel] = function
@@ -263,6 +270,8 @@ public final class CUDABackend: Backend {
         outputLayerStagedFloats = Self.outputLayerStagedFloats(sharedBytesPerBlock: sharedPerBlock)
         log("output layer kernel: weights of up to \(outputLayerStagedFloats) floats in shared memory (\(sharedPerBlock / 1024) KB a block)")
         outputWarpsSwitch = environment["MLP_CUDA_OUTPUT_WARPS"]
+        sumsBeside = environment["MLP_CUDA_OUTPUT_SUMS_BESIDE"] != "0"
+        outputLongRowsFrom = environment["MLP_CUDA_OUTPUT_LONG_ROWS"].flatMap { Int32($0) } ?? 512
         readsMappedIndices = environment["MLP_CUDA_MAPPED_INDICES"] == "1"
         traces = environment["MLP_CUDA_TRACE"] == "1"
         usesSideStream = planner != nil && environment["MLP_CUDA_STREAMS"] != "1"
@@ -886,6 +895,10 @@ public final class CUDABackend: Backend {
     /// most `outputLayerMaximumBlocks` blocks (its scratch has one slot of 18 sums per block, and the last block adds
     /// them all: more blocks would lengthen that).
     static let outputLayerMaximumBlocks = 128
+    /// The sums each block of it leaves (OUT_MAX + 2: bias gradients, loss, correct count), and the threads of
+    /// `output_layer_sums`, which adds them (at least SUM_SLICES × that).
+    static let outputLayerSumsPerBlock = 18
+    static let outputLayerSumThreads: UInt32 = 128
 
     /// Warps a block of the output layer's kernel for `rows` rows: 4, or 8 where 128 blocks of 4 would give a warp
     /// more than one row (a batch of 1024: one row a warp, twice the loads in flight on each SM).
@@ -915,8 +928,10 @@ public final class CUDABackend: Backend {
     }
 
     /// Queues the one-kernel output layer (see `fusedOutputMaximum`); `inputGradient` nil for the forward and loss
-    /// only.
-    private func launchOutputLayer(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float, inputGradient: DevicePointer<Float>?, inputActivation: Activation) {
+    /// only. With `defersSums` the kernel leaves its blocks' sums (the bias gradient, the metrics) in
+    /// `outputPartials` for `output_layer_sums` to add on the side stream; returns the number of blocks.
+    @discardableResult
+    private func launchOutputLayer(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float, inputGradient: DevicePointer<Float>?, inputActivation: Activation, defersSums: Bool = false) -> UInt32 {
         let none = DevicePointer<Float>(address: 0)
         let shape = Self.outputLayerLaunch(rows: rows, inputSize: inputSize, outputSize: outputSize, stagedFloats: outputLayerStagedFloats,
                                            warps: Self.outputLayerWarps(rows: rows, setting: outputWarpsSwitch))
@@ -924,7 +939,9 @@ public final class CUDABackend: Backend {
                [outputs, gradient ?? none, biasGradient ?? none, metrics, predictions ?? DevicePointer<Int32>(address: 0),
                 inputs, weights, bias, labels, Int32(rows), Int32(inputSize), Int32(outputSize),
                 Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale, outputPartials, outputCounter, inputGradient ?? none,
-                Int32(Activation.allCases.firstIndex(of: inputActivation)!), shape.weightStride])
+                Int32(Activation.allCases.firstIndex(of: inputActivation)!), shape.weightStride, outputLongRowsFrom,
+                Int32(defersSums ? 1 : 0)])
+        return shape.blocks
     }
 
     public func outputLayerLoss(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float) {
@@ -940,19 +957,29 @@ public final class CUDABackend: Backend {
             return unfusedOutputLayerLossBackward(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale, weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient, inputActivation: inputActivation)
         }
         join()
-        launchOutputLayer(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, predictions: nil, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale, inputGradient: inputGradient, inputActivation: inputActivation)
-        // Off the critical path (nothing but the optimizer reads them): the output layer's weight gradient, and the
+        let defersSums = usesSideStream && sumsBeside
+        let blocks = launchOutputLayer(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, predictions: nil, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale, inputGradient: inputGradient, inputActivation: inputActivation, defersSums: defersSums)
+        // Off the critical path (nothing but the optimizer reads them): the output layer's weight gradient, the
         // input gradient's column sums, the layer below's bias gradient (the activation backward's column sums,
-        // with the identity: the gradient itself is left as it is).
+        // with the identity: the gradient itself is left as it is), and the kernel's blocks' sums.
         let identity = Int32(Activation.allCases.firstIndex(of: .identity)!)
         if usesSideStream {
             enqueueWeightGradient(weightGradient, inputs: inputs, gradient: gradient, rows: rows, inputSize: inputSize, outputSize: outputSize) {
+                if defersSums {
+                    try self.enqueueKernel("output_layer_sums", grid: (1, 1), block: Self.outputLayerSumThreads, on: self.sideStream,
+                                           [self.outputPartials, Int32(blocks), Int32(outputSize), biasGradient, metrics])
+                }
                 try self.enqueueActivationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows,
                                                    columns: inputSize, activation: identity, on: self.sideStream)
             }
             sideAccesses.read(StreamAccesses.extent(inputGradient, rows: rows, stride: inputSize))
             sideAccesses.read(StreamAccesses.extent(inputs, rows: rows, stride: inputSize))
             sideAccesses.write(StreamAccesses.extent(inputBiasGradient, rows: 1, stride: inputSize))
+            if defersSums {
+                sideAccesses.read(StreamAccesses.extent(outputPartials, rows: Int(blocks), stride: Self.outputLayerSumsPerBlock))
+                sideAccesses.write(StreamAccesses.extent(biasGradient, rows: 1, stride: outputSize))
+                sideAccesses.write(StreamAccesses.extent(metrics, rows: 1, stride: 2))
+            }
         } else {
             enqueueGemm(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows, alpha: 1, a: inputs, lda: inputSize, b: gradient, ldb: outputSize, beta: 0, c: weightGradient, ldc: outputSize)
             if case .replaying = mode {} else {

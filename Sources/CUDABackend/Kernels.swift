@@ -159,12 +159,13 @@ __global__ void loss_rows(float* gradient, float* metrics, int* predictions, con
 // gradient, are left to the caller: they are not on the critical path).
 // Sums without float atomics, so that results are the same on every run: each block adds its rows' bias gradients,
 // losses and correct counts (per warp, then the warps in order) into `partials` [blocks, OUT_MAX + 2]; the last
-// block to finish adds the blocks' sums in a fixed order into bias_gradient and metrics (add_blocks_sums).
+// block to finish adds the blocks' sums in a fixed order into bias_gradient and metrics (add_blocks_sums), or, in
+// a training step with a second stream (defer_sums), output_layer_sums does there.
 #define OUT_MAX 16
 #define OUTPUT_MAX_WARPS 8   // warps a block: 4 or 8 (blockDim.x / 32)
 #define SUM_SLICES 7   // the last block's threads per sum: 7 x (OUT_MAX + 2) = 126 of its 128 or more
-// Inputs of a row each lane loads before using any (for 10 outputs; 4 for others), so that their loads are all in
-// flight at once. One at a time, each of the backward's loads waited behind the store before it (the compiler
+// Inputs of a row each lane loads before using any (rows of 10 outputs and many inputs; 4 otherwise), so that their
+// loads are all in flight at once. One at a time, each of the backward's loads waited behind the store before it (the compiler
 // cannot tell that in_gradient and x do not overlap): a memory latency for every 32 inputs, 128 in a row of 4096
 // (seen in the SASS).
 #define ROW_LOADS 16
@@ -204,26 +205,18 @@ __device__ __forceinline__ float output_row_loss(const float* z, int out, int la
     return row_loss;
 }
 
-// After each block has written its OUT_MAX + 2 sums (bias gradients, loss, correct count) to partials[blockIdx.x]:
-// the last block to finish (counted in `counter`, which it sets back to zero) adds every block's, in block order,
-// into bias_gradient (when not null) and metrics. Thread (v, s) of the last block adds sum v of blocks s,
-// s + SUM_SLICES, ... (their loads all in flight: other blocks wrote them, so from L2), then thread v adds the
-// slices in order. Every thread of the block must call it; it needs SUM_SLICES * (OUT_MAX + 2) threads.
-__device__ __forceinline__ void add_blocks_sums(float* partials, unsigned int* counter, int out, float* bias_gradient, float* metrics) {
+// Adds the OUT_MAX + 2 sums (bias gradients, loss, correct count) of `blocks` blocks in partials, in block order,
+// into bias_gradient (when not null) and metrics. Thread (v, s) adds sum v of blocks s, s + SUM_SLICES, ... (their
+// loads all in flight: other blocks wrote them, so from L2), then thread v adds the slices in order. Every thread of
+// the block must call it; it needs SUM_SLICES * (OUT_MAX + 2) threads.
+__device__ __forceinline__ void sum_blocks(const float* partials, int blocks, int out, float* bias_gradient, float* metrics) {
     __shared__ float slices[SUM_SLICES][OUT_MAX + 2];
-    __shared__ bool last_block;
     int t = threadIdx.x;
-    __threadfence();
-    __syncthreads();
-    if (t == 0) last_block = atomicAdd(counter, 1u) == gridDim.x - 1;
-    __syncthreads();
-    if (!last_block) return;
-    __threadfence();
     int v = t % (OUT_MAX + 2), slice = t / (OUT_MAX + 2);
     if (slice < SUM_SLICES) {
         float s = 0.f;
 #pragma unroll 8
-        for (int i = slice; i < (int)gridDim.x; i += SUM_SLICES) s += __ldcg(partials + (long)i * (OUT_MAX + 2) + v);
+        for (int i = slice; i < blocks; i += SUM_SLICES) s += __ldcg(partials + (long)i * (OUT_MAX + 2) + v);
         slices[slice][v] = s;
     }
     __syncthreads();
@@ -234,7 +227,27 @@ __device__ __forceinline__ void add_blocks_sums(float* partials, unsigned int* c
         else if (t == OUT_MAX) metrics[0] += s;
         else if (t == OUT_MAX + 1) metrics[1] += s;
     }
+}
+
+// After each block has written its sums to partials[blockIdx.x]: the last block to finish (counted in `counter`,
+// which it sets back to zero) adds every block's (sum_blocks).
+__device__ __forceinline__ void add_blocks_sums(float* partials, unsigned int* counter, int out, float* bias_gradient, float* metrics) {
+    __shared__ bool last_block;
+    int t = threadIdx.x;
+    __threadfence();
+    __syncthreads();
+    if (t == 0) last_block = atomicAdd(counter, 1u) == gridDim.x - 1;
+    __syncthreads();
+    if (!last_block) return;
+    __threadfence();
+    sum_blocks(partials, gridDim.x, out, bias_gradient, metrics);
     if (t == 0) *counter = 0u;
+}
+
+// The sums of an output_layer_loss launch that left them to this kernel (defer_sums), on another stream: one block
+// of at least SUM_SLICES * (OUT_MAX + 2) threads, the same additions in the same order as its last block's.
+__global__ void output_layer_sums(const float* partials, int blocks, int out, float* bias_gradient, float* metrics) {
+    sum_blocks(partials, blocks, out, bias_gradient, metrics);
 }
 
 }  // extern "C": the output layer's body is a template, instantiated below for 10 outputs and for any number.
@@ -278,15 +291,14 @@ __device__ __forceinline__ void store_input_gradients(const float* xr, float* ig
     }
 }
 
-// output_layer_loss for N outputs (N = 0: `out` of them, known only at run time); it leaves this block's sums in
-// partials[blockIdx.x].
-template <int N>
+// output_layer_loss for N outputs (N = 0: `out` of them, known only at run time), loading LOADS inputs of a row at
+// once; it leaves this block's sums in partials[blockIdx.x].
+template <int N, int LOADS>
 __device__ __forceinline__ void output_layer_rows(float (*sums)[OUT_MAX + 2], float* outputs, float* gradient,
                                                   int* predictions, const float* x, const float* w, const float* b,
                                                   const int* labels, int rows, int in, int out_arg, int loss, float scale,
                                                   float* partials, float* in_gradient, int in_activation, int w_stride) {
     const int out = N > 0 ? N : out_arg;
-    constexpr int LOADS = N > 0 ? ROW_LOADS : 4;   // fewer for any number of outputs: less code to compile
     extern __shared__ float w_s[];   // the weights, [in, w_stride]
     int t = threadIdx.x, lane = t & 31, warp = t >> 5, warps = blockDim.x >> 5;
     {
@@ -385,17 +397,24 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
                                   const float* x, const float* w, const float* b, const int* labels,
                                   int rows, int in, int out, int loss, float scale,
                                   float* partials, unsigned int* counter,
-                                  float* in_gradient, int in_activation, int w_stride) {
+                                  float* in_gradient, int in_activation, int w_stride, int long_rows_from, int defer_sums) {
     __shared__ float sums[OUTPUT_MAX_WARPS][OUT_MAX + 2];
-    // Ten outputs (MNIST's classes) unrolled without a test per output; any other number as it comes.
-    if (out == 10) {
-        output_layer_rows<10>(sums, outputs, gradient, predictions, x, w, b, labels, rows, in, out, loss, scale, partials,
-                              in_gradient, in_activation, w_stride);
+    // Ten outputs (MNIST's classes) unrolled without a test per output, ROW_LOADS inputs at once for rows of at least
+    // long_rows_from inputs and 4 for shorter ones (whose warps run the code once or twice: straight-line code for 16
+    // would be fetched cold); any other number of outputs as it comes.
+    if (out == 10 && in >= long_rows_from) {
+        output_layer_rows<10, ROW_LOADS>(sums, outputs, gradient, predictions, x, w, b, labels, rows, in, out, loss, scale,
+                                         partials, in_gradient, in_activation, w_stride);
+    } else if (out == 10) {
+        output_layer_rows<10, 4>(sums, outputs, gradient, predictions, x, w, b, labels, rows, in, out, loss, scale,
+                                 partials, in_gradient, in_activation, w_stride);
     } else {
-        output_layer_rows<0>(sums, outputs, gradient, predictions, x, w, b, labels, rows, in, out, loss, scale, partials,
-                             in_gradient, in_activation, w_stride);
+        output_layer_rows<0, 4>(sums, outputs, gradient, predictions, x, w, b, labels, rows, in, out, loss, scale,
+                                partials, in_gradient, in_activation, w_stride);
     }
-    add_blocks_sums(partials, counter, out, gradient != 0 ? bias_gradient : 0, metrics);
+    // With defer_sums, output_layer_sums adds the blocks' sums later, off the critical path: this kernel ends
+    // without the last block's fence, count and additions.
+    if (!defer_sums) add_blocks_sums(partials, counter, out, gradient != 0 ? bias_gradient : 0, metrics);
 }
 
 // kind: 0 sgd, 1 adam, 2 adamw. State: momentum, or the two moments at state and state + count.
