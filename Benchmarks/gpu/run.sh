@@ -13,7 +13,8 @@
 #                                           timed too (MLP_CUDA_TILED=1) and with the heuristic's algorithms (MLP_CUDA_TUNE=0)
 #   bash Benchmarks/gpu/run.sh latency      the fixed cost of a step: latency-128 (784-16-16-10) and small-128, ours
 #                                           against JAX and PyTorch's CUDA graph
-#   bash Benchmarks/gpu/run.sh sanitize     mlp check under compute-sanitizer's memcheck, racecheck and synccheck
+#   bash Benchmarks/gpu/run.sh sanitize [TOOL...]  mlp check under compute-sanitizer's memcheck, racecheck and synccheck
+#                                           (or the tools named; SANITIZE_SECONDS, 170 by default, bounds each)
 #   bash Benchmarks/gpu/run.sh ab VAR=V...  the cuda backend against JAX on the four workloads (latency-128 included),
 #                                           fp32 and tf32, then alone with each VAR=V set in turn (what one change buys)
 #   bash Benchmarks/gpu/run.sh trace VAR=V...  each operation's share of a recorded step (MLP_CUDA_TRACE=1), TF32 and
@@ -127,8 +128,9 @@ sanitize)
     # Every kernel `mlp check` runs (ours, our product kernels, cuBLASLt's), instrumented: out-of-bounds and
     # misaligned accesses, shared-memory races, misused barriers. The heuristic's algorithms (MLP_CUDA_TUNE=0):
     # timing each product's candidates would multiply the launches of an already slow run.
-    for tool in memcheck racecheck synccheck; do
-        MLP_CUDA_TUNE=0 timeout 170 compute-sanitizer --tool "$tool" --error-exitcode 9 .run/mlp check --backend cuda \
+    shift
+    for tool in ${@:-memcheck racecheck synccheck}; do
+        MLP_CUDA_TUNE=0 timeout "${SANITIZE_SECONDS:-170}" compute-sanitizer --tool "$tool" --error-exitcode 9 .run/mlp check --backend cuda \
             > "$out/sanitize-$tool.txt" 2>&1
         echo "$tool: exit status $? ($(grep -c '^ok' "$out/sanitize-$tool.txt") checks ok; $(tail -1 "$out/sanitize-$tool.txt"))" | tee -a "$out/sanitize.txt"
     done
