@@ -186,14 +186,33 @@ public final class CUDABackend: Backend {
         stream = s
 
         let nvrtc = try NVRTC.load()
-        var nvrtcMajor: Int32 = 0, nvrtcMinor: Int32 = 0
-        _ = nvrtc.version(&nvrtcMajor, &nvrtcMinor)
-        log("NVRTC \(nvrtcMajor).\(nvrtcMinor): \(nvrtc.path)")
-        let started = Date()
-        let cubin = try nvrtc.compileToCUBIN(Kernels.source, name: "mlp_kernels.cu", architecture: "sm_\(major)\(minor)")
-        log("kernels compiled for sm_\(major)\(minor) in \(String(format: "%.2f", Date().timeIntervalSince(started))) s (\(cubin.count) bytes)")
+        log("NVRTC \(nvrtc.versionString): \(nvrtc.path)")
+        let architecture = "sm_\(major)\(minor)"
+        // The kernels' machine code from the cache of an earlier process, or compiled now and saved there.
+        let kernelCache = KernelCache(directory: KernelCache.defaultDirectory(environment: ProcessInfo.processInfo.environment))
+        let inputs = [Kernels.source, NVRTC.options(architecture: architecture).joined(separator: " "), "NVRTC \(nvrtc.versionString)"]
         var module: OpaquePointer?
-        try cubin.withUnsafeBytes { try d.check(d.cuModuleLoadData(&module, $0.baseAddress!), "cuModuleLoadData") }
+        let started = Date()
+        if let cached = kernelCache.load(program: "mlp_kernels", architecture: architecture, inputs: inputs) {
+            let status = cached.withUnsafeBytes { d.cuModuleLoadData(&module, $0.baseAddress!) }
+            if status == 0 {
+                log("kernels for \(architecture) loaded from \(kernelCache.url(program: "mlp_kernels", architecture: architecture, inputs: inputs)!.path) in \(String(format: "%.3f", Date().timeIntervalSince(started))) s")
+            } else {
+                module = nil
+                log("the cached kernels were refused (CUresult \(status)): compiling them again")
+            }
+        }
+        if module == nil {
+            let compileStarted = Date()
+            let cubin = try nvrtc.compileToCUBIN(Kernels.source, name: "mlp_kernels.cu", architecture: architecture)
+            log("kernels compiled for \(architecture) in \(String(format: "%.2f", Date().timeIntervalSince(compileStarted))) s (\(cubin.count) bytes)")
+            try cubin.withUnsafeBytes { try d.check(d.cuModuleLoadData(&module, $0.baseAddress!), "cuModuleLoadData") }
+            do {
+                try kernelCache.store(cubin, program: "mlp_kernels", architecture: architecture, inputs: inputs)
+            } catch {
+                warn("the compiled kernels could not be saved for later runs (\(error.localizedDescription)); set MLP_CUDA_KERNEL_CACHE to a writable directory, or to 0")
+            }
+        }
         for kernel in ["gather_batch", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "output_layer_sums", "optimizer_update"] {
             var function: OpaquePointer?
             try d.check(d.cuModuleGetFunction(&function, module, kernel), "cuModuleGetFunction(\(kernel))")
@@ -231,7 +250,7 @@ public final class CUDABackend: Backend {
             let timesTiled = environment["MLP_CUDA_TILED"] == "1"
             workspaces.main = try Self.allocateWorkspace(d, forTiledKernels: timesTiled)
             workspaces.side = try Self.allocateWorkspace(d, forTiledKernels: timesTiled)
-            let tiled = timesTiled ? try TiledGemmKernels(driver: d, nvrtc: nvrtc, architecture: "sm_\(major)\(minor)", multiprocessors: Int(multiprocessors), log: log) : nil
+            let tiled = timesTiled ? try TiledGemmKernels(driver: d, nvrtc: nvrtc, architecture: architecture, multiprocessors: Int(multiprocessors), log: log) : nil
             let deviceName = String(decoding: nameBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let cache = tunes ? TuningCache(
                 url: TuningCache.defaultURL(environment: environment),
@@ -246,7 +265,7 @@ public final class CUDABackend: Backend {
             if let seconds = try planner?.warmUp() {
                 log(String(format: "cuBLASLt's first heuristic query (its own set-up) at start-up: %.1f ms", seconds * 1e3))
             }
-            compileTiled = { try TiledGemmKernels(driver: d, nvrtc: nvrtc, architecture: "sm_\(major)\(minor)", multiprocessors: Int(multiprocessors), log: log) }
+            compileTiled = { try TiledGemmKernels(driver: d, nvrtc: nvrtc, architecture: architecture, multiprocessors: Int(multiprocessors), log: log) }
             fusesEpilogues = environment["MLP_CUDA_FUSE"] != "0"
             log("cuBLASLt \(lt.getVersion()): \(lt.path); algorithms \(tunes ? "timed per shape\(timesTiled ? ", our tiled kernels among them" : "")" : "from the heuristic"), epilogues \(fusesEpilogues ? "on" : "off")")
             ltDescription = "cuBLASLt \(lt.getVersion()) (\(tunes ? "timed" : "heuristic") algorithms\(tunes && timesTiled ? " and own kernels" : "")\(fusesEpilogues ? ", fused epilogues" : ""))"

@@ -206,12 +206,22 @@ struct NVRTC {
     }
 
     /// Compiles `source` for `sm_XY` and returns the CUBIN; a failure carries NVRTC's log.
+    /// The options `compileToCUBIN` passes to NVRTC.
+    static func options(architecture: String) -> [String] { ["--gpu-architecture=\(architecture)", "--std=c++17"] }
+
+    /// NVRTC's version, as "major.minor".
+    var versionString: String {
+        var major: Int32 = 0, minor: Int32 = 0
+        _ = version(&major, &minor)
+        return "\(major).\(minor)"
+    }
+
     func compileToCUBIN(_ source: String, name: String, architecture: String) throws -> [CChar] {
         var program: OpaquePointer?
         var status = create(&program, source, name, 0, nil, nil)
         guard status == 0 else { throw CUDAError("nvrtcCreateProgram failed: \(errorString(status).map { String(cString: $0) } ?? "\(status)")") }
         defer { _ = destroy(&program) }
-        let options = ["--gpu-architecture=\(architecture)", "--std=c++17"]
+        let options = Self.options(architecture: architecture)
         let cOptions = options.map { strdup($0) }
         defer { cOptions.forEach { free($0) } }
         status = cOptions.map { UnsafePointer<CChar>($0) }.withUnsafeBufferPointer { compile(program, Int32(options.count), $0.baseAddress) }
