@@ -45,7 +45,7 @@ let package = Package(
                 .target(name: "CPUKernelsAVX2", condition: .when(platforms: [.linux])),
             ]),
         // The cuda backend: the driver API, NVRTC and cuBLAS opened at run time (nothing to link).
-        .target(name: "CUDABackend", dependencies: ["MLPCore"]),
+        .target(name: "CUDABackend", dependencies: ["MLPCore", .product(name: "Crypto", package: "swift-crypto")]),
         // Every backend operation checked against a Double computation of its definition: `mlp check` and the tests.
         .target(name: "BackendChecks", dependencies: ["MNIST", "MLPCore"]),
         .executableTarget(

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// NVRTC's machine code for the backend's kernels, kept on disk between runs: a later process on a device of the
@@ -6,9 +7,9 @@ import Foundation
 /// for the compiled kernels to be cached for the process; this keeps them for the next one too, as JAX's and
 /// PyTorch's compilation caches do.
 ///
-/// One file per compiled program, `<program>-<architecture>-<fingerprint>.cubin`, the fingerprint (64-bit FNV-1a,
-/// written out here: no hash of the standard library is stable across processes) taken over the source, the
-/// architecture, the compile options and NVRTC's version, so that any change to them names another file. The
+/// One file per compiled program, `<program>-<architecture>-<fingerprint>.cubin`, the fingerprint (the first 16
+/// hex digits of a SHA-256) taken over the source, the architecture, the compile options and NVRTC's version, so
+/// that any change to them names another file. The
 /// caller loads a file into the driver and compiles again when the driver refuses it (a damaged file); a save that
 /// fails is reported, never fatal. Saves are atomic (a temporary file renamed over the old one).
 struct KernelCache {
@@ -35,21 +36,15 @@ struct KernelCache {
     /// version: everything the machine code depends on).
     func url(program: String, architecture: String, inputs: [String]) -> URL? {
         guard let directory else { return nil }
-        let fingerprint = String(Self.fingerprint(inputs + [architecture]), radix: 16)
-        return directory.appendingPathComponent("\(program)-\(architecture)-\(fingerprint).cubin")
+        return directory.appendingPathComponent("\(program)-\(architecture)-\(Self.fingerprint(inputs + [architecture])).cubin")
     }
 
-    /// 64-bit FNV-1a over the UTF-8 bytes of `parts`, each followed by a zero byte (so that moving text from one
-    /// part to the next changes the result).
-    static func fingerprint(_ parts: [String]) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for part in parts {
-            for byte in part.utf8 + [0] {
-                hash ^= UInt64(byte)
-                hash = hash &* 0x0000_0100_0000_01b3
-            }
-        }
-        return hash
+    /// The first 16 hex digits of the SHA-256 of `parts`' UTF-8 bytes, each part followed by a zero byte (so that
+    /// moving text from one part to the next changes the result).
+    static func fingerprint(_ parts: [String]) -> String {
+        var hasher = SHA256()
+        for part in parts { hasher.update(data: Array(part.utf8) + [0]) }
+        return hasher.finalize().prefix(8).map { String(format: "%02x", $0) }.joined()
     }
 
     /// The cached machine code, or nil when there is no file (or no cache, or the file cannot be read).

@@ -34,8 +34,9 @@ import Testing
     }
 
     @Test func theFingerprintIsStableAndSeparatesItsParts() {
-        // FNV-1a's published value for the empty input, then one zero byte per part.
-        #expect(KernelCache.fingerprint([]) == 0xcbf2_9ce4_8422_2325)
+        // The SHA-256 of no bytes, e3b0c442…, and of one zero byte (a part of no text), 6e340b9c….
+        #expect(KernelCache.fingerprint([]) == "e3b0c44298fc1c14")
+        #expect(KernelCache.fingerprint([""]) == "6e340b9cffb37a98")
         #expect(KernelCache.fingerprint(["a"]) == KernelCache.fingerprint(["a"]))
         #expect(KernelCache.fingerprint(["ab", "c"]) != KernelCache.fingerprint(["a", "bc"]))
         #expect(KernelCache.fingerprint(["ab"]) != KernelCache.fingerprint(["ba"]))
