@@ -104,8 +104,8 @@ public final class CUDABackend: Backend {
     /// the opt-in, what the device allows a block (227 KB on Hopper), else 48 KB; less the kernel's own sums.
     /// `MLP_CUDA_OUTPUT_OPTIN=0` keeps the 48 KB.
     let outputLayerStagedFloats: Int
-    /// `MLP_CUDA_OUTPUT_WARPS` and `MLP_CUDA_OUTPUT_SPLIT` (see `outputLayerWarps`, `outputLayerRowSplit`).
-    private let outputWarpsSwitch: String?, outputSplitSwitch: String?
+    /// `MLP_CUDA_OUTPUT_WARPS` (see `outputLayerWarps`).
+    private let outputWarpsSwitch: String?
     /// Whether, in a training step with the side stream, the output layer's kernel leaves its blocks' sums to
     /// `output_layer_sums` there (`MLP_CUDA_OUTPUT_SUMS_BESIDE=0` keeps them in the kernel's last block).
     private let sumsBeside: Bool
@@ -289,7 +289,6 @@ public final class CUDABackend: Backend {
         outputLayerStagedFloats = Self.outputLayerStagedFloats(sharedBytesPerBlock: sharedPerBlock)
         log("output layer kernel: weights of up to \(outputLayerStagedFloats) floats in shared memory (\(sharedPerBlock / 1024) KB a block)")
         outputWarpsSwitch = environment["MLP_CUDA_OUTPUT_WARPS"]
-        outputSplitSwitch = environment["MLP_CUDA_OUTPUT_SPLIT"]
         sumsBeside = environment["MLP_CUDA_OUTPUT_SUMS_BESIDE"] != "0"
         outputLongRowsFrom = environment["MLP_CUDA_OUTPUT_LONG_ROWS"].flatMap { Int32($0) } ?? 512
         readsMappedIndices = environment["MLP_CUDA_MAPPED_INDICES"] == "1"
@@ -904,9 +903,9 @@ public final class CUDABackend: Backend {
     /// layer took that composition, about 64 µs of a TF32 step; two one-kernel versions reading a transposed copy of
     /// the weights from global memory (a warp per row; four rows a block) took 272 and 101 µs (Benchmarks/RESULTS.md).
     static let fusedOutputMaximum = 16
-    /// Shared memory the kernel's own sums take (a block's per-warp sums for up to 16 warps and the last block's
-    /// slices, 1.7 KB), kept out of what the weights may use.
-    static let outputLayerOwnSharedBytes = 2560
+    /// Shared memory the kernel's own sums take (a block's per-warp sums and the last block's slices, 1.1 KB), kept
+    /// out of what the weights may use.
+    static let outputLayerOwnSharedBytes = 1536
     /// The most floats of weights the kernel can stage in `sharedBytesPerBlock` bytes of shared memory a block.
     static func outputLayerStagedFloats(sharedBytesPerBlock: Int) -> Int { (sharedBytesPerBlock - outputLayerOwnSharedBytes) / 4 }
     /// What a block may have without opting in.
@@ -931,20 +930,12 @@ public final class CUDABackend: Backend {
         }
     }
 
-    /// Warps to a row of the output layer's kernel: 2 for ten outputs, rows of at least 2048 inputs and 8-warp
-    /// blocks (wide-1024's 4096×10 layer: 8 rows an SM, each warp's chain of loads halved), else 1.
-    /// `MLP_CUDA_OUTPUT_SPLIT=1` (`setting`) keeps one.
-    static func outputLayerRowSplit(rows: Int, inputSize: Int, outputSize: Int, warps: Int, setting: String?) -> Int {
-        setting != "1" && outputSize == 10 && inputSize >= 2048 && warps == 8 ? 2 : 1
-    }
-
-    /// The output layer kernel's grid, block (`warps` rows at a time, `split` warps each), shared memory (the
-    /// weights) and their row stride in it: the number of outputs rounded up to odd (conflict-free reads of 32 rows
-    /// at once) where that still fits in `stagedFloats`.
-    static func outputLayerLaunch(rows: Int, inputSize: Int, outputSize: Int, stagedFloats: Int, warps: Int, split: Int = 1) -> (blocks: UInt32, threads: UInt32, sharedBytes: UInt32, weightStride: Int32) {
+    /// The output layer kernel's grid, block, shared memory (the weights) and their row stride in it: the number of
+    /// outputs rounded up to odd (conflict-free reads of 32 rows at once) where that still fits in `stagedFloats`.
+    static func outputLayerLaunch(rows: Int, inputSize: Int, outputSize: Int, stagedFloats: Int, warps: Int) -> (blocks: UInt32, threads: UInt32, sharedBytes: UInt32, weightStride: Int32) {
         let blocks = max(1, min((rows + warps - 1) / warps, outputLayerMaximumBlocks))
         let stride = inputSize * (outputSize | 1) <= stagedFloats ? outputSize | 1 : outputSize
-        return (UInt32(blocks), UInt32(32 * warps * split), UInt32(4 * inputSize * stride), Int32(stride))
+        return (UInt32(blocks), UInt32(32 * warps), UInt32(4 * inputSize * stride), Int32(stride))
     }
 
     /// Whether the output layer's weights fit in the kernel's shared memory, `stagedFloats` of it.
@@ -961,11 +952,8 @@ public final class CUDABackend: Backend {
     @discardableResult
     private func launchOutputLayer(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float, inputGradient: DevicePointer<Float>?, inputActivation: Activation, defersSums: Bool = false) -> UInt32 {
         let none = DevicePointer<Float>(address: 0)
-        let warps = Self.outputLayerWarps(rows: rows, setting: outputWarpsSwitch)
-        let split = Self.outputLayerRowSplit(rows: rows, inputSize: inputSize, outputSize: outputSize, warps: warps, setting: outputSplitSwitch)
-        // The kernel takes two warps a row from 16-warp blocks for long rows only (as this rule chooses them).
         let shape = Self.outputLayerLaunch(rows: rows, inputSize: inputSize, outputSize: outputSize, stagedFloats: outputLayerStagedFloats,
-                                           warps: warps, split: split == 2 && inputSize >= Int(outputLongRowsFrom) ? 2 : 1)
+                                           warps: Self.outputLayerWarps(rows: rows, setting: outputWarpsSwitch))
         launch("output_layer_loss", grid: (shape.blocks, 1), block: shape.threads, sharedBytes: shape.sharedBytes, dependent: true,
                [outputs, gradient ?? none, biasGradient ?? none, metrics, predictions ?? DevicePointer<Int32>(address: 0),
                 inputs, weights, bias, labels, Int32(rows), Int32(inputSize), Int32(outputSize),

@@ -162,7 +162,7 @@ __global__ void loss_rows(float* gradient, float* metrics, int* predictions, con
 // block to finish adds the blocks' sums in a fixed order into bias_gradient and metrics (add_blocks_sums), or, in
 // a training step with a second stream (defer_sums), output_layer_sums does there.
 #define OUT_MAX 16
-#define OUTPUT_MAX_WARPS 16   // warps a block: 4 or 8 (blockDim.x / 32), 16 for two warps a row
+#define OUTPUT_MAX_WARPS 8   // warps a block: 4 or 8 (blockDim.x / 32)
 #define SUM_SLICES 7   // the last block's threads per sum: 7 x (OUT_MAX + 2) = 126 of its 128 or more
 // Inputs of a row each lane loads before using any (rows of 10 outputs and many inputs; 4 otherwise), so that their
 // loads are all in flight at once. One at a time, each of the backward's loads waited behind the store before it (the compiler
@@ -292,9 +292,8 @@ __device__ __forceinline__ void store_input_gradients(const float* xr, float* ig
 }
 
 // output_layer_loss for N outputs (N = 0: `out` of them, known only at run time), loading LOADS inputs of a row at
-// once, SPLIT warps to a row (each takes a part of its inputs; 2 for long rows: half the memory latencies on the
-// way); it leaves this block's sums in partials[blockIdx.x].
-template <int N, int LOADS, int SPLIT>
+// once; it leaves this block's sums in partials[blockIdx.x].
+template <int N, int LOADS>
 __device__ __forceinline__ void output_layer_rows(float (*sums)[OUT_MAX + 2], float* outputs, float* gradient,
                                                   int* predictions, const float* x, const float* w, const float* b,
                                                   const int* labels, int rows, int in, int out_arg, int loss, float scale,
@@ -333,24 +332,19 @@ __device__ __forceinline__ void output_layer_rows(float (*sums)[OUT_MAX + 2], fl
 #endif
     __syncthreads();
     const unsigned mask = 0xffffffffu;
-    // SPLIT warps to a row: warp `part` of its group takes inputs [begin, end), the first part a whole number of
-    // 32-input columns.
-    const int groups = warps / SPLIT, group = warp / SPLIT, part = warp % SPLIT;
-    const int split_at = SPLIT == 1 ? in : (in + 32 * SPLIT - 1) / (32 * SPLIT) * 32;
-    const int begin = part * split_at, end = part == SPLIT - 1 ? in : begin + split_at;
-    const int row_step = gridDim.x * groups;
+    const int row_step = gridDim.x * warps;
     // A lane's last full batch of inputs starts below this (batches without a test per input: for N > 0 only, to
     // keep the code NVRTC compiles at start-up small).
-    const int full_below = end - 32 * (LOADS - 1);
-    for (int r = blockIdx.x * groups + group; r < rows; r += row_step) {   // the same for every lane of a warp
+    const int full_below = in - 32 * (LOADS - 1);
+    for (int r = blockIdx.x * warps + warp; r < rows; r += row_step) {   // the same for every lane of a warp
         int label = labels[r];
         const float* xr = x + (long)r * in;
         float z[OUT_MAX];
 #pragma unroll
         for (int c = 0; c < OUT_MAX; c++) z[c] = 0.f;
-        for (int k0 = begin + lane; k0 < end; k0 += 32 * LOADS) {
-            if (N > 0 && k0 < full_below) add_inputs_times_weights<N, true, LOADS>(xr, w_s, w_stride, k0, end, out, z);
-            else add_inputs_times_weights<N, false, LOADS>(xr, w_s, w_stride, k0, end, out, z);
+        for (int k0 = lane; k0 < in; k0 += 32 * LOADS) {
+            if (N > 0 && k0 < full_below) add_inputs_times_weights<N, true, LOADS>(xr, w_s, w_stride, k0, in, out, z);
+            else add_inputs_times_weights<N, false, LOADS>(xr, w_s, w_stride, k0, in, out, z);
         }
 #pragma unroll
         for (int c = 0; c < OUT_MAX; c++) {
@@ -358,55 +352,31 @@ __device__ __forceinline__ void output_layer_rows(float (*sums)[OUT_MAX + 2], fl
 #pragma unroll
                 for (int o = 16; o > 0; o >>= 1) z[c] += __shfl_xor_sync(mask, z[c], o);
             }
+            z[c] += bias_v[c];
         }
-        if (SPLIT > 1) {
-            // The parts' logits through shared memory (sums, unused until the rows are done), added in part order
-            // by every warp of the group, which then all hold the same logits. Barrier 1 + group holds the group's
-            // warps only: once the parts are written, and once read (before the next row writes them again).
-            if (lane == 0) {
-#pragma unroll
-                for (int c = 0; c < OUT_MAX; c++) if (c < out) sums[warp][c] = z[c];
-            }
-            asm volatile("bar.sync %0, %1;" :: "r"(1 + group), "r"(32 * SPLIT) : "memory");
-#pragma unroll
-            for (int c = 0; c < OUT_MAX; c++) {
-                if (c < out) {
-                    float s = sums[group * SPLIT][c];
-                    for (int q = 1; q < SPLIT; q++) s += sums[group * SPLIT + q][c];
-                    z[c] = s;
-                }
-            }
-            asm volatile("bar.sync %0, %1;" :: "r"(1 + group), "r"(32 * SPLIT) : "memory");
-        }
-#pragma unroll
-        for (int c = 0; c < OUT_MAX; c++) z[c] += bias_v[c];
         int best;
         float g[OUT_MAX];
         float row_loss = output_row_loss(z, out, label, loss, scale, g, &best);
-        if (part == 0) {   // the row's outputs and sums once (every part computed the same)
 #pragma unroll
-            for (int c = 0; c < OUT_MAX; c++) {
-                if (c < out && lane == c) {
-                    outputs[(long)r * out + c] = z[c];
-                    if (gradient) gradient[(long)r * out + c] = g[c];
-                }
-                bias_sum[c] += g[c];
+        for (int c = 0; c < OUT_MAX; c++) {
+            if (c < out && lane == c) {
+                outputs[(long)r * out + c] = z[c];
+                if (gradient) gradient[(long)r * out + c] = g[c];
             }
-            if (lane == 0 && predictions) predictions[r] = best;
-            loss_sum += row_loss;
-            correct_sum += best == label ? 1.f : 0.f;
+            bias_sum[c] += g[c];
         }
+        if (lane == 0 && predictions) predictions[r] = best;
+        loss_sum += row_loss;
+        correct_sum += best == label ? 1.f : 0.f;
         if (in_gradient) {
             float* ig = in_gradient + (long)r * in;
-            for (int i0 = begin + lane; i0 < end; i0 += 32 * LOADS) {
-                if (N > 0 && i0 < full_below) store_input_gradients<N, true, LOADS>(xr, ig, w_s, w_stride, i0, end, out, g, in_activation);
-                else store_input_gradients<N, false, LOADS>(xr, ig, w_s, w_stride, i0, end, out, g, in_activation);
+            for (int i0 = lane; i0 < in; i0 += 32 * LOADS) {
+                if (N > 0 && i0 < full_below) store_input_gradients<N, true, LOADS>(xr, ig, w_s, w_stride, i0, in, out, g, in_activation);
+                else store_input_gradients<N, false, LOADS>(xr, ig, w_s, w_stride, i0, in, out, g, in_activation);
             }
         }
     }
-    // This block's sums: the warps' (every lane holds its warp's; zero in parts other than a row's first), then
-    // added in warp order.
-    if (SPLIT > 1) __syncthreads();   // every group done with sums as its exchange
+    // This block's sums: the warps' (every lane holds its warp's), then added in warp order.
     if (lane == 0) {
 #pragma unroll
         for (int c = 0; c < OUT_MAX; c++) sums[warp][c] = bias_sum[c];
@@ -423,29 +393,24 @@ __device__ __forceinline__ void output_layer_rows(float (*sums)[OUT_MAX + 2], fl
 
 extern "C" {
 
-__global__ void __launch_bounds__(32 * OUTPUT_MAX_WARPS)
-output_layer_loss(float* outputs, float* gradient, float* bias_gradient, float* metrics, int* predictions,
-                  const float* x, const float* w, const float* b, const int* labels,
-                  int rows, int in, int out, int loss, float scale,
-                  float* partials, unsigned int* counter,
-                  float* in_gradient, int in_activation, int w_stride, int long_rows_from, int defer_sums) {
+__global__ void output_layer_loss(float* outputs, float* gradient, float* bias_gradient, float* metrics, int* predictions,
+                                  const float* x, const float* w, const float* b, const int* labels,
+                                  int rows, int in, int out, int loss, float scale,
+                                  float* partials, unsigned int* counter,
+                                  float* in_gradient, int in_activation, int w_stride, int long_rows_from, int defer_sums) {
     __shared__ float sums[OUTPUT_MAX_WARPS][OUT_MAX + 2];
     // Ten outputs (MNIST's classes) unrolled without a test per output, ROW_LOADS inputs at once for rows of at least
     // long_rows_from inputs and 4 for shorter ones (whose warps run the code once or twice: straight-line code for 16
     // would be fetched cold); any other number of outputs as it comes.
-    // Blocks of 16 warps (the host's choice for long rows of large batches) give each row two.
-    if (out == 10 && in >= long_rows_from && blockDim.x == 512) {
-        output_layer_rows<10, ROW_LOADS, 2>(sums, outputs, gradient, predictions, x, w, b, labels, rows, in, out, loss,
-                                            scale, partials, in_gradient, in_activation, w_stride);
-    } else if (out == 10 && in >= long_rows_from) {
-        output_layer_rows<10, ROW_LOADS, 1>(sums, outputs, gradient, predictions, x, w, b, labels, rows, in, out, loss,
-                                            scale, partials, in_gradient, in_activation, w_stride);
+    if (out == 10 && in >= long_rows_from) {
+        output_layer_rows<10, ROW_LOADS>(sums, outputs, gradient, predictions, x, w, b, labels, rows, in, out, loss, scale,
+                                         partials, in_gradient, in_activation, w_stride);
     } else if (out == 10) {
-        output_layer_rows<10, 4, 1>(sums, outputs, gradient, predictions, x, w, b, labels, rows, in, out, loss, scale,
-                                    partials, in_gradient, in_activation, w_stride);
+        output_layer_rows<10, 4>(sums, outputs, gradient, predictions, x, w, b, labels, rows, in, out, loss, scale,
+                                 partials, in_gradient, in_activation, w_stride);
     } else {
-        output_layer_rows<0, 4, 1>(sums, outputs, gradient, predictions, x, w, b, labels, rows, in, out, loss, scale,
-                                   partials, in_gradient, in_activation, w_stride);
+        output_layer_rows<0, 4>(sums, outputs, gradient, predictions, x, w, b, labels, rows, in, out, loss, scale,
+                                partials, in_gradient, in_activation, w_stride);
     }
     // With defer_sums, output_layer_sums adds the blocks' sums later, off the critical path: this kernel ends
     // without the last block's fence, count and additions.

@@ -19,10 +19,10 @@ import Testing
             #expect(shape.blocks >= 1 && Int(shape.blocks) <= CUDABackend.outputLayerMaximumBlocks)
             #expect(Int(shape.blocks) == min((rows + warps - 1) / warps, CUDABackend.outputLayerMaximumBlocks))
             // The weights of every layer the kernel takes, at their row stride, fit beside its own sums (1.1 KB of
-            // per-warp sums for up to 16 warps and the last block's slices) in what a block may have.
+            // per-warp sums and the last block's slices) in what a block may have.
             #expect(Int(shape.weightStride) >= outputs && Int(shape.sharedBytes) == 4 * inputs * Int(shape.weightStride))
             if CUDABackend.outputLayerIsStaged(inputSize: inputs, outputSize: outputs, stagedFloats: staged) {
-                #expect(Int(shape.sharedBytes) + 4 * (16 * 18 + 7 * 18) + 4 <= sharedBytes)
+                #expect(Int(shape.sharedBytes) + 4 * (8 * 18 + 7 * 18) + 4 <= sharedBytes)
             }
             // The stride is odd (32 lanes reading 32 rows hit 32 banks) whenever that fits.
             if inputs * (outputs | 1) <= staged { #expect(shape.weightStride % 2 == 1) }
@@ -45,18 +45,7 @@ import Testing
         #expect(!CUDABackend.outputLayerIsStaged(inputSize: 4096, outputSize: 10, stagedFloats: plain))
         #expect(CUDABackend.outputLayerIsStaged(inputSize: 4096, outputSize: 10, stagedFloats: optedIn))
         #expect(!CUDABackend.outputLayerIsStaged(inputSize: 6000, outputSize: 10, stagedFloats: optedIn))
-        #expect(CUDABackend.outputLayerIsStaged(inputSize: 11_648, outputSize: 1, stagedFloats: plain) && !CUDABackend.outputLayerIsStaged(inputSize: 11_649, outputSize: 1, stagedFloats: plain))
-    }
-
-    @Test func onlyLongRowsOfTenOutputsInLargeBatchesTakeTwoWarpsARow() {
-        // wide-1024's 4096×10 layer: 8 rows a block of 16 warps.
-        #expect(CUDABackend.outputLayerRowSplit(rows: 1024, inputSize: 4096, outputSize: 10, warps: 8, setting: nil) == 2)
-        let wide = CUDABackend.outputLayerLaunch(rows: 1024, inputSize: 4096, outputSize: 10, stagedFloats: 57_000, warps: 8, split: 2)
-        #expect(wide.blocks == 128 && wide.threads == 512 && wide.weightStride == 11)
-        #expect(CUDABackend.outputLayerRowSplit(rows: 1024, inputSize: 256, outputSize: 10, warps: 8, setting: nil) == 1)
-        #expect(CUDABackend.outputLayerRowSplit(rows: 1024, inputSize: 4096, outputSize: 7, warps: 8, setting: nil) == 1)
-        #expect(CUDABackend.outputLayerRowSplit(rows: 128, inputSize: 4096, outputSize: 10, warps: 4, setting: nil) == 1)
-        #expect(CUDABackend.outputLayerRowSplit(rows: 1024, inputSize: 4096, outputSize: 10, warps: 8, setting: "1") == 1)
+        #expect(CUDABackend.outputLayerIsStaged(inputSize: 11_904, outputSize: 1, stagedFloats: plain) && !CUDABackend.outputLayerIsStaged(inputSize: 11_905, outputSize: 1, stagedFloats: plain))
     }
 
     static func call(transposeA: Bool, m: Int, n: Int, k: Int) -> MatmulCall {
