@@ -90,7 +90,7 @@ struct Check: ParsableCommand {
         // block from 513 rows; 10 outputs compiled apart, loading 16 inputs at once from 512 inputs and 4 below, in
         // full batches and a last partial one; 3700×16 and 17 outputs take the composition).
         for loss in Loss.allCases {
-            for (rows, inputSize, outputSize) in [(1, 3, 2), (37, 256, 10), (45, 300, 10), (300, 129, 16), (150, 1000, 10), (1030, 256, 10), (1030, 4099, 10), (70, 3700, 16), (61, 33, 17)] {
+            for (rows, inputSize, outputSize) in [(1, 3, 2), (37, 256, 10), (45, 300, 10), (300, 129, 16), (150, 1000, 10), (1030, 256, 10), (600, 2100, 10), (1030, 4099, 10), (70, 3700, 16), (61, 33, 17)] {
                 for activation in rows == 37 ? Activation.allCases : [.relu] {
                     let r = try checks.outputLayerBackward(rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, activation: activation)
                     report("output layer + \(loss == .softmaxCrossEntropy ? "xent" : "mse") + backward·\(activation.rawValue)' \(rows)×\(inputSize)→\(outputSize)", r.error, tolerance, r.countsExact)
