@@ -5,6 +5,7 @@
 #   bash Benchmarks/gpu/run.sh bench        mlp bench of the cuda backend against the GPU peers, fp32 and tf32
 #   bash Benchmarks/gpu/run.sh profile      per-kernel times of training steps (Nsight Compute)
 #   bash Benchmarks/gpu/run.sh kernels      Nsight Compute's full report on our own kernels (small-128, fp32)
+#   bash Benchmarks/gpu/run.sh kernels-wide the same for the output layer's kernel in wide-1024 TF32 training
 #   bash Benchmarks/gpu/run.sh firststep    where the first epoch of mlp train goes (-v: cuBLASLt's set-up at start-up,
 #                                           planning, first runs, recordings)
 #   bash Benchmarks/gpu/run.sh strategies   the cuda backend alone, fp32 and tf32, with each of its strategies turned
@@ -87,6 +88,19 @@ kernels)
     ncu --import "$out/kernels.ncu-rep" --page details > "$out/kernels-details.txt" 2>&1
     ncu --import "$out/kernels.ncu-rep" --page source --print-source sass --csv --kernel-name output_layer_loss \
         --launch-count 1 > "$out/output-layer-sass.csv" 2>&1
+    ;;
+kernels-wide)
+    # The same full report on the output layer's kernel alone in wide-1024 TF32 training (784-4096-4096-10, batch
+    # 1024): its 4096x10 weights staged in opted-in shared memory, 8 rows a block.
+    export MLP_CUDA_TUNE_CACHE="$PWD/$out/kernels-wide-tuning.json"
+    wide=(--layers 784,4096,4096,10 --batch-size 1024 --precision tf32 --epochs 1 --quiet)
+    .run/mlp train --backend cuda "${wide[@]}" > /dev/null 2>&1
+    ncu --set full --cache-control none --clock-control none --kernel-name output_layer_loss \
+        --launch-skip 20 --launch-count 2 --export "$out/kernels-wide" --force-overwrite \
+        .run/mlp train --backend cuda "${wide[@]}" > "$out/kernels-wide-run.txt" 2>&1
+    ncu --import "$out/kernels-wide.ncu-rep" --page details > "$out/kernels-wide-details.txt" 2>&1
+    ncu --import "$out/kernels-wide.ncu-rep" --page source --print-source sass --csv --launch-count 1 \
+        > "$out/kernels-wide-sass.csv" 2>&1
     ;;
 firststep)
     # Where a training run's first epoch goes: with -v the backend logs each product's planning and algorithm
