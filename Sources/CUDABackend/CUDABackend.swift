@@ -210,7 +210,7 @@ public final class CUDABackend: Backend {
             do {
                 try kernelCache.store(cubin, program: "mlp_kernels", architecture: architecture, inputs: inputs)
             } catch {
-                warn("the compiled kernels could not be saved for later runs (\(error.localizedDescription)); set MLP_CUDA_KERNEL_CACHE to a writable directory, or to 0")
+                warn("the compiled kernels could not be saved for later runs in \(kernelCache.directory?.path ?? "?") (\(error.localizedDescription)); set MLP_CUDA_KERNEL_CACHE to a writable directory, or to 0")
             }
         }
         for kernel in ["gather_batch", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "output_layer_sums", "optimizer_update"] {
@@ -289,8 +289,15 @@ public final class CUDABackend: Backend {
         outputLayerStagedFloats = Self.outputLayerStagedFloats(sharedBytesPerBlock: sharedPerBlock)
         log("output layer kernel: weights of up to \(outputLayerStagedFloats) floats in shared memory (\(sharedPerBlock / 1024) KB a block)")
         outputWarpsSwitch = environment["MLP_CUDA_OUTPUT_WARPS"]
+        if let value = outputWarpsSwitch, value != "4", value != "8" {
+            warn("MLP_CUDA_OUTPUT_WARPS=\(value): expected 4 or 8; the warps a block are chosen by the batch's rows")
+        }
         sumsBeside = environment["MLP_CUDA_OUTPUT_SUMS_BESIDE"] != "0"
-        outputLongRowsFrom = environment["MLP_CUDA_OUTPUT_LONG_ROWS"].flatMap { Int32($0) } ?? 512
+        let longRows = environment["MLP_CUDA_OUTPUT_LONG_ROWS"]
+        outputLongRowsFrom = longRows.flatMap { Int32($0) }.flatMap { $0 >= 0 ? $0 : nil } ?? 512
+        if let value = longRows, Int32(value).map({ $0 >= 0 }) != true {
+            warn("MLP_CUDA_OUTPUT_LONG_ROWS=\(value): expected a number of inputs (0 or more); 512 is used")
+        }
         readsMappedIndices = environment["MLP_CUDA_MAPPED_INDICES"] == "1"
         traces = environment["MLP_CUDA_TRACE"] == "1"
         usesSideStream = planner != nil && environment["MLP_CUDA_STREAMS"] != "1"

@@ -205,7 +205,6 @@ struct NVRTC {
             version: f("nvrtcVersion", (@convention(c) (UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Int32>) -> Int32).self))
     }
 
-    /// Compiles `source` for `sm_XY` and returns the CUBIN; a failure carries NVRTC's log.
     /// The options `compileToCUBIN` passes to NVRTC.
     static func options(architecture: String) -> [String] { ["--gpu-architecture=\(architecture)", "--std=c++17"] }
 
@@ -216,6 +215,7 @@ struct NVRTC {
         return "\(major).\(minor)"
     }
 
+    /// Compiles `source` for `sm_XY` and returns the CUBIN; a failure carries NVRTC's log.
     func compileToCUBIN(_ source: String, name: String, architecture: String) throws -> [CChar] {
         var program: OpaquePointer?
         var status = create(&program, source, name, 0, nil, nil)
