@@ -315,18 +315,26 @@ public struct BackendOpChecks {
 
     /// One optimizer update against the closed-form formula computed in Double. Returns the relative errors of
     /// the parameters and of the state.
-    public mutating func optimizer(_ configuration: OptimizerConfiguration, count: Int, step: Int, learningRate: Float) throws -> (parameters: Double, state: Double) {
+    ///
+    /// With a `gap`, the state's slots are `count + gap` floats apart (one layer's part of a network's buffer,
+    /// `stateStride`), and the state error is infinite if a float of the gaps changed.
+    public mutating func optimizer(_ configuration: OptimizerConfiguration, count: Int, gap: Int = 0, step: Int, learningRate: Float) throws -> (parameters: Double, state: Double) {
         let p = random(count), g = random(count)
-        let slots = configuration.stateSlots
+        let slots = configuration.stateSlots, stride = count + gap
         // Adam's second moment must be non-negative.
-        var s = random(slots * count, scale: 0.1)
-        if slots == 2 { for i in count..<2 * count { s[i] = abs(s[i]) } }
+        var s = random(slots * stride, scale: 0.1)
+        if slots == 2 { for i in stride..<2 * stride { s[i] = abs(s[i]) } }
         let (pp, pg, ps) = (try upload(p), try upload(g), try upload(s.isEmpty ? [0] : s))
         defer { backend.free(pp); backend.free(pg); backend.free(ps) }
         let update = configuration.step(step, learningRate: learningRate)
-        backend.optimizerUpdate(parameters: pp, gradients: pg, state: ps, count: count, step: update)
+        backend.optimizerUpdate(parameters: pp, gradients: pg, state: ps, count: count, stateStride: stride, step: update)
         let outP = backend.download(pp, count: count).map(Double.init)
-        let outS = backend.download(ps, count: slots * count).map(Double.init)
+        let all = backend.download(ps, count: slots * stride)
+        for slot in 0..<slots where all[slot * stride + count..<(slot + 1) * stride] != s[slot * stride + count..<(slot + 1) * stride] {
+            return (.infinity, .infinity)
+        }
+        let outS = (0..<slots).flatMap { all[$0 * stride..<$0 * stride + count] }.map(Double.init)
+        s = (0..<slots).flatMap { s[$0 * stride..<$0 * stride + count] }
         var refP = [Double](), refS = s.map(Double.init)
         let (lr, wd) = (Double(learningRate), Double(configuration.weightDecay))
         for i in 0..<count {

@@ -76,6 +76,8 @@ public final class CPUBackend: HostMemoryBackend {
         var gemmTile = 0, gemmExtent = 0
         var parts = 1
         var rows = 0, columns = 0, count = 0, features = 0
+        /// The optimizer state's slot stride.
+        var stride = 0
         var activation = Activation.relu
         var loss = Loss.softmaxCrossEntropy
         var gradientScale: Float = 1
@@ -149,7 +151,7 @@ public final class CPUBackend: HostMemoryBackend {
             let w = self.kernels.vectorWidth
             let units = (p.count + w - 1) / w
             let lo = min(p.count, units * t / p.parts * w), hi = min(p.count, units * (t + 1) / p.parts * w)
-            self.kernels.optimizer(p.f0!, UnsafePointer(p.f1!), p.f2!, p.count, lo..<hi, p.step)
+            self.kernels.optimizer(p.f0!, UnsafePointer(p.f1!), p.f2!, p.stride, lo..<hi, p.step)
         }
     }
 
@@ -306,11 +308,12 @@ public final class CPUBackend: HostMemoryBackend {
 
     public func optimizerUpdate(
         parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>,
-        count: Int, step: OptimizerStep
+        count: Int, stateStride: Int, step: OptimizerStep
     ) {
+        precondition(stateStride >= count, "state slots \(stateStride) apart for \(count) parameters")
         pending.parts = parts(count, grain: 65_536)
         pending.f0 = parameters.host; pending.f1 = gradients.host; pending.f2 = state.host
-        pending.count = count; pending.step = step
+        pending.count = count; pending.stride = stateStride; pending.step = step
         flushingSubnormals { pool.run(tasks: pending.parts, optimizerJob) }
     }
 }

@@ -130,9 +130,10 @@ public func lossRows(gradient: UnsafeMutablePointer<Float>?, predictions: Unsafe
     return (lossSum, correct)
 }
 
-/// The optimizer update for the elements `range` of the flat buffers (see `OptimizerConfiguration`).
+/// The optimizer update for the elements `range` of the flat buffers (see `OptimizerConfiguration`); the state's
+/// slots are `stateStride` floats apart.
 @inlinable
-public func optimizerRange<ISA: KernelISA>(_ isa: ISA.Type, parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>, state s: UnsafeMutablePointer<Float>, count: Int, range: Range<Int>, step: OptimizerStep) {
+public func optimizerRange<ISA: KernelISA>(_ isa: ISA.Type, parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>, state s: UnsafeMutablePointer<Float>, stateStride: Int, range: Range<Int>, step: OptimizerStep) {
     typealias V = ISA.Vector
     let w = V.scalarCount
     var i = range.lowerBound
@@ -166,7 +167,7 @@ public func optimizerRange<ISA: KernelISA>(_ isa: ISA.Type, parameters p: Unsafe
         let (c1, c2) = step.biasCorrections
         let b1 = step.beta1, b2 = step.beta2, eps = step.epsilon
         let decoupled = step.kind == .adamw
-        let m = s, v = s + count
+        let m = s, v = s + stateStride
         // p −= lr · (m / c1) / (√(v / c2) + ε), computed as (lr / c1) · m / (√(v · (1 / c2)) + ε): one division and
         // one square root per element instead of three divisions and a square root. The divider, which both
         // share, set the pace (Sapphire Rapids: about 10 cycles per 16-lane division, 12 per square root; the

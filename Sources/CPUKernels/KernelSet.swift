@@ -26,7 +26,7 @@ public struct KernelSet: Sendable {
             gemm: { packedGEMM(ISA.self, $0, $1) },
             biasActivation: { biasActivationRows(ISA.self, values: $0, bias: $1, rows: $2, columns: $3, activation: $4) },
             activationBackward: { activationBackwardColumns(ISA.self, gradient: $0, biasGradient: $1, outputs: $2, rows: $3, columns: $4, columnRange: $5, activation: $6) },
-            optimizer: { optimizerRange(ISA.self, parameters: $0, gradients: $1, state: $2, count: $3, range: $4, step: $5) },
+            optimizer: { optimizerRange(ISA.self, parameters: $0, gradients: $1, state: $2, stateStride: $3, range: $4, step: $5) },
             gather: { gatherRows(ISA.self, inputs: $0, labels: $1, pixels: $2, sourceLabels: $3, indices: $4, rows: $5, features: $6, normalization: $7) },
             outputLayer: { a, rows in
                 outputLayerRows(ISA.self, outputs: a.outputs, gradient: a.gradient, inputGradient: a.inputGradient, inputs: a.inputs,

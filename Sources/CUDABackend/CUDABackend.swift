@@ -133,6 +133,28 @@ public final class CUDABackend: Backend {
     private var stepStart: OpaquePointer?, uploadDone: OpaquePointer?
     /// Where a recorded upload goes (nil: the main stream).
     private var uploadTarget: OpaquePointer?
+    /// A fourth stream, for the next step's gather in a recorded step (`prefetchBatch`): it depends only on the
+    /// step's start and writes buffers the step does not touch, so in the graph it is a branch of its own, joined at
+    /// the step's end, and the gather leaves the critical path (`MLP_CUDA_PREFETCH_BESIDE=0` queues it on the main
+    /// stream in order, as a plain gather).
+    private var prefetchStream: OpaquePointer?
+    private var prefetchDone: OpaquePointer?
+    private let prefetchesBeside: Bool
+    /// Whether the recording in progress has a prefetch branch that the main stream has not yet waited for.
+    private var prefetchPending = false
+    /// A fifth stream, for a layer's optimizer update that must wait for the side stream (`updatesEachLayer`): it
+    /// waits for both streams' work so far, so that neither stream waits for the other, and the update runs beside
+    /// what the main stream does next (the first layer's weight gradient and update).
+    private var updateStream: OpaquePointer?
+    private var mainReady: OpaquePointer?, sideReady: OpaquePointer?, updateDone: OpaquePointer?
+    /// Whether the update stream has work the main stream has not yet waited for (its memory is in `sideAccesses`).
+    private var updatePending = false
+    /// Whether a training step is being queued (between `beginStep` and `endStep`), and whether its optimizer
+    /// values have been uploaded: once a step, however many updates it makes.
+    private var inStep = false, stepValuesQueued = false
+    /// See `Backend.updatesEachLayer`: with the side stream, unless `MLP_CUDA_LAYER_UPDATES=0` (one update after
+    /// both streams' work, as before).
+    public let updatesEachLayer: Bool
     private var forkEvent: OpaquePointer?, joinEvent: OpaquePointer?
     /// Whether the side stream has work the main stream has not yet waited for, and the memory that work reads and
     /// writes (the main stream joins before touching it in a way that conflicts).
@@ -310,6 +332,18 @@ public final class CUDABackend: Backend {
             try d.check(d.cuEventCreate(&forkEvent, 2), "cuEventCreate")
             try d.check(d.cuEventCreate(&joinEvent, 2), "cuEventCreate")
         }
+        prefetchesBeside = usesSideStream && environment["MLP_CUDA_PREFETCH_BESIDE"] != "0"
+        updatesEachLayer = usesSideStream && environment["MLP_CUDA_LAYER_UPDATES"] != "0"
+        if updatesEachLayer {
+            try d.check(d.cuStreamCreate(&updateStream, 0), "cuStreamCreate(updates)")
+            try d.check(d.cuEventCreate(&mainReady, 2), "cuEventCreate")
+            try d.check(d.cuEventCreate(&sideReady, 2), "cuEventCreate")
+            try d.check(d.cuEventCreate(&updateDone, 2), "cuEventCreate")
+        }
+        if prefetchesBeside {
+            try d.check(d.cuStreamCreate(&prefetchStream, 0), "cuStreamCreate(prefetch)")
+            try d.check(d.cuEventCreate(&prefetchDone, 2), "cuEventCreate")
+        }
         var hyper: UInt64 = 0
         try d.check(d.cuMemAlloc(&hyper, 8 * 4), "cuMemAlloc")
         hyperparameters = DevicePointer(address: UInt(hyper))
@@ -375,9 +409,14 @@ public final class CUDABackend: Backend {
     }
 
     public func upload<T>(_ source: UnsafeBufferPointer<T>, to destination: DevicePointer<T>) {
+        join()
+        enqueueUpload(source, to: destination)
+    }
+
+    /// `upload` without waiting for the other streams first: for memory that only work queued after it reads.
+    private func enqueueUpload<T>(_ source: UnsafeBufferPointer<T>, to destination: DevicePointer<T>) {
         guard let base = source.baseAddress, !source.isEmpty else { return }
         let bytes = source.count * MemoryLayout<T>.stride
-        join()
         record {
             switch mode {
             case .replaying:
@@ -447,6 +486,8 @@ public final class CUDABackend: Backend {
     // MARK: Steps as graphs
 
     public func beginStep(_ key: StepKey) {
+        inStep = true
+        stepValuesQueued = false
         guard usesGraphs, pendingError == nil, case .direct = mode else { return }
         guard seenSteps.contains(key) else {
             seenSteps.insert(key)
@@ -490,7 +531,14 @@ public final class CUDABackend: Backend {
     private var firstRunStarted: UInt64?
 
     public func endStep() {
+        inStep = false
+        stepValuesQueued = false
         join()
+        if prefetchPending {
+            // The next step's gather, on its own branch since the step's start, ends the step with the rest.
+            prefetchPending = false
+            record { try driver.check(driver.cuStreamWaitEvent(stream, prefetchDone, 0), "cuStreamWaitEvent(prefetch)") }
+        }
         mark("join of the second stream, step end")
         switch mode {
         case .direct:
@@ -622,36 +670,79 @@ public final class CUDABackend: Backend {
     // MARK: Operations
 
     public func gatherBatch(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization) {
-        let batch = indices.count
-        guard batch > 0 else { return }
+        guard !indices.isEmpty else { return }
         join()
-        var source = batchIndices.pointer
-        if case .direct = mode, batch > batchIndices.count {
-            record {
-                let grown = try allocate(Int32.self, count: max(batch, 1024))
-                if batchIndices.count > 0 { retiredScratch.append(batchIndices.pointer.address) }
-                batchIndices = (grown, max(batch, 1024))
-            }
-            source = batchIndices.pointer
+        enqueueGather(inputs: inputs, labels: labels, pixels: pixels, sourceLabels: sourceLabels, indices: indices, features: features, normalization: normalization, indexBuffer: &batchIndices, on: stream)
+        mark("indices copied, batch \(indices.count)×\(features) gathered")
+    }
+
+    public func prefetchBatch(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization) {
+        guard !indices.isEmpty else { return }
+        guard prefetchesBeside, let prefetchStream else {
+            return gatherBatch(inputs: inputs, labels: labels, pixels: pixels, sourceLabels: sourceLabels, indices: indices, features: features, normalization: normalization)
         }
+        switch mode {
+        case .direct:
+            // Unrecorded (a step's first run, or graphs off): in order on the main stream, as a gather. The
+            // prefetch's own index buffer is grown here, so that the recording finds it large enough.
+            if indices.count > prefetchIndices.count {
+                record {
+                    let grown = try allocate(Int32.self, count: max(indices.count, 1024))
+                    if prefetchIndices.count > 0 { retiredScratch.append(prefetchIndices.pointer.address) }
+                    prefetchIndices = (grown, max(indices.count, 1024))
+                }
+            }
+            gatherBatch(inputs: inputs, labels: labels, pixels: pixels, sourceLabels: sourceLabels, indices: indices, features: features, normalization: normalization)
+        case .capturing:
+            // A branch from the step's start: the copy of the indices, the gather, and an event the main stream
+            // waits for at the step's end (`endStep`).
+            record { try driver.check(driver.cuStreamWaitEvent(prefetchStream, stepStart, 0), "cuStreamWaitEvent(step start, prefetch)") }
+            enqueueGather(inputs: inputs, labels: labels, pixels: pixels, sourceLabels: sourceLabels, indices: indices, features: features, normalization: normalization, indexBuffer: &prefetchIndices, on: prefetchStream)
+            record { try driver.check(driver.cuEventRecord(prefetchDone, prefetchStream), "cuEventRecord(prefetch)") }
+            prefetchPending = true
+        case .replaying:
+            // Refreshes the recording's copy of the indices.
+            enqueueGather(inputs: inputs, labels: labels, pixels: pixels, sourceLabels: sourceLabels, indices: indices, features: features, normalization: normalization, indexBuffer: &prefetchIndices, on: prefetchStream)
+        }
+    }
+
+    /// Queues the copy of a batch's indices into `indexBuffer` and `gather_batch` on `target` (the main stream
+    /// outside recordings). While a step is replayed only the recording's copy of the indices is refreshed.
+    private func enqueueGather(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization, indexBuffer: inout (pointer: DevicePointer<Int32>, count: Int), on target: OpaquePointer?) {
+        let batch = indices.count
+        if case .direct = mode, batch > indexBuffer.count {
+            var grown = indexBuffer
+            record {
+                grown = (try allocate(Int32.self, count: max(batch, 1024)), max(batch, 1024))
+                if indexBuffer.count > 0 { retiredScratch.append(indexBuffer.pointer.address) }
+            }
+            indexBuffer = grown
+        }
+        var source = indexBuffer.pointer
         if case .direct = mode {
             upload(indices, to: source)
-        } else if readsMappedIndices || batch > batchIndices.count {
+        } else if readsMappedIndices || batch > indexBuffer.count {
             // The kernel reads the indices straight from the recording's pinned buffer (page-locked host memory is
             // mapped into the device's address space at the same address), refreshed before each replay: no copy
             // node ahead of the gather, but one read across the bus per block. Measured on an H200 it was slower
             // than the copy (see `readsMappedIndices`); it stays as the way out when the device buffer is too small.
             record { source = DevicePointer(address: UInt(bitPattern: try stageRecorded(UnsafeRawBufferPointer(indices)))) }
         } else {
+            uploadTarget = target == stream ? nil : target
             upload(indices, to: source)  // recorded: a copy from the recording's pinned buffer
+            uploadTarget = nil
         }
-        launch("gather_batch", grid: (blocks(features), UInt32(batch)), block: 256,
-               [inputs, labels, pixels, sourceLabels, source, Int32(batch), Int32(features), normalization.scale, normalization.shift])
-        mark("indices copied, batch \(batch)×\(features) gathered")
+        if case .replaying = mode { return }  // recorded in the graph
+        record {
+            try enqueueKernel("gather_batch", grid: (blocks(features), UInt32(batch)), block: 256, on: target,
+                              [inputs, labels, pixels, sourceLabels, source, Int32(batch), Int32(features), normalization.scale, normalization.shift])
+        }
     }
 
     /// The batch's indices on the device, for a gather outside a recorded step (grown there, never inside one).
     private var batchIndices = (pointer: DevicePointer<Int32>(address: 0), count: 0)
+    /// The same for the next step's batch (`prefetchBatch`), whose copy may run while the step's own gather does.
+    private var prefetchIndices = (pointer: DevicePointer<Int32>(address: 0), count: 0)
 
     public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: DevicePointer<Float>, lda: Int, b: DevicePointer<Float>, ldb: Int, beta: Float, c: DevicePointer<Float>, ldc: Int) {
         // Waits for the side stream only if it touches these matrices: the first layer's weight gradient (a plain
@@ -788,13 +879,18 @@ public final class CUDABackend: Backend {
 
     // MARK: The side stream
 
-    /// Makes the main stream wait for everything queued on the side stream.
+    /// Makes the main stream wait for everything queued on the side stream and the update stream.
     private func join() {
-        guard sidePending else { return }
+        guard sidePending || updatePending else { return }
+        let side = sidePending, update = updatePending
         sidePending = false
+        updatePending = false
         sideAccesses.removeAll()
         if case .replaying = mode { return }
-        record { try driver.check(driver.cuStreamWaitEvent(stream, joinEvent, 0), "cuStreamWaitEvent(join)") }
+        record {
+            if side { try driver.check(driver.cuStreamWaitEvent(stream, joinEvent, 0), "cuStreamWaitEvent(join)") }
+            if update { try driver.check(driver.cuStreamWaitEvent(stream, updateDone, 0), "cuStreamWaitEvent(join updates)") }
+        }
     }
 
     /// Whether our own product kernels can run (they go through the cuBLASLt path; they are timed beside its
@@ -1074,33 +1170,80 @@ public final class CUDABackend: Backend {
                 Int32(rows), Int32(columns), Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale])
     }
 
-    public func optimizerUpdate(parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>, count: Int, step: OptimizerStep) {
-        join()
-        let (c1, c2) = step.biasCorrections
-        let kind: Int32 = step.kind == .sgd ? 0 : (step.kind == .adam ? 1 : 2)
-        // The step's values go through device memory (an upload, refreshed on every replay), not kernel arguments.
+    public func optimizerUpdate(parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>, count: Int, stateStride: Int, step: OptimizerStep) {
+        precondition(stateStride >= count, "state slots \(stateStride) apart for \(count) parameters")
+        // Where the update goes: after both streams' work (`join`) when updates are not made layer by layer; on the
+        // update stream, after both streams' work so far, when the side stream (or an earlier update) still writes
+        // these gradients or touches these parameters or states; else on the main stream, without waiting.
+        var target = stream
+        if !updatesEachLayer {
+            join()
+        } else if (sidePending || updatePending) && touchedBeside(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: stateStride, slots: step.kind == .sgd ? 1 : 2) {
+            target = updateStream
+        }
+        let beside = target != stream
+        // The step's values go through device memory (an upload, refreshed on every replay), not kernel arguments;
+        // once a step. In a recording they are copied on their own branch from the step's start.
         var offPath = false
-        if case .capturing = mode, let uploadStream {
-            record { try driver.check(driver.cuStreamWaitEvent(uploadStream, stepStart, 0), "cuStreamWaitEvent(step start)") }
-            uploadTarget = uploadStream
-            offPath = true
+        if !(inStep && stepValuesQueued) {
+            if case .capturing = mode, let uploadStream {
+                record { try driver.check(driver.cuStreamWaitEvent(uploadStream, stepStart, 0), "cuStreamWaitEvent(step start)") }
+                uploadTarget = uploadStream
+                offPath = true
+            }
+            let (c1, c2) = step.biasCorrections
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 8) { h in
+                h[0] = step.learningRate; h[1] = step.momentum; h[2] = step.weightDecay; h[3] = step.beta1
+                h[4] = step.beta2; h[5] = step.epsilon; h[6] = c1; h[7] = c2
+                // In order on the main stream outside recordings: an update beside waits for the main stream.
+                enqueueUpload(UnsafeBufferPointer(h), to: hyperparameters)
+            }
+            if offPath {
+                uploadTarget = nil
+                record { try driver.check(driver.cuEventRecord(uploadDone, uploadStream), "cuEventRecord(upload)") }
+            }
+            stepValuesQueued = inStep
         }
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 8) { h in
-            h[0] = step.learningRate; h[1] = step.momentum; h[2] = step.weightDecay; h[3] = step.beta1
-            h[4] = step.beta2; h[5] = step.epsilon; h[6] = c1; h[7] = c2
-            upload(UnsafeBufferPointer(h), to: hyperparameters)
-        }
-        if offPath {
-            uploadTarget = nil
+        if case .replaying = mode {
+            if beside { updatePending = true }
+        } else {
+            let kind: Int32 = step.kind == .sgd ? 0 : (step.kind == .adam ? 1 : 2)
             record {
-                try driver.check(driver.cuEventRecord(uploadDone, uploadStream), "cuEventRecord(upload)")
-                try driver.check(driver.cuStreamWaitEvent(stream, uploadDone, 0), "cuStreamWaitEvent(upload)")
+                if beside {
+                    try driver.check(driver.cuEventRecord(mainReady, stream), "cuEventRecord(main ready)")
+                    try driver.check(driver.cuStreamWaitEvent(target, mainReady, 0), "cuStreamWaitEvent(main ready)")
+                    if sidePending {
+                        try driver.check(driver.cuEventRecord(sideReady, sideStream), "cuEventRecord(side ready)")
+                        try driver.check(driver.cuStreamWaitEvent(target, sideReady, 0), "cuStreamWaitEvent(side ready)")
+                    }
+                }
+                if case .capturing = mode, uploadStream != nil {
+                    try driver.check(driver.cuStreamWaitEvent(target, uploadDone, 0), "cuStreamWaitEvent(upload)")
+                }
+                if !beside { mark("waits: the step's values\(updatesEachLayer ? "" : ", the second stream's weight gradients")") }
+                try enqueueKernel("optimizer_update", grid: (blocks(count, 256 * 4), 1), block: 256, on: target,  // 4: UPDATE_UNROLL
+                                  [parameters, gradients, state, Int64(count), Int64(stateStride), kind, Int32(step.nesterov ? 1 : 0), hyperparameters])
+                if beside {
+                    try driver.check(driver.cuEventRecord(updateDone, target), "cuEventRecord(update)")
+                    updatePending = true
+                }
             }
         }
-        mark("waits: the second stream's weight gradients, the step's values")
-        launch("optimizer_update", grid: (blocks(count, 256 * 4), 1), block: 256,  // 4: UPDATE_UNROLL
-               [parameters, gradients, state, Int64(count), kind, Int32(step.nesterov ? 1 : 0), hyperparameters])
-        mark("\(step.kind.rawValue) update of \(count) parameters")
+        if beside {
+            sideAccesses.read(StreamAccesses.extent(gradients, rows: 1, stride: count))
+            sideAccesses.write(StreamAccesses.extent(parameters, rows: 1, stride: count))
+            for slot in 0..<(step.kind == .sgd ? 1 : 2) { sideAccesses.write(StreamAccesses.extent(state + slot * stateStride, rows: 1, stride: count)) }
+        } else {
+            mark("\(step.kind.rawValue) update of \(count) parameters")
+        }
+    }
+
+    /// Whether the side and update streams' queued work writes `gradients` or touches `parameters` or a state slot.
+    private func touchedBeside(parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>, count: Int, stateStride: Int, slots: Int) -> Bool {
+        if sideAccesses.writes(into: StreamAccesses.extent(gradients, rows: 1, stride: count)) { return true }
+        if sideAccesses.uses(StreamAccesses.extent(parameters, rows: 1, stride: count)) { return true }
+        for slot in 0..<slots where sideAccesses.uses(StreamAccesses.extent(state + slot * stateStride, rows: 1, stride: count)) { return true }
+        return false
     }
 }
 

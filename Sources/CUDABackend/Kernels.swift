@@ -417,12 +417,13 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
     if (!defer_sums) add_blocks_sums(partials, counter, out, gradient != 0 ? bias_gradient : 0, metrics);
 }
 
-// kind: 0 sgd, 1 adam, 2 adamw. State: momentum, or the two moments at state and state + count.
+// kind: 0 sgd, 1 adam, 2 adamw. State: momentum, or the two moments at state and state + stride (stride = count for
+// the whole buffer, the whole buffer's count for one layer's part of it).
 // h: learning rate, momentum, weight decay, beta1, beta2, epsilon, 1 - beta1^t, 1 - beta2^t (in device memory, so
 // that a recorded step reads each step's values). Each thread takes UPDATE_UNROLL elements a block apart, all their
 // loads issued before the first is used (one element per thread left each thread waiting on memory for each).
 #define UPDATE_UNROLL 4
-__global__ void optimizer_update(float* p, const float* g, float* state, long count, int kind, int nesterov, const float* h) {
+__global__ void optimizer_update(float* p, const float* g, float* state, long count, long stride, int kind, int nesterov, const float* h) {
     float lr = h[0], momentum = h[1], weight_decay = h[2], beta1 = h[3], beta2 = h[4], epsilon = h[5], c1 = h[6], c2 = h[7];
     bool first_state = kind != 0 || momentum > 0.f, second_state = kind != 0;
     float step_size = lr / c1, inv_root_c2 = 1.f / sqrtf(c2);
@@ -436,7 +437,7 @@ __global__ void optimizer_update(float* p, const float* g, float* state, long co
             param[j] = in ? p[i] : 0.f;
             d[j] = in ? g[i] : 0.f;
             s1[j] = in && first_state ? state[i] : 0.f;
-            s2[j] = in && second_state ? state[count + i] : 0.f;
+            s2[j] = in && second_state ? state[stride + i] : 0.f;
         }
 #pragma unroll
         for (int j = 0; j < UPDATE_UNROLL; j++) {
@@ -456,7 +457,7 @@ __global__ void optimizer_update(float* p, const float* g, float* state, long co
                 float m = beta1 * s1[j] + (1.f - beta1) * e;
                 float v = beta2 * s2[j] + (1.f - beta2) * e * e;
                 state[i] = m;
-                state[count + i] = v;
+                state[stride + i] = v;
                 // lr * (m / c1) / (sqrt(v / c2) + epsilon), with the corrections folded into two per-launch
                 // factors and a fast division (a few ulps from the host's rounding, well inside mlp check's
                 // tolerance): three IEEE divisions and a square root made the update issue-bound.

@@ -59,6 +59,15 @@ public protocol Backend: AnyObject {
         pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>,
         features: Int, normalization: Normalization)
 
+    /// Exactly `gatherBatch`, for a batch that a later operation will read, into buffers that no other operation of
+    /// the current training step touches: a backend may run it beside the step's other work instead of in order
+    /// (the cuda backend gives it its own branch of the step's graph, so the next step's gather leaves the critical
+    /// path). Its results are visible to the next step's operations. The default is `gatherBatch`.
+    func prefetchBatch(
+        inputs: DevicePointer<Float>, labels: DevicePointer<Int32>,
+        pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>,
+        features: Int, normalization: Normalization)
+
     // MARK: Layers
 
     /// General matrix product, row-major: `C = alpha · op(A) · op(B) + beta · C`, where `op(X)` is `X` or `Xᵀ`.
@@ -171,18 +180,27 @@ public protocol Backend: AnyObject {
 
     // MARK: Optimizer
 
-    /// One optimizer update over `count` parameters held in one flat buffer (every layer at once).
+    /// One optimizer update over `count` parameters held in one flat buffer: every layer at once, or one layer's
+    /// part of the network's buffer (see `updatesEachLayer`).
     ///
     /// - Parameters:
     ///   - parameters: `[count]`, updated in place.
     ///   - gradients: `[count]`, read.
-    ///   - state: `[optimizer.stateSlots × count]`: slot `s` at `state + s·count` (momentum for SGD; first and
-    ///     second moments for Adam), updated in place.
+    ///   - state: the optimizer's state slots, `stateStride` floats apart: slot `s` of parameter `i` at
+    ///     `state + s·stateStride + i` (momentum for SGD; first and second moments for Adam), updated in place.
     ///   - count: the number of parameters.
+    ///   - stateStride: the distance between the state's slots, at least `count` (the whole buffer's parameter
+    ///     count when `parameters` is one layer's part of it).
     ///   - step: hyperparameters and the 1-based step number; see `OptimizerStep` for the formulas.
     func optimizerUpdate(
         parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>,
-        count: Int, step: OptimizerStep)
+        count: Int, stateStride: Int, step: OptimizerStep)
+
+    /// Whether `Network.trainStep` should update each layer's parameters as soon as that layer's gradients are
+    /// final (in the backward, last layer first) instead of once over every layer at the end. The results are the
+    /// same; a backend that can run one layer's update beside the backward of the layers below says yes (the cuda
+    /// backend); the others keep the one update, which is one pass over the buffer.
+    var updatesEachLayer: Bool { get }
 }
 
 /// Step boundaries, for backends that record a training step once and replay it (a GPU backend's CUDA graph).
@@ -196,6 +214,29 @@ extension Backend {
     public func beginStep(_ key: StepKey) {}
     /// Does nothing.
     public func endStep() {}
+}
+
+extension Backend {
+    /// `optimizerUpdate` over one whole buffer, its state's slots `count` apart.
+    public func optimizerUpdate(
+        parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>,
+        count: Int, step: OptimizerStep
+    ) {
+        optimizerUpdate(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: count, step: step)
+    }
+
+    /// `false`: one update over every layer at the end of a step.
+    public var updatesEachLayer: Bool { false }
+
+    /// `gatherBatch`: host backends have nothing to run it beside.
+    public func prefetchBatch(
+        inputs: DevicePointer<Float>, labels: DevicePointer<Int32>,
+        pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>,
+        features: Int, normalization: Normalization
+    ) {
+        gatherBatch(inputs: inputs, labels: labels, pixels: pixels, sourceLabels: sourceLabels, indices: indices,
+                    features: features, normalization: normalization)
+    }
 }
 
 extension Backend {
@@ -330,12 +371,22 @@ public struct StepKey: Hashable, Sendable {
     public var data: Int
     /// The batch's rows.
     public var rows: Int
+    /// Which of the network's two pairs of input and label buffers the step reads (0 or 1).
+    public var slot: Int
+    /// Whether the step gathers its own batch (false when the previous step gathered it ahead).
+    public var gathers: Bool
+    /// The rows of the next step's batch that this step gathers ahead into the other pair (0 for none).
+    public var nextRows: Int
 
-    /// A key from the serial numbers of a network and a dataset, and a batch's rows.
-    public init(network: Int, data: Int, rows: Int) {
+    /// A key from the serial numbers of a network and a dataset, a batch's rows, and how the step's batches are
+    /// gathered (see `Network.trainStep`).
+    public init(network: Int, data: Int, rows: Int, slot: Int = 0, gathers: Bool = true, nextRows: Int = 0) {
         self.network = network
         self.data = data
         self.rows = rows
+        self.slot = slot
+        self.gathers = gathers
+        self.nextRows = nextRows
     }
 }
 

@@ -24,8 +24,21 @@ public final class Network {
     let parameters, gradients: DevicePointer<Float>
     /// `[optimizer.stateSlots × layout.count]`.
     let optimizerState: DevicePointer<Float>
-    /// `[maxBatch, inputSize]`.
-    let inputs: DevicePointer<Float>
+    /// Two `[maxBatch, inputSize]` buffers and two `[maxBatch]` label buffers: a step trains on one pair while the
+    /// next step's batch is gathered into the other (`trainStep`'s `next`).
+    let inputSlots: (DevicePointer<Float>, DevicePointer<Float>)
+    let labelSlots: (DevicePointer<Int32>, DevicePointer<Int32>)
+    /// The pair the current pass reads: 0 or 1.
+    private var slot = 0
+    /// `[maxBatch, inputSize]`: the current pass's inputs.
+    var inputs: DevicePointer<Float> { slot == 0 ? inputSlots.0 : inputSlots.1 }
+    /// `[maxBatch]`: the current pass's labels.
+    var labels: DevicePointer<Int32> { slot == 0 ? labelSlots.0 : labelSlots.1 }
+    /// The batch a step gathered ahead into the other pair (`trainStep`'s `next`): the dataset's serial number and
+    /// the number of indices, which are the first `staged.count` of `stagedIndices`. Nil when there is none.
+    private var staged: (data: Int, count: Int)?
+    /// `[maxBatch]`, allocated once (a step copies into it and compares with it, allocating nothing).
+    private var stagedIndices: [Int32]
     /// Layer `l`'s output, `[maxBatch, layerSizes[l + 1]]`.
     let activations: [DevicePointer<Float>]
     /// Two `[maxBatch, maxWidth]` buffers for the gradient flowing backward, used in turn.
@@ -34,7 +47,6 @@ public final class Network {
     /// one of `gradientScratch`, so that a backend computing the output layer's weight gradient beside the next
     /// layer's backward (the cuda backend's second stream) is not made to wait before that backward writes.
     let outputGradient: DevicePointer<Float>
-    let labels: DevicePointer<Int32>
     let predictions: DevicePointer<Int32>
     /// `[2]`: summed loss and correct count of training steps since the last reset.
     let trainingMetrics: DevicePointer<Float>
@@ -56,25 +68,27 @@ public final class Network {
         parameters = try backend.allocate(Float.self, count: n)
         gradients = try backend.allocate(Float.self, count: n)
         optimizerState = try backend.allocate(Float.self, count: max(1, optimizer.stateSlots * n))
-        inputs = try backend.allocate(Float.self, count: maxBatch * spec.inputSize)
+        inputSlots = (try backend.allocate(Float.self, count: maxBatch * spec.inputSize),
+                      try backend.allocate(Float.self, count: maxBatch * spec.inputSize))
+        labelSlots = (try backend.allocate(Int32.self, count: maxBatch), try backend.allocate(Int32.self, count: maxBatch))
+        stagedIndices = [Int32](repeating: 0, count: maxBatch)
         activations = try spec.layerSizes.dropFirst().map { try backend.allocate(Float.self, count: maxBatch * $0) }
         gradientScratch = (
             try backend.allocate(Float.self, count: maxBatch * spec.maxWidth),
             try backend.allocate(Float.self, count: maxBatch * spec.maxWidth)
         )
         outputGradient = try backend.allocate(Float.self, count: maxBatch * spec.outputSize)
-        labels = try backend.allocate(Int32.self, count: maxBatch)
         predictions = try backend.allocate(Int32.self, count: maxBatch)
         trainingMetrics = try backend.allocate(Float.self, count: 2)
         evaluationMetrics = try backend.allocate(Float.self, count: 2)
     }
 
     deinit {
-        for p in [parameters, gradients, optimizerState, inputs, gradientScratch.0, gradientScratch.1, outputGradient,
-                  trainingMetrics, evaluationMetrics] + activations {
+        for p in [parameters, gradients, optimizerState, inputSlots.0, inputSlots.1, gradientScratch.0, gradientScratch.1,
+                  outputGradient, trainingMetrics, evaluationMetrics] + activations {
             backend.free(p)
         }
-        for p in [labels, predictions] { backend.free(p) }
+        for p in [labelSlots.0, labelSlots.1, predictions] { backend.free(p) }
     }
 
     // MARK: Parameters and state
@@ -108,13 +122,26 @@ public final class Network {
     ///
     /// The batch's summed loss and correct count are added to the training metrics (read them with
     /// `readTrainingMetrics`).
-    /// - Precondition: `1 ≤ batch.count ≤ maxBatch`; indices within `data`.
-    public func trainStep(_ data: ResidentDataset, batch: ArraySlice<Int32>, step: OptimizerStep) {
+    ///
+    /// With `next`, the batch the following step will train on, that batch is gathered during this step into a
+    /// second pair of buffers (`Backend.prefetchBatch`; the cuda backend does it beside the step's other work), and
+    /// the following step, if it is given the same indices of the same data, starts from them instead of
+    /// gathering. The results are the same either way, bit for bit; only the gather's place in time changes.
+    /// - Precondition: `1 ≤ batch.count ≤ maxBatch` and `next.count ≤ maxBatch`; indices within `data`.
+    public func trainStep(_ data: ResidentDataset, batch: ArraySlice<Int32>, next: ArraySlice<Int32>? = nil, step: OptimizerStep) {
         let rows = batch.count
         precondition(rows >= 1 && rows <= maxBatch, "batch of \(rows) rows for a network sized for \(maxBatch)")
-        backend.beginStep(StepKey(network: serialNumber, data: data.serialNumber, rows: rows))
+        precondition((next?.count ?? 0) <= maxBatch, "next batch of \(next?.count ?? 0) rows for a network sized for \(maxBatch)")
+        let gathered = isStaged(data, batch)
+        slot = gathered ? 1 - slot : 0
+        staged = nil
+        var nextRows = 0
+        if let next { nextRows = next.count }
+        backend.beginStep(StepKey(network: serialNumber, data: data.serialNumber, rows: rows, slot: slot,
+                                  gathers: !gathered, nextRows: nextRows))
         defer { backend.endStep() }
-        gather(data, batch)
+        if !gathered { gather(data, batch) }
+        if nextRows > 0, let next { prefetch(data, next) }
         forwardHidden(rows: rows)
         let last = spec.layerCount - 1
         var gradient = gradientScratch.0, other = gradientScratch.1
@@ -135,6 +162,7 @@ public final class Network {
                 weightGradient: gradients + layer.weightOffset, inputGradient: gradient,
                 inputBiasGradient: gradients + layout.layers[last - 1].biasOffset,
                 inputActivation: spec.activation(ofLayer: last - 1))
+            updateLayer(last, step)
             l = last - 1
         }
         while l > 0 {
@@ -146,6 +174,9 @@ public final class Network {
                 inputBiasGradient: gradients + layout.layers[l - 1].biasOffset, gradient: gradient,
                 inputs: activations[l - 1], weights: parameters + layer.weightOffset, rows: rows,
                 inputSize: layer.inputs, outputSize: layer.outputs, inputActivation: spec.activation(ofLayer: l - 1))
+            // Layer l's gradients are final (its bias gradient came with the layer above's backward) and nothing
+            // reads its weights again this step.
+            updateLayer(l, step)
             swap(&gradient, &other)
         }
         // The first layer's weight gradient: dW [in, out] = Xᵀ [in, B] · dZ [B, out] (no input gradient needed).
@@ -154,8 +185,23 @@ public final class Network {
             transposeA: true, transposeB: false, m: first.inputs, n: first.outputs, k: rows,
             alpha: 1, a: inputs, lda: first.inputs, b: gradient, ldb: first.outputs,
             beta: 0, c: gradients + first.weightOffset, ldc: first.outputs)
+        if backend.updatesEachLayer {
+            updateLayer(0, step)
+        } else {
+            backend.optimizerUpdate(
+                parameters: parameters, gradients: gradients, state: optimizerState, count: layout.count, step: step)
+        }
+    }
+
+    /// Layer `l`'s optimizer update (its weights and bias, which are contiguous), if the backend updates layer by
+    /// layer (`Backend.updatesEachLayer`).
+    private func updateLayer(_ l: Int, _ step: OptimizerStep) {
+        guard backend.updatesEachLayer else { return }
+        let layer = layout.layers[l]
         backend.optimizerUpdate(
-            parameters: parameters, gradients: gradients, state: optimizerState, count: layout.count, step: step)
+            parameters: parameters + layer.weightOffset, gradients: gradients + layer.weightOffset,
+            state: optimizerState + layer.weightOffset, count: layer.weightCount + layer.outputs,
+            stateStride: layout.count, step: step)
     }
 
     /// The summed loss and the number of correct predictions of the training steps since the last reset.
@@ -188,6 +234,7 @@ public final class Network {
 
     /// Loss and accuracy over the samples `indices` of `data`, in batches of at most `maxBatch`.
     public func evaluate(_ data: ResidentDataset, indices: [Int32], keepPredictions: Bool = false) -> Evaluation {
+        unstage()
         [Float(0), 0].withUnsafeBufferPointer { backend.upload($0, to: evaluationMetrics) }
         var predicted = [Int32]()
         if keepPredictions { predicted.reserveCapacity(indices.count) }
@@ -213,6 +260,7 @@ public final class Network {
     /// The outputs (logits for cross-entropy) for `count` inputs given as a `[count, inputSize]` Float matrix.
     public func outputs(for inputValues: [Float], count: Int) -> [Float] {
         precondition(inputValues.count == count * spec.inputSize, "expected \(count) × \(spec.inputSize) inputs")
+        unstage()
         var out = [Float]()
         out.reserveCapacity(count * spec.outputSize)
         var start = 0
@@ -230,6 +278,7 @@ public final class Network {
 
     // MARK: Steps of a pass
 
+    /// Gathers `batch` into the current pair of buffers.
     private func gather(_ data: ResidentDataset, _ batch: ArraySlice<Int32>) {
         precondition(data.featureCount == spec.inputSize, "data has \(data.featureCount) features, network expects \(spec.inputSize)")
         batch.withUnsafeBufferPointer {
@@ -237,6 +286,39 @@ public final class Network {
                 inputs: inputs, labels: labels, pixels: data.pixels, sourceLabels: data.labels, indices: $0,
                 features: data.featureCount, normalization: normalization)
         }
+    }
+
+    /// Gathers `batch` into the other pair of buffers, for the next step, and remembers its indices.
+    private func prefetch(_ data: ResidentDataset, _ batch: ArraySlice<Int32>) {
+        precondition(data.featureCount == spec.inputSize, "data has \(data.featureCount) features, network expects \(spec.inputSize)")
+        let other = 1 - slot
+        batch.withUnsafeBufferPointer {
+            backend.prefetchBatch(
+                inputs: other == 0 ? inputSlots.0 : inputSlots.1, labels: other == 0 ? labelSlots.0 : labelSlots.1,
+                pixels: data.pixels, sourceLabels: data.labels, indices: $0, features: data.featureCount,
+                normalization: normalization)
+        }
+        var i = 0, j = batch.startIndex
+        while i < batch.count { stagedIndices[i] = batch[j]; i += 1; j += 1 }
+        staged = (data.serialNumber, batch.count)
+    }
+
+    /// Whether the other pair of buffers holds `batch` of `data`, gathered ahead by the previous step.
+    private func isStaged(_ data: ResidentDataset, _ batch: ArraySlice<Int32>) -> Bool {
+        guard let staged, staged.data == data.serialNumber, staged.count == batch.count else { return false }
+        var i = 0, j = batch.startIndex
+        while i < batch.count {
+            if stagedIndices[i] != batch[j] { return false }
+            i += 1; j += 1
+        }
+        return true
+    }
+
+    /// Back to the first pair of buffers, forgetting a batch gathered ahead (a pass other than training is about to
+    /// overwrite them).
+    private func unstage() {
+        slot = 0
+        staged = nil
     }
 
     /// The input map applied while gathering (set it before training: `[0, 1]` by default).

@@ -110,9 +110,9 @@ public final class ProfilingBackend: Backend {
         }
     }
 
-    public func optimizerUpdate(parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>, count: Int, step: OptimizerStep) {
+    public func optimizerUpdate(parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>, count: Int, stateStride: Int, step: OptimizerStep) {
         measure("\(step.kind.rawValue) update \(count)") {
-            inner.optimizerUpdate(parameters: parameters, gradients: gradients, state: state, count: count, step: step)
+            inner.optimizerUpdate(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: stateStride, step: step)
         }
     }
 }

@@ -9,7 +9,14 @@ public final class NaiveBackend: HostMemoryBackend {
     public let name = "naive"
     public let deviceDescription = "host memory, plain Swift loops, one thread"
 
-    public init() {}
+    /// See `Backend.updatesEachLayer`. False unless asked: one pass is what a reader expects; tests set it to check
+    /// that updating layer by layer, as the cuda backend does, gives the same network.
+    public let updatesEachLayer: Bool
+
+    /// - Parameter updatesEachLayer: whether training steps update each layer's parameters separately.
+    public init(updatesEachLayer: Bool = false) {
+        self.updatesEachLayer = updatesEachLayer
+    }
 
     // MARK: Batches
 
@@ -118,8 +125,9 @@ public final class NaiveBackend: HostMemoryBackend {
 
     public func optimizerUpdate(
         parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>,
-        count: Int, step: OptimizerStep
+        count: Int, stateStride: Int, step: OptimizerStep
     ) {
+        precondition(stateStride >= count, "state slots \(stateStride) apart for \(count) parameters")
         let p = parameters.host, g = gradients.host, s = state.host
         switch step.kind {
         case .sgd:
@@ -133,7 +141,7 @@ public final class NaiveBackend: HostMemoryBackend {
             }
         case .adam, .adamw:
             let (c1, c2) = step.biasCorrections
-            let m = s, v = s + count
+            let m = s, v = s + stateStride
             for i in 0..<count {
                 var d = g[i]
                 if step.kind == .adamw {

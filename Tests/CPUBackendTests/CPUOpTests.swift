@@ -94,8 +94,11 @@ import TestSupport
         ]
         for configuration in configurations {
             for count in [1, 17, 70_001] {
-                let r = try checks.optimizer(configuration, count: count, step: 3, learningRate: 0.1)
-                #expect(r.parameters < 1e-5 && r.state < 1e-6, "\(configuration.kind) count \(count)")
+                // The whole buffer, and one layer's part of a larger one (state slots 3 floats further apart).
+                for gap in [0, 3] {
+                    let r = try checks.optimizer(configuration, count: count, gap: gap, step: 3, learningRate: 0.1)
+                    #expect(r.parameters < 1e-5 && r.state < 1e-6, "\(configuration.kind) count \(count) gap \(gap)")
+                }
             }
         }
     }

@@ -21,9 +21,12 @@ import TestSupport
     func oneStepMatchesTheFormula(configuration: OptimizerConfiguration) throws {
         var checks = BackendOpChecks(NaiveBackend(), seed: 5)
         for step in [1, 7] {
-            let r = try checks.optimizer(configuration, count: 131, step: step, learningRate: 0.1)
-            #expect(r.parameters < 1e-5, "step \(step)")
-            #expect(r.state < 1e-6)
+            // The whole buffer, and one layer's part of a larger one (its state slots 131 + 45 floats apart).
+            for gap in [0, 45] {
+                let r = try checks.optimizer(configuration, count: 131, gap: gap, step: step, learningRate: 0.1)
+                #expect(r.parameters < 1e-5, "step \(step), gap \(gap)")
+                #expect(r.state < 1e-6, "step \(step), gap \(gap)")
+            }
         }
     }
 
