@@ -133,12 +133,13 @@ public final class CUDABackend: Backend {
     private var stepStart: OpaquePointer?, uploadDone: OpaquePointer?
     /// Where a recorded upload goes (nil: the main stream).
     private var uploadTarget: OpaquePointer?
-    /// A fourth stream, for the next step's gather in a recorded step (`prefetchBatch`): it depends only on the
-    /// step's start and writes buffers the step does not touch, so in the graph it is a branch of its own, joined at
-    /// the step's end, and the gather leaves the critical path (`MLP_CUDA_PREFETCH_BESIDE=0` queues it on the main
-    /// stream in order, as a plain gather).
+    /// A fourth stream, for the next step's gather in a recorded step (`prefetchBatch`): the copy of its indices
+    /// depends only on the step's start, the gather on the main stream's work so far (the last product that reads
+    /// the batch), so in the graph they are a branch of their own beside the optimizer's update, joined at the step's
+    /// end, and the gather leaves the critical path (`MLP_CUDA_PREFETCH_BESIDE=0` queues it on the main stream in
+    /// order, as a plain gather).
     private var prefetchStream: OpaquePointer?
-    private var prefetchDone: OpaquePointer?
+    private var prefetchReady: OpaquePointer?, prefetchDone: OpaquePointer?
     private let prefetchesBeside: Bool
     /// Whether the recording in progress has a prefetch branch that the main stream has not yet waited for.
     private var prefetchPending = false
@@ -342,6 +343,7 @@ public final class CUDABackend: Backend {
         }
         if prefetchesBeside {
             try d.check(d.cuStreamCreate(&prefetchStream, 0), "cuStreamCreate(prefetch)")
+            try d.check(d.cuEventCreate(&prefetchReady, 2), "cuEventCreate")
             try d.check(d.cuEventCreate(&prefetchDone, 2), "cuEventCreate")
         }
         var hyper: UInt64 = 0
@@ -694,10 +696,19 @@ public final class CUDABackend: Backend {
             }
             gatherBatch(inputs: inputs, labels: labels, pixels: pixels, sourceLabels: sourceLabels, indices: indices, features: features, normalization: normalization)
         case .capturing:
-            // A branch from the step's start: the copy of the indices, the gather, and an event the main stream
-            // waits for at the step's end (`endStep`).
+            // A branch from the step's start (the copy of the indices) that waits for the main stream's work so far
+            // (and the other streams', if they use the batch) before the gather, and an event the main stream waits
+            // for at the step's end (`endStep`).
+            let touched = (sidePending || updatePending)
+                && (sideAccesses.uses(StreamAccesses.extent(inputs, rows: indices.count, stride: features))
+                    || sideAccesses.uses(StreamAccesses.extent(DevicePointer<Float>(address: labels.address), rows: 1, stride: indices.count)))
             record { try driver.check(driver.cuStreamWaitEvent(prefetchStream, stepStart, 0), "cuStreamWaitEvent(step start, prefetch)") }
-            enqueueGather(inputs: inputs, labels: labels, pixels: pixels, sourceLabels: sourceLabels, indices: indices, features: features, normalization: normalization, indexBuffer: &prefetchIndices, on: prefetchStream)
+            enqueueGather(inputs: inputs, labels: labels, pixels: pixels, sourceLabels: sourceLabels, indices: indices, features: features, normalization: normalization, indexBuffer: &prefetchIndices, on: prefetchStream) {
+                try self.driver.check(self.driver.cuEventRecord(self.prefetchReady, self.stream), "cuEventRecord(prefetch ready)")
+                try self.driver.check(self.driver.cuStreamWaitEvent(prefetchStream, self.prefetchReady, 0), "cuStreamWaitEvent(prefetch ready)")
+                if touched && self.sidePending { try self.driver.check(self.driver.cuStreamWaitEvent(prefetchStream, self.joinEvent, 0), "cuStreamWaitEvent(prefetch after side)") }
+                if touched && self.updatePending { try self.driver.check(self.driver.cuStreamWaitEvent(prefetchStream, self.updateDone, 0), "cuStreamWaitEvent(prefetch after updates)") }
+            }
             record { try driver.check(driver.cuEventRecord(prefetchDone, prefetchStream), "cuEventRecord(prefetch)") }
             prefetchPending = true
         case .replaying:
@@ -707,8 +718,9 @@ public final class CUDABackend: Backend {
     }
 
     /// Queues the copy of a batch's indices into `indexBuffer` and `gather_batch` on `target` (the main stream
-    /// outside recordings). While a step is replayed only the recording's copy of the indices is refreshed.
-    private func enqueueGather(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization, indexBuffer: inout (pointer: DevicePointer<Int32>, count: Int), on target: OpaquePointer?) {
+    /// outside recordings), with `beforeGather` queued between the two. While a step is replayed only the
+    /// recording's copy of the indices is refreshed.
+    private func enqueueGather(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization, indexBuffer: inout (pointer: DevicePointer<Int32>, count: Int), on target: OpaquePointer?, beforeGather: () throws -> Void = {}) {
         let batch = indices.count
         if case .direct = mode, batch > indexBuffer.count {
             var grown = indexBuffer
@@ -734,6 +746,7 @@ public final class CUDABackend: Backend {
         }
         if case .replaying = mode { return }  // recorded in the graph
         record {
+            try beforeGather()
             try enqueueKernel("gather_batch", grid: (blocks(features), UInt32(batch)), block: 256, on: target,
                               [inputs, labels, pixels, sourceLabels, source, Int32(batch), Int32(features), normalization.scale, normalization.shift])
         }

@@ -59,10 +59,11 @@ public protocol Backend: AnyObject {
         pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>,
         features: Int, normalization: Normalization)
 
-    /// Exactly `gatherBatch`, for a batch that a later operation will read, into buffers that no other operation of
-    /// the current training step touches: a backend may run it beside the step's other work instead of in order
-    /// (the cuda backend gives it its own branch of the step's graph, so the next step's gather leaves the critical
-    /// path). Its results are visible to the next step's operations. The default is `gatherBatch`.
+    /// Exactly `gatherBatch`, for the next training step, queued in a step after every operation that reads the
+    /// buffers it writes: a backend may run it beside the step's remaining operations (the optimizer's update)
+    /// instead of after them (the cuda backend gives it its own branch of the step's graph, so that the gather is
+    /// off the critical path of both steps). Its results are visible to the operations queued after it that read
+    /// them (the next step's). The default is `gatherBatch`.
     func prefetchBatch(
         inputs: DevicePointer<Float>, labels: DevicePointer<Int32>,
         pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>,
@@ -371,20 +372,17 @@ public struct StepKey: Hashable, Sendable {
     public var data: Int
     /// The batch's rows.
     public var rows: Int
-    /// Which of the network's two pairs of input and label buffers the step reads (0 or 1).
-    public var slot: Int
     /// Whether the step gathers its own batch (false when the previous step gathered it ahead).
     public var gathers: Bool
-    /// The rows of the next step's batch that this step gathers ahead into the other pair (0 for none).
+    /// The rows of the next step's batch that this step gathers at its end (0 for none).
     public var nextRows: Int
 
     /// A key from the serial numbers of a network and a dataset, a batch's rows, and how the step's batches are
     /// gathered (see `Network.trainStep`).
-    public init(network: Int, data: Int, rows: Int, slot: Int = 0, gathers: Bool = true, nextRows: Int = 0) {
+    public init(network: Int, data: Int, rows: Int, gathers: Bool = true, nextRows: Int = 0) {
         self.network = network
         self.data = data
         self.rows = rows
-        self.slot = slot
         self.gathers = gathers
         self.nextRows = nextRows
     }

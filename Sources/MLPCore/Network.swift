@@ -1,3 +1,4 @@
+import Foundation
 import MNIST
 
 /// An MLP resident on a backend: its parameters, gradients, optimizer state and the activations of a batch, each
@@ -24,18 +25,13 @@ public final class Network {
     let parameters, gradients: DevicePointer<Float>
     /// `[optimizer.stateSlots × layout.count]`.
     let optimizerState: DevicePointer<Float>
-    /// Two `[maxBatch, inputSize]` buffers and two `[maxBatch]` label buffers: a step trains on one pair while the
-    /// next step's batch is gathered into the other (`trainStep`'s `next`).
-    let inputSlots: (DevicePointer<Float>, DevicePointer<Float>)
-    let labelSlots: (DevicePointer<Int32>, DevicePointer<Int32>)
-    /// The pair the current pass reads: 0 or 1.
-    private var slot = 0
-    /// `[maxBatch, inputSize]`: the current pass's inputs.
-    var inputs: DevicePointer<Float> { slot == 0 ? inputSlots.0 : inputSlots.1 }
-    /// `[maxBatch]`: the current pass's labels.
-    var labels: DevicePointer<Int32> { slot == 0 ? labelSlots.0 : labelSlots.1 }
-    /// The batch a step gathered ahead into the other pair (`trainStep`'s `next`): the dataset's serial number and
-    /// the number of indices, which are the first `staged.count` of `stagedIndices`. Nil when there is none.
+    /// `[maxBatch, inputSize]`.
+    let inputs: DevicePointer<Float>
+    /// `[maxBatch]`.
+    let labels: DevicePointer<Int32>
+    /// The batch that the last step gathered ahead into `inputs` and `labels` (`trainStep`'s `next`): the dataset's
+    /// serial number and the number of indices, which are the first `staged.count` of `stagedIndices`. Nil when
+    /// there is none.
     private var staged: (data: Int, count: Int)?
     /// `[maxBatch]`, allocated once (a step copies into it and compares with it, allocating nothing).
     private var stagedIndices: [Int32]
@@ -68,9 +64,8 @@ public final class Network {
         parameters = try backend.allocate(Float.self, count: n)
         gradients = try backend.allocate(Float.self, count: n)
         optimizerState = try backend.allocate(Float.self, count: max(1, optimizer.stateSlots * n))
-        inputSlots = (try backend.allocate(Float.self, count: maxBatch * spec.inputSize),
-                      try backend.allocate(Float.self, count: maxBatch * spec.inputSize))
-        labelSlots = (try backend.allocate(Int32.self, count: maxBatch), try backend.allocate(Int32.self, count: maxBatch))
+        inputs = try backend.allocate(Float.self, count: maxBatch * spec.inputSize)
+        labels = try backend.allocate(Int32.self, count: maxBatch)
         stagedIndices = [Int32](repeating: 0, count: maxBatch)
         activations = try spec.layerSizes.dropFirst().map { try backend.allocate(Float.self, count: maxBatch * $0) }
         gradientScratch = (
@@ -84,11 +79,11 @@ public final class Network {
     }
 
     deinit {
-        for p in [parameters, gradients, optimizerState, inputSlots.0, inputSlots.1, gradientScratch.0, gradientScratch.1,
-                  outputGradient, trainingMetrics, evaluationMetrics] + activations {
+        for p in [parameters, gradients, optimizerState, inputs, gradientScratch.0, gradientScratch.1, outputGradient,
+                  trainingMetrics, evaluationMetrics] + activations {
             backend.free(p)
         }
-        for p in [labelSlots.0, labelSlots.1, predictions] { backend.free(p) }
+        for p in [labels, predictions] { backend.free(p) }
     }
 
     // MARK: Parameters and state
@@ -123,25 +118,24 @@ public final class Network {
     /// The batch's summed loss and correct count are added to the training metrics (read them with
     /// `readTrainingMetrics`).
     ///
-    /// With `next`, the batch the following step will train on, that batch is gathered during this step into a
-    /// second pair of buffers (`Backend.prefetchBatch`; the cuda backend does it beside the step's other work), and
-    /// the following step, if it is given the same indices of the same data, starts from them instead of
-    /// gathering. The results are the same either way, bit for bit; only the gather's place in time changes.
+    /// With `next`, the batch the following step will train on, that batch is gathered at the end of this step,
+    /// once nothing reads this batch any more (`Backend.prefetchBatch`; the cuda backend runs it beside the
+    /// optimizer's update), and the following step, if it is given the same indices of the same data, starts from
+    /// it instead of gathering. The results are the same either way, bit for bit; only the gather's place in time
+    /// changes. `gathersAhead` false ignores `next`.
     /// - Precondition: `1 ≤ batch.count ≤ maxBatch` and `next.count ≤ maxBatch`; indices within `data`.
     public func trainStep(_ data: ResidentDataset, batch: ArraySlice<Int32>, next: ArraySlice<Int32>? = nil, step: OptimizerStep) {
         let rows = batch.count
         precondition(rows >= 1 && rows <= maxBatch, "batch of \(rows) rows for a network sized for \(maxBatch)")
         precondition((next?.count ?? 0) <= maxBatch, "next batch of \(next?.count ?? 0) rows for a network sized for \(maxBatch)")
         let gathered = isStaged(data, batch)
-        slot = gathered ? 1 - slot : 0
         staged = nil
         var nextRows = 0
-        if let next { nextRows = next.count }
-        backend.beginStep(StepKey(network: serialNumber, data: data.serialNumber, rows: rows, slot: slot,
-                                  gathers: !gathered, nextRows: nextRows))
+        if gathersAhead, let next { nextRows = next.count }
+        backend.beginStep(StepKey(network: serialNumber, data: data.serialNumber, rows: rows, gathers: !gathered,
+                                  nextRows: nextRows))
         defer { backend.endStep() }
         if !gathered { gather(data, batch) }
-        if nextRows > 0, let next { prefetch(data, next) }
         forwardHidden(rows: rows)
         let last = spec.layerCount - 1
         var gradient = gradientScratch.0, other = gradientScratch.1
@@ -185,6 +179,9 @@ public final class Network {
             transposeA: true, transposeB: false, m: first.inputs, n: first.outputs, k: rows,
             alpha: 1, a: inputs, lda: first.inputs, b: gradient, ldb: first.outputs,
             beta: 0, c: gradients + first.weightOffset, ldc: first.outputs)
+        // That product was the last reader of this batch's inputs (the output layer read its labels): the next
+        // batch can take their place.
+        if nextRows > 0, let next { prefetch(data, next) }
         if backend.updatesEachLayer {
             updateLayer(0, step)
         } else {
@@ -288,22 +285,20 @@ public final class Network {
         }
     }
 
-    /// Gathers `batch` into the other pair of buffers, for the next step, and remembers its indices.
+    /// Gathers `batch` for the next step, once this step no longer reads its own, and remembers its indices.
     private func prefetch(_ data: ResidentDataset, _ batch: ArraySlice<Int32>) {
         precondition(data.featureCount == spec.inputSize, "data has \(data.featureCount) features, network expects \(spec.inputSize)")
-        let other = 1 - slot
         batch.withUnsafeBufferPointer {
             backend.prefetchBatch(
-                inputs: other == 0 ? inputSlots.0 : inputSlots.1, labels: other == 0 ? labelSlots.0 : labelSlots.1,
-                pixels: data.pixels, sourceLabels: data.labels, indices: $0, features: data.featureCount,
-                normalization: normalization)
+                inputs: inputs, labels: labels, pixels: data.pixels, sourceLabels: data.labels, indices: $0,
+                features: data.featureCount, normalization: normalization)
         }
         var i = 0, j = batch.startIndex
         while i < batch.count { stagedIndices[i] = batch[j]; i += 1; j += 1 }
         staged = (data.serialNumber, batch.count)
     }
 
-    /// Whether the other pair of buffers holds `batch` of `data`, gathered ahead by the previous step.
+    /// Whether `inputs` and `labels` hold `batch` of `data`, gathered ahead by the previous step.
     private func isStaged(_ data: ResidentDataset, _ batch: ArraySlice<Int32>) -> Bool {
         guard let staged, staged.data == data.serialNumber, staged.count == batch.count else { return false }
         var i = 0, j = batch.startIndex
@@ -314,12 +309,14 @@ public final class Network {
         return true
     }
 
-    /// Back to the first pair of buffers, forgetting a batch gathered ahead (a pass other than training is about to
-    /// overwrite them).
+    /// Forgets a batch gathered ahead (a pass other than training is about to overwrite it).
     private func unstage() {
-        slot = 0
         staged = nil
     }
+
+    /// Whether `trainStep` gathers the `next` batch it is given (true unless the environment variable
+    /// `MLP_GATHER_AHEAD` is 0, which measures what gathering ahead buys).
+    public var gathersAhead = ProcessInfo.processInfo.environment["MLP_GATHER_AHEAD"] != "0"
 
     /// The input map applied while gathering (set it before training: `[0, 1]` by default).
     public var normalization = Normalization.unit

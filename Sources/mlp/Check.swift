@@ -171,8 +171,7 @@ struct Check: ParsableCommand {
         network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &generator))
         let data = try ResidentDataset(images, on: backend)
         let batch = (0..<Int32(64)).map { $0 }
-        // Each step gathers the next (the same batch) ahead, as the trainer does: the steps then read the two pairs
-        // of input buffers in turn, two recorded steps each.
+        // Each step gathers the next (the same batch) ahead, as the trainer does.
         for step in 1...5 { network.trainStep(data, batch: batch[...], next: batch[...], step: optimizer.step(step, learningRate: 1e-3)) }
         try backend.synchronize()
         let before = backend.deviceAllocations

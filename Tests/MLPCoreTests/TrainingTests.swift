@@ -118,7 +118,7 @@ import TestSupport
 
     /// Steps that gather the next batch ahead (`trainStep`'s `next`) train exactly as steps that gather their own:
     /// through a wrong guess of the next batch (the step then gathers its own), and through an evaluation that
-    /// overwrites the buffers holding a batch gathered ahead (the next step must not train on the evaluation's).
+    /// overwrites a batch gathered ahead (the next step must not train on the evaluation's samples).
     @Test func gatheringAheadChangesNothing() throws {
         let backend = NaiveBackend()
         let data = try ResidentDataset(syntheticImages(count: 70), on: backend)
@@ -138,8 +138,7 @@ import TestSupport
                 // At step 3 the guess is wrong (batch 5 announced, batch 4 comes).
                 let next = !ahead || b + 1 == batches.count ? nil : batches[b == 3 ? b + 2 : b + 1]
                 network.trainStep(data, batch: batches[b], next: next, step: optimizer.step(b + 1, learningRate: 3e-3))
-                // After step 1 (which read the second pair and gathered batch 2 into the first), an evaluation
-                // writes the first pair.
+                // After step 1, which gathered batch 2 ahead, an evaluation overwrites it.
                 if b == 1 { evaluation = network.evaluate(held, indices: (0..<23).map(Int32.init)) }
             }
             return (network.parameterValues(), evaluation!)
