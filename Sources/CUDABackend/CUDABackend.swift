@@ -133,17 +133,7 @@ public final class CUDABackend: Backend {
     private var stepStart: OpaquePointer?, uploadDone: OpaquePointer?
     /// Where a recorded upload goes (nil: the main stream).
     private var uploadTarget: OpaquePointer?
-    /// A fourth stream, for the next step's gather in a recorded step (`prefetchBatch`): the copy of its indices
-    /// depends only on the step's start, the gather on the main stream's work so far (the last product that reads
-    /// the batch), so in the graph they are a branch of their own beside the optimizer's update, joined at the step's
-    /// end, and the gather leaves the critical path (`MLP_CUDA_PREFETCH_BESIDE=0` queues it on the main stream in
-    /// order, as a plain gather).
-    private var prefetchStream: OpaquePointer?
-    private var prefetchReady: OpaquePointer?, prefetchDone: OpaquePointer?
-    private let prefetchesBeside: Bool
-    /// Whether the recording in progress has a prefetch branch that the main stream has not yet waited for.
-    private var prefetchPending = false
-    /// A fifth stream, for a layer's optimizer update that must wait for the side stream (`updatesEachLayer`): it
+    /// A fourth stream, for a layer's optimizer update that must wait for the side stream (`updatesEachLayer`): it
     /// waits for both streams' work so far, so that neither stream waits for the other, and the update runs beside
     /// what the main stream does next (the first layer's weight gradient and update).
     private var updateStream: OpaquePointer?
@@ -153,9 +143,8 @@ public final class CUDABackend: Backend {
     /// Whether a training step is being queued (between `beginStep` and `endStep`), and whether its optimizer
     /// values have been uploaded: once a step, however many updates it makes.
     private var inStep = false, stepValuesQueued = false
-    /// See `Backend.updatesEachLayer`: with the side stream, unless `MLP_CUDA_LAYER_UPDATES=0` (one update after
-    /// both streams' work, as before).
-    public let updatesEachLayer: Bool
+    /// `MLP_CUDA_LAYER_UPDATES=1` or `0`: every network updated layer by layer, or none (see `updatesEachLayer`).
+    private let layerUpdatesSwitch: Bool?
     private var forkEvent: OpaquePointer?, joinEvent: OpaquePointer?
     /// Whether the side stream has work the main stream has not yet waited for, and the memory that work reads and
     /// writes (the main stream joins before touching it in a way that conflicts).
@@ -333,18 +322,15 @@ public final class CUDABackend: Backend {
             try d.check(d.cuEventCreate(&forkEvent, 2), "cuEventCreate")
             try d.check(d.cuEventCreate(&joinEvent, 2), "cuEventCreate")
         }
-        prefetchesBeside = usesSideStream && environment["MLP_CUDA_PREFETCH_BESIDE"] != "0"
-        updatesEachLayer = usesSideStream && environment["MLP_CUDA_LAYER_UPDATES"] != "0"
-        if updatesEachLayer {
+        layerUpdatesSwitch = environment["MLP_CUDA_LAYER_UPDATES"].flatMap { $0 == "1" ? true : $0 == "0" ? false : nil }
+        if let value = environment["MLP_CUDA_LAYER_UPDATES"], layerUpdatesSwitch == nil {
+            warn("MLP_CUDA_LAYER_UPDATES=\(value): expected 0 or 1; layer-by-layer updates are chosen by the network's size")
+        }
+        if usesSideStream {
             try d.check(d.cuStreamCreate(&updateStream, 0), "cuStreamCreate(updates)")
             try d.check(d.cuEventCreate(&mainReady, 2), "cuEventCreate")
             try d.check(d.cuEventCreate(&sideReady, 2), "cuEventCreate")
             try d.check(d.cuEventCreate(&updateDone, 2), "cuEventCreate")
-        }
-        if prefetchesBeside {
-            try d.check(d.cuStreamCreate(&prefetchStream, 0), "cuStreamCreate(prefetch)")
-            try d.check(d.cuEventCreate(&prefetchReady, 2), "cuEventCreate")
-            try d.check(d.cuEventCreate(&prefetchDone, 2), "cuEventCreate")
         }
         var hyper: UInt64 = 0
         try d.check(d.cuMemAlloc(&hyper, 8 * 4), "cuMemAlloc")
@@ -536,11 +522,6 @@ public final class CUDABackend: Backend {
         inStep = false
         stepValuesQueued = false
         join()
-        if prefetchPending {
-            // The next step's gather, on its own branch since the step's start, ends the step with the rest.
-            prefetchPending = false
-            record { try driver.check(driver.cuStreamWaitEvent(stream, prefetchDone, 0), "cuStreamWaitEvent(prefetch)") }
-        }
         mark("join of the second stream, step end")
         switch mode {
         case .direct:
@@ -672,90 +653,36 @@ public final class CUDABackend: Backend {
     // MARK: Operations
 
     public func gatherBatch(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization) {
-        guard !indices.isEmpty else { return }
-        join()
-        enqueueGather(inputs: inputs, labels: labels, pixels: pixels, sourceLabels: sourceLabels, indices: indices, features: features, normalization: normalization, indexBuffer: &batchIndices, on: stream)
-        mark("indices copied, batch \(indices.count)×\(features) gathered")
-    }
-
-    public func prefetchBatch(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization) {
-        guard !indices.isEmpty else { return }
-        guard prefetchesBeside, let prefetchStream else {
-            return gatherBatch(inputs: inputs, labels: labels, pixels: pixels, sourceLabels: sourceLabels, indices: indices, features: features, normalization: normalization)
-        }
-        switch mode {
-        case .direct:
-            // Unrecorded (a step's first run, or graphs off): in order on the main stream, as a gather. The
-            // prefetch's own index buffer is grown here, so that the recording finds it large enough.
-            if indices.count > prefetchIndices.count {
-                record {
-                    let grown = try allocate(Int32.self, count: max(indices.count, 1024))
-                    if prefetchIndices.count > 0 { retiredScratch.append(prefetchIndices.pointer.address) }
-                    prefetchIndices = (grown, max(indices.count, 1024))
-                }
-            }
-            gatherBatch(inputs: inputs, labels: labels, pixels: pixels, sourceLabels: sourceLabels, indices: indices, features: features, normalization: normalization)
-        case .capturing:
-            // A branch from the step's start (the copy of the indices) that waits for the main stream's work so far
-            // (and the other streams', if they use the batch) before the gather, and an event the main stream waits
-            // for at the step's end (`endStep`).
-            let touched = (sidePending || updatePending)
-                && (sideAccesses.uses(StreamAccesses.extent(inputs, rows: indices.count, stride: features))
-                    || sideAccesses.uses(StreamAccesses.extent(DevicePointer<Float>(address: labels.address), rows: 1, stride: indices.count)))
-            record { try driver.check(driver.cuStreamWaitEvent(prefetchStream, stepStart, 0), "cuStreamWaitEvent(step start, prefetch)") }
-            enqueueGather(inputs: inputs, labels: labels, pixels: pixels, sourceLabels: sourceLabels, indices: indices, features: features, normalization: normalization, indexBuffer: &prefetchIndices, on: prefetchStream) {
-                try self.driver.check(self.driver.cuEventRecord(self.prefetchReady, self.stream), "cuEventRecord(prefetch ready)")
-                try self.driver.check(self.driver.cuStreamWaitEvent(prefetchStream, self.prefetchReady, 0), "cuStreamWaitEvent(prefetch ready)")
-                if touched && self.sidePending { try self.driver.check(self.driver.cuStreamWaitEvent(prefetchStream, self.joinEvent, 0), "cuStreamWaitEvent(prefetch after side)") }
-                if touched && self.updatePending { try self.driver.check(self.driver.cuStreamWaitEvent(prefetchStream, self.updateDone, 0), "cuStreamWaitEvent(prefetch after updates)") }
-            }
-            record { try driver.check(driver.cuEventRecord(prefetchDone, prefetchStream), "cuEventRecord(prefetch)") }
-            prefetchPending = true
-        case .replaying:
-            // Refreshes the recording's copy of the indices.
-            enqueueGather(inputs: inputs, labels: labels, pixels: pixels, sourceLabels: sourceLabels, indices: indices, features: features, normalization: normalization, indexBuffer: &prefetchIndices, on: prefetchStream)
-        }
-    }
-
-    /// Queues the copy of a batch's indices into `indexBuffer` and `gather_batch` on `target` (the main stream
-    /// outside recordings), with `beforeGather` queued between the two. While a step is replayed only the
-    /// recording's copy of the indices is refreshed.
-    private func enqueueGather(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization, indexBuffer: inout (pointer: DevicePointer<Int32>, count: Int), on target: OpaquePointer?, beforeGather: () throws -> Void = {}) {
         let batch = indices.count
-        if case .direct = mode, batch > indexBuffer.count {
-            var grown = indexBuffer
+        guard batch > 0 else { return }
+        join()
+        var source = batchIndices.pointer
+        if case .direct = mode, batch > batchIndices.count {
             record {
-                grown = (try allocate(Int32.self, count: max(batch, 1024)), max(batch, 1024))
-                if indexBuffer.count > 0 { retiredScratch.append(indexBuffer.pointer.address) }
+                let grown = try allocate(Int32.self, count: max(batch, 1024))
+                if batchIndices.count > 0 { retiredScratch.append(batchIndices.pointer.address) }
+                batchIndices = (grown, max(batch, 1024))
             }
-            indexBuffer = grown
+            source = batchIndices.pointer
         }
-        var source = indexBuffer.pointer
         if case .direct = mode {
             upload(indices, to: source)
-        } else if readsMappedIndices || batch > indexBuffer.count {
+        } else if readsMappedIndices || batch > batchIndices.count {
             // The kernel reads the indices straight from the recording's pinned buffer (page-locked host memory is
             // mapped into the device's address space at the same address), refreshed before each replay: no copy
             // node ahead of the gather, but one read across the bus per block. Measured on an H200 it was slower
             // than the copy (see `readsMappedIndices`); it stays as the way out when the device buffer is too small.
             record { source = DevicePointer(address: UInt(bitPattern: try stageRecorded(UnsafeRawBufferPointer(indices)))) }
         } else {
-            uploadTarget = target == stream ? nil : target
             upload(indices, to: source)  // recorded: a copy from the recording's pinned buffer
-            uploadTarget = nil
         }
-        if case .replaying = mode { return }  // recorded in the graph
-        record {
-            try beforeGather()
-            try enqueueKernel("gather_batch", grid: (blocks(features), UInt32(batch)), block: 256, on: target,
-                              [inputs, labels, pixels, sourceLabels, source, Int32(batch), Int32(features), normalization.scale, normalization.shift])
-        }
+        launch("gather_batch", grid: (blocks(features), UInt32(batch)), block: 256,
+               [inputs, labels, pixels, sourceLabels, source, Int32(batch), Int32(features), normalization.scale, normalization.shift])
+        mark("indices copied, batch \(batch)×\(features) gathered")
     }
 
     /// The batch's indices on the device, for a gather outside a recorded step (grown there, never inside one).
     private var batchIndices = (pointer: DevicePointer<Int32>(address: 0), count: 0)
-    /// The same for the next step's batch (`prefetchBatch`), whose copy may run while the step's own gather does.
-    private var prefetchIndices = (pointer: DevicePointer<Int32>(address: 0), count: 0)
 
     public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: DevicePointer<Float>, lda: Int, b: DevicePointer<Float>, ldb: Int, beta: Float, c: DevicePointer<Float>, ldc: Int) {
         // Waits for the side stream only if it touches these matrices: the first layer's weight gradient (a plain
@@ -1185,11 +1112,12 @@ public final class CUDABackend: Backend {
 
     public func optimizerUpdate(parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>, count: Int, stateStride: Int, step: OptimizerStep) {
         precondition(stateStride >= count, "state slots \(stateStride) apart for \(count) parameters")
-        // Where the update goes: after both streams' work (`join`) when updates are not made layer by layer; on the
-        // update stream, after both streams' work so far, when the side stream (or an earlier update) still writes
-        // these gradients or touches these parameters or states; else on the main stream, without waiting.
+        // Where the update goes: after both streams' work (`join`) for the whole buffer; for one layer's part of it,
+        // on the update stream, after both streams' work so far, when the side stream (or an earlier update) still
+        // writes these gradients or touches these parameters or states, else on the main stream, without waiting.
+        let wholeBuffer = count == stateStride || updateStream == nil
         var target = stream
-        if !updatesEachLayer {
+        if wholeBuffer {
             join()
         } else if (sidePending || updatePending) && touchedBeside(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: stateStride, slots: step.kind == .sgd ? 1 : 2) {
             target = updateStream
@@ -1233,7 +1161,7 @@ public final class CUDABackend: Backend {
                 if case .capturing = mode, uploadStream != nil {
                     try driver.check(driver.cuStreamWaitEvent(target, uploadDone, 0), "cuStreamWaitEvent(upload)")
                 }
-                if !beside { mark("waits: the step's values\(updatesEachLayer ? "" : ", the second stream's weight gradients")") }
+                if !beside { mark("waits: the step's values\(wholeBuffer ? ", the second stream's weight gradients" : "")") }
                 try enqueueKernel("optimizer_update", grid: (blocks(count, 256 * 4), 1), block: 256, on: target,  // 4: UPDATE_UNROLL
                                   [parameters, gradients, state, Int64(count), Int64(stateStride), kind, Int32(step.nesterov ? 1 : 0), hyperparameters])
                 if beside {
@@ -1249,6 +1177,16 @@ public final class CUDABackend: Backend {
         } else {
             mark("\(step.kind.rawValue) update of \(count) parameters")
         }
+    }
+
+    /// Layer by layer from 4 million parameters, with the side stream (`MLP_CUDA_LAYER_UPDATES` decides instead when
+    /// it is set). Measured on an H200 (Benchmarks/RESULTS.md): wide-1024's 20 million, whose update moves 560 MB,
+    /// gained 84 µs of a 2.5 ms fp32 step, its first layer's update running beside the second layer's weight
+    /// gradient and the others' beside the first layer's; small-128's 0.5 million gained nothing, and TF32 steps
+    /// (whose products leave less to hide behind) 0–4 µs.
+    public func updatesEachLayer(parameters: Int) -> Bool {
+        guard updateStream != nil else { return false }
+        return layerUpdatesSwitch ?? (parameters >= 4_000_000)
     }
 
     /// Whether the side and update streams' queued work writes `gradients` or touches `parameters` or a state slot.

@@ -59,16 +59,6 @@ public protocol Backend: AnyObject {
         pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>,
         features: Int, normalization: Normalization)
 
-    /// Exactly `gatherBatch`, for the next training step, queued in a step after every operation that reads the
-    /// buffers it writes: a backend may run it beside the step's remaining operations (the optimizer's update)
-    /// instead of after them (the cuda backend gives it its own branch of the step's graph, so that the gather is
-    /// off the critical path of both steps). Its results are visible to the operations queued after it that read
-    /// them (the next step's). The default is `gatherBatch`.
-    func prefetchBatch(
-        inputs: DevicePointer<Float>, labels: DevicePointer<Int32>,
-        pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>,
-        features: Int, normalization: Normalization)
-
     // MARK: Layers
 
     /// General matrix product, row-major: `C = alpha · op(A) · op(B) + beta · C`, where `op(X)` is `X` or `Xᵀ`.
@@ -197,11 +187,11 @@ public protocol Backend: AnyObject {
         parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>,
         count: Int, stateStride: Int, step: OptimizerStep)
 
-    /// Whether `Network.trainStep` should update each layer's parameters as soon as that layer's gradients are
-    /// final (in the backward, last layer first) instead of once over every layer at the end. The results are the
-    /// same; a backend that can run one layer's update beside the backward of the layers below says yes (the cuda
-    /// backend); the others keep the one update, which is one pass over the buffer.
-    var updatesEachLayer: Bool { get }
+    /// Whether a network of `parameters` parameters should have each layer updated as soon as that layer's
+    /// gradients are final (in the backward, last layer first) instead of all at once at the end of a step. The results are
+    /// the same; a backend that can run one layer's update beside the backward of the layers below says yes where
+    /// that pays (the cuda backend, for large networks); the others keep the one update, one pass over the buffer.
+    func updatesEachLayer(parameters: Int) -> Bool
 }
 
 /// Step boundaries, for backends that record a training step once and replay it (a GPU backend's CUDA graph).
@@ -227,17 +217,7 @@ extension Backend {
     }
 
     /// `false`: one update over every layer at the end of a step.
-    public var updatesEachLayer: Bool { false }
-
-    /// `gatherBatch`: host backends have nothing to run it beside.
-    public func prefetchBatch(
-        inputs: DevicePointer<Float>, labels: DevicePointer<Int32>,
-        pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>,
-        features: Int, normalization: Normalization
-    ) {
-        gatherBatch(inputs: inputs, labels: labels, pixels: pixels, sourceLabels: sourceLabels, indices: indices,
-                    features: features, normalization: normalization)
-    }
+    public func updatesEachLayer(parameters: Int) -> Bool { false }
 }
 
 extension Backend {
@@ -372,19 +352,12 @@ public struct StepKey: Hashable, Sendable {
     public var data: Int
     /// The batch's rows.
     public var rows: Int
-    /// Whether the step gathers its own batch (false when the previous step gathered it ahead).
-    public var gathers: Bool
-    /// The rows of the next step's batch that this step gathers at its end (0 for none).
-    public var nextRows: Int
 
-    /// A key from the serial numbers of a network and a dataset, a batch's rows, and how the step's batches are
-    /// gathered (see `Network.trainStep`).
-    public init(network: Int, data: Int, rows: Int, gathers: Bool = true, nextRows: Int = 0) {
+    /// A key from the serial numbers of a network and a dataset, and a batch's rows.
+    public init(network: Int, data: Int, rows: Int) {
         self.network = network
         self.data = data
         self.rows = rows
-        self.gathers = gathers
-        self.nextRows = nextRows
     }
 }
 

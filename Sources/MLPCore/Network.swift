@@ -1,4 +1,3 @@
-import Foundation
 import MNIST
 
 /// An MLP resident on a backend: its parameters, gradients, optimizer state and the activations of a batch, each
@@ -27,14 +26,6 @@ public final class Network {
     let optimizerState: DevicePointer<Float>
     /// `[maxBatch, inputSize]`.
     let inputs: DevicePointer<Float>
-    /// `[maxBatch]`.
-    let labels: DevicePointer<Int32>
-    /// The batch that the last step gathered ahead into `inputs` and `labels` (`trainStep`'s `next`): the dataset's
-    /// serial number and the number of indices, which are the first `staged.count` of `stagedIndices`. Nil when
-    /// there is none.
-    private var staged: (data: Int, count: Int)?
-    /// `[maxBatch]`, allocated once (a step copies into it and compares with it, allocating nothing).
-    private var stagedIndices: [Int32]
     /// Layer `l`'s output, `[maxBatch, layerSizes[l + 1]]`.
     let activations: [DevicePointer<Float>]
     /// Two `[maxBatch, maxWidth]` buffers for the gradient flowing backward, used in turn.
@@ -43,6 +34,7 @@ public final class Network {
     /// one of `gradientScratch`, so that a backend computing the output layer's weight gradient beside the next
     /// layer's backward (the cuda backend's second stream) is not made to wait before that backward writes.
     let outputGradient: DevicePointer<Float>
+    let labels: DevicePointer<Int32>
     let predictions: DevicePointer<Int32>
     /// `[2]`: summed loss and correct count of training steps since the last reset.
     let trainingMetrics: DevicePointer<Float>
@@ -50,8 +42,11 @@ public final class Network {
     let evaluationMetrics: DevicePointer<Float>
 
     /// Allocates the network on `backend` with zero parameters; set them with `setParameters`.
+    /// - Parameter updatesEachLayer: whether training steps update each layer as soon as its gradients are final
+    ///   instead of every layer at once at the end (the same results); nil lets the backend choose
+    ///   (`Backend.updatesEachLayer`).
     /// - Throws: a backend error when memory runs out; `ConfigurationError` for a `maxBatch` below 1.
-    public init(spec: NetworkSpec, optimizer: OptimizerConfiguration, backend: any Backend, maxBatch: Int) throws {
+    public init(spec: NetworkSpec, optimizer: OptimizerConfiguration, backend: any Backend, maxBatch: Int, updatesEachLayer: Bool? = nil) throws {
         guard maxBatch >= 1 else {
             throw ConfigurationError(flag: "--batch-size", value: "\(maxBatch)", expected: "at least 1")
         }
@@ -65,17 +60,17 @@ public final class Network {
         gradients = try backend.allocate(Float.self, count: n)
         optimizerState = try backend.allocate(Float.self, count: max(1, optimizer.stateSlots * n))
         inputs = try backend.allocate(Float.self, count: maxBatch * spec.inputSize)
-        labels = try backend.allocate(Int32.self, count: maxBatch)
-        stagedIndices = [Int32](repeating: 0, count: maxBatch)
         activations = try spec.layerSizes.dropFirst().map { try backend.allocate(Float.self, count: maxBatch * $0) }
         gradientScratch = (
             try backend.allocate(Float.self, count: maxBatch * spec.maxWidth),
             try backend.allocate(Float.self, count: maxBatch * spec.maxWidth)
         )
         outputGradient = try backend.allocate(Float.self, count: maxBatch * spec.outputSize)
+        labels = try backend.allocate(Int32.self, count: maxBatch)
         predictions = try backend.allocate(Int32.self, count: maxBatch)
         trainingMetrics = try backend.allocate(Float.self, count: 2)
         evaluationMetrics = try backend.allocate(Float.self, count: 2)
+        self.updatesEachLayer = updatesEachLayer ?? backend.updatesEachLayer(parameters: n)
     }
 
     deinit {
@@ -117,25 +112,13 @@ public final class Network {
     ///
     /// The batch's summed loss and correct count are added to the training metrics (read them with
     /// `readTrainingMetrics`).
-    ///
-    /// With `next`, the batch the following step will train on, that batch is gathered at the end of this step,
-    /// once nothing reads this batch any more (`Backend.prefetchBatch`; the cuda backend runs it beside the
-    /// optimizer's update), and the following step, if it is given the same indices of the same data, starts from
-    /// it instead of gathering. The results are the same either way, bit for bit; only the gather's place in time
-    /// changes. `gathersAhead` false ignores `next`.
-    /// - Precondition: `1 ≤ batch.count ≤ maxBatch` and `next.count ≤ maxBatch`; indices within `data`.
-    public func trainStep(_ data: ResidentDataset, batch: ArraySlice<Int32>, next: ArraySlice<Int32>? = nil, step: OptimizerStep) {
+    /// - Precondition: `1 ≤ batch.count ≤ maxBatch`; indices within `data`.
+    public func trainStep(_ data: ResidentDataset, batch: ArraySlice<Int32>, step: OptimizerStep) {
         let rows = batch.count
         precondition(rows >= 1 && rows <= maxBatch, "batch of \(rows) rows for a network sized for \(maxBatch)")
-        precondition((next?.count ?? 0) <= maxBatch, "next batch of \(next?.count ?? 0) rows for a network sized for \(maxBatch)")
-        let gathered = isStaged(data, batch)
-        staged = nil
-        var nextRows = 0
-        if gathersAhead, let next { nextRows = next.count }
-        backend.beginStep(StepKey(network: serialNumber, data: data.serialNumber, rows: rows, gathers: !gathered,
-                                  nextRows: nextRows))
+        backend.beginStep(StepKey(network: serialNumber, data: data.serialNumber, rows: rows))
         defer { backend.endStep() }
-        if !gathered { gather(data, batch) }
+        gather(data, batch)
         forwardHidden(rows: rows)
         let last = spec.layerCount - 1
         var gradient = gradientScratch.0, other = gradientScratch.1
@@ -179,10 +162,7 @@ public final class Network {
             transposeA: true, transposeB: false, m: first.inputs, n: first.outputs, k: rows,
             alpha: 1, a: inputs, lda: first.inputs, b: gradient, ldb: first.outputs,
             beta: 0, c: gradients + first.weightOffset, ldc: first.outputs)
-        // That product was the last reader of this batch's inputs (the output layer read its labels): the next
-        // batch can take their place.
-        if nextRows > 0, let next { prefetch(data, next) }
-        if backend.updatesEachLayer {
+        if updatesEachLayer {
             updateLayer(0, step)
         } else {
             backend.optimizerUpdate(
@@ -190,10 +170,13 @@ public final class Network {
         }
     }
 
-    /// Layer `l`'s optimizer update (its weights and bias, which are contiguous), if the backend updates layer by
-    /// layer (`Backend.updatesEachLayer`).
+    /// Whether steps update each layer as soon as its gradients are final (`Backend.updatesEachLayer`), or every
+    /// layer at once at the end.
+    let updatesEachLayer: Bool
+
+    /// Layer `l`'s optimizer update (its weights and bias, which are contiguous), if steps update layer by layer.
     private func updateLayer(_ l: Int, _ step: OptimizerStep) {
-        guard backend.updatesEachLayer else { return }
+        guard updatesEachLayer else { return }
         let layer = layout.layers[l]
         backend.optimizerUpdate(
             parameters: parameters + layer.weightOffset, gradients: gradients + layer.weightOffset,
@@ -231,7 +214,6 @@ public final class Network {
 
     /// Loss and accuracy over the samples `indices` of `data`, in batches of at most `maxBatch`.
     public func evaluate(_ data: ResidentDataset, indices: [Int32], keepPredictions: Bool = false) -> Evaluation {
-        unstage()
         [Float(0), 0].withUnsafeBufferPointer { backend.upload($0, to: evaluationMetrics) }
         var predicted = [Int32]()
         if keepPredictions { predicted.reserveCapacity(indices.count) }
@@ -257,7 +239,6 @@ public final class Network {
     /// The outputs (logits for cross-entropy) for `count` inputs given as a `[count, inputSize]` Float matrix.
     public func outputs(for inputValues: [Float], count: Int) -> [Float] {
         precondition(inputValues.count == count * spec.inputSize, "expected \(count) × \(spec.inputSize) inputs")
-        unstage()
         var out = [Float]()
         out.reserveCapacity(count * spec.outputSize)
         var start = 0
@@ -275,7 +256,6 @@ public final class Network {
 
     // MARK: Steps of a pass
 
-    /// Gathers `batch` into the current pair of buffers.
     private func gather(_ data: ResidentDataset, _ batch: ArraySlice<Int32>) {
         precondition(data.featureCount == spec.inputSize, "data has \(data.featureCount) features, network expects \(spec.inputSize)")
         batch.withUnsafeBufferPointer {
@@ -284,39 +264,6 @@ public final class Network {
                 features: data.featureCount, normalization: normalization)
         }
     }
-
-    /// Gathers `batch` for the next step, once this step no longer reads its own, and remembers its indices.
-    private func prefetch(_ data: ResidentDataset, _ batch: ArraySlice<Int32>) {
-        precondition(data.featureCount == spec.inputSize, "data has \(data.featureCount) features, network expects \(spec.inputSize)")
-        batch.withUnsafeBufferPointer {
-            backend.prefetchBatch(
-                inputs: inputs, labels: labels, pixels: data.pixels, sourceLabels: data.labels, indices: $0,
-                features: data.featureCount, normalization: normalization)
-        }
-        var i = 0, j = batch.startIndex
-        while i < batch.count { stagedIndices[i] = batch[j]; i += 1; j += 1 }
-        staged = (data.serialNumber, batch.count)
-    }
-
-    /// Whether `inputs` and `labels` hold `batch` of `data`, gathered ahead by the previous step.
-    private func isStaged(_ data: ResidentDataset, _ batch: ArraySlice<Int32>) -> Bool {
-        guard let staged, staged.data == data.serialNumber, staged.count == batch.count else { return false }
-        var i = 0, j = batch.startIndex
-        while i < batch.count {
-            if stagedIndices[i] != batch[j] { return false }
-            i += 1; j += 1
-        }
-        return true
-    }
-
-    /// Forgets a batch gathered ahead (a pass other than training is about to overwrite it).
-    private func unstage() {
-        staged = nil
-    }
-
-    /// Whether `trainStep` gathers the `next` batch it is given (true unless the environment variable
-    /// `MLP_GATHER_AHEAD` is 0, which measures what gathering ahead buys).
-    public var gathersAhead = ProcessInfo.processInfo.environment["MLP_GATHER_AHEAD"] != "0"
 
     /// The input map applied while gathering (set it before training: `[0, 1]` by default).
     public var normalization = Normalization.unit

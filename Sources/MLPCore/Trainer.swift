@@ -108,11 +108,8 @@ public final class Trainer {
             for b in progress.stepInEpoch..<batches.count {
                 let batch = batches.order[batches.range(ofBatch: b)]
                 learningRate = configuration.schedule.rate(atStep: progress.globalStep)
-                // The next batch of the epoch is gathered during this step (see `Network.trainStep`).
-                let next = b + 1 < batches.count ? batches.order[batches.range(ofBatch: b + 1)] : nil
                 network.trainStep(
-                    trainingData, batch: batch, next: next,
-                    step: configuration.optimizer.step(progress.globalStep + 1, learningRate: learningRate))
+                    trainingData, batch: batch, step: configuration.optimizer.step(progress.globalStep + 1, learningRate: learningRate))
                 samples += batch.count
                 progress.globalStep += 1
                 progress.stepInEpoch = b + 1

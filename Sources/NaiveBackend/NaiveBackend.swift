@@ -9,14 +9,7 @@ public final class NaiveBackend: HostMemoryBackend {
     public let name = "naive"
     public let deviceDescription = "host memory, plain Swift loops, one thread"
 
-    /// See `Backend.updatesEachLayer`. False unless asked: one pass is what a reader expects; tests set it to check
-    /// that updating layer by layer, as the cuda backend does, gives the same network.
-    public let updatesEachLayer: Bool
-
-    /// - Parameter updatesEachLayer: whether training steps update each layer's parameters separately.
-    public init(updatesEachLayer: Bool = false) {
-        self.updatesEachLayer = updatesEachLayer
-    }
+    public init() {}
 
     // MARK: Batches
 

@@ -194,16 +194,13 @@ enum TrainingBenchmark {
         network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &init_))
         var generator = SeededGenerator(seed: 1)
         var globalStep = 0
-        /// Step `b` of the first `limit` batches of `epoch`, gathering the next of them ahead as the trainer does.
-        func step(_ epoch: EpochBatches, _ b: Int, of limit: Int) {
+        func step(_ batch: ArraySlice<Int32>) {
             globalStep += 1
-            let next = b + 1 < limit ? epoch.order[epoch.range(ofBatch: b + 1)] : nil
-            network.trainStep(train, batch: epoch.order[epoch.range(ofBatch: b)], next: next,
-                              step: optimizer.step(globalStep, learningRate: 1e-3))
+            network.trainStep(train, batch: batch, step: optimizer.step(globalStep, learningRate: 1e-3))
         }
         // Warm-up: first touches of every buffer, thread start, caches.
         let warm = EpochBatches(indices: indices, batchSize: workload.batch, dropLast: true, generator: &generator)
-        for b in 0..<min(3, warm.count) { step(warm, b, of: min(3, warm.count)) }
+        for b in 0..<min(3, warm.count) { step(warm.order[warm.range(ofBatch: b)]) }
         try backend.synchronize()
 
         var rates = [Double]()
@@ -216,13 +213,12 @@ enum TrainingBenchmark {
             let start = now()
             if let steps {
                 let epoch = EpochBatches(indices: indices, batchSize: workload.batch, dropLast: true, generator: &generator)
-                let limit = min(steps, epoch.count)
-                for b in 0..<limit { step(epoch, b, of: limit); samples += workload.batch }
+                for b in 0..<min(steps, epoch.count) { step(epoch.order[epoch.range(ofBatch: b)]); samples += workload.batch }
             } else {
                 for _ in 0..<epochs {
                     // The shuffle is inside the timed region, as it is part of an epoch.
                     let epoch = EpochBatches(indices: indices, batchSize: workload.batch, dropLast: true, generator: &generator)
-                    for b in 0..<epoch.count { step(epoch, b, of: epoch.count); samples += workload.batch }
+                    for b in 0..<epoch.count { step(epoch.order[epoch.range(ofBatch: b)]); samples += workload.batch }
                 }
             }
             let issued = now() - start

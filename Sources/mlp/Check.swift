@@ -146,10 +146,10 @@ struct Check: ParsableCommand {
                 let steps = try sgdSteps(cuda, reference, dataset.train.subset(0..<(2 * batch)), hidden: hidden, batch: batch)
                 report("6 SGD steps of 784-\(hidden.map(String.init).joined(separator: "-"))-10, batch \(batch), vs cpu", steps, trainingTolerance)
             }
-            // The next batch gathered ahead on its own branch of the recorded step: the same parameters, bit for bit,
-            // as steps that gather their own.
-            let ahead = try gatheringAhead(cuda, dataset.train.subset(0..<1000))
-            report("10 Adam steps gathering the next batch ahead, vs gathering their own: largest difference", ahead, 0)
+            // Each layer's update on its own, beside the backward of the layers below (large networks), against one
+            // update at the end: the same network, bit for bit.
+            let eachLayer = try layerByLayer(cuda, dataset.train.subset(0..<512))
+            report("6 Adam steps of 784-2048-2048-10 updating layer by layer, vs at once: largest difference", eachLayer, 0)
         }
         // A short training run: the losses of each epoch against the naive backend's.
         let reference = try shortRun(NaiveBackend(), subset)
@@ -161,8 +161,8 @@ struct Check: ParsableCommand {
         if failures > 0 { throw ExitCode(1) }
     }
 
-    /// Trains 5 steps (the first of each kind runs directly and times the products' algorithms, the next ones record
-    /// the steps' graphs), then counts the device allocations of 20 more.
+    /// Trains 3 steps (the first runs directly and times the products' algorithms, the next two record the step's
+    /// two graphs), then counts the device allocations of 20 more.
     func allocationsInWarmSteps(_ backend: CUDABackend, _ images: LabeledImages) throws -> Int {
         let spec = try NetworkSpec(layerSizes: [images.featureCount, 40, 23, images.classCount])
         let optimizer = OptimizerConfiguration.adam(learningRate: 1e-3)
@@ -171,11 +171,10 @@ struct Check: ParsableCommand {
         network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &generator))
         let data = try ResidentDataset(images, on: backend)
         let batch = (0..<Int32(64)).map { $0 }
-        // Each step gathers the next (the same batch) ahead, as the trainer does.
-        for step in 1...5 { network.trainStep(data, batch: batch[...], next: batch[...], step: optimizer.step(step, learningRate: 1e-3)) }
+        for step in 1...3 { network.trainStep(data, batch: batch[...], step: optimizer.step(step, learningRate: 1e-3)) }
         try backend.synchronize()
         let before = backend.deviceAllocations
-        for step in 6...25 { network.trainStep(data, batch: batch[...], next: batch[...], step: optimizer.step(step, learningRate: 1e-3)) }
+        for step in 4...23 { network.trainStep(data, batch: batch[...], step: optimizer.step(step, learningRate: 1e-3)) }
         try backend.synchronize()
         return backend.deviceAllocations - before
     }
@@ -192,11 +191,10 @@ struct Check: ParsableCommand {
             let network = try Network(spec: spec, optimizer: optimizer, backend: b, maxBatch: batch)
             network.setParameters(initial)
             let data = try ResidentDataset(images, on: b)
-            // The two halves of the data in turn, each step gathering the next one ahead (as the trainer does).
-            let halves = [0, 1].map { half in (0..<Int32(batch)).map { Int32(half * batch) + $0 } }
             for step in 1...6 {
-                network.trainStep(data, batch: halves[step % 2][...], next: step < 6 ? halves[(step + 1) % 2][...] : nil,
-                                  step: optimizer.step(step, learningRate: 0.05))
+                let first = Int32((step % 2) * batch)
+                let indices = (0..<Int32(batch)).map { first + $0 }
+                network.trainStep(data, batch: indices[...], step: optimizer.step(step, learningRate: 0.05))
             }
             try b.synchronize()
             changes.append(zip(network.parameterValues(), initial).map { Double($0) - Double($1) })
@@ -204,26 +202,25 @@ struct Check: ParsableCommand {
         return relativeError(changes[0], changes[1])
     }
 
-    /// Trains the small workload's network 10 Adam steps on shuffled batches of 128 (and a last one of 104), once
-    /// gathering each next batch ahead and once not, and returns the largest difference between the two's parameters.
-    func gatheringAhead(_ backend: CUDABackend, _ images: LabeledImages) throws -> Double {
-        let spec = try NetworkSpec(layerSizes: [images.featureCount, 512, 256, images.classCount])
+    /// Trains 784-2048-2048-10 six Adam steps of 256 rows with every layer updated at once at the end of the step and
+    /// with each layer updated as soon as its gradients are final, and returns the largest difference between the
+    /// two's parameters and optimizer states.
+    func layerByLayer(_ backend: CUDABackend, _ images: LabeledImages) throws -> Double {
+        let spec = try NetworkSpec(layerSizes: [images.featureCount, 2048, 2048, images.classCount])
         let optimizer = OptimizerConfiguration.adam(learningRate: 1e-3)
         var generator = SeededGenerator(seed: seed)
         let initial = ParameterLayout(spec).initialParameters(for: spec, using: &generator)
-        let epoch = EpochBatches(indices: (0..<Int32(images.count)).map { $0 }, batchSize: 128, dropLast: false, generator: &generator)
         let data = try ResidentDataset(images, on: backend)
         var results = [[Float]]()
-        for ahead in [false, true] {
-            let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: 128)
+        for eachLayer in [false, true] {
+            let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: 256, updatesEachLayer: eachLayer)
             network.setParameters(initial)
-            for step in 1...10 {
-                let b = (step - 1) % epoch.count
-                let next = ahead && step < 10 ? epoch.order[epoch.range(ofBatch: step % epoch.count)] : nil
-                network.trainStep(data, batch: epoch.order[epoch.range(ofBatch: b)], next: next, step: optimizer.step(step, learningRate: 1e-3))
+            for step in 1...6 {
+                let first = Int32((step % 2) * 256)
+                network.trainStep(data, batch: Array(first..<first + 256)[...], step: optimizer.step(step, learningRate: 1e-3))
             }
             try backend.synchronize()
-            results.append(network.parameterValues())
+            results.append(network.parameterValues() + network.optimizerStateValues())
         }
         return zip(results[0], results[1]).reduce(0) { max($0, Double(abs($1.0 - $1.1))) }
     }

@@ -12,8 +12,8 @@ import TestSupport
             schedule: LearningRateSchedule(base: optimizer.learningRate), epochs: epochs, batchSize: 7, seed: 9)
     }
 
-    static func trainer(_ configuration: TrainingConfiguration, data: ResidentDataset, progress: TrainingProgress? = nil, parameters: [Float]? = nil, state: [Float]? = nil) throws -> Trainer {
-        let network = try Network(spec: configuration.network, optimizer: configuration.optimizer, backend: data.backend, maxBatch: 64)
+    static func trainer(_ configuration: TrainingConfiguration, data: ResidentDataset, progress: TrainingProgress? = nil, parameters: [Float]? = nil, state: [Float]? = nil, updatesEachLayer: Bool? = nil) throws -> Trainer {
+        let network = try Network(spec: configuration.network, optimizer: configuration.optimizer, backend: data.backend, maxBatch: 64, updatesEachLayer: updatesEachLayer)
         if let parameters {
             network.setParameters(parameters)
         } else {
@@ -102,51 +102,16 @@ import TestSupport
     func updatingEachLayerChangesNothing(optimizer: OptimizerConfiguration) throws {
         for sizes in [[15, 13, 11, 4], [15, 4]] {
             var results = [[Float]]()
+            let data = try ResidentDataset(syntheticImages(count: 40), on: NaiveBackend())
             for eachLayer in [false, true] {
-                let backend = NaiveBackend(updatesEachLayer: eachLayer)
-                let data = try ResidentDataset(syntheticImages(count: 40), on: backend)
                 var configuration = try Self.configuration(epochs: 2, optimizer: optimizer)
                 configuration.network = try NetworkSpec(layerSizes: sizes)
-                let trainer = try Self.trainer(configuration, data: data)
+                let trainer = try Self.trainer(configuration, data: data, updatesEachLayer: eachLayer)
                 try trainer.run()
                 results.append(trainer.network.parameterValues() + trainer.network.optimizerStateValues())
             }
             let largest = zip(results[0], results[1]).map { abs($0 - $1) }.max()!
             #expect(largest == 0, "\(sizes): parameters or state differ by up to \(largest)")
         }
-    }
-
-    /// Steps that gather the next batch ahead (`trainStep`'s `next`) train exactly as steps that gather their own:
-    /// through a wrong guess of the next batch (the step then gathers its own), and through an evaluation that
-    /// overwrites a batch gathered ahead (the next step must not train on the evaluation's samples).
-    @Test func gatheringAheadChangesNothing() throws {
-        let backend = NaiveBackend()
-        let data = try ResidentDataset(syntheticImages(count: 70), on: backend)
-        let held = try ResidentDataset(syntheticImages(count: 23, seed: 5), on: backend)
-        let spec = try NetworkSpec(layerSizes: [15, 13, 11, 4])
-        let optimizer = OptimizerConfiguration.adam(learningRate: 3e-3)
-        var g = SeededGenerator(seed: 3)
-        let start = ParameterLayout(spec).initialParameters(for: spec, using: &g)
-        let epoch = EpochBatches(indices: (0..<70).map(Int32.init), batchSize: 9, dropLast: false, generator: &g)
-        let batches = (0..<epoch.count).map { epoch.order[epoch.range(ofBatch: $0)] }
-
-        func train(ahead: Bool) throws -> (parameters: [Float], evaluation: Network.Evaluation) {
-            let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: 16)
-            network.setParameters(start)
-            var evaluation: Network.Evaluation?
-            for b in batches.indices {
-                // At step 3 the guess is wrong (batch 5 announced, batch 4 comes).
-                let next = !ahead || b + 1 == batches.count ? nil : batches[b == 3 ? b + 2 : b + 1]
-                network.trainStep(data, batch: batches[b], next: next, step: optimizer.step(b + 1, learningRate: 3e-3))
-                // After step 1, which gathered batch 2 ahead, an evaluation overwrites it.
-                if b == 1 { evaluation = network.evaluate(held, indices: (0..<23).map(Int32.init)) }
-            }
-            return (network.parameterValues(), evaluation!)
-        }
-        let plain = try train(ahead: false), ahead = try train(ahead: true)
-        #expect(batches.count == 8 && batches.last!.count == 7)
-        let largest = zip(ahead.parameters, plain.parameters).map { abs($0 - $1) }.max()!
-        #expect(largest == 0, "parameters differ by up to \(largest)")
-        #expect(ahead.evaluation.loss == plain.evaluation.loss && ahead.evaluation.accuracy == plain.evaluation.accuracy)
     }
 }
