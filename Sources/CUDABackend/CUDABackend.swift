@@ -145,6 +145,9 @@ public final class CUDABackend: Backend {
     private var inStep = false, stepValuesQueued = false
     /// `MLP_CUDA_LAYER_UPDATES=1` or `0`: every network updated layer by layer, or none (see `updatesEachLayer`).
     private let layerUpdatesSwitch: Bool?
+    /// `MLP_CUDA_LARGE_GRADIENTS_MAIN=1` (an experiment): a layer's weight gradient of 4 GFLOP or more on the main
+    /// stream after its input gradient, instead of on the side stream beside it.
+    private let largeWeightGradientsOnMain: Bool
     private var forkEvent: OpaquePointer?, joinEvent: OpaquePointer?
     /// Whether the side stream has work the main stream has not yet waited for, and the memory that work reads and
     /// writes (the main stream joins before touching it in a way that conflicts).
@@ -322,6 +325,7 @@ public final class CUDABackend: Backend {
             try d.check(d.cuEventCreate(&forkEvent, 2), "cuEventCreate")
             try d.check(d.cuEventCreate(&joinEvent, 2), "cuEventCreate")
         }
+        largeWeightGradientsOnMain = environment["MLP_CUDA_LARGE_GRADIENTS_MAIN"] == "1"
         layerUpdatesSwitch = environment["MLP_CUDA_LAYER_UPDATES"].flatMap { $0 == "1" ? true : $0 == "0" ? false : nil }
         if let value = environment["MLP_CUDA_LAYER_UPDATES"], layerUpdatesSwitch == nil {
             warn("MLP_CUDA_LAYER_UPDATES=\(value): expected 0 or 1; layer-by-layer updates are chosen by the network's size")
@@ -896,6 +900,18 @@ public final class CUDABackend: Backend {
                            || sideAccesses.uses(StreamAccesses.extent(inputGradient, rows: rows, stride: inputSize))
                            || sideAccesses.uses(StreamAccesses.extent(inputBiasGradient, rows: 1, stride: inputSize))) {
             join()
+        }
+        if largeWeightGradientsOnMain, usesSideStream, 2 * rows * inputSize * outputSize >= 4_000_000_000 {
+            // Experiment (MLP_CUDA_LARGE_GRADIENTS_MAIN=1): a large layer's two products one after the other on the
+            // main stream, so that its weight gradient is done before the layer below's, and its optimizer update
+            // (queued next, on the update stream) runs beside that one.
+            enqueueGemm(transposeA: false, transposeB: true, m: rows, n: inputSize, k: outputSize, alpha: 1, a: gradient, lda: outputSize, b: weights, ldb: outputSize, beta: 0, c: inputGradient, ldc: inputSize)
+            if case .replaying = mode {} else {
+                record { try enqueueActivationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows, columns: inputSize, activation: Int32(Activation.allCases.firstIndex(of: inputActivation)!), dependent: true, on: stream) }
+            }
+            enqueueGemm(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows, alpha: 1, a: inputs, lda: inputSize, b: gradient, ldb: outputSize, beta: 0, c: weightGradient, ldc: outputSize)
+            mark("backward \(rows)×\(inputSize)×\(outputSize): dX product, \(inputActivation.rawValue)' and bias gradient, then dW")
+            return
         }
         guard usesSideStream else {
             join()
