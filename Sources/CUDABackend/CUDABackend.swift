@@ -145,9 +145,6 @@ public final class CUDABackend: Backend {
     private var inStep = false, stepValuesQueued = false
     /// `MLP_CUDA_LAYER_UPDATES=1` or `0`: every network updated layer by layer, or none (see `updatesEachLayer`).
     private let layerUpdatesSwitch: Bool?
-    /// `MLP_CUDA_LARGE_GRADIENTS_MAIN=1` (an experiment): a layer's weight gradient of 4 GFLOP or more on the main
-    /// stream after its input gradient, instead of on the side stream beside it.
-    private let largeWeightGradientsOnMain: Bool
     private var forkEvent: OpaquePointer?, joinEvent: OpaquePointer?
     /// Whether the side stream has work the main stream has not yet waited for, and the memory that work reads and
     /// writes (the main stream joins before touching it in a way that conflicts).
@@ -325,7 +322,6 @@ public final class CUDABackend: Backend {
             try d.check(d.cuEventCreate(&forkEvent, 2), "cuEventCreate")
             try d.check(d.cuEventCreate(&joinEvent, 2), "cuEventCreate")
         }
-        largeWeightGradientsOnMain = environment["MLP_CUDA_LARGE_GRADIENTS_MAIN"] == "1"
         layerUpdatesSwitch = environment["MLP_CUDA_LAYER_UPDATES"].flatMap { $0 == "1" ? true : $0 == "0" ? false : nil }
         if let value = environment["MLP_CUDA_LAYER_UPDATES"], layerUpdatesSwitch == nil {
             warn("MLP_CUDA_LAYER_UPDATES=\(value): expected 0 or 1; layer-by-layer updates are chosen by the network's size")
@@ -901,18 +897,6 @@ public final class CUDABackend: Backend {
                            || sideAccesses.uses(StreamAccesses.extent(inputBiasGradient, rows: 1, stride: inputSize))) {
             join()
         }
-        if largeWeightGradientsOnMain, usesSideStream, 2 * rows * inputSize * outputSize >= 4_000_000_000 {
-            // Experiment (MLP_CUDA_LARGE_GRADIENTS_MAIN=1): a large layer's two products one after the other on the
-            // main stream, so that its weight gradient is done before the layer below's, and its optimizer update
-            // (queued next, on the update stream) runs beside that one.
-            enqueueGemm(transposeA: false, transposeB: true, m: rows, n: inputSize, k: outputSize, alpha: 1, a: gradient, lda: outputSize, b: weights, ldb: outputSize, beta: 0, c: inputGradient, ldc: inputSize)
-            if case .replaying = mode {} else {
-                record { try enqueueActivationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows, columns: inputSize, activation: Int32(Activation.allCases.firstIndex(of: inputActivation)!), dependent: true, on: stream) }
-            }
-            enqueueGemm(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows, alpha: 1, a: inputs, lda: inputSize, b: gradient, ldb: outputSize, beta: 0, c: weightGradient, ldc: outputSize)
-            mark("backward \(rows)×\(inputSize)×\(outputSize): dX product, \(inputActivation.rawValue)' and bias gradient, then dW")
-            return
-        }
         guard usesSideStream else {
             join()
             return unfusedDenseBackward(weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient, gradient: gradient, inputs: inputs, weights: weights, rows: rows, inputSize: inputSize, outputSize: outputSize, inputActivation: inputActivation)
@@ -1197,9 +1181,8 @@ public final class CUDABackend: Backend {
 
     /// Layer by layer from 4 million parameters, with the side stream (`MLP_CUDA_LAYER_UPDATES` decides instead when
     /// it is set). Measured on an H200 (Benchmarks/RESULTS.md): wide-1024's 20 million, whose update moves 560 MB,
-    /// gained 84 µs of a 2.5 ms fp32 step, its first layer's update running beside the second layer's weight
-    /// gradient and the others' beside the first layer's; small-128's 0.5 million gained nothing, and TF32 steps
-    /// (whose products leave less to hide behind) 0–4 µs.
+    /// gained 81 µs of a 2.5 ms fp32 step and 11 of a 0.55 ms TF32 one (the first layer's update runs beside the
+    /// second stream's weight gradient); small-128's 0.5 million lost 2–3 µs to the extra launches and waits.
     public func updatesEachLayer(parameters: Int) -> Bool {
         guard updateStream != nil else { return false }
         return layerUpdatesSwitch ?? (parameters >= 4_000_000)
