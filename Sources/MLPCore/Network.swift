@@ -42,9 +42,14 @@ public final class Network {
     let evaluationMetrics: DevicePointer<Float>
 
     /// Allocates the network on `backend` with zero parameters; set them with `setParameters`.
-    /// - Parameter updatesEachLayer: whether training steps update each layer as soon as its gradients are final
-    ///   instead of every layer at once at the end (the same results); nil lets the backend choose
-    ///   (`Backend.updatesEachLayer`).
+    /// - Parameters:
+    ///   - spec: the architecture.
+    ///   - optimizer: the optimizer whose state the network holds.
+    ///   - backend: where the network's memory lives and its operations run.
+    ///   - maxBatch: the largest batch a step or an evaluation may use.
+    ///   - updatesEachLayer: whether training steps update each layer as soon as its gradients are final instead of
+    ///     every layer at once at the end (the same results); nil lets the backend choose
+    ///     (`Backend.updatesEachLayer(parameters:)`).
     /// - Throws: a backend error when memory runs out; `ConfigurationError` for a `maxBatch` below 1.
     public init(spec: NetworkSpec, optimizer: OptimizerConfiguration, backend: any Backend, maxBatch: Int, updatesEachLayer: Bool? = nil) throws {
         guard maxBatch >= 1 else {
