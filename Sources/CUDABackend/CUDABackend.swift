@@ -1112,6 +1112,7 @@ public final class CUDABackend: Backend {
 
     public func optimizerUpdate(parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>, count: Int, stateStride: Int, step: OptimizerStep) {
         precondition(stateStride >= count, "state slots \(stateStride) apart for \(count) parameters")
+        let slots = step.kind == .sgd ? (step.momentum > 0 ? 1 : 0) : 2
         // Where the update goes: after both streams' work (`join`) for the whole buffer; for one layer's part of it,
         // on the update stream, after both streams' work so far, when the side stream (or an earlier update) still
         // writes these gradients or touches these parameters or states, else on the main stream, without waiting.
@@ -1119,7 +1120,7 @@ public final class CUDABackend: Backend {
         var target = stream
         if wholeBuffer {
             join()
-        } else if (sidePending || updatePending) && touchedBeside(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: stateStride, slots: step.kind == .sgd ? 1 : 2) {
+        } else if (sidePending || updatePending) && touchedBeside(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: stateStride, slots: slots) {
             target = updateStream
         }
         let beside = target != stream
@@ -1173,7 +1174,7 @@ public final class CUDABackend: Backend {
         if beside {
             sideAccesses.read(StreamAccesses.extent(gradients, rows: 1, stride: count))
             sideAccesses.write(StreamAccesses.extent(parameters, rows: 1, stride: count))
-            for slot in 0..<(step.kind == .sgd ? 1 : 2) { sideAccesses.write(StreamAccesses.extent(state + slot * stateStride, rows: 1, stride: count)) }
+            for slot in 0..<slots { sideAccesses.write(StreamAccesses.extent(state + slot * stateStride, rows: 1, stride: count)) }
         } else {
             mark("\(step.kind.rawValue) update of \(count) parameters")
         }

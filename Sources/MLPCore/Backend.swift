@@ -188,9 +188,10 @@ public protocol Backend: AnyObject {
         count: Int, stateStride: Int, step: OptimizerStep)
 
     /// Whether a network of `parameters` parameters should have each layer updated as soon as that layer's
-    /// gradients are final (in the backward, last layer first) instead of all at once at the end of a step. The results are
-    /// the same; a backend that can run one layer's update beside the backward of the layers below says yes where
-    /// that pays (the cuda backend, for large networks); the others keep the one update, one pass over the buffer.
+    /// gradients are final (in the backward, last layer first) instead of all at once at the end of a step. The
+    /// results are the same; a backend that can run one layer's update beside the backward of the layers below says
+    /// yes where that pays (the cuda backend, for large networks); the others keep the one update, one pass over the
+    /// buffer.
     func updatesEachLayer(parameters: Int) -> Bool
 }
 
