@@ -31,6 +31,9 @@ export PYTHONUNBUFFERED=1
 export MLP_CUDA_TUNE_CACHE="${MLP_CUDA_TUNE_CACHE:-$PWD/$out/cublaslt-tuning.json}"
 export MLP_COMMIT="$(cat device/COMMIT 2>/dev/null || echo unknown)"   # written beside mlp.gz when it was built
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv | tee "$out/gpu.txt"
+# What ran when, with which binary: the device's working copy keeps older runs' files beside this one's, and this
+# log (with the files' dates) tells them apart.
+echo "$(date -u +%FT%TZ) commit $MLP_COMMIT: run.sh $*" >> "$out/runs.txt"
 case "${1:-check}" in
 check)
     .run/mlp check --backend cuda -v 2>&1 | tee "$out/check-fp32.txt"
@@ -158,7 +161,7 @@ ab)
         for variant in "$@"; do
             echo "== $precision $variant" | tee -a "$out/ab-$precision.txt"
             env "$variant" .run/mlp bench --backends cuda --workloads latency-128,small-128,small-1024,wide-1024 \
-                --repeats 3 --precision "$precision" --output "$out/ab-$precision-${variant%%=*}" 2>&1 | tee -a "$out/ab-$precision.txt"
+                --repeats 3 --precision "$precision" --output "$out/ab-$precision-${variant//=/-}" 2>&1 | tee -a "$out/ab-$precision.txt"
         done
     done
     ;;
@@ -171,7 +174,7 @@ trace)
             echo "== $precision $variant" | tee -a "$out/trace-$precision.txt"
             env MLP_CUDA_TRACE=1 $( [ "$variant" = default ] || echo "$variant" ) .run/mlp bench --backends cuda \
                 --workloads small-128,small-1024,wide-1024 --repeats 1 --precision "$precision" \
-                --output "$out/trace-$precision-${variant%%=*}" 2>&1 | tee -a "$out/trace-$precision.txt"
+                --output "$out/trace-$precision-${variant//=/-}" 2>&1 | tee -a "$out/trace-$precision.txt"
         done
     done
     ;;
