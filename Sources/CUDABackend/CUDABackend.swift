@@ -133,9 +133,10 @@ public final class CUDABackend: Backend {
     private var stepStart: OpaquePointer?, uploadDone: OpaquePointer?
     /// Where a recorded upload goes (nil: the main stream).
     private var uploadTarget: OpaquePointer?
-    /// A fourth stream, for a layer's optimizer update that must wait for the side stream (`updatesEachLayer`): it
-    /// waits for both streams' work so far, so that neither stream waits for the other, and the update runs beside
-    /// what the main stream does next (the first layer's weight gradient and update).
+    /// A fourth stream, for a layer's optimizer update that must wait for the side stream
+    /// (`updatesEachLayer(parameters:)`): it waits for both streams' work so far, so that neither stream waits for
+    /// the other, and the update runs beside what the main stream does next (the first layer's weight gradient and
+    /// update).
     private var updateStream: OpaquePointer?
     private var mainReady: OpaquePointer?, sideReady: OpaquePointer?, updateDone: OpaquePointer?
     /// Whether the update stream has work the main stream has not yet waited for (its memory is in `sideAccesses`).
@@ -146,8 +147,8 @@ public final class CUDABackend: Backend {
     /// `MLP_CUDA_LAYER_UPDATES=1` or `0`: every network updated layer by layer, or none (see `updatesEachLayer`).
     private let layerUpdatesSwitch: Bool?
     private var forkEvent: OpaquePointer?, joinEvent: OpaquePointer?
-    /// Whether the side stream has work the main stream has not yet waited for, and the memory that work reads and
-    /// writes (the main stream joins before touching it in a way that conflicts).
+    /// Whether the side stream has work the main stream has not yet waited for, and the memory that work and the
+    /// update stream's read and write (the main stream joins both before touching it in a way that conflicts).
     private var sidePending = false
     private var sideAccesses = StreamAccesses()
 
