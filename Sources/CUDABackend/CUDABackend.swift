@@ -26,7 +26,8 @@ import MNIST
 /// off the algorithm timing, the split-`k` variants among its candidates, the fused kernels and epilogues, the extra
 /// streams, the output layer's backward inside its kernel, that kernel's shared memory beyond 48 KB, its 8-warp
 /// blocks, its sums on the side stream, and programmatic launches, one at a time, to measure what each buys
-/// (`MLP_CUDA_OUTPUT_LONG_ROWS=n` moves the row length from which that kernel loads 16 inputs at once);
+/// (`MLP_CUDA_OUTPUT_LONG_ROWS=n` moves the row length from which that kernel loads 16 inputs at once, and
+/// `MLP_CUDA_LAYER_UPDATES=0` or `1` updates no network, or every one, layer by layer);
 /// `MLP_CUDA_TRACE=1` puts timing events between a recorded step's operations (`takeTrace`); `MLP_CUDA_TILED=1` adds
 /// our own product kernels (`TiledGemm.swift`) to the timing, and `MLP_CUDA_TUNE_CACHE` names the file where timed
 /// choices are kept between runs (`TuningCache.swift`).

@@ -22,14 +22,7 @@ struct KernelCache {
         if let path = environment["MLP_CUDA_KERNEL_CACHE"] {
             return path.isEmpty || path == "0" ? nil : URL(fileURLWithPath: path)
         }
-        if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty {
-            return URL(fileURLWithPath: xdg).appendingPathComponent("mlp").appendingPathComponent("kernels")
-        }
-        if let home = environment["HOME"], !home.isEmpty {
-            return URL(fileURLWithPath: home).appendingPathComponent(".cache").appendingPathComponent("mlp")
-                .appendingPathComponent("kernels")
-        }
-        return nil
+        return mlpCacheDirectory(environment: environment)?.appendingPathComponent("kernels")
     }
 
     /// The file of `program` compiled for `architecture` from `inputs` (the source, the options, the compiler's

@@ -27,15 +27,7 @@ final class TuningCache {
         if let path = environment["MLP_CUDA_TUNE_CACHE"] {
             return path.isEmpty || path == "0" ? nil : URL(fileURLWithPath: path)
         }
-        let base: URL
-        if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty {
-            base = URL(fileURLWithPath: xdg)
-        } else if let home = environment["HOME"], !home.isEmpty {
-            base = URL(fileURLWithPath: home).appendingPathComponent(".cache")
-        } else {
-            return nil
-        }
-        return base.appendingPathComponent("mlp").appendingPathComponent("cublaslt-tuning.json")
+        return mlpCacheDirectory(environment: environment)?.appendingPathComponent("cublaslt-tuning.json")
     }
 
     init(url: URL?, context: String) {
