@@ -163,6 +163,16 @@ public final class CUDABackend: Backend {
     /// (Benchmarks/RESULTS.md): 1–3 µs of a small-128 step, 3–9 µs of a small-1024 one.
     let launchesDependents: Bool
     private let log: (String) -> Void
+    /// The device's SMs: `fused_train_step` launches `FusedStepKernel.blocksPerSM` blocks on each.
+    let multiprocessorCount: Int
+    /// Whether the device and driver launch cooperative kernels (all blocks resident at once), which the fused
+    /// training step needs.
+    let launchesCooperatively: Bool
+    /// `MLP_CUDA_FUSED_STEP=1`: the fused training step for every network it can run (see `makeFusedStep`); `0` or
+    /// unset: only where a network asks for it.
+    let fusedStepSwitch: Bool?
+    /// `MLP_CUDA_FUSED_TIMELINE=1`: the fused step times its phases on the device (see `CUDAFusedStep.timeline`).
+    let fusedStepTimeline: Bool
     /// Step keys seen once: a step runs uninstrumented the first time (its products' algorithms are timed then,
     /// which cannot happen inside a recording) and is recorded the second time.
     private var seenSteps = Set<StepKey>()
@@ -227,7 +237,7 @@ public final class CUDABackend: Backend {
                 warn("the compiled kernels could not be saved for later runs in \(kernelCache.directory?.path ?? "?") (\(error.localizedDescription)); set MLP_CUDA_KERNEL_CACHE to a writable directory, or to 0")
             }
         }
-        for kernel in ["gather_batch", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "output_layer_sums", "optimizer_update"] {
+        for kernel in ["gather_batch", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "output_layer_sums", "optimizer_update", "fused_train_step"] {
             var function: OpaquePointer?
             try d.check(d.cuModuleGetFunction(&function, module, kernel), "cuModuleGetFunction(\(kernel))")
             functions[kernel] = function
@@ -323,6 +333,21 @@ public final class CUDABackend: Backend {
             try d.check(d.cuEventCreate(&uploadDone, 2), "cuEventCreate")
             try d.check(d.cuEventCreate(&forkEvent, 2), "cuEventCreate")
             try d.check(d.cuEventCreate(&joinEvent, 2), "cuEventCreate")
+        }
+        var multiprocessors: Int32 = 0, cooperative: Int32 = 0
+        try d.check(d.cuDeviceGetAttribute(&multiprocessors, 16, handle), "cuDeviceGetAttribute(multiprocessor count)")
+        try d.check(d.cuDeviceGetAttribute(&cooperative, 95, handle), "cuDeviceGetAttribute(cooperative launch)")
+        multiprocessorCount = Int(multiprocessors)
+        // The fused step's shared memory is above the 48 KB a block gets without asking.
+        launchesCooperatively = cooperative != 0 && d.cuLaunchKernelEx != nil && Int(optIn) >= FusedStepKernel.sharedBytes
+        if launchesCooperatively {
+            try d.check(d.cuFuncSetAttribute(functions["fused_train_step"]!, 8, Int32(FusedStepKernel.sharedBytes)),
+                        "cuFuncSetAttribute(fused_train_step, max dynamic shared memory \(FusedStepKernel.sharedBytes))")
+        }
+        fusedStepSwitch = environment["MLP_CUDA_FUSED_STEP"].flatMap { $0 == "1" ? true : $0 == "0" ? false : nil }
+        fusedStepTimeline = environment["MLP_CUDA_FUSED_TIMELINE"] == "1"
+        if let value = environment["MLP_CUDA_FUSED_STEP"], fusedStepSwitch == nil {
+            warn("MLP_CUDA_FUSED_STEP=\(value): expected 0 or 1; training steps run op by op")
         }
         layerUpdatesSwitch = environment["MLP_CUDA_LAYER_UPDATES"].flatMap { $0 == "1" ? true : $0 == "0" ? false : nil }
         if let value = environment["MLP_CUDA_LAYER_UPDATES"], layerUpdatesSwitch == nil {
@@ -608,7 +633,9 @@ public final class CUDABackend: Backend {
     /// Queues `kernel` on `target` now (recording or not). `dependent`: the kernel follows another kernel on
     /// `target` and waits for it with `wait_for_previous_kernel()`, so it may be launched before that one ends
     /// (see `launchesDependents`).
-    private func enqueueKernel(_ kernel: String, grid: (UInt32, UInt32), block: UInt32, blockY: UInt32 = 1, sharedBytes: UInt32 = 0, dependent: Bool = false, on target: OpaquePointer?, _ arguments: [any KernelArgument]) throws {
+    /// `cooperative`: every block of the launch is resident at once (the launch fails where they cannot be), for a
+    /// kernel whose blocks wait for each other (`fused_train_step`).
+    private func enqueueKernel(_ kernel: String, grid: (UInt32, UInt32), block: UInt32, blockY: UInt32 = 1, sharedBytes: UInt32 = 0, dependent: Bool = false, cooperative: Bool = false, on target: OpaquePointer?, _ arguments: [any KernelArgument]) throws {
         if launchShapesSeen.insert(LaunchShape(kernel: kernel, gridX: grid.0, gridY: grid.1, blockX: block, blockY: blockY, sharedBytes: sharedBytes)).inserted {
             log("launch \(kernel): grid \(grid.0)×\(grid.1), block \(block)×\(blockY), \(sharedBytes) B shared")
         }
@@ -621,16 +648,18 @@ public final class CUDABackend: Backend {
                 pointers.append(slot)
             }
             try pointers.withUnsafeMutableBufferPointer { p in
-                guard dependent, launchesDependents, let launchEx = driver.cuLaunchKernelEx else {
+                guard cooperative || dependent && launchesDependents, let launchEx = driver.cuLaunchKernelEx else {
+                    guard !cooperative else { throw CUDAError("\(kernel) needs cuLaunchKernelEx (a CUDA 12 driver or later)") }
                     return try driver.check(driver.cuLaunchKernel(functions[kernel]!, grid.0, grid.1, 1, block, blockY, 1, sharedBytes, target, p.baseAddress, nil), "cuLaunchKernel(\(kernel))")
                 }
                 // A CUlaunchAttribute (a 4-byte id, 4 bytes of padding, a 64-byte value) asking for programmatic
-                // stream serialisation (id 6, value 1), then the CUlaunchConfig that points at it (7 UInt32s, the
-                // stream at byte 32, the attributes at 40, their count at 48).
+                // stream serialisation (id 6, value 1) or a cooperative launch (id 2, value 1), then the
+                // CUlaunchConfig that points at it (7 UInt32s, the stream at byte 32, the attributes at 40, their
+                // count at 48).
                 try withUnsafeTemporaryAllocation(byteCount: 72 + 56, alignment: 8) { raw in
                     raw.initializeMemory(as: UInt8.self, repeating: 0)
                     let attribute = raw.baseAddress!, config = raw.baseAddress! + 72
-                    attribute.storeBytes(of: UInt32(6), as: UInt32.self)
+                    attribute.storeBytes(of: UInt32(cooperative ? 2 : 6), as: UInt32.self)
                     attribute.storeBytes(of: Int32(1), toByteOffset: 8, as: Int32.self)
                     for (i, value) in [grid.0, grid.1, 1, block, blockY, 1, sharedBytes].enumerated() {
                         config.storeBytes(of: value, toByteOffset: 4 * i, as: UInt32.self)
@@ -638,7 +667,7 @@ public final class CUDABackend: Backend {
                     config.storeBytes(of: target, toByteOffset: 32, as: OpaquePointer?.self)
                     config.storeBytes(of: attribute, toByteOffset: 40, as: UnsafeMutableRawPointer.self)
                     config.storeBytes(of: UInt32(1), toByteOffset: 48, as: UInt32.self)
-                    try driver.check(launchEx(UnsafeRawPointer(config), functions[kernel]!, p.baseAddress, nil), "cuLaunchKernelEx(\(kernel), programmatic stream serialisation)")
+                    try driver.check(launchEx(UnsafeRawPointer(config), functions[kernel]!, p.baseAddress, nil), "cuLaunchKernelEx(\(kernel), \(cooperative ? "cooperative" : "programmatic stream serialisation"))")
                 }
             }
         }
@@ -657,6 +686,16 @@ public final class CUDABackend: Backend {
     public func gatherBatch(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization) {
         let batch = indices.count
         guard batch > 0 else { return }
+        let source = queueBatchIndices(indices)
+        launch("gather_batch", grid: (blocks(features), UInt32(batch)), block: 256,
+               [inputs, labels, pixels, sourceLabels, source, Int32(batch), Int32(features), normalization.scale, normalization.shift])
+        mark("indices copied, batch \(batch)×\(features) gathered")
+    }
+
+    /// Queues the copy of a batch's indices to the device (after the other streams' work) and returns where the
+    /// kernels that follow read them.
+    func queueBatchIndices(_ indices: UnsafeBufferPointer<Int32>) -> DevicePointer<Int32> {
+        let batch = indices.count
         join()
         var source = batchIndices.pointer
         if case .direct = mode, batch > batchIndices.count {
@@ -678,9 +717,7 @@ public final class CUDABackend: Backend {
         } else {
             upload(indices, to: source)  // recorded: a copy from the recording's pinned buffer
         }
-        launch("gather_batch", grid: (blocks(features), UInt32(batch)), block: 256,
-               [inputs, labels, pixels, sourceLabels, source, Int32(batch), Int32(features), normalization.scale, normalization.shift])
-        mark("indices copied, batch \(batch)×\(features) gathered")
+        return source
     }
 
     /// The batch's indices on the device, for a gather outside a recorded step (grown there, never inside one).
@@ -1126,28 +1163,7 @@ public final class CUDABackend: Backend {
             target = updateStream
         }
         let beside = target != stream
-        // The step's values go through device memory (an upload, refreshed on every replay), not kernel arguments;
-        // once a step. In a recording they are copied on their own branch from the step's start.
-        var offPath = false
-        if !(inStep && stepValuesQueued) {
-            if case .capturing = mode, let uploadStream {
-                record { try driver.check(driver.cuStreamWaitEvent(uploadStream, stepStart, 0), "cuStreamWaitEvent(step start)") }
-                uploadTarget = uploadStream
-                offPath = true
-            }
-            let (c1, c2) = step.biasCorrections
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 8) { h in
-                h[0] = step.learningRate; h[1] = step.momentum; h[2] = step.weightDecay; h[3] = step.beta1
-                h[4] = step.beta2; h[5] = step.epsilon; h[6] = c1; h[7] = c2
-                // In order on the main stream outside recordings: an update beside waits for the main stream.
-                enqueueUpload(UnsafeBufferPointer(h), to: hyperparameters)
-            }
-            if offPath {
-                uploadTarget = nil
-                record { try driver.check(driver.cuEventRecord(uploadDone, uploadStream), "cuEventRecord(upload)") }
-            }
-            stepValuesQueued = inStep
-        }
+        queueStepValues(step)
         if case .replaying = mode {
             if beside { updatePending = true }
         } else {
@@ -1180,6 +1196,51 @@ public final class CUDABackend: Backend {
         } else {
             mark("\(step.kind.rawValue) update of \(count) parameters")
         }
+    }
+
+    /// Queues a whole training step as `fused_train_step` (see `CUDAFusedStep`): the batch's indices and the step's
+    /// optimizer values are uploaded (recorded copies in a recorded step), then one cooperative launch of a block
+    /// per SM does the rest.
+    func enqueueFusedStep(descriptor: DevicePointer<UInt64>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>,
+                          indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization, step: OptimizerStep) {
+        let rows = indices.count
+        let source = queueBatchIndices(indices)
+        queueStepValues(step)
+        if case .replaying = mode { return }
+        record {
+            if case .capturing = mode, uploadStream != nil {
+                try driver.check(driver.cuStreamWaitEvent(stream, uploadDone, 0), "cuStreamWaitEvent(upload)")
+            }
+            try enqueueKernel("fused_train_step", grid: (UInt32(FusedStepKernel.blocksPerSM * multiprocessorCount), 1), block: UInt32(FusedStepKernel.threads),
+                              sharedBytes: UInt32(FusedStepKernel.sharedBytes), cooperative: true, on: stream,
+                              [descriptor, pixels, sourceLabels, source, Int32(rows), Int32(features), normalization.scale, normalization.shift, hyperparameters])
+        }
+        mark("fused training step, batch \(rows)")
+    }
+
+    /// Queues the upload of the step's optimizer values to `hyperparameters`, once a training step. They go through
+    /// device memory (an upload, refreshed on every replay), not kernel arguments. In a recording they are copied on
+    /// their own branch from the step's start: a kernel that reads them then waits for `uploadDone`.
+    func queueStepValues(_ step: OptimizerStep) {
+        guard !(inStep && stepValuesQueued) else { return }
+        var offPath = false
+        if case .capturing = mode, let uploadStream {
+            record { try driver.check(driver.cuStreamWaitEvent(uploadStream, stepStart, 0), "cuStreamWaitEvent(step start)") }
+            uploadTarget = uploadStream
+            offPath = true
+        }
+        let (c1, c2) = step.biasCorrections
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 8) { h in
+            h[0] = step.learningRate; h[1] = step.momentum; h[2] = step.weightDecay; h[3] = step.beta1
+            h[4] = step.beta2; h[5] = step.epsilon; h[6] = c1; h[7] = c2
+            // In order on the main stream outside recordings: an update beside waits for the main stream.
+            enqueueUpload(UnsafeBufferPointer(h), to: hyperparameters)
+        }
+        if offPath {
+            uploadTarget = nil
+            record { try driver.check(driver.cuEventRecord(uploadDone, uploadStream), "cuEventRecord(upload)") }
+        }
+        stepValuesQueued = inStep
     }
 
     /// Layer by layer from 4 million parameters, with the side stream (`MLP_CUDA_LAYER_UPDATES` decides instead when

@@ -1,7 +1,10 @@
 /// The cuda backend's kernels, in CUDA C, compiled by NVRTC for the device's compute capability when the backend
 /// starts. Each mirrors an operation of `Backend` (see its documentation for the definitions).
 enum Kernels {
-    static let source = #"""
+    /// Every kernel of the module: the layers' and the optimizer's, then the fused training step's.
+    static let source = layerSource + FusedStepKernel.source
+
+    static let layerSource = #"""
 extern "C" {
 
 // Activation codes: 0 relu, 1 tanh, 2 sigmoid, 3 identity (the order of Activation.allCases).
@@ -417,16 +420,55 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
     if (!defer_sums) add_blocks_sums(partials, counter, out, gradient != 0 ? bias_gradient : 0, metrics);
 }
 
-// kind: 0 sgd, 1 adam, 2 adamw. State: momentum, or the two moments at state and state + stride (stride = count for
-// the whole buffer, the whole buffer's count for one layer's part of it).
-// h: learning rate, momentum, weight decay, beta1, beta2, epsilon, 1 - beta1^t, 1 - beta2^t (in device memory, so
-// that a recorded step reads each step's values). Each thread takes UPDATE_UNROLL elements a block apart, all their
-// loads issued before the first is used (one element per thread left each thread waiting on memory for each).
+// The optimizer's values for a launch. h (in device memory, so that a recorded step reads each step's values):
+// learning rate, momentum, weight decay, beta1, beta2, epsilon, 1 - beta1^t, 1 - beta2^t. kind: 0 sgd, 1 adam,
+// 2 adamw. The bias corrections are folded into two per-launch factors.
+struct OptimizerValues {
+    float lr, momentum, weight_decay, beta1, beta2, epsilon, step_size, inv_root_c2;
+    int kind, nesterov;
+    bool first_state, second_state;   // whether the state has a first slot (momentum, or Adam's m) and a second (v)
+};
+
+__device__ __forceinline__ OptimizerValues optimizer_values(const float* h, int kind, int nesterov) {
+    OptimizerValues o;
+    o.lr = h[0]; o.momentum = h[1]; o.weight_decay = h[2]; o.beta1 = h[3]; o.beta2 = h[4]; o.epsilon = h[5];
+    o.step_size = h[0] / h[6];
+    o.inv_root_c2 = 1.f / sqrtf(h[7]);
+    o.kind = kind; o.nesterov = nesterov;
+    o.first_state = kind != 0 || o.momentum > 0.f;
+    o.second_state = kind != 0;
+    return o;
+}
+
+// One parameter's new value from its gradient d; s1 and s2 (its state slots, as loaded) become the new state.
+__device__ __forceinline__ float updated_parameter(const OptimizerValues& o, float param, float d, float& s1, float& s2) {
+    if (o.kind == 0) {
+        float e = o.weight_decay * param + d;
+        if (o.momentum > 0.f) {
+            float b = o.momentum * s1 + e;
+            s1 = b;
+            e = o.nesterov ? o.momentum * b + e : b;
+        }
+        return -o.lr * e + param;
+    }
+    float q = param, e = d;
+    if (o.kind == 2) q *= 1.f - o.lr * o.weight_decay; else e = o.weight_decay * q + e;
+    float m = o.beta1 * s1 + (1.f - o.beta1) * e;
+    float v = o.beta2 * s2 + (1.f - o.beta2) * e * e;
+    s1 = m;
+    s2 = v;
+    // lr * (m / c1) / (sqrt(v / c2) + epsilon), with a fast division (a few ulps from the host's rounding, well
+    // inside mlp check's tolerance): three IEEE divisions and a square root made the update issue-bound.
+    return q - o.step_size * __fdividef(m, __fsqrt_rn(v) * o.inv_root_c2 + o.epsilon);
+}
+
+// The update of `count` parameters. State: momentum, or the two moments at state and state + stride (stride = count
+// for the whole buffer, the whole buffer's count for one layer's part of it). Each thread takes UPDATE_UNROLL
+// elements a block apart, all their loads issued before the first is used (one element per thread left each thread
+// waiting on memory for each).
 #define UPDATE_UNROLL 4
 __global__ void optimizer_update(float* p, const float* g, float* state, long count, long stride, int kind, int nesterov, const float* h) {
-    float lr = h[0], momentum = h[1], weight_decay = h[2], beta1 = h[3], beta2 = h[4], epsilon = h[5], c1 = h[6], c2 = h[7];
-    bool first_state = kind != 0 || momentum > 0.f, second_state = kind != 0;
-    float step_size = lr / c1, inv_root_c2 = 1.f / sqrtf(c2);
+    const OptimizerValues o = optimizer_values(h, kind, nesterov);
     long step = (long)gridDim.x * blockDim.x * UPDATE_UNROLL;
     for (long base = blockIdx.x * (long)blockDim.x * UPDATE_UNROLL + threadIdx.x; base < count; base += step) {
         float param[UPDATE_UNROLL], d[UPDATE_UNROLL], s1[UPDATE_UNROLL], s2[UPDATE_UNROLL];
@@ -436,33 +478,16 @@ __global__ void optimizer_update(float* p, const float* g, float* state, long co
             bool in = i < count;
             param[j] = in ? p[i] : 0.f;
             d[j] = in ? g[i] : 0.f;
-            s1[j] = in && first_state ? state[i] : 0.f;
-            s2[j] = in && second_state ? state[stride + i] : 0.f;
+            s1[j] = in && o.first_state ? state[i] : 0.f;
+            s2[j] = in && o.second_state ? state[stride + i] : 0.f;
         }
 #pragma unroll
         for (int j = 0; j < UPDATE_UNROLL; j++) {
             long i = base + (long)j * blockDim.x;
             if (i >= count) break;
-            if (kind == 0) {
-                float e = weight_decay * param[j] + d[j];
-                if (momentum > 0.f) {
-                    float b = momentum * s1[j] + e;
-                    state[i] = b;
-                    e = nesterov ? momentum * b + e : b;
-                }
-                p[i] = -lr * e + param[j];
-            } else {
-                float q = param[j], e = d[j];
-                if (kind == 2) q *= 1.f - lr * weight_decay; else e = weight_decay * q + e;
-                float m = beta1 * s1[j] + (1.f - beta1) * e;
-                float v = beta2 * s2[j] + (1.f - beta2) * e * e;
-                state[i] = m;
-                state[stride + i] = v;
-                // lr * (m / c1) / (sqrt(v / c2) + epsilon), with the corrections folded into two per-launch
-                // factors and a fast division (a few ulps from the host's rounding, well inside mlp check's
-                // tolerance): three IEEE divisions and a square root made the update issue-bound.
-                p[i] = q - step_size * __fdividef(m, __fsqrt_rn(v) * inv_root_c2 + epsilon);
-            }
+            p[i] = updated_parameter(o, param[j], d[j], s1[j], s2[j]);
+            if (o.first_state) state[i] = s1[j];
+            if (o.second_state) state[stride + i] = s2[j];
         }
     }
 }

@@ -193,6 +193,17 @@ public protocol Backend: AnyObject {
     /// yes where that pays (the cuda backend, for large networks); the others keep the one update, one pass over the
     /// buffer.
     func updatesEachLayer(parameters: Int) -> Bool
+
+    // MARK: Whole steps
+
+    /// A network's whole training step as one operation, if this backend has one for it (see `FusedTrainingStep`);
+    /// nil to run steps op by op. The default is nil.
+    /// - Parameters:
+    ///   - buffers: the network's buffers, which the step reads and writes.
+    ///   - preferred: nil lets the backend decide where its fused step pays; true asks for it wherever the backend
+    ///     can run it; false is never passed (the network then does not ask).
+    /// - Throws: a backend error when the step's own scratch cannot be allocated.
+    func makeFusedStep(_ buffers: FusedStepBuffers, preferred: Bool?) throws -> (any FusedTrainingStep)?
 }
 
 /// Step boundaries, for backends that record a training step once and replay it (a GPU backend's CUDA graph).

@@ -50,8 +50,11 @@ public final class Network {
     ///   - updatesEachLayer: whether training steps update each layer as soon as its gradients are final instead of
     ///     every layer at once at the end (the same results); nil lets the backend choose
     ///     (`Backend.updatesEachLayer(parameters:)`).
+    ///   - fusesSteps: whether training steps run as the backend's one fused operation (`FusedTrainingStep`): nil
+    ///     lets the backend choose, true asks for it wherever the backend has one, false runs them op by op.
     /// - Throws: a backend error when memory runs out; `ConfigurationError` for a `maxBatch` below 1.
-    public init(spec: NetworkSpec, optimizer: OptimizerConfiguration, backend: any Backend, maxBatch: Int, updatesEachLayer: Bool? = nil) throws {
+    public init(spec: NetworkSpec, optimizer: OptimizerConfiguration, backend: any Backend, maxBatch: Int,
+                updatesEachLayer: Bool? = nil, fusesSteps: Bool? = nil) throws {
         guard maxBatch >= 1 else {
             throw ConfigurationError(flag: "--batch-size", value: "\(maxBatch)", expected: "at least 1")
         }
@@ -76,7 +79,20 @@ public final class Network {
         trainingMetrics = try backend.allocate(Float.self, count: 2)
         evaluationMetrics = try backend.allocate(Float.self, count: 2)
         self.updatesEachLayer = updatesEachLayer ?? backend.updatesEachLayer(parameters: n)
+        if fusesSteps != false {
+            fusedStep = try backend.makeFusedStep(
+                FusedStepBuffers(
+                    spec: spec, layout: layout, optimizer: optimizer, maxBatch: maxBatch, parameters: parameters,
+                    gradients: gradients, optimizerState: optimizerState, inputs: inputs, activations: activations,
+                    labels: labels, trainingMetrics: trainingMetrics),
+                preferred: fusesSteps)
+        }
     }
+
+    /// The backend's whole training step in one operation, when it has one for this network (`fusesSteps`).
+    private var fusedStep: (any FusedTrainingStep)?
+    /// Whether training steps run as one fused operation of the backend.
+    public var fusesSteps: Bool { fusedStep != nil }
 
     deinit {
         for p in [parameters, gradients, optimizerState, inputs, gradientScratch.0, gradientScratch.1, outputGradient,
@@ -123,6 +139,11 @@ public final class Network {
         precondition(rows >= 1 && rows <= maxBatch, "batch of \(rows) rows for a network sized for \(maxBatch)")
         backend.beginStep(StepKey(network: serialNumber, data: data.serialNumber, rows: rows))
         defer { backend.endStep() }
+        if let fusedStep {
+            precondition(data.featureCount == spec.inputSize, "data has \(data.featureCount) features, network expects \(spec.inputSize)")
+            batch.withUnsafeBufferPointer { fusedStep.run(data, batch: $0, normalization: normalization, step: step) }
+            return
+        }
         gather(data, batch)
         forwardHidden(rows: rows)
         let last = spec.layerCount - 1

@@ -99,6 +99,29 @@ import TestSupport
     /// does for large networks) gives the same network, bit for bit, as one update over every layer at the end of
     /// the step: for Adam and for SGD with momentum (one state slot), and for a network of one layer.
     @Test(arguments: [OptimizerConfiguration.adam(learningRate: 3e-3), try! OptimizerConfiguration(kind: .sgd, learningRate: 0.05, momentum: 0.9)])
+    /// A network that asks for a fused step where its backend has none (the host backends) runs its steps op by op,
+    /// with the same results as one that does not ask.
+    @Test func askingForAFusedStepWithoutOneChangesNothing() throws {
+        let spec = try NetworkSpec(layerSizes: [15, 13, 11, 4])
+        let optimizer = OptimizerConfiguration.adam(learningRate: 3e-3)
+        let data = try ResidentDataset(syntheticImages(count: 40), on: NaiveBackend())
+        var g = SeededGenerator(seed: 5)
+        let initial = ParameterLayout(spec).initialParameters(for: spec, using: &g)
+        var results = [[Float]]()
+        for asks in [false, true] {
+            let network = try Network(spec: spec, optimizer: optimizer, backend: data.backend, maxBatch: 9, fusesSteps: asks)
+            #expect(!network.fusesSteps)
+            network.setParameters(initial)
+            for step in 1...5 {
+                let batch = (0..<Int32(9)).map { ($0 * 3 + Int32(step)) % 40 }
+                network.trainStep(data, batch: batch[...], step: optimizer.step(step, learningRate: 3e-3))
+            }
+            results.append(network.parameterValues() + network.optimizerStateValues() + [network.readTrainingMetrics().lossSum])
+        }
+        #expect(results[0] == results[1])
+        #expect(results[0] != initial + [Float](repeating: 0, count: results[0].count - initial.count))
+    }
+
     func updatingEachLayerChangesNothing(optimizer: OptimizerConfiguration) throws {
         for sizes in [[15, 13, 11, 4], [15, 4]] {
             var results = [[Float]]()
