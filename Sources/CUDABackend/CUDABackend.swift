@@ -29,8 +29,9 @@ import MNIST
 /// (`MLP_CUDA_OUTPUT_LONG_ROWS=n` moves the row length from which that kernel loads 16 inputs at once, and
 /// `MLP_CUDA_LAYER_UPDATES=0` or `1` updates no network, or every one, layer by layer);
 /// `MLP_CUDA_TRACE=1` puts timing events between a recorded step's operations (`takeTrace`); `MLP_CUDA_TILED=1` adds
-/// our own product kernels (`TiledGemm.swift`) to the timing, and `MLP_CUDA_TUNE_CACHE` names the file where timed
-/// choices are kept between runs (`TuningCache.swift`).
+/// our own product kernels (`TiledGemm.swift`) to the timing, `MLP_CUDA_FUSED_STEP=1` runs training steps as one
+/// kernel (`FusedStep.swift`; `MLP_CUDA_FUSED_TIMELINE=1` times its phases), and `MLP_CUDA_TUNE_CACHE` names the
+/// file where timed choices are kept between runs (`TuningCache.swift`).
 public final class CUDABackend: Backend {
     public let name = "cuda"
     public let isHostMemory = false
