@@ -83,8 +83,6 @@ public final class CUDABackend: Backend {
     public let usesGraphs: Bool
     /// `[8]` Floats: the optimizer's values for the step (see the `optimizer_update` kernel).
     private var hyperparameters = DevicePointer<Float>(address: 0)
-    /// `[8]` Floats: the previous step's values, for the updates it left to this one (`deferredOptimizerUpdate`).
-    private var deferredHyperparameters = DevicePointer<Float>(address: 0)
     /// Scratch of the one-kernel output layer: 18 floats per block (`outputLayerMaximumBlocks` of them), and the
     /// count of blocks done.
     private var outputPartials = DevicePointer<Float>(address: 0)
@@ -150,9 +148,6 @@ public final class CUDABackend: Backend {
     private var inStep = false, stepValuesQueued = false
     /// `MLP_CUDA_LAYER_UPDATES=1` or `0`: every network updated layer by layer, or none (see `updatesEachLayer`).
     private let layerUpdatesSwitch: Bool?
-    /// `MLP_CUDA_DEFER_UPDATES=1` or `0`: every layer after the first deferred to the next step, or none (see
-    /// `defersUpdate`).
-    private let deferUpdatesSwitch: Bool?
     private var forkEvent: OpaquePointer?, joinEvent: OpaquePointer?
     /// Whether the side stream has work the main stream has not yet waited for, and the memory that work and the
     /// update stream's read and write (the main stream joins both before touching it in a way that conflicts).
@@ -355,10 +350,6 @@ public final class CUDABackend: Backend {
         if let value = environment["MLP_CUDA_FUSED_STEP"], fusedStepSwitch == nil {
             warn("MLP_CUDA_FUSED_STEP=\(value): expected 0 or 1; training steps run op by op")
         }
-        deferUpdatesSwitch = environment["MLP_CUDA_DEFER_UPDATES"].flatMap { $0 == "1" ? true : $0 == "0" ? false : nil }
-        if let value = environment["MLP_CUDA_DEFER_UPDATES"], deferUpdatesSwitch == nil {
-            warn("MLP_CUDA_DEFER_UPDATES=\(value): expected 0 or 1; deferred updates are chosen by the layers' sizes")
-        }
         layerUpdatesSwitch = environment["MLP_CUDA_LAYER_UPDATES"].flatMap { $0 == "1" ? true : $0 == "0" ? false : nil }
         if let value = environment["MLP_CUDA_LAYER_UPDATES"], layerUpdatesSwitch == nil {
             warn("MLP_CUDA_LAYER_UPDATES=\(value): expected 0 or 1; layer-by-layer updates are chosen by the network's size")
@@ -372,8 +363,6 @@ public final class CUDABackend: Backend {
         var hyper: UInt64 = 0
         try d.check(d.cuMemAlloc(&hyper, 8 * 4), "cuMemAlloc")
         hyperparameters = DevicePointer(address: UInt(hyper))
-        try d.check(d.cuMemAlloc(&hyper, 8 * 4), "cuMemAlloc")
-        deferredHyperparameters = DevicePointer(address: UInt(hyper))
         var partials: UInt64 = 0, counter: UInt64 = 0
         try d.check(d.cuMemAlloc(&partials, Self.outputLayerMaximumBlocks * 18 * 4), "cuMemAlloc")  // 18: OUT_MAX + 2
         try d.check(d.cuMemAlloc(&counter, 4), "cuMemAlloc")
@@ -698,22 +687,17 @@ public final class CUDABackend: Backend {
     public func gatherBatch(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization) {
         let batch = indices.count
         guard batch > 0 else { return }
-        // Waits for the other streams only if they touch the batch's buffers (a deferred update at the step's start
-        // does not: it runs on beside the gather).
-        if sidePending || updatePending, sideAccesses.uses(StreamAccesses.extent(inputs, rows: batch, stride: features))
-            || sideAccesses.uses(StreamAccesses.extent(DevicePointer<Float>(address: labels.address), rows: 1, stride: batch)) {
-            join()
-        }
         let source = queueBatchIndices(indices)
         launch("gather_batch", grid: (blocks(features), UInt32(batch)), block: 256,
                [inputs, labels, pixels, sourceLabels, source, Int32(batch), Int32(features), normalization.scale, normalization.shift])
         mark("indices copied, batch \(batch)×\(features) gathered")
     }
 
-    /// Queues the copy of a batch's indices to the device (on the main stream: no other stream reads them) and
-    /// returns where the kernels that follow read them.
+    /// Queues the copy of a batch's indices to the device (after the other streams' work) and returns where the
+    /// kernels that follow read them.
     func queueBatchIndices(_ indices: UnsafeBufferPointer<Int32>) -> DevicePointer<Int32> {
         let batch = indices.count
+        join()
         var source = batchIndices.pointer
         if case .direct = mode, batch > batchIndices.count {
             record {
@@ -724,7 +708,7 @@ public final class CUDABackend: Backend {
             source = batchIndices.pointer
         }
         if case .direct = mode {
-            enqueueUpload(indices, to: source)
+            upload(indices, to: source)
         } else if readsMappedIndices || batch > batchIndices.count {
             // The kernel reads the indices straight from the recording's pinned buffer (page-locked host memory is
             // mapped into the device's address space at the same address), refreshed before each replay: no copy
@@ -732,7 +716,7 @@ public final class CUDABackend: Backend {
             // than the copy (see `readsMappedIndices`); it stays as the way out when the device buffer is too small.
             record { source = DevicePointer(address: UInt(bitPattern: try stageRecorded(UnsafeRawBufferPointer(indices)))) }
         } else {
-            enqueueUpload(indices, to: source)  // recorded: a copy from the recording's pinned buffer
+            upload(indices, to: source)  // recorded: a copy from the recording's pinned buffer
         }
         return source
     }
@@ -923,16 +907,8 @@ public final class CUDABackend: Backend {
     public var fusesDenseLayers: Bool { planner != nil && fusesEpilogues }
 
     public func denseForward(outputs: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, activation: Activation) {
-        // Waits for the other streams only if they touch this layer's operands: a deferred update of a later layer
-        // runs on beside this product.
-        if sidePending || updatePending, sideAccesses.writes(into: StreamAccesses.extent(inputs, rows: rows, stride: inputSize))
-            || sideAccesses.uses(StreamAccesses.extent(weights, rows: inputSize, stride: outputSize))
-            || sideAccesses.uses(StreamAccesses.extent(bias, rows: 1, stride: outputSize))
-            || sideAccesses.uses(StreamAccesses.extent(outputs, rows: rows, stride: outputSize)) {
-            join()
-        }
+        join()
         guard fusesDenseLayers, activation == .relu || activation == .identity else {
-            join()
             return unfusedDenseForward(outputs: outputs, inputs: inputs, weights: weights, bias: bias, rows: rows, inputSize: inputSize, outputSize: outputSize, activation: activation)
         }
         if case .replaying = mode { return }  // recorded in the graph
@@ -1229,7 +1205,6 @@ public final class CUDABackend: Backend {
     func enqueueFusedStep(descriptor: DevicePointer<UInt64>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>,
                           indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization, step: OptimizerStep) {
         let rows = indices.count
-        join()
         let source = queueBatchIndices(indices)
         queueStepValues(step)
         if case .replaying = mode { return }
@@ -1276,51 +1251,6 @@ public final class CUDABackend: Backend {
     public func updatesEachLayer(parameters: Int) -> Bool {
         guard updateStream != nil else { return false }
         return layerUpdatesSwitch ?? (parameters >= 4_000_000)
-    }
-
-    /// With layer-by-layer updates (`updatesEachLayer`), a layer of at least a million parameters
-    /// (`MLP_CUDA_DEFER_UPDATES` decides instead when it is set): its update then runs at the start of the next step
-    /// beside the gather and the forward of the layers before it, instead of ending this step.
-    public func defersUpdate(layerParameters: Int, networkParameters: Int) -> Bool {
-        guard updateStream != nil else { return false }
-        return deferUpdatesSwitch ?? (layerParameters >= 1_000_000)
-    }
-
-    /// Queued on the update stream after the main stream's work so far (at a step's start: nothing but this upload),
-    /// with the previous step's values in a buffer of their own; the main stream joins it where an operation touches
-    /// its memory (the layer's forward), or at the step's end.
-    public func deferredOptimizerUpdate(parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>, count: Int, stateStride: Int, step: OptimizerStep) {
-        guard inStep, let updateStream else {
-            return optimizerUpdate(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: stateStride, step: step)
-        }
-        precondition(stateStride >= count, "state slots \(stateStride) apart for \(count) parameters")
-        let slots = step.kind == .sgd ? (step.momentum > 0 ? 1 : 0) : 2
-        let (c1, c2) = step.biasCorrections
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 8) { h in
-            h[0] = step.learningRate; h[1] = step.momentum; h[2] = step.weightDecay; h[3] = step.beta1
-            h[4] = step.beta2; h[5] = step.epsilon; h[6] = c1; h[7] = c2
-            enqueueUpload(UnsafeBufferPointer(h), to: deferredHyperparameters)
-        }
-        if case .replaying = mode {
-            updatePending = true
-        } else {
-            let kind: Int32 = step.kind == .sgd ? 0 : (step.kind == .adam ? 1 : 2)
-            record {
-                try driver.check(driver.cuEventRecord(mainReady, stream), "cuEventRecord(main ready)")
-                try driver.check(driver.cuStreamWaitEvent(updateStream, mainReady, 0), "cuStreamWaitEvent(main ready)")
-                if sidePending {
-                    try driver.check(driver.cuEventRecord(sideReady, sideStream), "cuEventRecord(side ready)")
-                    try driver.check(driver.cuStreamWaitEvent(updateStream, sideReady, 0), "cuStreamWaitEvent(side ready)")
-                }
-                try enqueueKernel("optimizer_update", grid: (blocks(count, 256 * 4), 1), block: 256, on: updateStream,  // 4: UPDATE_UNROLL
-                                  [parameters, gradients, state, Int64(count), Int64(stateStride), kind, Int32(step.nesterov ? 1 : 0), deferredHyperparameters])
-                try driver.check(driver.cuEventRecord(updateDone, updateStream), "cuEventRecord(update)")
-                updatePending = true
-            }
-        }
-        sideAccesses.read(StreamAccesses.extent(gradients, rows: 1, stride: count))
-        sideAccesses.write(StreamAccesses.extent(parameters, rows: 1, stride: count))
-        for slot in 0..<slots { sideAccesses.write(StreamAccesses.extent(state + slot * stateStride, rows: 1, stride: count)) }
     }
 
     /// Whether the side and update streams' queued work writes `gradients` or touches `parameters` or a state slot.

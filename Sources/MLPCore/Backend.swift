@@ -194,18 +194,6 @@ public protocol Backend: AnyObject {
     /// buffer.
     func updatesEachLayer(parameters: Int) -> Bool
 
-    /// Whether, in a network of `networkParameters` parameters updated layer by layer, the update of a layer (not
-    /// the first) of `layerParameters` parameters should be left to the start of the next step, where it can run
-    /// beside the work before that layer's forward (see `deferredOptimizerUpdate`). The default is false.
-    func defersUpdate(layerParameters: Int, networkParameters: Int) -> Bool
-
-    /// A layer's `optimizerUpdate` left over from the previous training step (with that step's `step` values), queued
-    /// at the start of the next step, before its gather. A backend with several streams runs it beside the step's
-    /// work until an operation reads or writes the memory it touches. The default is `optimizerUpdate`.
-    func deferredOptimizerUpdate(
-        parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>,
-        count: Int, stateStride: Int, step: OptimizerStep)
-
     // MARK: Whole steps
 
     /// A network's whole training step as one operation, if this backend has one for it (see `FusedTrainingStep`);
@@ -242,17 +230,6 @@ extension Backend {
 
     /// `false`: one update over every layer at the end of a step.
     public func updatesEachLayer(parameters: Int) -> Bool { false }
-
-    /// `false`: every update in its own step.
-    public func defersUpdate(layerParameters: Int, networkParameters: Int) -> Bool { false }
-
-    /// `optimizerUpdate`, in order.
-    public func deferredOptimizerUpdate(
-        parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>,
-        count: Int, stateStride: Int, step: OptimizerStep
-    ) {
-        optimizerUpdate(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: stateStride, step: step)
-    }
 }
 
 extension Backend {
@@ -377,8 +354,7 @@ extension Backend {
     }
 }
 
-/// What identifies a training step's sequence of operations: the network, the data it gathers from, the rows, and
-/// whether the step starts with updates left over from the step before (`deferredUpdates`).
+/// What identifies a training step's sequence of operations: the network, the data it gathers from, the rows.
 /// Networks and datasets are named by serial numbers, never reused in a process (an object's address can be, once
 /// it is freed, and a recording of a freed network's step must never be replayed for a new one).
 public struct StepKey: Hashable, Sendable {
@@ -388,15 +364,12 @@ public struct StepKey: Hashable, Sendable {
     public var data: Int
     /// The batch's rows.
     public var rows: Int
-    /// The number of layer updates the step starts with, left over from the previous step.
-    public var deferredUpdates: Int
 
-    /// A key from the serial numbers of a network and a dataset, a batch's rows, and the updates carried in.
-    public init(network: Int, data: Int, rows: Int, deferredUpdates: Int = 0) {
+    /// A key from the serial numbers of a network and a dataset, and a batch's rows.
+    public init(network: Int, data: Int, rows: Int) {
         self.network = network
         self.data = data
         self.rows = rows
-        self.deferredUpdates = deferredUpdates
     }
 }
 

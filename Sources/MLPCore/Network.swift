@@ -52,12 +52,9 @@ public final class Network {
     ///     (`Backend.updatesEachLayer(parameters:)`).
     ///   - fusesSteps: whether training steps run as the backend's one fused operation (`FusedTrainingStep`): nil
     ///     lets the backend choose, true asks for it wherever the backend has one, false runs them op by op.
-    ///   - defersUpdates: with layer-by-layer updates, whether the updates of layers after the first are left to the
-    ///     start of the next step (`Backend.deferredOptimizerUpdate`; the same results): nil lets the backend choose
-    ///     layer by layer (`Backend.defersUpdate`), true defers every such layer, false none.
     /// - Throws: a backend error when memory runs out; `ConfigurationError` for a `maxBatch` below 1.
     public init(spec: NetworkSpec, optimizer: OptimizerConfiguration, backend: any Backend, maxBatch: Int,
-                updatesEachLayer: Bool? = nil, fusesSteps: Bool? = nil, defersUpdates: Bool? = nil) throws {
+                updatesEachLayer: Bool? = nil, fusesSteps: Bool? = nil) throws {
         guard maxBatch >= 1 else {
             throw ConfigurationError(flag: "--batch-size", value: "\(maxBatch)", expected: "at least 1")
         }
@@ -90,38 +87,6 @@ public final class Network {
                     labels: labels, trainingMetrics: trainingMetrics),
                 preferred: fusesSteps)
         }
-        let layers = layout.layers
-        let eachLayer = self.updatesEachLayer && fusedStep == nil
-        defersLayer = layers.indices.map { l in
-            eachLayer && l > 0 && (defersUpdates ?? backend.defersUpdate(layerParameters: layers[l].weightCount + layers[l].outputs, networkParameters: n))
-        }
-        pendingUpdates.reserveCapacity(layers.count)
-    }
-
-    /// Which layers' updates wait for the start of the next step (`defersUpdates`).
-    let defersLayer: [Bool]
-    /// The layer updates left over from the last step, with that step's values: queued at the start of the next
-    /// step, or by `finishDeferredUpdates` before anything reads or replaces the parameters or the state.
-    private var pendingUpdates = [(layer: Int, step: OptimizerStep)]()
-
-    /// Queues the updates left over from the last training step, so that the network is as that step left it.
-    private func finishDeferredUpdates() {
-        for (l, step) in pendingUpdates {
-            let layer = layout.layers[l]
-            backend.optimizerUpdate(
-                parameters: parameters + layer.weightOffset, gradients: gradients + layer.weightOffset,
-                state: optimizerState + layer.weightOffset, count: layer.weightCount + layer.outputs,
-                stateStride: layout.count, step: step)
-        }
-        pendingUpdates.removeAll(keepingCapacity: true)
-    }
-
-    /// Finishes the last training step (its deferred updates, if any) and waits for the backend: what a timing of
-    /// training steps ends with.
-    /// - Throws: the backend's asynchronous failure, if one happened.
-    public func synchronize() throws {
-        finishDeferredUpdates()
-        try backend.synchronize()
     }
 
     /// The backend's whole training step in one operation, when it has one for this network (`fusesSteps`).
@@ -142,29 +107,23 @@ public final class Network {
     /// Replaces all parameters (`[layout.count]`, the flat layout of `ParameterLayout`).
     public func setParameters(_ values: [Float]) {
         precondition(values.count == layout.count, "expected \(layout.count) parameters, got \(values.count)")
-        finishDeferredUpdates()
         values.withUnsafeBufferPointer { backend.upload($0, to: parameters) }
     }
 
     /// A copy of all parameters.
-    public func parameterValues() -> [Float] {
-        finishDeferredUpdates()
-        return backend.download(parameters, count: layout.count)
-    }
+    public func parameterValues() -> [Float] { backend.download(parameters, count: layout.count) }
 
     /// A copy of the gradients of the last step.
     public func gradientValues() -> [Float] { backend.download(gradients, count: layout.count) }
 
     /// The optimizer's state, `[stateSlots × layout.count]`.
     public func optimizerStateValues() -> [Float] {
-        finishDeferredUpdates()
-        return backend.download(optimizerState, count: optimizer.stateSlots * layout.count)
+        backend.download(optimizerState, count: optimizer.stateSlots * layout.count)
     }
 
     /// Replaces the optimizer's state (from a checkpoint).
     public func setOptimizerState(_ values: [Float]) {
         precondition(values.count == optimizer.stateSlots * layout.count, "optimizer state of the wrong size")
-        finishDeferredUpdates()
         if !values.isEmpty { values.withUnsafeBufferPointer { backend.upload($0, to: optimizerState) } }
     }
 
@@ -178,17 +137,8 @@ public final class Network {
     public func trainStep(_ data: ResidentDataset, batch: ArraySlice<Int32>, step: OptimizerStep) {
         let rows = batch.count
         precondition(rows >= 1 && rows <= maxBatch, "batch of \(rows) rows for a network sized for \(maxBatch)")
-        backend.beginStep(StepKey(network: serialNumber, data: data.serialNumber, rows: rows, deferredUpdates: pendingUpdates.count))
+        backend.beginStep(StepKey(network: serialNumber, data: data.serialNumber, rows: rows))
         defer { backend.endStep() }
-        // The last step's deferred updates first: they run beside this step's work until its forward reaches them.
-        for (l, deferredStep) in pendingUpdates {
-            let layer = layout.layers[l]
-            backend.deferredOptimizerUpdate(
-                parameters: parameters + layer.weightOffset, gradients: gradients + layer.weightOffset,
-                state: optimizerState + layer.weightOffset, count: layer.weightCount + layer.outputs,
-                stateStride: layout.count, step: deferredStep)
-        }
-        pendingUpdates.removeAll(keepingCapacity: true)
         if let fusedStep {
             precondition(data.featureCount == spec.inputSize, "data has \(data.featureCount) features, network expects \(spec.inputSize)")
             batch.withUnsafeBufferPointer { fusedStep.run(data, batch: $0, normalization: normalization, step: step) }
@@ -253,10 +203,6 @@ public final class Network {
     /// Layer `l`'s optimizer update (its weights and bias, which are contiguous), if steps update layer by layer.
     private func updateLayer(_ l: Int, _ step: OptimizerStep) {
         guard updatesEachLayer else { return }
-        if defersLayer[l] {
-            pendingUpdates.append((l, step))
-            return
-        }
         let layer = layout.layers[l]
         backend.optimizerUpdate(
             parameters: parameters + layer.weightOffset, gradients: gradients + layer.weightOffset,
@@ -294,7 +240,6 @@ public final class Network {
 
     /// Loss and accuracy over the samples `indices` of `data`, in batches of at most `maxBatch`.
     public func evaluate(_ data: ResidentDataset, indices: [Int32], keepPredictions: Bool = false) -> Evaluation {
-        finishDeferredUpdates()
         [Float(0), 0].withUnsafeBufferPointer { backend.upload($0, to: evaluationMetrics) }
         var predicted = [Int32]()
         if keepPredictions { predicted.reserveCapacity(indices.count) }
@@ -320,7 +265,6 @@ public final class Network {
     /// The outputs (logits for cross-entropy) for `count` inputs given as a `[count, inputSize]` Float matrix.
     public func outputs(for inputValues: [Float], count: Int) -> [Float] {
         precondition(inputValues.count == count * spec.inputSize, "expected \(count) × \(spec.inputSize) inputs")
-        finishDeferredUpdates()
         var out = [Float]()
         out.reserveCapacity(count * spec.outputSize)
         var start = 0

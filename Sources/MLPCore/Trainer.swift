@@ -120,7 +120,7 @@ public final class Trainer {
                 onStep?(progress, batches.count)
                 if shouldStop?() == true, b + 1 < batches.count { throw TrainingError.interrupted(progress: progress) }
             }
-            try network.synchronize()
+            try backend.synchronize()
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             try checkFinite(since: lastCheckedStep, learningRate: learningRate)
             let (lossSum, correct) = network.readTrainingMetrics()

@@ -201,7 +201,7 @@ enum TrainingBenchmark {
         // Warm-up: first touches of every buffer, thread start, caches.
         let warm = EpochBatches(indices: indices, batchSize: workload.batch, dropLast: true, generator: &generator)
         for b in 0..<min(3, warm.count) { step(warm.order[warm.range(ofBatch: b)]) }
-        try network.synchronize()
+        try backend.synchronize()
 
         var rates = [Double]()
         var stepTimes = [Double]()
@@ -222,7 +222,7 @@ enum TrainingBenchmark {
                 }
             }
             let issued = now() - start
-            try network.synchronize()
+            try backend.synchronize()
             let seconds = now() - start
             rates.append(Double(samples) / seconds)
             stepTimes.append(seconds / Double(samples / workload.batch))

@@ -150,10 +150,8 @@ struct Check: ParsableCommand {
             }
             // Each layer's update on its own, beside the backward of the layers below (large networks), against one
             // update at the end: the same network, bit for bit.
-            let eachLayer = try layerByLayer(cuda, dataset.train.subset(0..<512), defers: false)
+            let eachLayer = try layerByLayer(cuda, dataset.train.subset(0..<512))
             report("6 Adam steps of 784-2048-2048-10 updating layer by layer, vs at once: largest difference", eachLayer, 0)
-            let deferred = try layerByLayer(cuda, dataset.train.subset(0..<512), defers: true)
-            report("the same, later layers' updates deferred to the next step: largest difference", deferred, 0)
             // The whole step as one kernel (fp32 products whatever the precision), against the cpu backend op by op:
             // the change in every parameter, the optimizer state, the last step's gradients and the summed loss.
             // Adam's step divides by √v, so a gradient near zero moves its parameter by up to the learning rate
@@ -228,10 +226,9 @@ struct Check: ParsableCommand {
     }
 
     /// Trains 784-2048-2048-10 six Adam steps of 256 rows with every layer updated at once at the end of the step and
-    /// with each layer updated as soon as its gradients are final (`defers`: the second layer's update left to the
-    /// start of the next step, with an evaluation after the third step, which must finish it first), and returns the
-    /// largest difference between the two's parameters and optimizer states.
-    func layerByLayer(_ backend: CUDABackend, _ images: LabeledImages, defers: Bool) throws -> Double {
+    /// with each layer updated as soon as its gradients are final, and returns the largest difference between the
+    /// two's parameters and optimizer states.
+    func layerByLayer(_ backend: CUDABackend, _ images: LabeledImages) throws -> Double {
         let spec = try NetworkSpec(layerSizes: [images.featureCount, 2048, 2048, images.classCount])
         let optimizer = OptimizerConfiguration.adam(learningRate: 1e-3)
         var generator = SeededGenerator(seed: seed)
@@ -239,13 +236,11 @@ struct Check: ParsableCommand {
         let data = try ResidentDataset(images, on: backend)
         var results = [[Float]]()
         for eachLayer in [false, true] {
-            let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: 256, updatesEachLayer: eachLayer,
-                                      fusesSteps: false, defersUpdates: eachLayer && defers)
+            let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: 256, updatesEachLayer: eachLayer, fusesSteps: false)
             network.setParameters(initial)
             for step in 1...6 {
                 let first = Int32((step % 2) * 256)
                 network.trainStep(data, batch: Array(first..<first + 256)[...], step: optimizer.step(step, learningRate: 1e-3))
-                if step == 3 { _ = network.evaluate(data, indices: (0..<Int32(100)).map { $0 }) }
             }
             try backend.synchronize()
             results.append(network.parameterValues() + network.optimizerStateValues())

@@ -95,6 +95,10 @@ import TestSupport
         #expect(a.network.parameterValues() == b.network.parameterValues())
     }
 
+    /// Updating each layer as soon as its gradients are final (`Network(updatesEachLayer:)`, as the cuda backend
+    /// does for large networks) gives the same network, bit for bit, as one update over every layer at the end of
+    /// the step: for Adam and for SGD with momentum (one state slot), and for a network of one layer.
+    @Test(arguments: [OptimizerConfiguration.adam(learningRate: 3e-3), try! OptimizerConfiguration(kind: .sgd, learningRate: 0.05, momentum: 0.9)])
     /// A network that asks for a fused step where its backend has none (the host backends) runs its steps op by op,
     /// with the same results as one that does not ask.
     @Test func askingForAFusedStepWithoutOneChangesNothing() throws {
@@ -118,39 +122,6 @@ import TestSupport
         #expect(results[0] != initial + [Float](repeating: 0, count: results[0].count - initial.count))
     }
 
-    /// Leaving the later layers' updates to the start of the next step (`Network(defersUpdates:)`, as the cuda
-    /// backend does for large layers) gives the same network, bit for bit, as updating them in their own step:
-    /// through a mid-run evaluation and parameter read (which must finish the deferred updates first) and smaller
-    /// batches among the others.
-    @Test(arguments: [OptimizerConfiguration.adam(learningRate: 3e-3), try! OptimizerConfiguration(kind: .sgd, learningRate: 0.05, momentum: 0.9)])
-    func deferringUpdatesChangesNothing(optimizer: OptimizerConfiguration) throws {
-        let spec = try NetworkSpec(layerSizes: [15, 13, 11, 7, 4])
-        let data = try ResidentDataset(syntheticImages(count: 40), on: NaiveBackend())
-        var g = SeededGenerator(seed: 6)
-        let initial = ParameterLayout(spec).initialParameters(for: spec, using: &g)
-        var results = [[Float]]()
-        for defers in [false, true] {
-            let network = try Network(spec: spec, optimizer: optimizer, backend: data.backend, maxBatch: 9, updatesEachLayer: true, defersUpdates: defers)
-            network.setParameters(initial)
-            var evaluations = [Double]()
-            for step in 1...9 {
-                let rows = step % 4 == 0 ? 5 : 9
-                let batch = (0..<Int32(rows)).map { ($0 * 7 + Int32(step) * 3) % 40 }
-                network.trainStep(data, batch: batch[...], step: optimizer.step(step, learningRate: optimizer.learningRate))
-                if step == 3 { evaluations.append(network.evaluate(data, indices: (0..<Int32(40)).map { $0 }).loss) }
-                if step == 6 { evaluations.append(Double(network.parameterValues().reduce(0, +))) }
-            }
-            try network.synchronize()
-            results.append(network.parameterValues() + network.optimizerStateValues() + evaluations.map(Float.init))
-        }
-        let largest = zip(results[0], results[1]).map { abs($0 - $1) }.max()!
-        #expect(largest == 0, "parameters, state or evaluations differ by up to \(largest)")
-    }
-
-    /// Updating each layer as soon as its gradients are final (`Network(updatesEachLayer:)`, as the cuda backend
-    /// does for large networks) gives the same network, bit for bit, as one update over every layer at the end of
-    /// the step: for Adam and for SGD with momentum (one state slot), and for a network of one layer.
-    @Test(arguments: [OptimizerConfiguration.adam(learningRate: 3e-3), try! OptimizerConfiguration(kind: .sgd, learningRate: 0.05, momentum: 0.9)])
     func updatingEachLayerChangesNothing(optimizer: OptimizerConfiguration) throws {
         for sizes in [[15, 13, 11, 4], [15, 4]] {
             var results = [[Float]]()
