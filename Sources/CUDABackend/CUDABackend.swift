@@ -174,6 +174,44 @@ public final class CUDABackend: Backend {
     let fusedStepSwitch: Bool?
     /// `MLP_CUDA_FUSED_TIMELINE=1`: the fused step times its phases on the device (see `CUDAFusedStep.timeline`).
     let fusedStepTimeline: Bool
+    /// Compiles (or loads from the kernel cache) the fused step's module: NVRTC takes seconds over it, so only when
+    /// a network first asks for the fused step (`loadFusedStepKernel`).
+    private var compileFusedStep: (() throws -> OpaquePointer?)?
+
+    /// Makes `fused_train_step` launchable, compiling its module the first time.
+    func loadFusedStepKernel() throws {
+        guard functions["fused_train_step"] == nil, let compileFusedStep else { return }
+        functions["fused_train_step"] = try compileFusedStep()
+    }
+
+    /// `source` compiled by NVRTC for `architecture` and loaded, its machine code taken from `cache` when an earlier
+    /// process saved it there (and saved there when compiled now).
+    private static func loadModule(_ d: CUDADriver, nvrtc: NVRTC, source: String, program: String, architecture: String,
+                                   cache: KernelCache, log: (String) -> Void, warn: (String) -> Void) throws -> OpaquePointer? {
+        let inputs = [source, NVRTC.options(architecture: architecture).joined(separator: " "), "NVRTC \(nvrtc.versionString)"]
+        var module: OpaquePointer?
+        let started = Date()
+        if let cached = cache.load(program: program, architecture: architecture, inputs: inputs) {
+            let status = cached.withUnsafeBytes { d.cuModuleLoadData(&module, $0.baseAddress!) }
+            if status == 0 {
+                log("\(program) for \(architecture) loaded from \(cache.url(program: program, architecture: architecture, inputs: inputs)!.path) in \(String(format: "%.3f", Date().timeIntervalSince(started))) s")
+                return module
+            }
+            module = nil
+            log("the cached \(program) was refused (CUresult \(status)): compiling it again")
+        }
+        let compileStarted = Date()
+        let cubin = try nvrtc.compileToCUBIN(source, name: "\(program).cu", architecture: architecture)
+        log("\(program) compiled for \(architecture) in \(String(format: "%.2f", Date().timeIntervalSince(compileStarted))) s (\(cubin.count) bytes)")
+        try cubin.withUnsafeBytes { try d.check(d.cuModuleLoadData(&module, $0.baseAddress!), "cuModuleLoadData(\(program))") }
+        do {
+            try cache.store(cubin, program: program, architecture: architecture, inputs: inputs)
+        } catch {
+            warn("the compiled kernels could not be saved for later runs in \(cache.directory?.path ?? "?") (\(error.localizedDescription)); set MLP_CUDA_KERNEL_CACHE to a writable directory, or to 0")
+        }
+        return module
+    }
+
     /// Step keys seen once: a step runs uninstrumented the first time (its products' algorithms are timed then,
     /// which cannot happen inside a recording) and is recorded the second time.
     private var seenSteps = Set<StepKey>()
@@ -215,30 +253,9 @@ public final class CUDABackend: Backend {
         let architecture = "sm_\(major)\(minor)"
         // The kernels' machine code from the cache of an earlier process, or compiled now and saved there.
         let kernelCache = KernelCache(directory: KernelCache.defaultDirectory(environment: ProcessInfo.processInfo.environment))
-        let inputs = [Kernels.source, NVRTC.options(architecture: architecture).joined(separator: " "), "NVRTC \(nvrtc.versionString)"]
-        var module: OpaquePointer?
-        let started = Date()
-        if let cached = kernelCache.load(program: "mlp_kernels", architecture: architecture, inputs: inputs) {
-            let status = cached.withUnsafeBytes { d.cuModuleLoadData(&module, $0.baseAddress!) }
-            if status == 0 {
-                log("kernels for \(architecture) loaded from \(kernelCache.url(program: "mlp_kernels", architecture: architecture, inputs: inputs)!.path) in \(String(format: "%.3f", Date().timeIntervalSince(started))) s")
-            } else {
-                module = nil
-                log("the cached kernels were refused (CUresult \(status)): compiling them again")
-            }
-        }
-        if module == nil {
-            let compileStarted = Date()
-            let cubin = try nvrtc.compileToCUBIN(Kernels.source, name: "mlp_kernels.cu", architecture: architecture)
-            log("kernels compiled for \(architecture) in \(String(format: "%.2f", Date().timeIntervalSince(compileStarted))) s (\(cubin.count) bytes)")
-            try cubin.withUnsafeBytes { try d.check(d.cuModuleLoadData(&module, $0.baseAddress!), "cuModuleLoadData") }
-            do {
-                try kernelCache.store(cubin, program: "mlp_kernels", architecture: architecture, inputs: inputs)
-            } catch {
-                warn("the compiled kernels could not be saved for later runs in \(kernelCache.directory?.path ?? "?") (\(error.localizedDescription)); set MLP_CUDA_KERNEL_CACHE to a writable directory, or to 0")
-            }
-        }
-        for kernel in ["gather_batch", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "output_layer_sums", "optimizer_update", "fused_train_step"] {
+        let module = try Self.loadModule(d, nvrtc: nvrtc, source: Kernels.source, program: "mlp_kernels", architecture: architecture,
+                                         cache: kernelCache, log: log, warn: warn)
+        for kernel in ["gather_batch", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "output_layer_sums", "optimizer_update"] {
             var function: OpaquePointer?
             try d.check(d.cuModuleGetFunction(&function, module, kernel), "cuModuleGetFunction(\(kernel))")
             functions[kernel] = function
@@ -341,9 +358,14 @@ public final class CUDABackend: Backend {
         multiprocessorCount = Int(multiprocessors)
         // The fused step's shared memory is above the 48 KB a block gets without asking.
         launchesCooperatively = cooperative != 0 && d.cuLaunchKernelEx != nil && Int(optIn) >= FusedStepKernel.sharedBytes
-        if launchesCooperatively {
-            try d.check(d.cuFuncSetAttribute(functions["fused_train_step"]!, 8, Int32(FusedStepKernel.sharedBytes)),
+        compileFusedStep = {
+            let module = try Self.loadModule(d, nvrtc: nvrtc, source: FusedStepKernel.moduleSource, program: "mlp_fused_step",
+                                             architecture: architecture, cache: kernelCache, log: log, warn: warn)
+            var function: OpaquePointer?
+            try d.check(d.cuModuleGetFunction(&function, module, "fused_train_step"), "cuModuleGetFunction(fused_train_step)")
+            try d.check(d.cuFuncSetAttribute(function, 8, Int32(FusedStepKernel.sharedBytes)),
                         "cuFuncSetAttribute(fused_train_step, max dynamic shared memory \(FusedStepKernel.sharedBytes))")
+            return function
         }
         fusedStepSwitch = environment["MLP_CUDA_FUSED_STEP"].flatMap { $0 == "1" ? true : $0 == "0" ? false : nil }
         fusedStepTimeline = environment["MLP_CUDA_FUSED_TIMELINE"] == "1"

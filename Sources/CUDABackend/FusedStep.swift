@@ -92,6 +92,7 @@ extension CUDABackend {
     /// Benchmarks/RESULTS.md).
     public func makeFusedStep(_ buffers: FusedStepBuffers, preferred: Bool?) throws -> (any FusedTrainingStep)? {
         guard launchesCooperatively, CUDAFusedStep.canRun(buffers.spec), preferred ?? fusedStepSwitch ?? false else { return nil }
+        try loadFusedStepKernel()
         return try CUDAFusedStep(backend: self, buffers: buffers)
     }
 }

@@ -1,5 +1,6 @@
-/// The whole training step of a small MLP as one kernel (`fused_train_step`), in CUDA C compiled with the backend's
-/// other kernels (`Kernels.source` includes it). Opt-in (`MLP_CUDA_FUSED_STEP=1`, `Network(fusesSteps: true)`):
+/// The whole training step of a small MLP as one kernel (`fused_train_step`), in CUDA C compiled into a module of its
+/// own after the backend's other kernels (`moduleSource`: it uses their device functions), when a network first
+/// asks for it. Opt-in (`MLP_CUDA_FUSED_STEP=1`, `Network(fusesSteps: true)`):
 /// measured on an H200 it was slower than the step op by op.
 ///
 /// The idea: at a batch of 128 rows the step's work is small (0.4 GFLOP for 784-512-256-10) and its time is mostly
@@ -42,6 +43,10 @@ enum FusedStepKernel {
     static let descriptorWords = 14 + 6 * maximumLayers
     /// Floats of the optional timeline (`FUSED_TIMELINE`).
     static let timelineFloats = 32
+
+    /// What NVRTC compiles: the backend's kernels (for `activate`, `derivative`, `output_row_loss` and
+    /// `updated_parameter`), then this kernel.
+    static let moduleSource = Kernels.source + source
 
     static let source = #"""
 

@@ -1,10 +1,7 @@
 /// The cuda backend's kernels, in CUDA C, compiled by NVRTC for the device's compute capability when the backend
 /// starts. Each mirrors an operation of `Backend` (see its documentation for the definitions).
 enum Kernels {
-    /// Every kernel of the module: the layers' and the optimizer's, then the fused training step's.
-    static let source = layerSource + FusedStepKernel.source
-
-    static let layerSource = #"""
+    static let source = #"""
 extern "C" {
 
 // Activation codes: 0 relu, 1 tanh, 2 sigmoid, 3 identity (the order of Activation.allCases).
