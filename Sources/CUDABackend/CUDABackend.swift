@@ -1222,8 +1222,8 @@ public final class CUDABackend: Backend {
     }
 
     /// Queues a whole training step as `fused_train_step` (see `CUDAFusedStep`): the batch's indices and the step's
-    /// optimizer values are uploaded (recorded copies in a recorded step), then one cooperative launch of a block
-    /// per SM does the rest.
+    /// optimizer values are uploaded (recorded copies in a recorded step), then one cooperative launch of
+    /// `FusedStepKernel.blocksPerSM` blocks an SM does the rest.
     func enqueueFusedStep(descriptor: DevicePointer<UInt64>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>,
                           indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization, step: OptimizerStep) {
         let rows = indices.count
