@@ -71,6 +71,11 @@ public final class CUDABackend: Backend {
         var marks: [(label: String, event: OpaquePointer?)] = []
         /// When the recording began (for the `-v` log).
         var recordingStarted: UInt64 = 0
+        /// With the indices in the gather's parameters (`inlinesIndices`): the captured graph (kept: its nodes name
+        /// those of the executable one) and its gather node, whose parameters each replay sets.
+        var captured: OpaquePointer?
+        var inlineGather: OpaquePointer?
+        var hasInlineGather = false
     }
     private enum Mode { case direct, capturing(StepGraph), replaying(StepGraph) }
     private var mode = Mode.direct
@@ -117,6 +122,13 @@ public final class CUDABackend: Backend {
     /// Whether a recorded step's gather reads the batch's indices from pinned host memory instead of a copy on the
     /// device (`MLP_CUDA_MAPPED_INDICES=1`; an experiment, slower where measured).
     let readsMappedIndices: Bool
+    /// Whether a batch of at most `inlineIndexCapacity` rows is gathered by `gather_batch_inline`, its indices among
+    /// the kernel's parameters: a recorded step then sets them in the executable graph before each launch
+    /// (`cuGraphExecKernelNodeSetParams`) instead of copying them to the device in a node ahead of the gather
+    /// (`MLP_CUDA_INLINE_INDICES=0` copies them, as before).
+    let inlinesIndices: Bool
+    /// `INLINE_INDICES` of the kernels' source.
+    static let inlineIndexCapacity = 960
     /// Whether recorded steps carry timing events between their operations (`MLP_CUDA_TRACE=1`; see `takeTrace`).
     public let traces: Bool
     /// Per operation of a recorded step: seconds from the previous operation's end to its end on the main stream,
@@ -255,7 +267,7 @@ public final class CUDABackend: Backend {
         let kernelCache = KernelCache(directory: KernelCache.defaultDirectory(environment: ProcessInfo.processInfo.environment))
         let module = try Self.loadModule(d, nvrtc: nvrtc, source: Kernels.source, program: "mlp_kernels", architecture: architecture,
                                          cache: kernelCache, log: log, warn: warn)
-        for kernel in ["gather_batch", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "output_layer_sums", "optimizer_update"] {
+        for kernel in ["gather_batch", "gather_batch_inline", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "output_layer_sums", "optimizer_update"] {
             var function: OpaquePointer?
             try d.check(d.cuModuleGetFunction(&function, module, kernel), "cuModuleGetFunction(\(kernel))")
             functions[kernel] = function
@@ -341,6 +353,7 @@ public final class CUDABackend: Backend {
             warn("MLP_CUDA_OUTPUT_LONG_ROWS=\(value): expected a number of inputs (0 or more); 512 is used")
         }
         readsMappedIndices = environment["MLP_CUDA_MAPPED_INDICES"] == "1"
+        inlinesIndices = d.graphNodes != nil && environment["MLP_CUDA_INLINE_INDICES"] != "0" && !readsMappedIndices
         traces = environment["MLP_CUDA_TRACE"] == "1"
         usesSideStream = planner != nil && environment["MLP_CUDA_STREAMS"] != "1"
         launchesDependents = major >= 9 && d.cuLaunchKernelEx != nil && environment["MLP_CUDA_PDL"] != "0"
@@ -590,7 +603,14 @@ public final class CUDABackend: Backend {
                 try driver.check(status, "cuStreamEndCapture")
                 let captureEnded = DispatchTime.now().uptimeNanoseconds
                 try driver.check(driver.cuGraphInstantiate(&graph.executable, captured, 0), "cuGraphInstantiateWithFlags")
-                _ = driver.cuGraphDestroy(captured)
+                if graph.hasInlineGather {
+                    // The gather node's handle is the captured graph's: kept with the recording.
+                    graph.captured = captured
+                    graph.inlineGather = try inlineGatherNode(in: captured)
+                    if graph.inlineGather == nil { throw CUDAError("the recorded step's gather node was not found (set MLP_CUDA_INLINE_INDICES=0)") }
+                } else {
+                    _ = driver.cuGraphDestroy(captured)
+                }
                 let instantiated = DispatchTime.now().uptimeNanoseconds
                 log(String(format: "step recorded as a CUDA graph: %.1f ms to record, %.1f ms to instantiate", Double(captureEnded - graph.recordingStarted) / 1e6, Double(instantiated - captureEnded) / 1e6))
                 // Recording ran nothing: launch the step now.
@@ -662,37 +682,47 @@ public final class CUDABackend: Backend {
         if launchShapesSeen.insert(LaunchShape(kernel: kernel, gridX: grid.0, gridY: grid.1, blockX: block, blockY: blockY, sharedBytes: sharedBytes)).inserted {
             log("launch \(kernel): grid \(grid.0)×\(grid.1), block \(block)×\(blockY), \(sharedBytes) B shared")
         }
-        var slots = [UInt64](repeating: 0, count: arguments.count)
-        try slots.withUnsafeMutableBytes { raw in
+        try withParameters(arguments) { p in
+            guard cooperative || dependent && launchesDependents, let launchEx = driver.cuLaunchKernelEx else {
+                guard !cooperative else { throw CUDAError("\(kernel) needs cuLaunchKernelEx (a CUDA 12 driver or later)") }
+                return try driver.check(driver.cuLaunchKernel(functions[kernel]!, grid.0, grid.1, 1, block, blockY, 1, sharedBytes, target, p, nil), "cuLaunchKernel(\(kernel))")
+            }
+            // A CUlaunchAttribute (a 4-byte id, 4 bytes of padding, a 64-byte value) asking for programmatic
+            // stream serialisation (id 6, value 1) or a cooperative launch (id 2, value 1), then the
+            // CUlaunchConfig that points at it (7 UInt32s, the stream at byte 32, the attributes at 40, their
+            // count at 48).
+            try withUnsafeTemporaryAllocation(byteCount: 72 + 56, alignment: 8) { raw in
+                raw.initializeMemory(as: UInt8.self, repeating: 0)
+                let attribute = raw.baseAddress!, config = raw.baseAddress! + 72
+                attribute.storeBytes(of: UInt32(cooperative ? 2 : 6), as: UInt32.self)
+                attribute.storeBytes(of: Int32(1), toByteOffset: 8, as: Int32.self)
+                for (i, value) in [grid.0, grid.1, 1, block, blockY, 1, sharedBytes].enumerated() {
+                    config.storeBytes(of: value, toByteOffset: 4 * i, as: UInt32.self)
+                }
+                config.storeBytes(of: target, toByteOffset: 32, as: OpaquePointer?.self)
+                config.storeBytes(of: attribute, toByteOffset: 40, as: UnsafeMutableRawPointer.self)
+                config.storeBytes(of: UInt32(1), toByteOffset: 48, as: UInt32.self)
+                try driver.check(launchEx(UnsafeRawPointer(config), functions[kernel]!, p, nil), "cuLaunchKernelEx(\(kernel), \(cooperative ? "cooperative" : "programmatic stream serialisation"))")
+            }
+        }
+    }
+
+    /// Runs `body` with the parameter array of a launch of `arguments`: each written into its own slot (8-byte
+    /// aligned), the array holding the slots' addresses.
+    private func withParameters<T>(_ arguments: [any KernelArgument], _ body: (UnsafeMutablePointer<UnsafeMutableRawPointer?>) throws -> T) throws -> T {
+        var offsets = [Int](), total = 0
+        for argument in arguments {
+            offsets.append(total)
+            total += (argument.size + 7) / 8 * 8
+        }
+        var storage = [UInt64](repeating: 0, count: max(1, total / 8))
+        return try storage.withUnsafeMutableBytes { raw in
             var pointers = [UnsafeMutableRawPointer?]()
-            for (i, argument) in arguments.enumerated() {
-                let slot = raw.baseAddress! + 8 * i
-                argument.write(to: slot)
-                pointers.append(slot)
+            for (argument, offset) in zip(arguments, offsets) {
+                argument.write(to: raw.baseAddress! + offset)
+                pointers.append(raw.baseAddress! + offset)
             }
-            try pointers.withUnsafeMutableBufferPointer { p in
-                guard cooperative || dependent && launchesDependents, let launchEx = driver.cuLaunchKernelEx else {
-                    guard !cooperative else { throw CUDAError("\(kernel) needs cuLaunchKernelEx (a CUDA 12 driver or later)") }
-                    return try driver.check(driver.cuLaunchKernel(functions[kernel]!, grid.0, grid.1, 1, block, blockY, 1, sharedBytes, target, p.baseAddress, nil), "cuLaunchKernel(\(kernel))")
-                }
-                // A CUlaunchAttribute (a 4-byte id, 4 bytes of padding, a 64-byte value) asking for programmatic
-                // stream serialisation (id 6, value 1) or a cooperative launch (id 2, value 1), then the
-                // CUlaunchConfig that points at it (7 UInt32s, the stream at byte 32, the attributes at 40, their
-                // count at 48).
-                try withUnsafeTemporaryAllocation(byteCount: 72 + 56, alignment: 8) { raw in
-                    raw.initializeMemory(as: UInt8.self, repeating: 0)
-                    let attribute = raw.baseAddress!, config = raw.baseAddress! + 72
-                    attribute.storeBytes(of: UInt32(cooperative ? 2 : 6), as: UInt32.self)
-                    attribute.storeBytes(of: Int32(1), toByteOffset: 8, as: Int32.self)
-                    for (i, value) in [grid.0, grid.1, 1, block, blockY, 1, sharedBytes].enumerated() {
-                        config.storeBytes(of: value, toByteOffset: 4 * i, as: UInt32.self)
-                    }
-                    config.storeBytes(of: target, toByteOffset: 32, as: OpaquePointer?.self)
-                    config.storeBytes(of: attribute, toByteOffset: 40, as: UnsafeMutableRawPointer.self)
-                    config.storeBytes(of: UInt32(1), toByteOffset: 48, as: UInt32.self)
-                    try driver.check(launchEx(UnsafeRawPointer(config), functions[kernel]!, p.baseAddress, nil), "cuLaunchKernelEx(\(kernel), \(cooperative ? "cooperative" : "programmatic stream serialisation"))")
-                }
-            }
+            return try pointers.withUnsafeMutableBufferPointer { try body($0.baseAddress!) }
         }
     }
 
@@ -709,10 +739,66 @@ public final class CUDABackend: Backend {
     public func gatherBatch(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization) {
         let batch = indices.count
         guard batch > 0 else { return }
+        if inlinesIndices && batch <= Self.inlineIndexCapacity {
+            join()
+            let arguments: () -> [any KernelArgument] = {
+                [inputs, labels, pixels, sourceLabels, Int32(batch), Int32(features), normalization.scale, normalization.shift, InlineIndices(indices: indices)]
+            }
+            if case .replaying(let graph) = mode {
+                record { try setInlineGather(of: graph, grid: (blocks(features), UInt32(batch)), arguments()) }
+            } else {
+                if case .capturing(let graph) = mode { graph.hasInlineGather = true }
+                launch("gather_batch_inline", grid: (blocks(features), UInt32(batch)), block: 256, arguments())
+            }
+            mark("batch \(batch)×\(features) gathered, its indices among the kernel's parameters")
+            return
+        }
         let source = queueBatchIndices(indices)
         launch("gather_batch", grid: (blocks(features), UInt32(batch)), block: 256,
                [inputs, labels, pixels, sourceLabels, source, Int32(batch), Int32(features), normalization.scale, normalization.shift])
         mark("indices copied, batch \(batch)×\(features) gathered")
+    }
+
+    /// Sets the arguments (a new batch's indices) of the gather node of `graph`'s executable graph, for its next
+    /// launch. `CUDA_KERNEL_NODE_PARAMS_v2`: the function, 7 UInt32s (grid, block, shared bytes), the parameter array
+    /// at byte 40, `extra` at 48, a `CUkernel` at 56 and a context at 64 (both nil: the function, the current one).
+    private func setInlineGather(of graph: StepGraph, grid: (UInt32, UInt32), _ arguments: [any KernelArgument]) throws {
+        guard let calls = driver.graphNodes, let node = graph.inlineGather else {
+            throw CUDAError("a recorded step's gather node was not found: its indices cannot be set (set MLP_CUDA_INLINE_INDICES=0)")
+        }
+        try withParameters(arguments) { p in
+            try withUnsafeTemporaryAllocation(byteCount: 72, alignment: 8) { raw in
+                raw.initializeMemory(as: UInt8.self, repeating: 0)
+                let params = raw.baseAddress!
+                params.storeBytes(of: functions["gather_batch_inline"]!, as: OpaquePointer?.self)
+                for (i, value) in [grid.0, grid.1, 1, 256, 1, 1, 0].enumerated() {
+                    params.storeBytes(of: value, toByteOffset: 8 + 4 * i, as: UInt32.self)
+                }
+                params.storeBytes(of: p, toByteOffset: 40, as: UnsafeMutablePointer<UnsafeMutableRawPointer?>.self)
+                try driver.check(calls.cuGraphExecKernelNodeSetParams(graph.executable, node, UnsafeRawPointer(params)), "cuGraphExecKernelNodeSetParams(gather_batch_inline)")
+            }
+        }
+    }
+
+    /// The node of `captured` that launches `gather_batch_inline` (nil if none does).
+    private func inlineGatherNode(in captured: OpaquePointer?) throws -> OpaquePointer? {
+        guard let calls = driver.graphNodes else { return nil }
+        var count = 0
+        try driver.check(calls.cuGraphGetNodes(captured, nil, &count), "cuGraphGetNodes")
+        var nodes = [OpaquePointer?](repeating: nil, count: count)
+        try driver.check(calls.cuGraphGetNodes(captured, &nodes, &count), "cuGraphGetNodes")
+        let gather = functions["gather_batch_inline"]!
+        return withUnsafeTemporaryAllocation(byteCount: 72, alignment: 8) { raw -> OpaquePointer? in
+            for node in nodes.prefix(count) {
+                var type: Int32 = -1
+                guard calls.cuGraphNodeGetType(node, &type) == 0, type == 0 else { continue }  // CU_GRAPH_NODE_TYPE_KERNEL
+                raw.initializeMemory(as: UInt8.self, repeating: 0)
+                // Library kernels (cuBLASLt's) may not describe themselves by function: skip what fails.
+                guard calls.cuGraphKernelNodeGetParams(node, raw.baseAddress!) == 0 else { continue }
+                if raw.baseAddress!.load(as: OpaquePointer?.self) == gather { return node }
+            }
+            return nil
+        }
     }
 
     /// Queues the copy of a batch's indices to the device (after the other streams' work) and returns where the
@@ -1284,9 +1370,27 @@ public final class CUDABackend: Backend {
     }
 }
 
-/// A value passed to a kernel: written into an 8-byte slot whose address goes into the launch's parameter array.
+/// A value passed to a kernel: written into a slot (8-byte aligned, `size` bytes) whose address goes into the
+/// launch's parameter array.
 protocol KernelArgument {
+    /// The bytes the kernel's parameter takes (8 unless said).
+    var size: Int { get }
     func write(to slot: UnsafeMutableRawPointer)
+}
+
+extension KernelArgument {
+    var size: Int { 8 }
+}
+
+/// A batch's indices passed by value (`InlineIndices` in the kernels' source: `inlineIndexCapacity` ints, those past
+/// the batch zero).
+struct InlineIndices: KernelArgument {
+    let indices: UnsafeBufferPointer<Int32>
+    var size: Int { 4 * CUDABackend.inlineIndexCapacity }
+    func write(to slot: UnsafeMutableRawPointer) {
+        slot.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        slot.copyMemory(from: indices.baseAddress!, byteCount: 4 * indices.count)
+    }
 }
 
 extension DevicePointer: KernelArgument {

@@ -116,6 +116,17 @@ struct CUDADriver {
     let cuEventElapsedTime: @convention(c) (UnsafeMutablePointer<Float>, OpaquePointer?, OpaquePointer?) -> CUresult
     let cuEventDestroy: @convention(c) (OpaquePointer?) -> CUresult
     let cuGraphExecDestroy: @convention(c) (OpaquePointer?) -> CUresult
+    /// A recorded graph's kernel nodes, to change one's arguments in the executable graph between launches (see
+    /// `CUDABackend.inlinesIndices`); nil where the driver lacks one of them. `cuGraphGetNodes` (graph, nodes or
+    /// nil, count in/out), `cuGraphNodeGetType` (node, type: 0 is a kernel), and the `_v2` parameter calls, whose
+    /// `CUDA_KERNEL_NODE_PARAMS_v2` is 72 bytes (see `KernelNodeParameters`).
+    let graphNodes: GraphNodeCalls?
+    struct GraphNodeCalls {
+        let cuGraphGetNodes: @convention(c) (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>?, UnsafeMutablePointer<Int>) -> CUresult
+        let cuGraphNodeGetType: @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int32>) -> CUresult
+        let cuGraphKernelNodeGetParams: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer) -> CUresult
+        let cuGraphExecKernelNodeSetParams: @convention(c) (OpaquePointer?, OpaquePointer?, UnsafeRawPointer) -> CUresult
+    }
     let cuGetErrorName: @convention(c) (CUresult, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> CUresult
     let cuGetErrorString: @convention(c) (CUresult, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> CUresult
 
@@ -158,6 +169,16 @@ struct CUDADriver {
             cuEventElapsedTime: f("cuEventElapsedTime", (@convention(c) (UnsafeMutablePointer<Float>, OpaquePointer?, OpaquePointer?) -> CUresult).self),
             cuEventDestroy: f("cuEventDestroy_v2", (@convention(c) (OpaquePointer?) -> CUresult).self),
             cuGraphExecDestroy: f("cuGraphExecDestroy", (@convention(c) (OpaquePointer?) -> CUresult).self),
+            graphNodes: {
+                guard let getNodes = dlsym(h, "cuGraphGetNodes"), let getType = dlsym(h, "cuGraphNodeGetType"),
+                      let getParams = dlsym(h, "cuGraphKernelNodeGetParams_v2"),
+                      let setParams = dlsym(h, "cuGraphExecKernelNodeSetParams_v2") else { return nil }
+                return GraphNodeCalls(
+                    cuGraphGetNodes: unsafeBitCast(getNodes, to: (@convention(c) (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>?, UnsafeMutablePointer<Int>) -> CUresult).self),
+                    cuGraphNodeGetType: unsafeBitCast(getType, to: (@convention(c) (OpaquePointer?, UnsafeMutablePointer<Int32>) -> CUresult).self),
+                    cuGraphKernelNodeGetParams: unsafeBitCast(getParams, to: (@convention(c) (OpaquePointer?, UnsafeMutableRawPointer) -> CUresult).self),
+                    cuGraphExecKernelNodeSetParams: unsafeBitCast(setParams, to: (@convention(c) (OpaquePointer?, OpaquePointer?, UnsafeRawPointer) -> CUresult).self))
+            }(),
             cuGetErrorName: f("cuGetErrorName", (@convention(c) (CUresult, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> CUresult).self),
             cuGetErrorString: f("cuGetErrorString", (@convention(c) (CUresult, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> CUresult).self))
     }

@@ -40,6 +40,21 @@ __global__ void gather_batch(float* inputs, int* labels, const unsigned char* pi
     if (blockIdx.x == 0 && threadIdx.x == 0) labels[r] = source_labels[sample];
 }
 
+// gather_batch with the indices in the kernel's own parameters (at most INLINE_INDICES of them, 4 KB of parameters
+// in all): a recorded step changes them in the executable graph before each launch, so the graph needs no copy of
+// the indices ahead of the gather.
+#define INLINE_INDICES 960
+struct InlineIndices { int v[INLINE_INDICES]; };
+__global__ void gather_batch_inline(float* inputs, int* labels, const unsigned char* pixels, const unsigned char* source_labels,
+                                    int batch, int features, float scale, float shift, InlineIndices indices) {
+    int r = blockIdx.y;
+    long sample = indices.v[r];
+    for (int f = blockIdx.x * blockDim.x + threadIdx.x; f < features; f += gridDim.x * blockDim.x) {
+        inputs[(long)r * features + f] = __fadd_rn(__fmul_rn((float)pixels[sample * features + f], scale), shift);
+    }
+    if (blockIdx.x == 0 && threadIdx.x == 0) labels[r] = source_labels[sample];
+}
+
 // out[c, r] = in[r, c] for the rows x columns matrix `in` (row stride ld), into the columns x rows matrix `out`:
 // 32 x 32 tiles through shared memory, so that both the reads and the writes are coalesced. Block (32, 8).
 __global__ void transpose(float* out, const float* in, int rows, int columns, int ld) {

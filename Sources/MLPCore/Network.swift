@@ -210,6 +210,32 @@ public final class Network {
             stateStride: layout.count, step: step)
     }
 
+    /// Runs every step shape a training run will use (a training step of each batch size, three times: the backend
+    /// may plan it the first time and record it the next two; an evaluation of each size), then puts the parameters,
+    /// the optimizer state and the training metrics back as they were: the one-time costs of a backend (the cuda
+    /// backend's first launches, product plans and graph recordings) then fall before the training instead of in its
+    /// first epoch, as a benchmark's warm-up does.
+    /// - Parameters:
+    ///   - data: the training data; the steps take its first samples.
+    ///   - batchSizes: the training batch sizes (each at most `maxBatch` and `data.count`).
+    ///   - evaluation: the evaluation data and its batch sizes (each at most `maxBatch` and its count), if any.
+    ///   - step: the optimizer values for the warm-up steps (their effect is undone).
+    public func warmUp(_ data: ResidentDataset, batchSizes: [Int], evaluation: (data: ResidentDataset, batchSizes: [Int])?, step: OptimizerStep) {
+        let savedParameters = parameterValues(), savedState = optimizerStateValues()
+        for rows in batchSizes where rows >= 1 && rows <= min(maxBatch, data.count) {
+            let batch = (0..<Int32(rows)).map { $0 }
+            for _ in 0..<3 { trainStep(data, batch: batch[...], step: step) }
+        }
+        if let evaluation {
+            for rows in evaluation.batchSizes where rows >= 1 && rows <= min(maxBatch, evaluation.data.count) {
+                _ = evaluate(evaluation.data, indices: (0..<Int32(rows)).map { $0 })
+            }
+        }
+        setParameters(savedParameters)
+        setOptimizerState(savedState)
+        resetTrainingMetrics()
+    }
+
     /// The summed loss and the number of correct predictions of the training steps since the last reset.
     /// The trainer calls this after every step on host-memory backends, so it reads into stack memory, not an array.
     public func readTrainingMetrics() -> (lossSum: Float, correct: Float) {

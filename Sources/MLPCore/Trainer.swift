@@ -88,6 +88,25 @@ public final class Trainer {
             : (trainingIndices.count + configuration.batchSize - 1) / configuration.batchSize
     }
 
+    /// Runs the network's step shapes of this run once (`Network.warmUp`: a full batch, the epoch's last partial
+    /// batch, the evaluation's batches) and leaves the network as it was, so that a backend's one-time costs are not
+    /// counted in the first epoch's time. Returns the seconds it took.
+    /// - Throws: a backend failure.
+    public func warmUp() throws -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let size = configuration.batchSize, count = trainingIndices.count
+        var batchSizes = [min(size, count)]
+        if !configuration.dropLast, count % size != 0, count > size { batchSizes.append(count % size) }
+        let evaluationSizes = evaluation.map { e -> [Int] in
+            let n = e.indices.count, largest = network.maxBatch
+            return n % largest != 0 && n > largest ? [largest, n % largest] : [min(largest, n)]
+        }
+        let step = configuration.optimizer.step(1, learningRate: configuration.schedule.rate(atStep: 0))
+        network.warmUp(trainingData, batchSizes: batchSizes, evaluation: evaluation.map { ($0.data, evaluationSizes!) }, step: step)
+        try network.backend.synchronize()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
     /// Trains until `configuration.epochs` epochs are done, from wherever `progress` stands.
     /// - Returns: the metrics of the epochs trained by this call.
     /// - Throws: `TrainingError.diverged` (the loss is not finite), `.interrupted`, or what `onEpoch` throws.

@@ -66,4 +66,21 @@ import Testing
         #expect(!CUDABackend.transposesInput(of: wide, tf32: true, setting: "0"))
         #expect(!CUDABackend.transposesInput(of: forward, tf32: true, setting: "1"))
     }
+
+    /// A batch's indices passed by value fill the kernel's whole `InlineIndices` parameter: the batch's, then zeros
+    /// (a stale index past the batch would never be read, but the bytes are the launch's); the capacity is the
+    /// source's `INLINE_INDICES`, and with the other parameters the launch stays within 4 KB.
+    @Test func inlineIndicesFillTheirParameter() {
+        let indices: [Int32] = [59_999, 0, 7, 123]
+        #expect(Kernels.source.contains("#define INLINE_INDICES \(CUDABackend.inlineIndexCapacity)"))
+        let size = indices.withUnsafeBufferPointer { InlineIndices(indices: $0).size }
+        #expect(size == 4 * CUDABackend.inlineIndexCapacity && size + 48 <= 4096)
+        let slot = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
+        defer { slot.deallocate() }
+        slot.initializeMemory(as: UInt8.self, repeating: 0xAB, count: size)
+        indices.withUnsafeBufferPointer { InlineIndices(indices: $0).write(to: slot) }
+        let written = (0..<CUDABackend.inlineIndexCapacity).map { slot.load(fromByteOffset: 4 * $0, as: Int32.self) }
+        #expect(Array(written.prefix(4)) == indices)
+        #expect(written.dropFirst(4).allSatisfy { $0 == 0 })
+    }
 }

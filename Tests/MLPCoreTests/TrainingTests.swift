@@ -95,6 +95,25 @@ import TestSupport
         #expect(a.network.parameterValues() == b.network.parameterValues())
     }
 
+    /// A warm-up (`Trainer.warmUp`: three steps of each batch size, the evaluation's batches) leaves the network as it
+    /// was: the run after it ends with the same weights, state and metrics as one without it.
+    @Test func aWarmUpChangesNothing() throws {
+        var results = [[Float]]()
+        let data = try ResidentDataset(syntheticImages(count: 40), on: NaiveBackend())
+        for warms in [false, true] {
+            let trainer = try Self.trainer(Self.configuration(epochs: 2), data: data)
+            if warms {
+                let before = trainer.network.parameterValues()
+                _ = try trainer.warmUp()
+                #expect(trainer.network.parameterValues() == before)
+            }
+            let history = try trainer.run()
+            results.append(trainer.network.parameterValues() + trainer.network.optimizerStateValues() + history.map { Float($0.trainLoss) })
+        }
+        let largest = zip(results[0], results[1]).map { abs($0 - $1) }.max()!
+        #expect(largest == 0, "weights, state or losses differ by up to \(largest)")
+    }
+
     /// A network that asks for a fused step where its backend has none (the host backends) runs its steps op by op,
     /// with the same results as one that does not ask.
     @Test func askingForAFusedStepWithoutOneChangesNothing() throws {
