@@ -21,7 +21,7 @@
 /// The products are fp32 FMAs (in TF32 mode too), tiles of 16×16 to 32×32 outputs per block with `k` split over the
 /// block's warps and their partial sums added in a fixed order: no float atomics, the same results on every run.
 ///
-/// What it measured (Benchmarks/RESULTS.md, H200): 86 µs a small-128 step against 55 op by op, 42–47 at latency-128
+/// What it measured (Benchmarks/RESULTS.md, H200): 84–86 µs a small-128 step against 55 op by op, 42–47 at latency-128
 /// against 38. The barriers cost 0.6–0.9 µs each; the phases are what is slow: every phase has a floor of 2.5–4 µs
 /// of dependent memory round trips, and the products, which the chunks of `k` walk one round trip after another,
 /// ran 2–3 times slower than cuBLASLt's (Nsight Compute: 35% of issue slots used, most instructions the copies'
@@ -77,7 +77,7 @@ struct FusedStep {
     float* metrics;                           // [2], accumulated: loss sum, correct count
     float* row_stats;                         // [2 * rows]: each row's loss and correctness
     unsigned* barrier;                        // [2]: arrivals, generation (zero before the first launch)
-    float* timeline;                          // null, or [FUSED_TIMELINE] sums over launches (fused_mark)
+    float* timeline;                          // null, or [FUSED_TIMELINE] sums over launches (see grid_barrier)
     FusedLayer layer[FUSED_MAX_LAYERS];
 };
 
