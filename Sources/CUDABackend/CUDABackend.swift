@@ -1389,6 +1389,7 @@ struct InlineIndices: KernelArgument {
     let indices: UnsafeBufferPointer<Int32>
     var size: Int { 4 * CUDABackend.inlineIndexCapacity }
     func write(to slot: UnsafeMutableRawPointer) {
+        precondition(indices.count <= CUDABackend.inlineIndexCapacity, "\(indices.count) indices for a parameter of \(CUDABackend.inlineIndexCapacity)")
         slot.initializeMemory(as: UInt8.self, repeating: 0, count: size)
         slot.copyMemory(from: indices.baseAddress!, byteCount: 4 * indices.count)
     }

@@ -97,12 +97,13 @@ public final class Trainer {
         let size = configuration.batchSize, count = trainingIndices.count
         var batchSizes = [min(size, count)]
         if !configuration.dropLast, count % size != 0, count > size { batchSizes.append(count % size) }
-        let evaluationSizes = evaluation.map { e -> [Int] in
+        // The evaluation's batches: as many rows as the network takes, and what is left at the end.
+        let evaluationBatches = evaluation.map { e -> (data: ResidentDataset, batchSizes: [Int]) in
             let n = e.indices.count, largest = network.maxBatch
-            return n % largest != 0 && n > largest ? [largest, n % largest] : [min(largest, n)]
+            return (e.data, n % largest != 0 && n > largest ? [largest, n % largest] : [min(largest, n)])
         }
         let step = configuration.optimizer.step(1, learningRate: configuration.schedule.rate(atStep: 0))
-        network.warmUp(trainingData, batchSizes: batchSizes, evaluation: evaluation.map { ($0.data, evaluationSizes!) }, step: step)
+        network.warmUp(trainingData, batchSizes: batchSizes, evaluation: evaluationBatches, step: step)
         try network.backend.synchronize()
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
