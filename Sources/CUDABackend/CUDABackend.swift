@@ -77,6 +77,10 @@ public final class CUDABackend: Backend {
         var captured: OpaquePointer?
         var inlineGather: OpaquePointer?
         var hasInlineGather = false
+        /// The optimizer updates' nodes, by the address of the parameters each updates: each replay sets the step's
+        /// values in them.
+        var updateNodes: [UInt: OpaquePointer] = [:]
+        var hasUpdates = false
     }
     private enum Mode { case direct, capturing(StepGraph), replaying(StepGraph) }
     private var mode = Mode.direct
@@ -87,7 +91,8 @@ public final class CUDABackend: Backend {
     private var parity = [StepKey: Int]()
     /// Whether training steps are recorded and replayed as CUDA graphs (`MLP_CUDA_GRAPH=0` turns it off).
     public let usesGraphs: Bool
-    /// `[8]` Floats: the optimizer's values for the step (see the `optimizer_update` kernel).
+    /// `[8]` Floats: the optimizer's values for the step, for the fused step's kernel (`optimizer_update` takes them
+    /// as a parameter, `StepValues`).
     private var hyperparameters = DevicePointer<Float>(address: 0)
     /// Scratch of the one-kernel output layer: 18 floats per block (`outputLayerMaximumBlocks` of them), and the
     /// count of blocks done.
@@ -604,11 +609,17 @@ public final class CUDABackend: Backend {
                 try driver.check(status, "cuStreamEndCapture")
                 let captureEnded = DispatchTime.now().uptimeNanoseconds
                 try driver.check(driver.cuGraphInstantiate(&graph.executable, captured, 0), "cuGraphInstantiateWithFlags")
-                if graph.hasInlineGather {
-                    // The gather node's handle is the captured graph's: kept with the recording.
+                if graph.hasInlineGather || graph.hasUpdates {
+                    // The nodes' handles are the captured graph's: kept with the recording.
                     graph.captured = captured
-                    graph.inlineGather = try inlineGatherNode(in: captured)
-                    if graph.inlineGather == nil { throw CUDAError("the recorded step's gather node was not found (set MLP_CUDA_INLINE_INDICES=0)") }
+                    let nodes = try kernelNodes(in: captured)
+                    if graph.hasInlineGather {
+                        graph.inlineGather = nodes.first { $0.function == functions["gather_batch_inline"]! }?.node
+                        if graph.inlineGather == nil { throw CUDAError("the recorded step's gather node was not found (set MLP_CUDA_INLINE_INDICES=0)") }
+                    }
+                    for node in nodes where node.function == functions["optimizer_update"]! {
+                        graph.updateNodes[UInt(node.firstArgument)] = node.node
+                    }
                 } else {
                     _ = driver.cuGraphDestroy(captured)
                 }
@@ -760,45 +771,55 @@ public final class CUDABackend: Backend {
         mark("indices copied, batch \(batch)×\(features) gathered")
     }
 
-    /// Sets the arguments (a new batch's indices) of the gather node of `graph`'s executable graph, for its next
-    /// launch. `CUDA_KERNEL_NODE_PARAMS_v2`: the function, 7 UInt32s (grid, block, shared bytes), the parameter array
-    /// at byte 40, `extra` at 48, a `CUkernel` at 56 and a context at 64 (both nil: the function, the current one).
+    /// Sets a new batch's indices in the gather node of `graph`'s executable graph, for its next launch.
     private func setInlineGather(of graph: StepGraph, grid: (UInt32, UInt32), _ arguments: [any KernelArgument]) throws {
-        guard let calls = driver.graphNodes, let node = graph.inlineGather else {
+        guard let node = graph.inlineGather else {
             throw CUDAError("a recorded step's gather node was not found: its indices cannot be set (set MLP_CUDA_INLINE_INDICES=0)")
         }
-        try withParameters(arguments) { p in
-            try withUnsafeTemporaryAllocation(byteCount: 72, alignment: 8) { raw in
-                raw.initializeMemory(as: UInt8.self, repeating: 0)
-                let params = raw.baseAddress!
-                params.storeBytes(of: functions["gather_batch_inline"]!, as: OpaquePointer?.self)
-                for (i, value) in [grid.0, grid.1, 1, 256, 1, 1, 0].enumerated() {
-                    params.storeBytes(of: value, toByteOffset: 8 + 4 * i, as: UInt32.self)
-                }
-                params.storeBytes(of: p, toByteOffset: 40, as: UnsafeMutablePointer<UnsafeMutableRawPointer?>.self)
-                try driver.check(calls.cuGraphExecKernelNodeSetParams(graph.executable, node, UnsafeRawPointer(params)), "cuGraphExecKernelNodeSetParams(gather_batch_inline)")
-            }
-        }
+        try setNodeArguments(node, of: graph, kernel: "gather_batch_inline", grid: grid, block: 256, arguments)
     }
 
-    /// The node of `captured` that launches `gather_batch_inline` (nil if none does).
-    private func inlineGatherNode(in captured: OpaquePointer?) throws -> OpaquePointer? {
-        guard let calls = driver.graphNodes else { return nil }
+    /// The kernel nodes of `captured` whose parameters the driver reports (library kernels, cuBLASLt's, may not):
+    /// each with its function and its first argument's 8 bytes (a pointer, for ours).
+    private func kernelNodes(in captured: OpaquePointer?) throws -> [(node: OpaquePointer?, function: OpaquePointer?, firstArgument: UInt64)] {
+        guard let calls = driver.graphNodes else { return [] }
         var count = 0
         try driver.check(calls.cuGraphGetNodes(captured, nil, &count), "cuGraphGetNodes")
         var nodes = [OpaquePointer?](repeating: nil, count: count)
         try driver.check(calls.cuGraphGetNodes(captured, &nodes, &count), "cuGraphGetNodes")
-        let gather = functions["gather_batch_inline"]!
-        return withUnsafeTemporaryAllocation(byteCount: 72, alignment: 8) { raw -> OpaquePointer? in
+        var found = [(node: OpaquePointer?, function: OpaquePointer?, firstArgument: UInt64)]()
+        withUnsafeTemporaryAllocation(byteCount: 72, alignment: 8) { raw in
             for node in nodes.prefix(count) {
                 var type: Int32 = -1
                 guard calls.cuGraphNodeGetType(node, &type) == 0, type == 0 else { continue }  // CU_GRAPH_NODE_TYPE_KERNEL
                 raw.initializeMemory(as: UInt8.self, repeating: 0)
-                // Library kernels (cuBLASLt's) may not describe themselves by function: skip what fails.
                 guard calls.cuGraphKernelNodeGetParams(node, raw.baseAddress!) == 0 else { continue }
-                if raw.baseAddress!.load(as: OpaquePointer?.self) == gather { return node }
+                let function = raw.baseAddress!.load(as: OpaquePointer?.self)
+                let parameters = raw.baseAddress!.load(fromByteOffset: 40, as: UnsafeMutablePointer<UnsafeMutableRawPointer?>?.self)
+                let first = parameters?.pointee?.load(as: UInt64.self) ?? 0
+                found.append((node, function, first))
             }
-            return nil
+        }
+        return found
+    }
+
+    /// Sets `arguments` in the node `node` of `graph`'s executable graph, launching `kernel` over `grid` blocks of
+    /// `block` threads, for its next launch. `CUDA_KERNEL_NODE_PARAMS_v2`: the function, 7 UInt32s (grid, block,
+    /// shared bytes), the parameter array at byte 40, `extra` at 48, a `CUkernel` at 56 and a context at 64 (both
+    /// nil: the function, the current one).
+    private func setNodeArguments(_ node: OpaquePointer?, of graph: StepGraph, kernel: String, grid: (UInt32, UInt32), block: UInt32, _ arguments: [any KernelArgument]) throws {
+        guard let calls = driver.graphNodes else { throw CUDAError("cuGraphExecKernelNodeSetParams is missing") }
+        try withParameters(arguments) { p in
+            try withUnsafeTemporaryAllocation(byteCount: 72, alignment: 8) { raw in
+                raw.initializeMemory(as: UInt8.self, repeating: 0)
+                let params = raw.baseAddress!
+                params.storeBytes(of: functions[kernel]!, as: OpaquePointer?.self)
+                for (i, value) in [grid.0, grid.1, 1, block, 1, 1, 0].enumerated() {
+                    params.storeBytes(of: value, toByteOffset: 8 + 4 * i, as: UInt32.self)
+                }
+                params.storeBytes(of: p, toByteOffset: 40, as: UnsafeMutablePointer<UnsafeMutableRawPointer?>.self)
+                try driver.check(calls.cuGraphExecKernelNodeSetParams(graph.executable, node, UnsafeRawPointer(params)), "cuGraphExecKernelNodeSetParams(\(kernel))")
+            }
         }
     }
 
@@ -1273,11 +1294,22 @@ public final class CUDABackend: Backend {
             target = updateStream
         }
         let beside = target != stream
-        queueStepValues(step)
-        if case .replaying = mode {
+        let kind: Int32 = step.kind == .sgd ? 0 : (step.kind == .adam ? 1 : 2)
+        // The step's values go as a parameter (`StepValues`): a recorded step sets them in its node before each replay.
+        let arguments: () -> [any KernelArgument] = {
+            [parameters, gradients, state, Int64(count), Int64(stateStride), kind, Int32(step.nesterov ? 1 : 0), StepValues(step: step)]
+        }
+        let grid = (blocks(count, 256 * 4), UInt32(1))  // 4: UPDATE_UNROLL
+        if case .replaying(let graph) = mode {
             if beside { updatePending = true }
+            record {
+                guard let node = graph.updateNodes[parameters.address] else {
+                    throw CUDAError("a recorded step's optimizer update of \(count) parameters was not found in its graph")
+                }
+                try setNodeArguments(node, of: graph, kernel: "optimizer_update", grid: grid, block: 256, arguments())
+            }
         } else {
-            let kind: Int32 = step.kind == .sgd ? 0 : (step.kind == .adam ? 1 : 2)
+            if case .capturing(let graph) = mode { graph.hasUpdates = true }
             record {
                 if beside {
                     try driver.check(driver.cuEventRecord(mainReady, stream), "cuEventRecord(main ready)")
@@ -1287,12 +1319,8 @@ public final class CUDABackend: Backend {
                         try driver.check(driver.cuStreamWaitEvent(target, sideReady, 0), "cuStreamWaitEvent(side ready)")
                     }
                 }
-                if case .capturing = mode, uploadStream != nil {
-                    try driver.check(driver.cuStreamWaitEvent(target, uploadDone, 0), "cuStreamWaitEvent(upload)")
-                }
-                if !beside { mark("waits: the step's values\(wholeBuffer ? ", the second stream's weight gradients" : "")") }
-                try enqueueKernel("optimizer_update", grid: (blocks(count, 256 * 4), 1), block: 256, on: target,  // 4: UPDATE_UNROLL
-                                  [parameters, gradients, state, Int64(count), Int64(stateStride), kind, Int32(step.nesterov ? 1 : 0), hyperparameters])
+                if !beside && wholeBuffer { mark("waits: the second stream's weight gradients") }
+                try enqueueKernel("optimizer_update", grid: grid, block: 256, on: target, arguments())
                 if beside {
                     try driver.check(driver.cuEventRecord(updateDone, target), "cuEventRecord(update)")
                     updatePending = true
@@ -1381,6 +1409,19 @@ protocol KernelArgument {
 
 extension KernelArgument {
     var size: Int { 8 }
+}
+
+/// An optimizer step's values passed by value (`OptimizerArguments` in the kernels' source): learning rate,
+/// momentum, weight decay, beta1, beta2, epsilon, 1 - beta1^t, 1 - beta2^t.
+struct StepValues: KernelArgument {
+    let step: OptimizerStep
+    var size: Int { 32 }
+    func write(to slot: UnsafeMutableRawPointer) {
+        let (c1, c2) = step.biasCorrections
+        for (i, value) in [step.learningRate, step.momentum, step.weightDecay, step.beta1, step.beta2, step.epsilon, c1, c2].enumerated() {
+            slot.storeBytes(of: value, toByteOffset: 4 * i, as: Float.self)
+        }
+    }
 }
 
 /// A batch's indices passed by value (`InlineIndices` in the kernels' source: `inlineIndexCapacity` ints, those past

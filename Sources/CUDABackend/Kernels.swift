@@ -479,8 +479,11 @@ __device__ __forceinline__ float updated_parameter(const OptimizerValues& o, flo
 // elements a block apart, all their loads issued before the first is used (one element per thread left each thread
 // waiting on memory for each).
 #define UPDATE_UNROLL 4
-__global__ void optimizer_update(float* p, const float* g, float* state, long count, long stride, int kind, int nesterov, const float* h) {
-    const OptimizerValues o = optimizer_values(h, kind, nesterov);
+// The step's values by value (optimizer_values's h), so that a recorded step sets them in the graph before each
+// replay instead of copying them to the device in a node of their own.
+struct OptimizerArguments { float h[8]; };
+__global__ void optimizer_update(float* p, const float* g, float* state, long count, long stride, int kind, int nesterov, const OptimizerArguments values) {
+    const OptimizerValues o = optimizer_values(values.h, kind, nesterov);
     long step = (long)gridDim.x * blockDim.x * UPDATE_UNROLL;
     for (long base = blockIdx.x * (long)blockDim.x * UPDATE_UNROLL + threadIdx.x; base < count; base += step) {
         float param[UPDATE_UNROLL], d[UPDATE_UNROLL], s1[UPDATE_UNROLL], s2[UPDATE_UNROLL];

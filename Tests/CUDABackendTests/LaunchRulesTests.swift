@@ -1,4 +1,5 @@
 @testable import CUDABackend
+import MLPCore
 import Testing
 
 /// The cuda backend's choices that need no GPU to check: the output layer kernel's launch geometry, and which
@@ -82,5 +83,21 @@ import Testing
         let written = (0..<CUDABackend.inlineIndexCapacity).map { slot.load(fromByteOffset: 4 * $0, as: Int32.self) }
         #expect(Array(written.prefix(4)) == indices)
         #expect(written.dropFirst(4).allSatisfy { $0 == 0 })
+    }
+
+    /// An optimizer step's values as the kernel's `OptimizerArguments` parameter: the eight floats, in the order
+    /// `optimizer_values` reads them, the bias corrections those of the step number.
+    @Test func stepValuesFillTheirParameter() throws {
+        let configuration = try OptimizerConfiguration(kind: .adam, learningRate: 0.01, weightDecay: 0.001, beta1: 0.8, beta2: 0.95, epsilon: 1e-7)
+        let step = configuration.step(3, learningRate: 0.005)
+        #expect(Kernels.source.contains("struct OptimizerArguments { float h[8]; };"))
+        let argument = StepValues(step: step)
+        #expect(argument.size == 32)
+        let slot = UnsafeMutableRawPointer.allocate(byteCount: 32, alignment: 8)
+        defer { slot.deallocate() }
+        argument.write(to: slot)
+        let written = (0..<8).map { slot.load(fromByteOffset: 4 * $0, as: Float.self) }
+        #expect(written == [0.005, 0, 0.001, 0.8, 0.95, 1e-7, step.biasCorrections.first, step.biasCorrections.second])
+        #expect(abs(written[6] - (1 - 0.8 * 0.8 * 0.8)) < 1e-6)
     }
 }
