@@ -89,7 +89,8 @@ public final class CUDABackend: Backend {
     /// runs the other.
     private var graphs = [StepKey: [StepGraph]]()
     private var parity = [StepKey: Int]()
-    /// Whether training steps are recorded and replayed as CUDA graphs (`MLP_CUDA_GRAPH=0` turns it off).
+    /// Whether training steps are recorded and replayed as CUDA graphs (`MLP_CUDA_GRAPH=0` turns it off, and so does a
+    /// driver without the calls that set a recorded node's arguments).
     public let usesGraphs: Bool
     /// `[8]` Floats: the optimizer's values for the step, for the fused step's kernel (`optimizer_update` takes them
     /// as a parameter, `StepValues`).
@@ -293,7 +294,10 @@ public final class CUDABackend: Backend {
         log("cuBLAS \(blasVersion): \(blas.path)")
         let environment = ProcessInfo.processInfo.environment
         synchronizeEachOperation = environment["MLP_CUDA_SYNC"] == "1"
-        usesGraphs = environment["MLP_CUDA_GRAPH"] != "0" && !synchronizeEachOperation
+        // A recorded step's replays set the optimizer's values in its update nodes (`StepValues`): without the
+        // driver's node calls (CUDA 12's `_v2` parameter calls) steps run op by op, unrecorded.
+        usesGraphs = environment["MLP_CUDA_GRAPH"] != "0" && !synchronizeEachOperation && d.graphNodes != nil
+        if d.graphNodes == nil { log("the driver lacks cuGraphExecKernelNodeSetParams_v2: training steps are not recorded as graphs") }
         // A workspace of cuBLAS's own, so that products recorded in a graph allocate nothing.
         var workspace: UInt64 = 0
         try d.check(d.cuMemAlloc(&workspace, 32 << 20), "cuMemAlloc(cuBLAS workspace)")
