@@ -19,8 +19,9 @@ import MNIST
 ///
 /// A training step (between `beginStep` and `endStep`) runs uninstrumented the first time it is seen (its
 /// products' algorithms are timed then), is recorded as a CUDA graph the second time, and is replayed afterwards:
-/// each replay refreshes only the pinned buffers its uploads copy from (the batch's indices, the optimizer's step
-/// values) and launches the graph once. `MLP_CUDA_GRAPH=0` launches every operation instead. The switches
+/// each replay sets the arguments that change in their nodes (the batch's indices in the gather's, the optimizer's
+/// step values in each update's; the few uploads left, such as a large batch's indices, refresh the pinned buffers
+/// they copy from) and launches the graph once. `MLP_CUDA_GRAPH=0` launches every operation instead. The switches
 /// `MLP_CUDA_TUNE=0`, `MLP_CUDA_SPLITK=0`, `MLP_CUDA_FUSE=0`, `MLP_CUDA_STREAMS=1`, `MLP_CUDA_OUTPUT_BACKWARD=0`,
 /// `MLP_CUDA_OUTPUT_OPTIN=0`, `MLP_CUDA_OUTPUT_WARPS=4`, `MLP_CUDA_OUTPUT_SUMS_BESIDE=0` and `MLP_CUDA_PDL=0` turn
 /// off the algorithm timing, the split-`k` variants among its candidates, the fused kernels and epilogues, the extra
@@ -1298,7 +1299,7 @@ public final class CUDABackend: Backend {
             target = updateStream
         }
         let beside = target != stream
-        let kind: Int32 = step.kind == .sgd ? 0 : (step.kind == .adam ? 1 : 2)
+        let kind = Int32(Self.kernelCode(of: step.kind))
         // The step's values go as a parameter (`StepValues`): a recorded step sets them in its node before each replay.
         let arguments: () -> [any KernelArgument] = {
             [parameters, gradients, state, Int64(count), Int64(stateStride), kind, Int32(step.nesterov ? 1 : 0), StepValues(step: step)]
@@ -1400,6 +1401,17 @@ public final class CUDABackend: Backend {
         if sideAccesses.uses(StreamAccesses.extent(parameters, rows: 1, stride: count)) { return true }
         for slot in 0..<slots where sideAccesses.uses(StreamAccesses.extent(state + slot * stateStride, rows: 1, stride: count)) { return true }
         return false
+    }
+}
+
+extension CUDABackend {
+    /// The kernels' code for an optimizer (`optimizer_update`'s and the fused step's `kind`): 0 SGD, 1 Adam, 2 AdamW.
+    static func kernelCode(of kind: OptimizerConfiguration.Kind) -> Int {
+        switch kind {
+        case .sgd: 0
+        case .adam: 1
+        case .adamw: 2
+        }
     }
 }
 

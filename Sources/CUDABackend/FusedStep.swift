@@ -37,7 +37,7 @@ final class CUDAFusedStep: FusedTrainingStep {
         rowStatistics = try backend.allocate(Float.self, count: 2 * b.maxBatch)
         barrier = try backend.allocate(UInt32.self, count: 2)
         timeline = backend.fusedStepTimeline ? try backend.allocate(Float.self, count: FusedStepKernel.timelineFloats) : nil
-        let kind: UInt64 = b.optimizer.kind == .sgd ? 0 : (b.optimizer.kind == .adam ? 1 : 2)
+        let kind = UInt64(CUDABackend.kernelCode(of: b.optimizer.kind))
         var words: [UInt64] = [
             UInt64(spec.layerCount), spec.loss == .softmaxCrossEntropy ? 0 : 1,
             kind, b.optimizer.nesterov ? 1 : 0, UInt64(b.layout.count),

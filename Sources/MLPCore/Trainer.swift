@@ -88,9 +88,9 @@ public final class Trainer {
             : (trainingIndices.count + configuration.batchSize - 1) / configuration.batchSize
     }
 
-    /// Runs the network's step shapes of this run once (`Network.warmUp`: a full batch, the epoch's last partial
-    /// batch, the evaluation's batches) and leaves the network as it was, so that a backend's one-time costs are not
-    /// counted in the first epoch's time. Returns the seconds it took.
+    /// Runs the network's step shapes of this run (`Network.warmUp`: three steps of a full batch and of the epoch's
+    /// last partial batch, and the evaluation's batches) and leaves the network as it was, so that a backend's
+    /// one-time costs are not counted in the first epoch's time. Returns the seconds it took.
     /// - Throws: a backend failure.
     public func warmUp() throws -> Double {
         let start = DispatchTime.now().uptimeNanoseconds

@@ -100,4 +100,12 @@ import Testing
         #expect(written == [0.005, 0, 0.001, 0.8, 0.95, 1e-7, step.biasCorrections.first, step.biasCorrections.second])
         #expect(abs(written[6] - (1 - 0.8 * 0.8 * 0.8)) < 1e-6)
     }
+
+    /// The optimizer codes the host passes are the ones the kernels' source documents and tests (`o.kind == 2`:
+    /// AdamW's decoupled decay).
+    @Test func optimizerCodesMatchTheKernels() {
+        #expect(Kernels.source.contains("kind: 0 sgd, 1 adam,") && Kernels.source.contains("o.kind == 2"))
+        #expect(OptimizerConfiguration.Kind.allCases.map { CUDABackend.kernelCode(of: $0) } == [0, 1, 2])
+        #expect(OptimizerConfiguration.Kind.allCases == [.sgd, .adam, .adamw])
+    }
 }
