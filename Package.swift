@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "NaiveBackendTests", dependencies: ["MNIST", "NaiveBackend", "MLPCore", "TestSupport"]),
         .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
         .testTarget(name: "CPUBackendTests", dependencies: ["MNIST", "MLPCore", "NaiveBackend", "CPUBackend", "CPUKernels", "TestSupport", "CAllocationCounter"]),
-        .testTarget(name: "CUDABackendTests", dependencies: ["MNIST", "MLPCore", "CUDABackend", "TestSupport"]),
+        .testTarget(name: "CUDABackendTests", dependencies: ["MNIST", "MLPCore", "CUDABackend", "TestSupport", "CAllocationCounter"]),
         .testTarget(name: "mlpTests", dependencies: ["mlp", "MNIST", "MLPCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -59,6 +59,9 @@ check)
         rm -rf "$out"/repro-*   # 50 MB of checkpoints: too much to bring back
     done
     MLP_CUDA_TUNE=0 .run/mlp check --backend cuda --precision tf32 > "$out/check-tf32-heuristic.txt" 2>&1
+    # Every batch's indices copied to the device ahead of the gather (by default only batches above 4,096 rows,
+    # which no recorded step of the checks has).
+    MLP_CUDA_INLINE_INDICES=0 .run/mlp check --backend cuda > "$out/check-fp32-copied-indices.txt" 2>&1
     # Every weight-gradient product through a transposed copy of its input (by default only large TF32 ones, which
     # the checks' small shapes are not).
     MLP_CUDA_TRANSPOSE=1 .run/mlp check --backend cuda --precision tf32 > "$out/check-tf32-transposed.txt" 2>&1

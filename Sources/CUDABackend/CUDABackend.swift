@@ -29,7 +29,8 @@ import MNIST
 /// blocks, its sums on the side stream, and programmatic launches, one at a time, to measure what each buys
 /// (`MLP_CUDA_OUTPUT_LONG_ROWS=n` moves the row length from which that kernel loads 16 inputs at once, and
 /// `MLP_CUDA_LAYER_UPDATES=0` or `1` updates no network, or every one, layer by layer, and `MLP_CUDA_INLINE_INDICES=0`
-/// copies a batch's indices ahead of the gather instead of passing them as its parameter);
+/// copies a batch's indices ahead of the gather instead of passing them as its parameter, `=960` only for batches
+/// of up to 960 rows);
 /// `MLP_CUDA_TRACE=1` puts timing events between a recorded step's operations (`takeTrace`); `MLP_CUDA_TILED=1` adds
 /// our own product kernels (`TiledGemm.swift`) to the timing, `MLP_CUDA_FUSED_STEP=1` runs training steps as one
 /// kernel (`FusedStep.swift`; `MLP_CUDA_FUSED_TIMELINE=1` times its phases), and `MLP_CUDA_TUNE_CACHE` names the
@@ -73,15 +74,17 @@ public final class CUDABackend: Backend {
         var marks: [(label: String, event: OpaquePointer?)] = []
         /// When the recording began (for the `-v` log).
         var recordingStarted: UInt64 = 0
-        /// With the indices in the gather's parameters (`inlinesIndices`): the captured graph (kept: its nodes name
-        /// those of the executable one) and its gather node, whose parameters each replay sets.
+        /// With the indices in the gather's parameters (`inlineIndexLimit`): the captured graph (kept: its nodes name
+        /// those of the executable one) and its gather node, whose indices each replay sets.
         var captured: OpaquePointer?
-        var inlineGather: OpaquePointer?
-        var hasInlineGather = false
+        var inlineGather: RecordedKernelNode?
         /// The optimizer updates' nodes, by the address of the parameters each updates: each replay sets the step's
         /// values in them.
-        var updateNodes: [UInt: OpaquePointer] = [:]
-        var hasUpdates = false
+        var updateNodes: [UInt: RecordedKernelNode] = [:]
+        /// While recording: the launches of the gather and of the updates, from which their nodes' arguments are
+        /// laid out when the recording ends.
+        var gatherLaunch: (kernel: String, grid: (UInt32, UInt32), arguments: ArgumentBlock)?
+        var updateLaunches: [UInt: (grid: (UInt32, UInt32), arguments: ArgumentBlock)] = [:]
     }
     private enum Mode { case direct, capturing(StepGraph), replaying(StepGraph) }
     private var mode = Mode.direct
@@ -130,13 +133,16 @@ public final class CUDABackend: Backend {
     /// Whether a recorded step's gather reads the batch's indices from pinned host memory instead of a copy on the
     /// device (`MLP_CUDA_MAPPED_INDICES=1`; an experiment, slower where measured).
     let readsMappedIndices: Bool
-    /// Whether a batch of at most `inlineIndexCapacity` rows is gathered by `gather_batch_inline`, its indices among
-    /// the kernel's parameters: a recorded step then sets them in the executable graph before each launch
-    /// (`cuGraphExecKernelNodeSetParams`) instead of copying them to the device in a node ahead of the gather
-    /// (`MLP_CUDA_INLINE_INDICES=0` copies them, as before).
-    let inlinesIndices: Bool
-    /// `INLINE_INDICES` of the kernels' source.
+    /// The largest batch whose indices go in the gather kernel's parameters (`gather_batch_inline`, or
+    /// `gather_batch_inline_large` above `inlineIndexCapacity` rows): a recorded step then sets them in the
+    /// executable graph before each launch (`cuGraphExecKernelNodeSetParams`) instead of copying them to the device
+    /// in a node ahead of the gather. `largeInlineIndexCapacity` with a CUDA 12.1 driver or later (which takes kernel
+    /// parameters beyond 4 KB), else `inlineIndexCapacity`; `MLP_CUDA_INLINE_INDICES=0` copies every batch's indices,
+    /// `=960` keeps to the 4 KB kernel.
+    let inlineIndexLimit: Int
+    /// `INLINE_INDICES` and `INLINE_INDICES_LARGE` of the kernels' source.
     static let inlineIndexCapacity = 960
+    static let largeInlineIndexCapacity = 4096
     /// Whether recorded steps carry timing events between their operations (`MLP_CUDA_TRACE=1`; see `takeTrace`).
     public let traces: Bool
     /// Per operation of a recorded step: seconds from the previous operation's end to its end on the main stream,
@@ -275,7 +281,7 @@ public final class CUDABackend: Backend {
         let kernelCache = KernelCache(directory: KernelCache.defaultDirectory(environment: ProcessInfo.processInfo.environment))
         let module = try Self.loadModule(d, nvrtc: nvrtc, source: Kernels.source, program: "mlp_kernels", architecture: architecture,
                                          cache: kernelCache, log: log, warn: warn)
-        for kernel in ["gather_batch", "gather_batch_inline", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "output_layer_sums", "optimizer_update"] {
+        for kernel in ["gather_batch", "gather_batch_inline", "gather_batch_inline_large", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "output_layer_sums", "optimizer_update"] {
             var function: OpaquePointer?
             try d.check(d.cuModuleGetFunction(&function, module, kernel), "cuModuleGetFunction(\(kernel))")
             functions[kernel] = function
@@ -364,7 +370,9 @@ public final class CUDABackend: Backend {
             warn("MLP_CUDA_OUTPUT_LONG_ROWS=\(value): expected a number of inputs (0 or more); 512 is used")
         }
         readsMappedIndices = environment["MLP_CUDA_MAPPED_INDICES"] == "1"
-        inlinesIndices = d.graphNodes != nil && environment["MLP_CUDA_INLINE_INDICES"] != "0" && !readsMappedIndices
+        let inlineSetting = environment["MLP_CUDA_INLINE_INDICES"]
+        inlineIndexLimit = d.graphNodes == nil || inlineSetting == "0" || readsMappedIndices ? 0
+            : inlineSetting == "960" || version < 12010 ? Self.inlineIndexCapacity : Self.largeInlineIndexCapacity
         traces = environment["MLP_CUDA_TRACE"] == "1"
         usesSideStream = planner != nil && environment["MLP_CUDA_STREAMS"] != "1"
         launchesDependents = major >= 9 && d.cuLaunchKernelEx != nil && environment["MLP_CUDA_PDL"] != "0"
@@ -614,17 +622,10 @@ public final class CUDABackend: Backend {
                 try driver.check(status, "cuStreamEndCapture")
                 let captureEnded = DispatchTime.now().uptimeNanoseconds
                 try driver.check(driver.cuGraphInstantiate(&graph.executable, captured, 0), "cuGraphInstantiateWithFlags")
-                if graph.hasInlineGather || graph.hasUpdates {
+                if graph.gatherLaunch != nil || !graph.updateLaunches.isEmpty {
                     // The nodes' handles are the captured graph's: kept with the recording.
                     graph.captured = captured
-                    let nodes = try kernelNodes(in: captured)
-                    if graph.hasInlineGather {
-                        graph.inlineGather = nodes.first { $0.function == functions["gather_batch_inline"]! }?.node
-                        if graph.inlineGather == nil { throw CUDAError("the recorded step's gather node was not found (set MLP_CUDA_INLINE_INDICES=0)") }
-                    }
-                    for node in nodes where node.function == functions["optimizer_update"]! {
-                        graph.updateNodes[UInt(node.firstArgument)] = node.node
-                    }
+                    try findChangingNodes(of: graph, in: captured)
                 } else {
                     _ = driver.cuGraphDestroy(captured)
                 }
@@ -727,20 +728,8 @@ public final class CUDABackend: Backend {
     /// Runs `body` with the parameter array of a launch of `arguments`: each written into its own slot (8-byte
     /// aligned), the array holding the slots' addresses.
     private func withParameters<T>(_ arguments: [any KernelArgument], _ body: (UnsafeMutablePointer<UnsafeMutableRawPointer?>) throws -> T) throws -> T {
-        var offsets = [Int](), total = 0
-        for argument in arguments {
-            offsets.append(total)
-            total += (argument.size + 7) / 8 * 8
-        }
-        var storage = [UInt64](repeating: 0, count: max(1, total / 8))
-        return try storage.withUnsafeMutableBytes { raw in
-            var pointers = [UnsafeMutableRawPointer?]()
-            for (argument, offset) in zip(arguments, offsets) {
-                argument.write(to: raw.baseAddress! + offset)
-                pointers.append(raw.baseAddress! + offset)
-            }
-            return try pointers.withUnsafeMutableBufferPointer { try body($0.baseAddress!) }
-        }
+        let block = ArgumentBlock(arguments)
+        return try withExtendedLifetime(block) { try body(block.pointers) }
     }
 
     /// Each distinct launch of our kernels, logged (`-v`) the first time it is queued.
@@ -756,16 +745,26 @@ public final class CUDABackend: Backend {
     public func gatherBatch(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization) {
         let batch = indices.count
         guard batch > 0 else { return }
-        if inlinesIndices && batch <= Self.inlineIndexCapacity {
+        if batch <= inlineIndexLimit {
             join()
-            let arguments: () -> [any KernelArgument] = {
-                [inputs, labels, pixels, sourceLabels, Int32(batch), Int32(features), normalization.scale, normalization.shift, InlineIndices(indices: indices)]
-            }
+            let grid = (blocks(features), UInt32(batch))
+            let large = batch > Self.inlineIndexCapacity
+            let capacity = large ? Self.largeInlineIndexCapacity : Self.inlineIndexCapacity
             if case .replaying(let graph) = mode {
-                record { try setInlineGather(of: graph, grid: (blocks(features), UInt32(batch)), arguments()) }
+                record {
+                    guard let node = graph.inlineGather else {
+                        throw CUDAError("a recorded step's gather node was not found: its indices cannot be set (set MLP_CUDA_INLINE_INDICES=0)")
+                    }
+                    node.setLast(InlineIndices(indices: indices, capacity: capacity))
+                    try setArguments(of: node, in: graph, large ? "gather_batch_inline_large" : "gather_batch_inline")
+                }
             } else {
-                if case .capturing(let graph) = mode { graph.hasInlineGather = true }
-                launch("gather_batch_inline", grid: (blocks(features), UInt32(batch)), block: 256, arguments())
+                let kernel = large ? "gather_batch_inline_large" : "gather_batch_inline"
+                let arguments: [any KernelArgument] = [inputs, labels, pixels, sourceLabels, Int32(batch), Int32(features), normalization.scale, normalization.shift,
+                                                       InlineIndices(indices: indices, capacity: capacity)]
+                // Laid out now: the indices' buffer is the caller's, gone when the recording ends.
+                if case .capturing(let graph) = mode { graph.gatherLaunch = (kernel, grid, ArgumentBlock(arguments)) }
+                launch(kernel, grid: grid, block: 256, arguments)
             }
             mark("batch \(batch)×\(features) gathered, its indices among the kernel's parameters")
             return
@@ -774,14 +773,6 @@ public final class CUDABackend: Backend {
         launch("gather_batch", grid: (blocks(features), UInt32(batch)), block: 256,
                [inputs, labels, pixels, sourceLabels, source, Int32(batch), Int32(features), normalization.scale, normalization.shift])
         mark("indices copied, batch \(batch)×\(features) gathered")
-    }
-
-    /// Sets a new batch's indices in the gather node of `graph`'s executable graph, for its next launch.
-    private func setInlineGather(of graph: StepGraph, grid: (UInt32, UInt32), _ arguments: [any KernelArgument]) throws {
-        guard let node = graph.inlineGather else {
-            throw CUDAError("a recorded step's gather node was not found: its indices cannot be set (set MLP_CUDA_INLINE_INDICES=0)")
-        }
-        try setNodeArguments(node, of: graph, kernel: "gather_batch_inline", grid: grid, block: 256, arguments)
     }
 
     /// The kernel nodes of `captured` whose parameters the driver reports (library kernels, cuBLASLt's, may not):
@@ -808,24 +799,35 @@ public final class CUDABackend: Backend {
         return found
     }
 
-    /// Sets `arguments` in the node `node` of `graph`'s executable graph, launching `kernel` over `grid` blocks of
-    /// `block` threads, for its next launch. `CUDA_KERNEL_NODE_PARAMS_v2`: the function, 7 UInt32s (grid, block,
-    /// shared bytes), the parameter array at byte 40, `extra` at 48, a `CUkernel` at 56 and a context at 64 (both
-    /// nil: the function, the current one).
-    private func setNodeArguments(_ node: OpaquePointer?, of graph: StepGraph, kernel: String, grid: (UInt32, UInt32), block: UInt32, _ arguments: [any KernelArgument]) throws {
-        guard let calls = driver.graphNodes else { throw CUDAError("cuGraphExecKernelNodeSetParams is missing") }
-        try withParameters(arguments) { p in
-            try withUnsafeTemporaryAllocation(byteCount: 72, alignment: 8) { raw in
-                raw.initializeMemory(as: UInt8.self, repeating: 0)
-                let params = raw.baseAddress!
-                params.storeBytes(of: functions[kernel]!, as: OpaquePointer?.self)
-                for (i, value) in [grid.0, grid.1, 1, block, 1, 1, 0].enumerated() {
-                    params.storeBytes(of: value, toByteOffset: 8 + 4 * i, as: UInt32.self)
-                }
-                params.storeBytes(of: p, toByteOffset: 40, as: UnsafeMutablePointer<UnsafeMutableRawPointer?>.self)
-                try driver.check(calls.cuGraphExecKernelNodeSetParams(graph.executable, node, UnsafeRawPointer(params)), "cuGraphExecKernelNodeSetParams(\(kernel))")
+    /// Finds, in the graph `captured` just recorded as `graph`, the kernel nodes whose arguments each replay changes
+    /// (the inline gather's, the updates'), and lays out their arguments from the launches they were recorded with.
+    private func findChangingNodes(of graph: StepGraph, in captured: OpaquePointer?) throws {
+        let nodes = try kernelNodes(in: captured)
+        if let launch = graph.gatherLaunch {
+            let function = functions[launch.kernel]!
+            guard let found = nodes.first(where: { $0.function == function }) else {
+                throw CUDAError("the recorded step's gather node was not found (set MLP_CUDA_INLINE_INDICES=0)")
             }
+            graph.inlineGather = RecordedKernelNode(node: found.node, function: function, grid: launch.grid, block: 256, arguments: launch.arguments)
         }
+        let function = functions["optimizer_update"]!
+        for node in nodes where node.function == function {
+            let parameters = UInt(node.firstArgument)
+            guard let launch = graph.updateLaunches[parameters] else { continue }
+            graph.updateNodes[parameters] = RecordedKernelNode(node: node.node, function: function, grid: launch.grid, block: 256, arguments: launch.arguments)
+        }
+        guard graph.updateNodes.count == graph.updateLaunches.count else {
+            throw CUDAError("\(graph.updateLaunches.count - graph.updateNodes.count) of the recorded step's optimizer updates were not found in its graph")
+        }
+        graph.gatherLaunch = nil
+        graph.updateLaunches = [:]
+    }
+
+    /// Sets `node`'s arguments, as they now are, in `graph`'s executable graph for its next launch.
+    private func setArguments(of node: RecordedKernelNode, in graph: StepGraph, _ kernel: StaticString) throws {
+        guard let calls = driver.graphNodes else { throw CUDAError("cuGraphExecKernelNodeSetParams is missing") }
+        let status = calls.cuGraphExecKernelNodeSetParams(graph.executable, node.node, UnsafeRawPointer(node.parameters))
+        if status != 0 { try driver.check(status, "cuGraphExecKernelNodeSetParams(\(kernel))") }
     }
 
     /// Queues the copy of a batch's indices to the device (after the other streams' work) and returns where the
@@ -1301,9 +1303,6 @@ public final class CUDABackend: Backend {
         let beside = target != stream
         let kind = Int32(Self.kernelCode(of: step.kind))
         // The step's values go as a parameter (`StepValues`): a recorded step sets them in its node before each replay.
-        let arguments: () -> [any KernelArgument] = {
-            [parameters, gradients, state, Int64(count), Int64(stateStride), kind, Int32(step.nesterov ? 1 : 0), StepValues(step: step)]
-        }
         let grid = (blocks(count, 256 * 4), UInt32(1))  // 4: UPDATE_UNROLL
         if case .replaying(let graph) = mode {
             if beside { updatePending = true }
@@ -1311,10 +1310,12 @@ public final class CUDABackend: Backend {
                 guard let node = graph.updateNodes[parameters.address] else {
                     throw CUDAError("a recorded step's optimizer update of \(count) parameters was not found in its graph")
                 }
-                try setNodeArguments(node, of: graph, kernel: "optimizer_update", grid: grid, block: 256, arguments())
+                node.setLast(StepValues(step: step))
+                try setArguments(of: node, in: graph, "optimizer_update")
             }
         } else {
-            if case .capturing(let graph) = mode { graph.hasUpdates = true }
+            let arguments: [any KernelArgument] = [parameters, gradients, state, Int64(count), Int64(stateStride), kind, Int32(step.nesterov ? 1 : 0), StepValues(step: step)]
+            if case .capturing(let graph) = mode { graph.updateLaunches[parameters.address] = (grid, ArgumentBlock(arguments)) }
             record {
                 if beside {
                     try driver.check(driver.cuEventRecord(mainReady, stream), "cuEventRecord(main ready)")
@@ -1325,7 +1326,7 @@ public final class CUDABackend: Backend {
                     }
                 }
                 if !beside && wholeBuffer { mark("waits: the second stream's weight gradients") }
-                try enqueueKernel("optimizer_update", grid: grid, block: 256, on: target, arguments())
+                try enqueueKernel("optimizer_update", grid: grid, block: 256, on: target, arguments)
                 if beside {
                     try driver.check(driver.cuEventRecord(updateDone, target), "cuEventRecord(update)")
                     updatePending = true
@@ -1413,54 +1414,4 @@ extension CUDABackend {
         case .adamw: 2
         }
     }
-}
-
-/// A value passed to a kernel: written into a slot (8-byte aligned, `size` bytes) whose address goes into the
-/// launch's parameter array.
-protocol KernelArgument {
-    /// The bytes the kernel's parameter takes (8 unless said).
-    var size: Int { get }
-    func write(to slot: UnsafeMutableRawPointer)
-}
-
-extension KernelArgument {
-    var size: Int { 8 }
-}
-
-/// An optimizer step's values passed by value (`OptimizerArguments` in the kernels' source): learning rate,
-/// momentum, weight decay, beta1, beta2, epsilon, 1 - beta1^t, 1 - beta2^t.
-struct StepValues: KernelArgument {
-    let step: OptimizerStep
-    var size: Int { 32 }
-    func write(to slot: UnsafeMutableRawPointer) {
-        let (c1, c2) = step.biasCorrections
-        for (i, value) in [step.learningRate, step.momentum, step.weightDecay, step.beta1, step.beta2, step.epsilon, c1, c2].enumerated() {
-            slot.storeBytes(of: value, toByteOffset: 4 * i, as: Float.self)
-        }
-    }
-}
-
-/// A batch's indices passed by value (`InlineIndices` in the kernels' source: `inlineIndexCapacity` ints, those past
-/// the batch zero).
-struct InlineIndices: KernelArgument {
-    let indices: UnsafeBufferPointer<Int32>
-    var size: Int { 4 * CUDABackend.inlineIndexCapacity }
-    func write(to slot: UnsafeMutableRawPointer) {
-        precondition(indices.count <= CUDABackend.inlineIndexCapacity, "\(indices.count) indices for a parameter of \(CUDABackend.inlineIndexCapacity)")
-        slot.initializeMemory(as: UInt8.self, repeating: 0, count: size)
-        slot.copyMemory(from: indices.baseAddress!, byteCount: 4 * indices.count)
-    }
-}
-
-extension DevicePointer: KernelArgument {
-    func write(to slot: UnsafeMutableRawPointer) { slot.storeBytes(of: UInt64(address), as: UInt64.self) }
-}
-extension Int32: KernelArgument {
-    func write(to slot: UnsafeMutableRawPointer) { slot.storeBytes(of: self, as: Int32.self) }
-}
-extension Int64: KernelArgument {
-    func write(to slot: UnsafeMutableRawPointer) { slot.storeBytes(of: self, as: Int64.self) }
-}
-extension Float: KernelArgument {
-    func write(to slot: UnsafeMutableRawPointer) { slot.storeBytes(of: self, as: Float.self) }
 }

@@ -117,9 +117,9 @@ struct CUDADriver {
     let cuEventDestroy: @convention(c) (OpaquePointer?) -> CUresult
     let cuGraphExecDestroy: @convention(c) (OpaquePointer?) -> CUresult
     /// A recorded graph's kernel nodes, to change one's arguments in the executable graph between launches (see
-    /// `CUDABackend.inlinesIndices`); nil where the driver lacks one of them. `cuGraphGetNodes` (graph, nodes or
+    /// `CUDABackend.inlineIndexLimit`); nil where the driver lacks one of them. `cuGraphGetNodes` (graph, nodes or
     /// nil, count in/out), `cuGraphNodeGetType` (node, type: 0 is a kernel), and the `_v2` parameter calls, whose
-    /// `CUDA_KERNEL_NODE_PARAMS_v2` is 72 bytes (see `KernelNodeParameters`).
+    /// `CUDA_KERNEL_NODE_PARAMS_v2` is 72 bytes (see `RecordedKernelNode`).
     let graphNodes: GraphNodeCalls?
     struct GraphNodeCalls {
         let cuGraphGetNodes: @convention(c) (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>?, UnsafeMutablePointer<Int>) -> CUresult

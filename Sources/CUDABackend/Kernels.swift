@@ -29,15 +29,20 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 #endif
 }
 
-// inputs[r, f] = pixels[indices[r], f] * scale + shift (rounded twice, as on the host: no fused multiply-add).
-__global__ void gather_batch(float* inputs, int* labels, const unsigned char* pixels, const unsigned char* source_labels,
-                             const int* indices, int batch, int features, float scale, float shift) {
-    int r = blockIdx.y;
-    long sample = indices[r];
+// inputs[r, f] = pixels[sample, f] * scale + shift for row r (rounded twice, as on the host: no fused multiply-add),
+// and the row's label.
+__device__ __forceinline__ void gather_row(float* inputs, int* labels, const unsigned char* pixels, const unsigned char* source_labels,
+                                           int r, long sample, int features, float scale, float shift) {
     for (int f = blockIdx.x * blockDim.x + threadIdx.x; f < features; f += gridDim.x * blockDim.x) {
         inputs[(long)r * features + f] = __fadd_rn(__fmul_rn((float)pixels[sample * features + f], scale), shift);
     }
     if (blockIdx.x == 0 && threadIdx.x == 0) labels[r] = source_labels[sample];
+}
+
+// inputs[r, f] = pixels[indices[r], f] * scale + shift: a block row per batch row.
+__global__ void gather_batch(float* inputs, int* labels, const unsigned char* pixels, const unsigned char* source_labels,
+                             const int* indices, int batch, int features, float scale, float shift) {
+    gather_row(inputs, labels, pixels, source_labels, blockIdx.y, indices[blockIdx.y], features, scale, shift);
 }
 
 // gather_batch with the indices in the kernel's own parameters (at most INLINE_INDICES of them, 4 KB of parameters
@@ -47,12 +52,16 @@ __global__ void gather_batch(float* inputs, int* labels, const unsigned char* pi
 struct InlineIndices { int v[INLINE_INDICES]; };
 __global__ void gather_batch_inline(float* inputs, int* labels, const unsigned char* pixels, const unsigned char* source_labels,
                                     int batch, int features, float scale, float shift, InlineIndices indices) {
-    int r = blockIdx.y;
-    long sample = indices.v[r];
-    for (int f = blockIdx.x * blockDim.x + threadIdx.x; f < features; f += gridDim.x * blockDim.x) {
-        inputs[(long)r * features + f] = __fadd_rn(__fmul_rn((float)pixels[sample * features + f], scale), shift);
-    }
-    if (blockIdx.x == 0 && threadIdx.x == 0) labels[r] = source_labels[sample];
+    gather_row(inputs, labels, pixels, source_labels, blockIdx.y, indices.v[blockIdx.y], features, scale, shift);
+}
+
+// The same for batches of up to INLINE_INDICES_LARGE rows: a 16 KB parameter, which a CUDA 12.1 driver or later
+// takes (the limit was 4 KB before; now 32,764 bytes).
+#define INLINE_INDICES_LARGE 4096
+struct InlineIndicesLarge { int v[INLINE_INDICES_LARGE]; };
+__global__ void gather_batch_inline_large(float* inputs, int* labels, const unsigned char* pixels, const unsigned char* source_labels,
+                                          int batch, int features, float scale, float shift, InlineIndicesLarge indices) {
+    gather_row(inputs, labels, pixels, source_labels, blockIdx.y, indices.v[blockIdx.y], features, scale, shift);
 }
 
 // out[c, r] = in[r, c] for the rows x columns matrix `in` (row stride ld), into the columns x rows matrix `out`:

@@ -108,6 +108,7 @@ struct Check: ParsableCommand {
         report("gather 33 of 50 samples × 17 features (exact)", 0, 0, try checks.gather(samples: 50, features: 17, batch: 33))
         report("gather 127 of 300 samples × 784 features (exact)", 0, 0, try checks.gather(samples: 300, features: 784, batch: 127))
         report("gather 1025 of 1100 samples × 20 features (exact)", 0, 0, try checks.gather(samples: 1100, features: 20, batch: 1025))
+        report("gather 4099 of 5000 samples × 20 features (exact)", 0, 0, try checks.gather(samples: 5000, features: 20, batch: 4099))
         let optimizers: [OptimizerConfiguration] = [
             try .init(kind: .sgd, learningRate: 0.1),
             try .init(kind: .sgd, learningRate: 0.1, momentum: 0.9, weightDecay: 0.01),

@@ -1,5 +1,6 @@
 @testable import CUDABackend
 import MLPCore
+import MNIST
 import Testing
 
 /// The cuda backend's choices that need no GPU to check: the output layer kernel's launch geometry, and which
@@ -68,21 +69,25 @@ import Testing
         #expect(!CUDABackend.transposesInput(of: forward, tf32: true, setting: "1"))
     }
 
-    /// A batch's indices passed by value fill the kernel's whole `InlineIndices` parameter: the batch's, then zeros
-    /// (a stale index past the batch would never be read, but the bytes are the launch's); the capacity is the
-    /// source's `INLINE_INDICES`, and with the other parameters the launch stays within 4 KB.
-    @Test func inlineIndicesFillTheirParameter() {
-        let indices: [Int32] = [59_999, 0, 7, 123]
-        #expect(Kernels.source.contains("#define INLINE_INDICES \(CUDABackend.inlineIndexCapacity)"))
-        let size = indices.withUnsafeBufferPointer { InlineIndices(indices: $0).size }
-        #expect(size == 4 * CUDABackend.inlineIndexCapacity && size + 48 <= 4096)
+    /// A batch's indices passed by value fill the kernel's whole `InlineIndices` (or `InlineIndicesLarge`)
+    /// parameter: the batch's, then zeros (a stale index past the batch would never be read, but the bytes are the
+    /// launch's); the capacities are the source's, and with the other parameters the launches stay within 4 KB and
+    /// within the 32,764 bytes that CUDA 12.1 drivers take.
+    @Test(arguments: [(CUDABackend.inlineIndexCapacity, 4096), (CUDABackend.largeInlineIndexCapacity, 32_764)])
+    func inlineIndicesFillTheirParameter(capacity: Int, parameterLimit: Int) {
+        var g = SeededGenerator(seed: UInt64(capacity))
+        let indices = (0..<Int.random(in: 1...capacity, using: &g)).map { _ in Int32.random(in: 0..<60_000, using: &g) }
+        #expect(Kernels.source.contains("#define INLINE_INDICES \(CUDABackend.inlineIndexCapacity)\n"))
+        #expect(Kernels.source.contains("#define INLINE_INDICES_LARGE \(CUDABackend.largeInlineIndexCapacity)\n"))
+        let size = indices.withUnsafeBufferPointer { InlineIndices(indices: $0, capacity: capacity).size }
+        #expect(size == 4 * capacity && size + 48 <= parameterLimit)
         let slot = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
         defer { slot.deallocate() }
         slot.initializeMemory(as: UInt8.self, repeating: 0xAB, count: size)
-        indices.withUnsafeBufferPointer { InlineIndices(indices: $0).write(to: slot) }
-        let written = (0..<CUDABackend.inlineIndexCapacity).map { slot.load(fromByteOffset: 4 * $0, as: Int32.self) }
-        #expect(Array(written.prefix(4)) == indices)
-        #expect(written.dropFirst(4).allSatisfy { $0 == 0 })
+        indices.withUnsafeBufferPointer { InlineIndices(indices: $0, capacity: capacity).write(to: slot) }
+        let written = (0..<capacity).map { slot.load(fromByteOffset: 4 * $0, as: Int32.self) }
+        #expect(Array(written.prefix(indices.count)) == indices)
+        #expect(written.dropFirst(indices.count).allSatisfy { $0 == 0 })
     }
 
     /// An optimizer step's values as the kernel's `OptimizerArguments` parameter: the eight floats, in the order
