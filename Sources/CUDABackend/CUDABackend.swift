@@ -30,7 +30,7 @@ import MNIST
 /// (`MLP_CUDA_OUTPUT_LONG_ROWS=n` moves the row length from which that kernel loads 16 inputs at once, and
 /// `MLP_CUDA_LAYER_UPDATES=0` or `1` updates no network, or every one, layer by layer, and `MLP_CUDA_INLINE_INDICES=0`
 /// copies a batch's indices ahead of the gather instead of passing them as its parameter, `=960` only for batches
-/// of up to 960 rows, and `MLP_CUDA_RECORDINGS=2` replays two recordings of each step in turn);
+/// of up to 960 rows);
 /// `MLP_CUDA_TRACE=1` puts timing events between a recorded step's operations (`takeTrace`); `MLP_CUDA_TILED=1` adds
 /// our own product kernels (`TiledGemm.swift`) to the timing, `MLP_CUDA_FUSED_STEP=1` runs training steps as one
 /// kernel (`FusedStep.swift`; `MLP_CUDA_FUSED_TIMELINE=1` times its phases), and `MLP_CUDA_TUNE_CACHE` names the
@@ -63,10 +63,7 @@ public final class CUDABackend: Backend {
     private final class StepGraph {
         var executable: OpaquePointer?
         var uploads: [(buffer: UnsafeMutableRawPointer, bytes: Int)] = []
-        /// Recorded after each launch, in turn: launch `i` records `done[i % 2]`.
-        var done: [OpaquePointer?] = [nil, nil]
-        /// Launches so far.
-        var launches = 0
+        var done: OpaquePointer?
         /// Pinned memory for the uploads, allocated before recording starts (allocation is not allowed during a
         /// capture), handed out in order.
         var arena: UnsafeMutableRawPointer?
@@ -92,15 +89,10 @@ public final class CUDABackend: Backend {
     private enum Mode { case direct, capturing(StepGraph), replaying(StepGraph) }
     private var mode = Mode.direct
     private var uploadIndex = 0
-    /// The recordings of each step key. A recording that uploads (a batch's indices above `inlineIndexLimit` rows,
-    /// the fused step's values) is one of two used in turn, so that the host fills one's pinned buffers while the
-    /// GPU still runs the other. One that does not shares no host memory with its launches, and is the only one:
-    /// each replay sets its changing nodes' arguments, which the driver applies to later launches only, leaving
-    /// those already queued as they were (`MLP_CUDA_RECORDINGS=2` keeps two all the same; so does `MLP_CUDA_TRACE=1`,
-    /// which reads a recording's events after its previous launch).
+    /// Two recordings per step key, used in turn, so that the host fills one's upload buffers while the GPU still
+    /// runs the other.
     private var graphs = [StepKey: [StepGraph]]()
     private var parity = [StepKey: Int]()
-    private let keepsTwoRecordings: Bool
     /// Whether training steps are recorded and replayed as CUDA graphs (`MLP_CUDA_GRAPH=0` turns it off, and so does a
     /// driver without the calls that set a recorded node's arguments).
     public let usesGraphs: Bool
@@ -382,7 +374,6 @@ public final class CUDABackend: Backend {
         inlineIndexLimit = d.graphNodes == nil || inlineSetting == "0" || readsMappedIndices ? 0
             : inlineSetting == "960" || version < 12010 ? Self.inlineIndexCapacity : Self.largeInlineIndexCapacity
         traces = environment["MLP_CUDA_TRACE"] == "1"
-        keepsTwoRecordings = traces || environment["MLP_CUDA_RECORDINGS"] == "2"
         usesSideStream = planner != nil && environment["MLP_CUDA_STREAMS"] != "1"
         launchesDependents = major >= 9 && d.cuLaunchKernelEx != nil && environment["MLP_CUDA_PDL"] != "0"
         if usesSideStream {
@@ -574,27 +565,21 @@ public final class CUDABackend: Backend {
             return
         }
         var list = graphs[key] ?? []
-        uploadIndex = 0
-        if list.count == 1, list[0].uploads.isEmpty, !keepsTwoRecordings {
-            // The only recording: two steps in flight, as with two, by waiting for its launch before the last.
-            let graph = list[0]
-            waitForLaunch(graph.launches - 2, of: graph)
-            mode = .replaying(graph)
-            return
-        }
         let turn = parity[key, default: 0]
         parity[key] = turn ^ 1
+        uploadIndex = 0
         if turn < list.count {
             let graph = list[turn]
-            waitForLaunch(graph.launches - 1, of: graph)
+            let start = DispatchTime.now().uptimeNanoseconds
+            record { try driver.check(driver.cuEventSynchronize(graph.done), "cuEventSynchronize") }
+            hostWaitSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             if traces { readMarks(graph) }
             mode = .replaying(graph)
         } else {
             let graph = StepGraph()
             graph.recordingStarted = DispatchTime.now().uptimeNanoseconds
             record {
-                try driver.check(driver.cuEventCreate(&graph.done[0], 2), "cuEventCreate")
-                try driver.check(driver.cuEventCreate(&graph.done[1], 2), "cuEventCreate")
+                try driver.check(driver.cuEventCreate(&graph.done, 2), "cuEventCreate")
                 try driver.check(driver.cuMemAllocHost(&graph.arena, StepGraph.arenaBytes), "cuMemAllocHost")
                 // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL: only this thread's calls are checked for capture safety.
                 try driver.check(driver.cuStreamBeginCapture(stream, 1), "cuStreamBeginCapture")
@@ -608,25 +593,10 @@ public final class CUDABackend: Backend {
         }
     }
 
-    /// Seconds the host has spent waiting, before replaying a step, for the GPU to finish the step before the last
-    /// (two steps in flight): what is left of the time spent issuing steps is the host's own work, which shows
-    /// whether the host or the GPU sets the pace (`mlp bench` prints both).
+    /// Seconds the host has spent waiting, before replaying a step, for the GPU to finish that recording's previous
+    /// launch (two steps in flight): what is left of the time spent issuing steps is the host's own work, which
+    /// shows whether the host or the GPU sets the pace (`mlp bench` prints both).
     public private(set) var hostWaitSeconds = 0.0
-
-    /// Waits until the GPU has finished `graph`'s launch number `index` (none if negative).
-    private func waitForLaunch(_ index: Int, of graph: StepGraph) {
-        guard index >= 0 else { return }
-        let start = DispatchTime.now().uptimeNanoseconds
-        record { try driver.check(driver.cuEventSynchronize(graph.done[index % 2]), "cuEventSynchronize") }
-        hostWaitSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-    }
-
-    /// Launches `graph` on the main stream and records its `done` event.
-    private func launchRecording(_ graph: StepGraph) throws {
-        try driver.check(driver.cuGraphLaunch(graph.executable, stream), "cuGraphLaunch")
-        try driver.check(driver.cuEventRecord(graph.done[graph.launches % 2], stream), "cuEventRecord")
-        graph.launches += 1
-    }
     /// When the first (unrecorded) run of a step shape began, until its end (for the `-v` log).
     private var firstRunStarted: UInt64?
 
@@ -662,12 +632,16 @@ public final class CUDABackend: Backend {
                 let instantiated = DispatchTime.now().uptimeNanoseconds
                 log(String(format: "step recorded as a CUDA graph: %.1f ms to record, %.1f ms to instantiate", Double(captureEnded - graph.recordingStarted) / 1e6, Double(instantiated - captureEnded) / 1e6))
                 // Recording ran nothing: launch the step now.
-                try launchRecording(graph)
+                try driver.check(driver.cuGraphLaunch(graph.executable, stream), "cuGraphLaunch")
+                try driver.check(driver.cuEventRecord(graph.done, stream), "cuEventRecord")
             }
         case .replaying(let graph):
             mode = .direct
             precondition(uploadIndex == graph.uploads.count, "a replayed step made \(uploadIndex) uploads where the recording had \(graph.uploads.count)")
-            record { try launchRecording(graph) }
+            record {
+                try driver.check(driver.cuGraphLaunch(graph.executable, stream), "cuGraphLaunch")
+                try driver.check(driver.cuEventRecord(graph.done, stream), "cuEventRecord")
+            }
         }
     }
 

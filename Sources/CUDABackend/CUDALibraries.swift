@@ -379,13 +379,15 @@ struct CUBLASLt {
                   "cublasLtMatmulDescSetAttribute(\(attribute))")
     }
 
-    /// An algorithm's split of `k` (1: none; 0 when it cannot be read).
+    /// An algorithm's split of `k` (1: none; -1: not a setting of this algorithm; 0 when it cannot be read).
     func splits(of algorithm: [UInt8]) -> Int {
         var value: UInt32 = 0
         let status = algorithm.withUnsafeBytes { a in
             withUnsafeMutableBytes(of: &value) { algoConfigGet(a.baseAddress!, AlgoConfigAttribute.splitK.rawValue, $0.baseAddress!, $0.count, nil) }
         }
-        return status == 0 ? Int(value) : 0
+        // cuBLASLt reports -1 for some algorithms (a split that is not one of its settings): kept as -1, which the
+        // reports show as no split and which gets no split variants (`MatmulPlanner.splitVariants`).
+        return status == 0 ? Int(Int32(bitPattern: value)) : 0
     }
 
     /// A copy of `algorithm` with `attribute` set to `value`, or nil when cuBLASLt refuses it.
