@@ -84,7 +84,7 @@ public final class CUDABackend: Backend {
         /// While recording: the launches of the gather and of the updates, from which their nodes' arguments are
         /// laid out when the recording ends.
         var gatherLaunch: (kernel: String, grid: (UInt32, UInt32), arguments: ArgumentBlock)?
-        var updateLaunches: [UInt: (grid: (UInt32, UInt32), arguments: ArgumentBlock)] = [:]
+        var updateLaunches: [UInt: (kernel: String, grid: (UInt32, UInt32), arguments: ArgumentBlock)] = [:]
     }
     private enum Mode { case direct, capturing(StepGraph), replaying(StepGraph) }
     private var mode = Mode.direct
@@ -142,6 +142,9 @@ public final class CUDABackend: Backend {
     let inlineIndexLimit: Int
     /// `INLINE_INDICES` and `INLINE_INDICES_LARGE` of the kernels' source.
     static let inlineIndexCapacity = 960
+    /// Where `optimizer_update` and `optimizer_update_gather` take the step's values (`StepValues`) among their
+    /// arguments.
+    static let stepValuesArgument = 7
     static let largeInlineIndexCapacity = 4096
     /// Whether recorded steps carry timing events between their operations (`MLP_CUDA_TRACE=1`; see `takeTrace`).
     public let traces: Bool
@@ -281,7 +284,7 @@ public final class CUDABackend: Backend {
         let kernelCache = KernelCache(directory: KernelCache.defaultDirectory(environment: ProcessInfo.processInfo.environment))
         let module = try Self.loadModule(d, nvrtc: nvrtc, source: Kernels.source, program: "mlp_kernels", architecture: architecture,
                                          cache: kernelCache, log: log, warn: warn)
-        for kernel in ["gather_batch", "gather_batch_inline", "gather_batch_inline_large", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "output_layer_sums", "optimizer_update"] {
+        for kernel in ["gather_batch", "gather_batch_inline", "gather_batch_inline_large", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "output_layer_sums", "optimizer_update", "optimizer_update_gather"] {
             var function: OpaquePointer?
             try d.check(d.cuModuleGetFunction(&function, module, kernel), "cuModuleGetFunction(\(kernel))")
             functions[kernel] = function
@@ -810,11 +813,11 @@ public final class CUDABackend: Backend {
             }
             graph.inlineGather = RecordedKernelNode(node: found.node, function: function, grid: launch.grid, block: 256, arguments: launch.arguments)
         }
-        let function = functions["optimizer_update"]!
-        for node in nodes where node.function == function {
+        let updates = [functions["optimizer_update"]!, functions["optimizer_update_gather"]!]
+        for node in nodes where updates.contains(node.function) {
             let parameters = UInt(node.firstArgument)
-            guard let launch = graph.updateLaunches[parameters] else { continue }
-            graph.updateNodes[parameters] = RecordedKernelNode(node: node.node, function: function, grid: launch.grid, block: 256, arguments: launch.arguments)
+            guard let launch = graph.updateLaunches[parameters], functions[launch.kernel]! == node.function else { continue }
+            graph.updateNodes[parameters] = RecordedKernelNode(node: node.node, function: node.function, grid: launch.grid, block: 256, arguments: launch.arguments)
         }
         guard graph.updateNodes.count == graph.updateLaunches.count else {
             throw CUDAError("\(graph.updateLaunches.count - graph.updateNodes.count) of the recorded step's optimizer updates were not found in its graph")
@@ -1288,6 +1291,29 @@ public final class CUDABackend: Backend {
     }
 
     public func optimizerUpdate(parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>, count: Int, stateStride: Int, step: OptimizerStep) {
+        enqueueUpdate(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: stateStride, step: step, gather: nil)
+    }
+
+    /// Batches of up to `inlineIndexCapacity` rows, their indices in the parameters (`MLP_CUDA_GATHER_WITH_UPDATE=0`:
+    /// none, each step gathers its own batch).
+    public func gathersWithUpdates(rows: Int) -> Bool {
+        gathersWithUpdatesSwitch && rows <= min(inlineIndexLimit, Self.inlineIndexCapacity)
+    }
+    private let gathersWithUpdatesSwitch = ProcessInfo.processInfo.environment["MLP_CUDA_GATHER_WITH_UPDATE"] != "0"
+
+    /// The update, and in the same launch (`optimizer_update_gather`) the gather, when the update runs on the main
+    /// stream; else the two in turn.
+    public func optimizerUpdate(parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>, count: Int, stateStride: Int, step: OptimizerStep, thenGather gather: BatchGather) {
+        guard gathersWithUpdates(rows: gather.indices.count) else {
+            optimizerUpdate(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: stateStride, step: step)
+            return gatherBatch(inputs: gather.inputs, labels: gather.labels, pixels: gather.pixels, sourceLabels: gather.sourceLabels,
+                               indices: gather.indices, features: gather.features, normalization: gather.normalization)
+        }
+        enqueueUpdate(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: stateStride, step: step, gather: gather)
+    }
+
+    /// `optimizerUpdate`, with `gather` in the same launch if given.
+    private func enqueueUpdate(parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>, count: Int, stateStride: Int, step: OptimizerStep, gather: BatchGather?) {
         precondition(stateStride >= count, "state slots \(stateStride) apart for \(count) parameters")
         let slots = step.kind == .sgd ? (step.momentum > 0 ? 1 : 0) : 2
         // Where the update goes: after both streams' work (`join`) for the whole buffer; for one layer's part of it,
@@ -1297,25 +1323,42 @@ public final class CUDABackend: Backend {
         var target = stream
         if wholeBuffer {
             join()
+        } else if let gather, sidePending || updatePending {
+            // The gather writes the batch's inputs and labels: on the main stream, after any work beside that
+            // still touches them or what the update touches.
+            if touchedBeside(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: stateStride, slots: slots)
+                || sideAccesses.uses(StreamAccesses.extent(gather.inputs, rows: gather.indices.count, stride: gather.features))
+                || sideAccesses.uses(StreamAccesses.extent(DevicePointer<Float>(address: gather.labels.address), rows: 1, stride: gather.indices.count)) {
+                join()
+            }
         } else if (sidePending || updatePending) && touchedBeside(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: stateStride, slots: slots) {
             target = updateStream
         }
         let beside = target != stream
         let kind = Int32(Self.kernelCode(of: step.kind))
         // The step's values go as a parameter (`StepValues`): a recorded step sets them in its node before each replay.
-        let grid = (blocks(count, 256 * 4), UInt32(1))  // 4: UPDATE_UNROLL
+        let updateBlocks = blocks(count, 256 * 4)  // 4: UPDATE_UNROLL
+        let gatherBlocks = gather.map { blocks($0.features) } ?? 0
+        let grid = (updateBlocks + gatherBlocks * UInt32(gather?.indices.count ?? 0), UInt32(1))
+        let kernel = gather == nil ? "optimizer_update" : "optimizer_update_gather"
         if case .replaying(let graph) = mode {
             if beside { updatePending = true }
             record {
                 guard let node = graph.updateNodes[parameters.address] else {
                     throw CUDAError("a recorded step's optimizer update of \(count) parameters was not found in its graph")
                 }
-                node.setLast(StepValues(step: step))
-                try setArguments(of: node, in: graph, "optimizer_update")
+                node.arguments.set(StepValues(step: step), at: Self.stepValuesArgument)
+                if let gather { node.setLast(InlineIndices(indices: gather.indices)) }
+                try setArguments(of: node, in: graph, gather == nil ? "optimizer_update" : "optimizer_update_gather")
             }
         } else {
-            let arguments: [any KernelArgument] = [parameters, gradients, state, Int64(count), Int64(stateStride), kind, Int32(step.nesterov ? 1 : 0), StepValues(step: step)]
-            if case .capturing(let graph) = mode { graph.updateLaunches[parameters.address] = (grid, ArgumentBlock(arguments)) }
+            var arguments: [any KernelArgument] = [parameters, gradients, state, Int64(count), Int64(stateStride), kind, Int32(step.nesterov ? 1 : 0), StepValues(step: step)]
+            if let gather {
+                arguments += [Int32(updateBlocks), gather.inputs, gather.labels, gather.pixels, gather.sourceLabels, Int32(gather.features),
+                              gather.normalization.scale, gather.normalization.shift, Int32(gatherBlocks), InlineIndices(indices: gather.indices)]
+            }
+            // Laid out now: the indices' buffer is the caller's, gone when the recording ends.
+            if case .capturing(let graph) = mode { graph.updateLaunches[parameters.address] = (kernel, grid, ArgumentBlock(arguments)) }
             record {
                 if beside {
                     try driver.check(driver.cuEventRecord(mainReady, stream), "cuEventRecord(main ready)")
@@ -1326,7 +1369,7 @@ public final class CUDABackend: Backend {
                     }
                 }
                 if !beside && wholeBuffer { mark("waits: the second stream's weight gradients") }
-                try enqueueKernel("optimizer_update", grid: grid, block: 256, on: target, arguments)
+                try enqueueKernel(kernel, grid: grid, block: 256, on: target, arguments)
                 if beside {
                     try driver.check(driver.cuEventRecord(updateDone, target), "cuEventRecord(update)")
                     updatePending = true
@@ -1338,7 +1381,7 @@ public final class CUDABackend: Backend {
             sideAccesses.write(StreamAccesses.extent(parameters, rows: 1, stride: count))
             for slot in 0..<slots { sideAccesses.write(StreamAccesses.extent(state + slot * stateStride, rows: 1, stride: count)) }
         } else {
-            mark("\(step.kind.rawValue) update of \(count) parameters")
+            mark("\(step.kind.rawValue) update of \(count) parameters\(gather.map { ", the next batch of \($0.indices.count) gathered" } ?? "")")
         }
     }
 

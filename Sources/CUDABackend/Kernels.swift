@@ -30,19 +30,19 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 }
 
 // inputs[r, f] = pixels[sample, f] * scale + shift for row r (rounded twice, as on the host: no fused multiply-add),
-// and the row's label.
+// and the row's label: block `block` of the row's `blocks`.
 __device__ __forceinline__ void gather_row(float* inputs, int* labels, const unsigned char* pixels, const unsigned char* source_labels,
-                                           int r, long sample, int features, float scale, float shift) {
-    for (int f = blockIdx.x * blockDim.x + threadIdx.x; f < features; f += gridDim.x * blockDim.x) {
+                                           int r, long sample, int features, float scale, float shift, int block, int blocks) {
+    for (int f = block * blockDim.x + threadIdx.x; f < features; f += blocks * blockDim.x) {
         inputs[(long)r * features + f] = __fadd_rn(__fmul_rn((float)pixels[sample * features + f], scale), shift);
     }
-    if (blockIdx.x == 0 && threadIdx.x == 0) labels[r] = source_labels[sample];
+    if (block == 0 && threadIdx.x == 0) labels[r] = source_labels[sample];
 }
 
 // inputs[r, f] = pixels[indices[r], f] * scale + shift: a block row per batch row.
 __global__ void gather_batch(float* inputs, int* labels, const unsigned char* pixels, const unsigned char* source_labels,
                              const int* indices, int batch, int features, float scale, float shift) {
-    gather_row(inputs, labels, pixels, source_labels, blockIdx.y, indices[blockIdx.y], features, scale, shift);
+    gather_row(inputs, labels, pixels, source_labels, blockIdx.y, indices[blockIdx.y], features, scale, shift, blockIdx.x, gridDim.x);
 }
 
 // gather_batch with the indices in the kernel's own parameters (at most INLINE_INDICES of them, 4 KB of parameters
@@ -52,7 +52,7 @@ __global__ void gather_batch(float* inputs, int* labels, const unsigned char* pi
 struct InlineIndices { int v[INLINE_INDICES]; };
 __global__ void gather_batch_inline(float* inputs, int* labels, const unsigned char* pixels, const unsigned char* source_labels,
                                     int batch, int features, float scale, float shift, InlineIndices indices) {
-    gather_row(inputs, labels, pixels, source_labels, blockIdx.y, indices.v[blockIdx.y], features, scale, shift);
+    gather_row(inputs, labels, pixels, source_labels, blockIdx.y, indices.v[blockIdx.y], features, scale, shift, blockIdx.x, gridDim.x);
 }
 
 // The same for batches of up to INLINE_INDICES_LARGE rows: a 16 KB parameter, which a CUDA 12.1 driver or later
@@ -61,7 +61,7 @@ __global__ void gather_batch_inline(float* inputs, int* labels, const unsigned c
 struct InlineIndicesLarge { int v[INLINE_INDICES_LARGE]; };
 __global__ void gather_batch_inline_large(float* inputs, int* labels, const unsigned char* pixels, const unsigned char* source_labels,
                                           int batch, int features, float scale, float shift, InlineIndicesLarge indices) {
-    gather_row(inputs, labels, pixels, source_labels, blockIdx.y, indices.v[blockIdx.y], features, scale, shift);
+    gather_row(inputs, labels, pixels, source_labels, blockIdx.y, indices.v[blockIdx.y], features, scale, shift, blockIdx.x, gridDim.x);
 }
 
 // out[c, r] = in[r, c] for the rows x columns matrix `in` (row stride ld), into the columns x rows matrix `out`:
@@ -491,10 +491,11 @@ __device__ __forceinline__ float updated_parameter(const OptimizerValues& o, flo
 // The step's values by value (optimizer_values's h), so that a recorded step sets them in the graph before each
 // replay instead of copying them to the device in a node of their own.
 struct OptimizerArguments { float h[8]; };
-__global__ void optimizer_update(float* p, const float* g, float* state, long count, long stride, int kind, int nesterov, const OptimizerArguments values) {
-    const OptimizerValues o = optimizer_values(values.h, kind, nesterov);
-    long step = (long)gridDim.x * blockDim.x * UPDATE_UNROLL;
-    for (long base = blockIdx.x * (long)blockDim.x * UPDATE_UNROLL + threadIdx.x; base < count; base += step) {
+// The update of the blocks `block` of `blocks` take (UPDATE_UNROLL elements a thread, blocks apart).
+__device__ __forceinline__ void update_range(float* p, const float* g, float* state, long count, long stride, const OptimizerValues& o,
+                                             long block, long blocks) {
+    long step = blocks * blockDim.x * UPDATE_UNROLL;
+    for (long base = block * (long)blockDim.x * UPDATE_UNROLL + threadIdx.x; base < count; base += step) {
         float param[UPDATE_UNROLL], d[UPDATE_UNROLL], s1[UPDATE_UNROLL], s2[UPDATE_UNROLL];
 #pragma unroll
         for (int j = 0; j < UPDATE_UNROLL; j++) {
@@ -513,6 +514,25 @@ __global__ void optimizer_update(float* p, const float* g, float* state, long co
             if (o.first_state) state[i] = s1[j];
             if (o.second_state) state[stride + i] = s2[j];
         }
+    }
+}
+
+__global__ void optimizer_update(float* p, const float* g, float* state, long count, long stride, int kind, int nesterov, const OptimizerArguments values) {
+    update_range(p, g, state, count, stride, optimizer_values(values.h, kind, nesterov), blockIdx.x, gridDim.x);
+}
+
+// optimizer_update in its first update_blocks blocks, and in the rest, gather_blocks a row, gather_batch_inline of
+// the next step's batch: the step's last launch gathers what the next step starts from, so that the next step's
+// recording starts with its first product. The batch's buffers must have no reader left in this step.
+__global__ void optimizer_update_gather(float* p, const float* g, float* state, long count, long stride, int kind, int nesterov,
+                                        const OptimizerArguments values, int update_blocks,
+                                        float* inputs, int* labels, const unsigned char* pixels, const unsigned char* source_labels,
+                                        int features, float scale, float shift, int gather_blocks, InlineIndices indices) {
+    if ((int)blockIdx.x < update_blocks) {
+        update_range(p, g, state, count, stride, optimizer_values(values.h, kind, nesterov), blockIdx.x, update_blocks);
+    } else {
+        int b = blockIdx.x - update_blocks, r = b / gather_blocks;
+        gather_row(inputs, labels, pixels, source_labels, r, indices.v[r], features, scale, shift, b % gather_blocks, gather_blocks);
     }
 }
 

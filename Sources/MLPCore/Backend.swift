@@ -194,6 +194,18 @@ public protocol Backend: AnyObject {
     /// buffer.
     func updatesEachLayer(parameters: Int) -> Bool
 
+    /// Whether `optimizerUpdate(…, thenGather:)` gathers a batch of `rows` rows within the update's own work, so
+    /// that a step can end by gathering the next step's batch at no cost of its own (a GPU backend saves the next
+    /// step the launch it would start with). `Network` asks before each step; where the answer is false (the
+    /// default) each step gathers its own batch first.
+    func gathersWithUpdates(rows: Int) -> Bool
+
+    /// `optimizerUpdate`, then the gather `gather` (into buffers that nothing else reads or writes in this step
+    /// after the update: the next step's batch), in one launch where the backend can. Default: the two in turn.
+    func optimizerUpdate(
+        parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>,
+        count: Int, stateStride: Int, step: OptimizerStep, thenGather gather: BatchGather)
+
     // MARK: Whole steps
 
     /// A network's whole training step as one operation, if this backend has one for it (see `FusedTrainingStep`);
@@ -230,6 +242,42 @@ extension Backend {
 
     /// `false`: one update over every layer at the end of a step.
     public func updatesEachLayer(parameters: Int) -> Bool { false }
+
+    /// `false`: each step gathers its own batch.
+    public func gathersWithUpdates(rows: Int) -> Bool { false }
+
+    /// The update, then the gather.
+    public func optimizerUpdate(
+        parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>,
+        count: Int, stateStride: Int, step: OptimizerStep, thenGather gather: BatchGather
+    ) {
+        optimizerUpdate(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: stateStride, step: step)
+        gatherBatch(inputs: gather.inputs, labels: gather.labels, pixels: gather.pixels, sourceLabels: gather.sourceLabels,
+                    indices: gather.indices, features: gather.features, normalization: gather.normalization)
+    }
+}
+
+/// The arguments of a `gatherBatch` that a backend may queue with other work (`optimizerUpdate(…, thenGather:)`).
+public struct BatchGather {
+    public var inputs: DevicePointer<Float>
+    public var labels: DevicePointer<Int32>
+    public var pixels: DevicePointer<UInt8>
+    public var sourceLabels: DevicePointer<UInt8>
+    /// In host memory, read before the call that takes the gather returns.
+    public var indices: UnsafeBufferPointer<Int32>
+    public var features: Int
+    public var normalization: Normalization
+
+    public init(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>,
+                indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization) {
+        self.inputs = inputs
+        self.labels = labels
+        self.pixels = pixels
+        self.sourceLabels = sourceLabels
+        self.indices = indices
+        self.features = features
+        self.normalization = normalization
+    }
 }
 
 extension Backend {
@@ -364,12 +412,18 @@ public struct StepKey: Hashable, Sendable {
     public var data: Int
     /// The batch's rows.
     public var rows: Int
+    /// Whether the step gathers its batch (false: the step before gathered it, `Backend.gathersWithUpdates`).
+    public var gathersBatch: Bool
+    /// Whether the step ends by gathering the next step's batch, of the same size, with its update.
+    public var gathersNext: Bool
 
-    /// A key from the serial numbers of a network and a dataset, and a batch's rows.
-    public init(network: Int, data: Int, rows: Int) {
+    /// A key from the serial numbers of a network and a dataset, a batch's rows, and where its batch is gathered.
+    public init(network: Int, data: Int, rows: Int, gathersBatch: Bool = true, gathersNext: Bool = false) {
         self.network = network
         self.data = data
         self.rows = rows
+        self.gathersBatch = gathersBatch
+        self.gathersNext = gathersNext
     }
 }
 

@@ -79,6 +79,7 @@ public final class Network {
         trainingMetrics = try backend.allocate(Float.self, count: 2)
         evaluationMetrics = try backend.allocate(Float.self, count: 2)
         self.updatesEachLayer = updatesEachLayer ?? backend.updatesEachLayer(parameters: n)
+        prefetched = .allocate(capacity: maxBatch)
         if fusesSteps != false {
             fusedStep = try backend.makeFusedStep(
                 FusedStepBuffers(
@@ -95,6 +96,7 @@ public final class Network {
     public var fusesSteps: Bool { fusedStep != nil }
 
     deinit {
+        prefetched.deallocate()
         for p in [parameters, gradients, optimizerState, inputs, gradientScratch.0, gradientScratch.1, outputGradient,
                   trainingMetrics, evaluationMetrics] + activations {
             backend.free(p)
@@ -132,19 +134,25 @@ public final class Network {
     /// One optimizer step on the samples `batch` of `data`: forward, loss, backward, update.
     ///
     /// The batch's summed loss and correct count are added to the training metrics (read them with
-    /// `readTrainingMetrics`).
+    /// `readTrainingMetrics`). With `next`, the samples of the step that will follow, a backend that gathers
+    /// batches within its updates (`Backend.gathersWithUpdates`) gathers them at the end of this step, and that
+    /// step then starts with its first product; the results are the same either way.
     /// - Precondition: `1 ≤ batch.count ≤ maxBatch`; indices within `data`.
-    public func trainStep(_ data: ResidentDataset, batch: ArraySlice<Int32>, step: OptimizerStep) {
+    public func trainStep(_ data: ResidentDataset, batch: ArraySlice<Int32>, step: OptimizerStep, next: ArraySlice<Int32>? = nil) {
         let rows = batch.count
         precondition(rows >= 1 && rows <= maxBatch, "batch of \(rows) rows for a network sized for \(maxBatch)")
-        backend.beginStep(StepKey(network: serialNumber, data: data.serialNumber, rows: rows))
+        let gathered = holdsPrefetched(data, batch)
+        prefetchedCount = 0
+        // Only a next batch of the same size: the step's recording then has one shape fewer to cover.
+        let gathersNext = fusedStep == nil && next?.count == rows && backend.gathersWithUpdates(rows: rows)
+        backend.beginStep(StepKey(network: serialNumber, data: data.serialNumber, rows: rows, gathersBatch: !gathered, gathersNext: gathersNext))
         defer { backend.endStep() }
         if let fusedStep {
             precondition(data.featureCount == spec.inputSize, "data has \(data.featureCount) features, network expects \(spec.inputSize)")
             batch.withUnsafeBufferPointer { fusedStep.run(data, batch: $0, normalization: normalization, step: step) }
             return
         }
-        gather(data, batch)
+        if !gathered { gather(data, batch) }
         forwardHidden(rows: rows)
         let last = spec.layerCount - 1
         var gradient = gradientScratch.0, other = gradientScratch.1
@@ -188,11 +196,40 @@ public final class Network {
             transposeA: true, transposeB: false, m: first.inputs, n: first.outputs, k: rows,
             alpha: 1, a: inputs, lda: first.inputs, b: gradient, ldb: first.outputs,
             beta: 0, c: gradients + first.weightOffset, ldc: first.outputs)
-        if updatesEachLayer {
+        if gathersNext, let next {
+            // Every reader of the inputs and labels has been queued: the update may gather the next batch into them.
+            let first = updatesEachLayer ? layout.layers[0] : nil
+            next.withUnsafeBufferPointer { indices in
+                backend.optimizerUpdate(
+                    parameters: parameters + (first?.weightOffset ?? 0), gradients: gradients + (first?.weightOffset ?? 0),
+                    state: optimizerState + (first?.weightOffset ?? 0), count: first.map { $0.weightCount + $0.outputs } ?? layout.count,
+                    stateStride: layout.count, step: step,
+                    thenGather: BatchGather(inputs: inputs, labels: labels, pixels: data.pixels, sourceLabels: data.labels, indices: indices,
+                                            features: data.featureCount, normalization: normalization))
+                for i in 0..<indices.count { prefetched[i] = indices[i] }
+            }
+            prefetchedCount = rows
+            prefetchedData = data.serialNumber
+        } else if updatesEachLayer {
             updateLayer(0, step)
         } else {
             backend.optimizerUpdate(
                 parameters: parameters, gradients: gradients, state: optimizerState, count: layout.count, step: step)
+        }
+    }
+
+    /// The indices of the batch the last step gathered for the next (`prefetchedCount` of them, 0: none, of the
+    /// dataset numbered `prefetchedData`), kept in `maxBatch` ints allocated once.
+    private let prefetched: UnsafeMutablePointer<Int32>
+    private var prefetchedCount = 0
+    private var prefetchedData = -1
+
+    /// Whether the inputs and labels hold `batch` of `data`, gathered by the step before.
+    private func holdsPrefetched(_ data: ResidentDataset, _ batch: ArraySlice<Int32>) -> Bool {
+        guard prefetchedCount == batch.count, prefetchedData == data.serialNumber else { return false }
+        return batch.withUnsafeBufferPointer { b in
+            for i in 0..<b.count where b[i] != prefetched[i] { return false }
+            return true
         }
     }
 
@@ -210,8 +247,9 @@ public final class Network {
             stateStride: layout.count, step: step)
     }
 
-    /// Runs every step shape a training run will use (a training step of each batch size, three times: the backend
-    /// may plan it the first time and record it the next two; an evaluation of each size), then puts the parameters,
+    /// Runs every step shape a training run will use (a training step of each batch size and kind, three times: the
+    /// backend may plan it the first time and record it the next two, where the kinds are a step that gathers its
+    /// batch or finds it gathered, and gathers the next one or not; an evaluation of each size), then puts the parameters,
     /// the optimizer state and the training metrics back as they were: the one-time costs of a backend (the cuda
     /// backend's first launches, product plans and graph recordings) then fall before the training instead of in its
     /// first epoch, as a benchmark's warm-up does.
@@ -224,7 +262,14 @@ public final class Network {
         let savedParameters = parameterValues(), savedState = optimizerStateValues()
         for rows in batchSizes where rows >= 1 && rows <= min(maxBatch, data.count) {
             let batch = (0..<Int32(rows)).map { $0 }
-            for _ in 0..<3 { trainStep(data, batch: batch[...], step: step) }
+            // Each kind of step a training run takes (see `trainStep`'s `next`): gathering its batch or not, and
+            // the next one or not; three times, for a backend that runs a step shape once and then records it twice.
+            for _ in 0..<3 {
+                trainStep(data, batch: batch[...], step: step, next: batch[...])
+                trainStep(data, batch: batch[...], step: step, next: batch[...])
+                trainStep(data, batch: batch[...], step: step)
+                trainStep(data, batch: batch[...], step: step)
+            }
         }
         if let evaluation {
             for rows in evaluation.batchSizes where rows >= 1 && rows <= min(maxBatch, evaluation.data.count) {
@@ -309,6 +354,7 @@ public final class Network {
     // MARK: Steps of a pass
 
     private func gather(_ data: ResidentDataset, _ batch: ArraySlice<Int32>) {
+        prefetchedCount = 0
         precondition(data.featureCount == spec.inputSize, "data has \(data.featureCount) features, network expects \(spec.inputSize)")
         batch.withUnsafeBufferPointer {
             backend.gatherBatch(

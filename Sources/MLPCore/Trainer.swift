@@ -127,9 +127,11 @@ public final class Trainer {
             var learningRate = configuration.schedule.rate(atStep: progress.globalStep)
             for b in progress.stepInEpoch..<batches.count {
                 let batch = batches.order[batches.range(ofBatch: b)]
+                let next = b + 1 < batches.count ? batches.order[batches.range(ofBatch: b + 1)] : nil
                 learningRate = configuration.schedule.rate(atStep: progress.globalStep)
                 network.trainStep(
-                    trainingData, batch: batch, step: configuration.optimizer.step(progress.globalStep + 1, learningRate: learningRate))
+                    trainingData, batch: batch, step: configuration.optimizer.step(progress.globalStep + 1, learningRate: learningRate),
+                    next: next)
                 samples += batch.count
                 progress.globalStep += 1
                 progress.stepInEpoch = b + 1

@@ -194,13 +194,15 @@ enum TrainingBenchmark {
         network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &init_))
         var generator = SeededGenerator(seed: 1)
         var globalStep = 0
-        func step(_ batch: ArraySlice<Int32>) {
+        /// Batch `b` of `epoch`, told the next batch of the epoch as `Trainer` tells it.
+        func step(_ epoch: EpochBatches, _ b: Int, count: Int) {
             globalStep += 1
-            network.trainStep(train, batch: batch, step: optimizer.step(globalStep, learningRate: 1e-3))
+            network.trainStep(train, batch: epoch.order[epoch.range(ofBatch: b)], step: optimizer.step(globalStep, learningRate: 1e-3),
+                              next: b + 1 < count ? epoch.order[epoch.range(ofBatch: b + 1)] : nil)
         }
-        // Warm-up: first touches of every buffer, thread start, caches.
-        let warm = EpochBatches(indices: indices, batchSize: workload.batch, dropLast: true, generator: &generator)
-        for b in 0..<min(3, warm.count) { step(warm.order[warm.range(ofBatch: b)]) }
+        // Warm-up: first touches of every buffer, thread start, caches, and every kind of step an epoch takes three
+        // times (a backend that records steps runs each kind once, then records it twice).
+        network.warmUp(train, batchSizes: [workload.batch], evaluation: nil, step: optimizer.step(1, learningRate: 1e-3))
         try backend.synchronize()
 
         var rates = [Double]()
@@ -213,12 +215,13 @@ enum TrainingBenchmark {
             let start = now()
             if let steps {
                 let epoch = EpochBatches(indices: indices, batchSize: workload.batch, dropLast: true, generator: &generator)
-                for b in 0..<min(steps, epoch.count) { step(epoch.order[epoch.range(ofBatch: b)]); samples += workload.batch }
+                let count = min(steps, epoch.count)
+                for b in 0..<count { step(epoch, b, count: count); samples += workload.batch }
             } else {
                 for _ in 0..<epochs {
                     // The shuffle is inside the timed region, as it is part of an epoch.
                     let epoch = EpochBatches(indices: indices, batchSize: workload.batch, dropLast: true, generator: &generator)
-                    for b in 0..<epoch.count { step(epoch.order[epoch.range(ofBatch: b)]); samples += workload.batch }
+                    for b in 0..<epoch.count { step(epoch, b, count: epoch.count); samples += workload.batch }
                 }
             }
             let issued = now() - start

@@ -142,6 +142,13 @@ struct Check: ParsableCommand {
                 let steps = try sgdSteps(cuda, reference, dataset.train.subset(0..<(2 * batch)), hidden: [512, 256], batch: batch)
                 report("6 SGD steps of 784-512-256-10, batch \(batch), vs cpu", steps, trainingTolerance)
             }
+            // The same with each step told the next one's batch, which the cuda backend then gathers inside the
+            // step's update (batches of up to 960 rows): the recorded steps that gather, that find their batch
+            // gathered, and that gather the next, with new indices at each replay.
+            for batch in [128, 57] {
+                let steps = try sgdSteps(cuda, reference, dataset.train.subset(0..<(2 * batch)), hidden: [512, 256], batch: batch, toldNext: true)
+                report("6 SGD steps of 784-512-256-10, batch \(batch), each gathering the next batch, vs cpu", steps, trainingTolerance)
+            }
             // Wider layers, recorded: an output layer whose weights (80 KB) fit in the one-kernel version's shared
             // memory only with the opt-in, at 1024 rows (8 warps a block); and an output layer too wide for any
             // shared memory (234 KB: the composition).
@@ -185,8 +192,9 @@ struct Check: ParsableCommand {
         if failures > 0 { throw ExitCode(1) }
     }
 
-    /// Trains 3 steps (the first runs directly and times the products' algorithms, the next two record the step's
-    /// two graphs), then counts the device allocations of 20 more.
+    /// Trains 5 steps, each told the next one's batch (the first two run directly, one gathering its batch and one
+    /// finding it gathered, and time the products' algorithms; the next three record the step's graphs), then counts
+    /// the device allocations of 20 more.
     func allocationsInWarmSteps(_ backend: CUDABackend, _ images: LabeledImages, fused: Bool) throws -> Int {
         let spec = try NetworkSpec(layerSizes: [images.featureCount, 40, 23, images.classCount])
         let optimizer = OptimizerConfiguration.adam(learningRate: 1e-3)
@@ -195,17 +203,18 @@ struct Check: ParsableCommand {
         network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &generator))
         let data = try ResidentDataset(images, on: backend)
         let batch = (0..<Int32(64)).map { $0 }
-        for step in 1...3 { network.trainStep(data, batch: batch[...], step: optimizer.step(step, learningRate: 1e-3)) }
+        for step in 1...5 { network.trainStep(data, batch: batch[...], step: optimizer.step(step, learningRate: 1e-3), next: batch[...]) }
         try backend.synchronize()
         let before = backend.deviceAllocations
-        for step in 4...23 { network.trainStep(data, batch: batch[...], step: optimizer.step(step, learningRate: 1e-3)) }
+        for step in 6...25 { network.trainStep(data, batch: batch[...], step: optimizer.step(step, learningRate: 1e-3), next: batch[...]) }
         try backend.synchronize()
         return backend.deviceAllocations - before
     }
 
     /// Trains the same network (`hidden` layers between the images and the classes) 6 SGD steps on `backend` and
     /// `reference` and returns ‖Δp − Δp_ref‖ / ‖Δp_ref‖.
-    func sgdSteps(_ backend: any Backend, _ reference: any Backend, _ images: LabeledImages, hidden: [Int], batch: Int) throws -> Double {
+    /// With `toldNext`, each step but the last is told the next step's batch (`Network.trainStep`'s `next`).
+    func sgdSteps(_ backend: any Backend, _ reference: any Backend, _ images: LabeledImages, hidden: [Int], batch: Int, toldNext: Bool = false) throws -> Double {
         let spec = try NetworkSpec(layerSizes: [images.featureCount] + hidden + [images.classCount])
         let optimizer = try OptimizerConfiguration(kind: .sgd, learningRate: 0.05)
         var generator = SeededGenerator(seed: seed)
@@ -215,10 +224,11 @@ struct Check: ParsableCommand {
             let network = try Network(spec: spec, optimizer: optimizer, backend: b, maxBatch: batch, fusesSteps: false)
             network.setParameters(initial)
             let data = try ResidentDataset(images, on: b)
+            // Each step's batch: the first or the second half of the samples, in an order of their own.
+            let batches = (0...7).map { step in (0..<Int32(batch)).map { Int32((step % 2) * batch) + ($0 * 5 + Int32(step)) % Int32(batch) } }
             for step in 1...6 {
-                let first = Int32((step % 2) * batch)
-                let indices = (0..<Int32(batch)).map { first + $0 }
-                network.trainStep(data, batch: indices[...], step: optimizer.step(step, learningRate: 0.05))
+                network.trainStep(data, batch: batches[step][...], step: optimizer.step(step, learningRate: 0.05),
+                                  next: toldNext && step < 6 ? batches[step + 1][...] : nil)
             }
             try b.synchronize()
             changes.append(zip(network.parameterValues(), initial).map { Double($0) - Double($1) })
