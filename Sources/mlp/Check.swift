@@ -144,10 +144,13 @@ struct Check: ParsableCommand {
             }
             // The same with each step told the next one's batch, which the cuda backend then gathers inside the
             // step's update (batches of up to 960 rows): the recorded steps that gather, that find their batch
-            // gathered, and that gather the next, with new indices at each replay.
-            for batch in [128, 57] {
-                let steps = try sgdSteps(cuda, reference, dataset.train.subset(0..<(2 * batch)), hidden: [512, 256], batch: batch, toldNext: true)
-                report("6 SGD steps of 784-512-256-10, batch \(batch), each gathering the next batch, vs cpu", steps, trainingTolerance)
+            // gathered, and that gather the next, with new indices at each replay. Against the cpu backend, and
+            // against the same steps not told (the same arithmetic: identical parameters and optimizer states).
+            let toldNext = try sgdSteps(cuda, reference, dataset.train.subset(0..<256), hidden: [512, 256], batch: 128, toldNext: true)
+            report("6 SGD steps of 784-512-256-10, batch 128, each gathering the next batch, vs cpu", toldNext, trainingTolerance)
+            for (hidden, batch, eachLayer) in [([512, 256], 57, false), ([300, 70], 128, true)] {
+                let difference = try gatheringNext(cuda, dataset.train.subset(0..<(2 * batch)), hidden: hidden, batch: batch, updatesEachLayer: eachLayer)
+                report("6 Adam steps of 784-\(hidden.map(String.init).joined(separator: "-"))-10, batch \(batch)\(eachLayer ? ", layer by layer" : ""), gathering the next batch, vs not: largest difference", difference, 0)
             }
             // Wider layers, recorded: an output layer whose weights (80 KB) fit in the one-kernel version's shared
             // memory only with the opt-in, at 1024 rows (8 warps a block); and an output layer too wide for any
@@ -234,6 +237,29 @@ struct Check: ParsableCommand {
             changes.append(zip(network.parameterValues(), initial).map { Double($0) - Double($1) })
         }
         return relativeError(changes[0], changes[1])
+    }
+
+    /// Trains a network six Adam steps of `batch` rows, each step but the last told the next one's batch, and again
+    /// not told, and returns the largest difference between the two's parameters and optimizer states.
+    func gatheringNext(_ backend: CUDABackend, _ images: LabeledImages, hidden: [Int], batch: Int, updatesEachLayer: Bool) throws -> Double {
+        let spec = try NetworkSpec(layerSizes: [images.featureCount] + hidden + [images.classCount])
+        let optimizer = OptimizerConfiguration.adam(learningRate: 1e-3)
+        var generator = SeededGenerator(seed: seed)
+        let initial = ParameterLayout(spec).initialParameters(for: spec, using: &generator)
+        let data = try ResidentDataset(images, on: backend)
+        let batches = (0...7).map { step in (0..<Int32(batch)).map { Int32((step % 2) * batch) + ($0 * 5 + Int32(step)) % Int32(batch) } }
+        var results = [[Float]]()
+        for told in [true, false] {
+            let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: batch, updatesEachLayer: updatesEachLayer, fusesSteps: false)
+            network.setParameters(initial)
+            for step in 1...6 {
+                network.trainStep(data, batch: batches[step][...], step: optimizer.step(step, learningRate: 1e-3),
+                                  next: told && step < 6 ? batches[step + 1][...] : nil)
+            }
+            try backend.synchronize()
+            results.append(network.parameterValues() + network.optimizerStateValues())
+        }
+        return zip(results[0], results[1]).reduce(0) { max($0, Double(abs($1.0 - $1.1))) }
     }
 
     /// Trains 784-2048-2048-10 six Adam steps of 256 rows with every layer updated at once at the end of the step and
