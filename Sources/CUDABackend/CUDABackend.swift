@@ -30,7 +30,8 @@ import MNIST
 /// (`MLP_CUDA_OUTPUT_LONG_ROWS=n` moves the row length from which that kernel loads 16 inputs at once, and
 /// `MLP_CUDA_LAYER_UPDATES=0` or `1` updates no network, or every one, layer by layer, and `MLP_CUDA_INLINE_INDICES=0`
 /// copies a batch's indices ahead of the gather instead of passing them as its parameter, `=960` only for batches
-/// of up to 960 rows);
+/// of up to 960 rows, and `MLP_CUDA_GATHER_WITH_UPDATE=0` has each step gather its own batch instead of the step
+/// before gathering it in its last update);
 /// `MLP_CUDA_TRACE=1` puts timing events between a recorded step's operations (`takeTrace`); `MLP_CUDA_TILED=1` adds
 /// our own product kernels (`TiledGemm.swift`) to the timing, `MLP_CUDA_FUSED_STEP=1` runs training steps as one
 /// kernel (`FusedStep.swift`; `MLP_CUDA_FUSED_TIMELINE=1` times its phases), and `MLP_CUDA_TUNE_CACHE` names the
