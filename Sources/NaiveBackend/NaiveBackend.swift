@@ -11,6 +11,14 @@ public final class NaiveBackend: HostMemoryBackend {
 
     public init() {}
 
+    /// Whether a training step told the next step's batch gathers it after its update
+    /// (`Backend.gathersWithUpdates`), as the cuda backend does inside its update's launch. Off by default; here the
+    /// update and the gather simply run in turn (the protocol's default), which lets the tests check on the host
+    /// that a network's steps give the same results whichever step gathers a batch.
+    public var gathersNextBatchWithUpdates = false
+
+    public func gathersWithUpdates(rows: Int) -> Bool { gathersNextBatchWithUpdates }
+
     // MARK: Batches
 
     public func gatherBatch(

@@ -137,6 +137,53 @@ import TestSupport
         #expect(results[0] != initial + [Float](repeating: 0, count: results[0].count - initial.count))
     }
 
+    /// A step told the next step's batch may gather it after its update (`Network.trainStep`'s `next`, on a backend
+    /// that `gathersWithUpdates`); the next step then skips its gather. The same network either way, bit for bit,
+    /// through: a next batch of the same rows, a step whose batch is not the one its predecessor was told (same size:
+    /// it must gather its own), a next batch of another size (not gathered ahead), an evaluation between a step and
+    /// the next (it overwrites the inputs), layer-by-layer updates, and `Trainer`'s epochs.
+    @Test(arguments: [false, true])
+    func gatheringTheNextBatchInTheUpdateChangesNothing(eachLayer: Bool) throws {
+        let spec = try NetworkSpec(layerSizes: [15, 13, 11, 4])
+        let optimizer = OptimizerConfiguration.adam(learningRate: 3e-3)
+        var g = SeededGenerator(seed: 21)
+        let initial = ParameterLayout(spec).initialParameters(for: spec, using: &g)
+        let images = syntheticImages(count: 40)
+        let batches = (0..<8).map { _ in (0..<Int32(40)).shuffled(using: &g).prefix(7) }
+        // (batch, next): told right, told and then another batch, a smaller next batch, the same batch again.
+        let plan: [(Int, Int?)] = [(0, 1), (1, 2), (2, 3), (4, 5), (5, nil), (6, 6), (6, 6), (6, nil), (7, nil)]
+        var results = [[Float]]()
+        for ahead in [false, true] {
+            let backend = NaiveBackend()
+            backend.gathersNextBatchWithUpdates = ahead
+            let data = try ResidentDataset(images, on: backend)
+            let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: 64, updatesEachLayer: eachLayer)
+            network.setParameters(initial)
+            var evaluations = [Float]()
+            for (s, (b, next)) in plan.enumerated() {
+                let nextBatch: ArraySlice<Int32>? = next.map { s == 3 ? batches[$0].prefix(5) : batches[$0] }
+                network.trainStep(data, batch: batches[b], step: optimizer.step(s + 1, learningRate: 3e-3), next: nextBatch)
+                if s == 1 { evaluations.append(Float(network.evaluate(data, indices: Array(batches[7])).loss)) }
+            }
+            let (loss, correct) = network.readTrainingMetrics()
+            results.append(network.parameterValues() + network.optimizerStateValues() + evaluations + [loss, Float(correct)])
+        }
+        let largest = zip(results[0], results[1]).map { abs($0 - $1) }.max()!
+        #expect(largest == 0, "parameters, state or metrics differ by up to \(largest)")
+
+        // Whole epochs through the trainer, which tells each step the next one.
+        var epochs = [[Float]]()
+        for ahead in [false, true] {
+            let backend = NaiveBackend()
+            backend.gathersNextBatchWithUpdates = ahead
+            let data = try ResidentDataset(images, on: backend)
+            let trainer = try Self.trainer(Self.configuration(epochs: 2), data: data, updatesEachLayer: eachLayer)
+            try trainer.run()
+            epochs.append(trainer.network.parameterValues() + trainer.network.optimizerStateValues())
+        }
+        #expect(epochs[0] == epochs[1])
+    }
+
     /// Updating each layer as soon as its gradients are final (`Network(updatesEachLayer:)`, as the cuda backend
     /// does for large networks) gives the same network, bit for bit, as one update over every layer at the end of
     /// the step: for Adam and for SGD with momentum (one state slot), and for a network of one layer.
