@@ -237,10 +237,16 @@ enum TrainingBenchmark {
         }
         if let cuda, cuda.traces {
             // MLP_CUDA_TRACE=1: where a recorded step's time goes, between timing events inside its graph.
+            // An epoch replays recordings of more than one kind (its first step gathers its batch, the others find it
+            // gathered): an operation of only some of them counts in the step's total in proportion.
             let trace = cuda.takeTrace()
-            let inside = trace.reduce(0) { $0 + $1.microseconds }
-            print(String(format: "%@ trace (main stream, mean of %d replays; the events lengthen the step):", workload.name, trace.first?.count ?? 0))
-            for entry in trace { print(String(format: "  %7.1f µs  %@", entry.microseconds, entry.label)) }
+            let replays = trace.map(\.count).max() ?? 0
+            let inside = trace.reduce(0) { $0 + $1.microseconds * Double($1.count) / Double(max(1, replays)) }
+            print(String(format: "%@ trace (main stream, mean of %d replays; the events lengthen the step):", workload.name, replays))
+            for entry in trace {
+                let share = entry.count < replays ? " (in \(entry.count) of \(replays) replays)" : ""
+                print(String(format: "  %7.1f µs  %@%@", entry.microseconds, entry.label, share))
+            }
             print(String(format: "  %7.1f µs  inside the graph, of %.1f µs a step: %.1f µs between graphs", inside,
                          Summary(stepTimes).median * 1e6, Summary(stepTimes).median * 1e6 - inside))
         }
