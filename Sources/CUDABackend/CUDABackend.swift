@@ -143,10 +143,10 @@ public final class CUDABackend: Backend {
     let inlineIndexLimit: Int
     /// `INLINE_INDICES` and `INLINE_INDICES_LARGE` of the kernels' source.
     static let inlineIndexCapacity = 960
+    static let largeInlineIndexCapacity = 4096
     /// Where `optimizer_update` and `optimizer_update_gather` take the step's values (`StepValues`) among their
     /// arguments.
     static let stepValuesArgument = 7
-    static let largeInlineIndexCapacity = 4096
     /// Whether recorded steps carry timing events between their operations (`MLP_CUDA_TRACE=1`; see `takeTrace`).
     public let traces: Bool
     /// Per operation of a recorded step: seconds from the previous operation's end to its end on the main stream,
@@ -377,6 +377,9 @@ public final class CUDABackend: Backend {
         let inlineSetting = environment["MLP_CUDA_INLINE_INDICES"]
         inlineIndexLimit = d.graphNodes == nil || inlineSetting == "0" || readsMappedIndices ? 0
             : inlineSetting == "960" || version < 12010 ? Self.inlineIndexCapacity : Self.largeInlineIndexCapacity
+        if let value = inlineSetting, value != "0", value != "960" {
+            warn("MLP_CUDA_INLINE_INDICES=\(value): expected 0 (copy every batch's indices) or 960 (only batches of up to 960 rows in the parameters); the default is used")
+        }
         traces = environment["MLP_CUDA_TRACE"] == "1"
         usesSideStream = planner != nil && environment["MLP_CUDA_STREAMS"] != "1"
         launchesDependents = major >= 9 && d.cuLaunchKernelEx != nil && environment["MLP_CUDA_PDL"] != "0"
@@ -1302,8 +1305,8 @@ public final class CUDABackend: Backend {
     }
     private let gathersWithUpdatesSwitch = ProcessInfo.processInfo.environment["MLP_CUDA_GATHER_WITH_UPDATE"] != "0"
 
-    /// The update, and in the same launch (`optimizer_update_gather`) the gather, when the update runs on the main
-    /// stream; else the two in turn.
+    /// The update and, in the same launch (`optimizer_update_gather`, on the main stream after any work beside that
+    /// touches what either writes), the gather, for a batch `gathersWithUpdates` takes; else the two in turn.
     public func optimizerUpdate(parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>, count: Int, stateStride: Int, step: OptimizerStep, thenGather gather: BatchGather) {
         guard gathersWithUpdates(rows: gather.indices.count) else {
             optimizerUpdate(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: stateStride, step: step)
@@ -1329,7 +1332,7 @@ public final class CUDABackend: Backend {
             // still touches them or what the update touches.
             if touchedBeside(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: stateStride, slots: slots)
                 || sideAccesses.uses(StreamAccesses.extent(gather.inputs, rows: gather.indices.count, stride: gather.features))
-                || sideAccesses.uses(StreamAccesses.extent(DevicePointer<Float>(address: gather.labels.address), rows: 1, stride: gather.indices.count)) {
+                || sideAccesses.uses(StreamAccesses.extent(gather.labels, rows: 1, stride: gather.indices.count)) {
                 join()
             }
         } else if (sidePending || updatePending) && touchedBeside(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: stateStride, slots: slots) {

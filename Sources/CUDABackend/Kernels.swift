@@ -442,8 +442,8 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
 }
 
 // The optimizer's values for a launch. h (optimizer_update's parameter, set in a recorded step's node before each
-// replay; the fused step's device buffer): learning rate, momentum, weight decay, beta1, beta2, epsilon, 1 - beta1^t, 1 - beta2^t. kind: 0 sgd, 1 adam,
-// 2 adamw. The bias corrections are folded into two per-launch factors.
+// replay; the fused step's device buffer): learning rate, momentum, weight decay, beta1, beta2, epsilon,
+// 1 - beta1^t, 1 - beta2^t. kind: 0 sgd, 1 adam, 2 adamw. The bias corrections are folded into two per-launch factors.
 struct OptimizerValues {
     float lr, momentum, weight_decay, beta1, beta2, epsilon, step_size, inv_root_c2;
     int kind, nesterov;

@@ -13,10 +13,10 @@ struct StreamAccesses {
     private(set) var reads: [Range<UInt>] = []
     private(set) var writes: [Range<UInt>] = []
 
-    /// The bytes of a row-major float matrix of `rows` rows `stride` floats apart (a bound: the last row may be
-    /// shorter than the stride).
-    static func extent(_ matrix: DevicePointer<Float>, rows: Int, stride: Int) -> Range<UInt> {
-        matrix.address ..< matrix.address + UInt(max(0, rows) * max(0, stride) * 4)
+    /// The bytes of a row-major matrix of `rows` rows `stride` elements apart (a bound: the last row may be shorter
+    /// than the stride).
+    static func extent<T>(_ matrix: DevicePointer<T>, rows: Int, stride: Int) -> Range<UInt> {
+        matrix.address ..< matrix.address + UInt(max(0, rows) * max(0, stride) * MemoryLayout<T>.stride)
     }
 
     mutating func read(_ range: Range<UInt>) { reads.append(range) }

@@ -197,13 +197,13 @@ public final class Network {
             alpha: 1, a: inputs, lda: first.inputs, b: gradient, ldb: first.outputs,
             beta: 0, c: gradients + first.weightOffset, ldc: first.outputs)
         if gathersNext, let next {
-            // Every reader of the inputs and labels has been queued: the update may gather the next batch into them.
-            let first = updatesEachLayer ? layout.layers[0] : nil
+            // Every reader of the inputs and labels has been queued: the step's last update (the first layer's, or
+            // the whole buffer's) may gather the next batch into them.
+            let (offset, count) = updatesEachLayer ? parameterRange(ofLayer: 0) : (0, layout.count)
             next.withUnsafeBufferPointer { indices in
                 backend.optimizerUpdate(
-                    parameters: parameters + (first?.weightOffset ?? 0), gradients: gradients + (first?.weightOffset ?? 0),
-                    state: optimizerState + (first?.weightOffset ?? 0), count: first.map { $0.weightCount + $0.outputs } ?? layout.count,
-                    stateStride: layout.count, step: step,
+                    parameters: parameters + offset, gradients: gradients + offset, state: optimizerState + offset,
+                    count: count, stateStride: layout.count, step: step,
                     thenGather: BatchGather(inputs: inputs, labels: labels, pixels: data.pixels, sourceLabels: data.labels, indices: indices,
                                             features: data.featureCount, normalization: normalization))
                 for i in 0..<indices.count { prefetched[i] = indices[i] }
@@ -237,14 +237,19 @@ public final class Network {
     /// layer at once at the end.
     let updatesEachLayer: Bool
 
-    /// Layer `l`'s optimizer update (its weights and bias, which are contiguous), if steps update layer by layer.
+    /// Layer `l`'s optimizer update, if steps update layer by layer.
     private func updateLayer(_ l: Int, _ step: OptimizerStep) {
         guard updatesEachLayer else { return }
-        let layer = layout.layers[l]
+        let (offset, count) = parameterRange(ofLayer: l)
         backend.optimizerUpdate(
-            parameters: parameters + layer.weightOffset, gradients: gradients + layer.weightOffset,
-            state: optimizerState + layer.weightOffset, count: layer.weightCount + layer.outputs,
-            stateStride: layout.count, step: step)
+            parameters: parameters + offset, gradients: gradients + offset, state: optimizerState + offset,
+            count: count, stateStride: layout.count, step: step)
+    }
+
+    /// Where layer `l`'s parameters sit in the flat buffers: its weights, then its bias, contiguous.
+    private func parameterRange(ofLayer l: Int) -> (offset: Int, count: Int) {
+        let layer = layout.layers[l]
+        return (layer.weightOffset, layer.weightCount + layer.outputs)
     }
 
     /// Runs every step shape a training run will use (a training step of each batch size and kind, three times: the

@@ -88,8 +88,8 @@ public final class Trainer {
             : (trainingIndices.count + configuration.batchSize - 1) / configuration.batchSize
     }
 
-    /// Runs the network's step shapes of this run (`Network.warmUp`: three steps of a full batch and of the epoch's
-    /// last partial batch, and the evaluation's batches) and leaves the network as it was, so that a backend's
+    /// Runs the network's step shapes of this run (`Network.warmUp`: each kind of step, three times, for a full batch
+    /// and for the epoch's last partial batch, and the evaluation's batches) and leaves the network as it was, so that a backend's
     /// one-time costs are not counted in the first epoch's time. Returns the seconds it took.
     /// - Throws: a backend failure.
     public func warmUp() throws -> Double {

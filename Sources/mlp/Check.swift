@@ -227,8 +227,7 @@ struct Check: ParsableCommand {
             let network = try Network(spec: spec, optimizer: optimizer, backend: b, maxBatch: batch, fusesSteps: false)
             network.setParameters(initial)
             let data = try ResidentDataset(images, on: b)
-            // Each step's batch: the first or the second half of the samples, in an order of their own.
-            let batches = (0...7).map { step in (0..<Int32(batch)).map { Int32((step % 2) * batch) + ($0 * 5 + Int32(step)) % Int32(batch) } }
+            let batches = Self.stepBatches(batch)
             for step in 1...6 {
                 network.trainStep(data, batch: batches[step][...], step: optimizer.step(step, learningRate: 0.05),
                                   next: toldNext && step < 6 ? batches[step + 1][...] : nil)
@@ -239,6 +238,13 @@ struct Check: ParsableCommand {
         return relativeError(changes[0], changes[1])
     }
 
+    /// The batches of steps 0 to 7 of the checks that train 6 steps: the first or the second half of `2 × batch`
+    /// samples, each step's in an order of its own (a permutation: 5 and the batch sizes used are coprime).
+    static func stepBatches(_ batch: Int) -> [[Int32]] {
+        precondition(batch % 5 != 0, "a batch of \(batch) rows: the order would repeat samples")
+        return (0...7).map { step in (0..<Int32(batch)).map { Int32((step % 2) * batch) + ($0 * 5 + Int32(step)) % Int32(batch) } }
+    }
+
     /// Trains a network six Adam steps of `batch` rows, each step but the last told the next one's batch, and again
     /// not told, and returns the largest difference between the two's parameters and optimizer states.
     func gatheringNext(_ backend: CUDABackend, _ images: LabeledImages, hidden: [Int], batch: Int, updatesEachLayer: Bool) throws -> Double {
@@ -247,7 +253,7 @@ struct Check: ParsableCommand {
         var generator = SeededGenerator(seed: seed)
         let initial = ParameterLayout(spec).initialParameters(for: spec, using: &generator)
         let data = try ResidentDataset(images, on: backend)
-        let batches = (0...7).map { step in (0..<Int32(batch)).map { Int32((step % 2) * batch) + ($0 * 5 + Int32(step)) % Int32(batch) } }
+        let batches = Self.stepBatches(batch)
         var results = [[Float]]()
         for told in [true, false] {
             let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: batch, updatesEachLayer: updatesEachLayer, fusesSteps: false)
