@@ -6,6 +6,7 @@
 #   bash Benchmarks/gpu/run.sh profile      per-kernel times of training steps (Nsight Compute)
 #   bash Benchmarks/gpu/run.sh kernels      Nsight Compute's full report on our own kernels (small-128, fp32)
 #   bash Benchmarks/gpu/run.sh kernels-wide the same for the output layer's kernel in wide-1024 TF32 training
+#                                           (output_layer_wide, or output_layer_loss with MLP_CUDA_OUTPUT_WIDE_FROM=0)
 #   bash Benchmarks/gpu/run.sh firststep    where the first epoch of mlp train goes (-v: cuBLASLt's set-up at start-up,
 #                                           planning, first runs, recordings)
 #   bash Benchmarks/gpu/run.sh strategies   the cuda backend alone, fp32 and tf32, with each of its strategies turned
@@ -97,12 +98,13 @@ kernels)
     ;;
 kernels-wide)
     # The same full report on the output layer's kernel alone in wide-1024 TF32 training (784-4096-4096-10, batch
-    # 1024): its 4096x10 weights staged in opted-in shared memory, 8 rows a block.
+    # 1024): its 4096x10 weights staged in opted-in shared memory (output_layer_wide: 8 rows a block; with
+    # MLP_CUDA_OUTPUT_WIDE_FROM=0 output_layer_loss: a warp a row). Past the warm-up's launches.
     export MLP_CUDA_TUNE_CACHE="$PWD/$out/kernels-wide-tuning.json"
     wide=(--layers 784,4096,4096,10 --batch-size 1024 --precision tf32 --epochs 1 --quiet)
     .run/mlp train --backend cuda "${wide[@]}" > /dev/null 2>&1
-    ncu --set full --cache-control none --clock-control none --kernel-name output_layer_loss \
-        --launch-skip 20 --launch-count 2 --export "$out/kernels-wide" --force-overwrite \
+    ncu --set full --cache-control none --clock-control none --kernel-name regex:'output_layer_(loss|wide)$' \
+        --launch-skip 40 --launch-count 2 --export "$out/kernels-wide" --force-overwrite \
         .run/mlp train --backend cuda "${wide[@]}" > "$out/kernels-wide-run.txt" 2>&1
     ncu --import "$out/kernels-wide.ncu-rep" --page details > "$out/kernels-wide-details.txt" 2>&1
     ncu --import "$out/kernels-wide.ncu-rep" --page source --print-source sass --csv --launch-count 1 \

@@ -131,6 +131,13 @@ public final class CUDABackend: Backend {
     /// Inputs from which the output layer's kernel loads 16 of a row's inputs at once, not 4: 512, where a lane has
     /// at least one full batch of 16 (`MLP_CUDA_OUTPUT_LONG_ROWS=n` sets it, to measure what the two buy).
     private let outputLongRowsFrom: Int32
+    /// Inputs from which a layer of ten outputs takes `output_layer_wide` (a block per 8 rows, the inputs split
+    /// between its threads) instead of `output_layer_loss` (a warp per row): 2048 (wide-1024's 4096×10 layer), where
+    /// reading every weight from shared memory once per row bounded the warp-per-row kernel. `MLP_CUDA_OUTPUT_WIDE_FROM=n`
+    /// sets it, 0 turns the wide kernel off.
+    private let outputWideFrom: Int
+    /// The most floats of transposed weights (`wideOutputStride` × 10) `output_layer_wide` may stage.
+    private let wideOutputStagedFloats: Int
     /// Whether a recorded step's gather reads the batch's indices from pinned host memory instead of a copy on the
     /// device (`MLP_CUDA_MAPPED_INDICES=1`; an experiment, slower where measured).
     let readsMappedIndices: Bool
@@ -285,7 +292,7 @@ public final class CUDABackend: Backend {
         let kernelCache = KernelCache(directory: KernelCache.defaultDirectory(environment: ProcessInfo.processInfo.environment))
         let module = try Self.loadModule(d, nvrtc: nvrtc, source: Kernels.source, program: "mlp_kernels", architecture: architecture,
                                          cache: kernelCache, log: log, warn: warn)
-        for kernel in ["gather_batch", "gather_batch_inline", "gather_batch_inline_large", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "output_layer_sums", "optimizer_update", "optimizer_update_gather"] {
+        for kernel in ["gather_batch", "gather_batch_inline", "gather_batch_inline_large", "transpose", "bias_activation", "activation_backward", "loss_rows", "output_layer_loss", "output_layer_wide", "output_layer_sums", "optimizer_update", "optimizer_update_gather"] {
             var function: OpaquePointer?
             try d.check(d.cuModuleGetFunction(&function, module, kernel), "cuModuleGetFunction(\(kernel))")
             functions[kernel] = function
@@ -362,6 +369,11 @@ public final class CUDABackend: Backend {
                         "cuFuncSetAttribute(output_layer_loss, max dynamic shared memory \(sharedPerBlock - Self.outputLayerOwnSharedBytes))")
         }
         outputLayerStagedFloats = Self.outputLayerStagedFloats(sharedBytesPerBlock: sharedPerBlock)
+        wideOutputStagedFloats = (sharedPerBlock - Self.wideOutputOwnSharedBytes) / 4
+        if sharedPerBlock > Self.defaultSharedBytesPerBlock {
+            try d.check(d.cuFuncSetAttribute(functions["output_layer_wide"]!, 8, Int32(sharedPerBlock - Self.wideOutputOwnSharedBytes)),
+                        "cuFuncSetAttribute(output_layer_wide, max dynamic shared memory \(sharedPerBlock - Self.wideOutputOwnSharedBytes))")
+        }
         log("output layer kernel: weights of up to \(outputLayerStagedFloats) floats in shared memory (\(sharedPerBlock / 1024) KB a block)")
         outputWarpsSwitch = environment["MLP_CUDA_OUTPUT_WARPS"]
         if let value = outputWarpsSwitch, value != "4", value != "8" {
@@ -373,6 +385,12 @@ public final class CUDABackend: Backend {
         if let value = longRows, Int32(value).map({ $0 >= 0 }) != true {
             warn("MLP_CUDA_OUTPUT_LONG_ROWS=\(value): expected a number of inputs (0 or more); 512 is used")
         }
+        let wideFrom = environment["MLP_CUDA_OUTPUT_WIDE_FROM"]
+        outputWideFrom = wideFrom.flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil } ?? 2048
+        if let value = wideFrom, Int(value).map({ $0 >= 0 }) != true {
+            warn("MLP_CUDA_OUTPUT_WIDE_FROM=\(value): expected a number of inputs (0 turns the wide kernel off); 2048 is used")
+        }
+        log(outputWideFrom == 0 ? "output layers: output_layer_wide off" : "output layers of 10 outputs and \(outputWideFrom) inputs or more (up to \((wideOutputStagedFloats / Self.wideOutputOutputs - 4) / 32 * 32)): output_layer_wide")
         readsMappedIndices = environment["MLP_CUDA_MAPPED_INDICES"] == "1"
         let inlineSetting = environment["MLP_CUDA_INLINE_INDICES"]
         inlineIndexLimit = d.graphNodes == nil || inlineSetting == "0" || readsMappedIndices ? 0
@@ -1165,12 +1183,45 @@ public final class CUDABackend: Backend {
         return (UInt32(blocks), UInt32(32 * warps), UInt32(4 * inputSize * stride), Int32(stride))
     }
 
+    /// `output_layer_wide`'s static shared memory (the warps' and rows' sums, the last block's slices: 3.6 KB), kept
+    /// out of what its weights may use.
+    static let wideOutputOwnSharedBytes = 4096
+    /// Rows a block of `output_layer_wide` takes at once, its threads, and the outputs it takes (WIDE_ROWS,
+    /// WIDE_THREADS, WIDE_OUT in the kernel).
+    static let wideOutputRows = 8
+    static let wideOutputThreads: UInt32 = 256
+    static let wideOutputOutputs = 10
+    /// The row stride of `output_layer_wide`'s transposed weights: the inputs rounded up to a multiple of 32, plus
+    /// 4, so that a warp's 4-byte copies of 3 or 4 consecutive inputs' ten weights fall on different banks (at most
+    /// two to a bank) and each row starts 16-byte aligned.
+    static func wideOutputStride(inputSize: Int) -> Int { (inputSize + 31) / 32 * 32 + 4 }
+
+    /// Whether a layer takes `output_layer_wide`: ten outputs, an even number of inputs from `from` on (0: never),
+    /// whose transposed weights fit in `stagedFloats`, and inputs and input gradient 8-byte aligned (the kernel
+    /// loads and stores pairs).
+    static func usesWideOutputLayer(inputSize: Int, outputSize: Int, from: Int, stagedFloats: Int, addresses: [UInt]) -> Bool {
+        from > 0 && outputSize == wideOutputOutputs && inputSize >= from && inputSize % 2 == 0
+            && wideOutputOutputs * wideOutputStride(inputSize: inputSize) <= stagedFloats
+            && addresses.allSatisfy { $0 % 8 == 0 }
+    }
+
+    /// `output_layer_wide`'s grid (a block per 8 rows, at most `outputLayerMaximumBlocks`: blocks beyond take
+    /// further rows in turn), block, shared memory (the transposed weights) and their row stride.
+    static func wideOutputLayerLaunch(rows: Int, inputSize: Int) -> (blocks: UInt32, threads: UInt32, sharedBytes: UInt32, weightStride: Int32) {
+        let blocks = max(1, min((rows + wideOutputRows - 1) / wideOutputRows, outputLayerMaximumBlocks))
+        let stride = wideOutputStride(inputSize: inputSize)
+        return (UInt32(blocks), wideOutputThreads, UInt32(4 * wideOutputOutputs * stride), Int32(stride))
+    }
+
     /// Whether the output layer's weights fit in the kernel's shared memory, `stagedFloats` of it.
     static func outputLayerIsStaged(inputSize: Int, outputSize: Int, stagedFloats: Int) -> Bool { inputSize * outputSize <= stagedFloats }
 
-    private func fusesOutputLayer(rows: Int, inputSize: Int, outputSize: Int) -> Bool {
+    private func fusesOutputLayer(rows: Int, inputSize: Int, outputSize: Int, inputs: DevicePointer<Float>, inputGradient: DevicePointer<Float>?) -> Bool {
         fusesDenseLayers && outputSize <= Self.fusedOutputMaximum
-            && Self.outputLayerIsStaged(inputSize: inputSize, outputSize: outputSize, stagedFloats: outputLayerStagedFloats)
+            && (Self.outputLayerIsStaged(inputSize: inputSize, outputSize: outputSize, stagedFloats: outputLayerStagedFloats)
+                || Self.usesWideOutputLayer(inputSize: inputSize, outputSize: outputSize, from: outputWideFrom,
+                                            stagedFloats: wideOutputStagedFloats,
+                                            addresses: [inputs.address, inputGradient?.address ?? 0]))
     }
 
     /// Queues the one-kernel output layer (see `fusedOutputMaximum`); `inputGradient` nil for the forward and loss
@@ -1179,19 +1230,30 @@ public final class CUDABackend: Backend {
     @discardableResult
     private func launchOutputLayer(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float, inputGradient: DevicePointer<Float>?, inputActivation: Activation, defersSums: Bool = false) -> UInt32 {
         let none = DevicePointer<Float>(address: 0)
+        let activation = Int32(Activation.allCases.firstIndex(of: inputActivation)!)
+        if Self.usesWideOutputLayer(inputSize: inputSize, outputSize: outputSize, from: outputWideFrom, stagedFloats: wideOutputStagedFloats,
+                                    addresses: [inputs.address, inputGradient?.address ?? 0]) {
+            let shape = Self.wideOutputLayerLaunch(rows: rows, inputSize: inputSize)
+            launch("output_layer_wide", grid: (shape.blocks, 1), block: shape.threads, sharedBytes: shape.sharedBytes, dependent: true,
+                   [outputs, gradient ?? none, biasGradient ?? none, metrics, predictions ?? DevicePointer<Int32>(address: 0),
+                    inputs, weights, bias, labels, Int32(rows), Int32(inputSize),
+                    Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale, outputPartials, outputCounter, inputGradient ?? none,
+                    activation, shape.weightStride, Int32(defersSums ? 1 : 0)])
+            return shape.blocks
+        }
         let shape = Self.outputLayerLaunch(rows: rows, inputSize: inputSize, outputSize: outputSize, stagedFloats: outputLayerStagedFloats,
                                            warps: Self.outputLayerWarps(rows: rows, setting: outputWarpsSwitch))
         launch("output_layer_loss", grid: (shape.blocks, 1), block: shape.threads, sharedBytes: shape.sharedBytes, dependent: true,
                [outputs, gradient ?? none, biasGradient ?? none, metrics, predictions ?? DevicePointer<Int32>(address: 0),
                 inputs, weights, bias, labels, Int32(rows), Int32(inputSize), Int32(outputSize),
                 Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale, outputPartials, outputCounter, inputGradient ?? none,
-                Int32(Activation.allCases.firstIndex(of: inputActivation)!), shape.weightStride, outputLongRowsFrom,
+                activation, shape.weightStride, outputLongRowsFrom,
                 Int32(defersSums ? 1 : 0)])
         return shape.blocks
     }
 
     public func outputLayerLoss(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float) {
-        guard fusesOutputLayer(rows: rows, inputSize: inputSize, outputSize: outputSize), gradient == nil || biasGradient != nil else {
+        guard fusesOutputLayer(rows: rows, inputSize: inputSize, outputSize: outputSize, inputs: inputs, inputGradient: nil), gradient == nil || biasGradient != nil else {
             return unfusedOutputLayerLoss(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, predictions: predictions, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale)
         }
         join()
@@ -1199,7 +1261,7 @@ public final class CUDABackend: Backend {
     }
 
     public func outputLayerLossBackward(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>, metrics: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float, weightGradient: DevicePointer<Float>, inputGradient: DevicePointer<Float>, inputBiasGradient: DevicePointer<Float>, inputActivation: Activation) {
-        guard fusesOutputLayer(rows: rows, inputSize: inputSize, outputSize: outputSize), fusesOutputBackward else {
+        guard fusesOutputLayer(rows: rows, inputSize: inputSize, outputSize: outputSize, inputs: inputs, inputGradient: inputGradient), fusesOutputBackward else {
             return unfusedOutputLayerLossBackward(outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale, weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient, inputActivation: inputActivation)
         }
         join()

@@ -415,6 +415,28 @@ __device__ __forceinline__ void output_layer_rows(float (*sums)[OUT_MAX + 2], fl
     }
 }
 
+// output_layer_wide's shape (see there).
+#define WIDE_ROWS 8
+#define WIDE_OUT 10
+#define WIDE_THREADS 256
+#define WIDE_BATCH 2   // pairs of inputs a thread loads (for each of the rows) before using any
+
+// The partial logits v[WIDE_ROWS * WIDE_OUT] of each lane, added over the warp: afterwards lane l holds in v[0..4]
+// the five sums from index wide_sums_base(l) on (lanes l and l ^ 1 the same ones).
+__device__ __forceinline__ int wide_sums_base(int lane) {
+    return ((lane >> 4) & 1) * 40 + ((lane >> 3) & 1) * 20 + ((lane >> 2) & 1) * 10 + ((lane >> 1) & 1) * 5;
+}
+
+template <int HALF, int OFFSET>
+__device__ __forceinline__ void wide_halve(float* v, int lane) {
+    const bool upper = (lane & OFFSET) != 0;
+#pragma unroll
+    for (int i = 0; i < HALF; i++) {
+        float send = upper ? v[i] : v[i + HALF], keep = upper ? v[i + HALF] : v[i];
+        v[i] = keep + __shfl_xor_sync(0xffffffffu, send, OFFSET);
+    }
+}
+
 extern "C" {
 
 __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_gradient, float* metrics, int* predictions,
@@ -439,6 +461,184 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
     // With defer_sums, output_layer_sums adds the blocks' sums later, off the critical path: this kernel ends
     // without the last block's fence, count and additions.
     if (!defer_sums) add_blocks_sums(partials, counter, out, gradient != 0 ? bias_gradient : 0, metrics);
+}
+
+// The output layer for wide inputs: ten outputs (MNIST's classes), an even number of inputs (from
+// outputWideFrom on), 8-byte-aligned rows. output_layer_loss gives each row a warp that reads all the weights from
+// shared memory: 160 KB of shared loads per row and pass, which bounded wide-1024's 4096x10 layer (Nsight Compute:
+// 2 warps a scheduler issuing every 2.2 cycles, L1 73% busy, 27.8 us). Here a block of WIDE_THREADS threads takes
+// WIDE_ROWS rows at once and its threads split the inputs (thread t takes the pairs at 2t, 2t + 2 * WIDE_THREADS,
+// ...), so each pair of weights loaded from shared memory serves WIDE_ROWS rows. The weights are staged transposed
+// ([WIDE_OUT, w_stride], so that a warp's pairs for one output are 256 contiguous bytes). Each thread's partial
+// logits (WIDE_ROWS x WIDE_OUT) are added across its warp by halving shuffles (each exchange sends half of what a
+// lane holds and keeps the other half: 80 shuffles, not 400) and across the warps through shared memory in warp
+// order; one thread a row then computes the loss, gradient and prediction, and in the backward every thread carries
+// the rows' gradients back through its pairs of inputs as output_layer_loss does (the same operations in the same
+// order for in_gradient). Every sum has a fixed order: the results are the same on every run. The block's sums
+// (bias gradients, loss, correct count; rows in order) go to partials[blockIdx.x] as output_layer_loss's do.
+__global__ void __launch_bounds__(WIDE_THREADS, 1)
+output_layer_wide(float* outputs, float* gradient, float* bias_gradient, float* metrics, int* predictions,
+                  const float* x, const float* w, const float* b, const int* labels, int rows, int in, int loss,
+                  float scale, float* partials, unsigned int* counter, float* in_gradient, int in_activation,
+                  int w_stride, int defer_sums) {
+    extern __shared__ float wt_s[];   // the weights transposed: wt_s[c * w_stride + k] = w[k * WIDE_OUT + c]
+    __shared__ float warp_sums[WIDE_THREADS / 32][WIDE_ROWS * WIDE_OUT];
+    __shared__ float z_s[WIDE_ROWS * WIDE_OUT];
+    __shared__ float g_s[WIDE_ROWS * WIDE_OUT];
+    __shared__ float row_loss_s[WIDE_ROWS], correct_s[WIDE_ROWS];
+    const int t = threadIdx.x, lane = t & 31, warp = t >> 5;
+    {
+        // Element i = k * WIDE_OUT + c: k and c advance without a division per element.
+        int k = t / WIDE_OUT, c = t % WIDE_OUT;
+#pragma unroll 8
+        for (int i = t; i < in * WIDE_OUT; i += WIDE_THREADS) {
+#if __CUDA_ARCH__ >= 800
+            unsigned to = (unsigned)__cvta_generic_to_shared(wt_s + c * w_stride + k);
+            asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" :: "r"(to), "l"(w + i));
+#else
+            wt_s[c * w_stride + k] = w[i];
+#endif
+            k += WIDE_THREADS / WIDE_OUT;
+            c += WIDE_THREADS % WIDE_OUT;
+            if (c >= WIDE_OUT) { c -= WIDE_OUT; k++; }
+        }
+    }
+    const float bias_v = t < WIDE_ROWS * WIDE_OUT ? b[t % WIDE_OUT] : 0.f;
+    float block_sum = 0.f;   // thread t < OUT_MAX + 2: this block's sum t (as output_layer_loss's partials)
+    // The weights and bias (the optimizer's, from the step before) are on their way; the inputs are the product's
+    // before this kernel, which may still be finishing.
+    wait_for_previous_kernel();
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_all;\n" ::);
+#endif
+    __syncthreads();
+    const int groups = (rows + WIDE_ROWS - 1) / WIDE_ROWS;
+    const int pair_step = 2 * WIDE_THREADS;
+    for (int group = blockIdx.x; group < groups; group += gridDim.x) {
+        const int row0 = group * WIDE_ROWS, n = min(WIDE_ROWS, rows - row0);
+        const float* xg = x + (long)row0 * in;
+        float v[WIDE_ROWS * WIDE_OUT];
+#pragma unroll
+        for (int i = 0; i < WIDE_ROWS * WIDE_OUT; i++) v[i] = 0.f;
+        for (int k0 = 2 * t; k0 < in; k0 += pair_step * WIDE_BATCH) {
+            float2 xv[WIDE_BATCH][WIDE_ROWS];
+#pragma unroll
+            for (int u = 0; u < WIDE_BATCH; u++) {
+#pragma unroll
+                for (int r = 0; r < WIDE_ROWS; r++) {
+                    int k = k0 + pair_step * u;
+                    xv[u][r] = k < in && r < n ? *(const float2*)(xg + (long)r * in + k) : make_float2(0.f, 0.f);
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < WIDE_BATCH; u++) {
+                int k = k0 + pair_step * u;
+                if (k < in) {
+                    float2 wv[WIDE_OUT];
+#pragma unroll
+                    for (int c = 0; c < WIDE_OUT; c++) wv[c] = *(const float2*)(wt_s + c * w_stride + k);
+#pragma unroll
+                    for (int r = 0; r < WIDE_ROWS; r++) {
+#pragma unroll
+                        for (int c = 0; c < WIDE_OUT; c++) {
+                            v[r * WIDE_OUT + c] = fmaf(xv[u][r].y, wv[c].y, fmaf(xv[u][r].x, wv[c].x, v[r * WIDE_OUT + c]));
+                        }
+                    }
+                }
+            }
+        }
+        // Across the warp: 80 -> 40 -> 20 -> 10 -> 5 sums a lane, then lanes l and l ^ 1 add theirs.
+        wide_halve<40, 16>(v, lane);
+        wide_halve<20, 8>(v, lane);
+        wide_halve<10, 4>(v, lane);
+        wide_halve<5, 2>(v, lane);
+#pragma unroll
+        for (int i = 0; i < 5; i++) v[i] += __shfl_xor_sync(0xffffffffu, v[i], 1);
+        if ((lane & 1) == 0) {
+            int base = wide_sums_base(lane);
+#pragma unroll
+            for (int i = 0; i < 5; i++) warp_sums[warp][base + i] = v[i];
+        }
+        __syncthreads();
+        if (t < WIDE_ROWS * WIDE_OUT) {
+            float s = 0.f;
+#pragma unroll
+            for (int k = 0; k < WIDE_THREADS / 32; k++) s += warp_sums[k][t];
+            z_s[t] = s + bias_v;
+        }
+        __syncthreads();
+        if (t < WIDE_ROWS) {
+            float z[OUT_MAX], g[OUT_MAX];
+#pragma unroll
+            for (int c = 0; c < OUT_MAX; c++) { z[c] = c < WIDE_OUT ? z_s[t * WIDE_OUT + c] : 0.f; g[c] = 0.f; }
+            float row_loss = 0.f, correct = 0.f;
+            if (t < n) {
+                const int r = row0 + t, label = labels[r];
+                int best;
+                row_loss = output_row_loss(z, WIDE_OUT, label, loss, scale, g, &best);
+                correct = best == label ? 1.f : 0.f;
+#pragma unroll
+                for (int c = 0; c < WIDE_OUT; c++) {
+                    outputs[(long)r * WIDE_OUT + c] = z[c];
+                    if (gradient) gradient[(long)r * WIDE_OUT + c] = g[c];
+                }
+                if (predictions) predictions[r] = best;
+            }
+#pragma unroll
+            for (int c = 0; c < WIDE_OUT; c++) g_s[t * WIDE_OUT + c] = g[c];
+            row_loss_s[t] = row_loss;
+            correct_s[t] = correct;
+        }
+        __syncthreads();
+        if (t < OUT_MAX + 2) {
+#pragma unroll
+            for (int r = 0; r < WIDE_ROWS; r++) {
+                block_sum += t < WIDE_OUT ? g_s[r * WIDE_OUT + t] : t == OUT_MAX ? row_loss_s[r] : t == OUT_MAX + 1 ? correct_s[r] : 0.f;
+            }
+        }
+        if (in_gradient) {
+            // in_gradient[r, k] = (sum over c of g[r, c] * w[k, c]) * f'(x[r, k]), for the thread's pairs of inputs.
+            float g[WIDE_ROWS][WIDE_OUT];
+#pragma unroll
+            for (int r = 0; r < WIDE_ROWS; r++) {
+#pragma unroll
+                for (int c = 0; c < WIDE_OUT; c++) g[r][c] = g_s[r * WIDE_OUT + c];
+            }
+            float* igg = in_gradient + (long)row0 * in;
+            for (int k0 = 2 * t; k0 < in; k0 += pair_step * WIDE_BATCH) {
+                float2 xv[WIDE_BATCH][WIDE_ROWS];
+#pragma unroll
+                for (int u = 0; u < WIDE_BATCH; u++) {
+#pragma unroll
+                    for (int r = 0; r < WIDE_ROWS; r++) {
+                        int k = k0 + pair_step * u;
+                        xv[u][r] = k < in && r < n ? *(const float2*)(xg + (long)r * in + k) : make_float2(0.f, 0.f);
+                    }
+                }
+#pragma unroll
+                for (int u = 0; u < WIDE_BATCH; u++) {
+                    int k = k0 + pair_step * u;
+                    if (k < in) {
+                        float2 wv[WIDE_OUT];
+#pragma unroll
+                        for (int c = 0; c < WIDE_OUT; c++) wv[c] = *(const float2*)(wt_s + c * w_stride + k);
+#pragma unroll
+                        for (int r = 0; r < WIDE_ROWS; r++) {
+                            if (r < n) {
+                                float dx = 0.f, dy = 0.f;
+#pragma unroll
+                                for (int c = 0; c < WIDE_OUT; c++) { dx = fmaf(g[r][c], wv[c].x, dx); dy = fmaf(g[r][c], wv[c].y, dy); }
+                                *(float2*)(igg + (long)r * in + k) = make_float2(dx * derivative(xv[u][r].x, in_activation),
+                                                                                 dy * derivative(xv[u][r].y, in_activation));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if (t < OUT_MAX + 2) partials[(long)blockIdx.x * (OUT_MAX + 2) + t] = block_sum;
+    if (!defer_sums) add_blocks_sums(partials, counter, WIDE_OUT, gradient != 0 ? bias_gradient : 0, metrics);
 }
 
 // The optimizer's values for a launch. h (optimizer_update's parameter, set in a recorded step's node before each

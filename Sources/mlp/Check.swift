@@ -78,7 +78,7 @@ struct Check: ParsableCommand {
             }
         }
         for loss in Loss.allCases {
-            for (rows, inputSize, outputSize) in [(1, 3, 2), (37, 256, 10), (45, 300, 10), (300, 129, 16), (130, 5000, 7), (1030, 4099, 10), (70, 3700, 16), (61, 33, 17)] {
+            for (rows, inputSize, outputSize) in [(1, 3, 2), (37, 256, 10), (45, 300, 10), (300, 129, 16), (130, 5000, 7), (1030, 4099, 10), (1027, 4096, 10), (9, 2050, 10), (40, 5600, 10), (70, 3700, 16), (61, 33, 17)] {
                 for withGradient in [true, false] {
                     let r = try checks.outputLayerLoss(rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, withGradient: withGradient)
                     report("output layer + \(loss.rawValue) \(rows)×\(inputSize)→\(outputSize)\(withGradient ? " + gradient" : "")", r.error, tolerance, r.countsExact)
@@ -88,10 +88,13 @@ struct Check: ParsableCommand {
         // The output layer with its backward (the cuda backend's one kernel up to 16 outputs and the weights its
         // shared memory takes: 46.5 KB, or 225 KB with the opt-in on Hopper, which takes 1030×4099→10; 8 warps a
         // block from 513 rows; 10 outputs compiled apart, loading 16 inputs at once from 512 inputs and 4 below, in
-        // full batches and a last partial one; 3700×16 and 17 outputs take the composition).
+        // full batches and a last partial one; 3700×16 and 17 outputs take the composition). With the opt-in, ten
+        // outputs and an even number of inputs from 2048 on take output_layer_wide, 8 rows a block: 600×2100 and
+        // 1027×4096 (129 groups of rows for 128 blocks, the last of 3 rows), 13×2050 (threads past the inputs'
+        // end), 40×5600 (weights the warp-per-row kernel cannot stage).
         for loss in Loss.allCases {
-            for (rows, inputSize, outputSize) in [(1, 3, 2), (37, 256, 10), (45, 300, 10), (300, 129, 16), (150, 1000, 10), (1030, 256, 10), (600, 2100, 10), (1030, 4099, 10), (70, 3700, 16), (61, 33, 17)] {
-                for activation in rows == 37 ? Activation.allCases : [.relu] {
+            for (rows, inputSize, outputSize) in [(1, 3, 2), (37, 256, 10), (45, 300, 10), (300, 129, 16), (150, 1000, 10), (1030, 256, 10), (600, 2100, 10), (1030, 4099, 10), (1027, 4096, 10), (13, 2050, 10), (40, 5600, 10), (70, 3700, 16), (61, 33, 17)] {
+                for activation in rows == 37 || rows == 13 ? Activation.allCases : [.relu] {
                     let r = try checks.outputLayerBackward(rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, activation: activation)
                     report("output layer + \(loss == .softmaxCrossEntropy ? "xent" : "mse") + backward·\(activation.rawValue)' \(rows)×\(inputSize)→\(outputSize)", r.error, tolerance, r.countsExact)
                 }

@@ -40,6 +40,11 @@ import TestSupport
                 #expect(b.error < 1e-5 && b.countsExact, "\(rows)×300→\(outputSize) \(activation)")
             }
         }
+        // output_layer_wide (ten outputs, an even number of inputs from 2048 on): 2 groups of 8 rows and one of 3.
+        for activation in Activation.allCases {
+            let b = try checks.outputLayerBackward(rows: 19, inputSize: 2050, outputSize: 10, loss: .softmaxCrossEntropy, activation: activation)
+            #expect(b.error < 1e-5 && b.countsExact, "19×2050→10 \(activation)")
+        }
         let loss = try checks.loss(rows: 127, columns: 17, loss: .softmaxCrossEntropy, scale: 1e4)
         #expect(loss.lossError < 1e-5 && loss.gradientError < 1e-5 && loss.countsExact)
         #expect(try checks.gather(samples: 300, features: 784, batch: 127))

@@ -50,6 +50,36 @@ import Testing
         #expect(CUDABackend.outputLayerIsStaged(inputSize: 11_904, outputSize: 1, stagedFloats: plain) && !CUDABackend.outputLayerIsStaged(inputSize: 11_905, outputSize: 1, stagedFloats: plain))
     }
 
+    @Test(arguments: [(1024, 4096), (1027, 4096), (13, 2050), (40, 5600), (60_000, 2048), (600, 2100)])
+    func theWideOutputLayerLaunchFitsItsLimits(rows: Int, inputs: Int) {
+        let staged = (232_448 - CUDABackend.wideOutputOwnSharedBytes) / 4
+        #expect(CUDABackend.usesWideOutputLayer(inputSize: inputs, outputSize: 10, from: 2048, stagedFloats: staged, addresses: [256, 1024]))
+        let shape = CUDABackend.wideOutputLayerLaunch(rows: rows, inputSize: inputs)
+        // A block per 8 rows, at most as many as the scratch has slots for (further rows in turn).
+        #expect(Int(shape.blocks) == min((rows + 7) / 8, CUDABackend.outputLayerMaximumBlocks))
+        #expect(shape.threads == 256)
+        // Ten rows of transposed weights, each 16-byte aligned, 4 floats past a multiple of 32 (copies of
+        // consecutive inputs' weights on different banks), covering the inputs; with the kernel's own sums within
+        // what a block may have on an H100/H200.
+        let stride = Int(shape.weightStride)
+        #expect(stride >= inputs && stride % 32 == 4 && stride - inputs < 36)
+        #expect(Int(shape.sharedBytes) == 4 * 10 * stride)
+        #expect(Int(shape.sharedBytes) + CUDABackend.wideOutputOwnSharedBytes <= 232_448)
+    }
+
+    @Test func onlyWideEvenAlignedTenOutputLayersTakeTheWideKernel() {
+        let optedIn = (232_448 - CUDABackend.wideOutputOwnSharedBytes) / 4
+        let plain = (CUDABackend.defaultSharedBytesPerBlock - CUDABackend.wideOutputOwnSharedBytes) / 4
+        func uses(_ inputs: Int, _ outputs: Int, from: Int = 2048, staged: Int = optedIn, addresses: [UInt] = [0, 4096]) -> Bool {
+            CUDABackend.usesWideOutputLayer(inputSize: inputs, outputSize: outputs, from: from, stagedFloats: staged, addresses: addresses)
+        }
+        #expect(uses(4096, 10) && uses(2048, 10) && uses(5696, 10))
+        #expect(!uses(2046, 10) && !uses(4099, 10) && !uses(4096, 9) && !uses(4096, 16))
+        #expect(!uses(5698, 10))   // 10 × 5732 floats do not fit beside its sums
+        #expect(!uses(4096, 10, staged: plain) && !uses(4096, 10, from: 0) && uses(1000, 10, from: 512, staged: plain))
+        #expect(!uses(4096, 10, addresses: [4, 4096]) && !uses(4096, 10, addresses: [0, 4100]))
+    }
+
     static func call(transposeA: Bool, m: Int, n: Int, k: Int) -> MatmulCall {
         MatmulCall(transposeA: transposeA, transposeB: false, m: m, n: n, k: k, alpha: 1, a: 256, lda: transposeA ? m : k,
                    b: 512, ldb: n, beta: 0, c: 1024, ldc: n)
