@@ -136,7 +136,7 @@ public final class CUDABackend: Backend {
     /// reading every weight from shared memory once per row bounded the warp-per-row kernel. `MLP_CUDA_OUTPUT_WIDE_FROM=n`
     /// sets it, 0 turns the wide kernel off.
     private let outputWideFrom: Int
-    /// The most floats of transposed weights (`wideOutputStride` × 10) `output_layer_wide` may stage.
+    /// The most floats of weights `output_layer_wide` may stage.
     private let wideOutputStagedFloats: Int
     /// Whether a recorded step's gather reads the batch's indices from pinned host memory instead of a copy on the
     /// device (`MLP_CUDA_MAPPED_INDICES=1`; an experiment, slower where measured).
@@ -390,7 +390,7 @@ public final class CUDABackend: Backend {
         if let value = wideFrom, Int(value).map({ $0 >= 0 }) != true {
             warn("MLP_CUDA_OUTPUT_WIDE_FROM=\(value): expected a number of inputs (0 turns the wide kernel off); 2048 is used")
         }
-        log(outputWideFrom == 0 ? "output layers: output_layer_wide off" : "output layers of 10 outputs and \(outputWideFrom) inputs or more (up to \((wideOutputStagedFloats / Self.wideOutputOutputs - 4) / 32 * 32)): output_layer_wide")
+        log(outputWideFrom == 0 ? "output layers: output_layer_wide off" : "output layers of 10 outputs and \(outputWideFrom) inputs or more (up to \(wideOutputStagedFloats / Self.wideOutputOutputs / 2 * 2)): output_layer_wide")
         readsMappedIndices = environment["MLP_CUDA_MAPPED_INDICES"] == "1"
         let inlineSetting = environment["MLP_CUDA_INLINE_INDICES"]
         inlineIndexLimit = d.graphNodes == nil || inlineSetting == "0" || readsMappedIndices ? 0
@@ -1191,26 +1191,20 @@ public final class CUDABackend: Backend {
     static let wideOutputRows = 8
     static let wideOutputThreads: UInt32 = 256
     static let wideOutputOutputs = 10
-    /// The row stride of `output_layer_wide`'s transposed weights: the inputs rounded up to a multiple of 32, plus
-    /// 4, so that a warp's 4-byte copies of 3 or 4 consecutive inputs' ten weights fall on different banks (at most
-    /// two to a bank) and each row starts 16-byte aligned.
-    static func wideOutputStride(inputSize: Int) -> Int { (inputSize + 31) / 32 * 32 + 4 }
-
     /// Whether a layer takes `output_layer_wide`: ten outputs, an even number of inputs from `from` on (0: never),
-    /// whose transposed weights fit in `stagedFloats`, and inputs and input gradient 8-byte aligned (the kernel
-    /// loads and stores pairs).
+    /// whose weights fit in `stagedFloats`, and inputs and input gradient 8-byte aligned (the kernel loads and stores
+    /// pairs).
     static func usesWideOutputLayer(inputSize: Int, outputSize: Int, from: Int, stagedFloats: Int, addresses: [UInt]) -> Bool {
         from > 0 && outputSize == wideOutputOutputs && inputSize >= from && inputSize % 2 == 0
-            && wideOutputOutputs * wideOutputStride(inputSize: inputSize) <= stagedFloats
+            && wideOutputOutputs * inputSize <= stagedFloats
             && addresses.allSatisfy { $0 % 8 == 0 }
     }
 
-    /// `output_layer_wide`'s grid (a block per 8 rows, at most `outputLayerMaximumBlocks`: blocks beyond take
-    /// further rows in turn), block, shared memory (the transposed weights) and their row stride.
-    static func wideOutputLayerLaunch(rows: Int, inputSize: Int) -> (blocks: UInt32, threads: UInt32, sharedBytes: UInt32, weightStride: Int32) {
+    /// `output_layer_wide`'s grid (a block per 8 rows, at most `outputLayerMaximumBlocks`: their blocks take
+    /// further rows in turn), block and shared memory (the weights).
+    static func wideOutputLayerLaunch(rows: Int, inputSize: Int) -> (blocks: UInt32, threads: UInt32, sharedBytes: UInt32) {
         let blocks = max(1, min((rows + wideOutputRows - 1) / wideOutputRows, outputLayerMaximumBlocks))
-        let stride = wideOutputStride(inputSize: inputSize)
-        return (UInt32(blocks), wideOutputThreads, UInt32(4 * wideOutputOutputs * stride), Int32(stride))
+        return (UInt32(blocks), wideOutputThreads, UInt32(4 * wideOutputOutputs * inputSize))
     }
 
     /// Whether the output layer's weights fit in the kernel's shared memory, `stagedFloats` of it.
@@ -1238,7 +1232,7 @@ public final class CUDABackend: Backend {
                    [outputs, gradient ?? none, biasGradient ?? none, metrics, predictions ?? DevicePointer<Int32>(address: 0),
                     inputs, weights, bias, labels, Int32(rows), Int32(inputSize),
                     Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale, outputPartials, outputCounter, inputGradient ?? none,
-                    activation, shape.weightStride, Int32(defersSums ? 1 : 0)])
+                    activation, Int32(defersSums ? 1 : 0)])
             return shape.blocks
         }
         let shape = Self.outputLayerLaunch(rows: rows, inputSize: inputSize, outputSize: outputSize, stagedFloats: outputLayerStagedFloats,

@@ -419,12 +419,21 @@ __device__ __forceinline__ void output_layer_rows(float (*sums)[OUT_MAX + 2], fl
 #define WIDE_ROWS 8
 #define WIDE_OUT 10
 #define WIDE_THREADS 256
-#define WIDE_BATCH 2   // pairs of inputs a thread loads (for each of the rows) before using any
+#define WIDE_BATCH 4   // pairs of inputs a thread loads (for each of the rows) before using any
 
 // The partial logits v[WIDE_ROWS * WIDE_OUT] of each lane, added over the warp: afterwards lane l holds in v[0..4]
 // the five sums from index wide_sums_base(l) on (lanes l and l ^ 1 the same ones).
 __device__ __forceinline__ int wide_sums_base(int lane) {
     return ((lane >> 4) & 1) * 40 + ((lane >> 3) & 1) * 20 + ((lane >> 2) & 1) * 10 + ((lane >> 1) & 1) * 5;
+}
+
+// A pair of inputs' 2 * WIDE_OUT weights from shared memory, 16 bytes at a time (k even: 80-byte aligned).
+__device__ __forceinline__ void load_pair_weights(float* wk, const float* from) {
+#pragma unroll
+    for (int q = 0; q < WIDE_OUT / 2; q++) {
+        float4 f = ((const float4*)from)[q];
+        wk[4 * q] = f.x; wk[4 * q + 1] = f.y; wk[4 * q + 2] = f.z; wk[4 * q + 3] = f.w;
+    }
 }
 
 template <int HALF, int OFFSET>
@@ -436,6 +445,52 @@ __device__ __forceinline__ void wide_halve(float* v, int lane) {
         v[i] = keep + __shfl_xor_sync(0xffffffffu, send, OFFSET);
     }
 }
+
+// output_layer_wide's backward for one group of n rows (xg, igg: their first inputs and input gradients):
+// igg[r, k] = (sum over c of g[r, c] * w[k, c]) * f'(x[r, k]) for the thread's pairs of inputs, the same operations
+// in the same order as store_input_gradients. RELU: f' as a select of 1 or 0 (the same value as derivative's).
+template <bool RELU>
+__device__ __forceinline__ void wide_input_gradients(float* igg, const float* xg, const float* g_s, const float* wt_s,
+                                                     int in, int n, int in_activation) {
+    const int t = threadIdx.x, pair_step = 2 * WIDE_THREADS;
+    float g[WIDE_ROWS][WIDE_OUT];
+#pragma unroll
+    for (int r = 0; r < WIDE_ROWS; r++) {
+#pragma unroll
+        for (int c = 0; c < WIDE_OUT; c++) g[r][c] = g_s[r * WIDE_OUT + c];
+    }
+    for (int k0 = 2 * t; k0 < in; k0 += pair_step * WIDE_BATCH) {
+        float2 xv[WIDE_BATCH][WIDE_ROWS];
+#pragma unroll
+        for (int u = 0; u < WIDE_BATCH; u++) {
+#pragma unroll
+            for (int r = 0; r < WIDE_ROWS; r++) {
+                int k = k0 + pair_step * u;
+                xv[u][r] = k < in && r < n ? *(const float2*)(xg + (long)r * in + k) : make_float2(0.f, 0.f);
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < WIDE_BATCH; u++) {
+            int k = k0 + pair_step * u;
+            if (k < in) {
+                float wk[2 * WIDE_OUT];
+                load_pair_weights(wk, wt_s + k * WIDE_OUT);
+#pragma unroll
+                for (int r = 0; r < WIDE_ROWS; r++) {
+                    if (r < n) {
+                        float dx = 0.f, dy = 0.f;
+#pragma unroll
+                        for (int c = 0; c < WIDE_OUT; c++) { dx = fmaf(g[r][c], wk[c], dx); dy = fmaf(g[r][c], wk[WIDE_OUT + c], dy); }
+                        float fx = RELU ? (xv[u][r].x > 0.f ? 1.f : 0.f) : derivative(xv[u][r].x, in_activation);
+                        float fy = RELU ? (xv[u][r].y > 0.f ? 1.f : 0.f) : derivative(xv[u][r].y, in_activation);
+                        *(float2*)(igg + (long)r * in + k) = make_float2(dx * fx, dy * fy);
+                    }
+                }
+            }
+        }
+    }
+}
+
 
 extern "C" {
 
@@ -468,8 +523,9 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
 // shared memory: 160 KB of shared loads per row and pass, which bounded wide-1024's 4096x10 layer (Nsight Compute:
 // 2 warps a scheduler issuing every 2.2 cycles, L1 73% busy, 27.8 us). Here a block of WIDE_THREADS threads takes
 // WIDE_ROWS rows at once and its threads split the inputs (thread t takes the pairs at 2t, 2t + 2 * WIDE_THREADS,
-// ...), so each pair of weights loaded from shared memory serves WIDE_ROWS rows. The weights are staged transposed
-// ([WIDE_OUT, w_stride], so that a warp's pairs for one output are 256 contiguous bytes). Each thread's partial
+// ...), so each pair of weights loaded from shared memory serves WIDE_ROWS rows. The weights are staged as they are
+// (a pair of inputs' 20 weights are 80 contiguous bytes: five 16-byte loads, which 8 threads in a row make on
+// different banks), by 16-byte copies. Each thread's partial
 // logits (WIDE_ROWS x WIDE_OUT) are added across its warp by halving shuffles (each exchange sends half of what a
 // lane holds and keeps the other half: 80 shuffles, not 400) and across the warps through shared memory in warp
 // order; one thread a row then computes the loss, gradient and prediction, and in the backward every thread carries
@@ -480,27 +536,35 @@ __global__ void __launch_bounds__(WIDE_THREADS, 1)
 output_layer_wide(float* outputs, float* gradient, float* bias_gradient, float* metrics, int* predictions,
                   const float* x, const float* w, const float* b, const int* labels, int rows, int in, int loss,
                   float scale, float* partials, unsigned int* counter, float* in_gradient, int in_activation,
-                  int w_stride, int defer_sums) {
-    extern __shared__ float wt_s[];   // the weights transposed: wt_s[c * w_stride + k] = w[k * WIDE_OUT + c]
+                  int defer_sums) {
+    extern __shared__ float wt_s[];   // the weights as they are, [in, WIDE_OUT]: a pair of inputs' 20 weights in a row
     __shared__ float warp_sums[WIDE_THREADS / 32][WIDE_ROWS * WIDE_OUT];
     __shared__ float z_s[WIDE_ROWS * WIDE_OUT];
     __shared__ float g_s[WIDE_ROWS * WIDE_OUT];
     __shared__ float row_loss_s[WIDE_ROWS], correct_s[WIDE_ROWS];
     const int t = threadIdx.x, lane = t & 31, warp = t >> 5;
     {
-        // Element i = k * WIDE_OUT + c: k and c advance without a division per element.
-        int k = t / WIDE_OUT, c = t % WIDE_OUT;
-#pragma unroll 8
-        for (int i = t; i < in * WIDE_OUT; i += WIDE_THREADS) {
+        // A plain copy, 16 bytes at a time where the weights are 16-byte aligned (in * WIDE_OUT is a multiple of 4).
+        const int count = in * WIDE_OUT;
+        if (((unsigned long)w & 15) == 0) {
+#pragma unroll 4
+            for (int i = 4 * t; i < count; i += 4 * WIDE_THREADS) {
 #if __CUDA_ARCH__ >= 800
-            unsigned to = (unsigned)__cvta_generic_to_shared(wt_s + c * w_stride + k);
-            asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" :: "r"(to), "l"(w + i));
+                unsigned to = (unsigned)__cvta_generic_to_shared(wt_s + i);
+                asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(to), "l"(w + i));
 #else
-            wt_s[c * w_stride + k] = w[i];
+                *(float4*)(wt_s + i) = *(const float4*)(w + i);
 #endif
-            k += WIDE_THREADS / WIDE_OUT;
-            c += WIDE_THREADS % WIDE_OUT;
-            if (c >= WIDE_OUT) { c -= WIDE_OUT; k++; }
+            }
+        } else {
+            for (int i = t; i < count; i += WIDE_THREADS) {
+#if __CUDA_ARCH__ >= 800
+                unsigned to = (unsigned)__cvta_generic_to_shared(wt_s + i);
+                asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" :: "r"(to), "l"(w + i));
+#else
+                wt_s[i] = w[i];
+#endif
+            }
         }
     }
     const float bias_v = t < WIDE_ROWS * WIDE_OUT ? b[t % WIDE_OUT] : 0.f;
@@ -534,9 +598,11 @@ output_layer_wide(float* outputs, float* gradient, float* bias_gradient, float* 
             for (int u = 0; u < WIDE_BATCH; u++) {
                 int k = k0 + pair_step * u;
                 if (k < in) {
+                    float wk[2 * WIDE_OUT];   // inputs k and k + 1's weights: five 16-byte loads, 80 bytes apart thread to thread
+                    load_pair_weights(wk, wt_s + k * WIDE_OUT);
                     float2 wv[WIDE_OUT];
 #pragma unroll
-                    for (int c = 0; c < WIDE_OUT; c++) wv[c] = *(const float2*)(wt_s + c * w_stride + k);
+                    for (int c = 0; c < WIDE_OUT; c++) wv[c] = make_float2(wk[c], wk[WIDE_OUT + c]);
 #pragma unroll
                     for (int r = 0; r < WIDE_ROWS; r++) {
 #pragma unroll
@@ -597,44 +663,9 @@ output_layer_wide(float* outputs, float* gradient, float* bias_gradient, float* 
             }
         }
         if (in_gradient) {
-            // in_gradient[r, k] = (sum over c of g[r, c] * w[k, c]) * f'(x[r, k]), for the thread's pairs of inputs.
-            float g[WIDE_ROWS][WIDE_OUT];
-#pragma unroll
-            for (int r = 0; r < WIDE_ROWS; r++) {
-#pragma unroll
-                for (int c = 0; c < WIDE_OUT; c++) g[r][c] = g_s[r * WIDE_OUT + c];
-            }
             float* igg = in_gradient + (long)row0 * in;
-            for (int k0 = 2 * t; k0 < in; k0 += pair_step * WIDE_BATCH) {
-                float2 xv[WIDE_BATCH][WIDE_ROWS];
-#pragma unroll
-                for (int u = 0; u < WIDE_BATCH; u++) {
-#pragma unroll
-                    for (int r = 0; r < WIDE_ROWS; r++) {
-                        int k = k0 + pair_step * u;
-                        xv[u][r] = k < in && r < n ? *(const float2*)(xg + (long)r * in + k) : make_float2(0.f, 0.f);
-                    }
-                }
-#pragma unroll
-                for (int u = 0; u < WIDE_BATCH; u++) {
-                    int k = k0 + pair_step * u;
-                    if (k < in) {
-                        float2 wv[WIDE_OUT];
-#pragma unroll
-                        for (int c = 0; c < WIDE_OUT; c++) wv[c] = *(const float2*)(wt_s + c * w_stride + k);
-#pragma unroll
-                        for (int r = 0; r < WIDE_ROWS; r++) {
-                            if (r < n) {
-                                float dx = 0.f, dy = 0.f;
-#pragma unroll
-                                for (int c = 0; c < WIDE_OUT; c++) { dx = fmaf(g[r][c], wv[c].x, dx); dy = fmaf(g[r][c], wv[c].y, dy); }
-                                *(float2*)(igg + (long)r * in + k) = make_float2(dx * derivative(xv[u][r].x, in_activation),
-                                                                                 dy * derivative(xv[u][r].y, in_activation));
-                            }
-                        }
-                    }
-                }
-            }
+            if (in_activation == 0) wide_input_gradients<true>(igg, xg, g_s, wt_s, in, n, in_activation);
+            else wide_input_gradients<false>(igg, xg, g_s, wt_s, in, n, in_activation);
         }
     }
     if (t < OUT_MAX + 2) partials[(long)blockIdx.x * (OUT_MAX + 2) + t] = block_sum;
