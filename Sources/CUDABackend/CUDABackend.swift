@@ -136,9 +136,6 @@ public final class CUDABackend: Backend {
     /// reading every weight from shared memory once per row bounded the warp-per-row kernel. `MLP_CUDA_OUTPUT_WIDE_FROM=n`
     /// sets it, 0 turns the wide kernel off.
     private let outputWideFrom: Int
-    /// Rows of its column a thread of `activation_backward` loads before using any: 8 (its most), or
-    /// `MLP_CUDA_ACTIVATION_ROW_LOADS=n` (1 to 8; 1 was the kernel before, to measure what the 8 buy).
-    private let activationRowLoads: Int32
     /// The most floats of weights `output_layer_wide` may stage.
     private let wideOutputStagedFloats: Int
     /// Whether a recorded step's gather reads the batch's indices from pinned host memory instead of a copy on the
@@ -387,11 +384,6 @@ public final class CUDABackend: Backend {
         outputLongRowsFrom = longRows.flatMap { Int32($0) }.flatMap { $0 >= 0 ? $0 : nil } ?? 512
         if let value = longRows, Int32(value).map({ $0 >= 0 }) != true {
             warn("MLP_CUDA_OUTPUT_LONG_ROWS=\(value): expected a number of inputs (0 or more); 512 is used")
-        }
-        let rowLoads = environment["MLP_CUDA_ACTIVATION_ROW_LOADS"]
-        activationRowLoads = rowLoads.flatMap { Int32($0) }.flatMap { (1...8).contains($0) ? $0 : nil } ?? 8
-        if let value = rowLoads, Int32(value).map({ (1...8).contains($0) }) != true {
-            warn("MLP_CUDA_ACTIVATION_ROW_LOADS=\(value): expected 1 to 8; 8 is used")
         }
         let wideFrom = environment["MLP_CUDA_OUTPUT_WIDE_FROM"]
         outputWideFrom = wideFrom.flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil } ?? 2048
@@ -1328,8 +1320,7 @@ public final class CUDABackend: Backend {
         }
         let scratch = side ? reductionScratches.side : reductionScratches.main
         try enqueueKernel("activation_backward", grid: (UInt32(groups), UInt32(chunks)), block: 32, blockY: 16, dependent: dependent, on: target,
-                          [gradient, biasGradient, outputs, Int32(rows), Int32(columns), activation, scratch.partials, scratch.counterArray,
-                           activationRowLoads])
+                          [gradient, biasGradient, outputs, Int32(rows), Int32(columns), activation, scratch.partials, scratch.counterArray])
     }
 
     /// Scratch of `activation_backward`'s chunked column sums, one per stream (the two may run at once): partial

@@ -94,13 +94,8 @@ __global__ void bias_activation(float* values, const float* bias, long count, in
 // `partials` [chunks, columns] and the last chunk of a column group to finish (counted in counters[group]) adds
 // them in chunk order. No float atomics: the same result every run. With the identity (activation 3) the gradient
 // is left as it is and only its column sums are written (the output layer's input gradient's, on the side stream).
-// A thread loads row_loads (1 to ACTIVATION_ROW_LOADS) of its rows before using any: one at a time, each row's loads
-// waited behind the store before it (the compiler cannot tell that gradient and outputs do not overlap), a memory
-// latency per row, 8 in a row for a thread of a 128-row batch, on the critical path of every step. The rows are
-// added in the same order either way.
-#define ACTIVATION_ROW_LOADS 8
 __global__ void activation_backward(float* gradient, float* bias_gradient, const float* outputs, int rows, int columns,
-                                    int activation, float* partials, unsigned int* counters, int row_loads) {
+                                    int activation, float* partials, unsigned int* counters) {
     __shared__ float partial[16][33];
     __shared__ bool last_chunk;
     wait_for_previous_kernel();   // the gradient is the product's before this
@@ -109,23 +104,11 @@ __global__ void activation_backward(float* gradient, float* bias_gradient, const
     int r0 = blockIdx.y * chunk_rows, r1 = min(rows, r0 + chunk_rows);
     float sum = 0.f;
     if (c < columns) {
-        for (int r = r0 + threadIdx.y; r < r1; r += 16 * row_loads) {
-            float g[ACTIVATION_ROW_LOADS], y[ACTIVATION_ROW_LOADS];
-#pragma unroll
-            for (int u = 0; u < ACTIVATION_ROW_LOADS; u++) {
-                long i = (long)(r + 16 * u) * columns + c;
-                bool inside = u < row_loads && r + 16 * u < r1;
-                g[u] = inside ? gradient[i] : 0.f;
-                y[u] = inside ? outputs[i] : 0.f;
-            }
-#pragma unroll
-            for (int u = 0; u < ACTIVATION_ROW_LOADS; u++) {
-                if (u < row_loads && r + 16 * u < r1) {
-                    float d = g[u] * derivative(y[u], activation);
-                    if (activation != 3) gradient[(long)(r + 16 * u) * columns + c] = d;   // identity: the gradient stays (column sums only)
-                    sum += d;
-                }
-            }
+        for (int r = r0 + threadIdx.y; r < r1; r += 16) {
+            long i = (long)r * columns + c;
+            float d = gradient[i] * derivative(outputs[i], activation);
+            if (activation != 3) gradient[i] = d;   // identity: the gradient stays (column sums only)
+            sum += d;
         }
     }
     partial[threadIdx.y][threadIdx.x] = sum;
