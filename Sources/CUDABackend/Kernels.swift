@@ -446,6 +446,19 @@ __device__ __forceinline__ void wide_halve(float* v, int lane) {
     }
 }
 
+// A thread's WIDE_BATCH pairs of inputs, from k0 on, 2 * WIDE_THREADS apart, of each of a group's n rows from xg
+// (zeros past the inputs' end or the group's rows), all loaded before any is used.
+__device__ __forceinline__ void load_pair_rows(float2 (*xv)[WIDE_ROWS], const float* xg, int k0, int in, int n) {
+#pragma unroll
+    for (int u = 0; u < WIDE_BATCH; u++) {
+#pragma unroll
+        for (int r = 0; r < WIDE_ROWS; r++) {
+            int k = k0 + 2 * WIDE_THREADS * u;
+            xv[u][r] = k < in && r < n ? *(const float2*)(xg + (long)r * in + k) : make_float2(0.f, 0.f);
+        }
+    }
+}
+
 // output_layer_wide's backward for one group of n rows (xg, igg: their first inputs and input gradients):
 // igg[r, k] = (sum over c of g[r, c] * w[k, c]) * f'(x[r, k]) for the thread's pairs of inputs, the same operations
 // in the same order as store_input_gradients. RELU: f' as a select of 1 or 0 (the same value as derivative's).
@@ -461,14 +474,7 @@ __device__ __forceinline__ void wide_input_gradients(float* igg, const float* xg
     }
     for (int k0 = 2 * t; k0 < in; k0 += pair_step * WIDE_BATCH) {
         float2 xv[WIDE_BATCH][WIDE_ROWS];
-#pragma unroll
-        for (int u = 0; u < WIDE_BATCH; u++) {
-#pragma unroll
-            for (int r = 0; r < WIDE_ROWS; r++) {
-                int k = k0 + pair_step * u;
-                xv[u][r] = k < in && r < n ? *(const float2*)(xg + (long)r * in + k) : make_float2(0.f, 0.f);
-            }
-        }
+        load_pair_rows(xv, xg, k0, in, n);
 #pragma unroll
         for (int u = 0; u < WIDE_BATCH; u++) {
             int k = k0 + pair_step * u;
@@ -586,14 +592,7 @@ output_layer_wide(float* outputs, float* gradient, float* bias_gradient, float* 
         for (int i = 0; i < WIDE_ROWS * WIDE_OUT; i++) v[i] = 0.f;
         for (int k0 = 2 * t; k0 < in; k0 += pair_step * WIDE_BATCH) {
             float2 xv[WIDE_BATCH][WIDE_ROWS];
-#pragma unroll
-            for (int u = 0; u < WIDE_BATCH; u++) {
-#pragma unroll
-                for (int r = 0; r < WIDE_ROWS; r++) {
-                    int k = k0 + pair_step * u;
-                    xv[u][r] = k < in && r < n ? *(const float2*)(xg + (long)r * in + k) : make_float2(0.f, 0.f);
-                }
-            }
+            load_pair_rows(xv, xg, k0, in, n);
 #pragma unroll
             for (int u = 0; u < WIDE_BATCH; u++) {
                 int k = k0 + pair_step * u;
