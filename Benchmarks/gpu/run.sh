@@ -7,6 +7,7 @@
 #   bash Benchmarks/gpu/run.sh kernels      Nsight Compute's full report on our own kernels (small-128, fp32)
 #   bash Benchmarks/gpu/run.sh kernels-wide the same for the output layer's kernel in wide-1024 TF32 training
 #                                           (output_layer_wide, or output_layer_loss with MLP_CUDA_OUTPUT_WIDE_FROM=0)
+#   bash Benchmarks/gpu/run.sh sanitize-wide output_layer_wide's training steps and evaluations under compute-sanitizer
 #   bash Benchmarks/gpu/run.sh firststep    where the first epoch of mlp train goes (-v: cuBLASLt's set-up at start-up,
 #                                           planning, first runs, recordings)
 #   bash Benchmarks/gpu/run.sh strategies   the cuda backend alone, fp32 and tf32, with each of its strategies turned
@@ -109,6 +110,19 @@ kernels-wide)
     ncu --import "$out/kernels-wide.ncu-rep" --page details > "$out/kernels-wide-details.txt" 2>&1
     ncu --import "$out/kernels-wide.ncu-rep" --page source --print-source sass --csv --launch-count 1 \
         > "$out/kernels-wide-sass.csv" 2>&1
+    ;;
+sanitize-wide)
+    # output_layer_wide (ten outputs and 2,050 inputs, ReLU then tanh below it) under compute-sanitizer: training
+    # steps run directly, recorded and replayed, in batches of 19 (two groups of 8 rows and one of 3) and a last of
+    # 1, and evaluations.
+    for tool in memcheck racecheck synccheck; do
+        for activation in relu tanh; do
+            MLP_CUDA_TUNE=0 timeout 170 compute-sanitizer --tool "$tool" --error-exitcode 9 .run/mlp train --backend cuda \
+                --layers 784,2050,10 --activation "$activation" --batch-size 19 --epochs 1 --train-samples 400 \
+                --test-samples 100 --no-progress > "$out/sanitize-wide-$tool-$activation.txt" 2>&1
+            echo "$tool $activation: exit status $? ($(tail -1 "$out/sanitize-wide-$tool-$activation.txt"))" | tee -a "$out/sanitize-wide.txt"
+        done
+    done
     ;;
 firststep)
     # Where a training run's first epoch goes: with -v the backend logs each product's planning and algorithm
