@@ -197,7 +197,7 @@ __device__ __forceinline__ void tiled_gemm(
             if (gi < m && gj < n) {
                 float v = alpha * acc[r][c];
                 if (beta != 0.f) v = fmaf(beta, C[(long)gi * ldc + gj], v);
-                if (epilogue >= 1) v += bias[gj];
+                if (epilogue == 1 || epilogue == 2) v += bias[gj];
                 if (epilogue == 2) v = v > 0.f ? v : 0.f;
                 if (epilogue == 3) v *= aux[(long)gi * ldc + gj] > 0.f ? 1.f : 0.f;
                 C[(long)gi * ldc + gj] = v;
