@@ -136,11 +136,6 @@ public final class CUDABackend: Backend {
     /// reading every weight from shared memory once per row bounded the warp-per-row kernel. `MLP_CUDA_OUTPUT_WIDE_FROM=n`
     /// sets it, 0 turns the wide kernel off.
     private let outputWideFrom: Int
-    /// `MLP_CUDA_OWN_RELU_BACKWARD`: 0 never runs a ReLU layer's input-gradient product and ReLU backward as one
-    /// kernel of ours, 1 always does; unset, fp32 batches of up to 256 rows do (`usesOwnReluBackward`).
-    private let ownReluBackwardSetting: Bool?
-    /// Whether our product kernels could not be prepared for that (it then stays off, said once in the log).
-    private var ownReluBackwardFailed = false
     /// The most floats of weights `output_layer_wide` may stage.
     private let wideOutputStagedFloats: Int
     /// Whether a recorded step's gather reads the batch's indices from pinned host memory instead of a copy on the
@@ -337,7 +332,8 @@ public final class CUDABackend: Backend {
             let timesTiled = environment["MLP_CUDA_TILED"] == "1"
             workspaces.main = try Self.allocateWorkspace(d, forTiledKernels: timesTiled)
             workspaces.side = try Self.allocateWorkspace(d, forTiledKernels: timesTiled)
-            // Our product kernels' module, from the kernel cache as the backend's own kernels are.
+            // Our product kernels' module, from the kernel cache as the backend's own kernels are (NVRTC took 10.8 s
+            // over them on the H200, in every `mlp check`).
             let loadTiled = { () throws -> TiledGemmKernels in
                 let module = try Self.loadModule(d, nvrtc: nvrtc, source: TiledGemm.source, program: "mlp_tiled_gemm", architecture: architecture,
                                                  cache: kernelCache, log: log, warn: warn)
@@ -395,14 +391,6 @@ public final class CUDABackend: Backend {
         outputLongRowsFrom = longRows.flatMap { Int32($0) }.flatMap { $0 >= 0 ? $0 : nil } ?? 512
         if let value = longRows, Int32(value).map({ $0 >= 0 }) != true {
             warn("MLP_CUDA_OUTPUT_LONG_ROWS=\(value): expected a number of inputs (0 or more); 512 is used")
-        }
-        switch environment["MLP_CUDA_OWN_RELU_BACKWARD"] {
-        case "0"?: ownReluBackwardSetting = false
-        case "1"?: ownReluBackwardSetting = true
-        case nil: ownReluBackwardSetting = nil
-        case let value?:
-            ownReluBackwardSetting = nil
-            warn("MLP_CUDA_OWN_RELU_BACKWARD=\(value): expected 0 or 1; the backend chooses")
         }
         let wideFrom = environment["MLP_CUDA_OUTPUT_WIDE_FROM"]
         outputWideFrom = wideFrom.flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil } ?? 2048
@@ -1067,15 +1055,6 @@ public final class CUDABackend: Backend {
     /// the reference (timing alone would exercise only the ones it picks). Products too large for that many splits'
     /// partial sums fail with an error at the next `synchronize()`.
     public func withTiledProducts<T>(rowsPerTile: Int, columnsPerTile: Int, splits: Int, _ body: () throws -> T) throws -> T {
-        try prepareTiledProducts()
-        forcedTiledConfig = TiledGemm.Config(rowsPerTile: rowsPerTile, columnsPerTile: columnsPerTile, splits: splits)
-        defer { forcedTiledConfig = nil }
-        return try body()
-    }
-
-    /// Compiles (or loads from the kernel cache) our product kernels and allocates their scratch, once; outside
-    /// recordings only (it waits for the stream).
-    private func prepareTiledProducts() throws {
         guard let planner else { throw CUDAError("our product kernels need cuBLASLt's path (MLP_CUDA_LT is 0)") }
         if planner.tiled == nil, let compileTiled { planner.tiled = try compileTiled() }
         if workspaces.main.partials == 0 {
@@ -1084,27 +1063,9 @@ public final class CUDABackend: Backend {
             try Self.addTiledScratch(driver, to: &workspaces.main)
             try Self.addTiledScratch(driver, to: &workspaces.side)
         }
-    }
-
-    /// Whether `denseBackward` runs the input-gradient product of a layer below which is a ReLU with the ReLU
-    /// backward in one kernel of ours (`MatmulCall.reluGradientOf`), its bias gradient on the side stream: one node
-    /// fewer on the step's critical path (the product, then `activation_backward`, took about 12 µs of a small-128 fp32
-    /// step, the product alone about 7). By default for fp32 batches of up to 256 rows, where each node's latency
-    /// weighs more than a product's speed; our kernels are fp32, so a TF32 product would lose its tensor cores.
-    private func usesOwnReluBackward(rows: Int, inputSize: Int, outputSize: Int, inputActivation: Activation) -> Bool {
-        guard planner != nil, fusesEpilogues, usesSideStream, inputActivation == .relu, !ownReluBackwardFailed,
-              ownReluBackwardSetting ?? (!allowTF32 && rows <= 256),
-              !TiledGemm.candidates(m: rows, n: inputSize, k: outputSize, multiprocessors: 1).isEmpty else { return false }
-        if case .direct = mode, planner?.tiled == nil || workspaces.main.partials == 0 {
-            do {
-                try prepareTiledProducts()
-            } catch {
-                ownReluBackwardFailed = true
-                log("own ReLU backward off: our product kernels could not be prepared (\(error))")
-                return false
-            }
-        }
-        return planner?.tiled != nil
+        forcedTiledConfig = TiledGemm.Config(rowsPerTile: rowsPerTile, columnsPerTile: columnsPerTile, splits: splits)
+        defer { forcedTiledConfig = nil }
+        return try body()
     }
 
     /// The timing of each product shape tuned so far, one line each (for `mlp bench --profile` and `-v`).
@@ -1150,46 +1111,12 @@ public final class CUDABackend: Backend {
             return unfusedDenseBackward(weightGradient: weightGradient, inputGradient: inputGradient, inputBiasGradient: inputBiasGradient, gradient: gradient, inputs: inputs, weights: weights, rows: rows, inputSize: inputSize, outputSize: outputSize, inputActivation: inputActivation)
         }
         enqueueWeightGradient(weightGradient, inputs: inputs, gradient: gradient, rows: rows, inputSize: inputSize, outputSize: outputSize)
-        if usesOwnReluBackward(rows: rows, inputSize: inputSize, outputSize: outputSize, inputActivation: inputActivation) {
-            // dZ [B, in] = (dZ [B, out] · Wᵀ [out, in]) ⊙ relu'(X) in one kernel of ours; its column sums, the bias
-            // gradient, beside on the side stream (nothing but the optimizer reads them).
-            if case .replaying = mode {} else {
-                record {
-                    let call = MatmulCall(transposeA: false, transposeB: true, m: rows, n: inputSize, k: outputSize, alpha: 1,
-                                          a: gradient.address, lda: outputSize, b: weights.address, ldb: outputSize, beta: 0,
-                                          c: inputGradient.address, ldc: inputSize, reluGradientOf: inputs.address)
-                    guard try matmul(call, on: stream) else { throw CUDAError("no kernel of ours for \(call.label)") }
-                }
-            }
-            enqueueColumnSumsBeside(of: inputGradient, into: inputBiasGradient, rows: rows, columns: inputSize)
-            mark("backward \(rows)×\(inputSize)×\(outputSize): dX product with relu' (own kernel; dW and bias gradient beside)")
-            return
-        }
         // dX [B, in] = dZ [B, out] · Wᵀ [out, in], then the activation's derivative and the bias gradient.
         enqueueGemm(transposeA: false, transposeB: true, m: rows, n: inputSize, k: outputSize, alpha: 1, a: gradient, lda: outputSize, b: weights, ldb: outputSize, beta: 0, c: inputGradient, ldc: inputSize)
         if case .replaying = mode {} else {
             record { try enqueueActivationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows, columns: inputSize, activation: Int32(Activation.allCases.firstIndex(of: inputActivation)!), dependent: true, on: stream) }
         }
         mark("backward \(rows)×\(inputSize)×\(outputSize): dX product, \(inputActivation.rawValue)' and bias gradient (dW beside)")
-    }
-
-    /// biasGradient [columns] = the column sums of gradient [rows, columns], on the side stream after the main
-    /// stream's work so far (`activation_backward` with the identity, which leaves the gradient as it is).
-    private func enqueueColumnSumsBeside(of gradient: DevicePointer<Float>, into biasGradient: DevicePointer<Float>, rows: Int, columns: Int) {
-        if case .replaying = mode {
-            sidePending = true
-        } else {
-            record {
-                try driver.check(driver.cuEventRecord(forkEvent, stream), "cuEventRecord(fork)")
-                try driver.check(driver.cuStreamWaitEvent(sideStream, forkEvent, 0), "cuStreamWaitEvent(fork)")
-                try enqueueActivationBackward(gradient: gradient, biasGradient: biasGradient, outputs: gradient, rows: rows, columns: columns,
-                                              activation: Int32(Activation.allCases.firstIndex(of: .identity)!), on: sideStream)
-                try driver.check(driver.cuEventRecord(joinEvent, sideStream), "cuEventRecord(join)")
-                sidePending = true
-            }
-        }
-        sideAccesses.read(StreamAccesses.extent(gradient, rows: rows, stride: columns))
-        sideAccesses.write(StreamAccesses.extent(biasGradient, rows: 1, stride: columns))
     }
 
     /// dW [in, out] = Xᵀ [in, B] · dZ [B, out], on the side stream: nothing reads it before the optimizer (which

@@ -75,8 +75,6 @@ struct MatmulKey: Hashable {
     var m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int
     var epilogue: CUBLASLt.Epilogue
     var alignA: Int, alignB: Int, alignC: Int, alignBias: Int
-    /// Whether the product is multiplied by ReLU's derivative at another matrix (`MatmulCall.reluGradientOf`).
-    var reluGradient = false
 }
 
 /// A product with an epilogue, in the backend's row-major terms (see `Backend.gemm`).
@@ -90,16 +88,11 @@ struct MatmulCall {
     var epilogue = CUBLASLt.Epilogue.none
     /// The bias, `[n]`.
     var bias: UInt = 0
-    /// Not 0: the outputs of a ReLU layer, laid out as C, and the product is multiplied element by element by
-    /// ReLU's derivative there (1 where they are positive, else 0): the product and the ReLU backward in one
-    /// kernel. cuBLASLt's own backward epilogue for it was slower than the two kernels (Benchmarks/RESULTS.md), so
-    /// only our kernels (`TiledGemm`) run such a call.
-    var reluGradientOf: UInt = 0
 
     var key: MatmulKey {
         MatmulKey(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
                   epilogue: epilogue, alignA: alignment(a), alignB: alignment(b), alignC: alignment(c),
-                  alignBias: alignment(bias), reluGradient: reluGradientOf != 0)
+                  alignBias: alignment(bias))
     }
 
     var label: String {
@@ -109,7 +102,6 @@ struct MatmulCall {
         case .bias: e = " +bias"
         case .reluBias: e = " +bias+relu"
         }
-        if reluGradientOf != 0 { return "\(m)×\(n)×\(k) \(transposeA ? "T" : "N")\(transposeB ? "T" : "N") ·relu'" }
         return "\(m)×\(n)×\(k) \(transposeA ? "T" : "N")\(transposeB ? "T" : "N")\(e)"
     }
 }
@@ -211,8 +203,7 @@ final class MatmulPlanner {
         var returned: Int32 = 0
         let status = lt.heuristic(handle, operation, layoutA, layoutB, layoutD, layoutD, preference, Int32(Self.candidateCount), results, &returned)
         var candidates = [MatmulAlgorithm]()
-        // A call with the ReLU backward in it takes our kernels only (see `MatmulCall.reluGradientOf`).
-        if status == 0 && call.reluGradientOf == 0 {
+        if status == 0 {
             for i in 0..<Int(returned) {
                 let entry = results + i * CUBLASLt.heuristicResultBytes
                 let workspace = entry.load(fromByteOffset: 64, as: Int.self)
@@ -223,7 +214,7 @@ final class MatmulPlanner {
             }
         }
         // Ours come after the heuristic's, so that without timing its first is used.
-        if let tiled, (tunes && timesTiled) || call.reluGradientOf != 0 { candidates += tiled.candidates(for: call).map { .tiled($0) } }
+        if let tiled, tunes, timesTiled { candidates += tiled.candidates(for: call).map { .tiled($0) } }
         guard !candidates.isEmpty else {
             _ = lt.descDestroy(operation)
             [layoutA, layoutB, layoutD].forEach { _ = lt.layoutDestroy($0) }

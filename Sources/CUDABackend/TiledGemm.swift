@@ -70,14 +70,13 @@ struct TiledGemm {
     static let source = #"""
 // C[m, n] = act(alpha * op(A) op(B) + beta * C + bias), row-major, for one BM x BN tile of C and one split of k.
 // op(A)[i, kk] is A[i * lda + kk], or A[kk * lda + i] when TA; op(B)[kk, j] is B[kk * ldb + j], or B[j * ldb + kk]
-// when TB. epilogue: 0 none, 1 bias, 2 bias then ReLU, 3 times ReLU's derivative at aux (C[i, j] * (aux[i * ldc + j]
-// > 0 ? 1 : 0), the backward of a ReLU layer whose outputs aux holds, as activation_backward computes it). With gridDim.z splits, each block writes its partial tile
+// when TB. epilogue: 0 none, 1 bias, 2 bias then ReLU. With gridDim.z splits, each block writes its partial tile
 // to partials[z][m][n]; the last block of a tile to arrive (counted in counters[tile]) adds them in split order.
 template <int BM, int BN, bool TA, bool TB>
 __device__ __forceinline__ void tiled_gemm(
         const float* __restrict__ A, int lda, const float* __restrict__ B, int ldb, float* C, int ldc,
         const float* __restrict__ bias, int m, int n, int k, float alpha, float beta, int epilogue, int k_per_split,
-        float* partials, unsigned* counters, const float* __restrict__ aux) {
+        float* partials, unsigned* counters) {
     constexpr int TM = 4, TN = 4, BK = 64;
     constexpr int THREADS = (BM / TM) * (BN / TN);
     constexpr int A_LOADS = BM * BK / THREADS, B_LOADS = BN * BK / THREADS;
@@ -197,9 +196,8 @@ __device__ __forceinline__ void tiled_gemm(
             if (gi < m && gj < n) {
                 float v = alpha * acc[r][c];
                 if (beta != 0.f) v = fmaf(beta, C[(long)gi * ldc + gj], v);
-                if (epilogue == 1 || epilogue == 2) v += bias[gj];
+                if (epilogue >= 1) v += bias[gj];
                 if (epilogue == 2) v = v > 0.f ? v : 0.f;
-                if (epilogue == 3) v *= aux[(long)gi * ldc + gj] > 0.f ? 1.f : 0.f;
                 C[(long)gi * ldc + gj] = v;
             }
         }
@@ -209,8 +207,8 @@ __device__ __forceinline__ void tiled_gemm(
 #define TILED_GEMM(BM, BN, TA, TB, NAME) \
 extern "C" __global__ void __launch_bounds__((BM / 4) * (BN / 4)) NAME( \
         const float* A, int lda, const float* B, int ldb, float* C, int ldc, const float* bias, int m, int n, int k, \
-        float alpha, float beta, int epilogue, int k_per_split, float* partials, unsigned* counters, const float* aux) { \
-    tiled_gemm<BM, BN, TA, TB>(A, lda, B, ldb, C, ldc, bias, m, n, k, alpha, beta, epilogue, k_per_split, partials, counters, aux); \
+        float alpha, float beta, int epilogue, int k_per_split, float* partials, unsigned* counters) { \
+    tiled_gemm<BM, BN, TA, TB>(A, lda, B, ldb, C, ldc, bias, m, n, k, alpha, beta, epilogue, k_per_split, partials, counters); \
 }
 #define TILED_GEMM_ALL(BM, BN) \
     TILED_GEMM(BM, BN, false, false, tiled_gemm_##BM##x##BN##_nn) \
@@ -261,7 +259,7 @@ final class TiledGemmKernels {
         else { throw CUDAError("\(config) cannot run \(call.label): its partial sums do not fit the scratch") }
         let epilogue: Int32
         switch call.epilogue {
-        case .none: epilogue = call.reluGradientOf != 0 ? 3 : 0
+        case .none: epilogue = 0
         case .bias: epilogue = 1
         case .reluBias: epilogue = 2
         }
@@ -271,7 +269,7 @@ final class TiledGemmKernels {
             UInt64(call.a), UInt64(call.lda), UInt64(call.b), UInt64(call.ldb), UInt64(call.c), UInt64(call.ldc),
             UInt64(call.bias), UInt64(call.m), UInt64(call.n), UInt64(call.k),
             UInt64(call.alpha.bitPattern), UInt64(call.beta.bitPattern), UInt64(epilogue), UInt64(kPerSplit),
-            workspace.partials, workspace.counters, UInt64(call.reluGradientOf),
+            workspace.partials, workspace.counters,
         ]
         let threads = UInt32((config.rowsPerTile / 4) * (config.columnsPerTile / 4))
         let status = slots.withUnsafeMutableBytes { raw in

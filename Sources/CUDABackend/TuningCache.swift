@@ -55,7 +55,7 @@ final class TuningCache {
     }
 
     func entryKey(_ key: MatmulKey) -> String {
-        let product = "\(key.transposeA ? "T" : "N")\(key.transposeB ? "T" : "N") \(key.m)×\(key.n)×\(key.k) ld \(key.lda),\(key.ldb),\(key.ldc) epilogue \(key.epilogue.rawValue) align \(key.alignA),\(key.alignB),\(key.alignC),\(key.alignBias)\(key.reluGradient ? " relu'" : "")"
+        let product = "\(key.transposeA ? "T" : "N")\(key.transposeB ? "T" : "N") \(key.m)×\(key.n)×\(key.k) ld \(key.lda),\(key.ldb),\(key.ldc) epilogue \(key.epilogue.rawValue) align \(key.alignA),\(key.alignB),\(key.alignC),\(key.alignBias)"
         return "\(context) | \(product)"
     }
 

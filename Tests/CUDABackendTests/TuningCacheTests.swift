@@ -5,9 +5,9 @@ import Testing
 /// The file of timed algorithm choices: what is recorded is found again by a later process with the same context,
 /// not with another, and a damaged file is ignored and replaced. (No GPU needed.)
 @Suite struct TuningCacheTests {
-    static func key(m: Int, epilogue: CUBLASLt.Epilogue = .none, reluGradient: Bool = false) -> MatmulKey {
+    static func key(m: Int, epilogue: CUBLASLt.Epilogue = .none) -> MatmulKey {
         MatmulKey(transposeA: true, transposeB: false, m: m, n: 512, k: 128, lda: m, ldb: 512, ldc: 512,
-                  epilogue: epilogue, alignA: 16, alignB: 256, alignC: 4, alignBias: 256, reluGradient: reluGradient)
+                  epilogue: epilogue, alignA: 16, alignB: 256, alignC: 4, alignBias: 256)
     }
 
     static func temporaryFile() -> URL {
@@ -36,10 +36,6 @@ import Testing
         #expect(second.choice(for: Self.key(m: 784)) == choice)
         #expect(second.choice(for: Self.key(m: 783, epilogue: .reluBias)) == "tiled:32x64/3")
         #expect(second.choice(for: Self.key(m: 783)) == nil)  // another epilogue is another product
-        #expect(second.choice(for: Self.key(m: 784, reluGradient: true)) == nil)  // so is the ReLU backward in it
-        try first.record("tiled:64x64/1", for: Self.key(m: 784, reluGradient: true))
-        #expect(TuningCache(url: url, context: "H100, fp32").choice(for: Self.key(m: 784, reluGradient: true)) == "tiled:64x64/1")
-        #expect(TuningCache(url: url, context: "H100, fp32").choice(for: Self.key(m: 784)) == choice)
         #expect(TuningCache(url: url, context: "H100, tf32").choice(for: Self.key(m: 784)) == nil)
     }
 
