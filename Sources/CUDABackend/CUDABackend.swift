@@ -1199,12 +1199,13 @@ public final class CUDABackend: Backend {
     static let wideOutputThreads: UInt32 = 256
     static let wideOutputOutputs = 10
     /// Whether a layer takes `output_layer_wide`: ten outputs, an even number of inputs from `from` on (0: never),
-    /// whose weights fit in `stagedFloats`, and inputs and input gradient 8-byte aligned (the kernel loads and stores
-    /// pairs).
-    static func usesWideOutputLayer(inputSize: Int, outputSize: Int, from: Int, stagedFloats: Int, addresses: [UInt]) -> Bool {
+    /// whose weights fit in `stagedFloats`, and the addresses of the inputs and of the input gradient (0: none)
+    /// 8-byte aligned (the kernel loads and stores pairs). (Two addresses, not an array: a replayed step calls this
+    /// and must allocate nothing.)
+    static func usesWideOutputLayer(inputSize: Int, outputSize: Int, from: Int, stagedFloats: Int, inputs: UInt, inputGradient: UInt) -> Bool {
         from > 0 && outputSize == wideOutputOutputs && inputSize >= from && inputSize % 2 == 0
             && wideOutputOutputs * inputSize <= stagedFloats
-            && addresses.allSatisfy { $0 % 8 == 0 }
+            && inputs % 8 == 0 && inputGradient % 8 == 0
     }
 
     /// `output_layer_wide`'s grid (a block per 8 rows, at most `outputLayerMaximumBlocks`: their blocks take
@@ -1221,8 +1222,8 @@ public final class CUDABackend: Backend {
         fusesDenseLayers && outputSize <= Self.fusedOutputMaximum
             && (Self.outputLayerIsStaged(inputSize: inputSize, outputSize: outputSize, stagedFloats: outputLayerStagedFloats)
                 || Self.usesWideOutputLayer(inputSize: inputSize, outputSize: outputSize, from: outputWideFrom,
-                                            stagedFloats: wideOutputStagedFloats,
-                                            addresses: [inputs.address, inputGradient?.address ?? 0]))
+                                            stagedFloats: wideOutputStagedFloats, inputs: inputs.address,
+                                            inputGradient: inputGradient?.address ?? 0))
     }
 
     /// Queues the one-kernel output layer (see `fusedOutputMaximum`); `inputGradient` nil for the forward and loss
@@ -1233,7 +1234,7 @@ public final class CUDABackend: Backend {
         let none = DevicePointer<Float>(address: 0)
         let activation = Int32(Activation.allCases.firstIndex(of: inputActivation)!)
         if Self.usesWideOutputLayer(inputSize: inputSize, outputSize: outputSize, from: outputWideFrom, stagedFloats: wideOutputStagedFloats,
-                                    addresses: [inputs.address, inputGradient?.address ?? 0]) {
+                                    inputs: inputs.address, inputGradient: inputGradient?.address ?? 0) {
             let shape = Self.wideOutputLayerLaunch(rows: rows, inputSize: inputSize)
             launch("output_layer_wide", grid: (shape.blocks, 1), block: shape.threads, sharedBytes: shape.sharedBytes, dependent: true,
                    [outputs, gradient ?? none, biasGradient ?? none, metrics, predictions ?? DevicePointer<Int32>(address: 0),

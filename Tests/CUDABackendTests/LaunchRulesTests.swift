@@ -53,7 +53,7 @@ import Testing
     @Test(arguments: [(1024, 4096), (1027, 4096), (13, 2050), (40, 5600), (60_000, 2048), (600, 2100)])
     func theWideOutputLayerLaunchFitsItsLimits(rows: Int, inputs: Int) {
         let staged = (232_448 - CUDABackend.wideOutputOwnSharedBytes) / 4
-        #expect(CUDABackend.usesWideOutputLayer(inputSize: inputs, outputSize: 10, from: 2048, stagedFloats: staged, addresses: [256, 1024]))
+        #expect(CUDABackend.usesWideOutputLayer(inputSize: inputs, outputSize: 10, from: 2048, stagedFloats: staged, inputs: 256, inputGradient: 1024))
         let shape = CUDABackend.wideOutputLayerLaunch(rows: rows, inputSize: inputs)
         // A block per 8 rows, at most as many as the scratch has slots for (further rows in turn).
         #expect(Int(shape.blocks) == min((rows + 7) / 8, CUDABackend.outputLayerMaximumBlocks))
@@ -66,14 +66,15 @@ import Testing
     @Test func onlyWideEvenAlignedTenOutputLayersTakeTheWideKernel() {
         let optedIn = (232_448 - CUDABackend.wideOutputOwnSharedBytes) / 4
         let plain = (CUDABackend.defaultSharedBytesPerBlock - CUDABackend.wideOutputOwnSharedBytes) / 4
-        func uses(_ inputs: Int, _ outputs: Int, from: Int = 2048, staged: Int = optedIn, addresses: [UInt] = [0, 4096]) -> Bool {
-            CUDABackend.usesWideOutputLayer(inputSize: inputs, outputSize: outputs, from: from, stagedFloats: staged, addresses: addresses)
+        func uses(_ inputs: Int, _ outputs: Int, from: Int = 2048, staged: Int = optedIn, addresses: (UInt, UInt) = (4096, 0)) -> Bool {
+            CUDABackend.usesWideOutputLayer(inputSize: inputs, outputSize: outputs, from: from, stagedFloats: staged,
+                                            inputs: addresses.0, inputGradient: addresses.1)
         }
         #expect(uses(4096, 10) && uses(2048, 10) && uses(5708, 10))
         #expect(!uses(2046, 10) && !uses(4099, 10) && !uses(4096, 9) && !uses(4096, 16))
         #expect(!uses(5710, 10))   // 57,100 floats do not fit beside its sums
         #expect(!uses(4096, 10, staged: plain) && !uses(4096, 10, from: 0) && uses(1000, 10, from: 512, staged: plain))
-        #expect(!uses(4096, 10, addresses: [4, 4096]) && !uses(4096, 10, addresses: [0, 4100]))
+        #expect(!uses(4096, 10, addresses: (4, 4096)) && !uses(4096, 10, addresses: (256, 4100)) && uses(4096, 10, addresses: (256, 4104)))
     }
 
     static func call(transposeA: Bool, m: Int, n: Int, k: Int) -> MatmulCall {
