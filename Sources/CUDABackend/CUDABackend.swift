@@ -1190,8 +1190,8 @@ public final class CUDABackend: Backend {
         return (UInt32(blocks), UInt32(32 * warps), UInt32(4 * inputSize * stride), Int32(stride))
     }
 
-    /// `output_layer_wide`'s static shared memory (the warps' and rows' sums, the last block's slices: 3,776 bytes for sm_90), kept
-    /// out of what its weights may use.
+    /// `output_layer_wide`'s static shared memory (the warps' and rows' sums, the last block's slices: 3,776 bytes
+    /// for sm_90), kept out of what its weights may use.
     static let wideOutputOwnSharedBytes = 4096
     /// Rows a block of `output_layer_wide` takes at once, its threads, and the outputs it takes (WIDE_ROWS,
     /// WIDE_THREADS, WIDE_OUT in the kernel).
