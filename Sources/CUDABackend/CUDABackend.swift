@@ -198,9 +198,14 @@ public final class CUDABackend: Backend {
     /// may then start them while the product's last blocks finish, and they wait for its results inside
     /// (`wait_for_previous_kernel`), after work that does not need them (the output layer stages its weights
     /// first). In a recorded step the edge from the product becomes a programmatic one. Measured on an H200
-    /// (Benchmarks/RESULTS.md): 1–3 µs of a small-128 step, 3–9 µs of a small-1024 one.
+    /// (Benchmarks/RESULTS.md): 1–3 µs of a small-128 step, 3–9 µs of a small-1024 one. Edges into cuBLASLt's
+    /// kernels stay plain: a programmatic edge is safe only into a kernel that waits for the one before it, and
+    /// cuBLASLt's strict-fp32 kernels do not (no `griddepcontrol.wait` in the SASS of any of its 272 fp32 FFMA
+    /// kernels for sm_90 in cuBLASLt 13.4, where its sm_90 TF32 tensor-core kernels and its split-k reductions have it).
     let launchesDependents: Bool
     private let log: (String) -> Void
+    /// Lists each recorded step's nodes in the log (`-v`); nil where the driver lacks the calls.
+    private let graphDescription: GraphDescription?
     /// The device's SMs: `fused_train_step` launches `FusedStepKernel.blocksPerSM` blocks on each.
     let multiprocessorCount: Int
     /// Whether the device and driver launch cooperative kernels (all blocks resident at once), which the fused
@@ -364,6 +369,7 @@ public final class CUDABackend: Backend {
             compileTiled = nil
         }
         self.log = log
+        graphDescription = GraphDescription(driver: d)
         fusesOutputBackward = environment["MLP_CUDA_OUTPUT_BACKWARD"] != "0"
         // CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN (97); the kernel's limit is raised to match with
         // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES (8), which only allows larger launches (a launch's own
@@ -654,6 +660,9 @@ public final class CUDABackend: Backend {
                 try driver.check(status, "cuStreamEndCapture")
                 let captureEnded = DispatchTime.now().uptimeNanoseconds
                 try driver.check(driver.cuGraphInstantiate(&graph.executable, captured, 0), "cuGraphInstantiateWithFlags")
+                if let graphDescription, let lines = try? graphDescription.lines(captured) {
+                    log("the recorded step's graph, its nodes in dependency order:\n" + lines.joined(separator: "\n"))
+                }
                 if graph.gatherLaunch != nil || !graph.updateLaunches.isEmpty {
                     // The nodes' handles are the captured graph's: kept with the recording.
                     graph.captured = captured
