@@ -22,9 +22,10 @@
 #                                           fp32 and tf32, then alone with each VAR=V set in turn (what one change buys)
 #   bash Benchmarks/gpu/run.sh trace VAR=V...  each operation's share of a recorded step (MLP_CUDA_TRACE=1), TF32 and
 #                                           fp32, then with each VAR=V set in turn
-#   bash Benchmarks/gpu/run.sh timeline     each kernel of a replayed step on the GPU's clock, no events added (CUPTI,
-#                                           through Benchmarks/gpu/timeline/timeline.c), and the recorded graphs' nodes
-#                                           (mlp train -v), small-128 and small-1024, fp32 and tf32
+#   bash Benchmarks/gpu/run.sh timeline [VAR=V...]  each kernel of a replayed step on the GPU's clock, no events added
+#                                           (CUPTI, through Benchmarks/gpu/timeline/timeline.c), and the recorded graphs'
+#                                           nodes (mlp train -v), small-128 and small-1024, fp32 and tf32; then small-128
+#                                           with each VAR=V set in turn
 # Logs and results go to ./gpu-results, and packed as one gpu-results.tgz into $OUT when it is set (the device tool
 # brings back at most 8 files).
 set -uo pipefail
@@ -208,16 +209,20 @@ timeline)
     gcc -O2 -shared -fPIC Benchmarks/gpu/timeline/timeline.c -I/usr/local/cuda/include -I"$(dirname "$header")" \
         "$library" -Wl,-rpath,"$(dirname "$library")" -o .run/libtimeline.so >> "$out/timeline-build.txt" 2>&1 \
         || { cat "$out/timeline-build.txt"; exit 1; }
+    shift
     for precision in fp32 tf32; do
         # The nodes of each recorded step (-v logs them when a step is recorded).
         .run/mlp train --backend cuda --precision "$precision" --epochs 1 --no-progress -v > "$out/graph-$precision.txt" 2>&1
-        for workload in small-128 small-1024; do
-            name="$precision-$workload"
-            .run/mlp bench --backends cuda --workloads "$workload" --repeats 1 --precision "$precision" \
+        # small-128 and small-1024 as they are, then small-128 with each VAR=V set in turn.
+        for run in default:small-128 default:small-1024 "${@/%/:small-128}"; do
+            variant="${run%:*}" workload="${run##*:}"
+            name="$precision-$workload$( [ "$variant" = default ] || echo "-${variant//=/-}" )"
+            settings=$( [ "$variant" = default ] || echo "$variant" )
+            env $settings .run/mlp bench --backends cuda --workloads "$workload" --repeats 1 --precision "$precision" \
                 --output "$out/untraced-$name" 2>&1 | grep "µs/step" | sed 's/^/without CUPTI: /' | tee "$out/timeline-$name-report.txt"
-            CUDA_INJECTION64_PATH="$PWD/.run/libtimeline.so" MLP_TIMELINE_OUT="$out/timeline-$name.txt" .run/mlp bench \
-                --backends cuda --workloads "$workload" --repeats 1 --precision "$precision" --output "$out/traced-$name" 2>&1 \
-                | grep "µs/step" | sed 's/^/with CUPTI:    /' | tee -a "$out/timeline-$name-report.txt"
+            env $settings CUDA_INJECTION64_PATH="$PWD/.run/libtimeline.so" MLP_TIMELINE_OUT="$out/timeline-$name.txt" \
+                .run/mlp bench --backends cuda --workloads "$workload" --repeats 1 --precision "$precision" \
+                --output "$out/traced-$name" 2>&1 | grep "µs/step" | sed 's/^/with CUPTI:    /' | tee -a "$out/timeline-$name-report.txt"
             python3 Benchmarks/gpu/timeline/timeline.py "$out/timeline-$name.txt" 2>&1 | tee -a "$out/timeline-$name-report.txt"
             gzip -f "$out/timeline-$name.txt"
         done

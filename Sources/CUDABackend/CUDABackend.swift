@@ -204,6 +204,8 @@ public final class CUDABackend: Backend {
     /// kernels for sm_90 in cuBLASLt 13.4, where its sm_90 TF32 tensor-core kernels and its split-k reductions have it).
     let launchesDependents: Bool
     private let log: (String) -> Void
+    /// The flags recorded steps are instantiated with (see `MLP_CUDA_PRIORITIES` in `init`).
+    private let graphInstantiateFlags: UInt64
     /// Lists each recorded step's nodes in the log (`-v`); nil where the driver lacks the calls.
     private let graphDescription: GraphDescription?
     /// The device's SMs: `fused_train_step` launches `FusedStepKernel.blocksPerSM` blocks on each.
@@ -287,7 +289,19 @@ public final class CUDABackend: Backend {
         try d.check(d.cuDevicePrimaryCtxRetain(&context, handle), "cuDevicePrimaryCtxRetain")
         try d.check(d.cuCtxSetCurrent(context), "cuCtxSetCurrent")
         var s: OpaquePointer?
-        try d.check(d.cuStreamCreate(&s, 0), "cuStreamCreate")
+        // `MLP_CUDA_PRIORITIES=1` (an experiment): the main stream, which carries a step's chain of dependent
+        // kernels, at the greatest priority, so that its blocks are scheduled before the other streams' waiting
+        // ones; recorded steps keep each node's priority (instantiated with CUDA_GRAPH_INSTANTIATE_FLAG_USE_NODE_PRIORITY).
+        var greatestPriority: Int32 = 0, leastPriority: Int32 = 0
+        if ProcessInfo.processInfo.environment["MLP_CUDA_PRIORITIES"] == "1", let range = d.cuCtxGetStreamPriorityRange,
+           let create = d.cuStreamCreateWithPriority, range(&leastPriority, &greatestPriority) == 0 {
+            try d.check(create(&s, 0, greatestPriority), "cuStreamCreateWithPriority")
+            graphInstantiateFlags = 8
+            log("main stream at priority \(greatestPriority) (others at \(leastPriority))")
+        } else {
+            try d.check(d.cuStreamCreate(&s, 0), "cuStreamCreate")
+            graphInstantiateFlags = 0
+        }
         stream = s
 
         let nvrtc = try NVRTC.load()
@@ -659,7 +673,7 @@ public final class CUDABackend: Backend {
             record {
                 try driver.check(status, "cuStreamEndCapture")
                 let captureEnded = DispatchTime.now().uptimeNanoseconds
-                try driver.check(driver.cuGraphInstantiate(&graph.executable, captured, 0), "cuGraphInstantiateWithFlags")
+                try driver.check(driver.cuGraphInstantiate(&graph.executable, captured, graphInstantiateFlags), "cuGraphInstantiateWithFlags")
                 if let graphDescription, let lines = try? graphDescription.lines(captured) {
                     log("the recorded step's graph, its nodes in dependency order:\n" + lines.joined(separator: "\n"))
                 }

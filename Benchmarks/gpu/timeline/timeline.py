@@ -9,7 +9,7 @@ long it ran, and how long the GPU had been without any kernel of the step just b
 costs when it waits for the one before). Then the step's period (first kernel to first kernel of the next launch),
 the span of its kernels, and the time between launches.
 
-    python3 timeline.py timeline.txt [--skip 50]
+    python3 timeline.py timeline.txt [--skip N]
 """
 import argparse
 import collections
@@ -24,7 +24,7 @@ def short(name, width=64):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("path")
-    parser.add_argument("--skip", type=int, default=50, help="launches of each graph left out at its start")
+    parser.add_argument("--skip", type=int, help="launches of each graph left out at its start (default: a tenth)")
     args = parser.parse_args()
 
     records = []
@@ -58,12 +58,13 @@ def main():
             current[graph] = launch
         launch.append(r)
     size = collections.Counter(len(l) for ls in launches.values() for l in ls).most_common(1)[0][0]
-    kept = [l for ls in launches.values() for l in ls[args.skip:] if len(l) == size]
+    skip = args.skip if args.skip is not None else max(1, min(len(ls) for ls in launches.values()) // 10)
+    kept = [l for ls in launches.values() for l in ls[skip:] if len(l) == size]
     kept.sort(key=lambda l: l[0][0])
     if not kept:
-        print("no complete launches after the first", args.skip)
+        print("no complete launches after the first", skip)
         return
-    print(f"{len(kept)} launches of {size} kernels (graphs {sorted(step_graphs)}; the first {args.skip} of each left out)")
+    print(f"{len(kept)} launches of {size} kernels (graphs {sorted(step_graphs)}; the first {skip} of each left out)")
 
     spans, periods = [], []
     for i, launch in enumerate(kept):
