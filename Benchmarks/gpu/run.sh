@@ -22,6 +22,8 @@
 #                                           fp32 and tf32, then alone with each VAR=V set in turn (what one change buys)
 #   bash Benchmarks/gpu/run.sh trace VAR=V...  each operation's share of a recorded step (MLP_CUDA_TRACE=1), TF32 and
 #                                           fp32, then with each VAR=V set in turn
+#   bash Benchmarks/gpu/run.sh sweep SHAPE...  small-128 with each candidate algorithm of each product SHAPE (its label,
+#                                           "784×512×128 TN") forced in turn: how the choices play inside the step
 #   bash Benchmarks/gpu/run.sh timeline [VAR=V...]  each kernel of a replayed step on the GPU's clock, no events added
 #                                           (CUPTI, through Benchmarks/gpu/timeline/timeline.c), and the recorded graphs'
 #                                           nodes (mlp train -v), small-128 and small-1024, fp32 and tf32; then small-128
@@ -226,6 +228,25 @@ timeline)
             python3 Benchmarks/gpu/timeline/timeline.py "$out/timeline-$name.txt" 2>&1 | tee -a "$out/timeline-$name-report.txt"
             gzip -f "$out/timeline-$name.txt"
         done
+    done
+    ;;
+sweep)
+    # small-128 (SWEEP_PRECISION, fp32 by default) with each candidate algorithm of each product named (its label
+    # in the -v log, "784×512×128 TN") forced in turn (MLP_CUDA_CHOOSE), the others as timed alone: how each choice
+    # plays inside the step, beside the other streams' kernels. µs a step from the median samples/s of 3 epochs.
+    shift
+    precision="${SWEEP_PRECISION:-fp32}"
+    step_us() { grep -m1 "^small-128 *cuda" | awk '{gsub(",", "", $3); printf "%.2f µs a step", 128e6 / $3}'; }
+    sweep() { env "$@" .run/mlp bench --backends cuda --workloads small-128 --repeats 3 --precision "$precision" 2>&1; }
+    echo "default (times and saves the choices): $(sweep MLP_CUDA_TRACE=0 | tee "$out/sweep-default.txt" | step_us)" | tee "$out/sweep.txt"
+    for shape in "$@"; do
+        for number in $(seq 1 24); do
+            result=$(sweep MLP_CUDA_CHOOSE="$shape=$number")
+            if ! grep -q "forced #$number" <<< "$result"; then break; fi
+            echo "$shape #$number: $(step_us <<< "$result"); $(grep -m1 -o "forced #$number ([^)]*) at [0-9.]* µs" <<< "$result")" | tee -a "$out/sweep.txt"
+            [ "$number" = 1 ] && grep -m1 "candidates:" <<< "$result" >> "$out/sweep-candidates.txt"
+        done
+        echo "default again: $(sweep MLP_CUDA_TRACE=0 | step_us)" | tee -a "$out/sweep.txt"
     done
     ;;
 bench)

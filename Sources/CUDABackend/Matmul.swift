@@ -224,6 +224,18 @@ final class MatmulPlanner {
                           candidates: candidates, label: call.label)
     }
 
+    /// `MLP_CUDA_CHOOSE="128×512×256 NT=3;784×512×128 TN=1"` (an experiment): for each product named by its label,
+    /// the candidate of that number (from 1, in the order the timing lists them) instead of the fastest alone, timed
+    /// afresh and not saved, to measure how a choice plays inside the step, beside the other streams' kernels.
+    static let forcedChoices: [String: Int] = {
+        var choices = [String: Int]()
+        for item in (ProcessInfo.processInfo.environment["MLP_CUDA_CHOOSE"] ?? "").split(separator: ";") {
+            let parts = item.split(separator: "=")
+            if parts.count == 2, let number = Int(parts[1]), number >= 1 { choices[String(parts[0])] = number - 1 }
+        }
+        return choices
+    }()
+
     /// How many of the heuristic's first candidates get variants that split `k`, and into how many parts.
     static let splitBases = 3
     static let splitCounts: [UInt32] = [2, 3, 4, 6, 8]
@@ -302,7 +314,8 @@ final class MatmulPlanner {
         plan.tuned = true
         guard tunes, call.beta == 0 else { return nil }
         let key = call.key
-        if let recorded = cache?.choice(for: key) {
+        let forced = Self.forcedChoices[plan.label]
+        if forced == nil, let recorded = cache?.choice(for: key) {
             // A split variant chosen earlier is made again from its description (without making all the others).
             if let variant = TuningCache.decodeVariant(recorded, candidates: plan.candidates), let algorithm = splitVariant(plan, variant) {
                 plan.candidates.append(algorithm)
@@ -349,6 +362,17 @@ final class MatmulPlanner {
             times[index] = Double(milliseconds) * 1000 / Double(repeats)
         }
         let timed = times.indices.compactMap { i in times[i].map { (i, $0) } }
+        if let forced {
+            // An experiment: the candidate named, whatever its time, and nothing saved.
+            guard times.indices.contains(forced), let time = times[forced] else {
+                throw CUDAError("MLP_CUDA_CHOOSE: \(plan.label) has no candidate #\(forced + 1) that runs (\(plan.candidates.count) candidates)")
+            }
+            plan.chosen = forced
+            let all = times.indices.map { i in "#\(i + 1) \(plan.candidates[i]) \(times[i].map { String(format: "%.1f", $0) } ?? "failed")" }
+            let line = "\(plan.label): forced #\(forced + 1) (\(plan.candidates[forced])) at \(String(format: "%.1f µs", time)); candidates: \(all.joined(separator: ", "))"
+            report.append(line)
+            return line
+        }
         guard let best = timed.min(by: { $0.1 < $1.1 }) else { return nil }
         plan.chosen = best.0
         let first = times[0].map { String(format: "%.1f µs", $0) } ?? "failed"
