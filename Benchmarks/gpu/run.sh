@@ -236,12 +236,13 @@ sweep)
     # plays inside the step, beside the other streams' kernels. µs a step from the median samples/s of 3 epochs.
     shift
     precision="${SWEEP_PRECISION:-fp32}"
-    step_us() { grep -m1 "^small-128 *cuda" | awk '{gsub(",", "", $3); printf "%.2f µs a step", 128e6 / $3}'; }
+    step_us() { grep -m1 "^small-128 *cuda *[0-9]" | awk '{gsub(",", "", $3); printf "%.2f µs a step", 128e6 / $3}'; }
     sweep() { env "$@" .run/mlp bench --backends cuda --workloads small-128 --repeats 3 --precision "$precision" 2>&1; }
     echo "default (times and saves the choices): $(sweep MLP_CUDA_TRACE=0 | tee "$out/sweep-default.txt" | step_us)" | tee "$out/sweep.txt"
     for shape in "$@"; do
         for number in $(seq 1 24); do
             result=$(sweep MLP_CUDA_CHOOSE="$shape=$number")
+            echo "$result" > "$out/sweep-${shape%% *}-$number.txt"
             if ! grep -q "forced #$number" <<< "$result"; then break; fi
             echo "$shape #$number: $(step_us <<< "$result"); $(grep -m1 -o "forced #$number ([^)]*) at [0-9.]* µs" <<< "$result")" | tee -a "$out/sweep.txt"
             [ "$number" = 1 ] && grep -m1 "candidates:" <<< "$result" >> "$out/sweep-candidates.txt"
