@@ -89,6 +89,7 @@ struct CUDADriver {
     let cuMemcpyDtoH: @convention(c) (UnsafeMutableRawPointer, UInt64, Int) -> CUresult
     let cuMemsetD8: @convention(c) (UInt64, UInt8, Int) -> CUresult
     let cuMemAllocHost: @convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>, Int) -> CUresult
+    let cuMemFreeHost: @convention(c) (UnsafeMutableRawPointer?) -> CUresult
     let cuMemcpyHtoDAsync: @convention(c) (UInt64, UnsafeRawPointer, Int, OpaquePointer?) -> CUresult
     let cuEventCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> CUresult
     let cuEventRecord: @convention(c) (OpaquePointer?, OpaquePointer?) -> CUresult
@@ -154,6 +155,7 @@ struct CUDADriver {
             cuMemcpyDtoH: f("cuMemcpyDtoH_v2", (@convention(c) (UnsafeMutableRawPointer, UInt64, Int) -> CUresult).self),
             cuMemsetD8: f("cuMemsetD8_v2", (@convention(c) (UInt64, UInt8, Int) -> CUresult).self),
             cuMemAllocHost: f("cuMemAllocHost_v2", (@convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>, Int) -> CUresult).self),
+            cuMemFreeHost: f("cuMemFreeHost", (@convention(c) (UnsafeMutableRawPointer?) -> CUresult).self),
             cuMemcpyHtoDAsync: f("cuMemcpyHtoDAsync_v2", (@convention(c) (UInt64, UnsafeRawPointer, Int, OpaquePointer?) -> CUresult).self),
             cuEventCreate: f("cuEventCreate", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> CUresult).self),
             cuEventRecord: f("cuEventRecord", (@convention(c) (OpaquePointer?, OpaquePointer?) -> CUresult).self),

@@ -20,7 +20,11 @@ final class MatmulPlan {
     var chosen = 0
     /// Whether `chosen` comes from timing (else it is the heuristic's first).
     var tuned = false
+    /// Each candidate's time alone (µs, nil: failed or not timed), when this process timed them.
+    var timesAlone: [Double?] = []
     let label: String
+    /// The key its choice is kept under in the tuning cache.
+    var key: MatmulKey?
 
     init(operation: OpaquePointer?, layoutA: OpaquePointer?, layoutB: OpaquePointer?, layoutD: OpaquePointer?,
          candidates: [MatmulAlgorithm], label: String) {
@@ -224,6 +228,36 @@ final class MatmulPlanner {
                           candidates: candidates, label: call.label)
     }
 
+    /// Whether an earlier run (or this one) chose the algorithms of these products inside a whole step: its choices
+    /// are then in the cache, each under its product's key, and need not be sought again.
+    func stepChoicesKnown(_ plans: [MatmulPlan]) -> Bool {
+        guard let cache, let signature = stepSignature(plans) else { return false }
+        return cache.stepChoice(for: signature) != nil
+    }
+
+    /// Keeps the choices of `plans`, made inside a whole step, in the cache: each under its product's key (so that a
+    /// later run takes it as it takes any choice) and the set of them as chosen together.
+    func recordStepChoices(_ plans: [MatmulPlan], summary: String) {
+        guard let cache, let signature = stepSignature(plans) else { return }
+        do {
+            for plan in plans {
+                if let key = plan.key { try cache.record(TuningCache.encode(plan.candidates, chosen: plan.chosen), for: key) }
+            }
+            try cache.recordStepChoice(summary, for: signature)
+        } catch {
+            if !warnedAboutCache {
+                warnedAboutCache = true
+                warn("the algorithm choices made inside the training step were not saved to the tuning cache \(cache.url?.path ?? ""): \(error.localizedDescription)")
+            }
+        }
+    }
+
+    /// The products of a step, named by their cache keys in a fixed order; nil if one has no key (never tuned).
+    private func stepSignature(_ plans: [MatmulPlan]) -> [MatmulKey]? {
+        let keys = plans.compactMap(\.key)
+        return keys.count == plans.count ? keys : nil
+    }
+
     /// `MLP_CUDA_CHOOSE="128×512×256 NT=3;784×512×128 TN=1"` (an experiment): for each product named by its label,
     /// the candidate of that number (from 1, in the order the timing lists them) instead of the fastest alone, timed
     /// afresh and not saved, to measure how a choice plays inside the step, beside the other streams' kernels.
@@ -314,6 +348,7 @@ final class MatmulPlanner {
         plan.tuned = true
         guard tunes, call.beta == 0 else { return nil }
         let key = call.key
+        plan.key = key
         let forced = Self.forcedChoices[plan.label]
         if forced == nil, let recorded = cache?.choice(for: key) {
             // A split variant chosen earlier is made again from its description (without making all the others).
@@ -361,6 +396,7 @@ final class MatmulPlanner {
             try driver.check(driver.cuEventElapsedTime(&milliseconds, start, stop), "cuEventElapsedTime")
             times[index] = Double(milliseconds) * 1000 / Double(repeats)
         }
+        plan.timesAlone = times
         let timed = times.indices.compactMap { i in times[i].map { (i, $0) } }
         if let forced {
             // An experiment: the candidate named, whatever its time, and nothing saved.

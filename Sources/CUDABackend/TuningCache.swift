@@ -42,7 +42,11 @@ final class TuningCache {
     /// Records `choice` for `key` and saves the file.
     /// - Throws: the file system's error when the file cannot be written (the choice stays recorded in memory).
     func record(_ choice: String, for key: MatmulKey) throws {
-        entries[entryKey(key)] = choice
+        try record(entry: entryKey(key), choice)
+    }
+
+    private func record(entry: String, _ value: String) throws {
+        entries[entry] = value
         guard let url else { return }
         // Entries another process saved since this one read the file are kept; this process's win on a clash.
         var merged = Self.read(url)
@@ -52,6 +56,19 @@ final class TuningCache {
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try data.write(to: url, options: .atomic)
+    }
+
+    /// What was recorded for the products `keys` chosen together inside a training step, if anything.
+    func stepChoice(for keys: [MatmulKey]) -> String? { entries[stepEntryKey(keys)] }
+
+    /// Records that the products `keys` were chosen together inside a training step (`summary` says how) and saves.
+    func recordStepChoice(_ summary: String, for keys: [MatmulKey]) throws {
+        try record(entry: stepEntryKey(keys), summary)
+    }
+
+    /// `context | step: product + product + …`, the products in sorted order.
+    private func stepEntryKey(_ keys: [MatmulKey]) -> String {
+        "\(context) | step: " + keys.map { String(entryKey($0).dropFirst(context.count + 3)) }.sorted().joined(separator: " + ")
     }
 
     func entryKey(_ key: MatmulKey) -> String {

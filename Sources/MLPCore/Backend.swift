@@ -35,6 +35,10 @@ public protocol Backend: AnyObject {
     func beginStep(_ key: StepKey)
     /// The end of a training step's operations.
     func endStep()
+    /// Makes the choices that only whole training steps can tell apart, running `step` (which queues one training
+    /// step of the shape to tune, on data whose changes the caller undoes) as often as it needs. `Network.warmUp`
+    /// calls it. The default does nothing; the cuda backend chooses its products' algorithms there.
+    func tuneSteps(_ step: () -> Void)
 
     // MARK: Batches
 
@@ -229,6 +233,8 @@ extension Backend {
     public func beginStep(_ key: StepKey) {}
     /// Does nothing.
     public func endStep() {}
+    /// Does nothing.
+    public func tuneSteps(_ step: () -> Void) {}
 }
 
 extension Backend {

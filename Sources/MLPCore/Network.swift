@@ -256,8 +256,9 @@ public final class Network {
     /// backend may plan it the first time and record it the next two, where the kinds are a step that gathers its
     /// batch or finds it gathered, and gathers the next one or not; an evaluation of each size), then puts the parameters,
     /// the optimizer state and the training metrics back as they were: the one-time costs of a backend (the cuda
-    /// backend's first launches, product plans and graph recordings) then fall before the training instead of in its
-    /// first epoch, as a benchmark's warm-up does.
+    /// backend's first launches, product plans and graph recordings, and the choices it makes by timing whole steps
+    /// of the first batch size, `Backend.tuneSteps`) then fall before the training instead of in its first epoch, as
+    /// a benchmark's warm-up does.
     /// - Parameters:
     ///   - data: the training data; the steps take its first samples.
     ///   - batchSizes: the training batch sizes (each at most `maxBatch` and `data.count`).
@@ -267,6 +268,11 @@ public final class Network {
         let savedParameters = parameterValues(), savedState = optimizerStateValues()
         for rows in batchSizes where rows >= 1 && rows <= min(maxBatch, data.count) {
             let batch = (0..<Int32(rows)).map { $0 }
+            // The step an epoch repeats (the full batch, gathered by the step before, gathering the next one): the
+            // backend's choices for it first, so that the recordings below are made with them.
+            if rows == batchSizes.first {
+                backend.tuneSteps { trainStep(data, batch: batch[...], step: step, next: batch[...]) }
+            }
             // Each kind of step a training run takes (see `trainStep`'s `next`): gathering its batch or not, and
             // the next one or not; three times, for a backend that runs a step shape once and then records it twice.
             for _ in 0..<3 {

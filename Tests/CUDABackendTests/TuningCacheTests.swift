@@ -39,6 +39,25 @@ import Testing
         #expect(TuningCache(url: url, context: "H100, tf32").choice(for: Self.key(m: 784)) == nil)
     }
 
+    /// The record that a step's products were chosen together is found by a later process for the same set of
+    /// products, in whatever order they come, and not for another set or another context.
+    @Test func aStepsChoicesAreFoundForTheSameProductsInAnyOrder() throws {
+        let url = Self.temporaryFile()
+        defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent().deletingLastPathComponent()) }
+        let products = [Self.key(m: 784), Self.key(m: 512, epilogue: .reluBias), Self.key(m: 256)]
+        let first = TuningCache(url: url, context: "H200, fp32")
+        #expect(first.stepChoice(for: products) == nil)
+        try first.recordStepChoice("47.7 µs a step", for: products)
+        try first.record("lt:1 of 7", for: Self.key(m: 784))
+
+        let second = TuningCache(url: url, context: "H200, fp32")
+        #expect(second.stepChoice(for: products.reversed()) == "47.7 µs a step")
+        #expect(second.stepChoice(for: Array(products.prefix(2))) == nil)
+        #expect(second.stepChoice(for: products + [Self.key(m: 10)]) == nil)
+        #expect(second.choice(for: Self.key(m: 784)) == "lt:1 of 7")
+        #expect(TuningCache(url: url, context: "H200, tf32").stepChoice(for: products) == nil)
+    }
+
     /// A split variant is named by the heuristic's algorithm it was made from, counted among the heuristic's only,
     /// so that a later process can make it again from a list without the other variants.
     @Test func aSplitVariantIsNamedByItsBase() {
