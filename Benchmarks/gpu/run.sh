@@ -22,6 +22,7 @@
 #                                           fp32 and tf32, then alone with each VAR=V set in turn (what one change buys)
 #   bash Benchmarks/gpu/run.sh trace VAR=V...  each operation's share of a recorded step (MLP_CUDA_TRACE=1), TF32 and
 #                                           fp32, then with each VAR=V set in turn
+#   bash Benchmarks/gpu/run.sh steptune     products chosen inside whole steps (the default) against alone, fp32 and tf32
 #   bash Benchmarks/gpu/run.sh sweep SHAPE...  small-128 with each candidate algorithm of each product SHAPE (its label,
 #                                           "784×512×128 TN") forced in turn: how the choices play inside the step
 #   bash Benchmarks/gpu/run.sh timeline [VAR=V...]  each kernel of a replayed step on the GPU's clock, no events added
@@ -227,6 +228,21 @@ timeline)
                 --output "$out/traced-$name" 2>&1 | grep "µs/step" | sed 's/^/with CUPTI:    /' | tee -a "$out/timeline-$name-report.txt"
             python3 Benchmarks/gpu/timeline/timeline.py "$out/timeline-$name.txt" 2>&1 | tee -a "$out/timeline-$name-report.txt"
             gzip -f "$out/timeline-$name.txt"
+        done
+    done
+    ;;
+steptune)
+    # The products' algorithms chosen inside whole steps (the default) against chosen alone (MLP_CUDA_STEP_TUNE=0),
+    # each with a tuning file of its own (a step's choices overwrite its products' entries), then the default again
+    # in a new process that reads its choices from the file. JAX beside the first.
+    for precision in fp32 tf32; do
+        for run in step:"MLP_CUDA_STEP_TUNE=1" alone:"MLP_CUDA_STEP_TUNE=0" step-again:"MLP_CUDA_STEP_TUNE=1"; do
+            name="${run%%:*}" setting="${run#*:}"
+            echo "== $precision $name ($setting)" | tee -a "$out/steptune-$precision.txt"
+            env "$setting" MLP_CUDA_TUNE_CACHE="$PWD/$out/steptune-${name%-again}-$precision.json" .run/mlp bench --backends cuda \
+                --workloads latency-128,small-128,small-1024,wide-1024 --repeats 3 --precision "$precision" \
+                $( [ "$name" = step ] && echo --peers --peer-device cuda --peer-list jax ) \
+                --output "$out/steptune-$precision-$name" 2>&1 | tee -a "$out/steptune-$precision.txt"
         done
     done
     ;;
