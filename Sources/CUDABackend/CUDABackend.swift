@@ -208,8 +208,6 @@ public final class CUDABackend: Backend {
     private let log: (String) -> Void
     /// Whether `tuneSteps` chooses the products' algorithms inside whole steps (`MLP_CUDA_STEP_TUNE=0`: no).
     private let tunesSteps: Bool
-    /// The flags recorded steps are instantiated with (see `MLP_CUDA_PRIORITIES` in `init`).
-    private let graphInstantiateFlags: UInt64
     /// Lists each recorded step's nodes in the log (`-v`); nil where the driver lacks the calls.
     private let graphDescription: GraphDescription?
     /// The device's SMs: `fused_train_step` launches `FusedStepKernel.blocksPerSM` blocks on each.
@@ -293,19 +291,7 @@ public final class CUDABackend: Backend {
         try d.check(d.cuDevicePrimaryCtxRetain(&context, handle), "cuDevicePrimaryCtxRetain")
         try d.check(d.cuCtxSetCurrent(context), "cuCtxSetCurrent")
         var s: OpaquePointer?
-        // `MLP_CUDA_PRIORITIES=1` (an experiment): the main stream, which carries a step's chain of dependent
-        // kernels, at the greatest priority, so that its blocks are scheduled before the other streams' waiting
-        // ones; recorded steps keep each node's priority (instantiated with CUDA_GRAPH_INSTANTIATE_FLAG_USE_NODE_PRIORITY).
-        var greatestPriority: Int32 = 0, leastPriority: Int32 = 0
-        if ProcessInfo.processInfo.environment["MLP_CUDA_PRIORITIES"] == "1", let range = d.cuCtxGetStreamPriorityRange,
-           let create = d.cuStreamCreateWithPriority, range(&leastPriority, &greatestPriority) == 0 {
-            try d.check(create(&s, 0, greatestPriority), "cuStreamCreateWithPriority")
-            graphInstantiateFlags = 8
-            log("main stream at priority \(greatestPriority) (others at \(leastPriority))")
-        } else {
-            try d.check(d.cuStreamCreate(&s, 0), "cuStreamCreate")
-            graphInstantiateFlags = 0
-        }
+        try d.check(d.cuStreamCreate(&s, 0), "cuStreamCreate")
         stream = s
 
         let nvrtc = try NVRTC.load()
@@ -680,7 +666,7 @@ public final class CUDABackend: Backend {
             record {
                 try driver.check(status, "cuStreamEndCapture")
                 let captureEnded = DispatchTime.now().uptimeNanoseconds
-                try driver.check(driver.cuGraphInstantiate(&graph.executable, captured, graphInstantiateFlags), "cuGraphInstantiateWithFlags")
+                try driver.check(driver.cuGraphInstantiate(&graph.executable, captured, 0), "cuGraphInstantiateWithFlags")
                 if let graphDescription, let lines = try? graphDescription.lines(captured) {
                     log("the recorded step's graph, its nodes in dependency order:\n" + lines.joined(separator: "\n"))
                 }
@@ -757,8 +743,8 @@ public final class CUDABackend: Backend {
             discardRecordings()
             let summary = String(format: "%.1f µs a step, from %.1f with the products timed alone (%d trials)", best * 1e6, first * 1e6, trials)
             planner.recordStepChoices(plans, summary: summary)
-            log(String(format: "products chosen inside the step: %@, in %.0f ms", summary, Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
-                + "; " + plans.map { "\($0.label): \($0.candidates[$0.chosen])" }.joined(separator: "; "))
+            log(String(format: "products chosen inside the step in %.0f ms: ", Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
+                + (planner.report.last ?? summary))
         } catch {
             pendingError = pendingError ?? (error as? CUDAError ?? CUDAError("\(error)"))
         }

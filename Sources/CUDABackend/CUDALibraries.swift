@@ -114,10 +114,6 @@ struct CUDADriver {
     let cuLaunchKernelEx: (@convention(c) (UnsafeRawPointer, OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
                                             UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> CUresult)?
     let cuStreamWaitEvent: @convention(c) (OpaquePointer?, OpaquePointer?, UInt32) -> CUresult
-    /// `cuStreamCreateWithPriority` (stream, flags, priority: lower numbers first) and `cuCtxGetStreamPriorityRange`
-    /// (least, greatest): streams whose blocks the GPU schedules first (`MLP_CUDA_PRIORITIES=1`); nil if missing.
-    let cuStreamCreateWithPriority: (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32, Int32) -> CUresult)?
-    let cuCtxGetStreamPriorityRange: (@convention(c) (UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Int32>) -> CUresult)?
     let cuEventElapsedTime: @convention(c) (UnsafeMutablePointer<Float>, OpaquePointer?, OpaquePointer?) -> CUresult
     let cuEventDestroy: @convention(c) (OpaquePointer?) -> CUresult
     let cuGraphExecDestroy: @convention(c) (OpaquePointer?) -> CUresult
@@ -172,8 +168,6 @@ struct CUDADriver {
             cuLaunchKernel: f("cuLaunchKernel", (@convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> CUresult).self),
             cuLaunchKernelEx: dlsym(h, "cuLaunchKernelEx").map { unsafeBitCast($0, to: (@convention(c) (UnsafeRawPointer, OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> CUresult).self) },
             cuStreamWaitEvent: f("cuStreamWaitEvent", (@convention(c) (OpaquePointer?, OpaquePointer?, UInt32) -> CUresult).self),
-            cuStreamCreateWithPriority: dlsym(h, "cuStreamCreateWithPriority").map { unsafeBitCast($0, to: (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32, Int32) -> CUresult).self) },
-            cuCtxGetStreamPriorityRange: dlsym(h, "cuCtxGetStreamPriorityRange").map { unsafeBitCast($0, to: (@convention(c) (UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Int32>) -> CUresult).self) },
             cuEventElapsedTime: f("cuEventElapsedTime", (@convention(c) (UnsafeMutablePointer<Float>, OpaquePointer?, OpaquePointer?) -> CUresult).self),
             cuEventDestroy: f("cuEventDestroy_v2", (@convention(c) (OpaquePointer?) -> CUresult).self),
             cuGraphExecDestroy: f("cuGraphExecDestroy", (@convention(c) (OpaquePointer?) -> CUresult).self),

@@ -238,6 +238,7 @@ final class MatmulPlanner {
     /// Keeps the choices of `plans`, made inside a whole step, in the cache: each under its product's key (so that a
     /// later run takes it as it takes any choice) and the set of them as chosen together.
     func recordStepChoices(_ plans: [MatmulPlan], summary: String) {
+        report.append("chosen inside the step: \(summary); " + plans.map { "\($0.label): \($0.candidates[$0.chosen]) (\(TuningCache.encode($0.candidates, chosen: $0.chosen)))" }.joined(separator: "; "))
         guard let cache, let signature = stepSignature(plans) else { return }
         do {
             for plan in plans {

@@ -338,6 +338,9 @@ struct Check: ParsableCommand {
         let trainer = try Trainer(
             network: network, configuration: configuration, trainingData: try ResidentDataset(images, on: backend),
             trainingIndices: (0..<Int32(images.count)).map { $0 }, evaluation: nil)
+        // As `mlp train` does: on the cuda backend the warm-up chooses the products' algorithms inside whole steps
+        // (`Backend.tuneSteps`), so the run below checks those choices, and that the warm-up leaves nothing behind.
+        _ = try trainer.warmUp()
         return try trainer.run()
     }
 }
