@@ -743,8 +743,7 @@ public final class CUDABackend: Backend {
             discardRecordings()
             let summary = String(format: "%.1f µs a step, from %.1f with the products timed alone (%d trials)", best * 1e6, first * 1e6, trials)
             planner.recordStepChoices(plans, summary: summary)
-            log(String(format: "products chosen inside the step in %.0f ms: ", Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
-                + (planner.report.last ?? summary))
+            log((planner.report.last ?? summary) + String(format: " (in %.0f ms)", Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6))
         } catch {
             pendingError = pendingError ?? (error as? CUDAError ?? CUDAError("\(error)"))
         }
