@@ -698,8 +698,8 @@ public final class CUDABackend: Backend {
     /// Steps longer than this are not tuned whole: their products are large enough that the time each takes alone
     /// decides, and each trial would take milliseconds.
     static let stepTuningLimit = 500e-6
-    /// A candidate replaces the choice only if the step gets faster by more than this fraction (the measurements'
-    /// spread, from step to step of one process, is about 0.3%).
+    /// A candidate replaces the choice only if the step gets faster by more than this fraction, so that one that
+    /// measures faster by chance does not (the choice is kept for later runs).
     static let stepTuningMargin = 0.005
 
     /// Chooses the algorithm of each product of the recorded step by timing whole replayed steps, one product at a
