@@ -714,12 +714,17 @@ public final class CUDABackend: Backend {
         // Until the step is recorded: the first run gathers its batch, the second is the kind to tune, run directly
         // (its products planned and timed alone), then recorded twice.
         for _ in 0..<4 { step() }
-        let plans = lastRecordedPlans.filter { $0.tuned && $0.candidates.count > 1 }
+        // The products whose choice timing made (and the cache keeps); not those that add to their output.
+        let plans = lastRecordedPlans.filter { $0.tuned && $0.key != nil && $0.candidates.count > 1 }
         guard !plans.isEmpty, !planner.stepChoicesKnown(plans) else { return }
         let started = DispatchTime.now().uptimeNanoseconds
         do {
             var best = try stepSeconds(step)
-            guard best <= Self.stepTuningLimit else { return }
+            guard best <= Self.stepTuningLimit else {
+                // Kept too, so that later runs do not measure the step again.
+                planner.recordStepChoices(plans, summary: String(format: "not searched: %.0f µs a step, over the limit of %.0f", best * 1e6, Self.stepTuningLimit * 1e6))
+                return
+            }
             let first = best
             var trials = 0
             for plan in plans {
