@@ -248,8 +248,9 @@ steptune)
     ;;
 sweep)
     # small-128 (SWEEP_PRECISION, fp32 by default) with each candidate algorithm of each product named (its label
-    # in the -v log, "784×512×128 TN") forced in turn (MLP_CUDA_CHOOSE), the others as timed alone: how each choice
-    # plays inside the step, beside the other streams' kernels. µs a step from the median samples/s of 3 epochs.
+    # in the -v log, "784×512×128 TN") forced in turn (MLP_CUDA_CHOOSE), the others as the first run chose them
+    # (kept in the tuning file): how each choice plays inside the step, beside the other streams' kernels. µs a step
+    # from the median samples/s of 3 epochs.
     shift
     precision="${SWEEP_PRECISION:-fp32}"
     step_us() { grep -m1 "^small-128 *cuda *[0-9]" | awk '{gsub(",", "", $3); printf "%.2f µs a step", 128e6 / $3}'; }

@@ -261,7 +261,8 @@ final class MatmulPlanner {
 
     /// `MLP_CUDA_CHOOSE="128×512×256 NT=3;784×512×128 TN=1"` (an experiment): for each product named by its label,
     /// the candidate of that number (from 1, in the order the timing lists them) instead of the fastest alone, timed
-    /// afresh and not saved, to measure how a choice plays inside the step, beside the other streams' kernels.
+    /// afresh and not saved, to measure how a choice plays inside the step, beside the other streams' kernels. The
+    /// other products keep the choices of the tuning file, and no step is searched (`CUDABackend.tuneSteps`).
     static let forcedChoices: [String: Int] = {
         var choices = [String: Int]()
         for item in (ProcessInfo.processInfo.environment["MLP_CUDA_CHOOSE"] ?? "").split(separator: ";") {

@@ -19,7 +19,9 @@ extension CUDABackend {
     /// (Benchmarks/RESULTS.md). The choices go to the tuning cache, with a record that this step's products were
     /// chosen together, so that later runs skip the search. `MLP_CUDA_STEP_TUNE=0` turns it off.
     public func tuneSteps(_ step: () -> Void) {
-        guard usesGraphs, tunesSteps, !traces, let planner, planner.tunes, pendingError == nil, runsDirectly else { return }
+        // Not while a product's candidate is forced (`MLP_CUDA_CHOOSE`): the search would replace it.
+        guard usesGraphs, tunesSteps, !traces, MatmulPlanner.forcedChoices.isEmpty, let planner, planner.tunes,
+              pendingError == nil, runsDirectly else { return }
         // Until the step is recorded: the first run gathers its batch, the second is the kind to tune, run directly
         // (its products planned and timed alone), then recorded twice.
         for _ in 0..<4 { step() }
