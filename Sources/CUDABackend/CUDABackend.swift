@@ -361,6 +361,9 @@ public final class CUDABackend: Backend {
                 lt: lt, computeType: allowTF32 ? CUBLASLt.computeFastTF32 : CUBLASLt.computeFP32,
                 workspaceBytes: Self.ltWorkspaceBytes, tunes: tunes, tiled: tiled, timesTiled: timesTiled, cache: cache)
             planner?.warn = warn
+            for item in MatmulPlanner.malformedForcedChoices {
+                warn("MLP_CUDA_CHOOSE: \"\(item)\" is not a product's label, \"=\" and a candidate's number from 1 (\"784×512×128 TN=2\"); it is ignored")
+            }
             if let seconds = try planner?.warmUp() {
                 log(String(format: "cuBLASLt's first heuristic query (its own set-up) at start-up: %.1f ms", seconds * 1e3))
             }
@@ -668,7 +671,7 @@ public final class CUDABackend: Backend {
                 try driver.check(status, "cuStreamEndCapture")
                 let captureEnded = DispatchTime.now().uptimeNanoseconds
                 try driver.check(driver.cuGraphInstantiate(&graph.executable, captured, 0), "cuGraphInstantiateWithFlags")
-                if let graphDescription, let lines = try? graphDescription.lines(captured) {
+                if !recordsQuietly, let graphDescription, let lines = try? graphDescription.lines(captured) {
                     log("the recorded step's graph, its nodes in dependency order:\n" + lines.joined(separator: "\n"))
                 }
                 if graph.gatherLaunch != nil || !graph.updateLaunches.isEmpty {
@@ -679,7 +682,7 @@ public final class CUDABackend: Backend {
                     _ = driver.cuGraphDestroy(captured)
                 }
                 let instantiated = DispatchTime.now().uptimeNanoseconds
-                log(String(format: "step recorded as a CUDA graph: %.1f ms to record, %.1f ms to instantiate", Double(captureEnded - graph.recordingStarted) / 1e6, Double(instantiated - captureEnded) / 1e6))
+                if !recordsQuietly { log(String(format: "step recorded as a CUDA graph: %.1f ms to record, %.1f ms to instantiate", Double(captureEnded - graph.recordingStarted) / 1e6, Double(instantiated - captureEnded) / 1e6)) }
                 // Recording ran nothing: launch the step now.
                 try driver.check(driver.cuGraphLaunch(graph.executable, stream), "cuGraphLaunch")
                 try driver.check(driver.cuEventRecord(graph.done, stream), "cuEventRecord")
@@ -695,6 +698,9 @@ public final class CUDABackend: Backend {
     }
 
     // MARK: The recordings, for StepTuning.swift
+
+    /// Whether recordings go unlogged: while `tuneSteps` records the step again for each candidate it tries.
+    var recordsQuietly = false
 
     /// Whether operations run as they are queued: no step is being recorded or replayed.
     var runsDirectly: Bool {

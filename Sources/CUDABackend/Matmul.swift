@@ -263,14 +263,24 @@ final class MatmulPlanner {
     /// the candidate of that number (from 1, in the order the timing lists them) instead of the fastest alone, timed
     /// afresh and not saved, to measure how a choice plays inside the step, beside the other streams' kernels. The
     /// other products keep the choices of the tuning file, and no step is searched (`CUDABackend.tuneSteps`).
-    static let forcedChoices: [String: Int] = {
-        var choices = [String: Int]()
-        for item in (ProcessInfo.processInfo.environment["MLP_CUDA_CHOOSE"] ?? "").split(separator: ";") {
+    static let forcedChoices: [String: Int] = parseForcedChoices(ProcessInfo.processInfo.environment["MLP_CUDA_CHOOSE"] ?? "").choices
+    /// The items of `MLP_CUDA_CHOOSE` that do not read as `label=number` (the backend warns of each).
+    static let malformedForcedChoices: [String] = parseForcedChoices(ProcessInfo.processInfo.environment["MLP_CUDA_CHOOSE"] ?? "").malformed
+
+    /// `label=number` items separated by `;`: each label's candidate index (the number less one), and the items
+    /// that are not of that form.
+    static func parseForcedChoices(_ text: String) -> (choices: [String: Int], malformed: [String]) {
+        var choices = [String: Int](), malformed = [String]()
+        for item in text.split(separator: ";") {
             let parts = item.split(separator: "=")
-            if parts.count == 2, let number = Int(parts[1]), number >= 1 { choices[String(parts[0])] = number - 1 }
+            if parts.count == 2, let number = Int(parts[1]), number >= 1 {
+                choices[String(parts[0])] = number - 1
+            } else {
+                malformed.append(String(item))
+            }
         }
-        return choices
-    }()
+        return (choices, malformed)
+    }
 
     /// How many of the heuristic's first candidates get variants that split `k`, and into how many parts.
     static let splitBases = 3

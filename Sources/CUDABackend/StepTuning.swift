@@ -29,6 +29,9 @@ extension CUDABackend {
         let plans = lastRecordedPlans.filter { $0.tuned && $0.key != nil && $0.candidates.count > 1 }
         guard !plans.isEmpty, !planner.stepChoicesKnown(plans) else { return }
         let started = DispatchTime.now().uptimeNanoseconds
+        // Each trial records the step twice: one log line for the search, not two recordings' worth per trial.
+        recordsQuietly = true
+        defer { recordsQuietly = false }
         do {
             var best = try stepSeconds(step)
             guard best <= Self.stepTuningLimit else {

@@ -58,6 +58,15 @@ import Testing
         #expect(TuningCache(url: url, context: "H200, tf32").stepChoice(for: products) == nil)
     }
 
+    /// `MLP_CUDA_CHOOSE`: each `label=number` item forces that candidate (numbered from 1); any other item is set
+    /// aside for the backend to warn of, not taken as a choice.
+    @Test func forcedChoicesAreReadAndMalformedItemsSetAside() {
+        let parsed = MatmulPlanner.parseForcedChoices("784×512×128 TN=2;no number;128×512×256 NT=0;256×10×128 TN=x;512×256×128 TN=11")
+        #expect(parsed.choices == ["784×512×128 TN": 1, "512×256×128 TN": 10])
+        #expect(parsed.malformed == ["no number", "128×512×256 NT=0", "256×10×128 TN=x"])
+        #expect(MatmulPlanner.parseForcedChoices("").choices.isEmpty)
+    }
+
     /// A split variant is named by the heuristic's algorithm it was made from, counted among the heuristic's only,
     /// so that a later process can make it again from a list without the other variants.
     @Test func aSplitVariantIsNamedByItsBase() {
