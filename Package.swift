@@ -30,7 +30,7 @@ let package = Package(
         // The cpu backend. Its kernels are written once, generic over the instruction set (CPUKernels), and
         // specialised in one module per ISA compiled for that ISA; the backend picks one at run time.
         .target(name: "CCPUFeatures"),
-        .target(name: "CPUKernels", dependencies: ["MLPCore"]),
+        .target(name: "CPUKernels", dependencies: ["MLPCore", "CCPUFeatures"]),
         .target(
             name: "CPUKernelsAVX512", dependencies: ["CPUKernels"],
             swiftSettings: [.unsafeFlags(["-target-cpu", "skylake-avx512"], .when(platforms: [.linux]))]),

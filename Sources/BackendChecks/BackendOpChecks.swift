@@ -319,6 +319,58 @@ public struct BackendOpChecks {
         return true
     }
 
+    /// The first layer's two products on a gathered batch of mostly-zero images (what a backend that skips the
+    /// inputs' zeros sees): `Z = alpha·X·W + beta·Z` and `dW = alpha·Xᵀ·dZ + beta·dW`, X the batch `[batch,
+    /// features]`. About an eighth of the pixels are nonzero, and some images and some pixels are zero throughout, so
+    /// whole tiles of rows (or columns) of X are zero. Returns the larger relative error of the two results.
+    public mutating func inputLayerProducts(samples: Int, features: Int, batch: Int, outputs: Int, alpha: Float = 1, beta: Float = 0) throws -> Double {
+        var pixels = [UInt8](repeating: 0, count: samples * features)
+        for s in 0..<samples where s % 7 != 3 {  // every seventh image blank
+            for f in 0..<features where f % 11 >= 4 && generator.uniform(below: 10) < 2 {  // pixels 0–3 of 11 always 0
+                pixels[s * features + f] = UInt8(1 + generator.uniform(below: 255))
+            }
+        }
+        let labels = (0..<samples).map { _ in UInt8(generator.uniform(below: 10)) }
+        let indices = (0..<batch).map { _ in Int32(generator.uniform(below: samples)) }
+        let (pp, pl) = (try backend.allocate(copying: pixels), try backend.allocate(copying: labels))
+        let px = try poisoned(batch * features)
+        let py = try backend.allocate(copying: [Int32](repeating: -1, count: batch))
+        defer { backend.free(pp); backend.free(pl); backend.free(px); backend.free(py) }
+        indices.withUnsafeBufferPointer {
+            backend.gatherBatch(inputs: px, labels: py, pixels: pp, sourceLabels: pl, indices: $0, features: features, normalization: .unit)
+        }
+        let x = backend.download(px, count: batch * features)
+        // Forward: Z [batch, outputs] = X [batch, features] · W [features, outputs].
+        let w = random(features * outputs), z0 = random(batch * outputs)
+        // Weight gradient: dW [features, outputs] = Xᵀ [features, batch] · dZ [batch, outputs].
+        let dz = random(batch * outputs), dw0 = random(features * outputs)
+        let (pw, pz, pdz, pdw) = (try upload(w), try upload(beta == 0 ? [Float](repeating: .nan, count: z0.count) : z0),
+                                  try upload(dz), try upload(beta == 0 ? [Float](repeating: .nan, count: dw0.count) : dw0))
+        defer { backend.free(pw); backend.free(pz); backend.free(pdz); backend.free(pdw) }
+        backend.gemm(transposeA: false, transposeB: false, m: batch, n: outputs, k: features, alpha: alpha, a: px, lda: features,
+                     b: pw, ldb: outputs, beta: beta, c: pz, ldc: outputs)
+        backend.gemm(transposeA: true, transposeB: false, m: features, n: outputs, k: batch, alpha: alpha, a: px, lda: features,
+                     b: pdz, ldb: outputs, beta: beta, c: pdw, ldc: outputs)
+        let z = backend.download(pz, count: batch * outputs).map(Double.init)
+        let dwOut = backend.download(pdw, count: features * outputs).map(Double.init)
+        var zRef = [Double](), dwRef = [Double]()
+        for r in 0..<batch {
+            for j in 0..<outputs {
+                var sum = 0.0
+                for f in 0..<features { sum += Double(x[r * features + f]) * Double(w[f * outputs + j]) }
+                zRef.append(Double(alpha) * sum + (beta == 0 ? 0 : Double(beta) * Double(z0[r * outputs + j])))
+            }
+        }
+        for f in 0..<features {
+            for j in 0..<outputs {
+                var sum = 0.0
+                for r in 0..<batch { sum += Double(x[r * features + f]) * Double(dz[r * outputs + j]) }
+                dwRef.append(Double(alpha) * sum + (beta == 0 ? 0 : Double(beta) * Double(dw0[f * outputs + j])))
+            }
+        }
+        return max(relativeError(z, zRef), relativeError(dwOut, dwRef))
+    }
+
     /// One optimizer update against the closed-form formula computed in Double. Returns the relative errors of
     /// the parameters and of the state.
     ///

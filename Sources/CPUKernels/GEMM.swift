@@ -104,6 +104,31 @@ public final class GEMMWorkspace: @unchecked Sendable {
         packedA.deallocate()
         packedB.deallocate()
         tile.deallocate()
+        stepOffsets.deallocate()
+        stepFlags.deallocate()
+    }
+
+    /// The sparse product's lists (`sparseGEMM`): room for `capacity` steps, grown on the first product that needs
+    /// more (a warm-up step's), so that later products allocate nothing.
+    @inlinable
+    public func sparseSteps(capacity: Int) -> SparseSteps {
+        if stepCapacity < capacity { growSteps(capacity) }
+        return SparseSteps(a: stepOffsets, b: stepOffsets + stepCapacity + sparsePrefetchDistance, flags: stepFlags)
+    }
+
+    @usableFromInline var stepCapacity = 0
+    @usableFromInline var stepOffsets = UnsafeMutablePointer<Int>.allocate(capacity: 0)
+    @usableFromInline var stepFlags = UnsafeMutablePointer<UInt32>.allocate(capacity: 0)
+
+    @usableFromInline func growSteps(_ capacity: Int) {
+        stepOffsets.deallocate()
+        stepFlags.deallocate()
+        stepCapacity = capacity
+        // Each list is followed by room for the tile's look-ahead (`sparsePrefetchDistance`), zeros at first.
+        let offsets = 2 * (capacity + sparsePrefetchDistance)
+        stepOffsets = .allocate(capacity: offsets)
+        stepOffsets.initialize(repeating: 0, count: offsets)
+        stepFlags = .allocate(capacity: capacity)
     }
 }
 

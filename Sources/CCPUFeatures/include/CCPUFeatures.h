@@ -41,4 +41,10 @@ static inline void mlp_restore_floating_point_mode(unsigned mode) {
     (void)mode;
 #endif
 }
+// A hint to bring the cache line at `p` into L1 ahead of its use (the sparse product's rows of B come in an order
+// the hardware prefetchers cannot guess).
+static inline void mlp_prefetch(const void *p) {
+    __builtin_prefetch(p, 0, 3);
+}
+
 #endif
