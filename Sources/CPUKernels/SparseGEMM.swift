@@ -2,14 +2,19 @@
 // batch of images. 81% of MNIST's pixels are 0, and a dense product spends that share of its multiply-adds on
 // zeros. Here C is computed in tiles of 6 rows of op(A): for each tile, the depth steps p at which any of its 6 rows
 // is nonzero are listed first (about 44% of them for 6 MNIST images, 34% for 6 neighbouring pixels over a batch),
-// then a register tile of 6 × 2 vectors runs over that list only, reading op(A)'s values in place and B's rows
-// through the list. A dense tile would spend the same instructions per step; there are half as many steps or fewer.
+// then a register tile of 6 rows × 4 vectors (2 where the ISA has 16 registers) runs over that list only, reading
+// op(A)'s values in place and B's rows through the list. A dense tile would spend the same instructions per step;
+// there are half as many steps or fewer.
 //
 // Results: each element of C is its row's nonzero terms summed in increasing p in one chain of fused
-// multiply-adds (a listed step where this row is 0 adds exactly 0), so it does not depend on the tiling, the split
-// between threads or the other rows. It differs from the dense GEMM's rounding, which sums in depth blocks.
+// multiply-adds (a listed step where this row is 0 adds exactly 0), per depth block of the weight gradient
+// (`sparseDepthBlock`) added in order, so it does not depend on the tiling, the split between threads or the other
+// rows. It differs from the dense GEMM's rounding, whose depth blocks are other.
 
 import CCPUFeatures
+
+/// The most steps of the depth one pass of the weight gradient's tiles takes (see `sparseGEMM`).
+public let sparseDepthBlock = 256
 
 /// How many listed steps ahead the tile asks for B's rows and A's values: their order defeats the hardware's
 /// prefetchers, and a step's twelve multiply-adds take about six cycles against L2's ~16 of latency.
@@ -29,6 +34,24 @@ public func sparseGEMM<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, _ w:
         scaleC(g)
         return
     }
+    // With A transposed (the weight gradient), B's rows are the batch's: in depth blocks of at most
+    // `sparseDepthBlock` rows the block of B stays in L2 while every tile of C passes over it, where the whole of
+    // B (2 MB at batch 1024) came from L3 for each tile. Later blocks add to what the first wrote.
+    if g.transposeA && g.k > sparseDepthBlock {
+        let blocks = (g.k + sparseDepthBlock - 1) / sparseDepthBlock
+        let depth = (g.k + blocks - 1) / blocks
+        var p0 = 0
+        while p0 < g.k {
+            var part = g
+            part.k = min(depth, g.k - p0)
+            part.a = g.a + p0 * g.lda
+            part.b = g.b + p0 * g.ldb
+            if p0 > 0 { part.beta = 1 }
+            sparseGEMM(ISA.self, part, w)
+            p0 += depth
+        }
+        return
+    }
     let steps = w.sparseSteps(capacity: g.k)
     var i0 = 0
     while i0 < g.m {
@@ -41,6 +64,14 @@ public func sparseGEMM<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, _ w:
         let count = listNonzeroSteps(g, firstRow: first, rows: rows, into: steps)
         var j0 = 0
         let nr = 2 * ISA.Vector.scalarCount
+        // With 32 registers (AVX-512), tiles of 4 vectors first: half the listed offsets, broadcasts and loop
+        // instructions per multiply-add.
+        while ISA.Vector.scalarCount >= 16 && j0 + 2 * nr <= g.n {
+            sparseTile6x4(ISA.self, count: count, aOffsets: steps.a, bOffsets: steps.b,
+                          rows: (row(0), row(1), row(2), row(3), row(4), row(5)), b: g.b + j0,
+                          alpha: g.alpha, beta: g.beta, c: g.c + i0 * g.ldc + j0, ldc: g.ldc, storedRows: rows)
+            j0 += 2 * nr
+        }
         while j0 + nr <= g.n {
             sparseTile6(ISA.self, count: count, aOffsets: steps.a, bOffsets: steps.b,
                         rows: (row(0), row(1), row(2), row(3), row(4), row(5)), b: g.b + j0,
@@ -115,8 +146,9 @@ func sparseTile6<ISA: KernelISA>(
     var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V()
     var c30 = V(), c31 = V(), c40 = V(), c41 = V(), c50 = V(), c51 = V()
     for t in 0..<count {
-        // The lists have room past `count` (their capacity is the whole depth, or they end where the reads are
-        // harmless: prefetches never fault), so the look-ahead needs no bound.
+        // The lists are followed by room for the look-ahead (`GEMMWorkspace.sparseSteps`), so it needs no bound;
+        // past `count` it asks for stale or zero offsets, which is harmless (prefetches never fault). Looking ahead
+        // into the next tile of columns instead measured slower (the select costs more than the misses it saves).
         let ahead = b + bOffsets[t &+ sparsePrefetchDistance]
         mlp_prefetch(ahead)
         mlp_prefetch(ahead + w)
@@ -136,6 +168,49 @@ func sparseTile6<ISA: KernelISA>(
     if storedRows > 3 { storeRow(ISA.self, c30, c31, alpha, beta, c + 3 * ldc) }
     if storedRows > 4 { storeRow(ISA.self, c40, c41, alpha, beta, c + 4 * ldc) }
     if storedRows > 5 { storeRow(ISA.self, c50, c51, alpha, beta, c + 5 * ldc) }
+}
+
+/// 6 rows × 4 vectors of C over the listed steps (24 accumulators: for ISAs with 32 registers), as `sparseTile6`.
+@inlinable @inline(__always)
+func sparseTile6x4<ISA: KernelISA>(
+    _ isa: ISA.Type, count: Int, aOffsets: UnsafePointer<Int>, bOffsets: UnsafePointer<Int>,
+    rows a: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>),
+    b: UnsafePointer<Float>, alpha: Float, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, storedRows: Int
+) {
+    typealias V = ISA.Vector
+    let w = V.scalarCount
+    var c00 = V(), c01 = V(), c02 = V(), c03 = V(), c10 = V(), c11 = V(), c12 = V(), c13 = V()
+    var c20 = V(), c21 = V(), c22 = V(), c23 = V(), c30 = V(), c31 = V(), c32 = V(), c33 = V()
+    var c40 = V(), c41 = V(), c42 = V(), c43 = V(), c50 = V(), c51 = V(), c52 = V(), c53 = V()
+    for t in 0..<count {
+        let u = t &+ sparsePrefetchDistance
+        let ahead = b + bOffsets[u]
+        mlp_prefetch(ahead)
+        mlp_prefetch(ahead + w)
+        mlp_prefetch(ahead + 2 * w)
+        mlp_prefetch(ahead + 3 * w)
+        mlp_prefetch(a.0 + aOffsets[u])
+        let pb = b + bOffsets[t], pa = aOffsets[t]
+        let b0 = V.load(pb), b1 = V.load(pb + w), b2 = V.load(pb + 2 * w), b3 = V.load(pb + 3 * w)
+        var x = V(repeating: a.0[pa])
+        c00 = ISA.multiplyAdd(x, b0, c00); c01 = ISA.multiplyAdd(x, b1, c01); c02 = ISA.multiplyAdd(x, b2, c02); c03 = ISA.multiplyAdd(x, b3, c03)
+        x = V(repeating: a.1[pa])
+        c10 = ISA.multiplyAdd(x, b0, c10); c11 = ISA.multiplyAdd(x, b1, c11); c12 = ISA.multiplyAdd(x, b2, c12); c13 = ISA.multiplyAdd(x, b3, c13)
+        x = V(repeating: a.2[pa])
+        c20 = ISA.multiplyAdd(x, b0, c20); c21 = ISA.multiplyAdd(x, b1, c21); c22 = ISA.multiplyAdd(x, b2, c22); c23 = ISA.multiplyAdd(x, b3, c23)
+        x = V(repeating: a.3[pa])
+        c30 = ISA.multiplyAdd(x, b0, c30); c31 = ISA.multiplyAdd(x, b1, c31); c32 = ISA.multiplyAdd(x, b2, c32); c33 = ISA.multiplyAdd(x, b3, c33)
+        x = V(repeating: a.4[pa])
+        c40 = ISA.multiplyAdd(x, b0, c40); c41 = ISA.multiplyAdd(x, b1, c41); c42 = ISA.multiplyAdd(x, b2, c42); c43 = ISA.multiplyAdd(x, b3, c43)
+        x = V(repeating: a.5[pa])
+        c50 = ISA.multiplyAdd(x, b0, c50); c51 = ISA.multiplyAdd(x, b1, c51); c52 = ISA.multiplyAdd(x, b2, c52); c53 = ISA.multiplyAdd(x, b3, c53)
+    }
+    storeRow(ISA.self, c00, c01, alpha, beta, c); storeRow(ISA.self, c02, c03, alpha, beta, c + 2 * w)
+    if storedRows > 1 { storeRow(ISA.self, c10, c11, alpha, beta, c + ldc); storeRow(ISA.self, c12, c13, alpha, beta, c + ldc + 2 * w) }
+    if storedRows > 2 { storeRow(ISA.self, c20, c21, alpha, beta, c + 2 * ldc); storeRow(ISA.self, c22, c23, alpha, beta, c + 2 * ldc + 2 * w) }
+    if storedRows > 3 { storeRow(ISA.self, c30, c31, alpha, beta, c + 3 * ldc); storeRow(ISA.self, c32, c33, alpha, beta, c + 3 * ldc + 2 * w) }
+    if storedRows > 4 { storeRow(ISA.self, c40, c41, alpha, beta, c + 4 * ldc); storeRow(ISA.self, c42, c43, alpha, beta, c + 4 * ldc + 2 * w) }
+    if storedRows > 5 { storeRow(ISA.self, c50, c51, alpha, beta, c + 5 * ldc); storeRow(ISA.self, c52, c53, alpha, beta, c + 5 * ldc + 2 * w) }
 }
 
 /// The listed steps of one tile (`sparseGEMM`), in a thread's workspace.

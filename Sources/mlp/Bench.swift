@@ -97,7 +97,7 @@ struct Bench: ParsableCommand {
 
         if ops {
             for workload in selectedWorkloads {
-                report.ops += try OpBenchmarks.run(workload: workload, threads: threads)
+                report.ops += try OpBenchmarks.run(workload: workload, threads: threads, data: dataset.train)
             }
             for r in report.ops { print(r.line) }
         }

@@ -16,7 +16,7 @@ enum OpBenchmarks {
         return Summary(samples).median
     }
 
-    static func run(workload: Workload, threads: Int?) throws -> [BenchReport.Op] {
+    static func run(workload: Workload, threads: Int?, data: LabeledImages? = nil) throws -> [BenchReport.Op] {
         var results = [BenchReport.Op]()
         let own = try CPUBackend(threads: threads, gemm: .own)
         let blas = try? CPUBackend(threads: threads, gemm: .blas)
@@ -45,6 +45,7 @@ enum OpBenchmarks {
             }
         }
         if blas != nil { letBLASThreadsSettle() }
+        if let data, own.skipsInputZeros { results += try inputLayerProducts(workload: workload, backend: own, data: data) }
         // Elementwise passes on the widest hidden layer and the whole parameter buffer.
         let rows = workload.batch, columns = workload.layers[1]
         let count = ParameterLayout(workload.spec).count
@@ -64,6 +65,65 @@ enum OpBenchmarks {
             let seconds = time(body)
             results.append(.init(workload: workload.name, operation: label, implementation: "own \(own.kernels.name)",
                                  microseconds: seconds * 1e6, gflops: nil, gigabytesPerSecond: bytes / seconds / 1e9))
+        }
+        return results
+    }
+
+    /// The first layer's two products on a real batch (the first `batch` training images, gathered as a step
+    /// gathers them), with the inputs' zeros skipped and through the dense product, timed in turn so that this
+    /// machine's changes of speed fall on both alike. GFLOP/s count the dense product's operations in both, so
+    /// that they compare with the lines above; the share of the inputs that is nonzero is in the label.
+    static func inputLayerProducts(workload: Workload, backend: CPUBackend, data: LabeledImages, repeats: Int = 30) throws -> [BenchReport.Op] {
+        let rows = workload.batch, features = workload.layers[0], outputs = workload.layers[1]
+        guard data.featureCount == features, data.count >= rows else { return [] }
+        let resident = try ResidentDataset(data, on: backend)
+        let inputs = try backend.allocate(Float.self, count: rows * features), labels = try backend.allocate(Int32.self, count: rows)
+        var g = SeededGenerator(seed: 4)
+        func buffer(_ n: Int) throws -> DevicePointer<Float> {
+            let p = try backend.allocate(Float.self, count: n)
+            for i in 0..<n { p.host[i] = Float(g.unitDouble()) - 0.5 }
+            return p
+        }
+        let w = try buffer(features * outputs), z = try buffer(rows * outputs)
+        defer { for p in [inputs, w, z] { backend.free(p) }; backend.free(labels) }
+        (0..<Int32(rows)).map { $0 }.withUnsafeBufferPointer {
+            backend.gatherBatch(inputs: inputs, labels: labels, pixels: resident.pixels, sourceLabels: resident.labels, indices: $0,
+                                features: features, normalization: .unit)
+        }
+        guard backend.skipsZerosOfLastBatch else { return [] }
+        // The same batch through the dense product: a copy, which no gather marked as sparse.
+        let dense = try backend.allocate(Float.self, count: rows * features)
+        defer { backend.free(dense) }
+        dense.host.update(from: inputs.host, count: rows * features)
+        var nonzero = 0
+        for i in 0..<rows * features where inputs.host[i] != 0 { nonzero += 1 }
+        let share = String(format: "%.0f%%", 100 * Double(nonzero) / Double(rows * features))
+        let flops = 2.0 * Double(rows * outputs * features)
+        func forward(_ x: DevicePointer<Float>) {
+            backend.gemm(transposeA: false, transposeB: false, m: rows, n: outputs, k: features, alpha: 1, a: x, lda: features,
+                         b: w, ldb: outputs, beta: 0, c: z, ldc: outputs)
+        }
+        func weightGradient(_ x: DevicePointer<Float>) {
+            backend.gemm(transposeA: true, transposeB: false, m: features, n: outputs, k: rows, alpha: 1, a: x, lda: features,
+                         b: z, ldb: outputs, beta: 0, c: w, ldc: outputs)
+        }
+        var results = [BenchReport.Op]()
+        for (label, product) in [("fwd L0 \(rows)×\(outputs)×\(features) NN", forward), ("dW L0 \(features)×\(outputs)×\(rows) TN", weightGradient)] {
+            product(inputs); product(dense)
+            var skipping = [Double](), plain = [Double]()
+            for _ in 0..<repeats {
+                var t = now()
+                product(inputs)
+                skipping.append(now() - t)
+                t = now()
+                product(dense)
+                plain.append(now() - t)
+            }
+            for (implementation, samples) in [("own \(backend.kernels.name), zeros skipped", skipping), ("own \(backend.kernels.name), dense", plain)] {
+                let seconds = Summary(samples).median
+                results.append(.init(workload: workload.name, operation: "gemm \(label), MNIST \(share) nonzero", implementation: implementation,
+                                     microseconds: seconds * 1e6, gflops: flops / seconds / 1e9, gigabytesPerSecond: nil))
+            }
         }
         return results
     }

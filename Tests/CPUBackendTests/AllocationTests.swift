@@ -14,17 +14,22 @@ import Glibc
 /// It runs in the debug build `swift test` makes, where generic code allocates more than in a release build, so
 /// passing here is the stronger statement.
 @Suite(.serialized) struct AllocationTests {
-    @Test func aWarmedUpStepAllocatesNothing() throws {
+    /// On dense random images (the dense products) and on MNIST's (products that skip the inputs' zeros).
+    @Test(arguments: [false, true])
+    func aWarmedUpStepAllocatesNothing(sparse: Bool) throws {
         #if os(Linux)
         let backend = try CPUBackend(threads: 2)
         let spec = try NetworkSpec(layerSizes: [784, 67, 33, 10])
         let optimizer = OptimizerConfiguration.adam()
         let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: 50)
-        let data = try ResidentDataset(syntheticImages(count: 200, rows: 28, columns: 28, classes: 10), on: backend)
+        let images = sparse ? try Dataset.load(directory: bundledMNIST).train.subset(0..<200)
+            : syntheticImages(count: 200, rows: 28, columns: 28, classes: 10)
+        let data = try ResidentDataset(images, on: backend)
         var g = SeededGenerator(seed: 1)
         network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &g))
         let epoch = EpochBatches(indices: (0..<200).map(Int32.init), batchSize: 50, dropLast: true, generator: &g)
         network.trainStep(data, batch: epoch.order[epoch.range(ofBatch: 0)], step: optimizer.step(1, learningRate: 1e-3))
+        #expect(backend.skipsZerosOfLastBatch == sparse)
 
         // The counter works: an allocation on a counted thread is seen.
         mlp_reset_allocation_count()
