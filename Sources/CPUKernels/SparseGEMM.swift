@@ -105,14 +105,25 @@ func listNonzeroSteps(_ g: GEMMArguments, firstRow: UnsafePointer<Float>, rows: 
     let magnitude: UInt32 = 0x7FFF_FFFF
     var count = 0
     if g.transposeA {
-        // op(A)[i, p] = A[p, i]: the tile's values at step p are `rows` consecutive floats of A's row p.
-        for p in 0..<g.k {
-            let values = UnsafeRawPointer(firstRow + p &* g.lda).assumingMemoryBound(to: UInt32.self)
-            var any: UInt32 = 0
-            for r in 0..<rows { any |= values[r] }
-            steps.a[count] = p &* g.lda
-            steps.b[count] = p &* g.ldb
-            count &+= any & magnitude != 0 ? 1 : 0
+        // op(A)[i, p] = A[p, i]: the tile's values at step p are `rows` consecutive floats of A's row p. Every
+        // step is written and the count moves past the nonzero ones only: no branch to mispredict.
+        if rows == sparseTileRows {
+            for p in 0..<g.k {
+                let v = UnsafeRawPointer(firstRow + p &* g.lda).assumingMemoryBound(to: UInt32.self)
+                let any = v[0] | v[1] | v[2] | v[3] | v[4] | v[5]
+                steps.a[count] = p &* g.lda
+                steps.b[count] = p &* g.ldb
+                count &+= any & magnitude != 0 ? 1 : 0
+            }
+        } else {
+            for p in 0..<g.k {
+                let v = UnsafeRawPointer(firstRow + p &* g.lda).assumingMemoryBound(to: UInt32.self)
+                var any: UInt32 = 0
+                for r in 0..<rows { any |= v[r] }
+                steps.a[count] = p &* g.lda
+                steps.b[count] = p &* g.ldb
+                count &+= any & magnitude != 0 ? 1 : 0
+            }
         }
     } else {
         // The tile's rows are rows of A: their bits are or-ed along the depth first (loops the compiler
