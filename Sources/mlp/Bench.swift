@@ -83,6 +83,7 @@ struct Bench: ParsableCommand {
         report.cpuBackend = cpu.deviceDescription
         print("machine: \(report.machine.summary)")
         print("cpu backend: \(cpu.deviceDescription)")
+        if cpu.skipsInputZeros { print("  \(BenchReport.denseOperationsNote)") }
         let cudaBackend = selectedBackends.contains("cuda") ? try CUDABackend(allowTF32: precision == .tf32, warn: { print("warning: \($0)") }) : nil
         if let cudaBackend {
             print("cuda backend: \(cudaBackend.deviceDescription)")
