@@ -18,7 +18,7 @@ struct Bench: ParsableCommand {
             Benchmarks/peers run in the same invocation. Results go to --output as bench.json, bench.md and bench.svg.
             """)
 
-    @Option(help: "Comma-separated backends: naive, cpu, cuda.")
+    @Option(help: "Comma-separated backends: naive, cpu, cpu-dense (the cpu backend without skipping the inputs' zeros), cuda.")
     var backends = "naive,cpu"
     @Option(help: "Comma-separated workloads: \(Workload.all.map(\.name).joined(separator: ", ")).")
     var workloads = "small-128,small-1024"
@@ -72,14 +72,16 @@ struct Bench: ParsableCommand {
         }
         let selectedWorkloads = try workloads.split(separator: ",").map { try Workload.named(String($0)) }
         let selectedBackends = try backends.split(separator: ",").map { name -> String in
-            guard ["naive", "cpu", "cuda"].contains(name) else {
-                throw ValidationError("--backends \(name): expected naive, cpu or cuda")
+            guard ["naive", "cpu", "cpu-dense", "cuda"].contains(name) else {
+                throw ValidationError("--backends \(name): expected naive, cpu, cpu-dense or cuda")
             }
             return String(name)
         }
         let dataset = try data.load(logger: makeLogger(verbose: false))
         var report = BenchReport(machine: MachineInfo.current(), command: CommandLine.arguments.joined(separator: " "))
         let cpu = try CPUBackend(threads: threads, gemm: gemm)
+        // The same backend with every product dense, to measure what skipping the inputs' zeros buys in the same run.
+        let cpuDense = selectedBackends.contains("cpu-dense") ? try CPUBackend(threads: threads, gemm: gemm, skipInputZeros: false) : nil
         report.cpuBackend = cpu.deviceDescription
         print("machine: \(report.machine.summary)")
         print("cpu backend: \(cpu.deviceDescription)")
@@ -118,12 +120,14 @@ struct Bench: ParsableCommand {
                     switch backendName {
                     case "naive": backend = NaiveBackend()
                     case "cuda": backend = try cudaBackend ?? { throw ValidationError("cuda backend unavailable") }()
+                    case "cpu-dense": backend = cpuDense!
                     default: backend = cpu
                     }
                     var row = try TrainingBenchmark.run(
                         workload: workload, backend: backend, dataset: dataset, epochs: epochs, repeats: repeats,
                         steps: backendName == "naive" ? naiveSteps : nil)
                     row.device = backendName == "cuda" ? "cuda" : "cpu"
+                    row.implementation = backendName
                     print(row.line)
                     results.append(row)
                     if profile && round == 1 && backendName != "naive" {
