@@ -17,6 +17,11 @@ import MNIST
 /// 1.2e-38 therefore become 0 here where the naive backend keeps them. The caller's own mode is restored after
 /// each operation.
 ///
+/// The first layer's two products, whose A is the gathered batch, skip the batch's zeros where it has many (81% of
+/// MNIST's pixels are 0): `sparseGEMM` steps, for each tile of 6 rows of the result, only through the pixels where
+/// one of them is nonzero, about 44% of them for MNIST, and the products take 45–49% of the dense ones' time. A zero
+/// term adds exactly nothing, so only the order of the sums changes.
+///
 /// Results do not depend on the thread count: products are split between threads by rows or columns of C
 /// (never along k), column sums by columns, the fused output layer by rows (each row's sums in a fixed order), and
 /// the optimizer by elements, so every number is computed in the same order whatever the split. (Only the loss

@@ -249,17 +249,26 @@ public struct SparseSteps {
 /// give 72%).
 public func sparseTileShare(_ values: UnsafePointer<Float>, rows: Int, rowLength: Int, samples: Int) -> Double {
     guard rows > 0, rowLength > 0 else { return 1 }
+    let magnitude: UInt32 = 0x7FFF_FFFF  // as in `listNonzeroSteps`: ±0 are the zeros
     let tiles = max(1, rows / sparseTileRows), taken = min(tiles, max(1, samples))
-    var listed = 0, total = 0
+    var listed = 0
     for s in 0..<taken {
         let first = (s * tiles / taken) * sparseTileRows, count = min(sparseTileRows, rows - first)
-        for f in 0..<rowLength {
-            for r in 0..<count where values[(first + r) * rowLength + f] != 0 {
-                listed += 1
-                break
+        let r0 = UnsafeRawPointer(values + first * rowLength).assumingMemoryBound(to: UInt32.self)
+        if count == sparseTileRows {
+            // Six streams or-ed without branches: a loop the compiler vectorises (it ran element by element with an
+            // early exit and took 30 µs of a 1.8 ms step).
+            let r1 = r0 + rowLength, r2 = r1 + rowLength, r3 = r2 + rowLength, r4 = r3 + rowLength, r5 = r4 + rowLength
+            for f in 0..<rowLength {
+                listed &+= (r0[f] | r1[f] | r2[f] | r3[f] | r4[f] | r5[f]) & magnitude != 0 ? 1 : 0
+            }
+        } else {
+            for f in 0..<rowLength {
+                var any: UInt32 = 0
+                for r in 0..<count { any |= r0[r &* rowLength &+ f] }
+                listed &+= any & magnitude != 0 ? 1 : 0
             }
         }
-        total += rowLength
     }
-    return Double(listed) / Double(total)
+    return Double(listed) / Double(taken * rowLength)
 }
