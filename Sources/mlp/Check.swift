@@ -112,6 +112,12 @@ struct Check: ParsableCommand {
         report("gather 127 of 300 samples × 784 features (exact)", 0, 0, try checks.gather(samples: 300, features: 784, batch: 127))
         report("gather 1025 of 1100 samples × 20 features (exact)", 0, 0, try checks.gather(samples: 1100, features: 20, batch: 1025))
         report("gather 4099 of 5000 samples × 20 features (exact)", 0, 0, try checks.gather(samples: 5000, features: 20, batch: 4099))
+        // The first layer's products on gathered batches of mostly-zero images (the cpu backend skips their zeros),
+        // with a batch past the weight gradient's depth block of 256 rows.
+        for (samples, features, batch, outputs) in [(90, 130, 37, 33), (400, 784, 300, 70)] {
+            let e = try checks.inputLayerProducts(samples: samples, features: features, batch: batch, outputs: outputs, alpha: 0.7, beta: -1.3)
+            report("first layer, sparse batch \(batch)×\(features), \(outputs) outputs", e, tolerance)
+        }
         let optimizers: [OptimizerConfiguration] = [
             try .init(kind: .sgd, learningRate: 0.1),
             try .init(kind: .sgd, learningRate: 0.1, momentum: 0.9, weightDecay: 0.01),
