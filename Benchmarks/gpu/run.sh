@@ -25,6 +25,8 @@
 #   bash Benchmarks/gpu/run.sh steptune     products chosen inside whole steps (the default) against alone, fp32 and tf32
 #   bash Benchmarks/gpu/run.sh sweep SHAPE...  small-128 with each candidate algorithm of each product SHAPE (its label,
 #                                           "784×512×128 TN") forced in turn: how the choices play inside the step
+#   bash Benchmarks/gpu/run.sh cpu          the cpu backend on the host's processors: mlp check, and its first layer's
+#                                           products skipping the inputs' zeros against dense (cpu, cpu-dense)
 #   bash Benchmarks/gpu/run.sh timeline [VAR=V...]  each kernel of a replayed step on the GPU's clock, no events added
 #                                           (CUPTI, through Benchmarks/gpu/timeline/timeline.c), and the recorded graphs'
 #                                           nodes (mlp train -v), small-128 and small-1024, fp32 and tf32; then small-128
@@ -266,6 +268,14 @@ sweep)
         done
         echo "default again: $(sweep MLP_CUDA_TRACE=0 | step_us)" | tee -a "$out/sweep.txt"
     done
+    ;;
+cpu)
+    # The cpu backend on the GPU host's processors: its checks, and its products with the inputs' zeros skipped
+    # against dense, in the same rounds (the CPU peers are not installed there).
+    lscpu > "$out/lscpu.txt"
+    .run/mlp check --backend cpu 2>&1 | tee "$out/check-cpu.txt" | tail -3
+    .run/mlp bench --backends cpu,cpu-dense --workloads small-128,small-1024 --repeats 3 --rounds 3 --ops \
+        --output "$out/bench-cpu" 2>&1 | tee "$out/bench-cpu.txt" | tail -12
     ;;
 bench)
     for precision in fp32 tf32; do

@@ -86,6 +86,7 @@ public final class CPUBackend: HostMemoryBackend {
         var gemm = GEMMArguments(transposeA: false, transposeB: false, m: 0, n: 0, k: 0, alpha: 0, a: UnsafePointer(bitPattern: 64)!, lda: 0, b: UnsafePointer(bitPattern: 64)!, ldb: 0, beta: 0, c: UnsafeMutablePointer(bitPattern: 64)!, ldc: 0)
         var gemmByColumns = false
         var sparseGEMM = false
+        var sharesLists = false
         var gemmTile = 0, gemmExtent = 0
         var parts = 1
         var rows = 0, columns = 0, count = 0, features = 0
@@ -118,6 +119,10 @@ public final class CPUBackend: HostMemoryBackend {
     private var pending = Pending()
     private var gemmJob: (Int) -> Void = { _ in }
     private var gatherJob: (Int) -> Void = { _ in }
+    private var listJob: (Int) -> Void = { _ in }
+    /// The forward's tiles' nonzero steps, listed once when the threads split its columns (each would otherwise
+    /// list every tile: with 16 threads at batch 128, that cost more than the steps it skipped).
+    private let sparseLists = SparseTileLists()
     private var biasJob: (Int) -> Void = { _ in }
     private var backwardJob: (Int) -> Void = { _ in }
     private var lossJob: (Int) -> Void = { _ in }
@@ -131,8 +136,17 @@ public final class CPUBackend: HostMemoryBackend {
             let lo = min(p.gemmExtent, units * t / p.parts * p.gemmTile), hi = min(p.gemmExtent, units * (t + 1) / p.parts * p.gemmTile)
             if lo < hi {
                 let part = p.gemmByColumns ? p.gemm.columns(lo..<hi) : p.gemm.rows(lo..<hi)
-                (p.sparseGEMM ? self.kernels.sparseGEMM : self.kernels.gemm)(part, self.workspaces[t])
+                if p.sparseGEMM {
+                    self.kernels.sparseGEMM(part, self.workspaces[t], p.sharesLists ? self.sparseLists : nil)
+                } else {
+                    self.kernels.gemm(part, self.workspaces[t])
+                }
             }
+        }
+        listJob = { [unowned(unsafe) self] t in
+            let p = self.pending
+            let tiles = (p.gemm.m + sparseTileRows - 1) / sparseTileRows
+            self.kernels.listSparseTiles(p.gemm, tiles * t / p.parts..<tiles * (t + 1) / p.parts, self.sparseLists, self.workspaces[t])
         }
         gatherJob = { [unowned(unsafe) self] t in
             let p = self.pending
@@ -245,11 +259,19 @@ public final class CPUBackend: HostMemoryBackend {
         let extent = byColumns ? n : m
         let count = min(threads, max(1, extent / tile))
         if count <= 1 {
-            flushingSubnormals { (sparse ? kernels.sparseGEMM : kernels.gemm)(g, workspaces[0]) }
+            flushingSubnormals { sparse ? kernels.sparseGEMM(g, workspaces[0], nil) : kernels.gemm(g, workspaces[0]) }
             return
         }
         pending.gemm = g
         pending.sparseGEMM = sparse
+        pending.sharesLists = sparse && byColumns && !transposeA
+        if pending.sharesLists {
+            // First every tile's steps, split between the threads by tiles; then the columns.
+            let tiles = (m + sparseTileRows - 1) / sparseTileRows
+            sparseLists.reserve(tiles: tiles, depth: k)
+            pending.parts = min(count, tiles)
+            flushingSubnormals { pool.run(tasks: pending.parts, listJob) }
+        }
         pending.gemmByColumns = byColumns
         pending.gemmTile = tile
         pending.gemmExtent = extent

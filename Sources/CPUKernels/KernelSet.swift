@@ -9,8 +9,11 @@ public struct KernelSet: Sendable {
     /// Floats per vector register.
     public var vectorWidth: Int
     public var gemm: @Sendable (GEMMArguments, GEMMWorkspace) -> Void
-    /// `sparseGEMM`: a product that skips the depth steps where a tile of op(A)'s rows is all zeros.
-    public var sparseGEMM: @Sendable (GEMMArguments, GEMMWorkspace) -> Void
+    /// `sparseGEMM`: a product that skips the depth steps where a tile of op(A)'s rows is all zeros (with its
+    /// tiles' steps listed beforehand by `listSparseTiles` when the lists are given).
+    public var sparseGEMM: @Sendable (GEMMArguments, GEMMWorkspace, SparseTileLists?) -> Void
+    /// `listSparseTiles`.
+    public var listSparseTiles: @Sendable (GEMMArguments, Range<Int>, SparseTileLists, GEMMWorkspace) -> Void
     public var biasActivation: @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Range<Int>, Int, Activation) -> Void
     public var activationBackward: @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int, Range<Int>, Activation) -> Void
     public var optimizer: @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Range<Int>, OptimizerStep) -> Void
@@ -26,7 +29,8 @@ public struct KernelSet: Sendable {
             name: name,
             vectorWidth: ISA.Vector.scalarCount,
             gemm: { packedGEMM(ISA.self, $0, $1) },
-            sparseGEMM: { CPUKernels.sparseGEMM(ISA.self, $0, $1) },
+            sparseGEMM: { CPUKernels.sparseGEMM(ISA.self, $0, $1, lists: $2) },
+            listSparseTiles: { CPUKernels.listSparseTiles(ISA.self, $0, tiles: $1, into: $2, $3) },
             biasActivation: { biasActivationRows(ISA.self, values: $0, bias: $1, rows: $2, columns: $3, activation: $4) },
             activationBackward: { activationBackwardColumns(ISA.self, gradient: $0, biasGradient: $1, outputs: $2, rows: $3, columns: $4, columnRange: $5, activation: $6) },
             optimizer: { optimizerRange(ISA.self, parameters: $0, gradients: $1, state: $2, stateStride: $3, range: $4, step: $5) },
@@ -40,11 +44,12 @@ public struct KernelSet: Sendable {
     }
 
     @inlinable
-    public init(name: String, vectorWidth: Int, gemm: @escaping @Sendable (GEMMArguments, GEMMWorkspace) -> Void, sparseGEMM: @escaping @Sendable (GEMMArguments, GEMMWorkspace) -> Void, biasActivation: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Range<Int>, Int, Activation) -> Void, activationBackward: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int, Range<Int>, Activation) -> Void, optimizer: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Range<Int>, OptimizerStep) -> Void, gather: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>, UnsafePointer<UInt8>, UnsafePointer<UInt8>, UnsafePointer<Int32>, Range<Int>, Int, Normalization) -> Void, outputLayer: @escaping @Sendable (OutputLayerArguments, Range<Int>) -> (loss: Float, correct: Float)) {
+    public init(name: String, vectorWidth: Int, gemm: @escaping @Sendable (GEMMArguments, GEMMWorkspace) -> Void, sparseGEMM: @escaping @Sendable (GEMMArguments, GEMMWorkspace, SparseTileLists?) -> Void, listSparseTiles: @escaping @Sendable (GEMMArguments, Range<Int>, SparseTileLists, GEMMWorkspace) -> Void, biasActivation: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Range<Int>, Int, Activation) -> Void, activationBackward: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int, Range<Int>, Activation) -> Void, optimizer: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Range<Int>, OptimizerStep) -> Void, gather: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>, UnsafePointer<UInt8>, UnsafePointer<UInt8>, UnsafePointer<Int32>, Range<Int>, Int, Normalization) -> Void, outputLayer: @escaping @Sendable (OutputLayerArguments, Range<Int>) -> (loss: Float, correct: Float)) {
         self.name = name
         self.vectorWidth = vectorWidth
         self.gemm = gemm
         self.sparseGEMM = sparseGEMM
+        self.listSparseTiles = listSparseTiles
         self.biasActivation = biasActivation
         self.activationBackward = activationBackward
         self.optimizer = optimizer

@@ -26,9 +26,13 @@ public let sparseTileRows = 6
 
 /// `C = alpha · op(A) · B + beta · C` skipping the steps of the depth where a whole tile of op(A)'s rows is zero
 /// (see the top of this file), on one thread. B must not be transposed.
+///
+/// With `lists`, the tiles' steps were listed beforehand (`listSparseTiles`, A not transposed): the threads that
+/// split a product's columns share them instead of each listing every tile again.
 @inlinable
-public func sparseGEMM<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, _ w: GEMMWorkspace) {
+public func sparseGEMM<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, _ w: GEMMWorkspace, lists: SparseTileLists? = nil) {
     precondition(!g.transposeB, "the sparse product reads B's rows in place")
+    precondition(lists == nil || !g.transposeA, "shared lists are the forward's")
     if g.m == 0 || g.n == 0 { return }
     if g.k == 0 || g.alpha == 0 {
         scaleC(g)
@@ -61,19 +65,20 @@ public func sparseGEMM<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, _ w:
         let rowStride = g.transposeA ? 1 : g.lda
         let first = g.transposeA ? g.a + i0 : g.a + i0 * g.lda
         func row(_ r: Int) -> UnsafePointer<Float> { first + (r < rows ? r : 0) * rowStride }
-        let count = listNonzeroSteps(g, firstRow: first, rows: rows, into: steps)
+        let tile = lists?.steps(ofTile: i0 / sparseTileRows) ?? steps
+        let count = lists?.counts[i0 / sparseTileRows] ?? listNonzeroSteps(g, firstRow: first, rows: rows, into: steps)
         var j0 = 0
         let nr = 2 * ISA.Vector.scalarCount
         // With 32 registers (AVX-512), tiles of 4 vectors first: half the listed offsets, broadcasts and loop
         // instructions per multiply-add.
         while ISA.Vector.scalarCount >= 16 && j0 + 2 * nr <= g.n {
-            sparseTile6x4(ISA.self, count: count, aOffsets: steps.a, bOffsets: steps.b,
+            sparseTile6x4(ISA.self, count: count, aOffsets: tile.a, bOffsets: tile.b,
                           rows: (row(0), row(1), row(2), row(3), row(4), row(5)), b: g.b + j0,
                           alpha: g.alpha, beta: g.beta, c: g.c + i0 * g.ldc + j0, ldc: g.ldc, storedRows: rows)
             j0 += 2 * nr
         }
         while j0 + nr <= g.n {
-            sparseTile6(ISA.self, count: count, aOffsets: steps.a, bOffsets: steps.b,
+            sparseTile6(ISA.self, count: count, aOffsets: tile.a, bOffsets: tile.b,
                         rows: (row(0), row(1), row(2), row(3), row(4), row(5)), b: g.b + j0,
                         alpha: g.alpha, beta: g.beta, c: g.c + i0 * g.ldc + j0, ldc: g.ldc, storedRows: rows)
             j0 += nr
@@ -85,7 +90,7 @@ public func sparseGEMM<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, _ w:
                 for j in j0..<g.n {
                     var sum = ISA.Vector()
                     for t in 0..<count {
-                        sum = ISA.multiplyAdd(ISA.Vector(repeating: a[steps.a[t]]), ISA.Vector(repeating: g.b[steps.b[t] + j]), sum)
+                        sum = ISA.multiplyAdd(ISA.Vector(repeating: a[tile.a[t]]), ISA.Vector(repeating: g.b[tile.b[t] + j]), sum)
                     }
                     let dst = g.c + (i0 + r) * g.ldc + j
                     let value = g.alpha == 1 ? sum[0] : g.alpha * sum[0]
@@ -94,6 +99,60 @@ public func sparseGEMM<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, _ w:
             }
         }
         i0 += rows
+    }
+}
+
+/// Lists the nonzero steps of the forward's tiles `tiles` (of `sparseTileRows` rows of A each) into `lists`, for a
+/// `sparseGEMM` that will share them (`lists` must have room: `SparseTileLists.reserve`).
+@inlinable
+public func listSparseTiles<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, tiles: Range<Int>, into lists: SparseTileLists, _ w: GEMMWorkspace) {
+    precondition(!g.transposeA, "shared lists are the forward's")
+    let flags = w.sparseSteps(capacity: g.k).flags
+    for t in tiles {
+        let i0 = t * sparseTileRows
+        var steps = lists.steps(ofTile: t)
+        steps.flags = flags
+        lists.counts[t] = listNonzeroSteps(g, firstRow: g.a + i0 * g.lda, rows: min(sparseTileRows, g.m - i0), into: steps)
+    }
+}
+
+/// The nonzero steps of every tile of one product (`listSparseTiles`), shared by the threads that split its columns.
+/// Grown on the first product that needs more room (a warm-up step's), so that later products allocate nothing.
+public final class SparseTileLists: @unchecked Sendable {
+    @usableFromInline var storage = UnsafeMutablePointer<Int>.allocate(capacity: 0)
+    @usableFromInline var stride = 0
+    @usableFromInline var tileCapacity = 0
+    /// Each tile's count of listed steps.
+    public var counts: UnsafeMutablePointer<Int> { countStorage }
+    @usableFromInline var countStorage = UnsafeMutablePointer<Int>.allocate(capacity: 0)
+
+    public init() {}
+
+    deinit {
+        storage.deallocate()
+        countStorage.deallocate()
+    }
+
+    /// Room for `tiles` tiles of up to `depth` steps.
+    public func reserve(tiles: Int, depth: Int) {
+        let needed = 2 * (depth + sparsePrefetchDistance)
+        guard tiles > tileCapacity || needed > stride else { return }
+        storage.deallocate()
+        countStorage.deallocate()
+        tileCapacity = max(tiles, tileCapacity)
+        stride = max(needed, stride)
+        // Zeros at first: a tile's look-ahead past its count reads them (see `sparseTile6`).
+        storage = .allocate(capacity: tileCapacity * stride)
+        storage.initialize(repeating: 0, count: tileCapacity * stride)
+        countStorage = .allocate(capacity: tileCapacity)
+        countStorage.initialize(repeating: 0, count: tileCapacity)
+    }
+
+    /// Tile `t`'s lists (its `flags` are not set: a thread's workspace lends them when listing).
+    @inlinable
+    public func steps(ofTile t: Int) -> SparseSteps {
+        let a = storage + t * stride
+        return SparseSteps(a: a, b: a + stride / 2, flags: UnsafeMutablePointer(bitPattern: 4)!)
     }
 }
 

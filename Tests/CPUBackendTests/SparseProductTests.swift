@@ -12,7 +12,8 @@ import TestSupport
 @Suite struct SparseProductTests {
     /// (samples, features, batch, outputs): batches of 1 row, and of rows and features that are not multiples of the
     /// 6-row tile; outputs below, at and past whole tiles of 2 vectors (8, 16 or 32 columns) with leftovers.
-    static let shapes = [(40, 17, 1, 9), (90, 130, 37, 33), (200, 784, 127, 70), (60, 45, 61, 100), (30, 7, 13, 64)]
+    /// (300, 784, 127, 200): a forward the threads split by columns, sharing its tiles' lists.
+    static let shapes = [(40, 17, 1, 9), (90, 130, 37, 33), (200, 784, 127, 70), (60, 45, 61, 100), (30, 7, 13, 64), (300, 784, 127, 200)]
 
     @Test(arguments: CPUOpTests.kernelNames, [1, 2, 3])
     func inputLayerProductsMatchTheReference(kernels: String, threads: Int) throws {
@@ -54,7 +55,7 @@ import TestSupport
                             c.withUnsafeMutableBufferPointer { pc in
                                 set.sparseGEMM(GEMMArguments(transposeA: transposeA, transposeB: false, m: m, n: n, k: k, alpha: alpha,
                                                              a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: n + 1, beta: beta,
-                                                             c: pc.baseAddress!, ldc: n + 3), workspace)
+                                                             c: pc.baseAddress!, ldc: n + 3), workspace, nil)
                             }
                         }
                     }
@@ -75,15 +76,16 @@ import TestSupport
     }
 
     /// Each element is its row's nonzero terms in one chain whatever the split, so two and three threads give the
-    /// one-thread bits; the skipped steps change nothing either (a dense product of the same batch agrees closely).
+    /// one-thread bits (the forward, 101 rows by 150 columns, split by columns with the tiles' lists shared); the
+    /// skipped steps change nothing either (a dense product of the same batch agrees closely).
     @Test func sameBitsForEveryThreadCount() throws {
         let images = Self.sparseImages(count: 300, features: 784, seed: 3)
         var results = [[Float]]()
         for threads in [1, 2, 3] {
-            results.append(try Self.products(images, backend: CPUBackend(threads: threads), batch: 101, outputs: 75))
+            results.append(try Self.products(images, backend: CPUBackend(threads: threads), batch: 101, outputs: 150))
         }
         #expect(results[0] == results[1] && results[1] == results[2])
-        let dense = try Self.products(images, backend: CPUBackend(threads: 2, skipInputZeros: false), batch: 101, outputs: 75)
+        let dense = try Self.products(images, backend: CPUBackend(threads: 2, skipInputZeros: false), batch: 101, outputs: 150)
         #expect(relativeError(dense.map(Double.init), results[0].map(Double.init)) < 1e-6)
     }
 
