@@ -84,8 +84,9 @@ enum OpBenchmarks {
             for i in 0..<n { p.host[i] = Float(g.unitDouble()) - 0.5 }
             return p
         }
-        let w = try buffer(features * outputs), z = try buffer(rows * outputs)
-        defer { for p in [inputs, w, z] { backend.free(p) }; backend.free(labels) }
+        // The weight gradient writes its own buffer: written into W, repeated products would grow it without bound.
+        let w = try buffer(features * outputs), z = try buffer(rows * outputs), dw = try buffer(features * outputs)
+        defer { for p in [inputs, w, z, dw] { backend.free(p) }; backend.free(labels) }
         (0..<Int32(rows)).map { $0 }.withUnsafeBufferPointer {
             backend.gatherBatch(inputs: inputs, labels: labels, pixels: resident.pixels, sourceLabels: resident.labels, indices: $0,
                                 features: features, normalization: .unit)
@@ -105,7 +106,7 @@ enum OpBenchmarks {
         }
         func weightGradient(_ x: DevicePointer<Float>) {
             backend.gemm(transposeA: true, transposeB: false, m: features, n: outputs, k: rows, alpha: 1, a: x, lda: features,
-                         b: z, ldb: outputs, beta: 0, c: w, ldc: outputs)
+                         b: z, ldb: outputs, beta: 0, c: dw, ldc: outputs)
         }
         var results = [BenchReport.Op]()
         for (label, product) in [("fwd L0 \(rows)×\(outputs)×\(features) NN", forward), ("dW L0 \(features)×\(outputs)×\(rows) TN", weightGradient)] {
