@@ -19,7 +19,7 @@ import MNIST
 ///
 /// The first layer's two products, whose A is the gathered batch, skip the batch's zeros where it has many (81% of
 /// MNIST's pixels are 0): `sparseGEMM` steps, for each tile of 6 rows of the result, only through the pixels where
-/// one of them is nonzero, about 44% of them for MNIST, and the products take 45–49% of the dense ones' time. A zero
+/// one of them is nonzero, about 44% of them for MNIST, and the products take 42–48% of the dense ones' time. A zero
 /// term adds exactly nothing, so only the order of the sums changes.
 ///
 /// Results do not depend on the thread count: products are split between threads by rows or columns of C
@@ -45,9 +45,12 @@ public final class CPUBackend: HostMemoryBackend {
     /// Whether products with the batch's inputs as A skip the zeros of sparse batches (`SparseGEMM.swift`).
     public let skipsInputZeros: Bool
 
+    /// What `deviceDescription` says when the backend skips the inputs' zeros (reports look for it).
+    public static let skipsZerosDescription = "first-layer products skip the inputs' zeros"
+
     public var deviceDescription: String {
         let gemm = gemmProvider == .blas ? "BLAS \(blas!.name)\(blas!.configuration.map { " (\($0))" } ?? "")" : "own \(kernels.name) GEMM"
-        let zeros = skipsInputZeros ? ", first-layer products skip the inputs' zeros" : ""
+        let zeros = skipsInputZeros ? ", \(Self.skipsZerosDescription)" : ""
         return "\(pool.threadCount) threads, \(gemm), \(kernels.name) kernels\(zeros)"
     }
 
@@ -219,7 +222,7 @@ public final class CPUBackend: HostMemoryBackend {
     }
 
     /// The largest share of the depth (`sparseTileShare`) at which the first layer's products skip zeros. MNIST's
-    /// batches step through 44% of it, and their products then take 45–49% of the dense ones' time (`mlp bench
+    /// batches step through 44% of it, and their products then take 42–48% of the dense ones' time (`mlp bench
     /// --ops`, 2026-12-01): the sparse tiles run about as fast per step as the dense ones, a little slower in the
     /// weight gradient. The bar leaves room for that.
     public static let sparseShareMaximum = 0.7

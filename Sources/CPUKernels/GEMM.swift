@@ -108,12 +108,12 @@ public final class GEMMWorkspace: @unchecked Sendable {
         stepFlags.deallocate()
     }
 
-    /// The sparse product's lists (`sparseGEMM`): room for `capacity` steps, grown on the first product that needs
-    /// more (a warm-up step's), so that later products allocate nothing.
+    /// The sparse product's lists of one tile (`sparseGEMM`) and the scratch that lists them: room for `capacity`
+    /// steps, grown on the first product that needs more (a warm-up step's), so that later products allocate nothing.
     @inlinable
-    public func sparseSteps(capacity: Int) -> SparseSteps {
+    public func sparseSteps(capacity: Int) -> (steps: SparseSteps, flags: UnsafeMutablePointer<UInt32>) {
         if stepCapacity < capacity { growSteps(capacity) }
-        return SparseSteps(a: stepOffsets, b: stepOffsets + stepCapacity + sparsePrefetchDistance, flags: stepFlags)
+        return (SparseSteps(a: stepOffsets, b: stepOffsets + stepCapacity + sparsePrefetchDistance), stepFlags)
     }
 
     @usableFromInline var stepCapacity = 0

@@ -56,7 +56,7 @@ public func sparseGEMM<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, _ w:
         }
         return
     }
-    let steps = w.sparseSteps(capacity: g.k)
+    let (steps, flags) = w.sparseSteps(capacity: g.k)
     var i0 = 0
     while i0 < g.m {
         let rows = min(sparseTileRows, g.m - i0)
@@ -66,7 +66,7 @@ public func sparseGEMM<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments, _ w:
         let first = g.transposeA ? g.a + i0 : g.a + i0 * g.lda
         func row(_ r: Int) -> UnsafePointer<Float> { first + (r < rows ? r : 0) * rowStride }
         let tile = lists?.steps(ofTile: i0 / sparseTileRows) ?? steps
-        let count = lists?.counts[i0 / sparseTileRows] ?? listNonzeroSteps(g, firstRow: first, rows: rows, into: steps)
+        let count = lists?.counts[i0 / sparseTileRows] ?? listNonzeroSteps(g, firstRow: first, rows: rows, into: steps, flags: flags)
         var j0 = 0
         let nr = 2 * ISA.Vector.scalarCount
         // With 32 registers (AVX-512), tiles of 4 vectors first: half the listed offsets, broadcasts and loop
@@ -111,9 +111,8 @@ public func listSparseTiles<ISA: KernelISA>(_ isa: ISA.Type, _ g: GEMMArguments,
     let flags = w.sparseSteps(capacity: g.k).flags
     for t in tiles {
         let i0 = t * sparseTileRows
-        var steps = lists.steps(ofTile: t)
-        steps.flags = flags
-        lists.counts[t] = listNonzeroSteps(g, firstRow: g.a + i0 * g.lda, rows: min(sparseTileRows, g.m - i0), into: steps)
+        lists.counts[t] = listNonzeroSteps(g, firstRow: g.a + i0 * g.lda, rows: min(sparseTileRows, g.m - i0),
+                                           into: lists.steps(ofTile: t), flags: flags)
     }
 }
 
@@ -149,18 +148,19 @@ public final class SparseTileLists: @unchecked Sendable {
         countStorage.initialize(repeating: 0, count: tileCapacity)
     }
 
-    /// Tile `t`'s lists (its `flags` are not set: a thread's workspace lends them when listing).
+    /// Tile `t`'s lists.
     @inlinable
     public func steps(ofTile t: Int) -> SparseSteps {
         let a = storage + t * stride
-        return SparseSteps(a: a, b: a + stride / 2, flags: UnsafeMutablePointer(bitPattern: 4)!)
+        return SparseSteps(a: a, b: a + stride / 2)
     }
 }
 
 /// Lists the steps p of the depth at which any of the tile's `rows` rows of op(A) is nonzero, in increasing order:
 /// for each, the offset of op(A)[row, p] from the row's start and the offset of B's row p. Returns their count.
 @inlinable @inline(__always)
-func listNonzeroSteps(_ g: GEMMArguments, firstRow: UnsafePointer<Float>, rows: Int, into steps: SparseSteps) -> Int {
+/// `flags` is scratch for the depth's or-ed bits (A not transposed).
+func listNonzeroSteps(_ g: GEMMArguments, firstRow: UnsafePointer<Float>, rows: Int, into steps: SparseSteps, flags: UnsafeMutablePointer<UInt32>) -> Int {
     // A value is nonzero when its bits other than the sign are (±0 are the only zeros; NaN counts as nonzero).
     let magnitude: UInt32 = 0x7FFF_FFFF
     var count = 0
@@ -188,7 +188,6 @@ func listNonzeroSteps(_ g: GEMMArguments, firstRow: UnsafePointer<Float>, rows: 
     } else {
         // The tile's rows are rows of A: their bits are or-ed along the depth first (loops the compiler
         // vectorises), then the steps are listed from that.
-        let flags = steps.flags
         let row0 = UnsafeRawPointer(firstRow).assumingMemoryBound(to: UInt32.self)
         for p in 0..<g.k { flags[p] = row0[p] }
         for r in 1..<max(rows, 1) {
@@ -284,20 +283,18 @@ func sparseTile6x4<ISA: KernelISA>(
     if storedRows > 5 { storeRow(ISA.self, c50, c51, alpha, beta, c + 5 * ldc); storeRow(ISA.self, c52, c53, alpha, beta, c + 5 * ldc + 2 * w) }
 }
 
-/// The listed steps of one tile (`sparseGEMM`), in a thread's workspace.
+/// The listed steps of one tile (`sparseGEMM`), in a thread's workspace or in shared `SparseTileLists`; each list
+/// is followed by room for the tiles' look-ahead.
 public struct SparseSteps {
     /// Offsets of op(A)'s values from each row's start.
     public var a: UnsafeMutablePointer<Int>
     /// Offsets of B's rows.
     public var b: UnsafeMutablePointer<Int>
-    /// Scratch: the or-ed bits of a tile's rows along the depth.
-    public var flags: UnsafeMutablePointer<UInt32>
 
     @inlinable
-    public init(a: UnsafeMutablePointer<Int>, b: UnsafeMutablePointer<Int>, flags: UnsafeMutablePointer<UInt32>) {
+    public init(a: UnsafeMutablePointer<Int>, b: UnsafeMutablePointer<Int>) {
         self.a = a
         self.b = b
-        self.flags = flags
     }
 }
 

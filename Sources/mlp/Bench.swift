@@ -131,7 +131,10 @@ struct Bench: ParsableCommand {
                     print(row.line)
                     results.append(row)
                     if profile && round == 1 && backendName != "naive" {
-                        report.profile += try StepProfile.run(workload: workload, backend: backend, dataset: dataset)
+                        var entries = try StepProfile.run(workload: workload, backend: backend, dataset: dataset)
+                        // The dense variant's profile beside the default's: its rows say which they are.
+                        if backendName == "cpu-dense" { for i in entries.indices { entries[i].workload += " dense" } }
+                        report.profile += entries
                     }
                 }
             }

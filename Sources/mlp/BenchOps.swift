@@ -72,7 +72,7 @@ enum OpBenchmarks {
     /// The first layer's two products on a real batch (the first `batch` training images, gathered as a step
     /// gathers them), with the inputs' zeros skipped and through the dense product, timed in turn so that this
     /// machine's changes of speed fall on both alike. GFLOP/s count the dense product's operations in both, so
-    /// that they compare with the lines above; the share of the inputs that is nonzero is in the label.
+    /// that they compare with the lines above; the share of the inputs that is nonzero is in the label ("19%≠0").
     static func inputLayerProducts(workload: Workload, backend: CPUBackend, data: LabeledImages, repeats: Int = 30) throws -> [BenchReport.Op] {
         let rows = workload.batch, features = workload.layers[0], outputs = workload.layers[1]
         guard data.featureCount == features, data.count >= rows else { return [] }
@@ -98,7 +98,7 @@ enum OpBenchmarks {
         dense.host.update(from: inputs.host, count: rows * features)
         var nonzero = 0
         for i in 0..<rows * features where inputs.host[i] != 0 { nonzero += 1 }
-        let share = String(format: "%.0f%%", 100 * Double(nonzero) / Double(rows * features))
+        let share = String(format: "%.0f%%≠0", 100 * Double(nonzero) / Double(rows * features))
         let flops = 2.0 * Double(rows * outputs * features)
         func forward(_ x: DevicePointer<Float>) {
             backend.gemm(transposeA: false, transposeB: false, m: rows, n: outputs, k: features, alpha: 1, a: x, lda: features,
@@ -122,7 +122,7 @@ enum OpBenchmarks {
             }
             for (implementation, samples) in [("own \(backend.kernels.name), zeros skipped", skipping), ("own \(backend.kernels.name), dense", plain)] {
                 let seconds = Summary(samples).median
-                results.append(.init(workload: workload.name, operation: "gemm \(label), MNIST \(share) nonzero", implementation: implementation,
+                results.append(.init(workload: workload.name, operation: "gemm \(label), MNIST \(share)", implementation: implementation,
                                      microseconds: seconds * 1e6, gflops: flops / seconds / 1e9, gigabytesPerSecond: nil))
             }
         }

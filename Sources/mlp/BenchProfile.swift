@@ -12,7 +12,7 @@ enum StepProfile {
         var share: Double
 
         var line: String {
-            "\(workload.padding(toLength: 11, withPad: " ", startingAt: 0)) \(operation.padding(toLength: 44, withPad: " ", startingAt: 0)) \(String(format: "%9.1f µs/step %5.1f%%", microsecondsPerStep, 100 * share))"
+            "\(workload.padding(toLength: max(11, workload.count), withPad: " ", startingAt: 0)) \(operation.padding(toLength: 44, withPad: " ", startingAt: 0)) \(String(format: "%9.1f µs/step %5.1f%%", microsecondsPerStep, 100 * share))"
         }
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CPUBackend
 import Foundation
 
 /// What `mlp bench` measured, and how it writes it: JSON for tools, Markdown for people, SVG for the chart.
@@ -79,7 +80,7 @@ struct BenchReport: Codable {
         var md = "# mlp bench\n\n"
         md += "- date: \(machine.date)\n- machine: \(machine.summary)\n- command: `\(command)`\n- commit: \(machine.commit)\n"
         md += "- cpu backend: \(cpuBackend)\n"
-        if cpuBackend.contains("skip the inputs' zeros") { md += "- \(Self.denseOperationsNote)\n" }
+        if cpuBackend.contains(CPUBackend.skipsZerosDescription) { md += "- \(Self.denseOperationsNote)\n" }
         if let gpu { md += "- cuda backend: \(gpu)\n" }
         md += String(format: "- measured CPU peak (2048³ SGEMM): own %.1f GFLOP/s", peak.ownGFLOPs) + (peak.blasGFLOPs.map { String(format: ", BLAS (%@) %.1f GFLOP/s", peak.blasName ?? "", $0) } ?? "") + "\n"
         if let gpu = peak.gpuGFLOPs { md += String(format: "- measured GPU peak (4096³ cuBLAS product): %.0f GFLOP/s\n", gpu) }
