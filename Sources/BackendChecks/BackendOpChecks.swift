@@ -20,6 +20,14 @@ public struct BackendOpChecks {
     }
 
     func upload(_ values: [Float]) throws -> DevicePointer<Float> { try backend.allocate(copying: values) }
+
+    /// The backend's elementwise and loss passes, for the checks of those parts.
+    func parts() throws -> any ComposedLayers {
+        guard let parts = backend as? any ComposedLayers else {
+            throw ConfigurationError(flag: "--backend", value: backend.name, expected: "a backend with elementwise passes (ComposedLayers)")
+        }
+        return parts
+    }
     func poisoned(_ n: Int) throws -> DevicePointer<Float> { try upload([Float](repeating: .nan, count: max(n, 1))) }
 
     /// `C = alpha·op(A)·op(B) + beta·C` with row strides larger than the rows (`lda = cols + 3`), so padding is
@@ -58,7 +66,7 @@ public struct BackendOpChecks {
         let v = random(rows * columns, scale: 2), bias = random(columns)
         let (pv, pb) = (try upload(v), try upload(bias))
         defer { backend.free(pv); backend.free(pb) }
-        backend.biasActivationForward(values: pv, bias: pb, rows: rows, columns: columns, activation: activation)
+        try parts().biasActivationForward(values: pv, bias: pb, rows: rows, columns: columns, activation: activation)
         let out = backend.download(pv, count: rows * columns).map(Double.init)
         let ref = (0..<rows * columns).map { i in ReferenceMLP.activate(Double(v[i]) + Double(bias[i % columns]), activation) }
         return relativeError(out, ref)
@@ -72,7 +80,7 @@ public struct BackendOpChecks {
         let g = random(rows * columns)
         let (pg, po, pdb) = (try upload(g), try upload(outputs), try poisoned(columns))
         defer { backend.free(pg); backend.free(po); backend.free(pdb) }
-        backend.activationBackward(gradient: pg, biasGradient: pdb, outputs: po, rows: rows, columns: columns, activation: activation)
+        try parts().activationBackward(gradient: pg, biasGradient: pdb, outputs: po, rows: rows, columns: columns, activation: activation)
         let dz = backend.download(pg, count: rows * columns).map(Double.init)
         let db = backend.download(pdb, count: columns).map(Double.init)
         let refDz = (0..<rows * columns).map { i in Double(g[i]) * ReferenceMLP.derivative(fromOutput: Double(outputs[i]), activation) }
@@ -133,7 +141,7 @@ public struct BackendOpChecks {
         let pp = try backend.allocate(copying: [Int32](repeating: -1, count: rows))
         defer { for p in [px, pw, pb, pz, pg, pdb, pm] { backend.free(p) }; backend.free(pl); backend.free(pp) }
         let scale = 1 / Float(rows)
-        backend.outputLayerLoss(outputs: pz, gradient: withGradient ? pg : nil, biasGradient: withGradient ? pdb : nil, metrics: pm, predictions: pp, inputs: px, weights: pw, bias: pb, labels: pl, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: scale)
+        backend.outputLayerLoss(outputs: pz, gradient: withGradient ? pg : nil, biasGradient: withGradient ? pdb : nil, metrics: pm, predictions: pp, inputs: px, weights: pw, bias: pb, labels: pl, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: scale, backward: nil)
         let z = backend.download(pz, count: rows * outputSize).map(Double.init)
         let metrics = backend.download(pm, count: 2)
         let predictions: [Int32] = backend.download(pp, count: rows)
@@ -205,10 +213,10 @@ public struct BackendOpChecks {
         let pm = try upload([0.5, 2])
         defer { for p in [px, pw, pb, pz, pg, pdb, pdw, pdx, pdbx, pm] { backend.free(p) }; backend.free(pl) }
         let scale = 1 / Float(rows)
-        backend.outputLayerLossBackward(
-            outputs: pz, gradient: pg, biasGradient: pdb, metrics: pm, inputs: px, weights: pw, bias: pb, labels: pl,
-            rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: scale,
-            weightGradient: pdw, inputGradient: pdx, inputBiasGradient: pdbx, inputActivation: activation)
+        backend.outputLayerLoss(
+            outputs: pz, gradient: pg, biasGradient: pdb, metrics: pm, predictions: nil, inputs: px, weights: pw, bias: pb,
+            labels: pl, rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: scale,
+            backward: LayerBackward(weightGradient: pdw, inputGradient: pdx, inputBiasGradient: pdbx, inputActivation: activation))
         let z = backend.download(pz, count: rows * outputSize).map(Double.init)
         let metrics = backend.download(pm, count: 2)
         var refZ = [Double](), refGrad = [Double](), refDb = [Double](repeating: 0, count: outputSize)
@@ -259,7 +267,7 @@ public struct BackendOpChecks {
         let pp = try backend.allocate(copying: [Int32](repeating: -1, count: rows))
         defer { backend.free(pz); backend.free(pl); backend.free(pg); backend.free(pm); backend.free(pp) }
         let scaleFactor = 1 / Float(rows)
-        backend.lossForwardBackward(gradient: pg, metrics: pm, predictions: pp, outputs: pz, labels: pl, rows: rows, columns: columns, loss: loss, gradientScale: scaleFactor)
+        try parts().lossForwardBackward(gradient: pg, metrics: pm, predictions: pp, outputs: pz, labels: pl, rows: rows, columns: columns, loss: loss, gradientScale: scaleFactor)
         let grad = backend.download(pg, count: rows * columns).map(Double.init)
         let metrics = backend.download(pm, count: 2)
         let predictions: [Int32] = backend.download(pp, count: rows)
@@ -307,7 +315,7 @@ public struct BackendOpChecks {
         let py = try backend.allocate(copying: [Int32](repeating: -1, count: batch))
         defer { backend.free(pp); backend.free(pl); backend.free(px); backend.free(py) }
         indices.withUnsafeBufferPointer {
-            backend.gatherBatch(inputs: px, labels: py, pixels: pp, sourceLabels: pl, indices: $0, features: features, normalization: normalization)
+            backend.gatherBatch(BatchGather(inputs: px, labels: py, pixels: pp, sourceLabels: pl, indices: $0, features: features, normalization: normalization))
         }
         let x = backend.download(px, count: batch * features)
         let y: [Int32] = backend.download(py, count: batch)
@@ -337,7 +345,7 @@ public struct BackendOpChecks {
         let py = try backend.allocate(copying: [Int32](repeating: -1, count: batch))
         defer { backend.free(pp); backend.free(pl); backend.free(px); backend.free(py) }
         indices.withUnsafeBufferPointer {
-            backend.gatherBatch(inputs: px, labels: py, pixels: pp, sourceLabels: pl, indices: $0, features: features, normalization: .unit)
+            backend.gatherBatch(BatchGather(inputs: px, labels: py, pixels: pp, sourceLabels: pl, indices: $0, features: features, normalization: .unit))
         }
         let x = backend.download(px, count: batch * features)
         // Forward: Z [batch, outputs] = X [batch, features] · W [features, outputs].
@@ -385,7 +393,7 @@ public struct BackendOpChecks {
         let (pp, pg, ps) = (try upload(p), try upload(g), try upload(s.isEmpty ? [0] : s))
         defer { backend.free(pp); backend.free(pg); backend.free(ps) }
         let update = configuration.step(step, learningRate: learningRate)
-        backend.optimizerUpdate(parameters: pp, gradients: pg, state: ps, count: count, stateStride: stride, step: update)
+        backend.optimizerUpdate(ParameterUpdate(parameters: pp, gradients: pg, state: ps, count: count, stateStride: stride, step: update))
         let outP = backend.download(pp, count: count).map(Double.init)
         let all = backend.download(ps, count: slots * stride)
         for slot in 0..<slots where all[slot * stride + count..<(slot + 1) * stride] != s[slot * stride + count..<(slot + 1) * stride] {

@@ -26,7 +26,7 @@ import MNIST
 /// (never along k), column sums by columns, the fused output layer by rows (each row's sums in a fixed order), and
 /// the optimizer by elements, so every number is computed in the same order whatever the split. (Only the loss
 /// *metric* is summed in per-thread parts.)
-public final class CPUBackend: HostMemoryBackend {
+public final class CPUBackend: HostMemoryBackend, ComposedLayers {
     /// How matrix products are computed.
     public enum GEMMProvider: String, CaseIterable, Sendable {
         /// This package's packed SIMD GEMM (deterministic across thread counts).
@@ -86,24 +86,40 @@ public final class CPUBackend: HostMemoryBackend {
     /// The arguments of the operation in progress. Each operation's parallel job is a closure made once (in
     /// `bindJobs`) that reads them from here: a closure made per call would allocate on every call.
     private struct Pending {
+        /// How many parts the operation is split into (one task each).
+        var parts = 1
         var gemm = GEMMArguments(transposeA: false, transposeB: false, m: 0, n: 0, k: 0, alpha: 0, a: UnsafePointer(bitPattern: 64)!, lda: 0, b: UnsafePointer(bitPattern: 64)!, ldb: 0, beta: 0, c: UnsafeMutablePointer(bitPattern: 64)!, ldc: 0)
         var gemmByColumns = false
         var sparseGEMM = false
         var sharesLists = false
         var gemmTile = 0, gemmExtent = 0
-        var parts = 1
-        var rows = 0, columns = 0, count = 0, features = 0
-        /// The optimizer state's slot stride.
-        var stride = 0
-        var activation = Activation.relu
-        var loss = Loss.softmaxCrossEntropy
-        var gradientScale: Float = 1
-        var normalization = Normalization.unit
-        var step = OptimizerStep(kind: .sgd, learningRate: 0, momentum: 0, nesterov: false, weightDecay: 0, beta1: 0, beta2: 0, epsilon: 0, step: 1)
-        var f0: UnsafeMutablePointer<Float>?, f1: UnsafeMutablePointer<Float>?, f2: UnsafeMutablePointer<Float>?
-        var i0: UnsafeMutablePointer<Int32>?, i1: UnsafeMutablePointer<Int32>?, i2: UnsafeMutablePointer<Int32>?
-        var b0: UnsafeMutablePointer<UInt8>?, b1: UnsafeMutablePointer<UInt8>?
+        var gather: BatchGather?
+        var biasActivation: BiasActivationArguments?
+        var activationBackward: ActivationBackwardArguments?
+        var loss: LossArguments?
+        var update: ParameterUpdate?
         var outputLayer: OutputLayerArguments?
+        /// The rows of the output layer's batch.
+        var outputRows = 0
+    }
+
+    /// `biasActivationForward`'s arguments, for its job.
+    private struct BiasActivationArguments {
+        var values: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>
+        var rows: Int, columns: Int, activation: Activation
+    }
+
+    /// `activationBackward`'s arguments, for its job.
+    private struct ActivationBackwardArguments {
+        var gradient: UnsafeMutablePointer<Float>, biasGradient: UnsafeMutablePointer<Float>, outputs: UnsafePointer<Float>
+        var rows: Int, columns: Int, activation: Activation
+    }
+
+    /// `lossForwardBackward`'s arguments, for its job.
+    private struct LossArguments {
+        var gradient: UnsafeMutablePointer<Float>?, predictions: UnsafeMutablePointer<Int32>?
+        var outputs: UnsafePointer<Float>, labels: UnsafePointer<Int32>
+        var rows: Int, columns: Int, loss: Loss, gradientScale: Float
     }
 
     /// Per-part loss sums (one slot per part, at most 8 parts), added in part order.
@@ -115,7 +131,7 @@ public final class CPUBackend: HostMemoryBackend {
         transposedWeights.deallocate()
     }
 
-    /// The output layer's weights transposed (`outputLayerLossBackward`): grown on its first call, which a warm-up
+    /// The output layer's weights transposed (`outputLayerLoss` with its backward): grown on its first call, which a warm-up
     /// step makes, so that later steps allocate nothing.
     private var transposedWeights = UnsafeMutableBufferPointer<Float>.allocate(capacity: 0)
 
@@ -152,39 +168,38 @@ public final class CPUBackend: HostMemoryBackend {
             self.kernels.listSparseTiles(p.gemm, tiles * t / p.parts..<tiles * (t + 1) / p.parts, self.sparseLists, self.workspaces[t])
         }
         gatherJob = { [unowned(unsafe) self] t in
-            let p = self.pending
-            self.kernels.gather(p.f0!, p.i0!, UnsafePointer(p.b0!), UnsafePointer(p.b1!), UnsafePointer(p.i1!),
-                                p.rows * t / p.parts..<p.rows * (t + 1) / p.parts, p.features, p.normalization)
+            let p = self.pending, g = p.gather!, rows = g.indices.count
+            self.kernels.gather(g.inputs.host, g.labels.host, UnsafePointer(g.pixels.host), UnsafePointer(g.sourceLabels.host),
+                                g.indices.baseAddress!, rows * t / p.parts..<rows * (t + 1) / p.parts, g.features, g.normalization)
         }
         biasJob = { [unowned(unsafe) self] t in
-            let p = self.pending
-            self.kernels.biasActivation(p.f0!, UnsafePointer(p.f1!), p.rows * t / p.parts..<p.rows * (t + 1) / p.parts, p.columns, p.activation)
+            let p = self.pending, a = p.biasActivation!
+            self.kernels.biasActivation(a.values, a.bias, a.rows * t / p.parts..<a.rows * (t + 1) / p.parts, a.columns, a.activation)
         }
         backwardJob = { [unowned(unsafe) self] t in
-            let p = self.pending
+            let p = self.pending, a = p.activationBackward!
             let w = self.kernels.vectorWidth
-            let units = (p.columns + w - 1) / w
-            let lo = min(p.columns, units * t / p.parts * w), hi = min(p.columns, units * (t + 1) / p.parts * w)
-            self.kernels.activationBackward(p.f0!, p.f1!, UnsafePointer(p.f2!), p.rows, p.columns, lo..<hi, p.activation)
+            let units = (a.columns + w - 1) / w
+            let lo = min(a.columns, units * t / p.parts * w), hi = min(a.columns, units * (t + 1) / p.parts * w)
+            self.kernels.activationBackward(a.gradient, a.biasGradient, a.outputs, a.rows, a.columns, lo..<hi, a.activation)
         }
         lossJob = { [unowned(unsafe) self] t in
-            let p = self.pending
-            let part = lossRows(
-                gradient: p.f0, predictions: p.i0, outputs: UnsafePointer(p.f1!), labels: UnsafePointer(p.i1!),
-                rows: p.rows * t / p.parts..<p.rows * (t + 1) / p.parts, columns: p.columns, loss: p.loss,
-                gradientScale: p.gradientScale)
-            self.lossParts[t] = part
+            let p = self.pending, a = p.loss!
+            self.lossParts[t] = lossRows(
+                gradient: a.gradient, predictions: a.predictions, outputs: a.outputs, labels: a.labels,
+                rows: a.rows * t / p.parts..<a.rows * (t + 1) / p.parts, columns: a.columns, loss: a.loss,
+                gradientScale: a.gradientScale)
         }
         outputLayerJob = { [unowned(unsafe) self] t in
             let p = self.pending
-            self.lossParts[t] = self.kernels.outputLayer(p.outputLayer!, p.rows * t / p.parts..<p.rows * (t + 1) / p.parts)
+            self.lossParts[t] = self.kernels.outputLayer(p.outputLayer!, p.outputRows * t / p.parts..<p.outputRows * (t + 1) / p.parts)
         }
         optimizerJob = { [unowned(unsafe) self] t in
-            let p = self.pending
+            let p = self.pending, u = p.update!
             let w = self.kernels.vectorWidth
-            let units = (p.count + w - 1) / w
-            let lo = min(p.count, units * t / p.parts * w), hi = min(p.count, units * (t + 1) / p.parts * w)
-            self.kernels.optimizer(p.f0!, UnsafePointer(p.f1!), p.f2!, p.stride, lo..<hi, p.step)
+            let units = (u.count + w - 1) / w
+            let lo = min(u.count, units * t / p.parts * w), hi = min(u.count, units * (t + 1) / p.parts * w)
+            self.kernels.optimizer(u.parameters.host, UnsafePointer(u.gradients.host), u.state.host, u.stateStride, lo..<hi, u.step)
         }
     }
 
@@ -202,20 +217,16 @@ public final class CPUBackend: HostMemoryBackend {
 
     // MARK: Batches
 
-    public func gatherBatch(
-        inputs: DevicePointer<Float>, labels: DevicePointer<Int32>,
-        pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>,
-        features: Int, normalization: Normalization
-    ) {
-        guard let indexBase = indices.baseAddress, !indices.isEmpty else { return }
-        let batch = indices.count
+    public func gatherBatch(_ gather: BatchGather) {
+        let batch = gather.indices.count, features = gather.features, inputs = gather.inputs
+        guard batch > 0 else { return }
         pending.parts = parts(batch * features, grain: 16_384)
-        pending.f0 = inputs.host; pending.i0 = labels.host; pending.b0 = pixels.host; pending.b1 = sourceLabels.host
-        pending.i1 = UnsafeMutablePointer(mutating: indexBase); pending.rows = batch; pending.features = features; pending.normalization = normalization
+        pending.gather = gather
         pool.run(tasks: pending.parts, gatherJob)
+        pending.gather = nil  // its indices are the caller's
         // Pixels of 0 stay 0 only without a shift; a few tiles of rows tell whether the batch is sparse enough to pay.
         sparseInputs = nil
-        if skipsInputZeros && normalization.shift == 0
+        if skipsInputZeros && gather.normalization.shift == 0
             && sparseTileShare(inputs.host, rows: batch, rowLength: features, samples: 3) <= Self.sparseShareMaximum {
             sparseInputs = inputs.host
         }
@@ -286,8 +297,7 @@ public final class CPUBackend: HostMemoryBackend {
         values: DevicePointer<Float>, bias: DevicePointer<Float>, rows: Int, columns: Int, activation: Activation
     ) {
         pending.parts = parts(rows * columns, grain: 32_768)
-        pending.f0 = values.host; pending.f1 = bias.host
-        pending.rows = rows; pending.columns = columns; pending.activation = activation
+        pending.biasActivation = BiasActivationArguments(values: values.host, bias: UnsafePointer(bias.host), rows: rows, columns: columns, activation: activation)
         flushingSubnormals { pool.run(tasks: pending.parts, biasJob) }
     }
 
@@ -297,8 +307,9 @@ public final class CPUBackend: HostMemoryBackend {
     ) {
         // Split by columns: each bias-gradient sum stays with one thread, in row order.
         pending.parts = min(parts(rows * columns, grain: 32_768), max(1, columns / kernels.vectorWidth))
-        pending.f0 = gradient.host; pending.f1 = biasGradient.host; pending.f2 = outputs.host
-        pending.rows = rows; pending.columns = columns; pending.activation = activation
+        pending.activationBackward = ActivationBackwardArguments(
+            gradient: gradient.host, biasGradient: biasGradient.host, outputs: UnsafePointer(outputs.host), rows: rows, columns: columns,
+            activation: activation)
         flushingSubnormals { pool.run(tasks: pending.parts, backwardJob) }
     }
 
@@ -309,8 +320,9 @@ public final class CPUBackend: HostMemoryBackend {
     ) {
         // Each part's sums land in their own slot and are added in part order, whatever the timing.
         pending.parts = min(parts(rows * columns, grain: 2_048), maxLossParts)
-        pending.f0 = gradient?.host; pending.i0 = predictions?.host; pending.f1 = outputs.host; pending.i1 = labels.host
-        pending.rows = rows; pending.columns = columns; pending.loss = loss; pending.gradientScale = gradientScale
+        pending.loss = LossArguments(
+            gradient: gradient?.host, predictions: predictions?.host, outputs: UnsafePointer(outputs.host),
+            labels: UnsafePointer(labels.host), rows: rows, columns: columns, loss: loss, gradientScale: gradientScale)
         flushingSubnormals { pool.run(tasks: pending.parts, lossJob) }
         for t in 0..<pending.parts {
             metrics.host[0] += lossParts[t].0
@@ -324,26 +336,27 @@ public final class CPUBackend: HostMemoryBackend {
     /// products the GEMM runs well.
     public static let fusedOutputMaximum = 16
 
-    public var fusesOutputLayer: Bool { true }
+    public var fusedOperations: FusedOperations { .outputLayer }
 
-    /// A narrow output layer, its loss and its backward as far as the previous layer's input gradient in one pass
-    /// over the batch's rows (`outputLayerRows`), then the two bias gradients' column sums and the weight gradient's
-    /// product as in the default composition. Per row, the logits and the input gradient are sums in a fixed order,
-    /// so results do not depend on the thread count.
-    public func outputLayerLossBackward(
-        outputs: DevicePointer<Float>, gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>,
-        metrics: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>,
-        bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int,
-        loss: Loss, gradientScale: Float, weightGradient: DevicePointer<Float>, inputGradient: DevicePointer<Float>,
-        inputBiasGradient: DevicePointer<Float>, inputActivation: Activation
+    /// A narrow output layer in a training step, its loss and its backward as far as the previous layer's input
+    /// gradient in one pass over the batch's rows (`outputLayerRows`), then the two bias gradients' column sums and
+    /// the weight gradient's product as in the composition. Per row, the logits and the input gradient are sums in
+    /// a fixed order, so results do not depend on the thread count. Without `backward` (evaluation, a network of
+    /// one layer), and for wider layers: the composition.
+    public func outputLayerLoss(
+        outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?,
+        metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>,
+        weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>,
+        rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float, backward: LayerBackward?
     ) {
-        guard outputSize <= Self.fusedOutputMaximum, rows > 0, inputSize > 0, outputSize > 0 else {
-            return unfusedOutputLayerLossBackward(
-                outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, inputs: inputs,
-                weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize, outputSize: outputSize,
-                loss: loss, gradientScale: gradientScale, weightGradient: weightGradient, inputGradient: inputGradient,
-                inputBiasGradient: inputBiasGradient, inputActivation: inputActivation)
+        guard let backward, let gradient, let biasGradient, predictions == nil,
+              outputSize <= Self.fusedOutputMaximum, rows > 0, inputSize > 0, outputSize > 0 else {
+            return composedOutputLayerLoss(
+                outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, predictions: predictions,
+                inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows, inputSize: inputSize,
+                outputSize: outputSize, loss: loss, gradientScale: gradientScale, backward: backward)
         }
+        let inputGradient = backward.inputGradient
         if transposedWeights.count < inputSize * outputSize {
             transposedWeights.deallocate()
             transposedWeights = .allocate(capacity: inputSize * outputSize)
@@ -351,11 +364,11 @@ public final class CPUBackend: HostMemoryBackend {
         let wt = transposedWeights.baseAddress!, w = weights.host
         for k in 0..<inputSize { for c in 0..<outputSize { wt[c * inputSize + k] = w[k * outputSize + c] } }
         pending.parts = min(parts(rows * inputSize * outputSize, grain: 131_072), maxLossParts)
-        pending.rows = rows
+        pending.outputRows = rows
         pending.outputLayer = OutputLayerArguments(
             outputs: outputs.host, gradient: gradient.host, inputGradient: inputGradient.host, inputs: UnsafePointer(inputs.host),
             transposedWeights: UnsafePointer(wt), bias: UnsafePointer(bias.host), labels: UnsafePointer(labels.host),
-            inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale, inputActivation: inputActivation)
+            inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale, inputActivation: backward.inputActivation)
         flushingSubnormals { pool.run(tasks: pending.parts, outputLayerJob) }
         for t in 0..<pending.parts {
             metrics.host[0] += lossParts[t].0
@@ -363,21 +376,19 @@ public final class CPUBackend: HostMemoryBackend {
         }
         // The identity's derivative is 1: these passes only sum the columns (in row order).
         activationBackward(gradient: gradient, biasGradient: biasGradient, outputs: outputs, rows: rows, columns: outputSize, activation: .identity)
-        activationBackward(gradient: inputGradient, biasGradient: inputBiasGradient, outputs: inputs, rows: rows, columns: inputSize, activation: .identity)
+        activationBackward(gradient: inputGradient, biasGradient: backward.inputBiasGradient, outputs: inputs, rows: rows, columns: inputSize, activation: .identity)
         gemm(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows, alpha: 1, a: inputs, lda: inputSize,
-             b: gradient, ldb: outputSize, beta: 0, c: weightGradient, ldc: outputSize)
+             b: gradient, ldb: outputSize, beta: 0, c: backward.weightGradient, ldc: outputSize)
     }
 
     // MARK: Optimizer
 
-    public func optimizerUpdate(
-        parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>,
-        count: Int, stateStride: Int, step: OptimizerStep
-    ) {
-        precondition(stateStride >= count, "state slots \(stateStride) apart for \(count) parameters")
-        pending.parts = parts(count, grain: 65_536)
-        pending.f0 = parameters.host; pending.f1 = gradients.host; pending.f2 = state.host
-        pending.count = count; pending.stride = stateStride; pending.step = step
+    public func optimizerUpdate(_ update: ParameterUpdate) {
+        precondition(update.stateStride >= update.count, "state slots \(update.stateStride) apart for \(update.count) parameters")
+        pending.parts = parts(update.count, grain: 65_536)
+        pending.update = update
         flushingSubnormals { pool.run(tasks: pending.parts, optimizerJob) }
+        pending.update = nil
+        update.gatherAfterwards(on: self)
     }
 }

@@ -60,22 +60,14 @@ public struct GEMMArguments {
 
 /// Blocking of the packed GEMM (Goto's algorithm as BLIS lays it out): C is computed in `mr × nr` tiles by a
 /// register-resident micro-kernel, over packed panels of A (`mc × kc`, kept in L2) and B (`kc × nc`).
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public enum GEMMBlocking {
     /// Depth of one packed panel: a `kc × nr` B micro-panel (32 KiB at nr = 32) stays in the 48 KiB L1.
     public static let kc = 256
     /// Rows of A packed at once (a multiple of every mr): 96 × 256 floats = 96 KiB, in L2.
     public static let mc = 96
-    /// Rows of the register tile with 32 vector registers (AVX-512): 12 or 8 (`MLP_GEMM_MR`, for measuring).
-    public static let wideRows: Int = {
-        #if canImport(Glibc)
-        if let v = getenv("MLP_GEMM_MR").map({ String(cString: $0) }), v == "8" { return 8 }
-        #endif
-        return 12
-    }()
+    /// Rows of the register tile with 32 vector registers (AVX-512): 12 × 2 vectors take 24 of them.
+    public static let wideRows = 12
     /// Columns of B packed at once: 256 × 1024 floats = 1 MiB, half of a 2 MiB L2.
     public static let nc = 1024
 }
@@ -132,7 +124,7 @@ public final class GEMMWorkspace: @unchecked Sendable {
     }
 }
 
-/// The register tile of `mr` rows (12, 8 or 6) over a packed A panel, or (`lda` given) over mr rows of a row-major
+/// The register tile of `mr` rows (12 or 6) over a packed A panel, or (`lda` given) over mr rows of a row-major
 /// A read in place. The packed case passes literal strides so that, inlined, its loads have fixed offsets.
 @inlinable @inline(__always)
 func registerTile<ISA: KernelISA>(_ isa: ISA.Type, mr: Int, kc: Int, a: UnsafePointer<Float>, lda: Int?, b: UnsafePointer<Float>, alpha: Float, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -141,12 +133,6 @@ func registerTile<ISA: KernelISA>(_ isa: ISA.Type, mr: Int, kc: Int, a: UnsafePo
             microKernel12(ISA.self, kc: kc, a: a, rowStride: lda, step: 1, b: b, alpha: alpha, beta: beta, c: c, ldc: ldc)
         } else {
             microKernel12(ISA.self, kc: kc, a: a, rowStride: 1, step: 12, b: b, alpha: alpha, beta: beta, c: c, ldc: ldc)
-        }
-    } else if mr == 8 {
-        if let lda {
-            microKernel8(ISA.self, kc: kc, a: a, rowStride: lda, step: 1, b: b, alpha: alpha, beta: beta, c: c, ldc: ldc)
-        } else {
-            microKernel8(ISA.self, kc: kc, a: a, rowStride: 1, step: 8, b: b, alpha: alpha, beta: beta, c: c, ldc: ldc)
         }
     } else {
         if let lda {

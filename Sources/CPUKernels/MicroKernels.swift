@@ -47,38 +47,6 @@ func microKernel12<ISA: KernelISA>(_ isa: ISA.Type, kc: Int, a: UnsafePointer<Fl
     storeRow(ISA.self, cB0, cB1, alpha, beta, c + 11 * ldc)
 }
 
-/// 8 × 2 vectors (8 × 32 floats with AVX-512: 16 of the 32 zmm registers).
-/// `c = alpha · (A panel · B panel) + beta · c` (c not read when beta is 0).
-@inlinable @inline(__always)
-func microKernel8<ISA: KernelISA>(_ isa: ISA.Type, kc: Int, a: UnsafePointer<Float>, rowStride: Int, step: Int, b: UnsafePointer<Float>, alpha: Float, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-    typealias V = ISA.Vector
-    let w = V.scalarCount
-    var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V(), c30 = V(), c31 = V()
-    var c40 = V(), c41 = V(), c50 = V(), c51 = V(), c60 = V(), c61 = V(), c70 = V(), c71 = V()
-    var pa = a, pb = b
-    for _ in 0..<kc {
-        let b0 = V.load(pb), b1 = V.load(pb + w)
-        var x = V(repeating: pa[0]); c00 = ISA.multiplyAdd(x, b0, c00); c01 = ISA.multiplyAdd(x, b1, c01)
-        x = V(repeating: pa[1 * rowStride]); c10 = ISA.multiplyAdd(x, b0, c10); c11 = ISA.multiplyAdd(x, b1, c11)
-        x = V(repeating: pa[2 * rowStride]); c20 = ISA.multiplyAdd(x, b0, c20); c21 = ISA.multiplyAdd(x, b1, c21)
-        x = V(repeating: pa[3 * rowStride]); c30 = ISA.multiplyAdd(x, b0, c30); c31 = ISA.multiplyAdd(x, b1, c31)
-        x = V(repeating: pa[4 * rowStride]); c40 = ISA.multiplyAdd(x, b0, c40); c41 = ISA.multiplyAdd(x, b1, c41)
-        x = V(repeating: pa[5 * rowStride]); c50 = ISA.multiplyAdd(x, b0, c50); c51 = ISA.multiplyAdd(x, b1, c51)
-        x = V(repeating: pa[6 * rowStride]); c60 = ISA.multiplyAdd(x, b0, c60); c61 = ISA.multiplyAdd(x, b1, c61)
-        x = V(repeating: pa[7 * rowStride]); c70 = ISA.multiplyAdd(x, b0, c70); c71 = ISA.multiplyAdd(x, b1, c71)
-        pa += step
-        pb += 2 * w
-    }
-    storeRow(ISA.self, c00, c01, alpha, beta, c)
-    storeRow(ISA.self, c10, c11, alpha, beta, c + ldc)
-    storeRow(ISA.self, c20, c21, alpha, beta, c + 2 * ldc)
-    storeRow(ISA.self, c30, c31, alpha, beta, c + 3 * ldc)
-    storeRow(ISA.self, c40, c41, alpha, beta, c + 4 * ldc)
-    storeRow(ISA.self, c50, c51, alpha, beta, c + 5 * ldc)
-    storeRow(ISA.self, c60, c61, alpha, beta, c + 6 * ldc)
-    storeRow(ISA.self, c70, c71, alpha, beta, c + 7 * ldc)
-}
-
 /// 6 × 2 vectors (12 accumulators: fits the 16 registers of AVX2 and SSE).
 @inlinable @inline(__always)
 func microKernel6<ISA: KernelISA>(_ isa: ISA.Type, kc: Int, a: UnsafePointer<Float>, rowStride: Int, step: Int, b: UnsafePointer<Float>, alpha: Float, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {

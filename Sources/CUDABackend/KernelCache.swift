@@ -13,17 +13,8 @@ import Foundation
 /// caller loads a file into the driver and compiles again when the driver refuses it (a damaged file); a save that
 /// fails is reported, never fatal. Saves are atomic (a temporary file renamed over the old one).
 struct KernelCache {
-    /// The directory of the files; nil: compile in every process.
+    /// The directory of the files (`CUDAOptions.kernelCache`); nil: compile in every process.
     let directory: URL?
-
-    /// `$MLP_CUDA_KERNEL_CACHE` (a directory; `0` or empty: none), else `$XDG_CACHE_HOME/mlp/kernels`, else
-    /// `~/.cache/mlp/kernels`.
-    static func defaultDirectory(environment: [String: String]) -> URL? {
-        if let path = environment["MLP_CUDA_KERNEL_CACHE"] {
-            return path.isEmpty || path == "0" ? nil : URL(fileURLWithPath: path)
-        }
-        return mlpCacheDirectory(environment: environment)?.appendingPathComponent("kernels")
-    }
 
     /// The file of `program` compiled for `architecture` from `inputs` (the source, the options, the compiler's
     /// version: everything the machine code depends on).

@@ -1,8 +1,8 @@
 import Foundation
 import MLPCore
 
-/// The products' algorithms chosen inside whole replayed training steps (`Backend.tuneSteps`, which
-/// `Network.warmUp` calls with the step an epoch repeats).
+/// The products' algorithms chosen inside whole replayed training steps (`TrainingStep.tunes`, which
+/// `Network.warmUp` sets for the step an epoch repeats).
 extension CUDABackend {
     /// Steps longer than this are not tuned whole: their products are large enough that the time each takes alone
     /// decides, and each trial would take milliseconds.
@@ -11,20 +11,20 @@ extension CUDABackend {
     /// measures faster by chance does not (the choice is kept for later runs).
     static let stepTuningMargin = 0.005
 
-    /// Chooses the algorithm of each product of the recorded step by timing whole replayed steps, one product at a
+    /// Chooses the algorithm of each product of the step `key` by timing whole replayed steps, one product at a
     /// time, each of its candidates in turn (those within 1.5× of the fastest alone), keeping a candidate only if the
-    /// step gets faster. Timing alone does not see what the step's other kernels do to a product: on an H200 the
-    /// first layer's weight gradient of a small-128 step took 10 µs in the step where it took 6 alone, slowed by
-    /// the second stream's product beside it, and the candidate that was slower alone made the step 2 µs faster
-    /// (Benchmarks/RESULTS.md). The choices go to the tuning cache, with a record that this step's products were
-    /// chosen together, so that later runs skip the search. `MLP_CUDA_STEP_TUNE=0` turns it off.
-    public func tuneSteps(_ step: () -> Void) {
-        // Not while a product's candidate is forced (`MLP_CUDA_CHOOSE`): the search would replace it.
-        guard usesGraphs, tunesSteps, !traces, MatmulPlanner.forcedChoices.isEmpty, let planner, planner.tunes,
-              pendingError == nil, runsDirectly else { return }
-        // Until the step is recorded: the first run gathers its batch, the second is the kind to tune, run directly
-        // (its products planned and timed alone), then recorded twice.
-        for _ in 0..<4 { step() }
+    /// step gets faster. Timing alone does not see what the step's other kernels do to a product: a product beside
+    /// another stream's product runs slower than alone, and a candidate that was slower alone can make the step
+    /// faster (Benchmarks/RESULTS.md). The choices go to the tuning cache, with a record that this step's products
+    /// were chosen together, so that later runs skip the search. `MLP_CUDA_OFF=step-tuning` turns it off; the step
+    /// then runs once, as any other.
+    func tuneStep(_ key: RecordingKey, _ schedule: StepSchedule, _ queue: (StepSchedule) -> Void) {
+        func step() { runStep(key, schedule, queue) }
+        guard usesGraphs, options.uses(.stepTuning), !options.traces, planner.tunes, pendingError == nil, runsDirectly else {
+            return step()
+        }
+        // Until the step is recorded: run directly (its products planned and timed alone), then recorded twice.
+        for _ in 0..<3 { step() }
         // The products whose choice timing made (and the cache keeps); not those that add to their output.
         let plans = lastRecordedPlans.filter { $0.tuned && $0.key != nil && $0.candidates.count > 1 }
         guard !plans.isEmpty, !planner.stepChoicesKnown(plans) else { return }

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The algorithm that timing chose for each product, kept on disk between runs. A later process on the same card,
+/// The algorithm that timing chose for each product, kept on disk between runs (where: `CUDAOptions.tuningCache`). A later process on the same card,
 /// driver and cuBLASLt takes the recorded choice instead of timing the candidates again: start-up is shorter, and
 /// every run makes the same choice, so two runs with the same seed give bit-identical weights (without the file,
 /// timing may choose differently from one process to the next).
@@ -10,8 +10,8 @@ import Foundation
 /// choice is `lt:<i> of <n>`, the position of the algorithm in the list of `n` that cuBLASLt's heuristic returned
 /// (the same list for the same key and context; the 64-byte algorithm itself is not compared, as some of its bytes
 /// were seen to differ from one process to the next for the same algorithm), `lt:<i> of <n>, k in <parts>/<scheme>`
-/// for that algorithm made to split `k` (`SplitVariant`), or `tiled:<rows>x<columns>/<splits>` for our own
-/// kernels. A choice that does not fit the candidates of this run is timed again. A file
+/// for that algorithm made to split `k` (`SplitVariant`). A choice that does not fit the candidates of this run is
+/// timed again. A file
 /// that cannot be read or parsed is ignored and replaced at the next save; a save that fails is reported, never
 /// fatal. Saves are atomic (a temporary file renamed over the old one) and merge what other processes wrote since.
 final class TuningCache {
@@ -20,15 +20,6 @@ final class TuningCache {
     /// What the choices depend on besides the product: card, driver, library, compute type.
     let context: String
     private(set) var entries: [String: String]
-
-    /// `$MLP_CUDA_TUNE_CACHE` (a path; `0` or empty: no file), else `$XDG_CACHE_HOME/mlp/cublaslt-tuning.json`,
-    /// else `~/.cache/mlp/cublaslt-tuning.json`.
-    static func defaultURL(environment: [String: String]) -> URL? {
-        if let path = environment["MLP_CUDA_TUNE_CACHE"] {
-            return path.isEmpty || path == "0" ? nil : URL(fileURLWithPath: path)
-        }
-        return mlpCacheDirectory(environment: environment)?.appendingPathComponent("cublaslt-tuning.json")
-    }
 
     init(url: URL?, context: String) {
         self.url = url
@@ -96,8 +87,6 @@ final class TuningCache {
             return "lt:\(base) of \(heuristic.count), k in \(variant.parts)/\(variant.scheme)"
         case .lt:
             return "lt:\(heuristic.firstIndex(of: index)!) of \(heuristic.count)"
-        case .tiled(let config):
-            return "tiled:\(config.rowsPerTile)x\(config.columnsPerTile)/\(config.splits)"
         }
     }
 
@@ -106,7 +95,7 @@ final class TuningCache {
         candidates.indices.first { encode(candidates, chosen: $0) == text }
     }
 
-    /// The positions in `candidates` of cuBLASLt's heuristic's algorithms (not our kernels, not split variants).
+    /// The positions in `candidates` of cuBLASLt's heuristic's algorithms (not the split variants made of them).
     static func heuristicIndices(_ candidates: [MatmulAlgorithm]) -> [Int] {
         candidates.indices.filter { if case .lt(_, _, _, nil) = candidates[$0] { return true } else { return false } }
     }

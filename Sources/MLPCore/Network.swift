@@ -47,14 +47,11 @@ public final class Network {
     ///   - optimizer: the optimizer whose state the network holds.
     ///   - backend: where the network's memory lives and its operations run.
     ///   - maxBatch: the largest batch a step or an evaluation may use.
-    ///   - updatesEachLayer: whether training steps update each layer as soon as its gradients are final instead of
-    ///     every layer at once at the end (the same results); nil lets the backend choose
-    ///     (`Backend.updatesEachLayer(parameters:)`).
-    ///   - fusesSteps: whether training steps run as the backend's one fused operation (`FusedTrainingStep`): nil
-    ///     lets the backend choose, true asks for it wherever the backend has one, false runs them op by op.
+    ///   - schedule: how training steps arrange their operations (every schedule gives the same results); nil lets
+    ///     the backend choose (`Backend.runTrainingStep`). Tests pass one to check each schedule on every backend.
     /// - Throws: a backend error when memory runs out; `ConfigurationError` for a `maxBatch` below 1.
     public init(spec: NetworkSpec, optimizer: OptimizerConfiguration, backend: any Backend, maxBatch: Int,
-                updatesEachLayer: Bool? = nil, fusesSteps: Bool? = nil) throws {
+                schedule: StepSchedule? = nil) throws {
         guard maxBatch >= 1 else {
             throw ConfigurationError(flag: "--batch-size", value: "\(maxBatch)", expected: "at least 1")
         }
@@ -63,6 +60,7 @@ public final class Network {
         self.optimizer = optimizer
         self.backend = backend
         self.maxBatch = maxBatch
+        self.preferredSchedule = schedule
         let n = layout.count
         parameters = try backend.allocate(Float.self, count: n)
         gradients = try backend.allocate(Float.self, count: n)
@@ -78,22 +76,11 @@ public final class Network {
         predictions = try backend.allocate(Int32.self, count: maxBatch)
         trainingMetrics = try backend.allocate(Float.self, count: 2)
         evaluationMetrics = try backend.allocate(Float.self, count: 2)
-        self.updatesEachLayer = updatesEachLayer ?? backend.updatesEachLayer(parameters: n)
         prefetched = .allocate(capacity: maxBatch)
-        if fusesSteps != false {
-            fusedStep = try backend.makeFusedStep(
-                FusedStepBuffers(
-                    spec: spec, layout: layout, optimizer: optimizer, maxBatch: maxBatch, parameters: parameters,
-                    gradients: gradients, optimizerState: optimizerState, inputs: inputs, activations: activations,
-                    labels: labels, trainingMetrics: trainingMetrics),
-                preferred: fusesSteps)
-        }
     }
 
-    /// The backend's whole training step in one operation, when it has one for this network (`fusesSteps`).
-    private var fusedStep: (any FusedTrainingStep)?
-    /// Whether training steps run as one fused operation of the backend.
-    public var fusesSteps: Bool { fusedStep != nil }
+    /// The schedule training steps ask the backend for (`init`'s `schedule`).
+    let preferredSchedule: StepSchedule?
 
     deinit {
         prefetched.deallocate()
@@ -134,88 +121,108 @@ public final class Network {
     /// One optimizer step on the samples `batch` of `data`: forward, loss, backward, update.
     ///
     /// The batch's summed loss and correct count are added to the training metrics (read them with
-    /// `readTrainingMetrics`). With `next`, the samples of the step that will follow, a backend that gathers
-    /// batches within its updates (`Backend.gathersWithUpdates`) gathers them at the end of this step, and that
-    /// step then starts with its first product; the results are the same either way.
+    /// `readTrainingMetrics`). With `next`, the samples of the step that will follow, a backend may gather them at
+    /// the end of this step (`StepSchedule.gathersNextBatch`), and that step then starts with its first product; the
+    /// results are the same either way.
     /// - Precondition: `1 ≤ batch.count ≤ maxBatch`; indices within `data`.
     public func trainStep(_ data: ResidentDataset, batch: ArraySlice<Int32>, step: OptimizerStep, next: ArraySlice<Int32>? = nil) {
+        trainStep(data, batch: batch, step: step, next: next, tunes: false)
+    }
+
+    /// `trainStep`, with `tunes` passed to the backend (`TrainingStep.tunes`).
+    private func trainStep(_ data: ResidentDataset, batch: ArraySlice<Int32>, step: OptimizerStep, next: ArraySlice<Int32>?, tunes: Bool) {
         let rows = batch.count
         precondition(rows >= 1 && rows <= maxBatch, "batch of \(rows) rows for a network sized for \(maxBatch)")
-        let gathered = holdsPrefetched(data, batch)
+        precondition(data.featureCount == spec.inputSize, "data has \(data.featureCount) features, network expects \(spec.inputSize)")
+        let frame = TrainingStep(
+            network: serialNumber, data: data.serialNumber, rows: rows, parameters: layout.count,
+            batchGathered: holdsPrefetched(data, batch), nextRows: next?.count ?? 0, preferredSchedule: preferredSchedule,
+            tunes: tunes)
         prefetchedCount = 0
-        // Only a next batch of the same size: the step's recording then has one shape fewer to cover.
-        let gathersNext = fusedStep == nil && next?.count == rows && backend.gathersWithUpdates(rows: rows)
-        backend.beginStep(StepKey(network: serialNumber, data: data.serialNumber, rows: rows, gathersBatch: !gathered, gathersNext: gathersNext))
-        defer { backend.endStep() }
-        if let fusedStep {
-            precondition(data.featureCount == spec.inputSize, "data has \(data.featureCount) features, network expects \(spec.inputSize)")
-            batch.withUnsafeBufferPointer { fusedStep.run(data, batch: $0, normalization: normalization, step: step) }
-            return
+        var gatheredNext = false
+        backend.runTrainingStep(frame) { schedule in
+            let gathersNext = schedule.gathersNextBatch && next?.count == rows
+            // gather → forward → loss and the output layer's backward → the hidden layers' backward → update.
+            if !frame.batchGathered { gather(data, batch) }
+            forwardHidden(rows: rows)
+            var gradient = outputLayerBackward(rows: rows, step: step, schedule: schedule)
+            var l = spec.layerCount - 2
+            while l > 0 {
+                gradient = hiddenLayerBackward(l, rows: rows, gradient: gradient, step: step, schedule: schedule)
+                l -= 1
+            }
+            firstLayerWeightGradient(rows: rows, gradient: gradient)
+            if gathersNext, let next {
+                next.withUnsafeBufferPointer { indices in
+                    lastUpdate(step: step, schedule: schedule, thenGather: batchGather(data, indices))
+                }
+            } else {
+                lastUpdate(step: step, schedule: schedule, thenGather: nil)
+            }
+            gatheredNext = gathersNext
         }
-        if !gathered { gather(data, batch) }
-        forwardHidden(rows: rows)
-        let last = spec.layerCount - 1
-        var gradient = gradientScratch.0, other = gradientScratch.1
-        var l = last
-        if last == 0 {
-            // The output layer, the loss, its gradient (the output layer has no activation: dZ = dA) and the output
-            // layer's bias gradient.
-            outputLayer(rows: rows, gradient: gradient, biasGradient: gradients + layout.layers[last].biasOffset,
-                        metrics: trainingMetrics, predictions: nil, gradientScale: 1 / Float(rows))
-        } else {
-            // The same, and the output layer's backward: dW, and the previous layer's dZ and bias gradient.
-            let layer = layout.layers[last]
-            backend.outputLayerLossBackward(
-                outputs: activations[last], gradient: outputGradient, biasGradient: gradients + layer.biasOffset,
-                metrics: trainingMetrics, inputs: activations[last - 1], weights: parameters + layer.weightOffset,
-                bias: parameters + layer.biasOffset, labels: labels, rows: rows, inputSize: layer.inputs,
-                outputSize: layer.outputs, loss: spec.loss, gradientScale: 1 / Float(rows),
-                weightGradient: gradients + layer.weightOffset, inputGradient: gradient,
-                inputBiasGradient: gradients + layout.layers[last - 1].biasOffset,
-                inputActivation: spec.activation(ofLayer: last - 1))
-            updateLayer(last, step)
-            l = last - 1
+        if gatheredNext, let next {
+            next.withUnsafeBufferPointer { indices in
+                for i in 0..<indices.count { prefetched[i] = indices[i] }
+            }
+            prefetchedCount = rows
+            prefetchedData = data.serialNumber
         }
-        while l > 0 {
-            defer { l -= 1 }
-            let layer = layout.layers[l]
-            // dW_l, and the previous layer's dZ and bias gradient.
-            backend.denseBackward(
-                weightGradient: gradients + layer.weightOffset, inputGradient: other,
-                inputBiasGradient: gradients + layout.layers[l - 1].biasOffset, gradient: gradient,
-                inputs: activations[l - 1], weights: parameters + layer.weightOffset, rows: rows,
-                inputSize: layer.inputs, outputSize: layer.outputs, inputActivation: spec.activation(ofLayer: l - 1))
-            // Layer l's gradients are final (its bias gradient came with the layer above's backward) and nothing
-            // reads its weights again this step.
-            updateLayer(l, step)
-            swap(&gradient, &other)
-        }
-        // The first layer's weight gradient: dW [in, out] = Xᵀ [in, B] · dZ [B, out] (no input gradient needed).
+    }
+
+    /// The output layer with the loss and its gradient, and its backward: its weight gradient, and the gradient with
+    /// respect to the layer below's pre-activation values (returned) with that layer's bias gradient. A network of
+    /// one layer stops at the loss's gradient (returned), the first layer's weight gradient following.
+    private func outputLayerBackward(rows: Int, step: OptimizerStep, schedule: StepSchedule) -> DevicePointer<Float> {
+        let last = spec.layerCount - 1, layer = layout.layers[last]
+        let backward = last == 0 ? nil : LayerBackward(
+            weightGradient: gradients + layer.weightOffset, inputGradient: gradientScratch.0,
+            inputBiasGradient: gradients + layout.layers[last - 1].biasOffset, inputActivation: spec.activation(ofLayer: last - 1))
+        backend.outputLayerLoss(
+            outputs: activations[last], gradient: outputGradient, biasGradient: gradients + layer.biasOffset,
+            metrics: trainingMetrics, predictions: nil, inputs: last == 0 ? inputs : activations[last - 1],
+            weights: parameters + layer.weightOffset, bias: parameters + layer.biasOffset, labels: labels, rows: rows,
+            inputSize: layer.inputs, outputSize: layer.outputs, loss: spec.loss, gradientScale: 1 / Float(rows),
+            backward: backward)
+        guard last > 0 else { return outputGradient }
+        // The output layer's gradients are final and nothing reads its weights again this step.
+        updateLayer(last, step, schedule)
+        return gradientScratch.0
+    }
+
+    /// Hidden layer `l`'s backward from `gradient` (dZ_l): its weight gradient, and dZ_{l-1} (returned, in the
+    /// scratch buffer `gradient` is not) with layer `l - 1`'s bias gradient.
+    private func hiddenLayerBackward(_ l: Int, rows: Int, gradient: DevicePointer<Float>, step: OptimizerStep,
+                                     schedule: StepSchedule) -> DevicePointer<Float> {
+        let layer = layout.layers[l]
+        let other = gradient == gradientScratch.0 ? gradientScratch.1 : gradientScratch.0
+        backend.denseBackward(
+            weightGradient: gradients + layer.weightOffset, inputGradient: other,
+            inputBiasGradient: gradients + layout.layers[l - 1].biasOffset, gradient: gradient,
+            inputs: activations[l - 1], weights: parameters + layer.weightOffset, rows: rows,
+            inputSize: layer.inputs, outputSize: layer.outputs, inputActivation: spec.activation(ofLayer: l - 1))
+        // Layer l's gradients are final (its bias gradient came with the layer above's backward) and nothing reads
+        // its weights again this step.
+        updateLayer(l, step, schedule)
+        return other
+    }
+
+    /// The first layer's weight gradient: dW [in, out] = Xᵀ [in, B] · dZ [B, out] (no input gradient needed).
+    private func firstLayerWeightGradient(rows: Int, gradient: DevicePointer<Float>) {
         let first = layout.layers[0]
         backend.gemm(
             transposeA: true, transposeB: false, m: first.inputs, n: first.outputs, k: rows,
             alpha: 1, a: inputs, lda: first.inputs, b: gradient, ldb: first.outputs,
             beta: 0, c: gradients + first.weightOffset, ldc: first.outputs)
-        if gathersNext, let next {
-            // Every reader of the inputs and labels has been queued: the step's last update (the first layer's, or
-            // the whole buffer's) may gather the next batch into them.
-            let (offset, count) = updatesEachLayer ? parameterRange(ofLayer: 0) : (0, layout.count)
-            next.withUnsafeBufferPointer { indices in
-                backend.optimizerUpdate(
-                    parameters: parameters + offset, gradients: gradients + offset, state: optimizerState + offset,
-                    count: count, stateStride: layout.count, step: step,
-                    thenGather: BatchGather(inputs: inputs, labels: labels, pixels: data.pixels, sourceLabels: data.labels, indices: indices,
-                                            features: data.featureCount, normalization: normalization))
-                for i in 0..<indices.count { prefetched[i] = indices[i] }
-            }
-            prefetchedCount = rows
-            prefetchedData = data.serialNumber
-        } else if updatesEachLayer {
-            updateLayer(0, step)
-        } else {
-            backend.optimizerUpdate(
-                parameters: parameters, gradients: gradients, state: optimizerState, count: layout.count, step: step)
-        }
+    }
+
+    /// The step's last update: the first layer's, or every layer's at once; with the next batch's gather after it.
+    /// Every reader of the inputs and labels has been queued by then.
+    private func lastUpdate(step: OptimizerStep, schedule: StepSchedule, thenGather: BatchGather?) {
+        let (offset, count) = schedule.updatesEachLayer ? parameterRange(ofLayer: 0) : (0, layout.count)
+        backend.optimizerUpdate(ParameterUpdate(
+            parameters: parameters + offset, gradients: gradients + offset, state: optimizerState + offset,
+            count: count, stateStride: layout.count, step: step, thenGather: thenGather))
     }
 
     /// The indices of the batch the last step gathered for the next (`prefetchedCount` of them, 0: none, of the
@@ -233,17 +240,14 @@ public final class Network {
         }
     }
 
-    /// Whether steps update each layer as soon as its gradients are final (`Backend.updatesEachLayer`), or every
-    /// layer at once at the end.
-    let updatesEachLayer: Bool
-
-    /// Layer `l`'s optimizer update, if steps update layer by layer.
-    private func updateLayer(_ l: Int, _ step: OptimizerStep) {
-        guard updatesEachLayer else { return }
+    /// Layer `l`'s optimizer update, if the schedule updates layer by layer (not the first layer's: that is
+    /// `lastUpdate`).
+    private func updateLayer(_ l: Int, _ step: OptimizerStep, _ schedule: StepSchedule) {
+        guard schedule.updatesEachLayer else { return }
         let (offset, count) = parameterRange(ofLayer: l)
-        backend.optimizerUpdate(
+        backend.optimizerUpdate(ParameterUpdate(
             parameters: parameters + offset, gradients: gradients + offset, state: optimizerState + offset,
-            count: count, stateStride: layout.count, step: step)
+            count: count, stateStride: layout.count, step: step))
     }
 
     /// Where layer `l`'s parameters sit in the flat buffers: its weights, then its bias, contiguous.
@@ -257,7 +261,7 @@ public final class Network {
     /// batch or finds it gathered, and gathers the next one or not; an evaluation of each size), then puts the parameters,
     /// the optimizer state and the training metrics back as they were: the one-time costs of a backend (the cuda
     /// backend's first launches, product plans and graph recordings, and the choices it makes by timing whole steps
-    /// of the first batch size, `Backend.tuneSteps`) then fall before the training instead of in its first epoch, as
+    /// of the first batch size, `TrainingStep.tunes`) then fall before the training instead of in its first epoch, as
     /// a benchmark's warm-up does.
     /// - Parameters:
     ///   - data: the training data; the steps take its first samples.
@@ -269,9 +273,11 @@ public final class Network {
         for rows in batchSizes where rows >= 1 && rows <= min(maxBatch, data.count) {
             let batch = (0..<Int32(rows)).map { $0 }
             // The step an epoch repeats (the full batch, gathered by the step before, gathering the next one): the
-            // backend's choices for it first, so that the recordings below are made with them.
+            // backend's choices for it first, so that the recordings below are made with them. The step before it
+            // gathers its batch.
             if rows == batchSizes.first {
-                backend.tuneSteps { trainStep(data, batch: batch[...], step: step, next: batch[...]) }
+                trainStep(data, batch: batch[...], step: step, next: batch[...])
+                trainStep(data, batch: batch[...], step: step, next: batch[...], tunes: true)
             }
             // Each kind of step a training run takes (see `trainStep`'s `next`): gathering its batch or not, and
             // the next one or not; three times, for a backend that runs a step shape once and then records it twice.
@@ -367,11 +373,13 @@ public final class Network {
     private func gather(_ data: ResidentDataset, _ batch: ArraySlice<Int32>) {
         prefetchedCount = 0
         precondition(data.featureCount == spec.inputSize, "data has \(data.featureCount) features, network expects \(spec.inputSize)")
-        batch.withUnsafeBufferPointer {
-            backend.gatherBatch(
-                inputs: inputs, labels: labels, pixels: data.pixels, sourceLabels: data.labels, indices: $0,
-                features: data.featureCount, normalization: normalization)
-        }
+        batch.withUnsafeBufferPointer { backend.gatherBatch(batchGather(data, $0)) }
+    }
+
+    /// The gather of `indices` of `data` into the network's inputs and labels.
+    private func batchGather(_ data: ResidentDataset, _ indices: UnsafeBufferPointer<Int32>) -> BatchGather {
+        BatchGather(inputs: inputs, labels: labels, pixels: data.pixels, sourceLabels: data.labels, indices: indices,
+                    features: data.featureCount, normalization: normalization)
     }
 
     /// The input map applied while gathering (set it before training: `[0, 1]` by default).
@@ -395,7 +403,8 @@ public final class Network {
             outputs: activations[l], gradient: gradient, biasGradient: biasGradient, metrics: metrics,
             predictions: predictions, inputs: l == 0 ? inputs : activations[l - 1],
             weights: parameters + layer.weightOffset, bias: parameters + layer.biasOffset, labels: labels,
-            rows: rows, inputSize: layer.inputs, outputSize: layer.outputs, loss: spec.loss, gradientScale: gradientScale)
+            rows: rows, inputSize: layer.inputs, outputSize: layer.outputs, loss: spec.loss, gradientScale: gradientScale,
+            backward: nil)
     }
 
     /// The forward of every layer but the output layer.

@@ -5,28 +5,17 @@ import MNIST
 ///
 /// It is written to be read and to be right, not to be fast: every other backend is tested against it, and it is
 /// the baseline of `mlp bench`. Sums are accumulated in Float in the natural order, as a reader would write them.
-public final class NaiveBackend: HostMemoryBackend {
+public final class NaiveBackend: HostMemoryBackend, ComposedLayers {
     public let name = "naive"
     public let deviceDescription = "host memory, plain Swift loops, one thread"
 
     public init() {}
 
-    /// Whether a training step told the next step's batch gathers it after its update
-    /// (`Backend.gathersWithUpdates`), as the cuda backend does inside its update's launch. Off by default; here the
-    /// update and the gather simply run in turn (the protocol's default), which lets the tests check on the host
-    /// that a network's steps give the same results whichever step gathers a batch.
-    public var gathersNextBatchWithUpdates = false
-
-    public func gathersWithUpdates(rows: Int) -> Bool { gathersNextBatchWithUpdates }
-
     // MARK: Batches
 
-    public func gatherBatch(
-        inputs: DevicePointer<Float>, labels: DevicePointer<Int32>,
-        pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>, indices: UnsafeBufferPointer<Int32>,
-        features: Int, normalization: Normalization
-    ) {
-        let x = inputs.host, y = labels.host, p = pixels.host, l = sourceLabels.host
+    public func gatherBatch(_ gather: BatchGather) {
+        let x = gather.inputs.host, y = gather.labels.host, p = gather.pixels.host, l = gather.sourceLabels.host
+        let indices = gather.indices, features = gather.features, normalization = gather.normalization
         for r in 0..<indices.count {
             let sample = Int(indices[r])
             for f in 0..<features {
@@ -124,12 +113,10 @@ public final class NaiveBackend: HostMemoryBackend {
 
     // MARK: Optimizer
 
-    public func optimizerUpdate(
-        parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>,
-        count: Int, stateStride: Int, step: OptimizerStep
-    ) {
+    public func optimizerUpdate(_ update: ParameterUpdate) {
+        let count = update.count, stateStride = update.stateStride, step = update.step
         precondition(stateStride >= count, "state slots \(stateStride) apart for \(count) parameters")
-        let p = parameters.host, g = gradients.host, s = state.host
+        let p = update.parameters.host, g = update.gradients.host, s = update.state.host
         switch step.kind {
         case .sgd:
             for i in 0..<count {
@@ -157,6 +144,7 @@ public final class NaiveBackend: HostMemoryBackend {
                 p[i] -= step.learningRate * mHat / (vHat.squareRoot() + step.epsilon)
             }
         }
+        update.gatherAfterwards(on: self)
     }
 }
 

@@ -243,7 +243,7 @@ enum TrainingBenchmark {
                 hostWaiting.append(waited / steps)
             }
         }
-        if let cuda, cuda.traces {
+        if let cuda, cuda.options.traces {
             // MLP_CUDA_TRACE=1: where a recorded step's time goes, between timing events inside its graph.
             // An epoch replays recordings of more than one kind (its first step gathers its batch, the others find it
             // gathered): an operation of only some of them counts in the step's total in proportion.

@@ -59,7 +59,7 @@ enum OpBenchmarks {
             ("relu backward + bias gradient \(rows)×\(columns)", 3 * activationBytes, {
                 own.activationBackward(gradient: gradient, biasGradient: bias, outputs: values, rows: rows, columns: columns, activation: .relu) }),
             ("adam update \(count) parameters", Double(count) * 4 * 7, {
-                own.optimizerUpdate(parameters: p, gradients: grad, state: state, count: count, step: OptimizerConfiguration.adam().step(10, learningRate: 1e-3)) }),
+                own.optimizerUpdate(ParameterUpdate(parameters: p, gradients: grad, state: state, count: count, step: OptimizerConfiguration.adam().step(10, learningRate: 1e-3))) }),
         ]
         for (label, bytes, body) in elementwise {
             let seconds = time(body)
@@ -88,8 +88,8 @@ enum OpBenchmarks {
         let w = try buffer(features * outputs), z = try buffer(rows * outputs), dw = try buffer(features * outputs)
         defer { for p in [inputs, w, z, dw] { backend.free(p) }; backend.free(labels) }
         (0..<Int32(rows)).map { $0 }.withUnsafeBufferPointer {
-            backend.gatherBatch(inputs: inputs, labels: labels, pixels: resident.pixels, sourceLabels: resident.labels, indices: $0,
-                                features: features, normalization: .unit)
+            backend.gatherBatch(BatchGather(inputs: inputs, labels: labels, pixels: resident.pixels, sourceLabels: resident.labels,
+                                            indices: $0, features: features, normalization: .unit))
         }
         guard backend.skipsZerosOfLastBatch else { return [] }
         // The same batch through the dense product: a copy, which no gather marked as sparse.

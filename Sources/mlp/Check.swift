@@ -43,29 +43,6 @@ struct Check: ParsableCommand {
                 report("gemm \(ta ? "T" : "N")\(tb ? "T" : "N") \(m)×\(n)×\(k)", z.error, tolerance, z.paddingIntact)
             }
         }
-        if let cuda = backend as? CUDABackend, cuda.hasTiledProducts {
-            // Our own product kernels, offered to the timing beside cuBLASLt's: each tile shape, with k whole and cut
-            // in three, through every pair of transposes and the dense layers' epilogues (bias, bias + ReLU).
-            for (rowsPerTile, columnsPerTile) in [(32, 32), (64, 32), (32, 64), (64, 64)] {
-                for splits in [1, 3] {
-                    var worst = 0.0, intact = true
-                    try cuda.withTiledProducts(rowsPerTile: rowsPerTile, columnsPerTile: columnsPerTile, splits: splits) {
-                        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
-                            for (m, n, k) in [(1, 1, 1), (17, 3, 127), (61, 70, 300), (130, 33, 200)] {
-                                let r = try checks.gemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.7, beta: -1.3)
-                                worst = max(worst, r.error.isNaN ? .infinity : r.error)
-                                intact = intact && r.paddingIntact
-                            }
-                        }
-                        for activation in [Activation.relu, .identity] {
-                            let e = try checks.denseLayers(rows: 127, inputSize: 300, hiddenSize: 129, outputSize: 45, activation: activation)
-                            worst = max(worst, e.isNaN ? .infinity : e)
-                        }
-                    }
-                    report("own kernel \(rowsPerTile)×\(columnsPerTile) tiles, k in \(splits): 16 gemm, 2 dense", worst, tolerance, intact)
-                }
-            }
-        }
         for activation in Activation.allCases {
             for (rows, columns) in [(1, 1), (3, 17), (127, 5), (300, 127)] {
                 report("bias+\(activation.rawValue) forward \(rows)×\(columns)", try checks.biasActivation(rows: rows, columns: columns, activation: activation), tolerance)
@@ -139,10 +116,8 @@ struct Check: ParsableCommand {
         let dataset = try data.load(logger: logger)
         let subset = dataset.train.subset(0..<800)
         if let cuda = backend as? CUDABackend {
-            for fused in [false, true] {
-                let allocated = try allocationsInWarmSteps(cuda, subset, fused: fused)
-                report("device allocations in 20 warmed-up training steps\(fused ? ", fused" : "")", Double(allocated), 0)
-            }
+            let allocated = try allocationsInWarmSteps(cuda, subset)
+            report("device allocations in 20 warmed-up training steps", Double(allocated), 0)
             // The workload's network at its batch sizes, through the recorded and replayed step (products on two
             // streams at once, algorithms that split k): the change in every parameter after 6 SGD steps, against
             // the cpu backend (itself checked against the naive one). SGD, so the change is the gradients' sum.
@@ -172,27 +147,6 @@ struct Check: ParsableCommand {
             // update at the end: the same network, bit for bit.
             let eachLayer = try layerByLayer(cuda, dataset.train.subset(0..<512))
             report("6 Adam steps of 784-2048-2048-10 updating layer by layer, vs at once: largest difference", eachLayer, 0)
-            // The whole step as one kernel (fp32 products whatever the precision), against the cpu backend op by op:
-            // the change in every parameter, the optimizer state, the last step's gradients and the summed loss.
-            // Adam's step divides by √v, so a gradient near zero moves its parameter by up to the learning rate
-            // under any difference of rounding: 1e-3 for Adam, 1e-4 for SGD.
-            let adam = OptimizerConfiguration.adam(learningRate: 1e-3)
-            let fusedCases: [(sizes: [Int], batch: Int, activation: Activation, loss: Loss, optimizer: OptimizerConfiguration)] = [
-                ([784, 512, 256, 10], 128, .relu, .softmaxCrossEntropy, adam),
-                ([784, 512, 256, 10], 128, .relu, .softmaxCrossEntropy, try .init(kind: .sgd, learningRate: 0.05)),
-                ([784, 37, 19, 10], 57, .relu, .softmaxCrossEntropy, try .init(kind: .sgd, learningRate: 0.05, momentum: 0.9, nesterov: true, weightDecay: 1e-3)),
-                ([784, 300, 10], 33, .relu, .softmaxCrossEntropy, try .init(kind: .adamw, learningRate: 1e-3, weightDecay: 0.05)),
-                ([784, 10], 17, .relu, .softmaxCrossEntropy, try .init(kind: .sgd, learningRate: 0.05, momentum: 0.8)),
-                ([784, 45, 33, 29, 13], 100, .sigmoid, .meanSquaredError, adam),
-                ([784, 130, 70, 10], 256, .tanh, .softmaxCrossEntropy, adam),
-                ([784, 1000, 10], 5, .relu, .softmaxCrossEntropy, try .init(kind: .sgd, learningRate: 0.05)),
-            ]
-            for c in fusedCases {
-                let spec = try NetworkSpec(layerSizes: c.sizes, activation: c.activation, loss: c.loss)
-                let r = try fusedSteps(cuda, reference, dataset.train.subset(0..<(3 * c.batch)), spec: spec, optimizer: c.optimizer, batch: c.batch)
-                report("fused step: 6 \(c.optimizer.kind.rawValue) steps of \(spec.sizesText), \(c.activation.rawValue), \(c.loss == .softmaxCrossEntropy ? "xent" : "mse"), batch \(c.batch), vs cpu",
-                       r.error, c.optimizer.kind == .sgd ? 1e-4 : 1e-3, r.fused)
-            }
         }
         // A short training run: the losses of each epoch against the naive backend's.
         let reference = try shortRun(NaiveBackend(), subset)
@@ -207,10 +161,10 @@ struct Check: ParsableCommand {
     /// Trains 5 steps, each told the next one's batch (the first two run directly, one gathering its batch and one
     /// finding it gathered, and time the products' algorithms; the next three record the step's graphs), then counts
     /// the device allocations of 20 more.
-    func allocationsInWarmSteps(_ backend: CUDABackend, _ images: LabeledImages, fused: Bool) throws -> Int {
+    func allocationsInWarmSteps(_ backend: CUDABackend, _ images: LabeledImages) throws -> Int {
         let spec = try NetworkSpec(layerSizes: [images.featureCount, 40, 23, images.classCount])
         let optimizer = OptimizerConfiguration.adam(learningRate: 1e-3)
-        let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: 64, fusesSteps: fused)
+        let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: 64)
         var generator = SeededGenerator(seed: seed)
         network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &generator))
         let data = try ResidentDataset(images, on: backend)
@@ -233,7 +187,7 @@ struct Check: ParsableCommand {
         let initial = ParameterLayout(spec).initialParameters(for: spec, using: &generator)
         var changes = [[Double]]()
         for b in [backend, reference] {
-            let network = try Network(spec: spec, optimizer: optimizer, backend: b, maxBatch: batch, fusesSteps: false)
+            let network = try Network(spec: spec, optimizer: optimizer, backend: b, maxBatch: batch)
             network.setParameters(initial)
             let data = try ResidentDataset(images, on: b)
             let batches = Self.stepBatches(batch)
@@ -265,7 +219,8 @@ struct Check: ParsableCommand {
         let batches = Self.stepBatches(batch)
         var results = [[Float]]()
         for told in [true, false] {
-            let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: batch, updatesEachLayer: updatesEachLayer, fusesSteps: false)
+            let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: batch,
+                                      schedule: StepSchedule(updatesEachLayer: updatesEachLayer, gathersNextBatch: true))
             network.setParameters(initial)
             for step in 1...6 {
                 network.trainStep(data, batch: batches[step][...], step: optimizer.step(step, learningRate: 1e-3),
@@ -288,7 +243,8 @@ struct Check: ParsableCommand {
         let data = try ResidentDataset(images, on: backend)
         var results = [[Float]]()
         for eachLayer in [false, true] {
-            let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: 256, updatesEachLayer: eachLayer, fusesSteps: false)
+            let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: 256,
+                                      schedule: StepSchedule(updatesEachLayer: eachLayer, gathersNextBatch: false))
             network.setParameters(initial)
             for step in 1...6 {
                 let first = Int32((step % 2) * 256)
@@ -298,39 +254,6 @@ struct Check: ParsableCommand {
             results.append(network.parameterValues() + network.optimizerStateValues())
         }
         return zip(results[0], results[1]).reduce(0) { max($0, Double(abs($1.0 - $1.1))) }
-    }
-
-    /// Trains `spec` 6 steps of `batch` rows (spread over the samples, in an order that is not theirs) with the
-    /// cuda backend's fused step and with `reference` op by op, from the same parameters, and returns the largest
-    /// relative difference (‖x − x_ref‖ / ‖x_ref‖) of the parameters' change, the optimizer state, the last step's
-    /// gradients and the summed loss; and whether the step was fused.
-    func fusedSteps(_ backend: CUDABackend, _ reference: any Backend, _ images: LabeledImages, spec: NetworkSpec,
-                    optimizer: OptimizerConfiguration, batch: Int) throws -> (error: Double, fused: Bool) {
-        var generator = SeededGenerator(seed: seed)
-        let initial = ParameterLayout(spec).initialParameters(for: spec, using: &generator)
-        var results = [(change: [Double], state: [Float], gradients: [Float], loss: Float)]()
-        var fused = false
-        for b in [backend as any Backend, reference] {
-            let network = try Network(spec: spec, optimizer: optimizer, backend: b, maxBatch: batch, fusesSteps: b === backend ? true : false)
-            if b === backend { fused = network.fusesSteps }
-            network.setParameters(initial)
-            let data = try ResidentDataset(images, on: b)
-            for step in 1...6 {
-                let indices = (0..<batch).map { Int32((step * batch + $0 * 7) % images.count) }
-                network.trainStep(data, batch: indices[...], step: optimizer.step(step, learningRate: optimizer.learningRate))
-            }
-            try b.synchronize()
-            results.append((zip(network.parameterValues(), initial).map { Double($0) - Double($1) },
-                            network.optimizerStateValues(), network.gradientValues(), network.readTrainingMetrics().lossSum))
-        }
-        let (a, r) = (results[0], results[1])
-        let errors = [
-            relativeError(a.change, r.change),
-            a.state.isEmpty ? 0 : relativeError(a.state.map(Double.init), r.state.map(Double.init)),
-            relativeError(a.gradients.map(Double.init), r.gradients.map(Double.init)),
-            Double(abs(a.loss - r.loss) / abs(r.loss)),
-        ]
-        return (errors.map { $0.isNaN ? .infinity : $0 }.max()!, fused)
     }
 
     func shortRun(_ backend: any Backend, _ images: LabeledImages) throws -> [EpochMetrics] {
@@ -345,7 +268,7 @@ struct Check: ParsableCommand {
             network: network, configuration: configuration, trainingData: try ResidentDataset(images, on: backend),
             trainingIndices: (0..<Int32(images.count)).map { $0 }, evaluation: nil)
         // As `mlp train` does: on the cuda backend the warm-up chooses the products' algorithms inside whole steps
-        // (`Backend.tuneSteps`), so the run below checks those choices, and that the warm-up leaves nothing behind.
+        // (`TrainingStep.tunes`), so the run below checks those choices, and that the warm-up leaves nothing behind.
         _ = try trainer.warmUp()
         return try trainer.run()
     }

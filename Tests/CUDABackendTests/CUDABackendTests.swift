@@ -52,26 +52,6 @@ import TestSupport
         #expect(adam.parameters < 1e-5 && adam.state < 1e-6)
     }
 
-    /// Our own product kernels in every configuration (timing picks only some), k split or whole, with the dense
-    /// layers' epilogues.
-    @Test(.enabled(if: available, Comment(rawValue: reason)))
-    func everyTiledProductConfigurationMatchesTheReference() throws {
-        let backend = try Self.started.get()
-        guard backend.hasTiledProducts else { return }
-        var checks = BackendOpChecks(backend, seed: 4)
-        for (rowsPerTile, columnsPerTile) in [(32, 32), (64, 32), (32, 64), (64, 64)] {
-            for splits in [1, 2, 5] {
-                try backend.withTiledProducts(rowsPerTile: rowsPerTile, columnsPerTile: columnsPerTile, splits: splits) {
-                    for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
-                        let r = try checks.gemm(transposeA: ta, transposeB: tb, m: 67, n: 70, k: 131, alpha: 0.7, beta: -1.3)
-                        #expect(r.error < 1e-5 && r.paddingIntact, "\(rowsPerTile)×\(columnsPerTile), k in \(splits), \(ta)/\(tb)")
-                    }
-                    #expect(try checks.denseLayers(rows: 37, inputSize: 300, hiddenSize: 129, outputSize: 45, activation: .relu) < 1e-5)
-                }
-            }
-        }
-    }
-
     /// Without a driver, the error names the library and every path tried (this is what runs in CI).
     @Test(.enabled(if: !available, "a CUDA device is present"))
     func aMissingDriverIsExplained() {

@@ -52,10 +52,10 @@ import Testing
     }
 
     @Test func theDirectoryComesFromTheEnvironment() {
-        #expect(KernelCache.defaultDirectory(environment: ["MLP_CUDA_KERNEL_CACHE": "/tmp/k", "HOME": "/home/u"])?.path == "/tmp/k")
-        #expect(KernelCache.defaultDirectory(environment: ["MLP_CUDA_KERNEL_CACHE": "0", "HOME": "/home/u"]) == nil)
-        #expect(KernelCache.defaultDirectory(environment: ["XDG_CACHE_HOME": "/x", "HOME": "/home/u"])?.path == "/x/mlp/kernels")
-        #expect(KernelCache.defaultDirectory(environment: ["HOME": "/home/u"])?.path == "/home/u/.cache/mlp/kernels")
-        #expect(KernelCache.defaultDirectory(environment: [:]) == nil)
+        #expect(CUDAOptions(environment: ["MLP_CUDA_KERNEL_CACHE": "/tmp/k", "HOME": "/home/u"]).kernelCache?.path == "/tmp/k")
+        #expect(CUDAOptions(environment: ["MLP_CUDA_KERNEL_CACHE": "0", "HOME": "/home/u"]).kernelCache == nil)
+        #expect(CUDAOptions(environment: ["XDG_CACHE_HOME": "/x", "HOME": "/home/u"]).kernelCache?.path == "/x/mlp/kernels")
+        #expect(CUDAOptions(environment: ["HOME": "/home/u"]).kernelCache?.path == "/home/u/.cache/mlp/kernels")
+        #expect(CUDAOptions(environment: [:]).kernelCache == nil)
     }
 }

@@ -18,19 +18,4 @@ import Testing
         let cubin = try Self.nvrtc.get().compileToCUBIN(Kernels.source, name: "mlp_kernels.cu", architecture: architecture)
         #expect(cubin.count > 10_000)
     }
-
-    /// The fused training step's module (the backend's kernels and `fused_train_step`), for the newest architecture
-    /// (it needs sm_80's asynchronous copies to be fast, and compiles for older ones without them).
-    @Test(.enabled(if: available, Comment(rawValue: reason)), arguments: ["sm_70", "sm_90"])
-    func theFusedStepCompiles(architecture: String) throws {
-        let cubin = try Self.nvrtc.get().compileToCUBIN(FusedStepKernel.moduleSource, name: "mlp_fused_step.cu", architecture: architecture)
-        #expect(cubin.count > 10_000)
-    }
-
-    /// Our product kernels (every tile shape and transpose: NVRTC takes some seconds), for the newest architecture.
-    @Test(.enabled(if: available, Comment(rawValue: reason)))
-    func theProductKernelsCompile() throws {
-        let cubin = try Self.nvrtc.get().compileToCUBIN(TiledGemm.source, name: "mlp_tiled_gemm.cu", architecture: "sm_90")
-        #expect(cubin.count > 10_000)
-    }
 }

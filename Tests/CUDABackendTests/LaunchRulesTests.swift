@@ -14,7 +14,7 @@ import Testing
     func theOutputLayerLaunchFitsItsLimits(rows: Int, inputs: Int, outputs: Int) {
         for sharedBytes in Self.limits {
             let staged = CUDABackend.outputLayerStagedFloats(sharedBytesPerBlock: sharedBytes)
-            let warps = CUDABackend.outputLayerWarps(rows: rows, setting: nil)
+            let warps = CUDABackend.outputLayerWarps(rows: rows)
             let shape = CUDABackend.outputLayerLaunch(rows: rows, inputSize: inputs, outputSize: outputs, stagedFloats: staged, warps: warps)
             // Every row has a warp (rows beyond the grid are taken in turn), and no more blocks than the scratch holds.
             #expect(Int(shape.threads) == 32 * warps)
@@ -32,11 +32,11 @@ import Testing
     }
 
     @Test func batchesOfMoreThan512RowsTakeEightWarpsABlock() {
-        #expect(CUDABackend.outputLayerWarps(rows: 128, setting: nil) == 4)
-        #expect(CUDABackend.outputLayerWarps(rows: 512, setting: nil) == 4)
-        #expect(CUDABackend.outputLayerWarps(rows: 513, setting: nil) == 8)
-        #expect(CUDABackend.outputLayerWarps(rows: 1024, setting: "4") == 4)
-        #expect(CUDABackend.outputLayerWarps(rows: 1, setting: "8") == 8)
+        #expect(CUDABackend.outputLayerWarps(rows: 1) == 4)
+        #expect(CUDABackend.outputLayerWarps(rows: 128) == 4)
+        #expect(CUDABackend.outputLayerWarps(rows: 512) == 4)
+        #expect(CUDABackend.outputLayerWarps(rows: 513) == 8)
+        #expect(CUDABackend.outputLayerWarps(rows: 1024) == 8)
     }
 
     @Test func onlyLayersWhoseWeightsFitTakeTheKernel() {
@@ -82,18 +82,14 @@ import Testing
                    b: 512, ldb: n, beta: 0, c: 1024, ldc: n)
     }
 
-    @Test func onlyLargeTF32WeightGradientsAreTransposedByDefault() {
+    @Test func onlyLargeTF32WeightGradientsAreTransposed() {
         let wide = Self.call(transposeA: true, m: 4096, n: 4096, k: 1024)       // 34 GFLOP
         let small = Self.call(transposeA: true, m: 784, n: 512, k: 1024)        // 0.8 GFLOP
         let forward = Self.call(transposeA: false, m: 1024, n: 4096, k: 4096)
-        #expect(CUDABackend.transposesInput(of: wide, tf32: true, setting: nil))
-        #expect(!CUDABackend.transposesInput(of: wide, tf32: false, setting: nil))
-        #expect(!CUDABackend.transposesInput(of: small, tf32: true, setting: nil))
-        #expect(!CUDABackend.transposesInput(of: forward, tf32: true, setting: nil))
-        // The switch: every weight gradient, or none; never a product whose A is not transposed.
-        #expect(CUDABackend.transposesInput(of: small, tf32: false, setting: "1"))
-        #expect(!CUDABackend.transposesInput(of: wide, tf32: true, setting: "0"))
-        #expect(!CUDABackend.transposesInput(of: forward, tf32: true, setting: "1"))
+        #expect(CUDABackend.transposesInput(of: wide, tf32: true))
+        #expect(!CUDABackend.transposesInput(of: wide, tf32: false))
+        #expect(!CUDABackend.transposesInput(of: small, tf32: true))
+        #expect(!CUDABackend.transposesInput(of: forward, tf32: true))
     }
 
     /// A batch's indices passed by value fill the kernel's whole `InlineIndices` (or `InlineIndicesLarge`)

@@ -19,22 +19,21 @@ import Testing
         let url = Self.temporaryFile()
         defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent().deletingLastPathComponent()) }
         let candidates: [MatmulAlgorithm] = (0..<5).map { i in .lt(algorithm: (0..<64).map { UInt8(($0 * 37 + i) % 256) }, workspace: 4096) }
-            + [.tiled(.init(rowsPerTile: 32, columnsPerTile: 64, splits: 3)), .tiled(.init(rowsPerTile: 64, columnsPerTile: 64, splits: 1))]
         let choice = TuningCache.encode(candidates, chosen: 3)
         #expect(choice == "lt:3 of 5")
         #expect(TuningCache.decode(choice, candidates: candidates) == 3)
-        #expect(TuningCache.decode(TuningCache.encode(candidates, chosen: 6), candidates: candidates) == 6)
-        // Another library's list (another length), or our kernels not offered: timed again.
+        #expect(TuningCache.decode(TuningCache.encode(candidates, chosen: 4), candidates: candidates) == 4)
+        // Another library's list (another length), or a choice this build cannot make: timed again.
         #expect(TuningCache.decode(choice, candidates: Array(candidates.prefix(4))) == nil)
-        #expect(TuningCache.decode("tiled:32x64/3", candidates: Array(candidates.prefix(5))) == nil)
+        #expect(TuningCache.decode("tiled:32x64/3", candidates: candidates) == nil)
         let first = TuningCache(url: url, context: "H100, fp32")
         #expect(first.choice(for: Self.key(m: 784)) == nil)
         try first.record(choice, for: Self.key(m: 784))
-        try first.record(TuningCache.encode(candidates, chosen: 5), for: Self.key(m: 783, epilogue: .reluBias))
+        try first.record(TuningCache.encode(candidates, chosen: 1), for: Self.key(m: 783, epilogue: .reluBias))
 
         let second = TuningCache(url: url, context: "H100, fp32")
         #expect(second.choice(for: Self.key(m: 784)) == choice)
-        #expect(second.choice(for: Self.key(m: 783, epilogue: .reluBias)) == "tiled:32x64/3")
+        #expect(second.choice(for: Self.key(m: 783, epilogue: .reluBias)) == "lt:1 of 5")
         #expect(second.choice(for: Self.key(m: 783)) == nil)  // another epilogue is another product
         #expect(TuningCache(url: url, context: "H100, tf32").choice(for: Self.key(m: 784)) == nil)
     }
@@ -58,22 +57,12 @@ import Testing
         #expect(TuningCache(url: url, context: "H200, tf32").stepChoice(for: products) == nil)
     }
 
-    /// `MLP_CUDA_CHOOSE`: each `label=number` item forces that candidate (numbered from 1); any other item is set
-    /// aside for the backend to warn of, not taken as a choice.
-    @Test func forcedChoicesAreReadAndMalformedItemsSetAside() {
-        let parsed = MatmulPlanner.parseForcedChoices("784×512×128 TN=2;no number;128×512×256 NT=0;256×10×128 TN=x;512×256×128 TN=11")
-        #expect(parsed.choices == ["784×512×128 TN": 1, "512×256×128 TN": 10])
-        #expect(parsed.malformed == ["no number", "128×512×256 NT=0", "256×10×128 TN=x"])
-        #expect(MatmulPlanner.parseForcedChoices("").choices.isEmpty)
-    }
-
     /// A split variant is named by the heuristic's algorithm it was made from, counted among the heuristic's only,
     /// so that a later process can make it again from a list without the other variants.
     @Test func aSplitVariantIsNamedByItsBase() {
         let heuristic: [MatmulAlgorithm] = (0..<4).map { i in .lt(algorithm: (0..<64).map { UInt8(($0 * 11 + i) % 256) }, workspace: 0) }
         let variant = SplitVariant(base: 2, parts: 4, scheme: 1)
         let timed = heuristic + [.lt(algorithm: [UInt8](repeating: 7, count: 64), workspace: 1024, splits: 4, variant: variant)]
-            + [.tiled(.init(rowsPerTile: 32, columnsPerTile: 32, splits: 2))]
         let text = TuningCache.encode(timed, chosen: 4)
         #expect(text == "lt:2 of 4, k in 4/1")
         #expect(TuningCache.encode(timed, chosen: 3) == "lt:3 of 4")  // the variants do not change the count
@@ -110,31 +99,39 @@ import Testing
     }
 
     @Test func theFileIsChosenFromTheEnvironment() {
-        #expect(TuningCache.defaultURL(environment: ["MLP_CUDA_TUNE_CACHE": "0", "HOME": "/home/u"]) == nil)
-        #expect(TuningCache.defaultURL(environment: ["MLP_CUDA_TUNE_CACHE": "/tmp/t.json"])?.path == "/tmp/t.json")
-        #expect(TuningCache.defaultURL(environment: ["XDG_CACHE_HOME": "/c", "HOME": "/home/u"])?.path == "/c/mlp/cublaslt-tuning.json")
-        #expect(TuningCache.defaultURL(environment: ["HOME": "/home/u"])?.path == "/home/u/.cache/mlp/cublaslt-tuning.json")
-        #expect(TuningCache.defaultURL(environment: [:]) == nil)
+        #expect(CUDAOptions(environment: ["MLP_CUDA_TUNE_CACHE": "0", "HOME": "/home/u"]).tuningCache == nil)
+        #expect(CUDAOptions(environment: ["MLP_CUDA_TUNE_CACHE": "/tmp/t.json"]).tuningCache?.path == "/tmp/t.json")
+        #expect(CUDAOptions(environment: ["XDG_CACHE_HOME": "/c", "HOME": "/home/u"]).tuningCache?.path == "/c/mlp/cublaslt-tuning.json")
+        #expect(CUDAOptions(environment: ["HOME": "/home/u"]).tuningCache?.path == "/home/u/.cache/mlp/cublaslt-tuning.json")
+        #expect(CUDAOptions(environment: [:]).tuningCache == nil)
     }
 }
 
-/// Which configurations of our own product kernels are offered to the timing. (No GPU needed.)
-@Suite struct TiledGemmCandidateTests {
-    @Test func splitsFillTheCardWithinTheScratch() {
-        let configs = TiledGemm.candidates(m: 128, n: 512, k: 784, multiprocessors: 132)
-        #expect(Set(configs.map(\.splits)).isSuperset(of: [1, 4, 7, 13]))  // k whole, 256-, 128- and 64-deep pieces
-        for c in configs where c.splits > 1 {
-            let tiles = ((128 + c.rowsPerTile - 1) / c.rowsPerTile) * ((512 + c.columnsPerTile - 1) / c.columnsPerTile)
-            #expect(tiles * c.splits <= 16 * 132)
-            #expect(128 * 512 * c.splits * 4 <= TiledGemm.partialBytes)
-        }
-        // A product big enough to fill the card with cuBLASLt's tiles gets none.
-        #expect(TiledGemm.candidates(m: 1024, n: 4096, k: 4096, multiprocessors: 132).isEmpty)
-        #expect(TiledGemm.candidates(m: 0, n: 10, k: 10, multiprocessors: 132).isEmpty)
-        // Every configuration names a compiled kernel.
-        let names = Set(TiledGemm.kernelNames)
-        for c in configs {
-            #expect(names.contains(TiledGemm.kernelName(rowsPerTile: c.rowsPerTile, columnsPerTile: c.columnsPerTile, transposeA: true, transposeB: false)))
-        }
+/// The cuda backend's switches, read from the environment once. (No GPU needed.)
+@Suite struct CUDAOptionsTests {
+    @Test func theDefaultsTurnEveryStrategyOn() {
+        let options = CUDAOptions(environment: ["HOME": "/home/u"])
+        #expect(CUDAOptions.Strategy.allCases.allSatisfy(options.uses))
+        #expect(!options.synchronizesEachOperation && options.timesAlgorithms && !options.traces && options.problems.isEmpty)
+        #expect(options.description.contains("MLP_CUDA_OFF=(none)"))
+    }
+
+    @Test func eachSwitchIsRead() {
+        let options = CUDAOptions(environment: ["MLP_CUDA_SYNC": "1", "MLP_CUDA_TUNE": "0", "MLP_CUDA_TRACE": "1",
+                                                "MLP_CUDA_OFF": "graphs, pdl,split-k"])
+        #expect(options.synchronizesEachOperation && !options.timesAlgorithms && options.traces)
+        #expect(options.disabled == [.graphs, .pdl, .splitK])
+        #expect(!options.uses(.graphs) && options.uses(.streams))
+        #expect(options.description.contains("MLP_CUDA_OFF=graphs,pdl,split-k"))
+    }
+
+    /// A name that is no strategy, or a value a switch does not take, is reported (the backend warns) and ignored.
+    @Test func whatCannotBeReadIsReported() {
+        let options = CUDAOptions(environment: ["MLP_CUDA_OFF": "graphs,tiled", "MLP_CUDA_SYNC": "yes", "MLP_CUDA_TUNE": "1"])
+        #expect(options.disabled == [.graphs])
+        #expect(!options.synchronizesEachOperation && options.timesAlgorithms)
+        #expect(options.problems.count == 2)
+        #expect(options.problems.contains { $0.contains("\"tiled\" is not a strategy") && $0.contains("wide-output") })
+        #expect(options.problems.contains { $0.hasPrefix("MLP_CUDA_SYNC=yes") })
     }
 }

@@ -12,8 +12,8 @@ import TestSupport
             schedule: LearningRateSchedule(base: optimizer.learningRate), epochs: epochs, batchSize: 7, seed: 9)
     }
 
-    static func trainer(_ configuration: TrainingConfiguration, data: ResidentDataset, progress: TrainingProgress? = nil, parameters: [Float]? = nil, state: [Float]? = nil, updatesEachLayer: Bool? = nil) throws -> Trainer {
-        let network = try Network(spec: configuration.network, optimizer: configuration.optimizer, backend: data.backend, maxBatch: 64, updatesEachLayer: updatesEachLayer)
+    static func trainer(_ configuration: TrainingConfiguration, data: ResidentDataset, progress: TrainingProgress? = nil, parameters: [Float]? = nil, state: [Float]? = nil, schedule: StepSchedule? = nil) throws -> Trainer {
+        let network = try Network(spec: configuration.network, optimizer: configuration.optimizer, backend: data.backend, maxBatch: 64, schedule: schedule)
         if let parameters {
             network.setParameters(parameters)
         } else {
@@ -114,31 +114,8 @@ import TestSupport
         #expect(largest == 0, "weights, state or losses differ by up to \(largest)")
     }
 
-    /// A network that asks for a fused step where its backend has none (the host backends) runs its steps op by op,
-    /// with the same results as one that does not ask.
-    @Test func askingForAFusedStepWithoutOneChangesNothing() throws {
-        let spec = try NetworkSpec(layerSizes: [15, 13, 11, 4])
-        let optimizer = OptimizerConfiguration.adam(learningRate: 3e-3)
-        let data = try ResidentDataset(syntheticImages(count: 40), on: NaiveBackend())
-        var g = SeededGenerator(seed: 5)
-        let initial = ParameterLayout(spec).initialParameters(for: spec, using: &g)
-        var results = [[Float]]()
-        for asks in [false, true] {
-            let network = try Network(spec: spec, optimizer: optimizer, backend: data.backend, maxBatch: 9, fusesSteps: asks)
-            #expect(!network.fusesSteps)
-            network.setParameters(initial)
-            for step in 1...5 {
-                let batch = (0..<Int32(9)).map { ($0 * 3 + Int32(step)) % 40 }
-                network.trainStep(data, batch: batch[...], step: optimizer.step(step, learningRate: 3e-3))
-            }
-            results.append(network.parameterValues() + network.optimizerStateValues() + [network.readTrainingMetrics().lossSum])
-        }
-        #expect(results[0] == results[1])
-        #expect(results[0] != initial + [Float](repeating: 0, count: results[0].count - initial.count))
-    }
-
-    /// A step told the next step's batch may gather it after its update (`Network.trainStep`'s `next`, on a backend
-    /// that `gathersWithUpdates`); the next step then skips its gather. The same network either way, bit for bit,
+    /// A step told the next step's batch may gather it after its update (`Network.trainStep`'s `next`, with a schedule
+    /// that `gathersNextBatch`); the next step then skips its gather. The same network either way, bit for bit,
     /// through: a next batch of the same rows, a step whose batch is not the one its predecessor was told (same size:
     /// it must gather its own), a next batch of another size (not gathered ahead), an evaluation between a step and
     /// the next (it overwrites the inputs), layer-by-layer updates, and `Trainer`'s epochs.
@@ -155,9 +132,9 @@ import TestSupport
         var results = [[Float]]()
         for ahead in [false, true] {
             let backend = NaiveBackend()
-            backend.gathersNextBatchWithUpdates = ahead
             let data = try ResidentDataset(images, on: backend)
-            let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: 64, updatesEachLayer: eachLayer)
+            let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: 64,
+                                      schedule: StepSchedule(updatesEachLayer: eachLayer, gathersNextBatch: ahead))
             network.setParameters(initial)
             var evaluations = [Float]()
             for (s, (b, next)) in plan.enumerated() {
@@ -174,17 +151,16 @@ import TestSupport
         // Whole epochs through the trainer, which tells each step the next one.
         var epochs = [[Float]]()
         for ahead in [false, true] {
-            let backend = NaiveBackend()
-            backend.gathersNextBatchWithUpdates = ahead
-            let data = try ResidentDataset(images, on: backend)
-            let trainer = try Self.trainer(Self.configuration(epochs: 2), data: data, updatesEachLayer: eachLayer)
+            let data = try ResidentDataset(images, on: NaiveBackend())
+            let trainer = try Self.trainer(Self.configuration(epochs: 2), data: data,
+                                           schedule: StepSchedule(updatesEachLayer: eachLayer, gathersNextBatch: ahead))
             try trainer.run()
             epochs.append(trainer.network.parameterValues() + trainer.network.optimizerStateValues())
         }
         #expect(epochs[0] == epochs[1])
     }
 
-    /// Updating each layer as soon as its gradients are final (`Network(updatesEachLayer:)`, as the cuda backend
+    /// Updating each layer as soon as its gradients are final (`StepSchedule.updatesEachLayer`, as the cuda backend
     /// does for large networks) gives the same network, bit for bit, as one update over every layer at the end of
     /// the step: for Adam and for SGD with momentum (one state slot), and for a network of one layer.
     @Test(arguments: [OptimizerConfiguration.adam(learningRate: 3e-3), try! OptimizerConfiguration(kind: .sgd, learningRate: 0.05, momentum: 0.9)])
@@ -195,7 +171,7 @@ import TestSupport
             for eachLayer in [false, true] {
                 var configuration = try Self.configuration(epochs: 2, optimizer: optimizer)
                 configuration.network = try NetworkSpec(layerSizes: sizes)
-                let trainer = try Self.trainer(configuration, data: data, updatesEachLayer: eachLayer)
+                let trainer = try Self.trainer(configuration, data: data, schedule: StepSchedule(updatesEachLayer: eachLayer, gathersNextBatch: false))
                 try trainer.run()
                 results.append(trainer.network.parameterValues() + trainer.network.optimizerStateValues())
             }

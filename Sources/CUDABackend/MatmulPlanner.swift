@@ -1,121 +1,6 @@
 import Foundation
 import MLPCore
 
-/// The products through cuBLASLt: one plan per shape (descriptors and the algorithm chosen for it), epilogues that
-/// fold the bias and the ReLU into the forward product, and the choice of algorithm by timing: the first time a
-/// shape runs outside a recording, each of cuBLASLt's candidates (its heuristic returns up to
-/// `MatmulPlanner.candidateCount`; variants of its first three that split `k` are added) is recorded ten times
-/// (three for a product over 10 GFLOP) into a CUDA graph and
-/// timed with events, and the fastest is kept for the life of the process and recorded in the `TuningCache` file,
-/// so that later runs on the same card and libraries take it without timing. cuBLAS's own choice (`cublasSgemm`) is
-/// tuned for large products; the MLP's are small (a batch of 128 rows leaves most of an H100's 132 SMs idle unless
-/// the product splits `k`), which is where timing the candidates pays.
-final class MatmulPlan {
-    let operation: OpaquePointer?
-    let layoutA: OpaquePointer?, layoutB: OpaquePointer?, layoutD: OpaquePointer?
-    /// Candidates, best guess first: cuBLASLt's heuristic's (the 64-byte algorithm and the workspace it needs),
-    /// then our own kernels' configurations (`TiledGemm`), which only timing can choose.
-    var candidates: [MatmulAlgorithm]
-    /// Index into `candidates` of the algorithm in use.
-    var chosen = 0
-    /// Whether `chosen` comes from timing (else it is the heuristic's first).
-    var tuned = false
-    /// Each candidate's time alone (µs, nil: failed or not timed), when this process timed them.
-    var timesAlone: [Double?] = []
-    let label: String
-    /// The key its choice is kept under in the tuning cache.
-    var key: MatmulKey?
-
-    init(operation: OpaquePointer?, layoutA: OpaquePointer?, layoutB: OpaquePointer?, layoutD: OpaquePointer?,
-         candidates: [MatmulAlgorithm], label: String) {
-        self.operation = operation
-        self.layoutA = layoutA
-        self.layoutB = layoutB
-        self.layoutD = layoutD
-        self.candidates = candidates
-        self.label = label
-    }
-}
-
-/// One way to run a product.
-enum MatmulAlgorithm: CustomStringConvertible {
-    /// A cuBLASLt algorithm (`cublasLtMatmulAlgo_t`, 64 bytes), the workspace it needs, the parts it splits `k` into
-    /// (for the reports), and, for a variant made here of one of the heuristic's algorithms, what it was made from.
-    case lt(algorithm: [UInt8], workspace: Int, splits: Int = 1, variant: SplitVariant? = nil)
-    /// One of our kernels.
-    case tiled(TiledGemm.Config)
-
-    var description: String {
-        switch self {
-        case .lt(_, _, let splits, _): return splits > 1 ? "cuBLASLt, k in \(splits)" : "cuBLASLt"
-        case .tiled(let config): return "\(config)"
-        }
-    }
-}
-
-/// A heuristic's algorithm made to split `k`: the index of the algorithm among the heuristic's, the parts, and the
-/// reduction scheme (`CUBLASLt.AlgoConfigAttribute.reductionScheme`).
-struct SplitVariant: Equatable {
-    var base: Int
-    var parts: UInt32
-    var scheme: UInt32
-}
-
-/// The scratch of the products queued on one stream. Products on different streams may run at the same time, so
-/// each stream has its own: an algorithm that splits `k` keeps its partial sums here.
-struct MatmulWorkspace {
-    /// cuBLASLt's workspace, `MatmulPlanner.workspaceBytes` long.
-    var lt: UInt64
-    /// Our kernels' partial sums (`TiledGemm.partialBytes`) and tile counters (`TiledGemm.counterCount`, zeroed).
-    var partials: UInt64
-    var counters: UInt64
-}
-
-/// What makes two products share a plan: shape, strides, transposes, epilogue, and the alignment of each pointer
-/// (cuBLASLt's algorithms assume an alignment, and parameters inside the flat buffer are only 4-byte aligned in
-/// general).
-struct MatmulKey: Hashable {
-    var transposeA: Bool, transposeB: Bool
-    var m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int
-    var epilogue: CUBLASLt.Epilogue
-    var alignA: Int, alignB: Int, alignC: Int, alignBias: Int
-}
-
-/// A product with an epilogue, in the backend's row-major terms (see `Backend.gemm`).
-struct MatmulCall {
-    var transposeA: Bool, transposeB: Bool
-    var m: Int, n: Int, k: Int
-    var alpha: Float
-    var a: UInt, lda: Int, b: UInt, ldb: Int
-    var beta: Float
-    var c: UInt, ldc: Int
-    var epilogue = CUBLASLt.Epilogue.none
-    /// The bias, `[n]`.
-    var bias: UInt = 0
-
-    var key: MatmulKey {
-        MatmulKey(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
-                  epilogue: epilogue, alignA: alignment(a), alignB: alignment(b), alignC: alignment(c),
-                  alignBias: alignment(bias))
-    }
-
-    var label: String {
-        let e: String
-        switch epilogue {
-        case .none: e = ""
-        case .bias: e = " +bias"
-        case .reluBias: e = " +bias+relu"
-        }
-        return "\(m)×\(n)×\(k) \(transposeA ? "T" : "N")\(transposeB ? "T" : "N")\(e)"
-    }
-}
-
-/// The largest power of two (up to 256) that divides an address: the alignment cuBLASLt may assume.
-func alignment(_ address: UInt) -> Int {
-    guard address != 0 else { return 256 }
-    return Int(min(256, address & (~address &+ 1)))
-}
-
 /// Chooses and keeps the plans. Owned by a `CUDABackend`, used on its stream only.
 final class MatmulPlanner {
     static let candidateCount = 16
@@ -126,10 +11,8 @@ final class MatmulPlanner {
     let workspaceBytes: Int
     /// Whether to time the candidates (`MLP_CUDA_TUNE=0`: take the heuristic's first).
     let tunes: Bool
-    /// Our own kernels (for `CUDABackend.withTiledProducts`), and whether they are timed beside cuBLASLt's
-    /// algorithms (`MLP_CUDA_TILED=1`).
-    var tiled: TiledGemmKernels?
-    let timesTiled: Bool
+    /// Whether variants that split `k` are among the timed candidates (`MLP_CUDA_OFF=split-k`: no).
+    let offersSplitVariants: Bool
     /// The choices of earlier runs, and where this run's are saved (nil: timed every run).
     let cache: TuningCache?
     private var plans = [MatmulKey: MatmulPlan?]()
@@ -139,7 +22,7 @@ final class MatmulPlanner {
     var warn: (String) -> Void = { _ in }
     private var warnedAboutCache = false
 
-    init(lt: CUBLASLt, computeType: Int32, workspaceBytes: Int, tunes: Bool, tiled: TiledGemmKernels?, timesTiled: Bool, cache: TuningCache?) throws {
+    init(lt: CUBLASLt, computeType: Int32, workspaceBytes: Int, tunes: Bool, offersSplitVariants: Bool, cache: TuningCache?) throws {
         self.lt = lt
         var h: OpaquePointer?
         try lt.check(lt.create(&h), "cublasLtCreate")
@@ -147,14 +30,12 @@ final class MatmulPlanner {
         self.computeType = computeType
         self.workspaceBytes = workspaceBytes
         self.tunes = tunes
-        self.tiled = tiled
-        self.timesTiled = timesTiled
+        self.offersSplitVariants = offersSplitVariants
         self.cache = cache
     }
 
     /// Asks the heuristic once for a small product and throws the answer away. cuBLASLt sets itself up on its
-    /// first heuristic query: on an H200 that one query took 86 ms (137 ms timing afresh) where each later one took
-    /// under 1 ms (Benchmarks/results/2026-11-30-h200-sanitize-firststep), so the backend pays it at start-up rather
+    /// first heuristic query, which takes far longer than any later one, so the backend pays it at start-up rather
     /// than inside the first training step. Returns the seconds it took.
     func warmUp() throws -> Double {
         let started = DispatchTime.now().uptimeNanoseconds
@@ -167,8 +48,7 @@ final class MatmulPlanner {
         return Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
     }
 
-    /// The plan for `call`, made on first use; nil when cuBLASLt offers no algorithm for it (an epilogue this
-    /// version does not support for fp32, say): the caller then composes the operation from other kernels.
+    /// The plan for `call`, made on first use; nil when cuBLASLt offers no algorithm for it.
     func plan(for call: MatmulCall) throws -> MatmulPlan? {
         let key = call.key
         if let known = plans[key] { return known }
@@ -217,8 +97,6 @@ final class MatmulPlanner {
                 candidates.append(.lt(algorithm: algorithm, workspace: workspace, splits: lt.splits(of: algorithm)))
             }
         }
-        // Ours come after the heuristic's, so that without timing its first is used.
-        if let tiled, tunes, timesTiled { candidates += tiled.candidates(for: call).map { .tiled($0) } }
         guard !candidates.isEmpty else {
             _ = lt.descDestroy(operation)
             [layoutA, layoutB, layoutD].forEach { _ = lt.layoutDestroy($0) }
@@ -259,34 +137,9 @@ final class MatmulPlanner {
         return keys.count == plans.count ? keys : nil
     }
 
-    /// `MLP_CUDA_CHOOSE="128×512×256 NT=3;784×512×128 TN=1"` (an experiment): for each product named by its label,
-    /// the candidate of that number (from 1, in the order the timing lists them) instead of the fastest alone, timed
-    /// afresh and not saved, to measure how a choice plays inside the step, beside the other streams' kernels. The
-    /// other products keep the choices of the tuning file, and no step is searched (`CUDABackend.tuneSteps`).
-    static let forcedChoices: [String: Int] = parseForcedChoices(ProcessInfo.processInfo.environment["MLP_CUDA_CHOOSE"] ?? "").choices
-    /// The items of `MLP_CUDA_CHOOSE` that do not read as `label=number` (the backend warns of each).
-    static let malformedForcedChoices: [String] = parseForcedChoices(ProcessInfo.processInfo.environment["MLP_CUDA_CHOOSE"] ?? "").malformed
-
-    /// `label=number` items separated by `;`: each label's candidate index (the number less one), and the items
-    /// that are not of that form.
-    static func parseForcedChoices(_ text: String) -> (choices: [String: Int], malformed: [String]) {
-        var choices = [String: Int](), malformed = [String]()
-        for item in text.split(separator: ";") {
-            let parts = item.split(separator: "=")
-            if parts.count == 2, let number = Int(parts[1]), number >= 1 {
-                choices[String(parts[0])] = number - 1
-            } else {
-                malformed.append(String(item))
-            }
-        }
-        return (choices, malformed)
-    }
-
     /// How many of the heuristic's first candidates get variants that split `k`, and into how many parts.
     static let splitBases = 3
     static let splitCounts: [UInt32] = [2, 3, 4, 6, 8]
-    /// `MLP_CUDA_SPLITK=0` times the heuristic's candidates only (to measure what the variants buy).
-    static let offersSplitVariants = ProcessInfo.processInfo.environment["MLP_CUDA_SPLITK"] != "0"
 
     /// Variants of the heuristic's first few algorithms that split `k` where they do not (the heuristic's own
     /// choices for the workloads' forward products already split it; for the weight-gradient products it offers
@@ -333,11 +186,8 @@ final class MatmulPlanner {
     /// Queues `call` on `stream` with the plan's chosen algorithm (or candidate `index`). `workspace`
     /// (`workspaceBytes` long) must not be in use by any product that may run at the same time: an algorithm that
     /// splits `k` keeps its partial sums there, so two streams sharing one would corrupt each other's results.
-    func run(_ plan: MatmulPlan, _ call: MatmulCall, stream: OpaquePointer?, workspace: MatmulWorkspace, candidate index: Int? = nil) throws {
+    func run(_ plan: MatmulPlan, _ call: MatmulCall, stream: OpaquePointer?, workspace: UInt64, candidate index: Int? = nil) throws {
         switch plan.candidates[index ?? plan.chosen] {
-        case .tiled(let config):
-            guard let tiled else { return }
-            try tiled.launch(config, call, stream: stream, workspace: workspace)
         case .lt(let algorithm, _, _, _):
             try setPointers(plan.operation, call)
             var alpha = call.alpha, beta = call.beta
@@ -345,7 +195,7 @@ final class MatmulPlanner {
                 lt.matmul(handle, plan.operation, &alpha,
                           UnsafeRawPointer(bitPattern: call.b), plan.layoutA, UnsafeRawPointer(bitPattern: call.a), plan.layoutB,
                           &beta, UnsafeRawPointer(bitPattern: call.c), plan.layoutD, UnsafeMutableRawPointer(bitPattern: call.c), plan.layoutD,
-                          algo.baseAddress, UnsafeMutableRawPointer(bitPattern: UInt(workspace.lt)), workspaceBytes, stream)
+                          algo.baseAddress, UnsafeMutableRawPointer(bitPattern: UInt(workspace)), workspaceBytes, stream)
             }
             try lt.check(status, "cublasLtMatmul(\(plan.label))")
         }
@@ -356,13 +206,12 @@ final class MatmulPlanner {
     /// Only for calls whose outputs may be overwritten repeatedly (beta = 0: C is not read).
     /// Returns the line added to `report`, if any.
     @discardableResult
-    func tune(_ plan: MatmulPlan, _ call: MatmulCall, stream: OpaquePointer?, workspace: MatmulWorkspace, driver: CUDADriver) throws -> String? {
+    func tune(_ plan: MatmulPlan, _ call: MatmulCall, stream: OpaquePointer?, workspace: UInt64, driver: CUDADriver) throws -> String? {
         plan.tuned = true
         guard tunes, call.beta == 0 else { return nil }
         let key = call.key
         plan.key = key
-        let forced = Self.forcedChoices[plan.label]
-        if forced == nil, let recorded = cache?.choice(for: key) {
+        if let recorded = cache?.choice(for: key) {
             // A split variant chosen earlier is made again from its description (without making all the others).
             if let variant = TuningCache.decodeVariant(recorded, candidates: plan.candidates), let algorithm = splitVariant(plan, variant) {
                 plan.candidates.append(algorithm)
@@ -374,7 +223,7 @@ final class MatmulPlanner {
                 return line
             }
         }
-        if Self.offersSplitVariants { plan.candidates += splitVariants(plan, call) }
+        if offersSplitVariants { plan.candidates += splitVariants(plan, call) }
         guard plan.candidates.count > 1 else { return nil }
         let flops = 2.0 * Double(call.m) * Double(call.n) * Double(call.k)
         let repeats = flops > 1e10 ? 3 : 10
@@ -410,25 +259,10 @@ final class MatmulPlanner {
         }
         plan.timesAlone = times
         let timed = times.indices.compactMap { i in times[i].map { (i, $0) } }
-        if let forced {
-            // An experiment: the candidate named, whatever its time, and nothing saved.
-            guard times.indices.contains(forced), let time = times[forced] else {
-                throw CUDAError("MLP_CUDA_CHOOSE: \(plan.label) has no candidate #\(forced + 1) that runs (\(plan.candidates.count) candidates)")
-            }
-            plan.chosen = forced
-            let all = times.indices.map { i in "#\(i + 1) \(plan.candidates[i]) \(times[i].map { String(format: "%.1f", $0) } ?? "failed")" }
-            let line = "\(plan.label): forced #\(forced + 1) (\(plan.candidates[forced])) at \(String(format: "%.1f µs", time)); candidates: \(all.joined(separator: ", "))"
-            report.append(line)
-            return line
-        }
         guard let best = timed.min(by: { $0.1 < $1.1 }) else { return nil }
         plan.chosen = best.0
         let first = times[0].map { String(format: "%.1f µs", $0) } ?? "failed"
         var line = "\(plan.label): \(timed.count) of \(plan.candidates.count) candidates ran; chose #\(best.0 + 1) (\(plan.candidates[best.0])) at \(String(format: "%.1f µs", best.1)) (heuristic's first: \(first))"
-        let own = timed.filter { if case .tiled = plan.candidates[$0.0] { return true } else { return false } }
-        if let bestOwn = own.min(by: { $0.1 < $1.1 }) {
-            line += "; own kernels' best: \(plan.candidates[bestOwn.0]) at \(String(format: "%.1f µs", bestOwn.1))"
-        }
         if let cache {
             do {
                 try cache.record(TuningCache.encode(plan.candidates, chosen: best.0), for: key)
