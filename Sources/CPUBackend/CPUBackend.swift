@@ -13,14 +13,14 @@ import MNIST
 ///
 /// Subnormal numbers are flushed to zero (x86's FTZ and DAZ, as XLA and oneDNN do) while the backend's kernels
 /// run: arithmetic on them is about a hundred times slower, and late in training Adam's second moments reach them
-/// (measured: an epoch of the default run slowed from 1.0 s to 1.4 s over 10 epochs without it). Values below
+/// (Benchmarks/RESULTS.md). Values below
 /// 1.2e-38 therefore become 0 here where the naive backend keeps them. The caller's own mode is restored after
 /// each operation.
 ///
 /// The first layer's two products, whose A is the gathered batch, skip the batch's zeros where it has many (81% of
 /// MNIST's pixels are 0): `sparseGEMM` steps, for each tile of 6 rows of the result, only through the pixels where
-/// one of them is nonzero, about 44% of them for MNIST, and the products take 42–48% of the dense ones' time. A zero
-/// term adds exactly nothing, so only the order of the sums changes.
+/// one of them is nonzero (under half of them for MNIST: Benchmarks/RESULTS.md). A zero term adds exactly nothing, so
+/// only the order of the sums changes.
 ///
 /// Results do not depend on the thread count: products are split between threads by rows or columns of C
 /// (never along k), column sums by columns, the fused output layer by rows (each row's sums in a fixed order), and
@@ -232,10 +232,9 @@ public final class CPUBackend: HostMemoryBackend, ComposedLayers {
         }
     }
 
-    /// The largest share of the depth (`sparseTileShare`) at which the first layer's products skip zeros. MNIST's
-    /// batches step through 44% of it, and their products then take 42–48% of the dense ones' time (`mlp bench
-    /// --ops`, 2026-12-01): the sparse tiles run about as fast per step as the dense ones, a little slower in the
-    /// weight gradient. The bar leaves room for that.
+    /// The largest share of the depth (`sparseTileShare`) at which the first layer's products skip zeros: the sparse
+    /// tiles run about as fast per step as the dense ones, a little slower in the weight gradient, and the bar leaves
+    /// room for that (MNIST's batches sit well below it: Benchmarks/RESULTS.md).
     public static let sparseShareMaximum = 0.7
 
     /// Whether products whose A is the last batch gathered skip its zeros (`skipsInputZeros`, no shift in its

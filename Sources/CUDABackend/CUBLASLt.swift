@@ -48,9 +48,9 @@ struct CUBLASLt {
     enum PreferenceAttribute: Int32 {
         case maxWorkspaceBytes = 1, minAlignmentA = 5, minAlignmentB = 6, minAlignmentC = 7, minAlignmentD = 8
     }
-    /// `cublasLtEpilogue_t`. (The backward epilogues, `DRELU_BGRAD` with the forward's ReLU bit mask, were measured
-    /// on an H100 with cuBLASLt 13.1: slower than the plain product followed by this backend's activation-backward
-    /// kernel at every shape of the workloads, 7.6 µs against 2.7 + ~2.5 µs at 128×256×10, so they are not used.)
+    /// `cublasLtEpilogue_t`. (The backward epilogues, `DRELU_BGRAD` with the forward's ReLU bit mask, lost to the plain
+    /// product followed by this backend's activation-backward kernel at every shape of the workloads:
+    /// Benchmarks/RESULTS.md.)
     enum Epilogue: UInt32 {
         case none = 1, bias = 4, reluBias = 6
     }
@@ -60,25 +60,25 @@ struct CUBLASLt {
 
     static func load() throws -> CUBLASLt {
         let (h, path) = try LibraryLoader.open("cuBLASLt", names: ["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"])
-        func f<T>(_ name: String, _ t: T.Type) throws -> T { try LibraryLoader.symbol(h, name, in: path, as: t) }
+        func f<T>(_ name: String) throws -> T { try LibraryLoader.symbol(h, name, in: path, as: T.self) }
         return try CUBLASLt(
             path: path,
-            create: f("cublasLtCreate", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Status).self),
-            getVersion: f("cublasLtGetVersion", (@convention(c) () -> Int).self),
-            statusString: f("cublasLtGetStatusString", (@convention(c) (Status) -> UnsafePointer<CChar>?).self),
-            descCreate: f("cublasLtMatmulDescCreate", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, Int32, Int32) -> Status).self),
-            descDestroy: f("cublasLtMatmulDescDestroy", (@convention(c) (OpaquePointer?) -> Status).self),
-            descSetAttribute: f("cublasLtMatmulDescSetAttribute", (@convention(c) (OpaquePointer?, Int32, UnsafeRawPointer, Int) -> Status).self),
-            layoutCreate: f("cublasLtMatrixLayoutCreate", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, Int32, UInt64, UInt64, Int64) -> Status).self),
-            layoutDestroy: f("cublasLtMatrixLayoutDestroy", (@convention(c) (OpaquePointer?) -> Status).self),
-            preferenceCreate: f("cublasLtMatmulPreferenceCreate", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Status).self),
-            preferenceDestroy: f("cublasLtMatmulPreferenceDestroy", (@convention(c) (OpaquePointer?) -> Status).self),
-            preferenceSetAttribute: f("cublasLtMatmulPreferenceSetAttribute", (@convention(c) (OpaquePointer?, Int32, UnsafeRawPointer, Int) -> Status).self),
-            heuristic: f("cublasLtMatmulAlgoGetHeuristic", (@convention(c) (OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, Int32, UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>) -> Status).self),
-            matmul: f("cublasLtMatmul", (@convention(c) (OpaquePointer?, OpaquePointer?, UnsafeRawPointer, UnsafeRawPointer?, OpaquePointer?, UnsafeRawPointer?, OpaquePointer?, UnsafeRawPointer, UnsafeRawPointer?, OpaquePointer?, UnsafeMutableRawPointer?, OpaquePointer?, UnsafeRawPointer?, UnsafeMutableRawPointer?, Int, OpaquePointer?) -> Status).self),
-            algoConfigSet: f("cublasLtMatmulAlgoConfigSetAttribute", (@convention(c) (UnsafeMutableRawPointer, Int32, UnsafeRawPointer, Int) -> Status).self),
-            algoConfigGet: f("cublasLtMatmulAlgoConfigGetAttribute", (@convention(c) (UnsafeRawPointer, Int32, UnsafeMutableRawPointer, Int, UnsafeMutablePointer<Int>?) -> Status).self),
-            algoCheck: f("cublasLtMatmulAlgoCheck", (@convention(c) (OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, UnsafeRawPointer, UnsafeMutableRawPointer) -> Status).self))
+            create: f("cublasLtCreate"),
+            getVersion: f("cublasLtGetVersion"),
+            statusString: f("cublasLtGetStatusString"),
+            descCreate: f("cublasLtMatmulDescCreate"),
+            descDestroy: f("cublasLtMatmulDescDestroy"),
+            descSetAttribute: f("cublasLtMatmulDescSetAttribute"),
+            layoutCreate: f("cublasLtMatrixLayoutCreate"),
+            layoutDestroy: f("cublasLtMatrixLayoutDestroy"),
+            preferenceCreate: f("cublasLtMatmulPreferenceCreate"),
+            preferenceDestroy: f("cublasLtMatmulPreferenceDestroy"),
+            preferenceSetAttribute: f("cublasLtMatmulPreferenceSetAttribute"),
+            heuristic: f("cublasLtMatmulAlgoGetHeuristic"),
+            matmul: f("cublasLtMatmul"),
+            algoConfigSet: f("cublasLtMatmulAlgoConfigSetAttribute"),
+            algoConfigGet: f("cublasLtMatmulAlgoConfigGetAttribute"),
+            algoCheck: f("cublasLtMatmulAlgoCheck"))
     }
 
     /// Turns a status into an error naming the call and cuBLASLt's own description of the status.

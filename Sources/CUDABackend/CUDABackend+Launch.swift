@@ -38,13 +38,10 @@ extension CUDABackend {
         record { try enqueueKernel(kernel, grid: grid, block: block, blockY: blockY, sharedBytes: sharedBytes, dependent: dependent, on: stream, makeArguments()) }
     }
 
-    /// Queues `kernel` on `target` now (recording or not). `dependent`: the kernel follows another kernel on
-    /// `target` and waits for it with `wait_for_previous_kernel()`, so it may be launched before that one ends
-    /// (see `launchesDependents`).
+    /// Queues `kernel` on `target` now (recording or not). `dependent`: the kernel follows another kernel on `target`
+    /// and waits for it with `wait_for_previous_kernel()`, so it may be launched before that one ends (see
+    /// `launchesDependents`).
     func enqueueKernel(_ kernel: String, grid: (UInt32, UInt32), block: UInt32, blockY: UInt32 = 1, sharedBytes: UInt32 = 0, dependent: Bool = false, on target: OpaquePointer?, _ arguments: [any KernelArgument]) throws {
-        if launchShapesSeen.insert(LaunchShape(kernel: kernel, gridX: grid.0, gridY: grid.1, blockX: block, blockY: blockY, sharedBytes: sharedBytes)).inserted {
-            log("launch \(kernel): grid \(grid.0)×\(grid.1), block \(block)×\(blockY), \(sharedBytes) B shared")
-        }
         try withParameters(arguments) { p in
             guard dependent && launchesDependents, let launchEx = driver.cuLaunchKernelEx else {
                 return try driver.check(driver.cuLaunchKernel(functions[kernel]!, grid.0, grid.1, 1, block, blockY, 1, sharedBytes, target, p, nil), "cuLaunchKernel(\(kernel))")
@@ -76,10 +73,6 @@ extension CUDABackend {
         return try withExtendedLifetime(block) { try body(block.pointers) }
     }
 
-    /// Each distinct launch of our kernels, logged (`-v`) the first time it is queued.
-    struct LaunchShape: Hashable {
-        var kernel: String, gridX: UInt32, gridY: UInt32, blockX: UInt32, blockY: UInt32, sharedBytes: UInt32
-    }
-
+    /// Blocks of `threads` for `count` elements: at least 1, at most a grid dimension's 65,535.
     func blocks(_ count: Int, _ threads: Int = 256) -> UInt32 { UInt32(max(1, min((count + threads - 1) / threads, 65_535))) }
 }

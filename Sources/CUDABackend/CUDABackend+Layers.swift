@@ -1,7 +1,7 @@
 import MLPCore
 
-/// The gather, the dense layers (the forward through the product's epilogue, the backward with its weight gradient
-/// on the side stream) and the elementwise passes and loss they are composed from where nothing is fused.
+/// The gather, the dense layers (the forward through the product's epilogue, the backward with its weight gradient on
+/// the side stream) and the elementwise passes and loss they are composed from where nothing is fused.
 extension CUDABackend {
     public func gatherBatch(_ gather: BatchGather) {
         let indices = gather.indices, features = gather.features, normalization = gather.normalization
@@ -38,20 +38,13 @@ extension CUDABackend {
         mark("indices copied, batch \(batch)×\(features) gathered")
     }
 
-    /// Queues the copy of a batch's indices to the device (after the other streams' work) and returns where the
-    /// kernels that follow read them.
+    /// Queues the copy of a batch's indices to the device (after the other streams' work) and returns where the kernels
+    /// that follow read them.
     func queueBatchIndices(_ indices: UnsafeBufferPointer<Int32>) -> DevicePointer<Int32> {
         let batch = indices.count
         join()
-        var source = batchIndices.pointer
-        if case .direct = mode, batch > batchIndices.count {
-            record {
-                let grown = try allocate(Int32.self, count: max(batch, 1024))
-                if batchIndices.count > 0 { retiredScratch.append(batchIndices.pointer.address) }
-                batchIndices = (grown, max(batch, 1024))
-            }
-            source = batchIndices.pointer
-        }
+        if case .direct = mode { record { _ = try reserve(\.batchIndices, Int32.self, count: batch, minimum: 1024) } }
+        var source = DevicePointer<Int32>(address: batchIndices.address)
         if case .direct = mode {
             upload(indices, to: source)
         } else if batch > batchIndices.count {
@@ -121,37 +114,20 @@ extension CUDABackend {
     func enqueueActivationBackward(gradient: DevicePointer<Float>, biasGradient: DevicePointer<Float>, outputs: DevicePointer<Float>, rows: Int, columns: Int, activation: Int32, dependent: Bool = false, on target: OpaquePointer?) throws {
         // Chunks of at least 128 rows, at most 64 of them: a 1024-row batch of 512 columns is 16 × 8 blocks
         // instead of 16 blocks each walking all the rows. A 128-row batch stays one chunk.
+        // Partial sums [chunks, columns] and per-column-group counters (zero between launches: the last chunk
+        // resets its counter), one pair per stream (the two may run at once).
         var chunks = max(1, min(rows / 128, 64))
         let groups = (columns + 31) / 32
         let side = target != stream
         if chunks > 1 {
-            if case .direct = mode { try reserveReductionScratch(floats: chunks * columns, counters: groups, side: side) }
-            let scratch = side ? reductionScratches.side : reductionScratches.main
-            if scratch.floats < chunks * columns || scratch.counters < groups {
-                chunks = 1  // not enough scratch, and none can be allocated inside a recording
-            }
+            let partials = try reserve(side ? \.reductionPartials.side : \.reductionPartials.main, Float.self, count: chunks * columns, minimum: 1 << 16)
+            let counters = try reserve(side ? \.reductionCounters.side : \.reductionCounters.main, UInt32.self, count: groups, minimum: 256)
+            if !partials || !counters { chunks = 1 }  // not enough scratch, and none can be allocated inside a recording
         }
-        let scratch = side ? reductionScratches.side : reductionScratches.main
+        let (partials, counters) = side ? (reductionPartials.side, reductionCounters.side) : (reductionPartials.main, reductionCounters.main)
         try enqueueKernel("activation_backward", grid: (UInt32(groups), UInt32(chunks)), block: 32, blockY: 16, dependent: dependent, on: target,
-                          [gradient, biasGradient, outputs, Int32(rows), Int32(columns), activation, scratch.partials, scratch.counterArray])
-    }
-
-    /// Scratch of `activation_backward`'s chunked column sums, one per stream (the two may run at once): partial
-    /// sums and per-column-group counters (zero between launches: the last chunk resets its counter). Grown only
-    /// outside recordings; old buffers are kept, since a recorded step may use them.
-    struct ReductionScratch {
-        var partials = DevicePointer<Float>(address: 0), floats = 0
-        var counterArray = DevicePointer<UInt32>(address: 0), counters = 0
-    }
-
-    private func reserveReductionScratch(floats: Int, counters: Int, side: Bool) throws {
-        let old = side ? reductionScratches.side : reductionScratches.main
-        guard floats > old.floats || counters > old.counters else { return }
-        let f = max(floats, old.floats, 1 << 16), n = max(counters, old.counters, 256)
-        let grown = ReductionScratch(partials: try allocate(Float.self, count: f), floats: f,
-                                     counterArray: try allocate(UInt32.self, count: n), counters: n)  // zero-filled
-        if old.floats > 0 { retiredScratch += [old.partials.address, old.counterArray.address] }
-        if side { reductionScratches.side = grown } else { reductionScratches.main = grown }
+                          [gradient, biasGradient, outputs, Int32(rows), Int32(columns), activation,
+                           DevicePointer<Float>(address: partials.address), DevicePointer<UInt32>(address: counters.address)])
     }
 
     public func lossForwardBackward(gradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, outputs: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, columns: Int, loss: Loss, gradientScale: Float) {

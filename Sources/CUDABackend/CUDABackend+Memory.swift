@@ -1,7 +1,7 @@
 import MLPCore
 
-/// Device memory, and the copies between it and the host: small uploads through pinned staging slots, a recorded
-/// step's uploads from its own pinned buffers (refreshed before each replay).
+/// Device memory, and the copies between it and the host: small uploads through pinned staging slots, a recorded step's
+/// uploads from its own pinned buffers (refreshed before each replay).
 extension CUDABackend {
     public func allocate<T>(_ type: T.Type, count: Int) throws -> DevicePointer<T> {
         deviceAllocations += 1
@@ -19,11 +19,6 @@ extension CUDABackend {
 
     public func upload<T>(_ source: UnsafeBufferPointer<T>, to destination: DevicePointer<T>) {
         join()
-        enqueueUpload(source, to: destination)
-    }
-
-    /// `upload` without waiting for the other streams first: for memory that only work queued after it reads.
-    func enqueueUpload<T>(_ source: UnsafeBufferPointer<T>, to destination: DevicePointer<T>) {
         guard let base = source.baseAddress, !source.isEmpty else { return }
         let bytes = source.count * MemoryLayout<T>.stride
         record {
@@ -57,8 +52,8 @@ extension CUDABackend {
     }
 
     /// In a recorded step, the pinned buffer that the recording reads `source`'s bytes from, filled with them: while
-    /// recording, the next free part of the recording's arena; while replaying, the part the recording used at
-    /// this point (the previous launch of this recording has finished: `beginStep` waited for it).
+    /// recording, the next free part of the recording's arena; while replaying, the part the recording used at this
+    /// point (the previous launch of this recording has finished: `beginStep` waited for it).
     func stageRecorded(_ source: UnsafeRawBufferPointer) throws -> UnsafeMutableRawPointer {
         let bytes = source.count
         switch mode {

@@ -1,13 +1,13 @@
 import MLPCore
 
-/// The optimizer's update, one launch over the whole flat buffer or over one layer's part of it (beside the backward
-/// of the layers below, on the update stream, when that stream still uses its memory), with the next step's gather
-/// in the same launch when the schedule asks for it; and the schedule itself.
+/// The optimizer's update, one launch over the whole flat buffer or over one layer's part of it (beside the backward of
+/// the layers below, on the update stream, when that stream still uses its memory), with the next step's gather in the
+/// same launch when the schedule asks for it; and the schedule itself.
 extension CUDABackend {
     /// Layer by layer from 4 million parameters, with the streams (wide-1024's 20 million gained, small-128's half a
-    /// million lost to the extra launches and waits: Benchmarks/RESULTS.md); the next batch gathered in the last
-    /// update for batches whose indices fit in its parameters (`inlineIndexCapacity`). A schedule the caller prefers
-    /// is taken, but for a gather the backend cannot do.
+    /// million lost to the extra launches and waits: Benchmarks/RESULTS.md); the next batch gathered in the last update
+    /// for batches whose indices fit in its parameters (`inlineIndexCapacity`). A schedule the caller prefers is taken,
+    /// but for a gather the backend cannot do.
     func schedule(for step: TrainingStep) -> StepSchedule {
         let eachLayer = step.preferredSchedule?.updatesEachLayer
             ?? (updateStream != nil && options.uses(.layerUpdates) && step.parameters >= Self.layerUpdatesMinimumParameters)

@@ -5,11 +5,11 @@ import MLPCore
 /// many inputs, a block per 8 rows), their launch rules, and the composition for wider layers.
 extension CUDABackend {
     /// The one-kernel output layer takes layers of at most 16 outputs whose weights fit in shared memory beside the
-    /// kernel's own sums (`outputLayerStagedFloats`), and batches of any size. Wider layers are a product, the loss,
-    /// a product and the activation backward.
+    /// kernel's own sums (`outputLayerStagedFloats`), and batches of any size. Wider layers are a product, the loss, a
+    /// product and the activation backward.
     static let fusedOutputMaximum = 16
-    /// Shared memory the kernel's own sums take (a block's per-warp sums and the last block's slices, 1.1 KB), kept
-    /// out of what the weights may use.
+    /// Shared memory the kernel's own sums take (a block's per-warp sums and the last block's slices, 1.1 KB), kept out
+    /// of what the weights may use.
     static let outputLayerOwnSharedBytes = 1536
     /// The most floats of weights the kernel can stage in `sharedBytesPerBlock` bytes of shared memory a block.
     static func outputLayerStagedFloats(sharedBytesPerBlock: Int) -> Int { (sharedBytesPerBlock - outputLayerOwnSharedBytes) / 4 }
@@ -24,16 +24,16 @@ extension CUDABackend {
     static let outputLayerSumsPerBlock = 18
     static let outputLayerSumThreads: UInt32 = 128
 
-    /// Warps a block of the output layer's kernel for `rows` rows: 4, or 8 where 128 blocks of 4 would give a warp
-    /// more than one row (a batch of 1024: one row a warp, twice the loads in flight on each SM).
+    /// Warps a block of the output layer's kernel for `rows` rows: 4, or 8 where 128 blocks of 4 would give a warp more
+    /// than one row (a batch of 1024: one row a warp, twice the loads in flight on each SM).
     static func outputLayerWarps(rows: Int) -> Int { rows > 4 * outputLayerMaximumBlocks ? 8 : 4 }
 
     /// Inputs from which `output_layer_loss` loads 16 of a row's inputs at once, not 4 (where a lane has at least one
     /// full batch of 16).
     static let outputLongRowsFrom: Int32 = 512
-    /// Inputs from which a layer of ten outputs takes `output_layer_wide` (a block per 8 rows, the inputs split
-    /// between its threads) instead of `output_layer_loss` (a warp per row): wide-1024's 4096×10 layer, where reading
-    /// every weight from shared memory once per row bounded the warp-per-row kernel.
+    /// Inputs from which a layer of ten outputs takes `output_layer_wide` (a block per 8 rows, the inputs split between
+    /// its threads) instead of `output_layer_loss` (a warp per row): wide-1024's 4096×10 layer, where reading every
+    /// weight from shared memory once per row bounded the warp-per-row kernel.
     static let wideOutputMinimumInputs = 2048
 
     /// The output layer kernel's grid, block, shared memory (the weights) and their row stride in it: the number of
@@ -44,8 +44,8 @@ extension CUDABackend {
         return (UInt32(blocks), UInt32(32 * warps), UInt32(4 * inputSize * stride), Int32(stride))
     }
 
-    /// `output_layer_wide`'s static shared memory (the warps' and rows' sums, the last block's slices: 3,776 bytes
-    /// for sm_90), kept out of what its weights may use.
+    /// `output_layer_wide`'s static shared memory (the warps' and rows' sums, the last block's slices: 3,776 bytes for
+    /// sm_90), kept out of what its weights may use.
     static let wideOutputOwnSharedBytes = 4096
     /// Rows a block of `output_layer_wide` takes at once, its threads, and the outputs it takes (WIDE_ROWS,
     /// WIDE_THREADS, WIDE_OUT in the kernel).
@@ -53,17 +53,17 @@ extension CUDABackend {
     static let wideOutputThreads: UInt32 = 256
     static let wideOutputOutputs = 10
     /// Whether a layer takes `output_layer_wide`: ten outputs, an even number of inputs from `from` on (0: never),
-    /// whose weights fit in `stagedFloats`, and the addresses of the inputs and of the input gradient (0: none)
-    /// 8-byte aligned (the kernel loads and stores pairs). (Two addresses, not an array: a replayed step calls this
-    /// and must allocate nothing.)
+    /// whose weights fit in `stagedFloats`, and the addresses of the inputs and of the input gradient (0: none) 8-byte
+    /// aligned (the kernel loads and stores pairs). (Two addresses, not an array: a replayed step calls this and must
+    /// allocate nothing.)
     static func usesWideOutputLayer(inputSize: Int, outputSize: Int, from: Int, stagedFloats: Int, inputs: UInt, inputGradient: UInt) -> Bool {
         from > 0 && outputSize == wideOutputOutputs && inputSize >= from && inputSize % 2 == 0
             && wideOutputOutputs * inputSize <= stagedFloats
             && inputs % 8 == 0 && inputGradient % 8 == 0
     }
 
-    /// `output_layer_wide`'s grid (a block per 8 rows, at most `outputLayerMaximumBlocks`: their blocks take
-    /// further rows in turn), block and shared memory (the weights).
+    /// `output_layer_wide`'s grid (a block per 8 rows, at most `outputLayerMaximumBlocks`: their blocks take further
+    /// rows in turn), block and shared memory (the weights).
     static func wideOutputLayerLaunch(rows: Int, inputSize: Int) -> (blocks: UInt32, threads: UInt32, sharedBytes: UInt32) {
         let blocks = max(1, min((rows + wideOutputRows - 1) / wideOutputRows, outputLayerMaximumBlocks))
         return (UInt32(blocks), wideOutputThreads, UInt32(4 * wideOutputOutputs * inputSize))
@@ -81,8 +81,8 @@ extension CUDABackend {
     }
 
     /// Queues the one-kernel output layer (see `fusedOutputMaximum`); `inputGradient` nil for the forward and loss
-    /// only. With `defersSums` the kernel leaves its blocks' sums (the bias gradient, the metrics) in
-    /// `outputPartials` for `output_layer_sums` to add on the side stream; returns the number of blocks.
+    /// only. With `defersSums` the kernel leaves its blocks' sums (the bias gradient, the metrics) in `outputPartials`
+    /// for `output_layer_sums` to add on the side stream; returns the number of blocks.
     @discardableResult
     private func launchOutputLayer(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float, inputGradient: DevicePointer<Float>?, inputActivation: Activation, defersSums: Bool = false) -> UInt32 {
         let none = DevicePointer<Float>(address: 0)
@@ -110,8 +110,8 @@ extension CUDABackend {
 
     /// The output layer as one kernel where it is narrow (`fusesOutputLayer`): the forward, the loss and its gradient,
     /// the bias gradient, and with `backward` the input gradient too (the kernel's blocks' sums, the weight gradient
-    /// and the input gradient's column sums then go to the side stream: nothing but the optimizer reads them). Else
-    /// the composition.
+    /// and the input gradient's column sums then go to the side stream: nothing but the optimizer reads them). Else the
+    /// composition.
     public func outputLayerLoss(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float, backward: LayerBackward?) {
         let inKernel = options.uses(.outputBackward) ? backward : nil
         guard fusesOutputLayer(rows: rows, inputSize: inputSize, outputSize: outputSize, inputs: inputs, inputGradient: inKernel?.inputGradient),

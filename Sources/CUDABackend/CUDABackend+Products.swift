@@ -83,12 +83,20 @@ extension CUDABackend {
     /// The stream's transpose scratch of at least `floats`, or nil if it is smaller and cannot grow here (inside a
     /// recording: the step ran once unrecorded before, so it has grown then).
     private func transposeScratch(floats: Int, side: Bool) throws -> UInt64? {
-        let current = side ? transposeScratches.side : transposeScratches.main
-        if current.floats >= floats { return current.address }
-        guard case .direct = mode else { return nil }
-        let address = UInt64(try allocate(Float.self, count: floats).address)
-        if current.floats > 0 { retiredScratch.append(UInt(current.address)) }
-        if side { transposeScratches.side = (address, floats) } else { transposeScratches.main = (address, floats) }
-        return address
+        let scratch = side ? \CUDABackend.transposeScratches.side : \.transposeScratches.main
+        return try reserve(scratch, Float.self, count: floats) ? UInt64(self[keyPath: scratch].address) : nil
+    }
+
+    /// Grows the buffer at `buffer` to at least `count` elements (and `minimum`) if it is smaller and no step is being
+    /// recorded or replayed; returns whether it holds `count` now. A recorded step keeps the address it was recorded
+    /// with, so an outgrown buffer is retired, never freed.
+    func reserve<T>(_ buffer: ReferenceWritableKeyPath<CUDABackend, GrowingBuffer>, _ type: T.Type, count: Int, minimum: Int = 0) throws -> Bool {
+        let current = self[keyPath: buffer]
+        if current.count >= count { return true }
+        guard case .direct = mode else { return false }
+        let grown = GrowingBuffer(address: try allocate(T.self, count: max(count, minimum)).address, count: max(count, minimum))
+        if current.count > 0 { retiredScratch.append(current.address) }
+        self[keyPath: buffer] = grown
+        return true
     }
 }

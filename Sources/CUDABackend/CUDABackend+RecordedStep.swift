@@ -1,31 +1,31 @@
 import Foundation
 import MLPCore
 
-/// What a recording of a training step is kept under: the step as the core described it, and the schedule chosen
-/// for it (which decides its operations).
+/// What a recording of a training step is kept under: the step as the core described it, and the schedule chosen for it
+/// (which decides its operations).
 struct RecordingKey: Hashable {
     var network: Int, data: Int, rows: Int
     var batchGathered: Bool
     var schedule: StepSchedule
 }
 
-/// Whether operations run as they are queued, are being recorded into a step's graph, or are already in the graph
-/// being replayed (then they only refresh the values that change).
+/// Whether operations run as they are queued, are being recorded into a step's graph, or are already in the graph being
+/// replayed (then they only refresh the values that change).
 enum RecordingMode { case direct, capturing(StepGraph), replaying(StepGraph) }
 
-/// One recording of a training step: the executable graph, the pinned buffers its uploads copy from (in the
-/// order the step issues them), and an event recorded after each launch.
+/// One recording of a training step: the executable graph, the pinned buffers its uploads copy from (in the order the
+/// step issues them), and an event recorded after each launch.
 final class StepGraph {
     var executable: OpaquePointer?
     var uploads: [(buffer: UnsafeMutableRawPointer, bytes: Int)] = []
     var done: OpaquePointer?
-    /// Pinned memory for the uploads, allocated before recording starts (allocation is not allowed during a
-    /// capture), handed out in order.
+    /// Pinned memory for the uploads, allocated before recording starts (allocation is not allowed during a capture),
+    /// handed out in order.
     var arena: UnsafeMutableRawPointer?
     var arenaUsed = 0
     static let arenaBytes = 256 * 1024
-    /// With `MLP_CUDA_TRACE=1`: timing events recorded on the main stream inside the recording, after each
-    /// operation, read after each replay (`trace`).
+    /// With `MLP_CUDA_TRACE=1`: timing events recorded on the main stream inside the recording, after each operation,
+    /// read after each replay (`trace`).
     var marks: [(label: String, event: OpaquePointer?)] = []
     /// When the recording began (for the `-v` log).
     var recordingStarted: UInt64 = 0
@@ -33,21 +33,21 @@ final class StepGraph {
     /// executable one), and the gather's node, whose indices each replay sets (`inlineIndexLimit`).
     var captured: OpaquePointer?
     var inlineGather: RecordedKernelNode?
-    /// The optimizer updates' nodes, by the address of the parameters each updates: each replay sets the step's
-    /// values in them.
+    /// The optimizer updates' nodes, by the address of the parameters each updates: each replay sets the step's values
+    /// in them.
     var updateNodes: [UInt: RecordedKernelNode] = [:]
-    /// While recording: the launches of the gather and of the updates, from which their nodes' arguments are
-    /// laid out when the recording ends.
+    /// While recording: the launches of the gather and of the updates, from which their nodes' arguments are laid out
+    /// when the recording ends.
     var gatherLaunch: (kernel: String, grid: (UInt32, UInt32), arguments: ArgumentBlock)?
     var updateLaunches: [UInt: (kernel: String, grid: (UInt32, UInt32), arguments: ArgumentBlock)] = [:]
 }
 
 /// A training step recorded once and replayed (`Backend.runTrainingStep`): the first time a step is seen it runs
-/// unrecorded (its products' algorithms are timed then), the second time it is recorded as a CUDA graph, and
-/// afterwards it is replayed: each replay sets the arguments that change in their nodes (the batch's indices in the
-/// gather's, the optimizer's step values in each update's; the few uploads left, such as a large batch's indices,
-/// refresh the pinned buffers they copy from) and launches the graph once. With `MLP_CUDA_OFF=graphs` every
-/// operation is launched as it comes.
+/// unrecorded (its products' algorithms are timed then), the second time it is recorded as a CUDA graph, and afterwards
+/// it is replayed: each replay sets the arguments that change in their nodes (the batch's indices in the gather's, the
+/// optimizer's step values in each update's; the few uploads left, such as a large batch's indices, refresh the pinned
+/// buffers they copy from) and launches the graph once. With `MLP_CUDA_OFF=graphs` every operation is launched as it
+/// comes.
 extension CUDABackend {
     public func runTrainingStep(_ step: TrainingStep, _ queue: (StepSchedule) -> Void) {
         let schedule = self.schedule(for: step)
@@ -157,8 +157,8 @@ extension CUDABackend {
         return false
     }
 
-    /// Destroys every recorded step (after the GPU has finished them), so that the next step of each shape is
-    /// recorded again, with the products' algorithms as they now are.
+    /// Destroys every recorded step (after the GPU has finished them), so that the next step of each shape is recorded
+    /// again, with the products' algorithms as they now are.
     func discardRecordings() {
         _ = driver.cuStreamSynchronize(stream)  // a launched recording's every stream joins the main one
         for graph in graphs.values.joined() {
@@ -172,8 +172,8 @@ extension CUDABackend {
         parity = [:]
     }
 
-    /// The kernel nodes of `captured` whose parameters the driver reports (library kernels, cuBLASLt's, may not):
-    /// each with its function and its first argument's 8 bytes (a pointer, for ours).
+    /// The kernel nodes of `captured` whose parameters the driver reports (library kernels, cuBLASLt's, may not): each
+    /// with its function and its first argument's 8 bytes (a pointer, for ours).
     private func kernelNodes(in captured: OpaquePointer?) throws -> [(node: OpaquePointer?, function: OpaquePointer?, firstArgument: UInt64)] {
         guard let calls = driver.graphNodes else { return [] }
         var count = 0

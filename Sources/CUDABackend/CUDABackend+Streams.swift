@@ -1,8 +1,8 @@
 import MLPCore
 
-/// The side stream (weight gradients, off the critical path) and the update stream (layer-by-layer updates), and
-/// when the main stream must wait for them: only when their queued work touches memory that the main stream's next
-/// operation reads or writes in a way that conflicts (`StreamAccesses`).
+/// The side stream (weight gradients, off the critical path) and the update stream (layer-by-layer updates), and when
+/// the main stream must wait for them: only when their queued work touches memory that the main stream's next operation
+/// reads or writes in a way that conflicts (`StreamAccesses`).
 extension CUDABackend {
     /// Makes the main stream wait for everything queued on the side stream and the update stream.
     func join() {
@@ -19,9 +19,9 @@ extension CUDABackend {
     }
 
     /// dW [in, out] = Xᵀ [in, B] · dZ [B, out], on the side stream: nothing reads it before the optimizer (which
-    /// joins), so it runs beside what the main stream does next.
-    /// `alsoBeside` queues more work on the side stream after the product (it runs only while recording or running
-    /// directly, not when a step is replayed; non-escaping, so that a replayed step allocates no closure context).
+    /// joins), so it runs beside what the main stream does next. `alsoBeside` queues more work on the side stream after
+    /// the product (it runs only while recording or running directly, not when a step is replayed; non-escaping, so
+    /// that a replayed step allocates no closure context).
     func enqueueWeightGradient(_ weightGradient: DevicePointer<Float>, inputs: DevicePointer<Float>, gradient: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, alsoBeside: () throws -> Void = {}) {
         if case .replaying = mode {
             sidePending = true

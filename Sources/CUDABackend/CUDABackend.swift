@@ -4,24 +4,17 @@ import MNIST
 
 /// The cuda backend: NVIDIA GPUs through the driver API, with the kernels of `Kernels` compiled by NVRTC for the
 /// device's compute capability, and the matrix products through cuBLASLt (`MatmulPlanner`: each shape's algorithm
-/// chosen by timing, bias and ReLU in the forward products' epilogue). The libraries are opened with `dlopen` when
-/// the backend starts, so the package builds and runs where there is no CUDA; there, starting it throws a
-/// `CUDAError` that lists every library path tried.
+/// chosen by timing, bias and ReLU in the forward products' epilogue). The libraries are opened with `dlopen` when the
+/// backend starts, so the package builds and runs where there is no CUDA; there, starting it throws a `CUDAError` that
+/// lists every library path tried.
 ///
-/// A backend holds its context, streams, pinned buffers, product plans and recorded graphs for the life of the
-/// process: make one and keep it. Its switches are `CUDAOptions`, read once when it starts.
+/// A backend holds its context, streams, pinned buffers, product plans and recorded graphs for the life of the process:
+/// make one and keep it. Its switches are `CUDAOptions`, read once when it starts. This file holds its state and
+/// start-up; each concept is in a `CUDABackend+<Concept>.swift` file of its own (memory, launches, the recorded step,
+/// streams, products, layers, output layer, optimizer), the CUDA C in `Kernels*.swift`.
 ///
-/// Where things are:
-/// - memory and uploads: `CUDABackend+Memory.swift`; kernel modules and launches: `CUDABackend+Launch.swift`;
-/// - the recorded step (graph capture, replay, node updates) and its tracing: `CUDABackend+RecordedStep.swift`,
-///   `CUDABackend+Tracing.swift`; the choice of products inside whole steps: `StepTuning.swift`;
-/// - the streams: `CUDABackend+Streams.swift`; the products: `CUDABackend+Products.swift` and `MatmulPlanner.swift`;
-/// - the layers' operations: `CUDABackend+Layers.swift`, `CUDABackend+OutputLayer.swift`,
-///   `CUDABackend+Optimizer.swift`; the CUDA C: `Kernels*.swift`; the libraries: `CUDADriver.swift`, `NVRTC.swift`,
-///   `CUBLASLt.swift`.
-///
-/// Operations are queued on a main stream; a layer's weight-gradient product goes to a side stream and is joined
-/// before anything that could read what it writes. A failure inside an operation is kept and thrown by the next
+/// Operations are queued on a main stream; a layer's weight-gradient product goes to a side stream and is joined before
+/// anything that could read what it writes. A failure inside an operation is kept and thrown by the next
 /// `synchronize()` (the `Backend` operations do not throw).
 public final class CUDABackend: Backend, ComposedLayers {
     public let name = "cuda"
@@ -45,73 +38,65 @@ public final class CUDABackend: Backend, ComposedLayers {
     /// Device allocations made through `allocate` since the backend started: `mlp check` trains warmed-up steps and
     /// checks that this does not move.
     public internal(set) var deviceAllocations = 0
-    /// Small uploads (a batch's indices, a metrics reset) go through a ring of pinned staging slots and an
-    /// asynchronous copy, so the host does not wait for the GPU at every step; a slot's event says when the copy
-    /// that last used it has run.
+    /// Small uploads go through a ring of pinned staging slots and an asynchronous copy, so the host does not wait for
+    /// the GPU at every step; a slot's event says when the copy that last used it has run.
     let stagingSlots = 64, stagingSlotBytes = 64 * 1024
     var staging: UnsafeMutableRawPointer?
     var stagingEvents = [OpaquePointer?]()
     var nextSlot = 0
-    /// Each distinct launch of our kernels, logged (`-v`) the first time it is queued.
-    var launchShapesSeen = Set<LaunchShape>()
 
     // MARK: Recorded steps (CUDA graphs; `CUDABackend+RecordedStep.swift`)
 
-    /// Whether training steps are recorded and replayed as CUDA graphs (`MLP_CUDA_OFF=graphs` turns it off, and so
-    /// does a driver without the calls that set a recorded node's arguments).
+    /// Whether training steps are recorded and replayed as CUDA graphs (`MLP_CUDA_OFF=graphs` turns it off, and so does
+    /// a driver without the calls that set a recorded node's arguments).
     public let usesGraphs: Bool
     var mode = RecordingMode.direct
     /// The uploads of the step being replayed so far.
     var uploadIndex = 0
-    /// Two recordings per step, used in turn, so that the host fills one's upload buffers while the GPU still runs
-    /// the other.
+    /// Two recordings per step, used in turn: the host fills one's upload buffers while the GPU runs the other.
     var graphs = [RecordingKey: [StepGraph]]()
     var parity = [RecordingKey: Int]()
-    /// Steps seen once: a step runs unrecorded the first time (its products' algorithms are timed then, which
-    /// cannot happen inside a recording) and is recorded the second time.
+    /// Steps seen once (they run unrecorded the first time).
     var seenSteps = Set<RecordingKey>()
     /// The products' plans of the recording in progress, and of the last one finished (for the step tuning).
     var plansInRecording: [MatmulPlan] = []
     var lastRecordedPlans: [MatmulPlan] = []
     /// Whether recordings go unlogged: while the step tuning records the step again for each candidate it tries.
     var recordsQuietly = false
-    /// Seconds the host has spent waiting, before replaying a step, for the GPU to finish that recording's previous
-    /// launch (two steps in flight): what is left of the time spent issuing steps is the host's own work, which
-    /// shows whether the host or the GPU sets the pace (`mlp bench` prints both).
+    /// Seconds the host has waited, before replaying a step, for the GPU to finish that recording's previous launch:
+    /// with the time spent issuing steps, it shows whether the host or the GPU sets the pace (`mlp bench`).
     public internal(set) var hostWaitSeconds = 0.0
     /// When the first (unrecorded) run of a step began, until its end (for the `-v` log).
     var firstRunStarted: UInt64?
     /// Lists each recorded step's nodes in the log (`-v`); nil where the driver lacks the calls.
     let graphDescription: GraphDescription?
-    /// With `MLP_CUDA_TRACE=1`, per operation of a recorded step: seconds from the previous operation's end to its
-    /// end on the main stream, summed over replays, and how many; in the order first seen.
+    /// With `MLP_CUDA_TRACE=1`, per operation of a recorded step: seconds from the previous operation's end to its end
+    /// on the main stream, summed over replays, and how many; in the order first seen.
     var traceTotals: [String: (seconds: Double, count: Int)] = [:]
     var traceOrder: [String] = []
     /// The largest batch whose indices go in the gather kernel's parameters (`gather_batch_inline`, or
-    /// `gather_batch_inline_large` above `inlineIndexCapacity` rows): a recorded step then sets them in the
-    /// executable graph before each launch instead of copying them to the device in a node ahead of the gather.
+    /// `gather_batch_inline_large` above `inlineIndexCapacity` rows): a recorded step then sets them in the executable
+    /// graph before each launch instead of copying them to the device in a node ahead of the gather.
     /// `largeInlineIndexCapacity` with a CUDA 12.1 driver or later (which takes kernel parameters beyond 4 KB), else
     /// `inlineIndexCapacity`; 0 with `MLP_CUDA_OFF=inline-indices`.
     let inlineIndexLimit: Int
     /// `INLINE_INDICES` and `INLINE_INDICES_LARGE` of the kernels' source.
     static let inlineIndexCapacity = 960
     static let largeInlineIndexCapacity = 4096
-    /// The batch's indices on the device, for a gather that does not take them in its parameters (grown outside
-    /// recorded steps only).
-    var batchIndices = (pointer: DevicePointer<Int32>(address: 0), count: 0)
+    /// The batch's indices on the device, for a gather that does not take them in its parameters.
+    var batchIndices = GrowingBuffer()
 
     // MARK: Streams (`CUDABackend+Streams.swift`)
 
     /// Whether weight gradients go to the side stream (`MLP_CUDA_OFF=streams` keeps everything on one stream).
     let usesSideStream: Bool
     /// A second stream for work off the critical path: a layer's weight gradient, which nothing reads until the
-    /// optimizer runs, is computed there while the main stream carries the gradient back through the earlier layers
-    /// (a batch of 128 rows keeps only a fraction of the SMs busy, so the two products run side by side). Inside a
-    /// recording, the fork and the join become two branches of the graph.
+    /// optimizer runs, is computed there while the main stream carries the gradient back through the earlier layers (a
+    /// small batch keeps only a fraction of the SMs busy). In a recording, fork and join become graph branches.
     var sideStream: OpaquePointer?
-    /// A third stream, for a layer's optimizer update that must wait for the side stream (layer-by-layer updates):
-    /// it waits for both streams' work so far, so that neither stream waits for the other, and the update runs beside
-    /// what the main stream does next.
+    /// A third stream, for a layer's optimizer update that must wait for the side stream (layer-by-layer updates): it
+    /// waits for both streams' work so far, so that neither stream waits for the other, and the update runs beside what
+    /// the main stream does next.
     var updateStream: OpaquePointer?
     var forkEvent: OpaquePointer?, joinEvent: OpaquePointer?
     var mainReady: OpaquePointer?, sideReady: OpaquePointer?, updateDone: OpaquePointer?
@@ -119,12 +104,10 @@ public final class CUDABackend: Backend, ComposedLayers {
     /// that work reads and writes (the main stream joins both before touching it in a way that conflicts).
     var sidePending = false, updatePending = false
     var sideAccesses = StreamAccesses()
-    /// Whether our kernels that follow a product on the main stream (the output layer's, the ReLU backward) are
-    /// launched with programmatic stream serialisation (Hopper and later; `MLP_CUDA_OFF=pdl` turns it off): the GPU
-    /// may then start them while the product's last blocks finish, and they wait for its results inside
-    /// (`wait_for_previous_kernel`), after work that does not need them. Edges into cuBLASLt's kernels stay plain: a
-    /// programmatic edge is safe only into a kernel that waits for the one before it, and cuBLASLt's strict-fp32
-    /// kernels for sm_90 do not (no `griddepcontrol.wait` in their SASS).
+    /// Whether our kernels that follow a product on the main stream are launched with programmatic stream serialisation
+    /// (Hopper and later; `MLP_CUDA_OFF=pdl`: no): they may start while the product's last blocks run, and wait for its
+    /// results inside (`wait_for_previous_kernel`). Edges into cuBLASLt's kernels stay plain: its strict-fp32 kernels
+    /// for sm_90 do not wait for the kernel before them (no `griddepcontrol.wait` in their SASS).
     let launchesDependents: Bool
 
     // MARK: Products (`CUDABackend+Products.swift`)
@@ -134,27 +117,27 @@ public final class CUDABackend: Backend, ComposedLayers {
     /// there, so products running side by side must not share one.
     var workspaces = (main: UInt64(0), side: UInt64(0))
     static let ltWorkspaceBytes = 32 << 20
-    /// Whether dense layers use the products' epilogues and the output layer its kernel (`MLP_CUDA_OFF=fusion`
-    /// keeps cuBLASLt's products but runs the bias, activation, loss and their gradients as separate kernels).
+    /// Whether dense layers use the products' epilogues and the output layer its kernel (`MLP_CUDA_OFF=fusion` keeps
+    /// cuBLASLt's products but runs the bias, activation, loss and their gradients as separate kernels).
     let fusesLayers: Bool
-    /// Per stream, the transposed copy of a weight gradient's input (grown outside recordings only).
-    var transposeScratches = (main: (address: UInt64(0), floats: 0), side: (address: UInt64(0), floats: 0))
-    /// Scratch of `activation_backward`'s chunked column sums, one per stream.
-    var reductionScratches = (main: ReductionScratch(), side: ReductionScratch())
+    /// Per stream, the transposed copy of a weight gradient's input, and `activation_backward`'s partial column sums
+    /// and counters.
+    var transposeScratches = (main: GrowingBuffer(), side: GrowingBuffer())
+    var reductionPartials = (main: GrowingBuffer(), side: GrowingBuffer())
+    var reductionCounters = (main: GrowingBuffer(), side: GrowingBuffer())
     /// Scratch that was outgrown: kept, since a recorded step may still use it.
     var retiredScratch = [UInt]()
 
     // MARK: The output layer (`CUDABackend+OutputLayer.swift`)
 
-    /// The most floats of weights `output_layer_loss` stages in shared memory: what the device allows a block with
-    /// the opt-in (227 KB on Hopper), less the kernel's own sums.
+    /// The most floats of weights `output_layer_loss` stages in shared memory: what the device allows a block with the
+    /// opt-in (227 KB on Hopper), less the kernel's own sums.
     let outputLayerStagedFloats: Int
     /// The most floats of weights `output_layer_wide` may stage.
     let wideOutputStagedFloats: Int
     /// Inputs from which a layer of ten outputs takes `output_layer_wide` (0 with `MLP_CUDA_OFF=wide-output`).
     let outputWideFrom: Int
-    /// Scratch of the output layer's kernels: `outputLayerSumsPerBlock` floats per block, and the count of blocks
-    /// done.
+    /// Scratch of the output layer's kernels: `outputLayerSumsPerBlock` floats per block, and the count of blocks done.
     var outputPartials = DevicePointer<Float>(address: 0)
     var outputCounter = DevicePointer<UInt32>(address: 0)
 
@@ -299,8 +282,8 @@ public final class CUDABackend: Backend, ComposedLayers {
 
     // MARK: Errors
 
-    /// Runs `body`, keeping its first error for the next `synchronize()`; with `MLP_CUDA_SYNC=1`, waits for the
-    /// stream after it and stops the process at the first failure.
+    /// Runs `body`, keeping its first error for the next `synchronize()`; with `MLP_CUDA_SYNC=1`, waits for the stream
+    /// after it and stops the process at the first failure.
     func record(_ body: () throws -> Void) {
         guard pendingError == nil else { return }
         do {
@@ -325,4 +308,10 @@ public final class CUDABackend: Backend, ComposedLayers {
 
     /// The timing of each product shape tuned so far, one line each (for `mlp bench --profile` and `-v`).
     public var matmulReport: [String] { planner.report }
+}
+
+/// Device scratch that grows with the largest use seen (`CUDABackend.reserve`): its address and its elements.
+struct GrowingBuffer {
+    var address: UInt = 0
+    var count = 0
 }

@@ -25,8 +25,8 @@ struct CUDADriver {
     let cuMemcpyHtoDAsync: @convention(c) (UInt64, UnsafeRawPointer, Int, OpaquePointer?) -> CUresult
     let cuEventCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> CUresult
     let cuEventRecord: @convention(c) (OpaquePointer?, OpaquePointer?) -> CUresult
-    /// event, stream, flags: with `CU_EVENT_RECORD_EXTERNAL` (1) a capture records an event node that timing can
-    /// read, where a plain record inside a capture only orders the streams.
+    /// event, stream, flags: with `CU_EVENT_RECORD_EXTERNAL` (1) a capture records an event node that timing can read,
+    /// where a plain record inside a capture only orders the streams.
     let cuEventRecordWithFlags: @convention(c) (OpaquePointer?, OpaquePointer?, UInt32) -> CUresult
     let cuEventSynchronize: @convention(c) (OpaquePointer?) -> CUresult
     let cuStreamBeginCapture: @convention(c) (OpaquePointer?, Int32) -> CUresult
@@ -50,8 +50,8 @@ struct CUDADriver {
     let cuEventDestroy: @convention(c) (OpaquePointer?) -> CUresult
     let cuGraphExecDestroy: @convention(c) (OpaquePointer?) -> CUresult
     /// A recorded graph's kernel nodes, to change one's arguments in the executable graph between launches (see
-    /// `CUDABackend.inlineIndexLimit`); nil where the driver lacks one of them. `cuGraphGetNodes` (graph, nodes or
-    /// nil, count in/out), `cuGraphNodeGetType` (node, type: 0 is a kernel), and the `_v2` parameter calls, whose
+    /// `CUDABackend.inlineIndexLimit`); nil where the driver lacks one of them. `cuGraphGetNodes` (graph, nodes or nil,
+    /// count in/out), `cuGraphNodeGetType` (node, type: 0 is a kernel), and the `_v2` parameter calls, whose
     /// `CUDA_KERNEL_NODE_PARAMS_v2` is 72 bytes (see `RecordedKernelNode`).
     let graphNodes: GraphNodeCalls?
     struct GraphNodeCalls {
@@ -65,56 +65,50 @@ struct CUDADriver {
 
     static func load() throws -> CUDADriver {
         let (h, path) = try LibraryLoader.open("the CUDA driver (libcuda.so.1; is the NVIDIA driver installed?)", names: ["libcuda.so.1", "libcuda.so"])
-        func f<T>(_ name: String, _ t: T.Type) throws -> T { try LibraryLoader.symbol(h, name, in: path, as: t) }
+        func f<T>(_ name: String) throws -> T { try LibraryLoader.symbol(h, name, in: path, as: T.self) }
         return try CUDADriver(
-            path: path, cuInit: f("cuInit", (@convention(c) (UInt32) -> CUresult).self),
-            cuDriverGetVersion: f("cuDriverGetVersion", (@convention(c) (UnsafeMutablePointer<Int32>) -> CUresult).self),
-            cuDeviceGet: f("cuDeviceGet", (@convention(c) (UnsafeMutablePointer<Int32>, Int32) -> CUresult).self),
-            cuDeviceGetCount: f("cuDeviceGetCount", (@convention(c) (UnsafeMutablePointer<Int32>) -> CUresult).self),
-            cuDeviceGetName: f("cuDeviceGetName", (@convention(c) (UnsafeMutablePointer<CChar>, Int32, Int32) -> CUresult).self),
-            cuDeviceGetAttribute: f("cuDeviceGetAttribute", (@convention(c) (UnsafeMutablePointer<Int32>, Int32, Int32) -> CUresult).self),
-            cuDevicePrimaryCtxRetain: f("cuDevicePrimaryCtxRetain", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, Int32) -> CUresult).self),
-            cuCtxSetCurrent: f("cuCtxSetCurrent", (@convention(c) (OpaquePointer?) -> CUresult).self),
-            cuStreamCreate: f("cuStreamCreate", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> CUresult).self),
-            cuStreamSynchronize: f("cuStreamSynchronize", (@convention(c) (OpaquePointer?) -> CUresult).self),
-            cuMemAlloc: f("cuMemAlloc_v2", (@convention(c) (UnsafeMutablePointer<UInt64>, Int) -> CUresult).self),
-            cuMemFree: f("cuMemFree_v2", (@convention(c) (UInt64) -> CUresult).self),
-            cuMemcpyHtoD: f("cuMemcpyHtoD_v2", (@convention(c) (UInt64, UnsafeRawPointer, Int) -> CUresult).self),
-            cuMemcpyDtoH: f("cuMemcpyDtoH_v2", (@convention(c) (UnsafeMutableRawPointer, UInt64, Int) -> CUresult).self),
-            cuMemsetD8: f("cuMemsetD8_v2", (@convention(c) (UInt64, UInt8, Int) -> CUresult).self),
-            cuMemAllocHost: f("cuMemAllocHost_v2", (@convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>, Int) -> CUresult).self),
-            cuMemFreeHost: f("cuMemFreeHost", (@convention(c) (UnsafeMutableRawPointer?) -> CUresult).self),
-            cuMemcpyHtoDAsync: f("cuMemcpyHtoDAsync_v2", (@convention(c) (UInt64, UnsafeRawPointer, Int, OpaquePointer?) -> CUresult).self),
-            cuEventCreate: f("cuEventCreate", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> CUresult).self),
-            cuEventRecord: f("cuEventRecord", (@convention(c) (OpaquePointer?, OpaquePointer?) -> CUresult).self),
-            cuEventRecordWithFlags: f("cuEventRecordWithFlags", (@convention(c) (OpaquePointer?, OpaquePointer?, UInt32) -> CUresult).self),
-            cuEventSynchronize: f("cuEventSynchronize", (@convention(c) (OpaquePointer?) -> CUresult).self),
-            cuStreamBeginCapture: f("cuStreamBeginCapture_v2", (@convention(c) (OpaquePointer?, Int32) -> CUresult).self),
-            cuStreamEndCapture: f("cuStreamEndCapture", (@convention(c) (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>) -> CUresult).self),
-            cuGraphInstantiate: f("cuGraphInstantiateWithFlags", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UInt64) -> CUresult).self),
-            cuGraphLaunch: f("cuGraphLaunch", (@convention(c) (OpaquePointer?, OpaquePointer?) -> CUresult).self),
-            cuGraphDestroy: f("cuGraphDestroy", (@convention(c) (OpaquePointer?) -> CUresult).self),
-            cuModuleLoadData: f("cuModuleLoadData", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafeRawPointer) -> CUresult).self),
-            cuModuleGetFunction: f("cuModuleGetFunction", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<CChar>) -> CUresult).self),
-            cuFuncSetAttribute: f("cuFuncSetAttribute", (@convention(c) (OpaquePointer?, Int32, Int32) -> CUresult).self),
-            cuLaunchKernel: f("cuLaunchKernel", (@convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> CUresult).self),
-            cuLaunchKernelEx: dlsym(h, "cuLaunchKernelEx").map { unsafeBitCast($0, to: (@convention(c) (UnsafeRawPointer, OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> CUresult).self) },
-            cuStreamWaitEvent: f("cuStreamWaitEvent", (@convention(c) (OpaquePointer?, OpaquePointer?, UInt32) -> CUresult).self),
-            cuEventElapsedTime: f("cuEventElapsedTime", (@convention(c) (UnsafeMutablePointer<Float>, OpaquePointer?, OpaquePointer?) -> CUresult).self),
-            cuEventDestroy: f("cuEventDestroy_v2", (@convention(c) (OpaquePointer?) -> CUresult).self),
-            cuGraphExecDestroy: f("cuGraphExecDestroy", (@convention(c) (OpaquePointer?) -> CUresult).self),
-            graphNodes: {
-                guard let getNodes = dlsym(h, "cuGraphGetNodes"), let getType = dlsym(h, "cuGraphNodeGetType"),
-                      let getParams = dlsym(h, "cuGraphKernelNodeGetParams_v2"),
-                      let setParams = dlsym(h, "cuGraphExecKernelNodeSetParams_v2") else { return nil }
-                return GraphNodeCalls(
-                    cuGraphGetNodes: unsafeBitCast(getNodes, to: (@convention(c) (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>?, UnsafeMutablePointer<Int>) -> CUresult).self),
-                    cuGraphNodeGetType: unsafeBitCast(getType, to: (@convention(c) (OpaquePointer?, UnsafeMutablePointer<Int32>) -> CUresult).self),
-                    cuGraphKernelNodeGetParams: unsafeBitCast(getParams, to: (@convention(c) (OpaquePointer?, UnsafeMutableRawPointer) -> CUresult).self),
-                    cuGraphExecKernelNodeSetParams: unsafeBitCast(setParams, to: (@convention(c) (OpaquePointer?, OpaquePointer?, UnsafeRawPointer) -> CUresult).self))
-            }(),
-            cuGetErrorName: f("cuGetErrorName", (@convention(c) (CUresult, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> CUresult).self),
-            cuGetErrorString: f("cuGetErrorString", (@convention(c) (CUresult, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> CUresult).self))
+            path: path, cuInit: f("cuInit"),
+            cuDriverGetVersion: f("cuDriverGetVersion"),
+            cuDeviceGet: f("cuDeviceGet"),
+            cuDeviceGetCount: f("cuDeviceGetCount"),
+            cuDeviceGetName: f("cuDeviceGetName"),
+            cuDeviceGetAttribute: f("cuDeviceGetAttribute"),
+            cuDevicePrimaryCtxRetain: f("cuDevicePrimaryCtxRetain"),
+            cuCtxSetCurrent: f("cuCtxSetCurrent"),
+            cuStreamCreate: f("cuStreamCreate"),
+            cuStreamSynchronize: f("cuStreamSynchronize"),
+            cuMemAlloc: f("cuMemAlloc_v2"),
+            cuMemFree: f("cuMemFree_v2"),
+            cuMemcpyHtoD: f("cuMemcpyHtoD_v2"),
+            cuMemcpyDtoH: f("cuMemcpyDtoH_v2"),
+            cuMemsetD8: f("cuMemsetD8_v2"),
+            cuMemAllocHost: f("cuMemAllocHost_v2"),
+            cuMemFreeHost: f("cuMemFreeHost"),
+            cuMemcpyHtoDAsync: f("cuMemcpyHtoDAsync_v2"),
+            cuEventCreate: f("cuEventCreate"),
+            cuEventRecord: f("cuEventRecord"),
+            cuEventRecordWithFlags: f("cuEventRecordWithFlags"),
+            cuEventSynchronize: f("cuEventSynchronize"),
+            cuStreamBeginCapture: f("cuStreamBeginCapture_v2"),
+            cuStreamEndCapture: f("cuStreamEndCapture"),
+            cuGraphInstantiate: f("cuGraphInstantiateWithFlags"),
+            cuGraphLaunch: f("cuGraphLaunch"),
+            cuGraphDestroy: f("cuGraphDestroy"),
+            cuModuleLoadData: f("cuModuleLoadData"),
+            cuModuleGetFunction: f("cuModuleGetFunction"),
+            cuFuncSetAttribute: f("cuFuncSetAttribute"),
+            cuLaunchKernel: f("cuLaunchKernel"),
+            cuLaunchKernelEx: try? f("cuLaunchKernelEx"),
+            cuStreamWaitEvent: f("cuStreamWaitEvent"),
+            cuEventElapsedTime: f("cuEventElapsedTime"),
+            cuEventDestroy: f("cuEventDestroy_v2"),
+            cuGraphExecDestroy: f("cuGraphExecDestroy"),
+            graphNodes: try? GraphNodeCalls(
+                cuGraphGetNodes: f("cuGraphGetNodes"), cuGraphNodeGetType: f("cuGraphNodeGetType"),
+                cuGraphKernelNodeGetParams: f("cuGraphKernelNodeGetParams_v2"),
+                cuGraphExecKernelNodeSetParams: f("cuGraphExecKernelNodeSetParams_v2")),
+            cuGetErrorName: f("cuGetErrorName"),
+            cuGetErrorString: f("cuGetErrorString"))
     }
 
     /// Turns a status into an error naming the call and what the driver says of the status.

@@ -1,16 +1,8 @@
 import Foundation
 
-/// The cuda backend's switches, read once from the environment when the backend starts and printed by `-v`
-/// (the README's table lists them):
-/// - `MLP_CUDA_SYNC=1`: every operation synchronises and checks at once, to find the one that fails;
-/// - `MLP_CUDA_KERNEL_CACHE=dir` or `0`: where compiled kernels are kept between runs (see `KernelCache`; by default
-///   `kernels` in the user's cache folder, `$XDG_CACHE_HOME/mlp` or `~/.cache/mlp`);
-/// - `MLP_CUDA_TUNE_CACHE=file` or `0`: where timed algorithm choices are kept between runs (see `TuningCache`; by
-///   default `cublaslt-tuning.json` there);
-/// - `MLP_CUDA_TUNE=0`: the products take cuBLASLt's heuristic's first algorithm, untimed (the same choice in every
-///   run, so the same results);
-/// - `MLP_CUDA_TRACE=1`: timing events between a recorded step's operations (`CUDABackend.takeTrace`);
-/// - `MLP_CUDA_OFF=a,b,…`: measured strategies turned off, one at a time, for an A/B run (`Strategy`).
+/// The cuda backend's switches, read once from the environment when the backend starts and printed by `-v` (each
+/// property names its variable; the README's table explains them). Anything else in the environment is not read: the
+/// experiments that lost their measurement left the product with their switches (Benchmarks/RESULTS.md).
 public struct CUDAOptions: Sendable, Equatable, CustomStringConvertible {
     /// A strategy of the backend that was measured to pay and can be turned off to show what it buys.
     public enum Strategy: String, CaseIterable, Sendable {
@@ -40,17 +32,20 @@ public struct CUDAOptions: Sendable, Equatable, CustomStringConvertible {
         case layerUpdates = "layer-updates"
     }
 
-    /// `MLP_CUDA_SYNC=1`.
+    /// `MLP_CUDA_SYNC=1`: every operation synchronises and checks at once, to find the one that fails.
     public var synchronizesEachOperation = false
-    /// `MLP_CUDA_KERNEL_CACHE`: the folder of compiled kernels, nil for none.
+    /// `MLP_CUDA_KERNEL_CACHE=dir` (or `0`: none): where compiled kernels are kept between runs (`KernelCache`); by
+    /// default `kernels` in the user's cache folder (`$XDG_CACHE_HOME/mlp`, else `~/.cache/mlp`).
     public var kernelCache: URL?
-    /// `MLP_CUDA_TUNE_CACHE`: the file of timed choices, nil for none.
+    /// `MLP_CUDA_TUNE_CACHE=file` (or `0`: none): where timed algorithm choices are kept between runs (`TuningCache`);
+    /// by default `cublaslt-tuning.json` in the user's cache folder.
     public var tuningCache: URL?
-    /// Whether the products' algorithms are chosen by timing (`MLP_CUDA_TUNE=0`: no).
+    /// Whether the products' algorithms are chosen by timing (`MLP_CUDA_TUNE=0`: cuBLASLt's heuristic's first, untimed:
+    /// the same choice in every run, so the same results).
     public var timesAlgorithms = true
-    /// `MLP_CUDA_TRACE=1`.
+    /// `MLP_CUDA_TRACE=1`: timing events between a recorded step's operations (`CUDABackend.takeTrace`).
     public var traces = false
-    /// `MLP_CUDA_OFF`.
+    /// `MLP_CUDA_OFF=a,b,…`: measured strategies turned off, one at a time, for an A/B run.
     public var disabled: Set<Strategy> = []
     /// What could not be read, one line each (the backend passes them to its warning handler).
     public var problems: [String] = []

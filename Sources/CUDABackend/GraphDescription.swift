@@ -1,21 +1,20 @@
 import Foundation
 
-/// What a recorded step's CUDA graph holds, for the `-v` log: each node in an order its edges allow, with what it
-/// runs (a kernel's name and launch shape, a memset, an event) and the nodes it waits for, programmatic edges
-/// marked; then the longest chain of dependent nodes, which bounds a small step's time more than its arithmetic
-/// does (each node in the chain costs a few microseconds however little it computes: Benchmarks/RESULTS.md).
+/// What a recorded step's CUDA graph holds, for the `-v` log: each node in an order its edges allow, with what it runs
+/// (a kernel's name and launch shape, a memset, an event) and the nodes it waits for, programmatic edges marked; then
+/// the longest chain of dependent nodes, which bounds a small step's time more than its arithmetic does (each node in
+/// the chain costs a few microseconds however little it computes: Benchmarks/RESULTS.md).
 ///
-/// It shows what the libraries put in the graph, which their API does not say: how many kernels a cuBLASLt product
-/// is (a split of `k` may add a reduction kernel or a memset), and which edges the driver made programmatic.
-/// Everything it needs is optional in the driver (CUDA 12.3 and later); where a call is missing it says so and
-/// describes nothing.
+/// It shows what the libraries put in the graph, which their API does not say: how many kernels a cuBLASLt product is
+/// (a split of `k` may add a reduction kernel or a memset), and which edges the driver made programmatic. Everything it
+/// needs is optional in the driver (CUDA 12.3 and later); where a call is missing it says so and describes nothing.
 struct GraphDescription {
     private typealias GetEdges = @convention(c) (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>?, UnsafeMutablePointer<OpaquePointer?>?,
                                                  UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>) -> CUresult
     private typealias GetName = @convention(c) (UnsafeMutablePointer<UnsafePointer<CChar>?>, OpaquePointer?) -> CUresult
     private let nodes: CUDADriver.GraphNodeCalls
-    /// `cuGraphGetEdges_v2` (graph, from, to, edge data, count in/out): its `CUgraphEdgeData` is 8 bytes, the
-    /// outgoing port first and the edge's type (1: programmatic) third.
+    /// `cuGraphGetEdges_v2` (graph, from, to, edge data, count in/out): its `CUgraphEdgeData` is 8 bytes, the outgoing
+    /// port first and the edge's type (1: programmatic) third.
     private let getEdges: GetEdges
     /// `cuFuncGetName` and `cuKernelGetName`: a node's kernel is one or the other (library kernels are often the second).
     private let functionName: GetName?, kernelName: GetName?
@@ -93,8 +92,8 @@ struct GraphDescription {
     }
 
     /// "kernel NAME, grid X×Y×Z, block X×Y×Z, N bytes of dynamic shared memory", from the node's parameters
-    /// (`CUDA_KERNEL_NODE_PARAMS_v2`: the function at 0, grid and block at 8 and 20, shared bytes at 32, the
-    /// library kernel at 56); nil when the driver does not report them.
+    /// (`CUDA_KERNEL_NODE_PARAMS_v2`: the function at 0, grid and block at 8 and 20, shared bytes at 32, the library
+    /// kernel at 56); nil when the driver does not report them.
     private func kernelLine(_ node: OpaquePointer?) -> String? {
         withUnsafeTemporaryAllocation(byteCount: 72, alignment: 8) { raw -> String? in
             raw.initializeMemory(as: UInt8.self, repeating: 0)

@@ -1,7 +1,7 @@
 import MLPCore
 
-/// A value passed to a kernel: written into a slot (8-byte aligned, `size` bytes) whose address goes into the
-/// launch's parameter array.
+/// A value passed to a kernel: written into a slot (8-byte aligned, `size` bytes) whose address goes into the launch's
+/// parameter array.
 protocol KernelArgument {
     /// The bytes the kernel's parameter takes (8 unless said).
     var size: Int { get }
@@ -13,8 +13,8 @@ extension KernelArgument {
     var size: Int { 8 }
 }
 
-/// An optimizer step's values passed by value (`OptimizerArguments` in the kernels' source): learning rate,
-/// momentum, weight decay, beta1, beta2, epsilon, 1 - beta1^t, 1 - beta2^t.
+/// An optimizer step's values passed by value (`OptimizerArguments` in the kernels' source): learning rate, momentum,
+/// weight decay, beta1, beta2, epsilon, 1 - beta1^t, 1 - beta2^t.
 struct StepValues: KernelArgument {
     let step: OptimizerStep
     var size: Int { 32 }
@@ -59,8 +59,8 @@ extension Float: KernelArgument {
 }
 
 /// Arguments laid out as the driver takes them (`kernelParams`): each value in its own 8-byte-aligned slot of one
-/// block, and an array of the slots' addresses. A launch makes one and drops it; a recorded step's node whose
-/// arguments change between replays keeps one (`RecordedKernelNode`) and rewrites a slot in place.
+/// block, and an array of the slots' addresses. A launch makes one and drops it; a recorded step's node whose arguments
+/// change between replays keeps one (`RecordedKernelNode`) and rewrites a slot in place.
 final class ArgumentBlock {
     /// The slots' addresses, in the kernel's parameter order.
     let pointers: UnsafeMutablePointer<UnsafeMutableRawPointer?>
@@ -100,15 +100,15 @@ final class ArgumentBlock {
 
 /// A kernel node of a recorded step whose last argument changes between replays (the gather's indices, an optimizer
 /// update's step values). Its arguments are laid out once, as the step is recorded, and its
-/// `CUDA_KERNEL_NODE_PARAMS_v2` when the recording ends; a replay rewrites the last argument and hands
-/// `parameters` to `cuGraphExecKernelNodeSetParams`, allocating nothing on the host. Every other argument stays as
-/// recorded: a recording is for one network, dataset and batch size (`StepKey`), which fix them.
+/// `CUDA_KERNEL_NODE_PARAMS_v2` when the recording ends; a replay rewrites the last argument and hands `parameters` to
+/// `cuGraphExecKernelNodeSetParams`, allocating nothing on the host. Every other argument stays as recorded: a
+/// recording is for one network, dataset and batch size (`StepKey`), which fix them.
 final class RecordedKernelNode {
     /// The node, in the captured graph (whose executable graph the parameters are set in).
     let node: OpaquePointer?
     let arguments: ArgumentBlock
-    /// `CUDA_KERNEL_NODE_PARAMS_v2`: the function, 7 UInt32s (grid, block, shared bytes), the parameter array at
-    /// byte 40, `extra` at 48, a `CUkernel` at 56 and a context at 64 (both nil: the function, the current one).
+    /// `CUDA_KERNEL_NODE_PARAMS_v2`: the function, 7 UInt32s (grid, block, shared bytes), the parameter array at byte
+    /// 40, `extra` at 48, a `CUkernel` at 56 and a context at 64 (both nil: the function, the current one).
     let parameters: UnsafeMutableRawPointer
     static let parameterBytes = 72
 

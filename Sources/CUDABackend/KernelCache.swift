@@ -1,17 +1,15 @@
 import Crypto
 import Foundation
 
-/// NVRTC's machine code for the backend's kernels, kept on disk between runs: a later process on a device of the
-/// same compute capability, with the same NVRTC and the same kernel source, loads the file instead of compiling
-/// (NVRTC took 3.2 s of the cuda backend's start-up on an H200's host; loading takes milliseconds). The issue asks
-/// for the compiled kernels to be cached for the process; this keeps them for the next one too, as JAX's and
-/// PyTorch's compilation caches do.
+/// NVRTC's machine code for the backend's kernels, kept on disk between runs: a later process on a device of the same
+/// compute capability, with the same NVRTC and the same kernel source, loads the file instead of compiling (NVRTC takes
+/// seconds; loading, milliseconds), as JAX's and PyTorch's compilation caches do.
 ///
-/// One file per compiled program, `<program>-<architecture>-<fingerprint>.cubin`, the fingerprint (the first 16
-/// hex digits of a SHA-256) taken over the source, the architecture, the compile options and NVRTC's version, so
-/// that any change to them names another file. The
-/// caller loads a file into the driver and compiles again when the driver refuses it (a damaged file); a save that
-/// fails is reported, never fatal. Saves are atomic (a temporary file renamed over the old one).
+/// One file per compiled program, `<program>-<architecture>-<fingerprint>.cubin`, the fingerprint (the first 16 hex
+/// digits of a SHA-256) taken over the source, the architecture, the compile options and NVRTC's version, so that any
+/// change to them names another file. The caller loads a file into the driver and compiles again when the driver
+/// refuses it (a damaged file); a save that fails is reported, never fatal. Saves are atomic (a temporary file renamed
+/// over the old one).
 struct KernelCache {
     /// The directory of the files (`CUDAOptions.kernelCache`); nil: compile in every process.
     let directory: URL?

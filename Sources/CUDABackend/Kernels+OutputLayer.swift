@@ -12,7 +12,7 @@ extension Kernels {
 // complete logits (partners add the same two numbers, so the lanes agree bit for bit). Every lane then computes the
 // row's softmax (or squared error), gradient and prediction (the first largest logit) itself, with no further
 // exchange. A warp per row keeps a batch of 128 rows on 32 SMs with short chains of dependent instructions and of
-// waits on memory (a block of 16 rows of 16 lanes, each lane walking all the inputs, took 17 us on an H200).
+// waits on memory.
 // With in_gradient (a training step's backward), the warp also carries its row's gradient back through the layer:
 // in_gradient[r, i] = (sum over c of gradient[r, c] * w[i, c]) * f'(x[r, i]), f the previous layer's activation
 // (in_activation), lane l again taking inputs l, l + 32, ...: the input-gradient product and the activation
@@ -363,8 +363,7 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
 
 // The output layer for wide inputs: ten outputs (MNIST's classes), an even number of inputs (from
 // outputWideFrom on), 8-byte-aligned rows. output_layer_loss gives each row a warp that reads all the weights from
-// shared memory: 160 KB of shared loads per row and pass, which bounded wide-1024's 4096x10 layer (Nsight Compute:
-// 2 warps a scheduler issuing every 2.2 cycles, L1 73% busy, 27.8 us). Here a block of WIDE_THREADS threads takes
+// shared memory: 160 KB of shared loads per row and pass, which bounded wide-1024's 4096x10 layer. Here a block of WIDE_THREADS threads takes
 // WIDE_ROWS rows at once and its threads split the inputs (thread t takes the pairs at 2t, 2t + 2 * WIDE_THREADS,
 // ...), so each pair of weights loaded from shared memory serves WIDE_ROWS rows. The weights are staged as they are
 // (a pair of inputs' 20 weights are 80 contiguous bytes: five 16-byte loads, which 8 threads in a row make on

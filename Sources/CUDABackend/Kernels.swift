@@ -1,8 +1,6 @@
-/// The cuda backend's kernels, in CUDA C, compiled by NVRTC for the device's compute capability when the backend
-/// starts (one module: `source`). Each mirrors an operation of `Backend` (see its documentation for the
-/// definitions). The source is kept in parts by concept, each in a file of its own: the helpers every kernel uses
-/// (here), the gathers (`Kernels+Gather.swift`), the elementwise passes and the loss (`Kernels+Elementwise.swift`),
-/// the output layer (`Kernels+OutputLayer.swift`) and the optimizer (`Kernels+Optimizer.swift`).
+/// The cuda backend's kernels in CUDA C, one module compiled by NVRTC for the device when the backend starts; each
+/// mirrors an operation of `Backend`. In parts by concept: the helpers every kernel uses (here), the gathers, the
+/// elementwise passes and the loss, the output layer and the optimizer (`Kernels+<Part>.swift`).
 enum Kernels {
     /// The whole module.
     static let source = ["extern \"C\" {", common, gather, elementwise, outputLayer, optimizer, "}"].joined(separator: "\n\n")

@@ -1,7 +1,7 @@
 import Foundation
 
-/// An error from the CUDA driver, NVRTC or cuBLAS, or from finding them: what was called and what the library
-/// said, or every path that was tried.
+/// An error from the CUDA driver, NVRTC or cuBLAS, or from finding them: what was called and what the library said, or
+/// every path that was tried.
 public struct CUDAError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }

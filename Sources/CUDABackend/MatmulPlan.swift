@@ -1,14 +1,13 @@
 import Foundation
 import MLPCore
 
-/// The products through cuBLASLt: one plan per shape (descriptors and the algorithm chosen for it), epilogues that
-/// fold the bias and the ReLU into the forward product, and the choice of algorithm by timing: the first time a
-/// shape runs outside a recording, each of cuBLASLt's candidates (its heuristic returns up to
-/// `MatmulPlanner.candidateCount`; variants of its first three that split `k` are added) is recorded ten times
-/// (three for a product over 10 GFLOP) into a CUDA graph and
-/// timed with events, and the fastest is kept for the life of the process and recorded in the `TuningCache` file,
-/// so that later runs on the same card and libraries take it without timing. cuBLAS's own choice (`cublasSgemm`) is
-/// tuned for large products; the MLP's are small (a batch of 128 rows leaves most of an H100's 132 SMs idle unless
+/// The products through cuBLASLt: one plan per shape (descriptors and the algorithm chosen for it), epilogues that fold
+/// the bias and the ReLU into the forward product, and the choice of algorithm by timing: the first time a shape runs
+/// outside a recording, each of cuBLASLt's candidates (its heuristic returns up to `MatmulPlanner.candidateCount`;
+/// variants of its first three that split `k` are added) is recorded ten times (three for a product over 10 GFLOP) into
+/// a CUDA graph and timed with events, and the fastest is kept for the life of the process and recorded in the
+/// `TuningCache` file, so that later runs on the same card and libraries take it without timing. The heuristic's first
+/// is tuned for large products; the MLP's are small (a batch of 128 rows leaves most of a large GPU's SMs idle unless
 /// the product splits `k`), which is where timing the candidates pays.
 final class MatmulPlan {
     let operation: OpaquePointer?

@@ -34,9 +34,9 @@ final class MatmulPlanner {
         self.cache = cache
     }
 
-    /// Asks the heuristic once for a small product and throws the answer away. cuBLASLt sets itself up on its
-    /// first heuristic query, which takes far longer than any later one, so the backend pays it at start-up rather
-    /// than inside the first training step. Returns the seconds it took.
+    /// Asks the heuristic once for a small product and throws the answer away. cuBLASLt sets itself up on its first
+    /// heuristic query, which takes far longer than any later one, so the backend pays it at start-up rather than
+    /// inside the first training step. Returns the seconds it took.
     func warmUp() throws -> Double {
         let started = DispatchTime.now().uptimeNanoseconds
         let call = MatmulCall(transposeA: false, transposeB: false, m: 64, n: 64, k: 64, alpha: 1,
@@ -106,8 +106,8 @@ final class MatmulPlanner {
                           candidates: candidates, label: call.label)
     }
 
-    /// Whether an earlier run (or this one) chose the algorithms of these products inside a whole step: its choices
-    /// are then in the cache, each under its product's key, and need not be sought again.
+    /// Whether an earlier run (or this one) chose the algorithms of these products inside a whole step: its choices are
+    /// then in the cache, each under its product's key, and need not be sought again.
     func stepChoicesKnown(_ plans: [MatmulPlan]) -> Bool {
         guard let cache, let signature = stepSignature(plans) else { return false }
         return cache.stepChoice(for: signature) != nil
@@ -141,11 +141,11 @@ final class MatmulPlanner {
     static let splitBases = 3
     static let splitCounts: [UInt32] = [2, 3, 4, 6, 8]
 
-    /// Variants of the heuristic's first few algorithms that split `k` where they do not (the heuristic's own
-    /// choices for the workloads' forward products already split it; for the weight-gradient products it offers
-    /// few that do): each split count with the parts added in the output (in place, in a fixed order) or in the
-    /// workspace, each kept if cuBLASLt accepts it for this product within the workspace. Made only when the
-    /// candidates are timed (checking each takes cuBLASLt some time); timing decides among them.
+    /// Variants of the heuristic's first few algorithms that split `k` where they do not (the heuristic's own choices
+    /// for the workloads' forward products already split it; for the weight-gradient products it offers few that do):
+    /// each split count with the parts added in the output (in place, in a fixed order) or in the workspace, each kept
+    /// if cuBLASLt accepts it for this product within the workspace. Made only when the candidates are timed (checking
+    /// each takes cuBLASLt some time); timing decides among them.
     private func splitVariants(_ plan: MatmulPlan, _ call: MatmulCall) -> [MatmulAlgorithm] {
         var variants = [MatmulAlgorithm]()
         for base in plan.candidates.indices.prefix(Self.splitBases) {
@@ -183,9 +183,9 @@ final class MatmulPlanner {
         }
     }
 
-    /// Queues `call` on `stream` with the plan's chosen algorithm (or candidate `index`). `workspace`
-    /// (`workspaceBytes` long) must not be in use by any product that may run at the same time: an algorithm that
-    /// splits `k` keeps its partial sums there, so two streams sharing one would corrupt each other's results.
+    /// Queues `call` on `stream` with the plan's chosen algorithm (or candidate `index`). `workspace` (`workspaceBytes`
+    /// long) must not be in use by any product that may run at the same time: an algorithm that splits `k` keeps its
+    /// partial sums there, so two streams sharing one would corrupt each other's results.
     func run(_ plan: MatmulPlan, _ call: MatmulCall, stream: OpaquePointer?, workspace: UInt64, candidate index: Int? = nil) throws {
         switch plan.candidates[index ?? plan.chosen] {
         case .lt(let algorithm, _, _, _):
@@ -202,9 +202,9 @@ final class MatmulPlanner {
     }
 
     /// Times every candidate of `plan` on `call`'s buffers and keeps the fastest. Each candidate runs `repeats` times
-    /// back to back inside a CUDA graph (how a training step runs them), timed by events around a second launch.
-    /// Only for calls whose outputs may be overwritten repeatedly (beta = 0: C is not read).
-    /// Returns the line added to `report`, if any.
+    /// back to back inside a CUDA graph (how a training step runs them), timed by events around a second launch. Only
+    /// for calls whose outputs may be overwritten repeatedly (beta = 0: C is not read). Returns the line added to
+    /// `report`, if any.
     @discardableResult
     func tune(_ plan: MatmulPlan, _ call: MatmulCall, stream: OpaquePointer?, workspace: UInt64, driver: CUDADriver) throws -> String? {
         plan.tuned = true

@@ -15,18 +15,18 @@ struct NVRTC {
 
     static func load() throws -> NVRTC {
         let (h, path) = try LibraryLoader.open("NVRTC (the CUDA run-time compiler)", names: ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"])
-        func f<T>(_ name: String, _ t: T.Type) throws -> T { try LibraryLoader.symbol(h, name, in: path, as: t) }
+        func f<T>(_ name: String) throws -> T { try LibraryLoader.symbol(h, name, in: path, as: T.self) }
         return try NVRTC(
             path: path,
-            create: f("nvrtcCreateProgram", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafePointer<CChar>, UnsafePointer<CChar>?, Int32, UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?) -> Int32).self),
-            compile: f("nvrtcCompileProgram", (@convention(c) (OpaquePointer?, Int32, UnsafePointer<UnsafePointer<CChar>?>?) -> Int32).self),
-            logSize: f("nvrtcGetProgramLogSize", (@convention(c) (OpaquePointer?, UnsafeMutablePointer<Int>) -> Int32).self),
-            log: f("nvrtcGetProgramLog", (@convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>) -> Int32).self),
-            cubinSize: f("nvrtcGetCUBINSize", (@convention(c) (OpaquePointer?, UnsafeMutablePointer<Int>) -> Int32).self),
-            cubin: f("nvrtcGetCUBIN", (@convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>) -> Int32).self),
-            destroy: f("nvrtcDestroyProgram", (@convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32).self),
-            errorString: f("nvrtcGetErrorString", (@convention(c) (Int32) -> UnsafePointer<CChar>?).self),
-            version: f("nvrtcVersion", (@convention(c) (UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Int32>) -> Int32).self))
+            create: f("nvrtcCreateProgram"),
+            compile: f("nvrtcCompileProgram"),
+            logSize: f("nvrtcGetProgramLogSize"),
+            log: f("nvrtcGetProgramLog"),
+            cubinSize: f("nvrtcGetCUBINSize"),
+            cubin: f("nvrtcGetCUBIN"),
+            destroy: f("nvrtcDestroyProgram"),
+            errorString: f("nvrtcGetErrorString"),
+            version: f("nvrtcVersion"))
     }
 
     /// The options `compileToCUBIN` passes to NVRTC.

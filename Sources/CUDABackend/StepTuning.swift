@@ -1,8 +1,8 @@
 import Foundation
 import MLPCore
 
-/// The products' algorithms chosen inside whole replayed training steps (`TrainingStep.tunes`, which
-/// `Network.warmUp` sets for the step an epoch repeats).
+/// The products' algorithms chosen inside whole replayed training steps (`TrainingStep.tunes`, which `Network.warmUp`
+/// sets for the step an epoch repeats).
 extension CUDABackend {
     /// Steps longer than this are not tuned whole: their products are large enough that the time each takes alone
     /// decides, and each trial would take milliseconds.
@@ -11,13 +11,13 @@ extension CUDABackend {
     /// measures faster by chance does not (the choice is kept for later runs).
     static let stepTuningMargin = 0.005
 
-    /// Chooses the algorithm of each product of the step `key` by timing whole replayed steps, one product at a
-    /// time, each of its candidates in turn (those within 1.5× of the fastest alone), keeping a candidate only if the
-    /// step gets faster. Timing alone does not see what the step's other kernels do to a product: a product beside
-    /// another stream's product runs slower than alone, and a candidate that was slower alone can make the step
-    /// faster (Benchmarks/RESULTS.md). The choices go to the tuning cache, with a record that this step's products
-    /// were chosen together, so that later runs skip the search. `MLP_CUDA_OFF=step-tuning` turns it off; the step
-    /// then runs once, as any other.
+    /// Chooses the algorithm of each product of the step `key` by timing whole replayed steps, one product at a time,
+    /// each of its candidates in turn (those within 1.5× of the fastest alone), keeping a candidate only if the step
+    /// gets faster. Timing alone does not see what the step's other kernels do to a product: a product beside another
+    /// stream's product runs slower than alone, and a candidate that was slower alone can make the step faster
+    /// (Benchmarks/RESULTS.md). The choices go to the tuning cache, with a record that this step's products were chosen
+    /// together, so that later runs skip the search. `MLP_CUDA_OFF=step-tuning` turns it off; the step then runs once,
+    /// as any other.
     func tuneStep(_ key: RecordingKey, _ schedule: StepSchedule, _ queue: (StepSchedule) -> Void) {
         func step() { runStep(key, schedule, queue) }
         guard usesGraphs, options.uses(.stepTuning), !options.traces, planner.tunes, pendingError == nil, runsDirectly else {
@@ -68,8 +68,8 @@ extension CUDABackend {
         }
     }
 
-    /// The GPU's seconds per replayed step: the fastest of three runs of several steps, after three untimed ones
-    /// (which record the step again if its recordings were discarded).
+    /// The GPU's seconds per replayed step: the fastest of three runs of several steps, after three untimed ones (which
+    /// record the step again if its recordings were discarded).
     private func stepSeconds(_ step: () -> Void) throws -> Double {
         for _ in 0..<3 { step() }
         var start: OpaquePointer?, stop: OpaquePointer?

@@ -1,14 +1,14 @@
 import MLPCore
 
 /// The device memory that work queued on one stream reads and writes, kept until another stream waits for that work:
-/// work on the other stream must wait first if it writes anything the queued work reads, or reads or writes
-/// anything it writes. The cuda backend keeps one for its second stream and its update stream together, so that a
-/// product on the main stream waits for them only when they share memory (the first layer's weight gradient, for
-/// one, then runs beside the later layers' instead of after them), and so that a layer's optimizer update goes beside
-/// the main stream only when those streams still use its memory.
+/// work on the other stream must wait first if it writes anything the queued work reads, or reads or writes anything it
+/// writes. The cuda backend keeps one for its second stream and its update stream together, so that a product on the
+/// main stream waits for them only when they share memory (the first layer's weight gradient, for one, then runs beside
+/// the later layers' instead of after them), and so that a layer's optimizer update goes beside the main stream only
+/// when those streams still use its memory.
 ///
-/// It is consulted on every step, replays included, so nothing here allocates once its two lists have reached
-/// their size (`removeAll` keeps their storage; one range per call, no variadic or literal arrays).
+/// It is consulted on every step, replays included, so nothing here allocates once its two lists have reached their
+/// size (`removeAll` keeps their storage; one range per call, no variadic or literal arrays).
 struct StreamAccesses {
     private(set) var reads: [Range<UInt>] = []
     private(set) var writes: [Range<UInt>] = []

@@ -1,19 +1,18 @@
 import Foundation
 
-/// The algorithm that timing chose for each product, kept on disk between runs (where: `CUDAOptions.tuningCache`). A later process on the same card,
-/// driver and cuBLASLt takes the recorded choice instead of timing the candidates again: start-up is shorter, and
-/// every run makes the same choice, so two runs with the same seed give bit-identical weights (without the file,
-/// timing may choose differently from one process to the next).
+/// The algorithm that timing chose for each product, kept on disk between runs (where: `CUDAOptions.tuningCache`). A
+/// later process on the same card, driver and cuBLASLt takes the recorded choice instead of timing the candidates
+/// again: start-up is shorter, and every run makes the same choice, so two runs with the same seed give bit-identical
+/// weights (without the file, timing may choose differently from one process to the next).
 ///
-/// The file is JSON, `{"format": 1, "entries": {key: choice}}`. A key names the card, the driver, the cuBLASLt
-/// version, the compute type and the product (`MatmulKey`: shape, strides, transposes, epilogue, alignments); a
-/// choice is `lt:<i> of <n>`, the position of the algorithm in the list of `n` that cuBLASLt's heuristic returned
-/// (the same list for the same key and context; the 64-byte algorithm itself is not compared, as some of its bytes
-/// were seen to differ from one process to the next for the same algorithm), `lt:<i> of <n>, k in <parts>/<scheme>`
-/// for that algorithm made to split `k` (`SplitVariant`). A choice that does not fit the candidates of this run is
-/// timed again. A file
-/// that cannot be read or parsed is ignored and replaced at the next save; a save that fails is reported, never
-/// fatal. Saves are atomic (a temporary file renamed over the old one) and merge what other processes wrote since.
+/// The file is JSON, `{"format": 1, "entries": {key: choice}}`. A key names the card, the driver, the cuBLASLt version,
+/// the compute type and the product (`MatmulKey`: shape, strides, transposes, epilogue, alignments); a choice is
+/// `lt:<i> of <n>`, the position of the algorithm in the list of `n` that cuBLASLt's heuristic returned (the same list
+/// for the same key and context; the 64-byte algorithm itself is not compared, as some of its bytes were seen to differ
+/// from one process to the next for the same algorithm), `lt:<i> of <n>, k in <parts>/<scheme>` for that algorithm made
+/// to split `k` (`SplitVariant`). A choice that does not fit the candidates of this run is timed again. A file that
+/// cannot be read or parsed is ignored and replaced at the next save; a save that fails is reported, never fatal. Saves
+/// are atomic (a temporary file renamed over the old one) and merge what other processes wrote since.
 final class TuningCache {
     /// Where the file is; nil keeps the choices in memory only.
     let url: URL?
@@ -100,8 +99,8 @@ final class TuningCache {
         candidates.indices.filter { if case .lt(_, _, _, nil) = candidates[$0] { return true } else { return false } }
     }
 
-    /// The split variant that `text` names, when it names one of the heuristic's algorithms among `candidates`
-    /// (counted as `encode` counts them) made to split `k`; the planner makes it again and adds it to the candidates.
+    /// The split variant that `text` names, when it names one of the heuristic's algorithms among `candidates` (counted
+    /// as `encode` counts them) made to split `k`; the planner makes it again and adds it to the candidates.
     static func decodeVariant(_ text: String, candidates: [MatmulAlgorithm]) -> SplitVariant? {
         let heuristic = heuristicIndices(candidates)
         let parts = text.split(separator: " ")  // "lt:<i>", "of", "<n>,", "k", "in", "<parts>/<scheme>"
