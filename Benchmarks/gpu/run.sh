@@ -6,14 +6,15 @@
 #   bash Benchmarks/gpu/run.sh profile      per-kernel times of training steps (Nsight Compute)
 #   bash Benchmarks/gpu/run.sh kernels      Nsight Compute's full report on our own kernels (small-128, fp32)
 #   bash Benchmarks/gpu/run.sh kernels-wide the same for the output layer's kernel in wide-1024 TF32 training
-#                                           (output_layer_wide, or output_layer_loss with MLP_CUDA_OUTPUT_WIDE_FROM=0)
+#                                           (output_layer_wide, or output_layer_loss with MLP_CUDA_OFF=wide-output)
 #   bash Benchmarks/gpu/run.sh sanitize-wide output_layer_wide's training steps and evaluations under compute-sanitizer
 #   bash Benchmarks/gpu/run.sh firststep    where the first epoch of mlp train goes (-v: cuBLASLt's set-up at start-up,
 #                                           planning, first runs, recordings)
 #   bash Benchmarks/gpu/run.sh strategies   the cuda backend alone, fp32 and tf32, with each of its strategies turned
-#                                           off in turn (side stream, algorithm timing, epilogues, cuBLASLt, graphs)
-#   bash Benchmarks/gpu/run.sh compare      the cuda backend against JAX, then alone with its own product kernels
-#                                           timed too (MLP_CUDA_TILED=1) and with the heuristic's algorithms (MLP_CUDA_TUNE=0)
+#                                           off in turn (MLP_CUDA_OFF=..., and the heuristic's algorithms: MLP_CUDA_TUNE=0)
+#   bash Benchmarks/gpu/run.sh regress      this binary against the one before a change (device/baseline/mlp.gz, its
+#                                           commit in device/baseline/COMMIT), side by side in alternating rounds, fp32
+#                                           and tf32 (REGRESS_PRECISIONS), JAX beside this binary's first round
 #   bash Benchmarks/gpu/run.sh latency      the fixed cost of a step: latency-128 (784-16-16-10) and small-128, ours
 #                                           against JAX and PyTorch's CUDA graph
 #   bash Benchmarks/gpu/run.sh sanitize [TOOL...]  mlp check under compute-sanitizer's memcheck, racecheck and synccheck
@@ -23,8 +24,6 @@
 #   bash Benchmarks/gpu/run.sh trace VAR=V...  each operation's share of a recorded step (MLP_CUDA_TRACE=1), TF32 and
 #                                           fp32, then with each VAR=V set in turn
 #   bash Benchmarks/gpu/run.sh steptune     products chosen inside whole steps (the default) against alone, fp32 and tf32
-#   bash Benchmarks/gpu/run.sh sweep SHAPE...  small-128 with each candidate algorithm of each product SHAPE (its label,
-#                                           "784×512×128 TN") forced in turn: how the choices play inside the step
 #   bash Benchmarks/gpu/run.sh cpu          the cpu backend on the host's processors: mlp check, and its first layer's
 #                                           products skipping the inputs' zeros against dense (cpu, cpu-dense)
 #   bash Benchmarks/gpu/run.sh timeline [VAR=V...]  each kernel of a replayed step on the GPU's clock, no events added
@@ -40,11 +39,13 @@ gunzip -c device/mlp.gz > .run/mlp && chmod +x .run/mlp   # .run/ is inside the 
 export PYTHONUNBUFFERED=1
 # The products' timed algorithm choices, kept with the results (the check mode uses files of its own).
 export MLP_CUDA_TUNE_CACHE="${MLP_CUDA_TUNE_CACHE:-$PWD/$out/cublaslt-tuning.json}"
-export MLP_COMMIT="$(cat device/COMMIT 2>/dev/null || echo unknown)"   # written beside mlp.gz when it was built
+commit="$(cat device/COMMIT 2>/dev/null || echo unknown)"   # written beside mlp.gz when it was built
+# mlp bench, naming the binary's commit in its results (the device's copy of the tree has no git).
+bench() { .run/mlp bench --commit "$commit" "$@"; }
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv | tee "$out/gpu.txt"
 # What ran when, with which binary: the device's working copy keeps older runs' files beside this one's, and this
 # log (with the files' dates) tells them apart.
-echo "$(date -u +%FT%TZ) commit $MLP_COMMIT: run.sh $*" >> "$out/runs.txt"
+echo "$(date -u +%FT%TZ) commit $commit: run.sh $*" >> "$out/runs.txt"
 case "${1:-check}" in
 check)
     .run/mlp check --backend cuda -v 2>&1 | tee "$out/check-fp32.txt"
@@ -72,10 +73,7 @@ check)
     MLP_CUDA_TUNE=0 .run/mlp check --backend cuda --precision tf32 > "$out/check-tf32-heuristic.txt" 2>&1
     # Every batch's indices copied to the device ahead of the gather (by default only batches above 4,096 rows,
     # which no recorded step of the checks has).
-    MLP_CUDA_INLINE_INDICES=0 .run/mlp check --backend cuda > "$out/check-fp32-copied-indices.txt" 2>&1
-    # Every weight-gradient product through a transposed copy of its input (by default only large TF32 ones, which
-    # the checks' small shapes are not).
-    MLP_CUDA_TRANSPOSE=1 .run/mlp check --backend cuda --precision tf32 > "$out/check-tf32-transposed.txt" 2>&1
+    MLP_CUDA_OFF=inline-indices .run/mlp check --backend cuda > "$out/check-fp32-copied-indices.txt" 2>&1
     for f in "$out"/check-*.txt; do echo "$f: $(tail -1 "$f")"; done
     (command -v nsys; command -v ncu; ls /usr/local/cuda/bin 2>/dev/null) > "$out/tools.txt" 2>&1
     ;;
@@ -109,7 +107,7 @@ kernels)
 kernels-wide)
     # The same full report on the output layer's kernel alone in wide-1024 TF32 training (784-4096-4096-10, batch
     # 1024): its 4096x10 weights staged in opted-in shared memory (output_layer_wide: 8 rows a block; with
-    # MLP_CUDA_OUTPUT_WIDE_FROM=0 output_layer_loss: a warp a row). Past the warm-up's launches.
+    # MLP_CUDA_OFF=wide-output output_layer_loss: a warp a row). Past the warm-up's launches.
     export MLP_CUDA_TUNE_CACHE="$PWD/$out/kernels-wide-tuning.json"
     wide=(--layers 784,4096,4096,10 --batch-size 1024 --precision tf32 --epochs 1 --quiet)
     .run/mlp train --backend cuda "${wide[@]}" > /dev/null 2>&1
@@ -145,28 +143,17 @@ firststep)
     ;;
 strategies)
     for precision in fp32 tf32; do
-        for variant in default MLP_CUDA_STREAMS=1 MLP_CUDA_TUNE=0 MLP_CUDA_FUSE=0 MLP_CUDA_LT=0 MLP_CUDA_GRAPH=0; do
+        for variant in default MLP_CUDA_OFF=streams MLP_CUDA_TUNE=0 MLP_CUDA_OFF=fusion MLP_CUDA_OFF=graphs MLP_CUDA_OFF=pdl \
+                       MLP_CUDA_OFF=step-tuning MLP_CUDA_OFF=gather-ahead; do
             echo "== $precision $variant" | tee -a "$out/strategies-$precision.txt"
-            env $( [ "$variant" = default ] || echo "$variant" ) .run/mlp bench --backends cuda \
+            env $( [ "$variant" = default ] || echo "$variant" ) .run/mlp bench --commit "$commit" --backends cuda \
                 --workloads small-128,small-1024,wide-1024 --repeats 3 --precision "$precision" \
-                --output "$out/strategies-$precision-${variant%%=*}" 2>&1 | tee -a "$out/strategies-$precision.txt"
-        done
-    done
-    ;;
-compare)
-    for precision in fp32 tf32; do
-        .run/mlp bench --backends cuda --workloads small-128,small-1024,wide-1024 --repeats 3 \
-            --precision "$precision" --peers --peer-device cuda --peer-list jax \
-            --output "$out/compare-$precision" 2>&1 | tee "$out/compare-$precision.txt"
-        for variant in MLP_CUDA_TILED=1 MLP_CUDA_TUNE=0; do
-            echo "== $precision $variant" | tee -a "$out/compare-$precision.txt"
-            env "$variant" .run/mlp bench --backends cuda --workloads small-128,small-1024,wide-1024 --repeats 3 \
-                --precision "$precision" --output "$out/compare-$precision-${variant%%=*}" 2>&1 | tee -a "$out/compare-$precision.txt"
+                --output "$out/strategies-$precision-${variant//=/-}" 2>&1 | tee -a "$out/strategies-$precision.txt"
         done
     done
     ;;
 latency)
-    .run/mlp bench --backends cuda --workloads latency-128,small-128 --repeats 3 --precision fp32 \
+    bench --backends cuda --workloads latency-128,small-128 --repeats 3 --precision fp32 \
         --peers --peer-device cuda --peer-list jax,torch --output "$out/latency" 2>&1 | tee "$out/latency.txt"
     ;;
 sanitize)
@@ -183,12 +170,12 @@ sanitize)
 ab)
     shift
     for precision in fp32 tf32; do
-        .run/mlp bench --backends cuda --workloads latency-128,small-128,small-1024,wide-1024 --repeats 3 \
+        bench --backends cuda --workloads latency-128,small-128,small-1024,wide-1024 --repeats 3 \
             --precision "$precision" --peers --peer-device cuda --peer-list jax \
             --output "$out/ab-$precision" 2>&1 | tee "$out/ab-$precision.txt"
         for variant in "$@"; do
             echo "== $precision $variant" | tee -a "$out/ab-$precision.txt"
-            env "$variant" .run/mlp bench --backends cuda --workloads latency-128,small-128,small-1024,wide-1024 \
+            env "$variant" .run/mlp bench --commit "$commit" --backends cuda --workloads latency-128,small-128,small-1024,wide-1024 \
                 --repeats 3 --precision "$precision" --output "$out/ab-$precision-${variant//=/-}" 2>&1 | tee -a "$out/ab-$precision.txt"
         done
     done
@@ -200,7 +187,7 @@ trace)
     for precision in tf32 fp32; do
         for variant in default "$@"; do
             echo "== $precision $variant" | tee -a "$out/trace-$precision.txt"
-            env MLP_CUDA_TRACE=1 $( [ "$variant" = default ] || echo "$variant" ) .run/mlp bench --backends cuda \
+            env MLP_CUDA_TRACE=1 $( [ "$variant" = default ] || echo "$variant" ) .run/mlp bench --commit "$commit" --backends cuda \
                 --workloads small-128,small-1024,wide-1024 --repeats 1 --precision "$precision" \
                 --output "$out/trace-$precision-${variant//=/-}" 2>&1 | tee -a "$out/trace-$precision.txt"
         done
@@ -223,10 +210,10 @@ timeline)
             variant="${run%:*}" workload="${run##*:}"
             name="$precision-$workload$( [ "$variant" = default ] || echo "-${variant//=/-}" )"
             settings=$( [ "$variant" = default ] || echo "$variant" )
-            env $settings .run/mlp bench --backends cuda --workloads "$workload" --repeats 1 --precision "$precision" \
+            env $settings .run/mlp bench --commit "$commit" --backends cuda --workloads "$workload" --repeats 1 --precision "$precision" \
                 --output "$out/untraced-$name" 2>&1 | grep "µs/step" | sed 's/^/without CUPTI: /' | tee "$out/timeline-$name-report.txt"
             env $settings CUDA_INJECTION64_PATH="$PWD/.run/libtimeline.so" MLP_TIMELINE_OUT="$out/timeline-$name.txt" \
-                .run/mlp bench --backends cuda --workloads "$workload" --repeats 1 --precision "$precision" \
+                .run/mlp bench --commit "$commit" --backends cuda --workloads "$workload" --repeats 1 --precision "$precision" \
                 --output "$out/traced-$name" 2>&1 | grep "µs/step" | sed 's/^/with CUPTI:    /' | tee -a "$out/timeline-$name-report.txt"
             python3 Benchmarks/gpu/timeline/timeline.py "$out/timeline-$name.txt" 2>&1 | tee -a "$out/timeline-$name-report.txt"
             gzip -f "$out/timeline-$name.txt"
@@ -234,39 +221,18 @@ timeline)
     done
     ;;
 steptune)
-    # The products' algorithms chosen inside whole steps (the default) against chosen alone (MLP_CUDA_STEP_TUNE=0),
+    # The products' algorithms chosen inside whole steps (the default) against chosen alone (MLP_CUDA_OFF=step-tuning),
     # each with a tuning file of its own (a step's choices overwrite its products' entries), then the default again
     # in a new process that reads its choices from the file. JAX beside the first.
     for precision in fp32 tf32; do
-        for run in step:"MLP_CUDA_STEP_TUNE=1" alone:"MLP_CUDA_STEP_TUNE=0" step-again:"MLP_CUDA_STEP_TUNE=1"; do
+        for run in step:"MLP_CUDA_OFF=" alone:"MLP_CUDA_OFF=step-tuning" step-again:"MLP_CUDA_OFF="; do
             name="${run%%:*}" setting="${run#*:}"
             echo "== $precision $name ($setting)" | tee -a "$out/steptune-$precision.txt"
-            env "$setting" MLP_CUDA_TUNE_CACHE="$PWD/$out/steptune-${name%-again}-$precision.json" .run/mlp bench --backends cuda \
+            env "$setting" MLP_CUDA_TUNE_CACHE="$PWD/$out/steptune-${name%-again}-$precision.json" .run/mlp bench --commit "$commit" --backends cuda \
                 --workloads latency-128,small-128,small-1024,wide-1024 --repeats 3 --precision "$precision" \
                 $( [ "$name" = step ] && echo --peers --peer-device cuda --peer-list jax ) \
                 --output "$out/steptune-$precision-$name" 2>&1 | tee -a "$out/steptune-$precision.txt"
         done
-    done
-    ;;
-sweep)
-    # small-128 (SWEEP_PRECISION, fp32 by default) with each candidate algorithm of each product named (its label
-    # in the -v log, "784×512×128 TN") forced in turn (MLP_CUDA_CHOOSE), the others as the first run chose them
-    # (kept in the tuning file): how each choice plays inside the step, beside the other streams' kernels. µs a step
-    # from the median samples/s of 3 epochs.
-    shift
-    precision="${SWEEP_PRECISION:-fp32}"
-    step_us() { grep -m1 "^small-128 *cuda *[0-9]" | awk '{gsub(",", "", $3); printf "%.2f µs a step", 128e6 / $3}'; }
-    sweep() { env "$@" .run/mlp bench --backends cuda --workloads small-128 --repeats 3 --precision "$precision" 2>&1; }
-    echo "default (times and saves the choices): $(sweep MLP_CUDA_TRACE=0 | tee "$out/sweep-default.txt" | step_us)" | tee "$out/sweep.txt"
-    for shape in "$@"; do
-        for number in $(seq 1 24); do
-            result=$(sweep MLP_CUDA_CHOOSE="$shape=$number")
-            echo "$result" > "$out/sweep-${shape%% *}-$number.txt"
-            if ! grep -q "forced #$number" <<< "$result"; then break; fi
-            echo "$shape #$number: $(step_us <<< "$result"); $(grep -m1 -o "forced #$number ([^)]*) at [0-9.]* µs" <<< "$result")" | tee -a "$out/sweep.txt"
-            [ "$number" = 1 ] && grep -m1 "candidates:" <<< "$result" >> "$out/sweep-candidates.txt"
-        done
-        echo "default again: $(sweep MLP_CUDA_TRACE=0 | step_us)" | tee -a "$out/sweep.txt"
     done
     ;;
 cpu)
@@ -274,12 +240,32 @@ cpu)
     # against dense, in the same rounds (the CPU peers are not installed there).
     lscpu > "$out/lscpu.txt"
     .run/mlp check --backend cpu 2>&1 | tee "$out/check-cpu.txt" | tail -3
-    .run/mlp bench --backends cpu,cpu-dense --workloads small-128,small-1024 --repeats 3 --rounds 3 --ops \
+    bench --backends cpu,cpu-dense --workloads small-128,small-1024 --repeats 3 --rounds 3 --ops \
         --output "$out/bench-cpu" 2>&1 | tee "$out/bench-cpu.txt" | tail -12
+    ;;
+regress)
+    # The binary before the change and this one, each in its own tuning file (kept apart, as each process would
+    # find its own), in alternating rounds so that the card's drift falls on both; JAX beside this binary's first.
+    gunzip -c device/baseline/mlp.gz > .run/mlp-before && chmod +x .run/mlp-before
+    before="$(cat device/baseline/COMMIT 2>/dev/null || echo unknown)"
+    workloads=latency-128,small-128,small-1024,wide-1024
+    for precision in ${REGRESS_PRECISIONS:-fp32 tf32}; do
+        for round in 1 2; do
+            echo "== $precision round $round: before ($before)" | tee -a "$out/regress-$precision.txt"
+            MLP_CUDA_TUNE_CACHE="$PWD/$out/regress-before.json" MLP_COMMIT="$before" .run/mlp-before bench --backends cuda \
+                --workloads "$workloads" --repeats 3 --precision "$precision" \
+                --output "$out/regress-$precision-before-$round" 2>&1 | tee -a "$out/regress-$precision.txt"
+            echo "== $precision round $round: after ($commit)" | tee -a "$out/regress-$precision.txt"
+            MLP_CUDA_TUNE_CACHE="$PWD/$out/regress-after.json" bench --backends cuda --workloads "$workloads" --repeats 3 \
+                --precision "$precision" $( [ "$round" = 1 ] && echo --peers --peer-device cuda --peer-list jax ) \
+                --output "$out/regress-$precision-after-$round" 2>&1 | tee -a "$out/regress-$precision.txt"
+        done
+    done
+    python3 Benchmarks/gpu/regress.py "$out" ${REGRESS_PRECISIONS:-fp32 tf32} | tee "$out/regress-summary.txt"
     ;;
 bench)
     for precision in fp32 tf32; do
-        .run/mlp bench --backends cuda --workloads small-128,small-1024,wide-1024 --repeats 3 --profile \
+        bench --backends cuda --workloads small-128,small-1024,wide-1024 --repeats 3 --profile \
             --precision "$precision" --peers --peer-device cuda --peer-list torch,jax,cupy \
             --output "$out/bench-$precision" 2>&1 | tee "$out/bench-$precision.txt"
     done

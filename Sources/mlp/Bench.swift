@@ -50,6 +50,8 @@ struct Bench: ParsableCommand {
     var peerDevice = "cpu"
     @Option(help: ArgumentHelp("Measure nothing: rewrite bench.md and bench.svg from this bench.json (e.g. one brought back from a GPU host).", valueName: "file"))
     var from: String?
+    @Option(help: ArgumentHelp("The commit the results name (default: the source tree's, where git finds it; a GPU host's copy has none).", valueName: "hash"))
+    var commit: String?
     @OptionGroup var data: DataOptions
 
     func validate() throws {
@@ -78,7 +80,7 @@ struct Bench: ParsableCommand {
             return String(name)
         }
         let dataset = try data.load(logger: makeLogger(verbose: false))
-        var report = BenchReport(machine: MachineInfo.current(), command: CommandLine.arguments.joined(separator: " "))
+        var report = BenchReport(machine: MachineInfo.current(commit: commit), command: CommandLine.arguments.joined(separator: " "))
         let cpu = try CPUBackend(threads: threads, gemm: gemm)
         // The same backend with every product dense, to measure what skipping the inputs' zeros buys in the same run.
         let cpuDense = selectedBackends.contains("cpu-dense") ? try CPUBackend(threads: threads, gemm: gemm, skipInputZeros: false) : nil

@@ -222,7 +222,8 @@ struct MachineInfo: Codable {
 
     var summary: String { "\(cpuModel), \(cores) cores, \(operatingSystem)" }
 
-    static func current() -> MachineInfo {
+    /// This machine, and `commit` (else the source tree's, where git finds it).
+    static func current(commit: String? = nil) -> MachineInfo {
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
         let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
             .map { $0.split(separator: ":", maxSplits: 1).last!.trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
@@ -230,7 +231,7 @@ struct MachineInfo: Codable {
         return MachineInfo(
             cpuModel: model, cores: ProcessInfo.processInfo.activeProcessorCount,
             operatingSystem: ProcessInfo.processInfo.operatingSystemVersionString, date: formatter.string(from: Date()),
-            commit: ProcessInfo.processInfo.environment["MLP_COMMIT"] ?? gitCommit() ?? "unknown")
+            commit: commit ?? gitCommit() ?? "unknown")
     }
 
     static func gitCommit() -> String? {
