@@ -22,7 +22,7 @@ public struct BLASLibrary: @unchecked Sendable {
 
     static let rowMajor: Int32 = 101, noTranspose: Int32 = 111, transpose: Int32 = 112
 
-    /// The libraries tried, in order, when `MLP_BLAS` does not name one.
+    /// The libraries tried, in order, when `CPUOptions.blasLibrary` (`MLP_BLAS`) does not name one.
     public static let candidates: [String] = {
         #if os(macOS)
         return ["/System/Library/Frameworks/Accelerate.framework/Accelerate"]
@@ -32,11 +32,11 @@ public struct BLASLibrary: @unchecked Sendable {
         #endif
     }()
 
-    /// Opens the BLAS named by `MLP_BLAS` (a path or a library name), or the first of `candidates` that loads
-    /// and has `cblas_sgemm`.
+    /// Opens the BLAS `name` (a path or a library name), or, without one, the first of `candidates` that loads and has
+    /// `cblas_sgemm`.
     /// - Throws: `CPUBackendError.blasNotFound` listing every library tried and why each failed.
-    public static func load(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> BLASLibrary {
-        let names = environment["MLP_BLAS"].map { [$0] } ?? candidates
+    public static func load(_ name: String? = CPUOptions().blasLibrary) throws -> BLASLibrary {
+        let names = name.map { [$0] } ?? candidates
         var failures = [String]()
         for name in names {
             guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL) else {

@@ -44,6 +44,8 @@ public final class CPUBackend: HostMemoryBackend, ComposedLayers {
 
     /// Whether products with the batch's inputs as A skip the zeros of sparse batches (`SparseGEMM.swift`).
     public let skipsInputZeros: Bool
+    /// The switches this backend was started with.
+    public let options: CPUOptions
 
     /// What `deviceDescription` says when the backend skips the inputs' zeros (reports look for it).
     public static let skipsZerosDescription = "first-layer products skip the inputs' zeros"
@@ -59,15 +61,18 @@ public final class CPUBackend: HostMemoryBackend, ComposedLayers {
     ///   - gemm: `.own` (default) or `.blas`.
     ///   - kernels: a kernel set (default: the widest the CPU supports).
     ///   - skipInputZeros: whether the first layer's products skip the zeros of a sparse batch (own GEMM only).
-    ///     Default: yes, unless the environment sets `MLP_CPU_SKIP_ZEROS=0`.
+    ///     Default: `options.skipsInputZeros`.
+    ///   - options: the switches (by default, the environment's).
     /// - Throws: `CPUBackendError.blasNotFound` when `.blas` is asked for and none loads.
-    public init(threads: Int? = nil, gemm: GEMMProvider = .own, kernels: KernelSet? = nil, skipInputZeros: Bool? = nil) throws {
+    public init(threads: Int? = nil, gemm: GEMMProvider = .own, kernels: KernelSet? = nil, skipInputZeros: Bool? = nil,
+                options: CPUOptions = CPUOptions()) throws {
         let threadCount = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
         self.kernels = kernels ?? CPUFeatures.bestKernels
         self.gemmProvider = gemm
-        skipsInputZeros = gemm == .own && (skipInputZeros ?? (ProcessInfo.processInfo.environment["MLP_CPU_SKIP_ZEROS"] != "0"))
+        self.options = options
+        skipsInputZeros = gemm == .own && (skipInputZeros ?? options.skipsInputZeros)
         if gemm == .blas {
-            let library = try BLASLibrary.load()
+            let library = try BLASLibrary.load(options.blasLibrary)
             library.setThreadCount(threadCount)
             blas = library
             // The BLAS runs its own threads; ours would compete with them for the same cores in the elementwise

@@ -73,13 +73,21 @@ struct BackendOptions: ParsableArguments {
     func makeLogger() -> Logger { mlp.makeLogger(verbose: verbose) }
 
     /// Starts the backend asked for. `auto` picks the fastest one that starts here.
+    /// The cpu backend, its options logged (`-v`) and what could not be read in them warned of.
+    func makeCPUBackend(logger: Logger) throws -> CPUBackend {
+        let options = CPUOptions()
+        options.problems.forEach { logger.warning("\($0)") }
+        logger.debug("options: \(options)")
+        return try CPUBackend(threads: threads, gemm: gemm, options: options)
+    }
+
     func makeBackend(logger: Logger) throws -> any Backend {
         let backend: any Backend
         switch self.backend {
         case .naive:
             backend = NaiveBackend()
         case .cpu:
-            backend = try CPUBackend(threads: threads, gemm: gemm)
+            backend = try makeCPUBackend(logger: logger)
         case .cuda:
             backend = try CUDABackend(allowTF32: precision == .tf32, log: { logger.debug("\($0)") }, warn: { logger.warning("\($0)") })
         case .auto:
@@ -88,7 +96,7 @@ struct BackendOptions: ParsableArguments {
             } catch {
                 // The usual case on a machine without an NVIDIA GPU: say so in one line only when asked.
                 logger.debug("cuda backend unavailable, using cpu: \(error)")
-                backend = try CPUBackend(threads: threads, gemm: gemm)
+                backend = try makeCPUBackend(logger: logger)
             }
         }
         logger.debug("backend \(backend.name): \(backend.deviceDescription)")

@@ -114,9 +114,21 @@ import TestSupport
     }
 
     @Test func aMissingBLASIsExplained() {
-        let error = #expect(throws: CPUBackendError.self) { try BLASLibrary.load(environment: ["MLP_BLAS": "/nonexistent/libblas.so"]) }
+        let options = CPUOptions(environment: ["MLP_BLAS": "/nonexistent/libblas.so"])
+        let error = #expect(throws: CPUBackendError.self) { try BLASLibrary.load(options.blasLibrary) }
         #expect(error?.description.contains("/nonexistent/libblas.so") == true)
         #expect(error?.description.contains("MLP_BLAS") == true)
+    }
+
+    /// The switches are read from the environment given, and a value a switch does not take is reported.
+    @Test func theOptionsComeFromTheEnvironment() {
+        #expect(CPUOptions(environment: [:]).skipsInputZeros && CPUOptions(environment: [:]).blasLibrary == nil)
+        let set = CPUOptions(environment: ["MLP_CPU_SKIP_ZEROS": "0", "MLP_BLAS": "libblis.so.4"])
+        #expect(!set.skipsInputZeros && set.blasLibrary == "libblis.so.4" && set.problems.isEmpty)
+        #expect(set.description == "MLP_CPU_SKIP_ZEROS=0 MLP_BLAS=libblis.so.4")
+        let odd = CPUOptions(environment: ["MLP_CPU_SKIP_ZEROS": "no"])
+        #expect(odd.skipsInputZeros && odd.problems.count == 1)
+        #expect(try CPUBackend(threads: 1, options: set).skipsInputZeros == false)
     }
 }
 
