@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs on the GPU host, from the repository root, with the static release binary carried as device/mlp.gz
-# (built with `swift build -c release --static-swift-stdlib`, stripped, gzipped; its commit in device/COMMIT):
+# Runs on the GPU host, from the repository root, with the static release binary carried as device/mlp.xz or .gz
+# (built with `swift build -c release --static-swift-stdlib`, stripped, compressed; its commit in device/COMMIT):
 #   bash Benchmarks/gpu/run.sh check        mlp check (fp32 and tf32) and a short training run
 #   bash Benchmarks/gpu/run.sh bench        mlp bench of the cuda backend against the GPU peers, fp32 and tf32
 #   bash Benchmarks/gpu/run.sh profile      per-kernel times of training steps (Nsight Compute)
@@ -12,7 +12,7 @@
 #                                           planning, first runs, recordings)
 #   bash Benchmarks/gpu/run.sh strategies   the cuda backend alone, fp32 and tf32, with each of its strategies turned
 #                                           off in turn (MLP_CUDA_OFF=..., and the heuristic's algorithms: MLP_CUDA_TUNE=0)
-#   bash Benchmarks/gpu/run.sh regress      this binary against the one before a change (device/baseline/mlp.gz, its
+#   bash Benchmarks/gpu/run.sh regress      this binary against the one before a change (device/baseline/mlp.xz, its
 #                                           commit in device/baseline/COMMIT), side by side in alternating rounds, fp32
 #                                           and tf32 (REGRESS_PRECISIONS), JAX beside this binary's first round
 #   bash Benchmarks/gpu/run.sh latency      the fixed cost of a step: latency-128 (784-16-16-10) and small-128, ours
@@ -35,7 +35,15 @@
 set -uo pipefail
 out=gpu-results
 mkdir -p "$out" .run
-gunzip -c device/mlp.gz > .run/mlp && chmod +x .run/mlp   # .run/ is inside the repository: Data/ is found above it
+# A binary carried as NAME.xz (smaller: two of them fit the device tool's 64 MiB beside the tree) or NAME.gz.
+unpack() {
+    if [ -f "$1.xz" ]; then
+        xz -dc "$1.xz" 2>/dev/null || python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' "$1.xz"
+    else
+        gunzip -c "$1.gz"
+    fi
+}
+unpack device/mlp > .run/mlp && chmod +x .run/mlp   # .run/ is inside the repository: Data/ is found above it
 export PYTHONUNBUFFERED=1
 # The products' timed algorithm choices, kept with the results (the check mode uses files of its own).
 export MLP_CUDA_TUNE_CACHE="${MLP_CUDA_TUNE_CACHE:-$PWD/$out/cublaslt-tuning.json}"
@@ -246,7 +254,7 @@ cpu)
 regress)
     # The binary before the change and this one, each in its own tuning file (kept apart, as each process would
     # find its own), in alternating rounds so that the card's drift falls on both; JAX beside this binary's first.
-    gunzip -c device/baseline/mlp.gz > .run/mlp-before && chmod +x .run/mlp-before
+    unpack device/baseline/mlp > .run/mlp-before && chmod +x .run/mlp-before
     before="$(cat device/baseline/COMMIT 2>/dev/null || echo unknown)"
     workloads=latency-128,small-128,small-1024,wide-1024
     for precision in ${REGRESS_PRECISIONS:-fp32 tf32}; do

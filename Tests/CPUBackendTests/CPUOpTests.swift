@@ -121,7 +121,7 @@ import TestSupport
     }
 
     /// The switches are read from the environment given, and a value a switch does not take is reported.
-    @Test func theOptionsComeFromTheEnvironment() {
+    @Test func theOptionsComeFromTheEnvironment() throws {
         #expect(CPUOptions(environment: [:]).skipsInputZeros && CPUOptions(environment: [:]).blasLibrary == nil)
         let set = CPUOptions(environment: ["MLP_CPU_SKIP_ZEROS": "0", "MLP_BLAS": "libblis.so.4"])
         #expect(!set.skipsInputZeros && set.blasLibrary == "libblis.so.4" && set.problems.isEmpty)
