@@ -197,7 +197,7 @@ public struct BackendOpChecks {
         return own.indices.max { own[$0] < own[$1] || (own[$0] == own[$1] && $0 > $1) }!
     }
 
-    /// `outputLayerLossBackward`, as a training step uses it: the output layer (`inputSize → outputSize`) whose
+    /// `outputLayerLoss` with its `backward`, as a training step uses it: the output layer (`inputSize → outputSize`) whose
     /// inputs are a previous layer's outputs through `activation`, its loss, gradient and bias gradient, then its
     /// weight gradient, input gradient (through `activation`'s derivative) and the previous layer's bias gradient,
     /// each against a Double computation. Returns the largest relative error and whether the correct count is exact.

@@ -21,7 +21,7 @@ public struct OutputLayerArguments {
 }
 
 /// The output layer, its loss and its backward as far as the previous layer's input gradient, for rows `rows` of a
-/// batch, in one pass over each row (see `Backend.outputLayerLossBackward`; the bias gradients and the weight
+/// batch, in one pass over each row (see `Backend.outputLayerLoss` with its `backward`; the bias gradients and the weight
 /// gradient are left to the caller, who sums columns in row order whatever the split):
 /// - `outputs[r, c] = bias[c] + Σ_k inputs[r, k] · w[k, c]`, from `transposedWeights` (`[outputSize, inputSize]`,
 ///   so that the sums run along contiguous memory, four outputs at a time);

@@ -102,7 +102,7 @@ final class ArgumentBlock {
 /// update's step values). Its arguments are laid out once, as the step is recorded, and its
 /// `CUDA_KERNEL_NODE_PARAMS_v2` when the recording ends; a replay rewrites the last argument and hands `parameters` to
 /// `cuGraphExecKernelNodeSetParams`, allocating nothing on the host. Every other argument stays as recorded: a
-/// recording is for one network, dataset and batch size (`StepKey`), which fix them.
+/// recording is for one network, dataset and batch size (`RecordingKey`), which fix them.
 final class RecordedKernelNode {
     /// The node, in the captured graph (whose executable graph the parameters are set in).
     let node: OpaquePointer?

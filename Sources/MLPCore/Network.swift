@@ -17,7 +17,7 @@ public final class Network {
     public let backend: any Backend
     /// The largest batch a step or an evaluation may use.
     public let maxBatch: Int
-    /// Names this network in `StepKey`s.
+    /// Names this network in `TrainingStep`s.
     let serialNumber = nextSerialNumber()
 
     /// `[layout.count]` each.

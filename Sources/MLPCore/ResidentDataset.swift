@@ -15,7 +15,7 @@ public final class ResidentDataset {
     public let featureCount: Int
     /// Classes (labels are in `0..<classCount`).
     public let classCount: Int
-    /// Names this dataset in `StepKey`s.
+    /// Names this dataset in `TrainingStep`s.
     let serialNumber = nextSerialNumber()
 
     /// Uploads `images` to `backend`.
