@@ -47,12 +47,12 @@ extension CUDABackend {
         } else if let gather, sidePending || updatePending {
             // The gather writes the batch's inputs and labels: on the main stream, after any work beside that
             // still touches them or what the update touches.
-            if touchedBeside(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: stateStride, slots: slots)
+            if otherStreamsUse(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: stateStride, slots: slots)
                 || sideAccesses.uses(StreamAccesses.extent(gather.inputs, rows: gather.indices.count, stride: gather.features))
                 || sideAccesses.uses(StreamAccesses.extent(gather.labels, rows: 1, stride: gather.indices.count)) {
                 join()
             }
-        } else if (sidePending || updatePending) && touchedBeside(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: stateStride, slots: slots) {
+        } else if (sidePending || updatePending) && otherStreamsUse(parameters: parameters, gradients: gradients, state: state, count: count, stateStride: stateStride, slots: slots) {
             target = updateStream
         }
         let beside = target != stream

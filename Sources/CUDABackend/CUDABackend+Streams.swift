@@ -19,10 +19,10 @@ extension CUDABackend {
     }
 
     /// dW [in, out] = Xᵀ [in, B] · dZ [B, out], on the side stream: nothing reads it before the optimizer (which
-    /// joins), so it runs beside what the main stream does next. `alsoBeside` queues more work on the side stream after
-    /// the product (it runs only while recording or running directly, not when a step is replayed; non-escaping, so
-    /// that a replayed step allocates no closure context).
-    func enqueueWeightGradient(_ weightGradient: DevicePointer<Float>, inputs: DevicePointer<Float>, gradient: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, alsoBeside: () throws -> Void = {}) {
+    /// joins), so it runs beside what the main stream does next. `thenOnSideStream` queues more work on the side stream
+    /// after the product (it runs only while recording or running directly, not when a step is replayed; non-escaping,
+    /// so that a replayed step allocates no closure context).
+    func enqueueWeightGradient(_ weightGradient: DevicePointer<Float>, inputs: DevicePointer<Float>, gradient: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, thenOnSideStream: () throws -> Void = {}) {
         if case .replaying = mode {
             sidePending = true
         } else {
@@ -33,7 +33,7 @@ extension CUDABackend {
                                       a: inputs.address, lda: inputSize, b: gradient.address, ldb: outputSize, beta: 0,
                                       c: weightGradient.address, ldc: outputSize)
                 try matmul(call, on: sideStream)
-                try alsoBeside()
+                try thenOnSideStream()
                 try driver.check(driver.cuEventRecord(joinEvent, sideStream), "cuEventRecord(join)")
                 sidePending = true
             }
@@ -44,7 +44,7 @@ extension CUDABackend {
     }
 
     /// Whether the side and update streams' queued work writes `gradients` or touches `parameters` or a state slot.
-    func touchedBeside(parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>, count: Int, stateStride: Int, slots: Int) -> Bool {
+    func otherStreamsUse(parameters: DevicePointer<Float>, gradients: DevicePointer<Float>, state: DevicePointer<Float>, count: Int, stateStride: Int, slots: Int) -> Bool {
         if sideAccesses.writes(into: StreamAccesses.extent(gradients, rows: 1, stride: count)) { return true }
         if sideAccesses.uses(StreamAccesses.extent(parameters, rows: 1, stride: count)) { return true }
         for slot in 0..<slots where sideAccesses.uses(StreamAccesses.extent(state + slot * stateStride, rows: 1, stride: count)) { return true }
