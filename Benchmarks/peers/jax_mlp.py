@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""JAX as an expert writes it: data on the device, a whole epoch as one jitted `lax.scan` over batches, optax Adam.
+"""JAX as an expert writes it: data on the device, a whole epoch as one jitted `lax.scan` over batches, optax Adam,
+the parameters and optimizer state donated to the epoch (updated in place).
 
     python3 Benchmarks/peers/jax_mlp.py --workloads small-128,small-1024 --epochs 1 --repeats 3 [--device cuda]
 
+Two layouts of the weights, each reported as its own implementation: `[in, out]` applied as `x @ W` ("jax (scan,
+x@W)"), and `[out, in]` applied as `x @ w.T` ("jax (scan, x@w.T)", PyTorch's `Linear` layout). XLA lays out the
+products differently for the two, and on a GPU the first ran faster (issue 28); `mlp bench` reports the faster.
 Precision: "highest" matmul precision for fp32, "tensorfloat32" for tf32 (GPU).
 """
 import os
+from functools import partial
 
 import common
 
@@ -20,55 +25,70 @@ import optax  # noqa: E402
 jax.config.update("jax_default_matmul_precision", "highest" if args.precision == "fp32" else "tensorfloat32")
 
 
+# The layouts, by the label each is reported under: whether the weights are stored [in, out] (applied as x @ W).
+LAYOUTS = {"x@W": True, "x@w.T": False}
+
+
 def main():
     train_x, train_y, test_x, test_y = common.load_mnist(args.data)
     device = jax.devices()[0]
     X, Y = jax.device_put(train_x, device), jax.device_put(train_y, device)
     for name in args.workloads.split(","):
-        layers, batch = common.WORKLOADS[name]
-        params = [(jnp.asarray(w), jnp.asarray(b)) for w, b in common.he_init(layers, args.seed)]
-        optimizer = optax.adam(1e-3)
-        opt_state = optimizer.init(params)
-        steps = len(train_x) // batch
+        for layout, in_out in LAYOUTS.items():
+            train(name, layout, in_out, X, Y, test_x, test_y, device, len(train_x))
 
-        def forward(params, x):
-            for w, b in params[:-1]:
-                x = jax.nn.relu(x @ w.T + b)
-            w, b = params[-1]
-            return x @ w.T + b
 
-        def loss_fn(params, x, y):
-            logits = forward(params, x)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+def train(name, layout, in_out, X, Y, test_x, test_y, device, samples):
+    """Trains workload `name` with the weights in one layout, times it and prints its result line."""
+    layers, batch = common.WORKLOADS[name]
+    # The same initial values in either layout (He-normal, drawn as [out, in]).
+    params = [(jnp.asarray(w.T.copy() if in_out else w), jnp.asarray(b)) for w, b in common.he_init(layers, args.seed)]
+    optimizer = optax.adam(1e-3)
+    opt_state = optimizer.init(params)
+    steps = samples // batch
 
-        @jax.jit
-        def epoch(params, opt_state, key):
-            order = jax.random.permutation(key, X.shape[0])[:steps * batch].reshape(steps, batch)
+    def dense(x, w, b):
+        return (x @ w if in_out else x @ w.T) + b
 
-            def step(carry, idx):
-                params, opt_state = carry
-                loss, grads = jax.value_and_grad(loss_fn)(params, X[idx], Y[idx])
-                updates, opt_state = optimizer.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), loss
+    def forward(params, x):
+        for w, b in params[:-1]:
+            x = jax.nn.relu(dense(x, w, b))
+        w, b = params[-1]
+        return dense(x, w, b)
 
-            (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), order)
-            return params, opt_state, losses.mean()
+    def loss_fn(params, x, y):
+        logits = forward(params, x)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-        key = jax.random.PRNGKey(args.seed)
-        state = {"params": params, "opt": opt_state, "key": key}
+    # The parameters and the optimizer state are donated: XLA updates them in place instead of allocating new ones.
+    @partial(jax.jit, donate_argnums=(0, 1))
+    def epoch(params, opt_state, key):
+        order = jax.random.permutation(key, X.shape[0])[:steps * batch].reshape(steps, batch)
 
-        def run_epoch():
-            state["key"], sub = jax.random.split(state["key"])
-            state["params"], state["opt"], _ = epoch(state["params"], state["opt"], sub)
+        def step(carry, idx):
+            params, opt_state = carry
+            loss, grads = jax.value_and_grad(loss_fn)(params, X[idx], Y[idx])
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), loss
 
-        run_epoch()  # compile and warm up (one epoch, not timed)
-        jax.block_until_ready(state["params"])
-        rates, step_us = common.timed_runs(run_epoch, args.epochs, args.repeats, steps * batch, steps,
-                                           sync=lambda: jax.block_until_ready(state["params"]))
-        logits = jax.jit(forward)(state["params"], jax.device_put(test_x, device))
-        accuracy = float((jnp.argmax(logits, axis=1) == jnp.asarray(test_y)).mean())
-        common.report("jax (scan)", name, args.precision, rates, step_us, accuracy,
-                      f"JAX {jax.__version__} on {device.platform}; warm-up epoch not counted")
+        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), order)
+        return params, opt_state, losses.mean()
+
+    key = jax.random.PRNGKey(args.seed)
+    state = {"params": params, "opt": opt_state, "key": key}
+
+    def run_epoch():
+        state["key"], sub = jax.random.split(state["key"])
+        state["params"], state["opt"], _ = epoch(state["params"], state["opt"], sub)
+
+    run_epoch()  # compile and warm up (one epoch, not timed)
+    jax.block_until_ready(state["params"])
+    rates, step_us = common.timed_runs(run_epoch, args.epochs, args.repeats, steps * batch, steps,
+                                       sync=lambda: jax.block_until_ready(state["params"]))
+    logits = jax.jit(forward)(state["params"], jax.device_put(test_x, device))
+    accuracy = float((jnp.argmax(logits, axis=1) == jnp.asarray(test_y)).mean())
+    common.report(f"jax (scan, {layout})", name, args.precision, rates, step_us, accuracy,
+                  f"JAX {jax.__version__} on {device.platform}; weights {'[in, out]' if in_out else '[out, in]'}; warm-up epoch not counted")
 
 
 if __name__ == "__main__":

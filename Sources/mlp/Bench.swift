@@ -163,6 +163,8 @@ struct Bench: ParsableCommand {
         try report.write(to: directory)
         print()
         print(report.markdownTable())
+        let fastest = report.fastestPeersTable()
+        if !fastest.isEmpty { print(fastest) }
         print("wrote \(directory.appendingPathComponent("bench.json").path), bench.md, bench.svg")
     }
 

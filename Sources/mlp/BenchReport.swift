@@ -86,6 +86,8 @@ struct BenchReport: Codable {
         if let gpu = peak.gpuGFLOPs { md += String(format: "- measured GPU peak (4096³ cuBLAS product): %.0f GFLOP/s\n", gpu) }
         md += "\n"
         md += markdownTable() + "\n"
+        let fastest = fastestPeersTable()
+        if !fastest.isEmpty { md += fastest + "\n" }
         if let roundRatios {
             md += "\nOurs ÷ each implementation, round by round (the table pools the rounds' timed runs):\n\n"
             for line in roundRatios { md += "- \(line)\n" }
@@ -162,6 +164,43 @@ struct BenchReport: Codable {
             let devicePeak = t.device == "cuda" ? (peak.gpuGFLOPs ?? 0) : peak.best
             let percent = devicePeak > 0 ? String(format: "%.0f%%", 100 * t.gflops / devicePeak) : ""
             md += "| \(t.workload) | \(t.implementation)\(t.precision == "fp32" ? "" : " (\(t.precision))") | \(Int(t.samplesPerSecond.median).grouped) | \(Int(t.samplesPerSecond.min).grouped)–\(Int(t.samplesPerSecond.max).grouped) | \(String(format: "%.0f", t.stepMicroseconds)) | \(String(format: "%.1f", t.gflops)) | \(percent) | \(t.testAccuracy.map { $0.percent } ?? "—") | \(overNaive) | \(cpuOver) |\n"
+        }
+        return md
+    }
+
+    /// The framework of a peer's implementation: its name's first word ("jax (scan, x@W)" is JAX's, "torch cuda graph"
+    /// PyTorch's); nil for ours and the naive baseline.
+    static func framework(of implementation: String) -> String? {
+        let name = String(implementation.prefix { $0 != " " })
+        return ["naive", "cpu", "cpu-dense", "cuda"].contains(name) ? nil : name
+    }
+
+    /// Per workload and precision, the fastest variant of each peer framework, and ours ÷ it (ours: the cuda backend's
+    /// row where it ran, else the cpu backend's). A peer is written as its best users would write it, so this is the
+    /// ratio that counts; the table of every row shows the others.
+    func fastestPeers() -> [(workload: String, precision: String, framework: String, fastest: Training, oursOverIt: Double?)] {
+        var found = [(workload: String, precision: String, framework: String, fastest: Training, oursOverIt: Double?)]()
+        for t in training {
+            guard let framework = Self.framework(of: t.implementation) else { continue }
+            let ours = training.first { $0.workload == t.workload && $0.implementation == "cuda" && $0.precision == t.precision }
+                ?? training.first { $0.workload == t.workload && $0.implementation == "cpu" }
+            let ratio = ours.map { $0.samplesPerSecond.median / t.samplesPerSecond.median }
+            if let i = found.firstIndex(where: { $0.workload == t.workload && $0.precision == t.precision && $0.framework == framework }) {
+                if t.samplesPerSecond.median > found[i].fastest.samplesPerSecond.median { found[i] = (t.workload, t.precision, framework, t, ratio) }
+            } else {
+                found.append((t.workload, t.precision, framework, t, ratio))
+            }
+        }
+        return found
+    }
+
+    /// `fastestPeers` as a Markdown table (empty without peers).
+    func fastestPeersTable() -> String {
+        let rows = fastestPeers()
+        guard !rows.isEmpty else { return "" }
+        var md = "Against the fastest variant of each framework:\n\n| workload | precision | framework | its fastest variant | µs/step | ours ÷ it |\n| --- | --- | --- | --- | ---: | ---: |\n"
+        for r in rows {
+            md += "| \(r.workload) | \(r.precision) | \(r.framework) | \(r.fastest.implementation) | \(String(format: "%.0f", r.fastest.stepMicroseconds)) | \(r.oursOverIt.map { String(format: "%.2f", $0) } ?? "") |\n"
         }
         return md
     }

@@ -44,4 +44,25 @@ import Testing
         #expect(BenchReport.ratiosByRound(rounds) == ["small-1024: cpu ÷ numpy: 2.00 (median 2.00)"])
         #expect(BenchReport.pooled(rounds)[1].samplesPerSecond.values == [40_000])
     }
+
+    /// Each framework is counted at its fastest variant (issue 28: JAX in both weight layouts, PyTorch eager and
+    /// graphed), per workload, against the cuda backend where it ran.
+    @Test func eachFrameworkCountsAtItsFastestVariant() {
+        var report = BenchReport(machine: MachineInfo.current(commit: "test"), command: "test")
+        report.training = [
+            Self.row("cuda", "small-128", [2_600_000], device: "cuda"), Self.row("jax (scan, x@W)", "small-128", [2_150_000], device: "cuda"),
+            Self.row("jax (scan, x@w.T)", "small-128", [2_000_000], device: "cuda"), Self.row("torch eager", "small-128", [100_000], device: "cuda"),
+            Self.row("torch cuda graph", "small-128", [500_000], device: "cuda"),
+            Self.row("cuda", "small-1024", [8_000_000], device: "cuda"), Self.row("jax (scan, x@W)", "small-1024", [7_000_000], device: "cuda"),
+            Self.row("jax (scan, x@w.T)", "small-1024", [7_400_000], device: "cuda"),
+        ]
+        let fastest = report.fastestPeers()
+        #expect(fastest.map { "\($0.workload) \($0.framework): \($0.fastest.implementation)" } == [
+            "small-128 jax: jax (scan, x@W)", "small-128 torch: torch cuda graph", "small-1024 jax: jax (scan, x@w.T)",
+        ])
+        #expect(fastest.map { $0.oursOverIt.map { (($0 * 100).rounded() / 100) } } == [1.21, 5.2, 1.08])
+        let table = report.fastestPeersTable()
+        #expect(table.contains("| small-1024 | fp32 | jax | jax (scan, x@w.T) |"))
+        #expect(BenchReport.framework(of: "cpu-dense") == nil && BenchReport.framework(of: "numpy") == "numpy")
+    }
 }
