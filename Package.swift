@@ -15,15 +15,18 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // .npz archives (NumPy's zip of .npy files).
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
         // `swift package generate-documentation --target MLPCore`: the API reference (Sources/MLPCore/MLPCore.docc).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // zlib, linked as a system library: gzip IDX files and PNG's deflate streams.
-        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // (Not named CZlib: ZIPFoundation has a module of that name.)
+        .systemLibrary(name: "SystemZlib", path: "Sources/SystemZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "MNIST",
-            dependencies: ["CZlib", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["SystemZlib", .product(name: "Crypto", package: "swift-crypto"), .product(name: "ZIPFoundation", package: "ZIPFoundation")]
         ),
         .target(name: "MLPCore", dependencies: ["MNIST"]),
         .target(name: "NaiveBackend", dependencies: ["MLPCore"]),
@@ -56,7 +59,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "TestSupport", dependencies: ["CZlib", "MNIST", "MLPCore", "BackendChecks"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["SystemZlib", "MNIST", "MLPCore", "BackendChecks"], path: "Tests/TestSupport"),
         .testTarget(name: "MNISTTests", dependencies: ["MNIST", "TestSupport"]),
         .testTarget(name: "MLPCoreTests", dependencies: ["MNIST", "MLPCore", "NaiveBackend", "TestSupport"]),
         .testTarget(name: "NaiveBackendTests", dependencies: ["MNIST", "NaiveBackend", "MLPCore", "TestSupport"]),

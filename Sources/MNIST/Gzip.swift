@@ -1,4 +1,4 @@
-import CZlib
+import SystemZlib
 import Foundation
 
 /// Decompression through the system zlib.
@@ -45,7 +45,7 @@ public enum Gzip {
                     let produced: Int = buffer.withUnsafeMutableBufferPointer { out in
                         stream.next_out = out.baseAddress
                         stream.avail_out = UInt32(chunk)
-                        status = CZlib.inflate(&stream, Z_NO_FLUSH)
+                        status = SystemZlib.inflate(&stream, Z_NO_FLUSH)
                         return chunk - Int(stream.avail_out)
                     }
                     if status != Z_OK && status != Z_STREAM_END && status != Z_BUF_ERROR {

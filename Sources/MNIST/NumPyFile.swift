@@ -1,4 +1,5 @@
 import Foundation
+import ZIPFoundation
 
 /// The element types of `.npy` files this package reads (the `descr` of the header without its byte order).
 public enum NumPyElementType: String, CaseIterable, Sendable {
@@ -308,5 +309,35 @@ struct PythonLiteralParser {
                 return .integer(n)
             }
         }
+    }
+}
+
+/// The arrays of an `.npz` archive (`numpy.savez` and `numpy.savez_compressed`: a zip of `.npy` files, stored or
+/// deflated), by name without the `.npy` extension.
+public enum NumPyArchive {
+    /// Reads every array of the archive at `url`.
+    /// - Throws: `DataError` naming the archive (and the member, for a member that is not a readable `.npy`).
+    public static func read(contentsOf url: URL) throws -> [String: NumPyArray] {
+        let archive: Archive
+        do {
+            archive = try Archive(url: url, accessMode: .read)
+        } catch {
+            if !FileManager.default.fileExists(atPath: url.path) {
+                throw DataError.unreadable(file: url.path, reason: "no such file")
+            }
+            throw DataError.malformed(file: url.path, reason: "not an .npz archive (a zip of .npy files, as numpy.savez writes): \(error)")
+        }
+        var arrays = [String: NumPyArray]()
+        for entry in archive where entry.type == .file && entry.path.hasSuffix(".npy") {
+            var bytes = [UInt8]()
+            bytes.reserveCapacity(entry.uncompressedSize > Int.max ? 0 : Int(entry.uncompressedSize))
+            do {
+                _ = try archive.extract(entry) { bytes += $0 }
+            } catch {
+                throw DataError.malformed(file: "\(url.path) (\(entry.path))", reason: "cannot be unpacked: \(error)")
+            }
+            arrays[String(entry.path.dropLast(4))] = try NumPyArray.parse(bytes, file: "\(url.path) (\(entry.path))")
+        }
+        return arrays
     }
 }

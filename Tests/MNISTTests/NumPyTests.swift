@@ -134,4 +134,42 @@ import TestSupport
         let error = #expect(throws: DataError.self) { try NumPyArray.read(contentsOf: URL(fileURLWithPath: "/nonexistent/x.npy")) }
         #expect(error?.description.hasPrefix("/nonexistent/x.npy: cannot read") == true)
     }
+
+    /// `numpy.savez` (stored) and `numpy.savez_compressed` (deflated) archives read back to their arrays, by name.
+    @Test(.enabled(if: numpyReady, "python3 with numpy is not installed (pip install numpy)"))
+    func archivesWrittenByNumPyReadBack() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let script = """
+            import numpy as np, sys, os
+            rng = np.random.default_rng(3)
+            x = rng.standard_normal((13, 5)).astype(np.float32)
+            y = rng.integers(0, 3, 13).astype(np.int64)
+            np.savez(os.path.join(sys.argv[1], "stored.npz"), x_train=x, y_train=y)
+            np.savez_compressed(os.path.join(sys.argv[1], "deflated.npz"), x_train=x, y_train=y, x_test=x[:4])
+            print(" ".join(repr(float(v)) for v in x.ravel()))
+            print(" ".join(str(int(v)) for v in y))
+            """
+        let python = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, dir.path])
+        #expect(python.status == 0, "\(python.stderr)")
+        let lines = python.stdout.split(separator: "\n")
+        let x = lines[0].split(separator: " ").map { Double($0)! }, y = lines[1].split(separator: " ").map { Double($0)! }
+        for (name, members) in [("stored", ["x_train", "y_train"]), ("deflated", ["x_test", "x_train", "y_train"])] {
+            let arrays = try NumPyArchive.read(contentsOf: dir.appendingPathComponent("\(name).npz"))
+            #expect(arrays.keys.sorted() == members, "\(name)")
+            #expect(arrays["x_train"]?.shape == [13, 5] && arrays["x_train"]?.doubles == x, "\(name)")
+            #expect(arrays["y_train"]?.elementType == .int64 && arrays["y_train"]?.doubles == y, "\(name)")
+        }
+    }
+
+    @Test func aFileThatIsNoArchiveIsNamed() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("x.npz")
+        try Data(NumPyArray(shape: [2], storage: .int8([1, 2])).encoded()).write(to: url)
+        let error = #expect(throws: DataError.self) { try NumPyArchive.read(contentsOf: url) }
+        #expect(error?.description.hasPrefix("\(url.path): not an .npz archive") == true, "\(String(describing: error))")
+        let missing = #expect(throws: DataError.self) { try NumPyArchive.read(contentsOf: dir.appendingPathComponent("none.npz")) }
+        #expect(missing?.description.contains("none.npz: cannot read: no such file") == true)
+    }
 }

@@ -1,4 +1,4 @@
-import CZlib
+import SystemZlib
 import Foundation
 
 /// gzip-compresses `bytes` (for tests that need .gz files of their own).
@@ -19,7 +19,7 @@ private func deflate(_ bytes: [UInt8], windowBits: Int32) -> [UInt8] {
             stream.avail_in = UInt32(inp.count)
             stream.next_out = o.baseAddress
             stream.avail_out = UInt32(o.count)
-            precondition(CZlib.deflate(&stream, Z_FINISH) == Z_STREAM_END)
+            precondition(SystemZlib.deflate(&stream, Z_FINISH) == Z_STREAM_END)
             return o.count - Int(stream.avail_out)
         }
     }
