@@ -71,7 +71,7 @@ let package = Package(
     swiftLanguageModes: [.v6]
 )
 
-// The fuzz harnesses of the two parsers that read untrusted files (IDX and safetensors checkpoints), libFuzzer
+// The fuzz harnesses of the parsers that read untrusted files (IDX, .npy and safetensors checkpoints), libFuzzer
 // entry points without a `main`: they exist only when Fuzz/run.sh builds them (MLP_FUZZ=1, with
 // `-sanitize=fuzzer,address -parse-as-library`), so that a plain build or `swift test` never sees them.
 if ProcessInfo.processInfo.environment["MLP_FUZZ"] == "1" {
@@ -79,5 +79,6 @@ if ProcessInfo.processInfo.environment["MLP_FUZZ"] == "1" {
         .target(name: "CFuzzMain", path: "Fuzz/CFuzzMain"),
         .executableTarget(name: "FuzzIDX", dependencies: ["MNIST", "CFuzzMain"], path: "Fuzz/FuzzIDX"),
         .executableTarget(name: "FuzzCheckpoint", dependencies: ["MLPCore", "CFuzzMain"], path: "Fuzz/FuzzCheckpoint"),
+        .executableTarget(name: "FuzzNumPy", dependencies: ["MNIST", "CFuzzMain"], path: "Fuzz/FuzzNumPy"),
     ]
 }

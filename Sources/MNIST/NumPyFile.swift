@@ -154,15 +154,19 @@ public struct NumPyArray: Sendable, Equatable {
         return NumPyArray(shape: header.shape, storage: storage)
     }
 
-    /// The `.npy` bytes (version 1.0, little-endian, C order) of this array: what `numpy.save` writes for it.
+    /// The `.npy` bytes (little-endian, C order) of this array: what `numpy.save` writes for it (format version 1.0,
+    /// or 2.0 for a header longer than version 1.0's 65,535 bytes).
     public func encoded() -> [UInt8] {
         let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
         let order = elementType.size == 1 ? "|" : "<"
         var header = "{'descr': '\(order)\(elementType.rawValue)', 'fortran_order': False, 'shape': \(shapeText), }"
+        let lengthBytes = header.utf8.count + 64 > 65_535 ? 4 : 2
         // Padded with spaces so that the data starts on a multiple of 64 bytes, and ended by a newline.
-        while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
+        while (8 + lengthBytes + header.utf8.count + 1) % 64 != 0 { header += " " }
         header += "\n"
-        var out = Self.magic + [1, 0, UInt8(header.utf8.count & 0xFF), UInt8(header.utf8.count >> 8)] + Array(header.utf8)
+        let length = header.utf8.count
+        var out = Self.magic + [lengthBytes == 2 ? 1 : 2, 0] + (0..<lengthBytes).map { UInt8(truncatingIfNeeded: length >> (8 * $0)) }
+        out += Array(header.utf8)
         func append<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
         switch storage {
         case .bool(let v): v.forEach { out.append($0 ? 1 : 0) }

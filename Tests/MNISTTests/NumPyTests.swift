@@ -124,6 +124,14 @@ import TestSupport
         #expect(error?.description.contains(message) == true, "\(String(describing: error)) should say \(message)")
     }
 
+    /// A shape whose header is longer than version 1.0 allows is written as version 2.0, and read back.
+    @Test func aLongHeaderIsWrittenAsVersion2() throws {
+        let array = NumPyArray(shape: [Int](repeating: 1, count: 30_000) + [2], storage: .int8([3, -4]))
+        let bytes = array.encoded()
+        #expect(bytes[6] == 2 && (bytes.count - 2) % 64 == 0)
+        #expect(try NumPyArray.parse(bytes, file: "long.npy") == array)
+    }
+
     @Test func version2HeadersAndPython2LongsAreRead() throws {
         let bytes = Self.file(descr: "<i2", shape: "(3L, 1L)", body: 6, version: 2)
         let array = try NumPyArray.parse(bytes, file: "v2.npy")
