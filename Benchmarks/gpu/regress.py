@@ -1,6 +1,6 @@
 """Summarises `run.sh regress`: for each precision and workload, the cuda backend's µs a step before and after a
 change (the median of each binary's rounds, each round's own median of its timed runs), their ratio, and JAX's µs a
-step from the round that ran it. A change of more than 3% either way is marked.
+step, at its fastest formulation, from the round that ran it. A change of more than 3% either way is marked.
 
 usage: python3 regress.py RESULTS_DIR PRECISION...
 """
@@ -36,11 +36,14 @@ def main():
             continue
         print(f"{precision}: before {before[0]['machine']['commit']}, after {after[0]['machine']['commit']}, "
               f"{len(before)} and {len(after)} rounds; {after[0].get('gpu', '')}")
+        # JAX at its fastest formulation for each workload (it runs in both weight layouts).
         jax = {}
         for report in after:
             for row in report["training"]:
                 if row["implementation"].startswith("jax"):
-                    jax[row["workload"]] = (row["implementation"], row["stepMicroseconds"])
+                    best = jax.get(row["workload"])
+                    if best is None or row["stepMicroseconds"] < best[1]:
+                        jax[row["workload"]] = (row["implementation"], row["stepMicroseconds"])
         print(f"  {'workload':<12} {'before µs':>10} {'after µs':>10} {'after/before':>13}   rounds (before | after)   JAX")
         for workload in [row["workload"] for row in after[0]["training"] if row["implementation"] == "cuda"]:
             b = [step_microseconds(r, "cuda").get(workload) for r in before]
