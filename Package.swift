@@ -71,7 +71,7 @@ let package = Package(
     swiftLanguageModes: [.v6]
 )
 
-// The fuzz harnesses of the parsers that read untrusted files (IDX, .npy and safetensors checkpoints), libFuzzer
+// The fuzz harnesses of the parsers that read untrusted files (IDX, .npy, CSV and safetensors checkpoints), libFuzzer
 // entry points without a `main`: they exist only when Fuzz/run.sh builds them (MLP_FUZZ=1, with
 // `-sanitize=fuzzer,address -parse-as-library`), so that a plain build or `swift test` never sees them.
 if ProcessInfo.processInfo.environment["MLP_FUZZ"] == "1" {
@@ -80,5 +80,6 @@ if ProcessInfo.processInfo.environment["MLP_FUZZ"] == "1" {
         .executableTarget(name: "FuzzIDX", dependencies: ["MNIST", "CFuzzMain"], path: "Fuzz/FuzzIDX"),
         .executableTarget(name: "FuzzCheckpoint", dependencies: ["MLPCore", "CFuzzMain"], path: "Fuzz/FuzzCheckpoint"),
         .executableTarget(name: "FuzzNumPy", dependencies: ["MNIST", "CFuzzMain"], path: "Fuzz/FuzzNumPy"),
+        .executableTarget(name: "FuzzCSV", dependencies: ["MNIST", "CFuzzMain"], path: "Fuzz/FuzzCSV"),
     ]
 }

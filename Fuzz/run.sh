@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the parsers that read untrusted files, the IDX reader (raw and gzip), the .npy reader and the checkpoint
+# Fuzzes the parsers that read untrusted files, the IDX reader (raw and gzip), the .npy and CSV readers and the checkpoint
 # reader (safetensors, then the network it describes), with libFuzzer and AddressSanitizer:
 #   bash Fuzz/run.sh [seconds per harness, default 60]
 # Builds into .build-fuzz/ (MLP_FUZZ=1 adds the harness targets to the package), starts from the seeds in
@@ -11,16 +11,17 @@ seconds="${1:-60}"
 export MLP_FUZZ=1
 flags=(--build-path .build-fuzz -c debug -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
 mkdir -p .build-fuzz
-for product in FuzzIDX FuzzNumPy FuzzCheckpoint; do
+for product in FuzzIDX FuzzNumPy FuzzCSV FuzzCheckpoint; do
     swift build "${flags[@]}" --product "$product" > ".build-fuzz/build-$product.log" 2>&1 || { cat ".build-fuzz/build-$product.log"; exit 1; }
 done
 bin="$(swift build "${flags[@]}" --show-bin-path)"
 mkdir -p Fuzz/findings
 status=0
-for harness in idx npy checkpoint; do
+for harness in idx npy csv checkpoint; do
     case "$harness" in
         idx) executable="$bin/FuzzIDX"; maxlen=8192 ;;
         npy) executable="$bin/FuzzNumPy"; maxlen=4096 ;;
+        csv) executable="$bin/FuzzCSV"; maxlen=4096 ;;
         checkpoint) executable="$bin/FuzzCheckpoint"; maxlen=32768 ;;
     esac
     work=".build-fuzz/corpus-$harness"
