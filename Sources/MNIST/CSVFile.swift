@@ -81,16 +81,14 @@ public struct CSVTable: Sendable, Equatable {
         var numbers = kept.map { _ in [Float]() }
         var strings = kept.map { _ in [String]() }
         var rows = 0
-        var line = reader.line
         // Without a header the first record is a row.
         var haveRecord = !options.hasHeader
-        if haveRecord { line = 1 }
         while true {
             if !haveRecord {
-                line = reader.line
                 guard try reader.nextRecord() else { break }
             }
             haveRecord = false
+            let line = reader.recordLine
             guard reader.count == width else {
                 throw DataError.malformed(file: file, reason: "line \(line): \(reader.count) field\(reader.count == 1 ? "" : "s") where the \(options.hasHeader ? "header has" : "first row has") \(width)")
             }
@@ -197,8 +195,10 @@ struct CSVRecordReader {
     private let delimiter: UInt8
     private let file: String
     private var position = 0
-    /// The line the next record starts on, from 1.
-    private(set) var line = 1
+    /// The line being read, from 1.
+    private var line = 1
+    /// The line the current record starts on.
+    private(set) var recordLine = 1
     /// The current record's fields: where each starts and how long it is, in the input or (`quoted`) in `scratch`.
     private var starts = [Int](), lengths = [Int](), quoted = [Bool]()
     private var scratch = [UInt8]()
@@ -237,6 +237,7 @@ struct CSVRecordReader {
             position += 1
         }
         guard position < bytes.count else { return false }
+        recordLine = line
         let startLine = line
         while true {
             if position < bytes.count, bytes[position] == quote {

@@ -95,6 +95,9 @@ import TestSupport
         #expect(semicolons.columns == [.numbers([1, 4]), .text(["x", "y"])])
         let tabs = try Self.table("1\t2.5\n3\t-4\n", .init(delimiter: UInt8(ascii: "\t"), hasHeader: false))
         #expect(tabs.names == ["0", "1"] && tabs.columns == [.numbers([1, 3]), .numbers([2.5, -4])])
+        // Without a header, a line's number counts the blank lines before it too.
+        let noHeader = #expect(throws: DataError.self) { try Self.table("\n1,2\n\n3,x\n", .init(hasHeader: false)) }
+        #expect(noHeader?.description == "/data/t.csv: line 4, column 1: \"x\" is not a number")
         let quotedNumbers = try Self.table("\"x\",y\n\"1.5\", 2\n")
         #expect(quotedNumbers.columns == [.numbers([1.5]), .numbers([2])])
     }
@@ -111,6 +114,7 @@ import TestSupport
         ("a,b\n\"1,2\n3,4\n", "/data/t.csv: line 2: a quoted field is not closed"),
         ("a,b\n\"1\"2,3\n", "/data/t.csv: line 2: text after a closing quote"),
         ("a,\"b\nc\"\n1,2\n3,x\n", "/data/t.csv: line 4, column b\nc: \"x\" is not a number"),
+        ("\n\na,b\n3\n", "/data/t.csv: line 4: 1 field where the header has 2"),
     ])
     func malformedFilesAreRefusedNamingTheLine(text: String, message: String) {
         let error = #expect(throws: DataError.self) { try Self.table(text) }
