@@ -3,6 +3,9 @@
 # (built with `swift build -c release --static-swift-stdlib`, stripped, compressed; its commit in device/COMMIT):
 #   bash Benchmarks/gpu/run.sh check        mlp check (fp32 and tf32) and a short training run
 #   bash Benchmarks/gpu/run.sh bench        mlp bench of the cuda backend against the GPU peers, fp32 and tf32
+#                                           (BENCH_PRECISIONS), every variant of each peer
+#   bash Benchmarks/gpu/run.sh torch-autotune  PyTorch's compiled step with --compile-mode max-autotune (Triton's tuned
+#                                           products; minutes of compiling), small-128 and small-1024, fp32 and tf32
 #   bash Benchmarks/gpu/run.sh profile      per-kernel times of training steps (Nsight Compute)
 #   bash Benchmarks/gpu/run.sh kernels      Nsight Compute's full report on our own kernels (small-128, fp32)
 #   bash Benchmarks/gpu/run.sh kernels-wide the same for the output layer's kernel in wide-1024 TF32 training
@@ -272,10 +275,17 @@ regress)
     python3 Benchmarks/gpu/regress.py "$out" ${REGRESS_PRECISIONS:-fp32 tf32} | tee "$out/regress-summary.txt"
     ;;
 bench)
-    for precision in fp32 tf32; do
+    for precision in ${BENCH_PRECISIONS:-fp32 tf32}; do
         bench --backends cuda --workloads small-128,small-1024,wide-1024 --repeats 3 --profile \
             --precision "$precision" --peers --peer-device cuda --peer-list torch,jax,cupy \
             --output "$out/bench-$precision" 2>&1 | tee "$out/bench-$precision.txt"
+    done
+    ;;
+torch-autotune)
+    for precision in ${BENCH_PRECISIONS:-fp32 tf32}; do
+        python3 Benchmarks/peers/torch_mlp.py --device cuda --precision "$precision" --variants compile \
+            --compile-mode max-autotune --workloads small-128,small-1024 --repeats 3 2>&1 \
+            | tee "$out/torch-autotune-$precision.txt"
     done
     ;;
 esac

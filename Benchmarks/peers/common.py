@@ -23,8 +23,9 @@ WORKLOADS = {
 }
 
 
-def parse_args(description):
-    p = argparse.ArgumentParser(description=description)
+def parse_args(description, extra=None):
+    """The arguments every peer takes; `extra(parser)` adds a peer's own."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workloads", default="small-128,small-1024")
     p.add_argument("--epochs", type=int, default=1, help="epochs per timed run")
     p.add_argument("--repeats", type=int, default=3, help="timed runs (the median is reported)")
@@ -32,6 +33,8 @@ def parse_args(description):
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--precision", default="fp32", choices=["fp32", "tf32"])
     p.add_argument("--seed", type=int, default=0)
+    if extra:
+        extra(p)
     return p.parse_args()
 
 

@@ -3,11 +3,20 @@
 
     python3 Benchmarks/peers/torch_mlp.py --workloads small-128,small-1024 --epochs 1 --repeats 3 [--device cuda]
 
-On the CPU: eager mode with one thread per core. On the GPU: eager, and the whole training step (gather,
-forward, loss, backward, Adam with capturable=True) captured once in a CUDA graph and replayed. --precision tf32
-turns on TF32 matrix units (torch.backends.cuda.matmul.allow_tf32); fp32 keeps them off.
+On the CPU: eager and compile, with one thread per core. On the GPU, three ways an expert would write the step (each
+workload reports all of them; `mlp bench` compares ours with the fastest):
+  eager       the step as written, launched op by op (Adam's fused kernel, one launch for every parameter);
+  cuda graph  the whole step (gather, forward, loss, backward, fused Adam with capturable=True) captured once in a
+              CUDA graph and replayed;
+  compile     the whole step under torch.compile: forward and backward traced as one graph (compiled autograd on
+              releases before trace_autograd_ops), the optimizer's update in the same compiled function, mode
+              reduce-overhead (Inductor's fused kernels, replayed as CUDA graphs on the GPU). --compile-mode
+              max-autotune adds Triton's tuned matrix products, at a compile of minutes.
+--variants picks among them. --precision tf32 turns on TF32 matrix units (torch.backends.cuda.matmul.allow_tf32);
+fp32 keeps them off. A variant that fails (a missing compiler, say) is reported on standard error and skipped.
 """
 import os
+import sys
 
 import common
 import numpy as np
@@ -32,8 +41,14 @@ def accuracy(model, x, y):
         return float((model(x).argmax(dim=1) == y).float().mean())
 
 
+def extra_arguments(p):
+    p.add_argument("--variants", help="comma-separated; default eager,compile on the CPU, all three on the GPU")
+    p.add_argument("--compile-mode", default="reduce-overhead",
+                   choices=["reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs", "default"])
+
+
 def main():
-    args = common.parse_args(__doc__)
+    args = common.parse_args(__doc__, extra_arguments)
     device = torch.device(args.device)
     if args.device == "cpu":
         torch.set_num_threads(os.cpu_count())
@@ -44,63 +59,108 @@ def main():
     X, Y = torch.from_numpy(train_x).to(device), torch.from_numpy(train_y).long().to(device)
     TX, TY = torch.from_numpy(test_x).to(device), torch.from_numpy(test_y).long().to(device)
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
-    modes = ["eager"] + (["cuda graph"] if args.device == "cuda" else [])
+    default = "eager,compile" if args.device == "cpu" else "eager,cuda graph,compile"
+    modes = [m.strip() for m in (args.variants or default).split(",") if m.strip()]
     for name in args.workloads.split(","):
         layers, batch = common.WORKLOADS[name]
         steps = len(train_x) // batch
         for mode in modes:
             torch.manual_seed(args.seed)
             model = build(layers, args.seed, device)
-            graph = mode == "cuda graph"
-            opt = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=graph)
-            loss_fn = torch.nn.CrossEntropyLoss()
             generator = torch.Generator(device=device).manual_seed(args.seed + 1)
-            if not graph:
-                def step(idx):
-                    opt.zero_grad(set_to_none=True)
-                    loss = loss_fn(model(X[idx]), Y[idx])
-                    loss.backward()
-                    opt.step()
-
-                def run_epoch():
-                    order = torch.randperm(len(X), device=device, generator=generator)
-                    for s in range(steps):
-                        step(order[s * batch:(s + 1) * batch])
-
-                for s in range(3):
-                    step(torch.randperm(len(X), device=device, generator=generator)[:batch])
-            else:
-                static_idx = torch.zeros(batch, dtype=torch.long, device=device)
-
-                def body():
-                    opt.zero_grad(set_to_none=False)
-                    loss = loss_fn(model(X[static_idx]), Y[static_idx])
-                    loss.backward()
-                    opt.step()
-
-                side = torch.cuda.Stream()
-                side.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(side):
-                    for _ in range(3):  # warm-up on a side stream, as the CUDA graph documentation asks
-                        static_idx.copy_(torch.randperm(len(X), device=device, generator=generator)[:batch])
-                        body()
-                torch.cuda.current_stream().wait_stream(side)
-                cuda_graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(cuda_graph):
-                    body()
-
-                def run_epoch():
-                    order = torch.randperm(len(X), device=device, generator=generator)
-                    for s in range(steps):
-                        static_idx.copy_(order[s * batch:(s + 1) * batch])
-                        cuda_graph.replay()
-
-            run_epoch()  # warm-up epoch, not timed
-            rates, step_us = common.timed_runs(run_epoch, args.epochs, args.repeats, steps * batch, steps, sync=sync)
+            try:
+                run_epoch = EPOCHS[mode](model, X, Y, batch, steps, generator, device, args)
+                run_epoch()  # warm-up epoch, not timed (for compile: the compilation and the graphs' recording)
+                rates, step_us = common.timed_runs(run_epoch, args.epochs, args.repeats, steps * batch, steps,
+                                                   sync=sync)
+            except Exception as error:  # one variant's failure must not lose the others' rows
+                print(f"torch {mode} on {name} failed: {type(error).__name__}: {error}", file=sys.stderr)
+                continue
             precision = args.precision if args.device == "cuda" else "fp32"
-            label = "torch" + ("" if args.device == "cpu" else f" {mode}")
+            label = "torch" + ("" if args.device == "cpu" and mode == "eager" else f" {mode}")
+            if mode == "compile" and args.compile_mode != "reduce-overhead":
+                label += f" ({args.compile_mode})"
             common.report(label, name, precision, rates, step_us, accuracy(model, TX, TY),
                           f"PyTorch {torch.__version__} on {args.device}, {torch.get_num_threads()} threads")
+
+
+def eager_epoch(model, X, Y, batch, steps, generator, device, args):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=device.type == "cuda")
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step(idx):
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(X[idx]), Y[idx]).backward()
+        opt.step()
+
+    for _ in range(3):
+        step(torch.randperm(len(X), device=device, generator=generator)[:batch])
+
+    def run_epoch():
+        order = torch.randperm(len(X), device=device, generator=generator)
+        for s in range(steps):
+            step(order[s * batch:(s + 1) * batch])
+    return run_epoch
+
+
+def graph_epoch(model, X, Y, batch, steps, generator, device, args):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=True, fused=True)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    static_idx = torch.zeros(batch, dtype=torch.long, device=device)
+
+    def body():
+        opt.zero_grad(set_to_none=False)
+        loss_fn(model(X[static_idx]), Y[static_idx]).backward()
+        opt.step()
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):  # warm-up on a side stream, as the CUDA graph documentation asks
+            static_idx.copy_(torch.randperm(len(X), device=device, generator=generator)[:batch])
+            body()
+    torch.cuda.current_stream().wait_stream(side)
+    cuda_graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(cuda_graph):
+        body()
+
+    def run_epoch():
+        order = torch.randperm(len(X), device=device, generator=generator)
+        for s in range(steps):
+            static_idx.copy_(order[s * batch:(s + 1) * batch])
+            cuda_graph.replay()
+    return run_epoch
+
+
+def compile_epoch(model, X, Y, batch, steps, generator, device, args):
+    # The backward is traced into the forward's graph, so Inductor sees (and fuses) the whole step: newer releases do
+    # it with trace_autograd_ops; older ones with compiled autograd (the backward as a graph of its own). The
+    # optimizer's update is compiled in the same function (PyTorch's "compiling the optimizer" recipe), after the one
+    # graph break torch.optim itself asks for. The learning rate is a tensor so that no value change recompiles.
+    if hasattr(torch._dynamo.config, "trace_autograd_ops"):
+        torch._dynamo.config.trace_autograd_ops = True
+    else:
+        torch._dynamo.config.compiled_autograd = True
+    opt = torch.optim.Adam(model.parameters(), lr=torch.tensor(1e-3, device=device), capturable=True)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    @torch.compile(mode=args.compile_mode)
+    def step(idx):
+        loss_fn(model(X[idx]), Y[idx]).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=False)
+
+    for _ in range(3):
+        step(torch.randperm(len(X), device=device, generator=generator)[:batch])
+
+    def run_epoch():
+        order = torch.randperm(len(X), device=device, generator=generator)
+        for s in range(steps):
+            step(order[s * batch:(s + 1) * batch])
+    return run_epoch
+
+
+EPOCHS = {"eager": eager_epoch, "cuda graph": graph_epoch, "compile": compile_epoch}
 
 
 if __name__ == "__main__":
