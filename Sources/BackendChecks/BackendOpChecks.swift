@@ -304,25 +304,34 @@ public struct BackendOpChecks {
         return (lossError, relativeError(grad, refGrad, floor: floor), countsExact)
     }
 
-    /// The batch gather: returns whether inputs and labels are exactly what the definition gives.
-    public mutating func gather(samples: Int, features: Int, batch: Int) throws -> Bool {
-        let pixels = (0..<samples * features).map { _ in UInt8(generator.uniform(below: 256)) }
-        let labels = (0..<samples).map { _ in UInt8(generator.uniform(below: 10)) }
+    /// The batch gather from values of `valueType` (bytes, or floats of any sign and scale): returns whether inputs and
+    /// labels are exactly what the definition gives.
+    public mutating func gather(samples: Int, features: Int, batch: Int, valueType: SampleValueType = .uint8) throws -> Bool {
+        let bytes = (0..<samples * features).map { _ in UInt8(generator.uniform(below: 256)) }
+        let floats = (0..<samples * features).map { _ in Float(generator.gaussian() * 40) }
+        let labels = (0..<samples).map { _ in Int32(generator.uniform(below: 300)) }
         let indices = (0..<batch).map { _ in Int32(generator.uniform(below: samples)) }
         let normalization = Normalization(scale: 0.0123, shift: -0.37)
-        let (pp, pl) = (try backend.allocate(copying: pixels), try backend.allocate(copying: labels))
+        let values = valueType == .uint8 ? try backend.allocate(copying: bytes)
+            : DevicePointer(address: try backend.allocate(copying: floats).address)
+        let pl = try backend.allocate(copying: labels)
         let px = try poisoned(batch * features)
         let py = try backend.allocate(copying: [Int32](repeating: -1, count: batch))
-        defer { backend.free(pp); backend.free(pl); backend.free(px); backend.free(py) }
+        defer { backend.free(values); backend.free(pl); backend.free(px); backend.free(py) }
         indices.withUnsafeBufferPointer {
-            backend.gatherBatch(BatchGather(inputs: px, labels: py, pixels: pp, sourceLabels: pl, indices: $0, features: features, normalization: normalization))
+            backend.gatherBatch(BatchGather(inputs: px, labels: py, values: values, valueType: valueType, sourceLabels: pl,
+                                            indices: $0, features: features, normalization: normalization))
         }
         let x = backend.download(px, count: batch * features)
         let y: [Int32] = backend.download(py, count: batch)
         for r in 0..<batch {
             let s = Int(indices[r])
-            if y[r] != Int32(labels[s]) { return false }
-            for f in 0..<features where x[r * features + f] != normalization.apply(pixels[s * features + f]) { return false }
+            if y[r] != labels[s] { return false }
+            for f in 0..<features {
+                let i = s * features + f
+                let expected = valueType == .uint8 ? normalization.apply(bytes[i]) : normalization.apply(value: floats[i])
+                if x[r * features + f] != expected { return false }
+            }
         }
         return true
     }
@@ -338,14 +347,15 @@ public struct BackendOpChecks {
                 pixels[s * features + f] = UInt8(1 + generator.uniform(below: 255))
             }
         }
-        let labels = (0..<samples).map { _ in UInt8(generator.uniform(below: 10)) }
+        let labels = (0..<samples).map { _ in Int32(generator.uniform(below: 10)) }
         let indices = (0..<batch).map { _ in Int32(generator.uniform(below: samples)) }
         let (pp, pl) = (try backend.allocate(copying: pixels), try backend.allocate(copying: labels))
         let px = try poisoned(batch * features)
         let py = try backend.allocate(copying: [Int32](repeating: -1, count: batch))
         defer { backend.free(pp); backend.free(pl); backend.free(px); backend.free(py) }
         indices.withUnsafeBufferPointer {
-            backend.gatherBatch(BatchGather(inputs: px, labels: py, pixels: pp, sourceLabels: pl, indices: $0, features: features, normalization: .unit))
+            backend.gatherBatch(BatchGather(inputs: px, labels: py, values: pp, valueType: .uint8, sourceLabels: pl, indices: $0,
+                                            features: features, normalization: .unit))
         }
         let x = backend.download(px, count: batch * features)
         // Forward: Z [batch, outputs] = X [batch, features] · W [features, outputs].

@@ -174,7 +174,7 @@ public final class CPUBackend: HostMemoryBackend, ComposedLayers {
         }
         gatherJob = { [unowned(unsafe) self] t in
             let p = self.pending, g = p.gather!, rows = g.indices.count
-            self.kernels.gather(g.inputs.host, g.labels.host, UnsafePointer(g.pixels.host), UnsafePointer(g.sourceLabels.host),
+            self.kernels.gather(g.inputs.host, g.labels.host, UnsafeRawPointer(g.values.host), g.valueType, UnsafePointer(g.sourceLabels.host),
                                 g.indices.baseAddress!, rows * t / p.parts..<rows * (t + 1) / p.parts, g.features, g.normalization)
         }
         biasJob = { [unowned(unsafe) self] t in

@@ -198,28 +198,41 @@ public func optimizerRange<ISA: KernelISA>(_ isa: ISA.Type, parameters p: Unsafe
     }
 }
 
-/// Rows `rows` of a batch gathered from the resident bytes (see `Backend.gatherBatch`).
+/// Rows `rows` of a batch gathered from the resident values, bytes or floats (see `Backend.gatherBatch`).
 @inlinable
-public func gatherRows<ISA: KernelISA>(_ isa: ISA.Type, inputs: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Int32>, pixels: UnsafePointer<UInt8>, sourceLabels: UnsafePointer<UInt8>, indices: UnsafePointer<Int32>, rows: Range<Int>, features: Int, normalization: Normalization) {
+public func gatherRows<ISA: KernelISA>(_ isa: ISA.Type, inputs: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Int32>, values: UnsafeRawPointer, valueType: SampleValueType, sourceLabels: UnsafePointer<Int32>, indices: UnsafePointer<Int32>, rows: Range<Int>, features: Int, normalization: Normalization) {
     typealias V = ISA.Vector
     let w = V.scalarCount
     let scale = normalization.scale, shift = normalization.shift
     let scaleVector = V(repeating: scale), shiftVector = V(repeating: shift)
+    let bytes = values.assumingMemoryBound(to: UInt8.self), floats = values.assumingMemoryBound(to: Float.self)
     for r in rows {
         let sample = Int(indices[r])
-        let src = pixels + sample * features
         let dst = inputs + r * features
         var f = 0
-        while f + w <= features {
-            // Multiply, then add (not fused): the same rounding as `Normalization.apply`, so every backend sees the
-            // same inputs bit for bit.
-            ISA.add(ISA.multiply(ISA.floats(fromBytes: src + f), scaleVector), shiftVector).store(dst + f)
-            f += w
+        // Multiply, then add (not fused): the same rounding as `Normalization.apply`, so every backend sees the same
+        // inputs bit for bit.
+        if valueType == .uint8 {
+            let src = bytes + sample * features
+            while f + w <= features {
+                ISA.add(ISA.multiply(ISA.floats(fromBytes: src + f), scaleVector), shiftVector).store(dst + f)
+                f += w
+            }
+            while f < features {
+                dst[f] = Float(src[f]) * scale + shift
+                f += 1
+            }
+        } else {
+            let src = floats + sample * features
+            while f + w <= features {
+                ISA.add(ISA.multiply(V.load(src + f), scaleVector), shiftVector).store(dst + f)
+                f += w
+            }
+            while f < features {
+                dst[f] = src[f] * scale + shift
+                f += 1
+            }
         }
-        while f < features {
-            dst[f] = Float(src[f]) * scale + shift
-            f += 1
-        }
-        labels[r] = Int32(sourceLabels[sample])
+        labels[r] = sourceLabels[sample]
     }
 }

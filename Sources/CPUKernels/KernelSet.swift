@@ -17,7 +17,7 @@ public struct KernelSet: Sendable {
     public var biasActivation: @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Range<Int>, Int, Activation) -> Void
     public var activationBackward: @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int, Range<Int>, Activation) -> Void
     public var optimizer: @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Range<Int>, OptimizerStep) -> Void
-    public var gather: @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>, UnsafePointer<UInt8>, UnsafePointer<UInt8>, UnsafePointer<Int32>, Range<Int>, Int, Normalization) -> Void
+    public var gather: @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>, UnsafeRawPointer, SampleValueType, UnsafePointer<Int32>, UnsafePointer<Int32>, Range<Int>, Int, Normalization) -> Void
     /// `outputLayerRows` for a range of rows; returns their loss and correct count.
     public var outputLayer: @Sendable (OutputLayerArguments, Range<Int>) -> (loss: Float, correct: Float)
 
@@ -34,7 +34,7 @@ public struct KernelSet: Sendable {
             biasActivation: { biasActivationRows(ISA.self, values: $0, bias: $1, rows: $2, columns: $3, activation: $4) },
             activationBackward: { activationBackwardColumns(ISA.self, gradient: $0, biasGradient: $1, outputs: $2, rows: $3, columns: $4, columnRange: $5, activation: $6) },
             optimizer: { optimizerRange(ISA.self, parameters: $0, gradients: $1, state: $2, stateStride: $3, range: $4, step: $5) },
-            gather: { gatherRows(ISA.self, inputs: $0, labels: $1, pixels: $2, sourceLabels: $3, indices: $4, rows: $5, features: $6, normalization: $7) },
+            gather: { gatherRows(ISA.self, inputs: $0, labels: $1, values: $2, valueType: $3, sourceLabels: $4, indices: $5, rows: $6, features: $7, normalization: $8) },
             outputLayer: { a, rows in
                 outputLayerRows(ISA.self, outputs: a.outputs, gradient: a.gradient, inputGradient: a.inputGradient, inputs: a.inputs,
                                 transposedWeights: a.transposedWeights, bias: a.bias, labels: a.labels, rows: rows,
@@ -44,7 +44,7 @@ public struct KernelSet: Sendable {
     }
 
     @inlinable
-    public init(name: String, vectorWidth: Int, gemm: @escaping @Sendable (GEMMArguments, GEMMWorkspace) -> Void, sparseGEMM: @escaping @Sendable (GEMMArguments, GEMMWorkspace, SparseTileLists?) -> Void, listSparseTiles: @escaping @Sendable (GEMMArguments, Range<Int>, SparseTileLists, GEMMWorkspace) -> Void, biasActivation: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Range<Int>, Int, Activation) -> Void, activationBackward: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int, Range<Int>, Activation) -> Void, optimizer: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Range<Int>, OptimizerStep) -> Void, gather: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>, UnsafePointer<UInt8>, UnsafePointer<UInt8>, UnsafePointer<Int32>, Range<Int>, Int, Normalization) -> Void, outputLayer: @escaping @Sendable (OutputLayerArguments, Range<Int>) -> (loss: Float, correct: Float)) {
+    public init(name: String, vectorWidth: Int, gemm: @escaping @Sendable (GEMMArguments, GEMMWorkspace) -> Void, sparseGEMM: @escaping @Sendable (GEMMArguments, GEMMWorkspace, SparseTileLists?) -> Void, listSparseTiles: @escaping @Sendable (GEMMArguments, Range<Int>, SparseTileLists, GEMMWorkspace) -> Void, biasActivation: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Range<Int>, Int, Activation) -> Void, activationBackward: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int, Range<Int>, Activation) -> Void, optimizer: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Range<Int>, OptimizerStep) -> Void, gather: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>, UnsafeRawPointer, SampleValueType, UnsafePointer<Int32>, UnsafePointer<Int32>, Range<Int>, Int, Normalization) -> Void, outputLayer: @escaping @Sendable (OutputLayerArguments, Range<Int>) -> (loss: Float, correct: Float)) {
         self.name = name
         self.vectorWidth = vectorWidth
         self.gemm = gemm

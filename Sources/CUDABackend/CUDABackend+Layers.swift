@@ -5,7 +5,8 @@ import MLPCore
 extension CUDABackend {
     public func gatherBatch(_ gather: BatchGather) {
         let indices = gather.indices, features = gather.features, normalization = gather.normalization
-        let (inputs, labels, pixels, sourceLabels) = (gather.inputs, gather.labels, gather.pixels, gather.sourceLabels)
+        let (inputs, labels, values, sourceLabels) = (gather.inputs, gather.labels, gather.values, gather.sourceLabels)
+        let floatValues = Int32(gather.valueType == .float32 ? 1 : 0)
         let batch = indices.count
         guard batch > 0 else { return }
         if batch <= inlineIndexLimit {
@@ -23,7 +24,7 @@ extension CUDABackend {
                 }
             } else {
                 let kernel = large ? "gather_batch_inline_large" : "gather_batch_inline"
-                let arguments: [any KernelArgument] = [inputs, labels, pixels, sourceLabels, Int32(batch), Int32(features), normalization.scale, normalization.shift,
+                let arguments: [any KernelArgument] = [inputs, labels, values, floatValues, sourceLabels, Int32(batch), Int32(features), normalization.scale, normalization.shift,
                                                        InlineIndices(indices: indices, capacity: capacity)]
                 // Laid out now: the indices' buffer is the caller's, gone when the recording ends.
                 if case .capturing(let graph) = mode { graph.gatherLaunch = (kernel, grid, ArgumentBlock(arguments)) }
@@ -34,7 +35,7 @@ extension CUDABackend {
         }
         let source = queueBatchIndices(indices)
         launch("gather_batch", grid: (blocks(features), UInt32(batch)), block: 256,
-               [inputs, labels, pixels, sourceLabels, source, Int32(batch), Int32(features), normalization.scale, normalization.shift])
+               [inputs, labels, values, floatValues, sourceLabels, source, Int32(batch), Int32(features), normalization.scale, normalization.shift])
         mark("indices copied, batch \(batch)×\(features) gathered")
     }
 

@@ -75,7 +75,8 @@ extension CUDABackend {
         } else {
             var arguments: [any KernelArgument] = [parameters, gradients, state, Int64(count), Int64(stateStride), kind, Int32(step.nesterov ? 1 : 0), StepValues(step: step)]
             if let gather {
-                arguments += [Int32(updateBlocks), gather.inputs, gather.labels, gather.pixels, gather.sourceLabels, Int32(gather.features),
+                arguments += [Int32(updateBlocks), gather.inputs, gather.labels, gather.values,
+                              Int32(gather.valueType == .float32 ? 1 : 0), gather.sourceLabels, Int32(gather.features),
                               gather.normalization.scale, gather.normalization.shift, Int32(gatherBlocks), InlineIndices(indices: gather.indices)]
             }
             // Laid out now: the indices' buffer is the caller's, gone when the recording ends.

@@ -147,33 +147,44 @@ public struct LayerBackward {
 }
 
 /// The arguments of `Backend.gatherBatch`:
-/// `inputs[r, f] = pixels[indices[r], f] × normalization.scale + normalization.shift`,
+/// `inputs[r, f] = values[indices[r], f] × normalization.scale + normalization.shift` (multiplied, then added: two
+/// roundings, no fused multiply-add, so that every backend gives the same inputs bit for bit),
 /// `labels[r] = sourceLabels[indices[r]]`.
 public struct BatchGather {
     /// `[B, features]`, written.
     public var inputs: DevicePointer<Float>
     /// `[B]`, written.
     public var labels: DevicePointer<Int32>
-    /// `[N, features]` bytes of the whole dataset.
-    public var pixels: DevicePointer<UInt8>
-    /// `[N]` bytes.
-    public var sourceLabels: DevicePointer<UInt8>
+    /// `[N, features]` values of `valueType` (the whole dataset), as raw bytes.
+    public var values: DevicePointer<UInt8>
+    /// The type of `values`: bytes (pictures) or 32-bit floats (tables, arrays).
+    public var valueType: SampleValueType
+    /// `[N]` labels.
+    public var sourceLabels: DevicePointer<Int32>
     /// The `B` sample indices into `0..<N`, in host memory, read before the call that takes the gather returns.
     public var indices: UnsafeBufferPointer<Int32>
     /// Values per sample (784 for MNIST).
     public var features: Int
-    /// The map from a byte to an input value.
+    /// The map from a stored value to an input value.
     public var normalization: Normalization
 
-    public init(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, pixels: DevicePointer<UInt8>, sourceLabels: DevicePointer<UInt8>,
-                indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization) {
+    public init(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, values: DevicePointer<UInt8>, valueType: SampleValueType,
+                sourceLabels: DevicePointer<Int32>, indices: UnsafeBufferPointer<Int32>, features: Int, normalization: Normalization) {
         self.inputs = inputs
         self.labels = labels
-        self.pixels = pixels
+        self.values = values
+        self.valueType = valueType
         self.sourceLabels = sourceLabels
         self.indices = indices
         self.features = features
         self.normalization = normalization
+    }
+
+    /// A gather from `data`, resident on the backend.
+    public init(inputs: DevicePointer<Float>, labels: DevicePointer<Int32>, from data: ResidentDataset,
+                indices: UnsafeBufferPointer<Int32>, normalization: Normalization) {
+        self.init(inputs: inputs, labels: labels, values: data.values, valueType: data.valueType, sourceLabels: data.labels,
+                  indices: indices, features: data.featureCount, normalization: normalization)
     }
 }
 

@@ -378,8 +378,7 @@ public final class Network {
 
     /// The gather of `indices` of `data` into the network's inputs and labels.
     private func batchGather(_ data: ResidentDataset, _ indices: UnsafeBufferPointer<Int32>) -> BatchGather {
-        BatchGather(inputs: inputs, labels: labels, pixels: data.pixels, sourceLabels: data.labels, indices: indices,
-                    features: data.featureCount, normalization: normalization)
+        BatchGather(inputs: inputs, labels: labels, from: data, indices: indices, normalization: normalization)
     }
 
     /// The input map applied while gathering (set it before training: `[0, 1]` by default).

@@ -47,13 +47,13 @@ public struct NetworkSpec: Sendable, Equatable, Codable {
     /// The most parameters a network may have (2³¹ − 1: sizes stay within 32-bit indices).
     public static let maximumParameters = Int(Int32.max)
 
-    /// Parses `"784,512,256,10"`.
-    public static func parseSizes(_ text: String) throws -> [Int] {
+    /// Parses `"784,512,256,10"`; errors name `flag`.
+    public static func parseSizes(_ text: String, flag: String = "--layers") throws -> [Int] {
         let parts = text.split(separator: ",", omittingEmptySubsequences: false)
         var sizes = [Int]()
         for p in parts {
             guard let v = Int(p.trimmingCharacters(in: .whitespaces)) else {
-                throw ConfigurationError(flag: "--layers", value: text, expected: "comma-separated integers, e.g. 784,512,256,10 ('\(p)' is not one)")
+                throw ConfigurationError(flag: flag, value: text, expected: "comma-separated integers, e.g. \(flag == "--layers" ? "784,512,256,10" : "512,256") ('\(p)' is not one)")
             }
             sizes.append(v)
         }

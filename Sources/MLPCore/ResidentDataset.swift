@@ -1,35 +1,54 @@
 import MNIST
 
-/// A labelled image set copied once into a backend's memory, as bytes: batches are gathered and normalised from it
-/// by the backend (`Backend.gatherBatch`), so no sample crosses from the host during training.
+/// A labelled dataset copied once into a backend's memory, in its stored type (pictures stay bytes): batches are
+/// gathered and turned into floats from it by the backend (`Backend.gatherBatch`), so no sample crosses from the host
+/// during training.
 public final class ResidentDataset {
     /// The backend whose memory holds the data.
     public let backend: any Backend
-    /// `[count, featureCount]` pixel bytes.
-    public let pixels: DevicePointer<UInt8>
+    /// `[count, featureCount]` values of `valueType`, as raw bytes.
+    public let values: DevicePointer<UInt8>
+    /// The type of `values`.
+    public let valueType: SampleValueType
     /// `[count]` labels.
-    public let labels: DevicePointer<UInt8>
+    public let labels: DevicePointer<Int32>
     /// Samples.
     public let count: Int
-    /// Bytes (pixels) per sample.
+    /// Values per sample.
     public let featureCount: Int
     /// Classes (labels are in `0..<classCount`).
     public let classCount: Int
     /// Names this dataset in `TrainingStep`s.
     let serialNumber = nextSerialNumber()
 
-    /// Uploads `images` to `backend`.
-    public init(_ images: LabeledImages, on backend: any Backend) throws {
+    /// Uploads `samples` to `backend`.
+    public init(_ samples: LabeledSamples, on backend: any Backend) throws {
         self.backend = backend
-        pixels = try backend.allocate(copying: images.pixels)
-        labels = try backend.allocate(copying: images.labels)
-        count = images.count
-        featureCount = images.featureCount
-        classCount = images.classCount
+        switch samples.values {
+        case .bytes(let v):
+            values = try backend.allocate(copying: v)
+        case .floats(let v):
+            values = DevicePointer(address: try backend.allocate(copying: v).address)
+        }
+        valueType = samples.values.type
+        do {
+            labels = try backend.allocate(copying: samples.labels)
+        } catch {
+            backend.free(values)
+            throw error
+        }
+        count = samples.count
+        featureCount = samples.featureCount
+        classCount = samples.classCount
+    }
+
+    /// Uploads the images of an IDX dataset.
+    public convenience init(_ images: LabeledImages, on backend: any Backend) throws {
+        try self.init(LabeledSamples(images), on: backend)
     }
 
     deinit {
-        backend.free(pixels)
+        backend.free(values)
         backend.free(labels)
     }
 }

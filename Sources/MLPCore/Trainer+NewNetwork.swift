@@ -22,6 +22,14 @@ extension Trainer {
     public convenience init(
         configuration: TrainingConfiguration, backend: any Backend, training: LabeledImages, evaluation: LabeledImages? = nil
     ) throws {
+        try self.init(configuration: configuration, backend: backend, training: LabeledSamples(training), evaluation: evaluation.map { LabeledSamples($0) })
+    }
+
+    /// A trainer for a new network on any labelled samples (a table's rows, arrays, pictures), set up as the
+    /// initialiser for images is. A table's features are best standardised first (`Standardization`).
+    public convenience init(
+        configuration: TrainingConfiguration, backend: any Backend, training: LabeledSamples, evaluation: LabeledSamples? = nil
+    ) throws {
         let spec = configuration.network
         for images in [training] + (evaluation.map { [$0] } ?? []) {
             guard images.featureCount == spec.inputSize else {

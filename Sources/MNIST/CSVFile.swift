@@ -25,12 +25,16 @@ public struct CSVTable: Sendable, Equatable {
         public var textColumns: [String]
         /// The columns not read at all (an id, say), by name or index.
         public var ignoredColumns: [String]
+        /// When set, the only columns read (by name or index), in the file's order; `ignoredColumns` still applies.
+        public var onlyColumns: [String]?
 
-        public init(delimiter: UInt8 = UInt8(ascii: ","), hasHeader: Bool = true, textColumns: [String] = [], ignoredColumns: [String] = []) {
+        public init(delimiter: UInt8 = UInt8(ascii: ","), hasHeader: Bool = true, textColumns: [String] = [], ignoredColumns: [String] = [],
+                    onlyColumns: [String]? = nil) {
             self.delimiter = delimiter
             self.hasHeader = hasHeader
             self.textColumns = textColumns
             self.ignoredColumns = ignoredColumns
+            self.onlyColumns = onlyColumns
         }
     }
 
@@ -59,6 +63,32 @@ public struct CSVTable: Sendable, Equatable {
         return try data.withUnsafeBytes { try parse($0, file: url.path, options: options) }
     }
 
+    /// The names of a file's columns: its header's fields, or their 0-based indices without a header.
+    /// - Throws: `DataError` for an unreadable or empty file.
+    public static func header(of url: URL, delimiter: UInt8 = UInt8(ascii: ","), hasHeader: Bool = true) throws -> [String] {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url, options: .alwaysMapped)
+        } catch {
+            throw DataError.unreadable(file: url.path, reason: (error as NSError).localizedDescription)
+        }
+        return try data.withUnsafeBytes { bytes in
+            var reader = CSVRecordReader(bytes, delimiter: delimiter, file: url.path)
+            guard try reader.nextRecord() else {
+                throw DataError.malformed(file: url.path, reason: "empty (expected \(hasHeader ? "a header row and " : "")rows of values)")
+            }
+            return hasHeader ? (0..<reader.count).map { reader.text($0) } : (0..<reader.count).map(String.init)
+        }
+    }
+
+    /// The name of the column `selector` names in `names` (by name, or by 0-based index).
+    /// - Throws: `DataError.invalidArgument` naming `flag` and listing the columns.
+    public static func column(_ selector: String, in names: [String], file: String, flag: String) throws -> String {
+        if names.contains(selector) { return selector }
+        if let i = Int(selector), names.indices.contains(i) { return names[i] }
+        throw DataError.invalidArgument(name: "\(flag) \(selector)", reason: "no such column in \(file); its columns: \(names.joined(separator: ", "))")
+    }
+
     /// Parses CSV bytes; `file` names them in errors.
     public static func parse(_ bytes: UnsafeRawBufferPointer, file: String, options: Options = Options()) throws -> CSVTable {
         var reader = CSVRecordReader(bytes, delimiter: options.delimiter, file: file)
@@ -74,7 +104,8 @@ public struct CSVTable: Sendable, Equatable {
         }
         let text = Set(try options.textColumns.map { try index($0, "--target") })
         let ignored = Set(try options.ignoredColumns.map { try index($0, "--ignore") })
-        let kept = (0..<width).filter { !ignored.contains($0) }
+        let only = try options.onlyColumns.map { Set(try $0.map { try index($0, "--features") }) }
+        let kept = (0..<width).filter { !ignored.contains($0) && only?.contains($0) != false }
         // Per column of the file: its place among those kept (nil: ignored).
         var slot = [Int?](repeating: nil, count: width)
         for (i, c) in kept.enumerated() { slot[c] = i }

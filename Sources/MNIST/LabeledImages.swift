@@ -73,18 +73,21 @@ public struct LabeledImages: Sendable {
     }
 
     /// Mean and standard deviation of all pixels, on the [0, 1] scale (computed in Double).
-    public var pixelStatistics: (mean: Double, standardDeviation: Double) {
-        var histogram = [Int](repeating: 0, count: 256)
-        for p in pixels { histogram[Int(p)] += 1 }
-        let n = Double(pixels.count)
-        var mean = 0.0
-        for (v, c) in histogram.enumerated() { mean += Double(v) / 255 * Double(c) }
-        mean /= n
-        var variance = 0.0
-        for (v, c) in histogram.enumerated() {
-            let d = Double(v) / 255 - mean
-            variance += d * d * Double(c)
-        }
-        return (mean, (variance / n).squareRoot())
+    public var pixelStatistics: (mean: Double, standardDeviation: Double) { MNIST.pixelStatistics(pixels) }
+}
+
+/// Mean and standard deviation of pixel bytes, on the [0, 1] scale (computed in Double, from a histogram).
+public func pixelStatistics(_ pixels: [UInt8]) -> (mean: Double, standardDeviation: Double) {
+    var histogram = [Int](repeating: 0, count: 256)
+    for p in pixels { histogram[Int(p)] += 1 }
+    let n = Double(pixels.count)
+    var mean = 0.0
+    for (v, c) in histogram.enumerated() { mean += Double(v) / 255 * Double(c) }
+    mean /= n
+    var variance = 0.0
+    for (v, c) in histogram.enumerated() {
+        let d = Double(v) / 255 - mean
+        variance += d * d * Double(c)
     }
+    return (mean, (variance / n).squareRoot())
 }

@@ -25,6 +25,12 @@ public struct Normalization: Sendable, Equatable, Codable {
 
     /// Applies the map to one byte.
     @inlinable public func apply(_ byte: UInt8) -> Float { Float(byte) * scale + shift }
+
+    /// Applies the map to one stored float (multiplied, then added: the same two roundings on every backend).
+    @inlinable public func apply(value: Float) -> Float { value * scale + shift }
+
+    /// The identity, for values that are inputs as stored (tables, arrays, already standardised).
+    public static let identity = Normalization(scale: 1, shift: 0)
 }
 
 extension LabeledImages {

@@ -14,14 +14,16 @@ public final class NaiveBackend: HostMemoryBackend, ComposedLayers {
     // MARK: Batches
 
     public func gatherBatch(_ gather: BatchGather) {
-        let x = gather.inputs.host, y = gather.labels.host, p = gather.pixels.host, l = gather.sourceLabels.host
+        let x = gather.inputs.host, y = gather.labels.host, l = gather.sourceLabels.host
         let indices = gather.indices, features = gather.features, normalization = gather.normalization
+        let bytes = gather.values.host, floats = UnsafeMutableRawPointer(bytes).assumingMemoryBound(to: Float.self)
         for r in 0..<indices.count {
             let sample = Int(indices[r])
             for f in 0..<features {
-                x[r * features + f] = normalization.apply(p[sample * features + f])
+                let i = sample * features + f
+                x[r * features + f] = gather.valueType == .uint8 ? normalization.apply(bytes[i]) : normalization.apply(value: floats[i])
             }
-            y[r] = Int32(l[sample])
+            y[r] = l[sample]
         }
     }
 

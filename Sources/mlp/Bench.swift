@@ -52,7 +52,7 @@ struct Bench: ParsableCommand {
     var from: String?
     @Option(help: ArgumentHelp("The commit the results name (default: the source tree's, where git finds it; a GPU host's copy has none).", valueName: "hash"))
     var commit: String?
-    @OptionGroup var data: DataOptions
+    @OptionGroup var data: DatasetOptions
 
     func validate() throws {
         if epochs < 1 { throw ValidationError("--epochs \(epochs): expected at least 1") }

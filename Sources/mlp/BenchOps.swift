@@ -88,8 +88,7 @@ enum OpBenchmarks {
         let w = try buffer(features * outputs), z = try buffer(rows * outputs), dw = try buffer(features * outputs)
         defer { for p in [inputs, w, z, dw] { backend.free(p) }; backend.free(labels) }
         (0..<Int32(rows)).map { $0 }.withUnsafeBufferPointer {
-            backend.gatherBatch(BatchGather(inputs: inputs, labels: labels, pixels: resident.pixels, sourceLabels: resident.labels,
-                                            indices: $0, features: features, normalization: .unit))
+            backend.gatherBatch(BatchGather(inputs: inputs, labels: labels, from: resident, indices: $0, normalization: .unit))
         }
         guard backend.skipsZerosOfLastBatch else { return [] }
         // The same batch through the dense product: a copy, which no gather marked as sparse.

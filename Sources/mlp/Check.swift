@@ -17,7 +17,7 @@ struct Check: ParsableCommand {
             """)
 
     @OptionGroup var backendOptions: BackendOptions
-    @OptionGroup var data: DataOptions
+    @OptionGroup var data: DatasetOptions
 
     @Option(help: "Seed of the random inputs.")
     var seed: UInt64 = 1
@@ -89,6 +89,8 @@ struct Check: ParsableCommand {
         report("gather 127 of 300 samples × 784 features (exact)", 0, 0, try checks.gather(samples: 300, features: 784, batch: 127))
         report("gather 1025 of 1100 samples × 20 features (exact)", 0, 0, try checks.gather(samples: 1100, features: 20, batch: 1025))
         report("gather 4099 of 5000 samples × 20 features (exact)", 0, 0, try checks.gather(samples: 5000, features: 20, batch: 4099))
+        report("gather 33 of 50 float samples × 17 features (exact)", 0, 0, try checks.gather(samples: 50, features: 17, batch: 33, valueType: .float32))
+        report("gather 1025 of 1100 float samples × 13 features (exact)", 0, 0, try checks.gather(samples: 1100, features: 13, batch: 1025, valueType: .float32))
         // The first layer's products on gathered batches of mostly-zero images (the cpu backend skips their zeros),
         // with a batch past the weight gradient's depth block of 256 rows.
         for (samples, features, batch, outputs) in [(90, 130, 37, 33), (400, 784, 300, 70)] {

@@ -10,13 +10,67 @@ struct DataCommand: ParsableCommand {
 
     struct Info: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Where the data was found, counts, shapes, label histogram, pixel statistics, checksums.")
+            abstract: "Describe data: samples, shape, classes and their counts, features and their ranges, what training standardises.",
+            discussion: "For a named dataset (no --data): where it was found, its files, pixel statistics and checksums.")
 
         @OptionGroup var data: DataOptions
 
         func run() throws {
+            if data.data == nil { return try describeNamed() }
             let start = Date()
-            let dataset = try data.load(logger: makeLogger(verbose: false))
+            let loaded = try data.load(logger: makeLogger(verbose: false))
+            let seconds = Date().timeIntervalSince(start)
+            print("data       \(loaded.summary)")
+            for (name, set) in [("train", loaded.train), ("test", loaded.test)] {
+                guard let set else {
+                    print("test       none in the data: `mlp train` splits off --test-fraction (0.2 by default), stratified by class")
+                    continue
+                }
+                print("\(name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(set.count.grouped) samples of \(set.shapeText) \(set.values.type == .uint8 ? "bytes" : "floats")")
+            }
+            let train = loaded.train
+            print("classes    \(train.classCount)" + (loaded.target.map { " (column \($0))" } ?? ""))
+            for (c, count) in train.labelHistogram.enumerated() {
+                print("  \(train.classNames[c].padding(toLength: max(12, train.classNames[c].count), withPad: " ", startingAt: 0)) \(count.grouped)  \((Double(count) / Double(max(train.count, 1))).percent)")
+            }
+            if train.classCount < 2 { print("  (one class only: a classifier cannot be trained on it)") }
+            switch train.values {
+            case .bytes(let pixels):
+                let stats = pixelStatistics(pixels)
+                print("values     bytes, scaled to [0, 1] for training (--standardize: by their mean \(String(format: "%.4f", stats.mean)) and std \(String(format: "%.4f", stats.standardDeviation)))")
+            case .floats(let values):
+                let s = Standardization(fitting: train)
+                let f = train.featureCount
+                var low = [Float](repeating: .infinity, count: f), high = [Float](repeating: -.infinity, count: f)
+                for r in 0..<train.count {
+                    for j in 0..<f {
+                        low[j] = min(low[j], values[r * f + j])
+                        high[j] = max(high[j], values[r * f + j])
+                    }
+                }
+                print("features   \(f), every value a finite number (a missing or non-numeric cell is an error when reading)")
+                let names = train.featureNames.isEmpty ? (0..<f).map { "[\($0)]" } : train.featureNames
+                let shown = f <= 40 ? Array(0..<f) : Array(0..<20) + Array(f - 10..<f)
+                let width = min(24, max(8, names.map(\.count).max() ?? 8))
+                print("  " + "feature".padding(toLength: width, withPad: " ", startingAt: 0) + "        min        max       mean        std")
+                for j in shown {
+                    if f > 40 && j == f - 10 { print("  … \(f - 30) more") }
+                    let name = String(names[j].prefix(width)).padding(toLength: width, withPad: " ", startingAt: 0)
+                    let std: Double = s.constantFeatures.contains(j) ? 0 : s.standardDeviation[j]
+                    let columns: [Double] = [Double(low[j]), Double(high[j]), s.mean[j], std]
+                    print("  \(name) " + columns.map { String(format: "%10.4g", $0) }.joined(separator: " "))
+                }
+                let constant = s.constantFeatures.map { names[$0] }
+                print("constant   " + (constant.isEmpty ? "none" : "\(constant.count): \(constant.prefix(20).joined(separator: ", "))\(constant.count > 20 ? ", …" : "") (they carry nothing to learn from)"))
+                print("training   standardises all \(f) features with the training part's mean and std (--no-standardize: as they are)")
+            }
+            print("loaded in  \(String(format: "%.2f", seconds)) s")
+        }
+
+        /// The named dataset's (or IDX folder's) files, statistics and checksums.
+        func describeNamed() throws {
+            let start = Date()
+            let dataset = try data.named.load(logger: makeLogger(verbose: false))
             let seconds = Date().timeIntervalSince(start)
             print("dataset    \(data.dataDir == nil ? data.dataset.rawValue : "IDX files")")
             print("directory  \(dataset.directory.path)")

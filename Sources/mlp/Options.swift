@@ -7,31 +7,6 @@ import NaiveBackend
 import CPUBackend
 import CUDABackend
 
-/// Where the data comes from: a named dataset found on this machine, or a directory.
-struct DataOptions: ParsableArguments {
-    @Option(help: "The dataset: \(DatasetName.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var dataset: DatasetName = .mnist
-
-    @Option(help: ArgumentHelp("A directory holding the four IDX files (raw or .gz); overrides the search.", valueName: "dir"))
-    var dataDir: String?
-
-    /// Finds and loads the dataset.
-    func load(logger: Logger) throws -> Dataset {
-        let directory = try dataDir.map { dir -> URL in
-            let url = URL(fileURLWithPath: dir)
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw ValidationError("--data-dir \(dir): no such directory")
-            }
-            return url
-        } ?? DatasetLocator.locate(dataset)
-        let start = Date()
-        let data = try Dataset.load(directory: directory)
-        logger.info("loaded \(dataset.rawValue) from \(directory.path) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
-        return data
-    }
-}
-
 extension DatasetName: ExpressibleByArgument {}
 extension Activation: ExpressibleByArgument {}
 extension Loss: ExpressibleByArgument {}

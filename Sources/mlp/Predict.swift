@@ -1,22 +1,28 @@
 import ArgumentParser
 import Foundation
+import Logging
 import MLPCore
 import MNIST
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Classify images with a checkpoint: PNG or PGM files, or indices into the test set.",
+        abstract: "Classify with a checkpoint: image files, test-set indices, or every sample of --data.",
         discussion: """
             Each input is a path to a PNG or PGM image with the network's input size (28×28 for MNIST; colour is
-            turned to gray), or a number: the index of a test-set image. MNIST digits are light on a dark
-            background: pass --invert for dark digits on a light background.
+            turned to gray), or a number: the index of a sample of the test set (of --data's test part, or of all of
+            --data where it has none). MNIST digits are light on a dark background: pass --invert for dark digits on a
+            light background.
+
+            With --data and no inputs, every sample of the data is classified and written as CSV (to --output, or to
+            standard output): its row, the predicted class, each class's probability, and the true class where the data
+            has one. A table needs only the network's feature columns; its class column may be missing.
             """)
 
     @Option(help: ArgumentHelp("A checkpoint written by `mlp train`.", valueName: "file"))
     var checkpoint: String
 
     @Argument(help: ArgumentHelp("Image files or test-set indices.", valueName: "image|index"))
-    var inputs: [String]
+    var inputs: [String] = []
 
     @Flag(help: "Swap black and white in image files before classifying.")
     var invert = false
@@ -24,61 +30,149 @@ struct Predict: ParsableCommand {
     @Option(help: "How many of the most likely classes to print.")
     var top = 1
 
+    @Option(help: ArgumentHelp("With --data and no inputs: the CSV file of predictions (default: standard output).", valueName: "file"))
+    var output: String?
+
     @OptionGroup var data: DataOptions
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
-        if inputs.isEmpty { throw ValidationError("give at least one image file or test-set index") }
+        if inputs.isEmpty && data.data == nil { throw ValidationError("give image files or test-set indices, or --data to classify every sample of it") }
         if top < 1 { throw ValidationError("--top \(top): expected at least 1") }
+        if output != nil && !inputs.isEmpty { throw ValidationError("--output: writes the predictions for --data, given without inputs") }
     }
 
     func run() throws {
         let logger = backendOptions.makeLogger()
         let saved = try Checkpoint.read(from: URL(fileURLWithPath: checkpoint))
         let spec = saved.configuration.network
-        var testSet: LabeledImages?
-        var pixels = [UInt8]()
+        let trained = try saved.dataDescription(path: checkpoint)
+        let classNames = trained?.classNames ?? (DatasetName(rawValue: saved.notes["dataset"] ?? "") ?? .mnist).classNames
+        guard classNames.count == spec.outputSize else {
+            throw ValidationError("\(checkpoint): \(classNames.count) class names for \(spec.outputSize) outputs")
+        }
+        if inputs.isEmpty { return try predictAll(saved, trained: trained, classNames: classNames, logger: logger) }
+
+        var samples: LabeledSamples?
+        var values = [Float]()
         var names = [String]()
         var truth = [Int?]()
         for input in inputs {
             if !FileManager.default.fileExists(atPath: input), let index = Int(input) {
-                if testSet == nil { testSet = try data.load(logger: logger).test }
-                guard let test = testSet, (0..<test.count).contains(index) else {
-                    throw ValidationError("\(input): not a file, and not a test-set index (expected 0 to \(testSet!.count - 1))")
+                if samples == nil {
+                    let loaded = try data.load(trained: trained, logger: logger)
+                    samples = loaded.test ?? loaded.train
+                    if let standardization = trained?.standardization { standardization.apply(to: &samples!) }
                 }
-                guard test.featureCount == spec.inputSize else {
-                    throw ValidationError("\(input): test images have \(test.featureCount) pixels, the network expects \(spec.inputSize)")
+                guard let set = samples, (0..<set.count).contains(index) else {
+                    throw ValidationError("\(input): not a file, and not a test-set index (expected 0 to \(samples!.count - 1))")
                 }
-                pixels += test.pixels[index * test.featureCount..<(index + 1) * test.featureCount]
+                guard set.featureCount == spec.inputSize else {
+                    throw ValidationError("\(input): test samples have \(set.featureCount) values, the network expects \(spec.inputSize)")
+                }
+                values += inputs(of: set, rows: index..<index + 1, normalization: saved.configuration.normalization)
                 names.append("test[\(index)]")
-                truth.append(Int(test.labels[index]))
+                truth.append(Int(set.labels[index]))
             } else {
                 var image = try GrayscaleImage.read(contentsOf: URL(fileURLWithPath: input))
                 guard image.width * image.height == spec.inputSize else {
                     throw ValidationError("\(input): the image is \(image.width)×\(image.height), the network expects \(spec.inputSize) pixels (28×28 for MNIST)")
                 }
                 if invert { image = image.inverted() }
-                pixels += image.pixels
+                values += image.pixels.map(saved.configuration.normalization.apply)
                 names.append(input)
                 truth.append(nil)
             }
         }
-        let backend = try backendOptions.makeBackend(logger: logger)
-        let network = try Network(spec: spec, optimizer: saved.configuration.optimizer, backend: backend, maxBatch: min(inputs.count, 1000))
-        network.setParameters(saved.parameters)
-        let normalization = saved.configuration.normalization
-        let outputs = network.outputs(for: pixels.map(normalization.apply), count: inputs.count)
-        let classNames = (DatasetName(rawValue: saved.notes["dataset"] ?? "") ?? .mnist).classNames
+        let probabilities = try classify(saved, values, count: inputs.count, logger: logger)
         let k = spec.outputSize
         for (i, name) in names.enumerated() {
-            let probabilities = softmax(Array(outputs[i * k..<(i + 1) * k]), loss: spec.loss)
-            let ranked = probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }.prefix(top)
-            let label: (Int) -> String = { $0 < classNames.count && classNames[$0] != String($0) ? "\($0) (\(classNames[$0]))" : String($0) }
-            var line = "\(name): " + ranked.map { "\(label($0)) p=\(String(format: "%.4f", probabilities[$0]))" }.joined(separator: ", ")
+            let p = probabilities[i * k..<(i + 1) * k]
+            let ranked = p.indices.sorted { p[$0] > p[$1] }.prefix(top).map { $0 - i * k }
+            let label: (Int) -> String = { classNames[$0] != String($0) ? "\($0) (\(classNames[$0]))" : String($0) }
+            var line = "\(name): " + ranked.map { "\(label($0)) p=\(String(format: "%.4f", p[i * k + $0]))" }.joined(separator: ", ")
             if let t = truth[i] { line += "  [true label \(label(t))]" }
             print(line)
         }
     }
+
+    /// Rows `rows` of `set` as the network's inputs (values mapped as training mapped them).
+    func inputs(of set: LabeledSamples, rows: Range<Int>, normalization: Normalization) -> [Float] {
+        let f = set.featureCount
+        switch set.values {
+        case .bytes(let v): return v[rows.lowerBound * f..<rows.upperBound * f].map(normalization.apply)
+        case .floats(let v): return v[rows.lowerBound * f..<rows.upperBound * f].map { normalization.apply(value: $0) }
+        }
+    }
+
+    /// Class probabilities of `count` samples' inputs, row after row.
+    func classify(_ saved: Checkpoint, _ values: [Float], count: Int, logger: Logger) throws -> [Double] {
+        let spec = saved.configuration.network
+        let backend = try backendOptions.makeBackend(logger: logger)
+        let network = try Network(spec: spec, optimizer: saved.configuration.optimizer, backend: backend, maxBatch: max(1, min(count, 1000)))
+        network.setParameters(saved.parameters)
+        let outputs = network.outputs(for: values, count: count)
+        let k = spec.outputSize
+        return (0..<count).flatMap { softmax(Array(outputs[$0 * k..<($0 + 1) * k]), loss: spec.loss) }
+    }
+
+    /// Every sample of --data (its test part where it has one), as CSV.
+    func predictAll(_ saved: Checkpoint, trained: DataDescription?, classNames: [String], logger: Logger) throws {
+        let spec = saved.configuration.network
+        let source = try data.source(path: data.data!, labels: data.labels, trained: trained)
+        var values: [Float]
+        var truth: [Int32]?
+        let count: Int
+        // A table without its class column: the features alone.
+        if try source.resolvedFormat() == .csv, let trained, !trained.featureNames.isEmpty,
+           let target = trained.target,
+           try !CSVTable.header(of: URL(fileURLWithPath: source.path), delimiter: source.resolvedDelimiter, hasHeader: source.hasHeader).contains(target) {
+            values = try source.loadFeatureRows(features: trained.featureNames)
+            count = values.count / trained.featureNames.count
+            trained.standardization?.apply(to: &values)
+        } else {
+            let loaded = try data.load(trained: trained, logger: logger)
+            var set = loaded.test ?? loaded.train
+            guard set.featureCount == spec.inputSize else {
+                throw ValidationError("\(data.data!): samples of \(set.featureCount) values, the network expects \(spec.inputSize)")
+            }
+            if let standardization = trained?.standardization { standardization.apply(to: &set) }
+            values = inputs(of: set, rows: 0..<set.count, normalization: saved.configuration.normalization)
+            truth = set.labels
+            count = set.count
+        }
+        let probabilities = try classify(saved, values, count: count, logger: logger)
+        let k = spec.outputSize
+        var csv = "row,prediction," + classNames.map { csvField("p_" + $0) }.joined(separator: ",") + (truth == nil ? "" : ",label") + "\n"
+        var correct = 0
+        for r in 0..<count {
+            let p = probabilities[r * k..<(r + 1) * k]
+            let best = p.indices.max { p[$0] < p[$1] }! - r * k
+            csv += "\(r),\(csvField(classNames[best])),"
+            csv += p.map { String(format: "%.6g", $0) }.joined(separator: ",")
+            if let truth {
+                csv += "," + csvField(classNames[Int(truth[r])])
+                if Int(truth[r]) == best { correct += 1 }
+            }
+            csv += "\n"
+        }
+        if let output {
+            do {
+                try Data(csv.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
+            } catch {
+                throw ValidationError("--output \(output): cannot write: \((error as NSError).localizedDescription)")
+            }
+            print("wrote \(count.grouped) predictions to \(output)" + (truth == nil ? "" : "; accuracy \((Double(correct) / Double(max(count, 1))).percent)"))
+        } else {
+            print(csv, terminator: "")
+        }
+    }
+}
+
+/// A CSV field, quoted where it holds a comma, a quote or a line break (RFC 4180).
+func csvField(_ text: String) -> String {
+    guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+    return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
 }
 
 /// Class probabilities from a network's outputs: a softmax for cross-entropy networks (in Double, max

@@ -8,8 +8,11 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a network and report loss and accuracy after every epoch.",
         discussion: """
-            Defaults: the bundled MNIST, layers 784,512,256,10 with ReLU, Adam with learning rate 0.001 decayed along
-            half a cosine to 0 over the run, batch 128, 10 epochs, seed 0. With --output DIR, DIR/last.safetensors is written after every epoch and
+            Defaults: the bundled MNIST, hidden layers 512,256 with ReLU, Adam with learning rate 0.001 decayed along
+            half a cosine to 0 over the run, batch 128, 10 epochs, seed 0. With --data, your own data: a CSV table, NumPy
+            arrays or IDX files; the input and output sizes come from the data (features and classes), a table's
+            features are standardised with the training part's mean and standard deviation, and a source without a
+            test part has --test-fraction of it split off for testing. With --output DIR, DIR/last.safetensors is written after every epoch and
             DIR/best.safetensors whenever the evaluation accuracy improves; --resume continues such a checkpoint
             exactly (the same weights as a run that was never stopped). Ctrl-C stops after saving.
             """)
@@ -17,7 +20,9 @@ struct Train: ParsableCommand {
     @OptionGroup var data: DataOptions
     @OptionGroup var backendOptions: BackendOptions
 
-    @Option(help: ArgumentHelp("Layer sizes from input to output.", valueName: "sizes"))
+    @Option(help: ArgumentHelp("Hidden layer sizes; the input and output sizes come from the data. (default: 512,256)", valueName: "sizes"))
+    var hidden: String?
+    @Option(help: ArgumentHelp("All layer sizes from input to output, checked against the data (instead of --hidden).", valueName: "sizes"))
     var layers: String?
     @Option(help: "Hidden activation: relu, tanh, sigmoid. (default: relu)")
     var activation: Activation?
@@ -60,8 +65,10 @@ struct Train: ParsableCommand {
     var dropLast = false
     @Option(help: "Seed of the initial weights, the shuffles and the validation split. (default: 0)")
     var seed: UInt64?
-    @Flag(help: "Standardise inputs with the training set's pixel mean and standard deviation (instead of [0, 1]).")
-    var standardize = false
+    @Flag(inversion: .prefixedNo, help: "Standardise inputs with the training part's statistics: a table's or array's each feature by its own mean and standard deviation (the default), pictures by their pixels' mean and standard deviation (instead of [0, 1], the default).")
+    var standardize: Bool?
+    @Option(help: ArgumentHelp("The share of the data split off as the test set (stratified by class, drawn with --seed) when the data has no test part of its own. (default: 0.2)", valueName: "fraction"))
+    var testFraction: Double?
     @Option(help: ArgumentHelp("Hold this many training samples out for validation and evaluate on them instead of the test set.", valueName: "count"))
     var validation: Int?
     @Option(help: ArgumentHelp("Use only the first N training samples.", valueName: "N"))
@@ -89,36 +96,68 @@ struct Train: ParsableCommand {
         if let b = batchSize, b < 1 { throw ValidationError("--batch-size \(b): expected at least 1") }
         if let v = validation, v < 0 { throw ValidationError("--validation \(v): expected 0 or more") }
         if let w = warmupEpochs, !(w >= 0 && w.isFinite) { throw ValidationError("--warmup-epochs \(w): expected a number ≥ 0") }
+        if let f = testFraction, !(f >= 0 && f < 1) { throw ValidationError("--test-fraction \(f): expected a fraction from 0 up to (not including) 1") }
+        if hidden != nil && layers != nil { throw ValidationError("--hidden and --layers: give one of them") }
     }
 
     func run() throws {
         let logger = backendOptions.makeLogger()
-        var dataset = try data.load(logger: logger)
-        if let n = trainSamples { dataset.train = dataset.train.subset(0..<min(n, dataset.train.count)) }
-        if let n = testSamples { dataset.test = dataset.test.subset(0..<min(n, dataset.test.count)) }
-
         let checkpoint = try resume.map { try Checkpoint.read(from: URL(fileURLWithPath: $0)) }
-        let configuration = try checkpoint.map { try resumedConfiguration($0.configuration) }
-            ?? newConfiguration(dataset: dataset)
-        let spec = configuration.network
-        guard spec.inputSize == dataset.train.featureCount else {
-            throw ValidationError("--layers \(spec.sizesText): the input size must be \(dataset.train.featureCount), the pixels of one \(dataset.train.rows)×\(dataset.train.columns) image")
+        let stored = try checkpoint.flatMap { try $0.dataDescription(path: resume!) }
+        var loaded = try data.load(trained: stored, logger: logger)
+        let seedValue = checkpoint?.configuration.seed ?? seed ?? 0
+        if loaded.test == nil {
+            let fraction = testFraction ?? 0.2
+            if fraction > 0 {
+                let parts = try loaded.train.splittingOffTest(fraction: fraction, seed: seedValue)
+                (loaded.train, loaded.test) = (parts.train, parts.test)
+                if !quiet { print("test set: \(parts.test.count.grouped) samples (\(fraction * 100)%) split off with seed \(seedValue), stratified by class; --test-fraction changes it") }
+            }
+        } else if testFraction != nil {
+            throw ValidationError("--test-fraction: the data has a test part of its own (\(loaded.summary))")
         }
-        guard spec.outputSize == dataset.train.classCount else {
-            throw ValidationError("--layers \(spec.sizesText): the output size must be \(dataset.train.classCount), the number of classes")
+        if let n = trainSamples { loaded.train = loaded.train.subset(0..<min(n, loaded.train.count)) }
+        if let n = testSamples, let test = loaded.test { loaded.test = test.subset(0..<min(n, test.count)) }
+        var dataset = loaded
+        guard dataset.train.classCount >= 2 else {
+            throw ValidationError("\(data.name): every sample is of one class (\(dataset.train.classNames.first ?? "")); a classifier needs at least two")
+        }
+
+        let configuration = try checkpoint.map { try resumedConfiguration($0.configuration) }
+            ?? newConfiguration(train: dataset.train)
+        let spec = configuration.network
+        guard spec.inputSize == dataset.train.featureCount, spec.outputSize == dataset.train.classCount else {
+            let flag = checkpoint != nil ? "--resume \(resume!)" : "--layers \(spec.sizesText)"
+            throw ValidationError("\(flag): the network takes \(spec.inputSize) inputs and gives \(spec.outputSize) outputs, the data has \(dataset.train.featureCount) features (samples of \(dataset.train.shapeText)) and \(dataset.train.classCount) classes")
         }
         let split = try ValidationSplit(count: dataset.train.count, validationCount: configuration.validationCount, seed: configuration.seed)
         if !configuration.dropLast && configuration.batchSize > split.training.count {
             throw ValidationError("--batch-size \(configuration.batchSize): larger than the \(split.training.count.grouped) training samples")
         }
+        // A table's or array's features, each standardised with the statistics of the samples trained on (a resumed
+        // run keeps the stored ones).
+        var standardization = stored?.standardization
+        if case .floats = dataset.train.values, standardization == nil, checkpoint == nil, standardize != false {
+            standardization = Standardization(fitting: dataset.train, indices: split.training)
+        }
+        if let standardization {
+            standardization.apply(to: &dataset.train)
+            if dataset.test != nil { standardization.apply(to: &dataset.test!) }
+        }
+        let description = DataDescription(dataset.train, standardization: standardization, target: dataset.target)
         let outputDirectory = try output.map(prepareOutputDirectory)
         let metricsFile = try metrics.map { try MetricsWriter(path: $0, append: checkpoint != nil) }
 
         let backend = try backendOptions.makeBackend(logger: logger)
         let train = try ResidentDataset(dataset.train, on: backend)
-        let evaluation: (ResidentDataset, [Int32], String) = configuration.validationCount > 0
-            ? (train, split.validation, "validation")
-            : (try ResidentDataset(dataset.test, on: backend), (0..<Int32(dataset.test.count)).map { $0 }, "test")
+        let evaluation: (data: ResidentDataset, indices: [Int32], name: String)?
+        if configuration.validationCount > 0 {
+            evaluation = (train, split.validation, "validation")
+        } else if let test = dataset.test, test.count > 0 {
+            evaluation = (try ResidentDataset(test, on: backend), (0..<Int32(test.count)).map { $0 }, "test")
+        } else {
+            evaluation = nil
+        }
         let network = try Network(
             spec: spec, optimizer: configuration.optimizer, backend: backend,
             maxBatch: max(configuration.batchSize, 1000))
@@ -131,14 +170,15 @@ struct Train: ParsableCommand {
         }
         let trainer = try Trainer(
             network: network, configuration: configuration, trainingData: train, trainingIndices: split.training,
-            evaluation: (evaluation.0, evaluation.1, evaluation.2), progress: checkpoint?.progress)
+            evaluation: evaluation, progress: checkpoint?.progress)
 
         var bestAccuracy = checkpoint?.notes["best_accuracy"].flatMap(Double.init) ?? -1
-        let datasetName = data.dataDir ?? data.dataset.rawValue
+        let datasetName = data.data ?? data.dataDir ?? data.dataset.rawValue
+        let descriptionJSON = String(decoding: try JSONEncoder.sorted.encode(description), as: UTF8.self)
         func save(_ name: String, notes extra: [String: String] = [:]) throws -> URL? {
             guard let dir = outputDirectory else { return nil }
             let url = dir.appendingPathComponent(name)
-            var notes = ["dataset": datasetName, "best_accuracy": String(bestAccuracy)]
+            var notes = ["dataset": datasetName, "best_accuracy": String(bestAccuracy), "data": descriptionJSON]
             notes.merge(extra) { $1 }
             try Checkpoint(trainer: trainer, notes: notes).write(to: url)
             return url
@@ -183,8 +223,13 @@ struct Train: ParsableCommand {
             throw error
         }
         if !quiet {
-            let final = network.evaluate(evaluation.0, indices: evaluation.1)
-            print("\(evaluation.2) accuracy \(final.accuracy.percent), loss \(String(format: "%.4f", final.loss)) after \(configuration.epochs) epochs (\(trainingTimes(history, total: Date().timeIntervalSince(started), warmUp: warmUp)))")
+            let times = trainingTimes(history, total: Date().timeIntervalSince(started), warmUp: warmUp)
+            if let evaluation {
+                let final = network.evaluate(evaluation.data, indices: evaluation.indices)
+                print("\(evaluation.name) accuracy \(final.accuracy.percent), loss \(String(format: "%.4f", final.loss)) after \(configuration.epochs) epochs (\(times))")
+            } else {
+                print("trained \(configuration.epochs) epochs, no test set (\(times))")
+            }
             if let dir = outputDirectory { print("checkpoints in \(dir.path)") }
         }
     }
@@ -200,18 +245,18 @@ struct Train: ParsableCommand {
     }
 
     /// The run's configuration from the flags and defaults.
-    func newConfiguration(dataset: Dataset) throws -> TrainingConfiguration {
+    func newConfiguration(train: LabeledSamples) throws -> TrainingConfiguration {
         let kind = optimizer ?? .adam
         let optimizerConfiguration = try OptimizerConfiguration(
             kind: kind, learningRate: learningRate ?? (kind == .sgd ? 0.01 : 0.001), momentum: momentum ?? 0,
             nesterov: nesterov, weightDecay: weightDecay ?? 0, beta1: beta1 ?? 0.9, beta2: beta2 ?? 0.999,
             epsilon: epsilon ?? 1e-8)
-        let spec = try NetworkSpec(
-            layerSizes: NetworkSpec.parseSizes(layers ?? "784,512,256,10"), activation: activation ?? .relu,
-            loss: loss ?? .softmaxCrossEntropy)
+        let sizes = try layers.map { try NetworkSpec.parseSizes($0) }
+            ?? [train.featureCount] + (hidden.map { $0.isEmpty ? [] : try NetworkSpec.parseSizes($0, flag: "--hidden") } ?? [512, 256]) + [train.classCount]
+        let spec = try NetworkSpec(layerSizes: sizes, activation: activation ?? .relu, loss: loss ?? .softmaxCrossEntropy)
         let batch = batchSize ?? 128
         let validationCount = validation ?? 0
-        let trainingCount = dataset.train.count - validationCount
+        let trainingCount = train.count - validationCount
         let stepsPerEpoch = max(1, dropLast ? trainingCount / batch : (trainingCount + batch - 1) / batch)
         let totalEpochs = epochs ?? 10
         let warmup = Int(((warmupEpochs ?? 0) * Double(stepsPerEpoch)).rounded())
@@ -221,12 +266,17 @@ struct Train: ParsableCommand {
         case .step: decay = .step(stepSize: (lrStepEpochs ?? 1) * stepsPerEpoch, gamma: lrGamma ?? 0.1)
         case .cosine: decay = .cosine(totalSteps: max(1, totalEpochs * stepsPerEpoch - warmup), minimum: lrMin ?? 0)
         }
+        // Bytes (pictures) are mapped as they are gathered: to [0, 1], or standardised by their pixels' statistics.
+        // Floats are standardised per feature on the host before training (`Standardization`), and gathered as they are.
         let normalization: Normalization
-        if standardize {
-            let stats = dataset.train.pixelStatistics
+        switch train.values {
+        case .bytes(let pixels) where standardize == true:
+            let stats = pixelStatistics(pixels)
             normalization = .standardized(mean: stats.mean, standardDeviation: max(stats.standardDeviation, 1e-6))
-        } else {
+        case .bytes:
             normalization = .unit
+        case .floats:
+            normalization = .identity
         }
         return try TrainingConfiguration(
             network: spec, optimizer: optimizerConfiguration,
@@ -242,6 +292,9 @@ struct Train: ParsableCommand {
             if let given, given != storedValue { conflicts.append("\(flag) \(given) (the checkpoint has \(storedValue))") }
         }
         check(layers.map { (try? NetworkSpec.parseSizes($0)) ?? [] }, stored.network.layerSizes, "--layers")
+        check(hidden.map { (try? NetworkSpec.parseSizes($0, flag: "--hidden")) ?? [] }, Array(stored.network.layerSizes.dropFirst().dropLast()), "--hidden")
+        if standardize != nil { conflicts.append("--standardize/--no-standardize (the checkpoint keeps its inputs' map)") }
+        if testFraction != nil { conflicts.append("--test-fraction (the split follows the checkpoint's seed)") }
         check(activation, stored.network.activation, "--activation")
         check(loss, stored.network.loss, "--loss")
         check(optimizer, stored.optimizer.kind, "--optimizer")

@@ -80,6 +80,8 @@ import TestSupport
         var checks = BackendOpChecks(try CPUBackend(threads: 3))
         #expect(try checks.gather(samples: 50, features: 17, batch: 33))
         #expect(try checks.gather(samples: 300, features: 784, batch: 127))
+        #expect(try checks.gather(samples: 50, features: 17, batch: 33, valueType: .float32))
+        #expect(try checks.gather(samples: 300, features: 35, batch: 127, valueType: .float32))
     }
 
     @Test(arguments: kernelNames)

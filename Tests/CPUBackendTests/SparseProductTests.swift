@@ -128,8 +128,7 @@ import TestSupport
         defer { backend.free(inputs); backend.free(labels) }
         let indices = (0..<20).map { Int32($0 * 2) }
         indices.withUnsafeBufferPointer {
-            backend.gatherBatch(BatchGather(inputs: inputs, labels: labels, pixels: data.pixels, sourceLabels: data.labels, indices: $0,
-                                            features: images.featureCount, normalization: normalization))
+            backend.gatherBatch(BatchGather(inputs: inputs, labels: labels, from: data, indices: $0, normalization: normalization))
         }
         return backend.skipsZerosOfLastBatch
     }
@@ -148,8 +147,7 @@ import TestSupport
         defer { for p in [inputs, w, dz, z, dw] { backend.free(p) }; backend.free(labels) }
         let indices = (0..<batch).map { Int32(($0 * 37) % images.count) }
         indices.withUnsafeBufferPointer {
-            backend.gatherBatch(BatchGather(inputs: inputs, labels: labels, pixels: data.pixels, sourceLabels: data.labels, indices: $0,
-                                            features: features, normalization: .unit))
+            backend.gatherBatch(BatchGather(inputs: inputs, labels: labels, from: data, indices: $0, normalization: .unit))
         }
         #expect(backend.skipsZerosOfLastBatch == backend.skipsInputZeros)
         backend.gemm(transposeA: false, transposeB: false, m: batch, n: outputs, k: features, alpha: 1, a: inputs, lda: features,

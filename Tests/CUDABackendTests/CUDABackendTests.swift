@@ -48,6 +48,7 @@ import TestSupport
         let loss = try checks.loss(rows: 127, columns: 17, loss: .softmaxCrossEntropy, scale: 1e4)
         #expect(loss.lossError < 1e-5 && loss.gradientError < 1e-5 && loss.countsExact)
         #expect(try checks.gather(samples: 300, features: 784, batch: 127))
+        #expect(try checks.gather(samples: 300, features: 35, batch: 127, valueType: .float32))
         let adam = try checks.optimizer(try OptimizerConfiguration(kind: .adamw, learningRate: 0.1, weightDecay: 0.05), count: 70_001, step: 3, learningRate: 0.1)
         #expect(adam.parameters < 1e-5 && adam.state < 1e-6)
     }

@@ -56,5 +56,6 @@ import TestSupport
         var checks = BackendOpChecks(NaiveBackend())
         #expect(try checks.gather(samples: 50, features: 17, batch: 33))
         #expect(try checks.gather(samples: 1, features: 1, batch: 1))
+        #expect(try checks.gather(samples: 50, features: 17, batch: 33, valueType: .float32))
     }
 }

@@ -71,8 +71,8 @@ import TestSupport
 
     @Test(arguments: [
         (["train", "--layers", "784,0,10"], "--layers 784,0,10: expected sizes of at least 1 (found 0)"),
-        (["train", "--layers", "100,10"], "--layers 100,10: the input size must be 784"),
-        (["train", "--layers", "784,10,12"], "the output size must be 10"),
+        (["train", "--layers", "100,10"], "--layers 100,10: the network takes 100 inputs and gives 10 outputs, the data has 784 features"),
+        (["train", "--layers", "784,10,12"], "gives 12 outputs, the data has 784 features (samples of 28×28) and 10 classes"),
         (["train", "--lr=-1"], "--lr -1.0: expected a finite number above 0"),
         (["train", "--lr", "nan"], "--lr nan: expected a finite number above 0"),
         (["train", "--batch-size", "0"], "--batch-size 0: expected at least 1"),

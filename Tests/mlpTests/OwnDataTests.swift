@@ -1,0 +1,137 @@
+import Foundation
+import MLPCore
+import MNIST
+import Testing
+import TestSupport
+
+/// `mlp` on data of one's own, as a user runs it: a table trained, evaluated on the same held-out rows, and its
+/// classes predicted by name from rows without the class column; an archive with its own test part; and each bad
+/// input refused with a message naming the file, row or column, a non-zero exit and nothing written.
+@Suite(.serialized) struct OwnDataTests {
+    let mlp: URL
+    init() throws { mlp = try mlpExecutable() }
+
+    /// A table of 400 rows: an id, four numeric features on unlike scales, and a text class decided by two of them.
+    func writeTable(_ url: URL, rows: Int = 400, header: String = "id,width,height,weight,noise,kind") throws {
+        var g = SeededGenerator(seed: 8)
+        var text = header + "\n"
+        for i in 0..<rows {
+            let width = g.gaussian(), height = 1000 + 100 * g.gaussian(), weight = 0.01 * g.gaussian(), noise = g.gaussian()
+            let kind = width + (height - 1000) / 100 > 0.3 ? "tall" : (width < -0.8 ? "\"short, wide\"" : "round")
+            text += "\(i),\(width),\(height),\(weight),\(noise),\(kind)\n"
+        }
+        try text.write(to: url, atomically: true, encoding: .utf8)
+    }
+
+    func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try runProcess(mlp, arguments, currentDirectory: FileManager.default.temporaryDirectory)
+    }
+
+    @Test func aTableIsTrainedEvaluatedAndPredicted() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let table = dir.appendingPathComponent("shapes.csv")
+        try writeTable(table)
+        let out = dir.appendingPathComponent("run")
+        let train = try run(["train", "--data", table.path, "--ignore", "id", "--hidden", "24", "--epochs", "25", "--batch-size", "16",
+                             "--lr", "0.01", "--backend", "cpu", "--output", out.path, "--no-progress"])
+        #expect(train.status == 0, "\(train.stderr)")
+        #expect(train.stdout.contains("training 4,24,3"))
+        // A fifth of each class, rounded: 80 of the 400 give or take a sample for each of the three classes.
+        let held = train.stdout.firstMatch(of: /test set: (\d+) samples/).map { Int($0.1)! } ?? 0
+        #expect(abs(held - 80) <= 2, "\(train.stdout)")
+        let accuracy = train.stdout.firstMatch(of: /test accuracy ([\d.]+)%/).map { Double($0.1)! }
+        #expect((accuracy ?? 0) > 85, "\(train.stdout)")
+        let checkpoint = out.appendingPathComponent("last.safetensors").path
+
+        // The same held-out rows, by the checkpoint's seed: the same accuracy as training's last line.
+        let eval = try run(["eval", "--checkpoint", checkpoint, "--data", table.path, "--test-fraction", "0.2", "--backend", "naive"])
+        #expect(eval.status == 0, "\(eval.stderr)")
+        let evalAccuracy = eval.stdout.firstMatch(of: /test accuracy ([\d.]+)%/).map { Double($0.1)! }
+        #expect(evalAccuracy == accuracy, "\(eval.stdout)")
+        #expect(eval.stdout.contains("0 round, 1 \"short, wide\"") || eval.stdout.contains("classes: 0 round"), "\(eval.stdout)")
+
+        // Rows without the class column, the columns in another order: predictions by name, as CSV.
+        var rows = "noise,height,width,weight\n"
+        rows += "0.1,1400,2.0,0\n0.0,1000,-2.0,0.01\n"
+        let unlabelled = dir.appendingPathComponent("new.csv")
+        try rows.write(to: unlabelled, atomically: true, encoding: .utf8)
+        let predictions = dir.appendingPathComponent("predictions.csv")
+        let predict = try run(["predict", "--checkpoint", checkpoint, "--data", unlabelled.path, "--output", predictions.path, "--backend", "cpu"])
+        #expect(predict.status == 0, "\(predict.stderr)")
+        let lines = try String(contentsOf: predictions, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(lines.first == "row,prediction,p_round,p_\"short, wide\",p_tall" || lines.first == "row,prediction,p_round,\"p_short, wide\",p_tall", "\(lines)")
+        #expect(lines.count == 3 && lines[1].hasPrefix("0,tall,") && lines[2].hasPrefix("1,\"short, wide\","), "\(lines)")
+    }
+
+    @Test(.enabled(if: DataSourceTestsReady.numpy, "python3 with numpy is not installed (pip install numpy)"))
+    func anArchiveTrainsOnItsOwnTestPart() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let script = """
+            import sys, numpy as np
+            rng = np.random.default_rng(1)
+            x = rng.integers(0, 256, (300, 4, 5), dtype=np.uint8)
+            y = (x[:, 0, 0] > x[:, 3, 4]).astype(np.int32) + 2 * (x[:, 1, 1] > 128)
+            np.savez(sys.argv[1], x_train=x[:250], y_train=y[:250], x_test=x[250:], y_test=y[250:])
+            """
+        let archive = dir.appendingPathComponent("a.npz")
+        let python = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, archive.path])
+        #expect(python.status == 0, "\(python.stderr)")
+        let train = try run(["train", "--data", archive.path, "--hidden", "16", "--epochs", "3", "--batch-size", "25", "--backend", "naive"])
+        #expect(train.status == 0, "\(train.stderr)")
+        #expect(train.stdout.contains("training 20,16,4") && train.stdout.contains("on 250 samples") && !train.stdout.contains("split off"))
+        let fraction = try run(["train", "--data", archive.path, "--test-fraction", "0.1", "--backend", "naive"])
+        #expect(fraction.status != 0 && fraction.stderr.contains("--test-fraction") && fraction.stderr.contains("test part of its own"))
+    }
+
+    func expectFailure(_ arguments: [String], _ messages: [String], sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let r = try run(arguments)
+        #expect(r.status != 0, "exit status 0 for \(arguments)", sourceLocation: sourceLocation)
+        for m in messages { #expect(r.stderr.contains(m), "stderr: \(r.stderr)", sourceLocation: sourceLocation) }
+        #expect(!r.stderr.contains("Fatal error") && !r.stderr.contains("Stack dump"), sourceLocation: sourceLocation)
+    }
+
+    @Test func badTablesAreRefusedByFileLineAndColumn() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func file(_ name: String, _ text: String) throws -> String {
+            let url = dir.appendingPathComponent(name)
+            try text.write(to: url, atomically: true, encoding: .utf8)
+            return url.path
+        }
+        let out = dir.appendingPathComponent("out").path
+        let ragged = try file("ragged.csv", "a,b,y\n1,2,x\n3,4\n")
+        try expectFailure(["train", "--data", ragged, "--output", out], [ragged, "line 3", "2 fields"])
+        let text = try file("text.csv", "a,b,y\n1,2,x\n3,abc,z\n")
+        try expectFailure(["train", "--data", text, "--output", out], [text, "line 3", "column b", "\"abc\" is not a number"])
+        let empty = try file("empty.csv", "a,b,y\n1,,x\n")
+        try expectFailure(["train", "--data", empty, "--output", out], [empty, "line 2", "column b", "empty cell"])
+        let nan = try file("nan.csv", "a,b,y\n1,nan,x\n")
+        try expectFailure(["train", "--data", nan, "--output", out], [nan, "line 2", "column b", "not a finite number"])
+        let headerOnly = try file("header.csv", "a,b,y\n")
+        try expectFailure(["train", "--data", headerOnly, "--output", out], [headerOnly, "no rows"])
+        let nothing = try file("nothing.csv", "")
+        try expectFailure(["train", "--data", nothing, "--output", out], [nothing, "empty"])
+        let good = try file("good.csv", "a,b,y\n1,2,x\n3,4,z\n5,6,x\n7,8,z\n9,1,x\n")
+        try expectFailure(["train", "--data", good, "--target", "label", "--output", out], ["--target label", "no such column", "a, b, y"])
+        let oneClass = try file("one.csv", "a,b,y\n1,2,x\n3,4,x\n")
+        try expectFailure(["train", "--data", oneClass, "--output", out], ["one.csv", "one class"])
+        let regression = try file("reg.csv", "a,b,y\n1,2,0.5\n3,4,1.25\n")
+        try expectFailure(["train", "--data", regression, "--output", out], [regression, "column y", "regression"])
+        try expectFailure(["train", "--data", good, "--layers", "3,8,2", "--output", out], ["--layers 3,8,2", "2 features", "2 classes"])
+        try expectFailure(["train", "--data", dir.appendingPathComponent("none.csv").path], ["none.csv", "no such file"])
+        try expectFailure(["train", "--data", good, "--delimiter", "ab"], ["--delimiter ab"])
+        try expectFailure(["train", "--target", "y"], ["--target applies to --data"])
+        // Nothing was written for any of them.
+        #expect(!FileManager.default.fileExists(atPath: out + "/last.safetensors"))
+    }
+}
+
+/// Whether python3 with NumPy is here (the archive test writes its file with it).
+enum DataSourceTestsReady {
+    static let numpy: Bool = {
+        guard let r = try? runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", "import numpy"]) else { return false }
+        return r.status == 0
+    }()
+}
