@@ -10,13 +10,14 @@ import Foundation
 /// - `.npz`: `x_train`, `y_train`, and optionally `x_test`, `y_test`.
 /// - IDX: a folder holding `train-images`, `train-labels`, `t10k-images` and `t10k-labels` (as `Dataset` names them),
 ///   samples of any shape and any number of classes.
+/// - Pictures: a folder of class folders, or of `train` and `test` folders holding them (`ImageFolder`).
 ///
 /// Unsigned bytes stay bytes (pictures, scaled to [0, 1] as they are gathered); every other element type becomes
 /// 32-bit floats.
 public struct DataSource: Sendable, Equatable {
     /// The kinds of file read.
     public enum Format: String, CaseIterable, Sendable, Codable {
-        case csv, npy, npz, idx
+        case csv, npy, npz, idx, images
     }
 
     /// The file (or, for IDX, the folder).
@@ -35,9 +36,11 @@ public struct DataSource: Sendable, Equatable {
     public var hasHeader: Bool
     /// CSV: the field delimiter (nil: a tab for `.tsv`, a comma otherwise).
     public var delimiter: UInt8?
+    /// Picture folders: read colour pictures as gray (one channel, not three).
+    public var grayscale: Bool
 
     public init(path: String, format: Format? = nil, labelsPath: String? = nil, target: String? = nil, features: [String]? = nil,
-                ignored: [String] = [], hasHeader: Bool = true, delimiter: UInt8? = nil) {
+                ignored: [String] = [], hasHeader: Bool = true, delimiter: UInt8? = nil, grayscale: Bool = false) {
         self.path = path
         self.format = format
         self.labelsPath = labelsPath
@@ -46,6 +49,7 @@ public struct DataSource: Sendable, Equatable {
         self.ignored = ignored
         self.hasHeader = hasHeader
         self.delimiter = delimiter
+        self.grayscale = grayscale
     }
 
     /// The samples read: the source's training part, and its test part where it has one (an `.npz`'s `x_test`, an
@@ -59,7 +63,8 @@ public struct DataSource: Sendable, Equatable {
         public var target: String? = nil
     }
 
-    /// The format `path` is read as.
+    /// The format `path` is read as: by its extension, and for a folder, IDX when it holds the four IDX files and
+    /// picture folders otherwise.
     /// - Throws: `DataError.invalidArgument` naming `--format` when it cannot be told.
     public func resolvedFormat() throws -> Format {
         if let format { return format }
@@ -67,7 +72,7 @@ public struct DataSource: Sendable, Equatable {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw DataError.unreadable(file: path, reason: "no such file or directory")
         }
-        if isDirectory.boolValue { return .idx }
+        if isDirectory.boolValue { return Dataset.isComplete(URL(fileURLWithPath: path)) ? .idx : .images }
         switch URL(fileURLWithPath: path).pathExtension.lowercased() {
         case "csv", "tsv", "txt": return .csv
         case "npy": return .npy
@@ -88,6 +93,7 @@ public struct DataSource: Sendable, Equatable {
         case .npy: return try loadNumPy(classNames: classNames)
         case .npz: return try loadArchive(classNames: classNames)
         case .idx: return try loadIDX(classNames: classNames)
+        case .images: return try loadImages(classNames: classNames)
         }
     }
 
@@ -230,6 +236,23 @@ public struct DataSource: Sendable, Equatable {
         guard train.values.type == test.values.type else {
             throw DataError.inconsistent(file: file, reason: "test samples are \(test.values.type.rawValue), training samples \(train.values.type.rawValue)")
         }
+    }
+
+    // MARK: Pictures
+
+    private func loadImages(classNames: [String]?) throws -> Loaded {
+        let directory = URL(fileURLWithPath: path)
+        let split = ImageFolder.hasSplit(directory)
+        let train = try ImageFolder.read(split ? directory.appendingPathComponent("train") : directory, grayscale: grayscale, classNames: classNames)
+        var test: LabeledSamples?
+        if split {
+            let size = (width: train.sampleShape[train.sampleShape.count - 1], height: train.sampleShape[train.sampleShape.count - 2])
+            test = try ImageFolder.read(directory.appendingPathComponent("test"), grayscale: grayscale, classNames: train.classNames,
+                                        channels: train.sampleShape.count == 3 ? 3 : 1, size: size)
+        }
+        return Loaded(train: train, test: test,
+                      summary: "\(directory.lastPathComponent): \(train.count.grouped) pictures of \(train.shapeText) in \(train.classCount) classes"
+                          + (test.map { ", \($0.count.grouped) test pictures" } ?? ""))
     }
 
     // MARK: IDX

@@ -29,12 +29,22 @@ public struct GrayscaleImage: Sendable, Equatable {
 
     /// Decodes PNG or PGM bytes.
     public static func decode(_ bytes: [UInt8], file: String) throws -> GrayscaleImage {
-        if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return try PNGDecoder.decode(bytes, file: file) }
+        if isPNG(bytes) {
+            // Colour to gray with the Rec. 601 luma weights, then alpha composited over black.
+            let png = try PNGDecoder.decodeRGBA(bytes, file: file)
+            let gray = (0..<png.width * png.height).map { i -> UInt8 in
+                let (r, g, b, a) = (Int(png.rgba[4 * i]), Int(png.rgba[4 * i + 1]), Int(png.rgba[4 * i + 2]), Int(png.rgba[4 * i + 3]))
+                return UInt8((299 * r + 587 * g + 114 * b + 500) / 1000 * a / 255)
+            }
+            return GrayscaleImage(width: png.width, height: png.height, pixels: gray)
+        }
         if bytes.count >= 2, bytes[0] == UInt8(ascii: "P"), bytes[1] == UInt8(ascii: "5") || bytes[1] == UInt8(ascii: "2") {
             return try decodePGM(bytes, file: file)
         }
         throw DataError.malformed(file: file, reason: "not a PNG or PGM image (expected a PNG signature or 'P5'/'P2')")
     }
+
+    static func isPNG(_ bytes: [UInt8]) -> Bool { bytes.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) }
 
     /// The image with black and white swapped (for dark digits on a light background).
     public func inverted() -> GrayscaleImage {

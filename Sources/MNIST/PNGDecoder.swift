@@ -1,11 +1,13 @@
-/// A small PNG decoder: what `mlp predict` needs and nothing more.
+/// A small PNG decoder: what `mlp predict` and picture folders need and nothing more.
 ///
 /// Supported: bit depths 8 and 16 (16 keeps the high byte), 1/2/4-bit grayscale, colour types gray, gray+alpha,
-/// RGB, RGBA and palette, non-interlaced. Colour becomes gray with the Rec. 601 luma weights; alpha is composited
-/// over black (MNIST's background). The deflate stream goes through zlib. Hand-written because no PNG package is
-/// available here and libpng would add a shared library to the static binary.
+/// RGB, RGBA and palette, non-interlaced. Alpha is composited over black (MNIST's background); `GrayscaleImage`
+/// turns colour to gray with the Rec. 601 luma weights. The deflate stream goes through zlib. Hand-written because
+/// no PNG package is available here and libpng would add a shared library to the static binary.
 enum PNGDecoder {
-    static func decode(_ b: [UInt8], file: String) throws -> GrayscaleImage {
+    /// The image as 8-bit RGBA (alpha 255 where the file has none), and whether the file stores colour (RGB, RGBA or a
+    /// palette) rather than gray.
+    static func decodeRGBA(_ b: [UInt8], file: String) throws -> (width: Int, height: Int, rgba: [UInt8], isColour: Bool) {
         func fail(_ reason: String) -> DataError { .malformed(file: file, reason: "PNG: \(reason)") }
         func u32(_ o: Int) -> Int { Int(b[o]) << 24 | Int(b[o + 1]) << 16 | Int(b[o + 2]) << 8 | Int(b[o + 3]) }
         var offset = 8
@@ -90,7 +92,7 @@ enum PNGDecoder {
             let bytesPer = depth / 8
             return Int(rows[row + (x * channels + channel) * bytesPer])
         }
-        var gray = [UInt8](repeating: 0, count: width * height)
+        var rgba = [UInt8](repeating: 0, count: 4 * width * height)
         for y in 0..<height {
             for x in 0..<width {
                 var r = 0, g = 0, bl = 0, alpha = 255
@@ -104,10 +106,10 @@ enum PNGDecoder {
                     guard 3 * i + 2 < palette.count else { throw fail("palette index \(i) without a palette entry") }
                     r = Int(palette[3 * i]); g = Int(palette[3 * i + 1]); bl = Int(palette[3 * i + 2])
                 }
-                let luma = (299 * r + 587 * g + 114 * bl + 500) / 1000
-                gray[y * width + x] = UInt8(luma * alpha / 255)
+                let p = 4 * (y * width + x)
+                (rgba[p], rgba[p + 1], rgba[p + 2], rgba[p + 3]) = (UInt8(r), UInt8(g), UInt8(bl), UInt8(alpha))
             }
         }
-        return GrayscaleImage(width: width, height: height, pixels: gray)
+        return (width, height, rgba, colorType == 2 || colorType == 3 || colorType == 6)
     }
 }

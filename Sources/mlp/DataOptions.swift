@@ -41,7 +41,7 @@ struct DataOptions: ParsableArguments {
     var dataDir: String? { named.dataDir }
 
     @Option(help: ArgumentHelp(
-        "Your own data: a CSV table (.csv, .tsv), samples in a .npy (with --labels), a .npz holding x_train, y_train (and x_test, y_test), or a folder of IDX files.",
+        "Your own data: a CSV table (.csv, .tsv), samples in a .npy (with --labels), a .npz holding x_train, y_train (and x_test, y_test), a folder of IDX files, or a folder of pictures in class folders (DIR/<class>/*.png, or DIR/train/<class>/ and DIR/test/<class>/).",
         valueName: "path"))
     var data: String?
 
@@ -66,6 +66,9 @@ struct DataOptions: ParsableArguments {
     @Option(help: ArgumentHelp("CSV: the field delimiter, one character or 'tab'. (default: tab for .tsv, else a comma)", valueName: "char"))
     var delimiter: String?
 
+    @Flag(help: "Pictures: read colour pictures as gray, one channel (colour keeps its three by default).")
+    var grayscale = false
+
     @Option(help: ArgumentHelp("A test set in the format of --data (for a .npy, with --test-labels).", valueName: "path"))
     var testData: String?
 
@@ -76,7 +79,7 @@ struct DataOptions: ParsableArguments {
         if data != nil && dataDir != nil { throw ValidationError("--data and --data-dir: give one of them") }
         if data == nil {
             for (flag, given) in [("--format", format != nil), ("--labels", labels != nil), ("--target", target != nil), ("--features", features != nil),
-                                  ("--ignore", !ignore.isEmpty), ("--no-header", noHeader), ("--delimiter", delimiter != nil),
+                                  ("--ignore", !ignore.isEmpty), ("--no-header", noHeader), ("--delimiter", delimiter != nil), ("--grayscale", grayscale),
                                   ("--test-data", testData != nil), ("--test-labels", testLabels != nil)] where given {
                 throw ValidationError("\(flag) applies to --data, which is not given")
             }
@@ -103,7 +106,7 @@ struct DataOptions: ParsableArguments {
         let trainedFeatures = trained.flatMap { $0.featureNames.isEmpty ? nil : $0.featureNames }
         return DataSource(path: path, format: format, labelsPath: labels, target: target ?? trained?.target,
                           features: features.map(Self.list) ?? trainedFeatures, ignored: ignore.flatMap(Self.list), hasHeader: !noHeader,
-                          delimiter: try delimiterByte())
+                          delimiter: try delimiterByte(), grayscale: grayscale)
     }
 
     static func list(_ text: String) -> [String] {

@@ -74,12 +74,15 @@ struct Predict: ParsableCommand {
                 names.append("test[\(index)]")
                 truth.append(Int(set.labels[index]))
             } else {
-                var image = try GrayscaleImage.read(contentsOf: URL(fileURLWithPath: input))
-                guard image.width * image.height == spec.inputSize else {
-                    throw ValidationError("\(input): the image is \(image.width)×\(image.height), the network expects \(spec.inputSize) pixels (28×28 for MNIST)")
+                // A picture with the channels the network was trained on: three planes for colour, else gray.
+                let channels = trained.map { $0.sampleShape.count == 3 ? $0.sampleShape[0] : 1 } ?? 1
+                var picture = try ImageFolder.picture(URL(fileURLWithPath: input), channels: channels)
+                guard picture.pixels.count == spec.inputSize else {
+                    let expected = trained.map { $0.sampleShape.map(String.init).joined(separator: "×") } ?? "28×28"
+                    throw ValidationError("\(input): the picture is \(picture.width)×\(picture.height)\(channels == 3 ? " in colour" : ""), the network expects \(spec.inputSize) values (\(expected))")
                 }
-                if invert { image = image.inverted() }
-                values += image.pixels.map(saved.configuration.normalization.apply)
+                if invert { picture.pixels = picture.pixels.map { 255 - $0 } }
+                values += picture.pixels.map(saved.configuration.normalization.apply)
                 names.append(input)
                 truth.append(nil)
             }

@@ -85,6 +85,38 @@ import TestSupport
         #expect(fraction.status != 0 && fraction.stderr.contains("--test-fraction") && fraction.stderr.contains("test part of its own"))
     }
 
+    /// A binary PGM of `width × height` bytes.
+    func writePGM(_ url: URL, width: Int, height: Int, pixels: [UInt8]) throws {
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try (Data("P5\n\(width) \(height)\n255\n".utf8) + Data(pixels)).write(to: url)
+    }
+
+    /// Picture folders with a test part of their own: the classes are the folder names, the pictures their bytes; an
+    /// empty class and a picture of another size are refused by name.
+    @Test func pictureFoldersAreTrainedAndBadOnesRefused() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var g = SeededGenerator(seed: 4)
+        let root = dir.appendingPathComponent("shapes")
+        for (split, count) in [("train", 40), ("test", 9)] {
+            for (c, name) in ["dark", "light"].enumerated() {
+                for i in 0..<count {
+                    let pixels = (0..<35).map { _ in UInt8(g.uniform(below: 100) + 120 * c) }
+                    try writePGM(root.appendingPathComponent("\(split)/\(name)/\(i).pgm"), width: 5, height: 7, pixels: pixels)
+                }
+            }
+        }
+        let train = try run(["train", "--data", root.path, "--hidden", "8", "--epochs", "10", "--batch-size", "8", "--lr", "0.01", "--backend", "cpu"])
+        #expect(train.status == 0, "\(train.stderr)")
+        #expect(train.stdout.contains("training 35,8,2") && train.stdout.contains("on 80 samples") && (train.stdout.firstMatch(of: /test accuracy ([\d.]+)%/).map { Double($0.1)! } ?? 0) > 90, "\(train.stdout)")
+
+        try writePGM(root.appendingPathComponent("train/light/odd.pgm"), width: 6, height: 7, pixels: [UInt8](repeating: 9, count: 42))
+        try expectFailure(["train", "--data", root.path], ["odd.pgm", "6×7 pixels", "5×7"])
+        try FileManager.default.removeItem(at: root.appendingPathComponent("train/light/odd.pgm"))
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("train/empty"), withIntermediateDirectories: true)
+        try expectFailure(["train", "--data", root.path], ["train/empty", "holds no pictures"])
+    }
+
     func expectFailure(_ arguments: [String], _ messages: [String], sourceLocation: SourceLocation = #_sourceLocation) throws {
         let r = try run(arguments)
         #expect(r.status != 0, "exit status 0 for \(arguments)", sourceLocation: sourceLocation)
