@@ -119,25 +119,14 @@ public struct CSVTable: Sendable, Equatable {
                 guard try reader.nextRecord() else { break }
             }
             haveRecord = false
-            let line = reader.recordLine
-            guard reader.count == width else {
-                throw DataError.malformed(file: file, reason: "line \(line): \(reader.count) field\(reader.count == 1 ? "" : "s") where the \(options.hasHeader ? "header has" : "first row has") \(width)")
-            }
+            try reader.checkWidth(width, hasHeader: options.hasHeader)
             for c in kept {
                 let s = slot[c]!
                 if text.contains(c) {
                     strings[s].append(reader.text(c))
                     continue
                 }
-                guard let value = reader.withField(c, parseNumber) else {
-                    let cell = reader.text(c)
-                    throw DataError.malformed(file: file, reason: "line \(line), column \(allNames[c]): "
-                        + (cell.isEmpty ? "an empty cell (every cell of a numeric column needs a number)" : "\"\(cell.prefix(40))\" is not a number"))
-                }
-                guard value.isFinite else {
-                    throw DataError.malformed(file: file, reason: "line \(line), column \(allNames[c]): \(reader.text(c)) is not a finite number")
-                }
-                numbers[s].append(value)
+                numbers[s].append(try reader.number(c, column: allNames[c]))
             }
             rows += 1
         }
@@ -234,13 +223,20 @@ struct CSVRecordReader {
     private var starts = [Int](), lengths = [Int](), quoted = [Bool]()
     private var scratch = [UInt8]()
 
-    init(_ bytes: UnsafeRawBufferPointer, delimiter: UInt8, file: String) {
+    /// A reader of `bytes`, the file's text from line `firstLine` (1: the file's start, where a byte-order mark is
+    /// skipped) on.
+    init(_ bytes: UnsafeRawBufferPointer, delimiter: UInt8, file: String, firstLine: Int = 1) {
         self.bytes = bytes
         self.delimiter = delimiter
         self.file = file
+        line = firstLine
+        recordLine = firstLine
         // A UTF-8 byte-order mark, as spreadsheets write, is not part of the first name.
-        if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF { position = 3 }
+        if firstLine == 1, bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF { position = 3 }
     }
+
+    /// The line the next record would start on.
+    var currentLine: Int { line }
 
     /// The current record's number of fields.
     var count: Int { starts.count }
@@ -255,6 +251,27 @@ struct CSVRecordReader {
 
     /// Field `i` of the current record as text.
     func text(_ i: Int) -> String { withField(i) { String(decoding: $0, as: UTF8.self) } }
+
+    /// Field `i` as a finite number.
+    /// - Throws: `DataError.malformed` naming the line and `column`: an empty cell, text, NaN or infinity.
+    func number(_ i: Int, column: String) throws -> Float {
+        guard let value = withField(i, CSVTable.parseNumber) else {
+            let cell = text(i)
+            throw DataError.malformed(file: file, reason: "line \(recordLine), column \(column): "
+                + (cell.isEmpty ? "an empty cell (every cell of a numeric column needs a number)" : "\"\(cell.prefix(40))\" is not a number"))
+        }
+        guard value.isFinite else {
+            throw DataError.malformed(file: file, reason: "line \(recordLine), column \(column): \(text(i)) is not a finite number")
+        }
+        return value
+    }
+
+    /// - Throws: `DataError.malformed` naming the line when the record has not `width` fields.
+    func checkWidth(_ width: Int, hasHeader: Bool) throws {
+        guard count == width else {
+            throw DataError.malformed(file: file, reason: "line \(recordLine): \(count) field\(count == 1 ? "" : "s") where the \(hasHeader ? "header has" : "first row has") \(width)")
+        }
+    }
 
     /// Reads the next record; false at the end. Lines with nothing on them are skipped.
     mutating func nextRecord() throws -> Bool {

@@ -115,25 +115,40 @@ public struct DataSource: Sendable, Equatable {
         let only = try features.map { list in
             try list.map { try CSVTable.column($0, in: header, file: path, flag: "--features") } + [targetName]
         }
-        let table = try CSVTable.read(contentsOf: url, options: .init(
-            delimiter: resolvedDelimiter, hasHeader: hasHeader, textColumns: [targetName], ignoredColumns: ignored, onlyColumns: only))
-        guard let t = table.names.firstIndex(of: targetName), case .text(let targetCells) = table.columns[t] else {
-            preconditionFailure("the target column is read as text")
+        let featureNames: [String], targetCells: [String], values: [Float], rows: Int
+        // The features in the order `features` names them (a trained network's inputs), or the file's.
+        let ignoredSet = Set(try ignored.map { try CSVTable.column($0, in: header, file: path, flag: "--ignore") })
+        let featureColumns = try features.map { list in
+            try list.map { header.firstIndex(of: try CSVTable.column($0, in: header, file: path, flag: "--features"))! }
+                .filter { header[$0] != targetName && !ignoredSet.contains(header[$0]) }
+        } ?? header.indices.filter { header[$0] != targetName && !ignoredSet.contains(header[$0]) }
+        if let fast = try CSVRows.read(path: path, delimiter: resolvedDelimiter, hasHeader: hasHeader, width: header.count,
+                                       features: featureColumns, target: header.firstIndex(of: targetName)!, names: header) {
+            // The usual table: no quoted field, read in parallel parts straight into rows.
+            (featureNames, targetCells, values, rows) = (featureColumns.map { header[$0] }, fast.targets, fast.values, fast.rows)
+        } else {
+            let table = try CSVTable.read(contentsOf: url, options: .init(
+                delimiter: resolvedDelimiter, hasHeader: hasHeader, textColumns: [targetName], ignoredColumns: ignored, onlyColumns: only))
+            guard let t = table.names.firstIndex(of: targetName), case .text(let cells) = table.columns[t] else {
+                preconditionFailure("the target column is read as text")
+            }
+            featureNames = featureColumns.map { header[$0] }
+            rows = table.rowCount
+            // Columns to rows: sample after sample, as the backends gather them.
+            var rowMajor = [Float](repeating: 0, count: rows * featureNames.count)
+            for (j, name) in featureNames.enumerated() {
+                guard let c = table.names.firstIndex(of: name), case .numbers(let cells) = table.columns[c] else {
+                    preconditionFailure("feature columns are read, as numbers")
+                }
+                for r in 0..<rows { rowMajor[r * featureNames.count + j] = cells[r] }
+            }
+            (targetCells, values) = (cells, rowMajor)
         }
-        let featureNames = table.names.enumerated().filter { $0.offset != t }.map(\.element)
         guard !featureNames.isEmpty else {
             throw DataError.malformed(file: path, reason: "no feature columns besides the target \(targetName)")
         }
+        let f = featureNames.count
         let (labels, names) = try ClassLabels.number(targetCells, known: classNames, file: path, what: "column \(targetName)")
-        // Columns to rows: sample after sample, as the backends gather them.
-        let rows = table.rowCount, f = featureNames.count
-        var values = [Float](repeating: 0, count: rows * f)
-        var j = 0
-        for (c, column) in table.columns.enumerated() where c != t {
-            guard case .numbers(let cells) = column else { preconditionFailure("feature columns are numbers") }
-            for r in 0..<rows { values[r * f + j] = cells[r] }
-            j += 1
-        }
         let samples = try LabeledSamples(values: .floats(values), sampleShape: [f], labels: labels, classNames: names,
                                          featureNames: featureNames, file: path)
         return Loaded(train: samples, test: nil,
