@@ -4,6 +4,8 @@
 #   bash Benchmarks/gpu/run.sh check        mlp check (fp32 and tf32) and a short training run
 #   bash Benchmarks/gpu/run.sh bench        mlp bench of the cuda backend against the GPU peers, fp32 and tf32
 #                                           (BENCH_PRECISIONS), every variant of each peer
+#   bash Benchmarks/gpu/run.sh owndata      a generated table (CSV, 20,000 × 50, 3 classes) trained on the cuda and cpu
+#                                           backends, fp32 and tf32: their epochs' losses side by side; mlp check fp32
 #   bash Benchmarks/gpu/run.sh torch-autotune  PyTorch's compiled step with --compile-mode max-autotune (Triton's tuned
 #                                           products; minutes of compiling), small-128 and small-1024, fp32 and tf32
 #   bash Benchmarks/gpu/run.sh profile      per-kernel times of training steps (Nsight Compute)
@@ -279,6 +281,14 @@ bench)
         bench --backends cuda --workloads small-128,small-1024,wide-1024 --repeats 3 --profile \
             --precision "$precision" --peers --peer-device cuda --peer-list torch,jax,cupy \
             --output "$out/bench-$precision" 2>&1 | tee "$out/bench-$precision.txt"
+    done
+    ;;
+owndata)
+    .run/mlp check --backend cuda 2>&1 | tee "$out/check-fp32.txt" | tail -3
+    python3 Benchmarks/data/make_table.py .run/table.csv --rows 20000 --columns 50 --seed 1
+    for backend in cpu "cuda --precision fp32" "cuda --precision tf32"; do
+        echo "== $backend" | tee -a "$out/owndata.txt"
+        .run/mlp train --data .run/table.csv --backend $backend --epochs 3 --batch-size 100 --no-progress 2>&1 | tee -a "$out/owndata.txt"
     done
     ;;
 torch-autotune)
