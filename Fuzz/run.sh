@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the parsers that read untrusted files, the IDX reader (raw and gzip), the .npy and CSV readers and the checkpoint
 # reader (safetensors, then the network it describes), with libFuzzer and AddressSanitizer:
-#   bash Fuzz/run.sh [seconds per harness, default 60]
+#   bash Fuzz/run.sh [seconds per harness, default 60]     (FUZZ_HARNESSES="csv npy" runs only those)
 # Builds into .build-fuzz/ (MLP_FUZZ=1 adds the harness targets to the package), starts from the seeds in
 # Fuzz/corpus/, keeps what libFuzzer finds new in .build-fuzz/corpus-*, writes any crashing input to
 # Fuzz/findings/, and prints each harness's executions and findings. Exits non-zero if anything crashed.
@@ -17,7 +17,7 @@ done
 bin="$(swift build "${flags[@]}" --show-bin-path)"
 mkdir -p Fuzz/findings
 status=0
-for harness in idx npy csv checkpoint; do
+for harness in ${FUZZ_HARNESSES:-idx npy csv checkpoint}; do
     case "$harness" in
         idx) executable="$bin/FuzzIDX"; maxlen=8192 ;;
         npy) executable="$bin/FuzzNumPy"; maxlen=4096 ;;
