@@ -222,7 +222,7 @@ public struct DataSource: Sendable, Equatable {
         switch x.storage {
         case .uint8(let v): values = .bytes(v)
         case .float32(let v): values = .floats(v)
-        default: values = .floats(x.doubles.map(Float.init))
+        default: values = .floats(x.floats)
         }
         if case .floats(let v) = values, let bad = v.firstIndex(where: { !$0.isFinite }) {
             let f = x.count / max(x.shape[0], 1)

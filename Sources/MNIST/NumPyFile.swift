@@ -61,6 +61,20 @@ public struct NumPyArray: Sendable, Equatable {
         }
     }
 
+    /// The elements as `Float` (rounded to nearest), whatever their type, converted in one pass.
+    public var floats: [Float] {
+        switch storage {
+        case .bool(let v): return v.map { $0 ? 1 : 0 }
+        case .uint8(let v): return v.map(Float.init)
+        case .int8(let v): return v.map(Float.init)
+        case .int16(let v): return v.map(Float.init)
+        case .int32(let v): return v.map(Float.init)
+        case .int64(let v): return v.map(Float.init)
+        case .float32(let v): return v
+        case .float64(let v): return v.map(Float.init)
+        }
+    }
+
     /// An array; `storage` must hold the product of `shape` elements of `elementType`.
     public init(shape: [Int], storage: Storage) {
         self.shape = shape
@@ -80,22 +94,28 @@ public struct NumPyArray: Sendable, Equatable {
     /// Reads a `.npy` file.
     /// - Throws: `DataError` naming `url`'s path and what was wrong.
     public static func read(contentsOf url: URL) throws -> NumPyArray {
-        let raw: [UInt8]
+        // Mapped, not copied: the array is the only copy of the data that stays.
+        let data: Data
         do {
-            raw = [UInt8](try Data(contentsOf: url))
+            data = try Data(contentsOf: url, options: .alwaysMapped)
         } catch {
             throw DataError.unreadable(file: url.path, reason: (error as NSError).localizedDescription)
         }
-        return try parse(raw, file: url.path)
+        return try data.withUnsafeBytes { try parse($0, file: url.path) }
     }
 
     /// The magic string every `.npy` file starts with.
     static let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
 
     /// Parses the bytes of a `.npy` file; `file` names it in errors.
-    public static func parse(_ b: [UInt8], file: String) throws -> NumPyArray {
+    public static func parse(_ bytes: [UInt8], file: String) throws -> NumPyArray {
+        try bytes.withUnsafeBytes { try parse($0, file: file) }
+    }
+
+    /// Parses the bytes of a `.npy` file in memory (mapped, say); `file` names it in errors.
+    public static func parse(_ b: UnsafeRawBufferPointer, file: String) throws -> NumPyArray {
         func malformed(_ reason: String) -> DataError { .malformed(file: file, reason: reason) }
-        guard b.count >= 10, Array(b[0..<6]) == magic else {
+        guard b.count >= 10, b[0..<6].elementsEqual(magic) else {
             throw malformed("not a NumPy .npy file: it does not start with \\x93NUMPY (save arrays with numpy.save)")
         }
         let major = b[6]
@@ -132,24 +152,27 @@ public struct NumPyArray: Sendable, Equatable {
                             + "but a \(header.shapeText) array of \(header.descr) needs \(expected.grouped)")
         }
         let little = header.littleEndian
-        let storage: Storage = b.withUnsafeBytes { raw in
-            let p = raw.baseAddress! + body
-            func integers<T: FixedWidthInteger>(_ t: T.Type) -> [T] {
-                (0..<count).map {
-                    let v = p.loadUnaligned(fromByteOffset: MemoryLayout<T>.size * $0, as: T.self)
-                    return little ? T(littleEndian: v) : T(bigEndian: v)
+        let p = b.baseAddress! + body
+        // Each element loaded in the file's byte order, straight into the result (no array between).
+        func elements<T: FixedWidthInteger, E>(_ t: T.Type, _ make: (T) -> E) -> [E] {
+            [E](unsafeUninitializedCapacity: count) { buffer, initialized in
+                for i in 0..<count {
+                    let v = p.loadUnaligned(fromByteOffset: MemoryLayout<T>.size * i, as: T.self)
+                    (buffer.baseAddress! + i).initialize(to: make(little ? T(littleEndian: v) : T(bigEndian: v)))
                 }
+                initialized = count
             }
-            switch type {
-            case .bool: return .bool((0..<count).map { p.load(fromByteOffset: $0, as: UInt8.self) != 0 })
-            case .uint8: return .uint8(Array(UnsafeBufferPointer(start: p.assumingMemoryBound(to: UInt8.self), count: count)))
-            case .int8: return .int8(integers(Int8.self))
-            case .int16: return .int16(integers(Int16.self))
-            case .int32: return .int32(integers(Int32.self))
-            case .int64: return .int64(integers(Int64.self))
-            case .float32: return .float32(integers(UInt32.self).map(Float.init(bitPattern:)))
-            case .float64: return .float64(integers(UInt64.self).map(Double.init(bitPattern:)))
-            }
+        }
+        let storage: Storage
+        switch type {
+        case .bool: storage = .bool((0..<count).map { p.load(fromByteOffset: $0, as: UInt8.self) != 0 })
+        case .uint8: storage = .uint8(Array(UnsafeRawBufferPointer(start: p, count: count)))
+        case .int8: storage = .int8(elements(Int8.self) { $0 })
+        case .int16: storage = .int16(elements(Int16.self) { $0 })
+        case .int32: storage = .int32(elements(Int32.self) { $0 })
+        case .int64: storage = .int64(elements(Int64.self) { $0 })
+        case .float32: storage = .float32(elements(UInt32.self, Float.init(bitPattern:)))
+        case .float64: storage = .float64(elements(UInt64.self, Double.init(bitPattern:)))
         }
         return NumPyArray(shape: header.shape, storage: storage)
     }

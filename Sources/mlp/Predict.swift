@@ -70,7 +70,7 @@ struct Predict: ParsableCommand {
                 guard set.featureCount == spec.inputSize else {
                     throw ValidationError("\(input): test samples have \(set.featureCount) values, the network expects \(spec.inputSize)")
                 }
-                values += inputs(of: set, rows: index..<index + 1, normalization: saved.configuration.normalization)
+                values += networkInputs(of: set, rows: index..<index + 1, normalization: saved.configuration.normalization)
                 names.append("test[\(index)]")
                 truth.append(Int(set.labels[index]))
             } else {
@@ -100,7 +100,7 @@ struct Predict: ParsableCommand {
     }
 
     /// Rows `rows` of `set` as the network's inputs (values mapped as training mapped them).
-    func inputs(of set: LabeledSamples, rows: Range<Int>, normalization: Normalization) -> [Float] {
+    func networkInputs(of set: LabeledSamples, rows: Range<Int>, normalization: Normalization) -> [Float] {
         let f = set.featureCount
         switch set.values {
         case .bytes(let v): return v[rows.lowerBound * f..<rows.upperBound * f].map(normalization.apply)
@@ -140,7 +140,7 @@ struct Predict: ParsableCommand {
                 throw ValidationError("\(data.data!): samples of \(set.featureCount) values, the network expects \(spec.inputSize)")
             }
             if let standardization = trained?.standardization { standardization.apply(to: &set) }
-            values = inputs(of: set, rows: 0..<set.count, normalization: saved.configuration.normalization)
+            values = networkInputs(of: set, rows: 0..<set.count, normalization: saved.configuration.normalization)
             truth = set.labels
             count = set.count
         }
