@@ -378,10 +378,12 @@ public final class Network {
 
     /// The gather of `indices` of `data` into the network's inputs and labels.
     private func batchGather(_ data: ResidentDataset, _ indices: UnsafeBufferPointer<Int32>) -> BatchGather {
-        BatchGather(inputs: inputs, labels: labels, from: data, indices: indices, normalization: normalization)
+        BatchGather(inputs: inputs, labels: labels, from: data, indices: indices,
+                    normalization: data.valueType == .uint8 ? normalization : .identity)
     }
 
-    /// The input map applied while gathering (set it before training: `[0, 1]` by default).
+    /// The map from pixel bytes to inputs applied while gathering (set it before training: `[0, 1]` by default).
+    /// Float samples are gathered as they are (standardise them beforehand: `Standardization`).
     public var normalization = Normalization.unit
 
     /// Every layer's forward.

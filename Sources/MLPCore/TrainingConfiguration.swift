@@ -18,7 +18,7 @@ public struct TrainingConfiguration: Sendable, Equatable, Codable {
     public var dropLast: Bool
     /// Seeds the initial weights and every epoch's shuffle.
     public var seed: UInt64
-    /// The map from pixel bytes to inputs.
+    /// The map from pixel bytes to inputs (float samples, a table's, are used as they are).
     public var normalization: Normalization
     /// Samples held out of the training set for validation (0: evaluate on the test set).
     public var validationCount: Int

@@ -99,12 +99,13 @@ struct Predict: ParsableCommand {
         }
     }
 
-    /// Rows `rows` of `set` as the network's inputs (values mapped as training mapped them).
+    /// Rows `rows` of `set` as the network's inputs, as training gathers them: bytes mapped by `normalization`, floats
+    /// as they are (already standardised).
     func networkInputs(of set: LabeledSamples, rows: Range<Int>, normalization: Normalization) -> [Float] {
         let f = set.featureCount
         switch set.values {
         case .bytes(let v): return v[rows.lowerBound * f..<rows.upperBound * f].map(normalization.apply)
-        case .floats(let v): return v[rows.lowerBound * f..<rows.upperBound * f].map { normalization.apply(value: $0) }
+        case .floats(let v): return Array(v[rows.lowerBound * f..<rows.upperBound * f])
         }
     }
 

@@ -104,21 +104,21 @@ struct Train: ParsableCommand {
         let logger = backendOptions.makeLogger()
         let checkpoint = try resume.map { try Checkpoint.read(from: URL(fileURLWithPath: $0)) }
         let stored = try checkpoint.flatMap { try $0.dataDescription(path: resume!) }
-        var loaded = try data.load(trained: stored, logger: logger)
+        var dataset = try data.load(trained: stored, logger: logger)
+        // A test part split off where the data has none, drawn with the run's seed (a resumed run's stored one).
         let seedValue = checkpoint?.configuration.seed ?? seed ?? 0
-        if loaded.test == nil {
+        if dataset.test == nil {
             let fraction = testFraction ?? 0.2
             if fraction > 0 {
-                let parts = try loaded.train.splittingOffTest(fraction: fraction, seed: seedValue)
-                (loaded.train, loaded.test) = (parts.train, parts.test)
+                let parts = try dataset.train.splittingOffTest(fraction: fraction, seed: seedValue)
+                (dataset.train, dataset.test) = (parts.train, parts.test)
                 if !quiet { print("test set: \(parts.test.count.grouped) samples (\(fraction * 100)%) split off with seed \(seedValue), stratified by class; --test-fraction changes it") }
             }
         } else if testFraction != nil {
-            throw ValidationError("--test-fraction: the data has a test part of its own (\(loaded.summary))")
+            throw ValidationError("--test-fraction: the data has a test part of its own (\(dataset.summary))")
         }
-        if let n = trainSamples { loaded.train = loaded.train.subset(0..<min(n, loaded.train.count)) }
-        if let n = testSamples, let test = loaded.test { loaded.test = test.subset(0..<min(n, test.count)) }
-        var dataset = loaded
+        if let n = trainSamples { dataset.train = dataset.train.subset(0..<min(n, dataset.train.count)) }
+        if let n = testSamples, let test = dataset.test { dataset.test = test.subset(0..<min(n, test.count)) }
         guard dataset.train.classCount >= 2 else {
             throw ValidationError("\(data.name): every sample is of one class (\(dataset.train.classNames.first ?? "")); a classifier needs at least two")
         }

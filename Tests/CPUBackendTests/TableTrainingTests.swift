@@ -28,7 +28,7 @@ import TestSupport
     func losses(_ backend: any Backend, _ set: LabeledSamples) throws -> [EpochMetrics] {
         let configuration = try TrainingConfiguration(
             network: NetworkSpec(layerSizes: [13, 19, 7, 5]), optimizer: .adam(learningRate: 1e-2),
-            schedule: LearningRateSchedule(base: 1e-2), epochs: 4, batchSize: 17, seed: 3, normalization: .identity)
+            schedule: LearningRateSchedule(base: 1e-2), epochs: 4, batchSize: 17, seed: 3)
         return try Trainer(configuration: configuration, backend: backend, training: set).run()
     }
 
