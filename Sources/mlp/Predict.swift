@@ -134,6 +134,19 @@ struct Predict: ParsableCommand {
             values = try source.loadFeatureRows(features: trained.featureNames)
             count = values.count / trained.featureNames.count
             trained.standardization?.apply(to: &values)
+        } else if try source.resolvedFormat() == .npy, source.labelsPath == nil {
+            // Samples without labels: the array alone.
+            let x = try NumPyArray.read(contentsOf: URL(fileURLWithPath: source.path))
+            count = x.shape.first ?? 0
+            guard x.shape.count >= 2, x.count == count * spec.inputSize else {
+                throw ValidationError("\(source.path): an array of shape \(x.shape), the network expects samples of \(spec.inputSize) values")
+            }
+            if case .uint8(let bytes) = x.storage {
+                values = bytes.map(saved.configuration.normalization.apply)
+            } else {
+                values = x.floats
+                trained?.standardization?.apply(to: &values)
+            }
         } else {
             let loaded = try data.load(trained: trained, logger: logger)
             var set = loaded.test ?? loaded.train

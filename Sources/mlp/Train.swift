@@ -59,7 +59,7 @@ struct Train: ParsableCommand {
 
     @Option(help: "Epochs to train (in all, counting those of a resumed checkpoint; a cosine schedule is stretched to the new length).")
     var epochs: Int?
-    @Option(help: "Samples per batch. (default: 128)")
+    @Option(help: "Samples per batch. (default: 128, or all the training samples when there are fewer)")
     var batchSize: Int?
     @Flag(help: "Leave out the last batch of each epoch when it is smaller than --batch-size.")
     var dropLast = false
@@ -254,9 +254,10 @@ struct Train: ParsableCommand {
         let sizes = try layers.map { try NetworkSpec.parseSizes($0) }
             ?? [train.featureCount] + (hidden.map { $0.isEmpty ? [] : try NetworkSpec.parseSizes($0, flag: "--hidden") } ?? [512, 256]) + [train.classCount]
         let spec = try NetworkSpec(layerSizes: sizes, activation: activation ?? .relu, loss: loss ?? .softmaxCrossEntropy)
-        let batch = batchSize ?? 128
         let validationCount = validation ?? 0
         let trainingCount = train.count - validationCount
+        // The default batch, 128, is cut to a small table's size (a batch asked for by --batch-size is not).
+        let batch = batchSize ?? max(1, min(128, trainingCount))
         let stepsPerEpoch = max(1, dropLast ? trainingCount / batch : (trainingCount + batch - 1) / batch)
         let totalEpochs = epochs ?? 10
         let warmup = Int(((warmupEpochs ?? 0) * Double(stepsPerEpoch)).rounded())

@@ -83,6 +83,27 @@ import TestSupport
         #expect(train.stdout.contains("training 20,16,4") && train.stdout.contains("on 250 samples") && !train.stdout.contains("split off"))
         let fraction = try run(["train", "--data", archive.path, "--test-fraction", "0.1", "--backend", "naive"])
         #expect(fraction.status != 0 && fraction.stderr.contains("--test-fraction") && fraction.stderr.contains("test part of its own"))
+
+        // A .npy pair of floats (standardised for training): predictions from the samples alone are those made
+        // with their labels beside them, and the default batch shrinks to the 32 training samples.
+        let pair = """
+            import sys, os, numpy as np
+            rng = np.random.default_rng(2)
+            x = rng.standard_normal((40, 3)) * [1, 100, 0.01] + [0, 50, 3]
+            np.save(os.path.join(sys.argv[1], "x.npy"), x)
+            np.save(os.path.join(sys.argv[1], "y.npy"), (x[:, 0] > 0).astype(np.uint8))
+            """
+        #expect(try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", pair, dir.path]).status == 0)
+        let x = dir.appendingPathComponent("x.npy").path, y = dir.appendingPathComponent("y.npy").path
+        let out = dir.appendingPathComponent("pair").path
+        let fit = try run(["train", "--data", x, "--labels", y, "--hidden", "6", "--epochs", "5", "--backend", "cpu", "--output", out])
+        #expect(fit.status == 0 && fit.stdout.contains("batch 32"), "\(fit.stdout) \(fit.stderr)")
+        let bare = try run(["predict", "--checkpoint", out + "/last.safetensors", "--data", x, "--backend", "cpu"])
+        let labelled = try run(["predict", "--checkpoint", out + "/last.safetensors", "--data", x, "--labels", y, "--backend", "cpu"])
+        #expect(bare.status == 0 && labelled.status == 0, "\(bare.stderr) \(labelled.stderr)")
+        let bareRows = bare.stdout.split(separator: "\n").dropFirst()
+        let labelledRows = labelled.stdout.split(separator: "\n").dropFirst().map { $0.split(separator: ",").dropLast().joined(separator: ",") }
+        #expect(bareRows.count == 40 && Array(bareRows.map(String.init)) == labelledRows)
     }
 
     /// A binary PGM of `width × height` bytes.
