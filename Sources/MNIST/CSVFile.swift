@@ -63,6 +63,82 @@ public struct CSVTable: Sendable, Equatable {
         return try data.withUnsafeBytes { try parse($0, file: url.path, options: options) }
     }
 
+    /// What one column of a file holds, for describing a table that cannot be read as it is.
+    public struct ColumnSurvey: Sendable, Equatable {
+        public var name: String
+        /// Cells that are finite numbers.
+        public var numbers = 0
+        /// Empty cells, and the line of the first.
+        public var empty = 0, firstEmptyLine: Int?
+        /// Cells that are not numbers (text), and the first of them with its line.
+        public var text = 0, firstText: (value: String, line: Int)?
+        /// NaN or infinite cells, and the line of the first.
+        public var nonFinite = 0, firstNonFiniteLine: Int?
+        /// Distinct text values seen, up to 50 (a class column's classes).
+        public var textValues = Set<String>()
+
+        public static func == (a: ColumnSurvey, b: ColumnSurvey) -> Bool {
+            a.name == b.name && a.numbers == b.numbers && a.empty == b.empty && a.text == b.text && a.nonFinite == b.nonFinite
+        }
+    }
+
+    /// Every column's cells counted by kind (numbers, empty, text, NaN or infinite), reading every record without
+    /// stopping at the first bad cell. Records of the wrong width are counted in `raggedRecords`, with the first's
+    /// line.
+    /// - Throws: `DataError` for an unreadable or empty file, or a quote left open.
+    public static func survey(of url: URL, delimiter: UInt8 = UInt8(ascii: ","), hasHeader: Bool = true) throws
+        -> (columns: [ColumnSurvey], rows: Int, raggedRecords: Int, firstRaggedLine: Int?) {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url, options: .alwaysMapped)
+        } catch {
+            throw DataError.unreadable(file: url.path, reason: (error as NSError).localizedDescription)
+        }
+        return try data.withUnsafeBytes { bytes in
+            var reader = CSVRecordReader(bytes, delimiter: delimiter, file: url.path)
+            guard try reader.nextRecord() else {
+                throw DataError.malformed(file: url.path, reason: "empty (expected \(hasHeader ? "a header row and " : "")rows of values)")
+            }
+            let width = reader.count
+            var columns = (0..<width).map { ColumnSurvey(name: hasHeader ? reader.text($0) : String($0)) }
+            var rows = 0, ragged = 0, firstRagged: Int?
+            var haveRecord = !hasHeader
+            while true {
+                if !haveRecord {
+                    guard try reader.nextRecord() else { break }
+                }
+                haveRecord = false
+                guard reader.count == width else {
+                    ragged += 1
+                    if firstRagged == nil { firstRagged = reader.recordLine }
+                    continue
+                }
+                rows += 1
+                for c in 0..<width {
+                    if let v = reader.withField(c, parseNumber) {
+                        if v.isFinite {
+                            columns[c].numbers += 1
+                        } else {
+                            columns[c].nonFinite += 1
+                            if columns[c].firstNonFiniteLine == nil { columns[c].firstNonFiniteLine = reader.recordLine }
+                        }
+                        continue
+                    }
+                    let cell = reader.text(c)
+                    if cell.trimmingCharacters(in: .whitespaces).isEmpty {
+                        columns[c].empty += 1
+                        if columns[c].firstEmptyLine == nil { columns[c].firstEmptyLine = reader.recordLine }
+                    } else {
+                        columns[c].text += 1
+                        if columns[c].firstText == nil { columns[c].firstText = (String(cell.prefix(40)), reader.recordLine) }
+                        if columns[c].textValues.count < 50 { columns[c].textValues.insert(cell) }
+                    }
+                }
+            }
+            return (columns, rows, ragged, firstRagged)
+        }
+    }
+
     /// The names of a file's columns: its header's fields, or their 0-based indices without a header.
     /// - Throws: `DataError` for an unreadable or empty file.
     public static func header(of url: URL, delimiter: UInt8 = UInt8(ascii: ","), hasHeader: Bool = true) throws -> [String] {

@@ -18,7 +18,18 @@ struct DataCommand: ParsableCommand {
         func run() throws {
             if data.data == nil { return try describeNamed() }
             let start = Date()
-            let loaded = try data.load(logger: makeLogger(verbose: false))
+            let loaded: DataSource.Loaded
+            do {
+                loaded = try data.load(logger: makeLogger(verbose: false))
+            } catch let error as DataError {
+                // A table that cannot be trained on as it is: what each column holds, then why it was refused.
+                let source = try data.source(path: data.data!, labels: data.labels)
+                guard try source.resolvedFormat() == .csv else { throw error }
+                try describeColumns(source)
+                fflush(nil)  // the report before the reason, in that order on a terminal
+                printError("\(error)")
+                throw ExitCode(1)
+            }
             let seconds = Date().timeIntervalSince(start)
             print("data       \(loaded.summary)")
             for (name, set) in [("train", loaded.train), ("test", loaded.test)] {
@@ -65,6 +76,33 @@ struct DataCommand: ParsableCommand {
                 print("training   standardises all \(f) features with the training part's mean and std (--no-standardize: as they are)")
             }
             print("loaded in  \(String(format: "%.2f", seconds)) s")
+        }
+
+        /// Each column of a table by what its cells hold: numbers, empty cells, text, NaN or infinities.
+        func describeColumns(_ source: DataSource) throws {
+            let survey = try CSVTable.survey(of: URL(fileURLWithPath: source.path), delimiter: source.resolvedDelimiter, hasHeader: source.hasHeader)
+            print("data       \(source.path): \(survey.rows.grouped) rows of \(survey.columns.count) columns, which cannot be trained on as they are")
+            if survey.raggedRecords > 0 {
+                let records = survey.raggedRecords == 1 ? "1 record" : "\(survey.raggedRecords.grouped) records"
+                print("ragged     \(records) of another width than the header's (the first on line \(survey.firstRaggedLine!))")
+            }
+            let width = min(24, max(8, survey.columns.map(\.name.count).max() ?? 8))
+            print("  " + "column".padding(toLength: width, withPad: " ", startingAt: 0) + "    numbers      empty       text  nan/inf  first problem")
+            for c in survey.columns {
+                var problem = ""
+                if let line = c.firstEmptyLine { problem = "empty on line \(line)" }
+                if let line = c.firstNonFiniteLine { problem += (problem.isEmpty ? "" : "; ") + "NaN or infinite on line \(line)" }
+                if let (value, line) = c.firstText, c.numbers > 0 || c.empty > 0 {
+                    problem += (problem.isEmpty ? "" : "; ") + "\"\(value)\" on line \(line)"
+                } else if c.text > 0 {
+                    problem += (problem.isEmpty ? "" : "; ") + "text: \(c.textValues.count >= 50 ? "50 or more" : String(c.textValues.count)) distinct values (a class column?)"
+                }
+                let name = String(c.name.prefix(width)).padding(toLength: width, withPad: " ", startingAt: 0)
+                print("  \(name) " + [c.numbers, c.empty, c.text, c.nonFinite].enumerated().map { i, n in
+                    let text = n.grouped
+                    return String(repeating: " ", count: max(0, (i == 3 ? 8 : 10) - text.count)) + text
+                }.joined(separator: " ") + "  \(problem)")
+            }
         }
 
         /// The named dataset's (or IDX folder's) files, statistics and checksums.

@@ -176,6 +176,13 @@ import TestSupport
         try expectFailure(["train", "--data", dir.appendingPathComponent("none.csv").path], ["none.csv", "no such file"])
         try expectFailure(["train", "--data", good, "--delimiter", "ab"], ["--delimiter ab"])
         try expectFailure(["train", "--target", "y"], ["--target applies to --data"])
+        // `data info` on such a table: what each column holds, the first problem of each, and the reason, exit 1.
+        let mixed = try file("mixed.csv", "a,b,c,kind\n1,2,3,x\n4,,6,y\n7,abc,nan,x\n1,2\n5,6,7,z\n")
+        let info = try run(["data", "info", "--data", mixed])
+        #expect(info.status == 1 && info.stderr.contains("line 3, column b: an empty cell"), "\(info.stderr)")
+        #expect(info.stdout.contains("1 record of another width than the header's (the first on line 5)"), "\(info.stdout)")
+        #expect(info.stdout.contains("empty on line 3; \"abc\" on line 4") && info.stdout.contains("NaN or infinite on line 4")
+                    && info.stdout.contains("text: 3 distinct values"), "\(info.stdout)")
         // Nothing was written for any of them.
         #expect(!FileManager.default.fileExists(atPath: out + "/last.safetensors"))
     }
