@@ -7,7 +7,9 @@ import MNIST
 /// Tensors: `layers.{l}.weight` `[out, in]` and `layers.{l}.bias` `[out]` for each layer `l` (the layout of
 /// `torch.nn.Linear`; the network's own buffers hold weights as `[in, out]`, see `ParameterLayout`), and `optimizer.{slot}.layers.{l}.weight|bias` for each optimizer state slot
 /// (`exp_avg`, `exp_avg_sq`, `momentum_buffer`). Metadata keys: `format` (`mlp-checkpoint-1`), `layers`
-/// (`784,512,256,10`), `activation`, `loss`, `configuration` and `progress` (JSON), `dataset`, plus free-form notes.
+/// (`784,512,256,10`), `activation`, `loss`, `configuration` and `progress` (JSON), plus notes: `mlp train` writes
+/// `dataset`, `best_accuracy` and `data` (the `DataDescription` of the `MNIST` module, as JSON: classes, features,
+/// sample shape, standardisation).
 public struct Checkpoint: Sendable {
     /// The value of the `format` metadata entry of every checkpoint `mlp` writes.
     public static let format = "mlp-checkpoint-1"
