@@ -87,13 +87,13 @@ __global__ void optimizer_update(float* p, const float* g, float* state, long co
 // take 3,984 bytes: within the 4 KB that drivers before CUDA 12.1 allow.
 __global__ void optimizer_update_gather(float* p, const float* g, float* state, long count, long stride, int kind, int nesterov,
                                         const OptimizerArguments values, int update_blocks,
-                                        float* inputs, int* labels, const void* values, int float_values, const int* source_labels,
+                                        float* inputs, int* labels, const void* samples, int float_values, const int* source_labels,
                                         int features, float scale, float shift, int gather_blocks, InlineIndices indices) {
     if ((int)blockIdx.x < update_blocks) {
         update_range(p, g, state, count, stride, optimizer_values(values.h, kind, nesterov), blockIdx.x, update_blocks);
     } else {
         int b = blockIdx.x - update_blocks, r = b / gather_blocks;
-        gather_row(inputs, labels, values, float_values, source_labels, r, indices.v[r], features, scale, shift, b % gather_blocks, gather_blocks);
+        gather_row(inputs, labels, samples, float_values, source_labels, r, indices.v[r], features, scale, shift, b % gather_blocks, gather_blocks);
     }
 }
 """#
