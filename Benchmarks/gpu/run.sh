@@ -3,7 +3,7 @@
 # (built with `swift build -c release --static-swift-stdlib`, stripped, compressed; its commit in device/COMMIT):
 #   bash Benchmarks/gpu/run.sh check        mlp check (fp32 and tf32) and a short training run
 #   bash Benchmarks/gpu/run.sh bench        mlp bench of the cuda backend against the GPU peers, fp32 and tf32
-#                                           (BENCH_PRECISIONS), every variant of each peer
+#                                           (BENCH_PRECISIONS), every variant of each peer (BENCH_PEERS=torch,jax,cupy)
 #   bash Benchmarks/gpu/run.sh owndata      a generated table (CSV, 20,000 × 50, 3 classes) trained on the cuda and cpu
 #                                           backends, fp32 and tf32: their epochs' losses side by side; mlp check fp32
 #   bash Benchmarks/gpu/run.sh torch-autotune  PyTorch's compiled step with --compile-mode max-autotune (Triton's tuned
@@ -279,7 +279,7 @@ regress)
 bench)
     for precision in ${BENCH_PRECISIONS:-fp32 tf32}; do
         bench --backends cuda --workloads small-128,small-1024,wide-1024 --repeats 3 --profile \
-            --precision "$precision" --peers --peer-device cuda --peer-list torch,jax,cupy \
+            --precision "$precision" --peers --peer-device cuda --peer-list "${BENCH_PEERS:-torch,jax,cupy}" \
             --output "$out/bench-$precision" 2>&1 | tee "$out/bench-$precision.txt"
     done
     ;;
