@@ -93,11 +93,16 @@ def eager_epoch(model, X, Y, batch, steps, generator, device, args):
         loss_fn(model(X[idx]), Y[idx]).backward()
         opt.step()
 
+    return shuffled_epochs(step, len(X), batch, steps, generator, device)
+
+
+def shuffled_epochs(step, count, batch, steps, generator, device):
+    """Three warm-up steps, then a function that runs `step` on each batch of a fresh shuffle: one epoch."""
     for _ in range(3):
-        step(torch.randperm(len(X), device=device, generator=generator)[:batch])
+        step(torch.randperm(count, device=device, generator=generator)[:batch])
 
     def run_epoch():
-        order = torch.randperm(len(X), device=device, generator=generator)
+        order = torch.randperm(count, device=device, generator=generator)
         for s in range(steps):
             step(order[s * batch:(s + 1) * batch])
     return run_epoch
@@ -150,14 +155,7 @@ def compile_epoch(model, X, Y, batch, steps, generator, device, args):
         opt.step()
         opt.zero_grad(set_to_none=False)
 
-    for _ in range(3):
-        step(torch.randperm(len(X), device=device, generator=generator)[:batch])
-
-    def run_epoch():
-        order = torch.randperm(len(X), device=device, generator=generator)
-        for s in range(steps):
-            step(order[s * batch:(s + 1) * batch])
-    return run_epoch
+    return shuffled_epochs(step, len(X), batch, steps, generator, device)
 
 
 EPOCHS = {"eager": eager_epoch, "cuda graph": graph_epoch, "compile": compile_epoch}

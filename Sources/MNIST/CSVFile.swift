@@ -88,17 +88,7 @@ public struct CSVTable: Sendable, Equatable {
     /// - Throws: `DataError` for an unreadable or empty file, or a quote left open.
     public static func survey(of url: URL, delimiter: UInt8 = UInt8(ascii: ","), hasHeader: Bool = true) throws
         -> (columns: [ColumnSurvey], rows: Int, raggedRecords: Int, firstRaggedLine: Int?) {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url, options: .alwaysMapped)
-        } catch {
-            throw DataError.unreadable(file: url.path, reason: (error as NSError).localizedDescription)
-        }
-        return try data.withUnsafeBytes { bytes in
-            var reader = CSVRecordReader(bytes, delimiter: delimiter, file: url.path)
-            guard try reader.nextRecord() else {
-                throw DataError.malformed(file: url.path, reason: "empty (expected \(hasHeader ? "a header row and " : "")rows of values)")
-            }
+        try withFirstRecord(of: url, delimiter: delimiter, hasHeader: hasHeader) { reader in
             let width = reader.count
             var columns = (0..<width).map { ColumnSurvey(name: hasHeader ? reader.text($0) : String($0)) }
             var rows = 0, ragged = 0, firstRagged: Int?
@@ -142,6 +132,14 @@ public struct CSVTable: Sendable, Equatable {
     /// The names of a file's columns: its header's fields, or their 0-based indices without a header.
     /// - Throws: `DataError` for an unreadable or empty file.
     public static func header(of url: URL, delimiter: UInt8 = UInt8(ascii: ","), hasHeader: Bool = true) throws -> [String] {
+        try withFirstRecord(of: url, delimiter: delimiter, hasHeader: hasHeader) { reader in
+            hasHeader ? (0..<reader.count).map { reader.text($0) } : (0..<reader.count).map(String.init)
+        }
+    }
+
+    /// Calls `body` with a reader of the file (mapped, read only as far as `body` goes) at its first record.
+    /// - Throws: `DataError` for an unreadable or empty file, and what `body` throws.
+    static func withFirstRecord<T>(of url: URL, delimiter: UInt8, hasHeader: Bool, _ body: (inout CSVRecordReader) throws -> T) throws -> T {
         let data: Data
         do {
             data = try Data(contentsOf: url, options: .alwaysMapped)
@@ -153,7 +151,7 @@ public struct CSVTable: Sendable, Equatable {
             guard try reader.nextRecord() else {
                 throw DataError.malformed(file: url.path, reason: "empty (expected \(hasHeader ? "a header row and " : "")rows of values)")
             }
-            return hasHeader ? (0..<reader.count).map { reader.text($0) } : (0..<reader.count).map(String.init)
+            return try body(&reader)
         }
     }
 
