@@ -119,20 +119,34 @@ public enum SafeTensors {
         return try decode(bytes, file: url.path)
     }
 
+    /// What a file is, by its first bytes, when it is a common kind that is not safetensors.
+    static func otherKind(_ bytes: [UInt8]) -> String? {
+        let signatures: [([UInt8], String)] = [
+            ([0x89, 0x50, 0x4E, 0x47], "a PNG image"), ([0xFF, 0xD8, 0xFF], "a JPEG image"), ([0x1F, 0x8B], "a gzip file"),
+            ([0x50, 0x4B, 0x03, 0x04], "a zip archive (an .npz?)"), ([0x93] + Array("NUMPY".utf8), "a NumPy .npy file"),
+            (Array("%PDF".utf8), "a PDF document"),
+        ]
+        return signatures.first { bytes.starts(with: $0.0) }?.1
+    }
+
     /// Parses safetensors bytes; `file` is named in errors.
     public static func decode(_ bytes: [UInt8], file: String) throws -> File {
         func fail(_ reason: String) -> SafeTensorsError { .malformed(file: file, reason: reason) }
+        // Where the header cannot be read, a file of another kind handed over by mistake is named for what it is.
+        func failHeader(_ reason: String) -> SafeTensorsError {
+            otherKind(bytes).map { fail("it is \($0) (a checkpoint is the safetensors file `mlp train --output` writes)") } ?? fail(reason)
+        }
         guard bytes.count >= 8 else { throw fail("\(bytes.count) bytes is too short for a safetensors file (at least 8: the header length)") }
         let n = bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         guard n <= UInt64(maximumHeaderSize) else {
-            throw fail("header length \(n) is over the limit of \(maximumHeaderSize) bytes")
+            throw failHeader("header length \(n) is over the limit of \(maximumHeaderSize) bytes")
         }
         guard 8 + Int(n) <= bytes.count else {
-            throw fail("header length \(n) runs past the end of the file (\(bytes.count) bytes)")
+            throw failHeader("header length \(n) runs past the end of the file (\(bytes.count) bytes)")
         }
         let headerData = Data(bytes[8..<8 + Int(n)])
         guard let object = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any] else {
-            throw fail("the header is not a JSON object")
+            throw failHeader("the header is not a JSON object")
         }
         var metadata = [String: String]()
         var entries = [String: File.Entry]()

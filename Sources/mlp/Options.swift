@@ -8,7 +8,10 @@ import CPUBackend
 import CUDABackend
 
 extension DatasetName: ExpressibleByArgument {}
-extension Activation: ExpressibleByArgument {}
+extension Activation: ExpressibleByArgument {
+    /// The hidden activations a network may have (identity is the output layer's only).
+    public static var allValueStrings: [String] { allCases.filter { $0 != .identity }.map(\.rawValue) }
+}
 extension Loss: ExpressibleByArgument {}
 extension OptimizerConfiguration.Kind: ExpressibleByArgument {}
 

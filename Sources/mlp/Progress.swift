@@ -45,10 +45,14 @@ final class ProgressLine {
 final class MetricsWriter {
     let handle: FileHandle
     let path: String
+    /// Written on every line, so that the runs that share a file can be told apart (a resumed run keeps its id).
+    let run: String
 
-    init(path: String, append: Bool) throws {
+    /// Opens `path` to append to (created if missing; never truncated: it may hold other runs' lines).
+    init(path: String, run: String) throws {
         self.path = path
-        if !append || !FileManager.default.fileExists(atPath: path) {
+        self.run = run
+        if !FileManager.default.fileExists(atPath: path) {
             guard FileManager.default.createFile(atPath: path, contents: nil) else {
                 throw MetricsError(path: path, reason: "cannot create the file")
             }
@@ -58,11 +62,21 @@ final class MetricsWriter {
         self.handle = handle
     }
 
+    /// A new run's id: its start time (UTC) and four random hex digits, `20261207T065800Z-3fa2`.
+    static func newRunID() -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        return formatter.string(from: Date()) + "-" + String(format: "%04x", UInt16.random(in: 0...UInt16.max))
+    }
+
     /// Writes one JSON object: the epoch's metrics, and `resident_mib`, the process's resident memory at that
     /// moment (Linux), so that a long run shows whether memory grows.
     func write(_ metrics: EpochMetrics) throws {
         var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(metrics)) as? [String: Any] ?? [:]
         if let resident = residentMemoryBytes() { object["resident_mib"] = (Double(resident) / 1_048_576 * 100).rounded() / 100 }
+        object["run"] = run
         var line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         line.append(0x0A)
         do { try handle.write(contentsOf: line) } catch {

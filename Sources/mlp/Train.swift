@@ -80,7 +80,7 @@ struct Train: ParsableCommand {
     var output: String?
     @Option(help: ArgumentHelp("Continue the run saved in this checkpoint.", valueName: "file"))
     var resume: String?
-    @Option(help: ArgumentHelp("Append one JSON object per epoch to this file (JSON Lines).", valueName: "file"))
+    @Option(help: ArgumentHelp("Append one JSON object per epoch to this file (JSON Lines; never truncated), each with the run's id.", valueName: "file"))
     var metrics: String?
     @Flag(name: .shortAndLong, help: "Print nothing but errors.")
     var quiet = false
@@ -146,7 +146,8 @@ struct Train: ParsableCommand {
         }
         let description = DataDescription(dataset.train, standardization: standardization, target: dataset.target)
         let outputDirectory = try output.map(prepareOutputDirectory)
-        let metricsFile = try metrics.map { try MetricsWriter(path: $0, append: checkpoint != nil) }
+        let runID = checkpoint?.notes["run"] ?? MetricsWriter.newRunID()
+        let metricsFile = try metrics.map { try MetricsWriter(path: $0, run: runID) }
 
         let backend = try backendOptions.makeBackend(logger: logger)
         let train = try ResidentDataset(dataset.train, on: backend)
@@ -178,7 +179,7 @@ struct Train: ParsableCommand {
         func save(_ name: String, notes extra: [String: String] = [:]) throws -> URL? {
             guard let dir = outputDirectory else { return nil }
             let url = dir.appendingPathComponent(name)
-            var notes = ["dataset": datasetName, "best_accuracy": String(bestAccuracy), "data": descriptionJSON]
+            var notes = ["dataset": datasetName, "best_accuracy": String(bestAccuracy), "data": descriptionJSON, "run": runID]
             notes.merge(extra) { $1 }
             try Checkpoint(trainer: trainer, notes: notes).write(to: url)
             return url
@@ -201,7 +202,7 @@ struct Train: ParsableCommand {
 
         if !quiet {
             let start = checkpoint.map { "resuming at epoch \($0.progress.epoch + 1), step \($0.progress.stepInEpoch); " } ?? ""
-            print("\(start)training \(spec.sizesText) (\(spec.activation.rawValue), \(spec.loss.rawValue)) on \(split.training.count.grouped) samples, \(configuration.optimizer.kind.rawValue) lr \(configuration.optimizer.learningRate), batch \(configuration.batchSize), \(configuration.epochs) epochs, \(backend.name) backend")
+            print("\(start)training \(spec.sizesText) (\(spec.activation.rawValue), \(spec.loss.rawValue)) on \(split.training.count.grouped) samples, \(configuration.optimizer.kind.rawValue) lr \(configuration.optimizer.learningRate), batch \(configuration.batchSize), \(epochCount(configuration.epochs)), \(backend.name) backend")
         }
         let started = Date()
         // The GPU's one-time costs (first launches, product plans, graph recordings) before the timed epochs, as a
@@ -226,9 +227,9 @@ struct Train: ParsableCommand {
             let times = trainingTimes(history, total: Date().timeIntervalSince(started), warmUp: warmUp)
             if let evaluation {
                 let final = network.evaluate(evaluation.data, indices: evaluation.indices)
-                print("\(evaluation.name) accuracy \(final.accuracy.percent), loss \(String(format: "%.4f", final.loss)) after \(configuration.epochs) epochs (\(times))")
+                print("\(evaluation.name) accuracy \(final.accuracy.percent), loss \(String(format: "%.4f", final.loss)) after \(epochCount(configuration.epochs)) (\(times))")
             } else {
-                print("trained \(configuration.epochs) epochs, no test set (\(times))")
+                print("trained \(epochCount(configuration.epochs)), no test set (\(times))")
             }
             if let dir = outputDirectory { print("checkpoints in \(dir.path)") }
         }
@@ -360,6 +361,9 @@ struct Train: ParsableCommand {
         return url
     }
 }
+
+/// "1 epoch", "10 epochs".
+func epochCount(_ n: Int) -> String { n == 1 ? "1 epoch" : "\(n) epochs" }
 
 /// One greppable line per epoch.
 func epochLine(_ m: EpochMetrics, epochs: Int) -> String {

@@ -1,0 +1,57 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// What a run writes or reads must not lose the user's work (issue 25's first fixes): a metrics file is appended to,
+/// never truncated, each line naming its run; a file of another kind given as a checkpoint is named for what it is;
+/// counts read as English; the activation list offers only what trains.
+@Suite(.serialized) struct RunSafetyTests {
+    let mlp: URL
+    init() throws { mlp = try mlpExecutable() }
+
+    func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try runProcess(mlp, arguments, currentDirectory: FileManager.default.temporaryDirectory)
+    }
+
+    @Test func metricsAreAppendedWithTheRunsID() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let metrics = dir.appendingPathComponent("m.jsonl")
+        try "{\"kept\": true}\n".write(to: metrics, atomically: true, encoding: .utf8)
+        let common = ["train", "--backend", "naive", "--train-samples", "300", "--test-samples", "50", "--layers", "784,8,10",
+                      "--batch-size", "100", "--metrics", metrics.path, "--quiet"]
+        let first = try run(common + ["--epochs", "1", "--output", dir.appendingPathComponent("a").path])
+        let second = try run(common + ["--epochs", "2", "--output", dir.appendingPathComponent("b").path])
+        #expect(first.status == 0 && second.status == 0, "\(first.stderr) \(second.stderr)")
+        let lines = try String(contentsOf: metrics, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(lines.count == 4 && lines[0] == "{\"kept\": true}", "\(lines)")
+        let runs = try lines.dropFirst().map { line -> String in
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            return object?["run"] as? String ?? ""
+        }
+        #expect(runs[0] != runs[1] && runs[1] == runs[2] && runs.allSatisfy { $0.count >= 20 }, "\(runs)")
+        // A resumed run keeps its id.
+        let resumed = try run(["train", "--backend", "naive", "--resume", dir.appendingPathComponent("a/last.safetensors").path,
+                               "--train-samples", "300", "--test-samples", "50", "--epochs", "2", "--metrics", metrics.path, "--quiet"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let last = try String(contentsOf: metrics, encoding: .utf8).split(separator: "\n").last.map(String.init) ?? ""
+        #expect(last.contains("\"run\":\"\(runs[0])\""), "\(last)")
+    }
+
+    @Test func aFileOfAnotherKindIsNamedForWhatItIs() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let picture = dir.appendingPathComponent("digit.png")
+        try Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13] + [UInt8](repeating: 7, count: 40)).write(to: picture)
+        let r = try run(["eval", "--checkpoint", picture.path])
+        #expect(r.status != 0 && r.stderr.contains("digit.png") && r.stderr.contains("it is a PNG image"), "\(r.stderr)")
+    }
+
+    @Test func countsAndListsReadWell() throws {
+        let one = try run(["train", "--backend", "naive", "--train-samples", "200", "--test-samples", "20", "--layers", "784,4,10",
+                           "--epochs", "1", "--batch-size", "100", "--no-progress"])
+        #expect(one.status == 0 && one.stdout.contains("1 epoch,") && one.stdout.contains("after 1 epoch (") && !one.stdout.contains("1 epochs"), "\(one.stdout)")
+        let help = try run(["train", "--help"])
+        #expect(help.stdout.contains("relu, tanh, sigmoid") && !help.stdout.contains("identity"), "\(help.stdout)")
+    }
+}
