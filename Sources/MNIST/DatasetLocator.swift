@@ -33,8 +33,15 @@ public enum DatasetLocator {
     }
 
     /// The first candidate directory that holds all four files.
-    /// - Throws: `DataError.notFound` listing every directory tried.
+    /// - Throws: `DataError.invalidArgument` when `MLP_DATA_DIR` names no directory (a typo there is not passed over
+    ///   silently); `DataError.notFound` listing every directory tried.
     public static func locate(_ dataset: DatasetName, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> URL {
+        if let dir = environment["MLP_DATA_DIR"], !dir.isEmpty {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw DataError.invalidArgument(name: "MLP_DATA_DIR=\(dir)", reason: "no such directory (unset it, or name a folder that holds the dataset)")
+            }
+        }
         let dirs = candidates(for: dataset, environment: environment)
         if let found = dirs.first(where: Dataset.isComplete) { return found }
         throw DataError.notFound(dataset: dataset.rawValue, searched: dirs.map(\.path))

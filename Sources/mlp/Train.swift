@@ -117,8 +117,14 @@ struct Train: ParsableCommand {
         } else if testFraction != nil {
             throw ValidationError("--test-fraction: the data has a test part of its own (\(dataset.summary))")
         }
-        if let n = trainSamples { dataset.train = dataset.train.subset(0..<min(n, dataset.train.count)) }
-        if let n = testSamples, let test = dataset.test { dataset.test = test.subset(0..<min(n, test.count)) }
+        if let n = trainSamples {
+            if n > dataset.train.count { logger.warning("--train-samples \(n): the data has \(dataset.train.count.grouped) training samples; all of them are used") }
+            dataset.train = dataset.train.subset(0..<min(n, dataset.train.count))
+        }
+        if let n = testSamples, let test = dataset.test {
+            if n > test.count { logger.warning("--test-samples \(n): the data has \(test.count.grouped) test samples; all of them are used") }
+            dataset.test = test.subset(0..<min(n, test.count))
+        }
         guard dataset.train.classCount >= 2 else {
             throw ValidationError("\(data.name): every sample is of one class (\(dataset.train.classNames.first ?? "")); a classifier needs at least two")
         }
@@ -215,7 +221,7 @@ struct Train: ParsableCommand {
             progressLine.clear()
             if case .interrupted = error {
                 if let url = try save("last.safetensors") {
-                    printError("\(error); saved \(url.path) (continue with --resume \(url.path))")
+                    printError("\(error); saved \(url.path); continue with:\n  \(Self.resumeCommand(checkpoint: url.path))")
                 } else {
                     printError("\(error); nothing saved (no --output)")
                 }
@@ -233,6 +239,20 @@ struct Train: ParsableCommand {
             }
             if let dir = outputDirectory { print("checkpoints in \(dir.path)") }
         }
+    }
+
+    /// This run's command line with `--resume checkpoint` in place of any `--resume` it had: every other flag (data,
+    /// sample counts, output, metrics) as given, so that it continues the same run into the same files.
+    static func resumeCommand(checkpoint: String, arguments: [String] = CommandLine.arguments) -> String {
+        var kept = [String]()
+        var i = 1
+        while i < arguments.count {
+            if arguments[i] == "--resume" { i += 2; continue }
+            if arguments[i].hasPrefix("--resume=") { i += 1; continue }
+            kept.append(arguments[i])
+            i += 1
+        }
+        return (["mlp"] + kept + ["--resume", checkpoint]).map(shellQuoted).joined(separator: " ")
     }
 
     /// "0.29 s training, 0.35 s with the evaluations": the epochs' own time (the steps, from an epoch's first to its
@@ -360,6 +380,13 @@ struct Train: ParsableCommand {
         }
         return url
     }
+}
+
+/// `text` as one word for a POSIX shell: as it is when it holds only safe characters, else in single quotes.
+func shellQuoted(_ text: String) -> String {
+    let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=,:+%@")
+    if !text.isEmpty && text.allSatisfy(safe.contains) { return text }
+    return "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }
 
 /// "1 epoch", "10 epochs".

@@ -88,7 +88,7 @@ import TestSupport
         process.waitUntilExit()
         #expect(process.terminationStatus == 130, "\(stderr)")
         let path = dir.appendingPathComponent("last.safetensors").path
-        #expect(stderr.contains("saved \(path) (continue with --resume \(path))"), "\(stderr)")
+        #expect(stderr.contains("saved \(path); continue with:\n  mlp train ") && stderr.contains(" --resume \(path)"), "\(stderr)")
         let checkpoint = try Checkpoint.read(from: URL(fileURLWithPath: path))
         #expect(checkpoint.progress.epoch < 1000)
     }

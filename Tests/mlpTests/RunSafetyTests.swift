@@ -1,4 +1,5 @@
 import Foundation
+@testable import mlp
 import Testing
 import TestSupport
 
@@ -48,10 +49,26 @@ import TestSupport
     }
 
     @Test func countsAndListsReadWell() throws {
-        let one = try run(["train", "--backend", "naive", "--train-samples", "200", "--test-samples", "20", "--layers", "784,4,10",
+        let one = try run(["train", "--backend", "naive", "--train-samples", "200", "--test-samples", "20000", "--layers", "784,4,10",
                            "--epochs", "1", "--batch-size", "100", "--no-progress"])
         #expect(one.status == 0 && one.stdout.contains("1 epoch,") && one.stdout.contains("after 1 epoch (") && !one.stdout.contains("1 epochs"), "\(one.stdout)")
+        #expect(one.stderr.contains("--test-samples 20000: the data has 10,000 test samples; all of them are used"), "\(one.stderr)")
         let help = try run(["train", "--help"])
         #expect(help.stdout.contains("relu, tanh, sigmoid") && !help.stdout.contains("identity"), "\(help.stdout)")
+    }
+
+    /// The command Ctrl-C prints: the run's own flags, its old --resume replaced, words a shell would split quoted.
+    @Test func theResumeCommandRepeatsTheRunsFlags() {
+        let command = Train.resumeCommand(checkpoint: "/runs/a b/last.safetensors", arguments: [
+            "/usr/bin/mlp", "train", "--data", "my table.csv", "--train-samples", "30000", "--resume", "old.safetensors",
+            "--metrics", "m.jsonl", "--resume=older.safetensors", "--target", "it's"])
+        #expect(command == "mlp train --data 'my table.csv' --train-samples 30000 --metrics m.jsonl --target 'it'\\''s' --resume '/runs/a b/last.safetensors'")
+    }
+
+    @Test func aDataDirectoryVariableThatNamesNothingIsAnError() throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["MLP_DATA_DIR"] = "/no/such/mlp-data"
+        let r = try runProcess(mlp, ["data", "info"], currentDirectory: FileManager.default.temporaryDirectory, environment: environment)
+        #expect(r.status != 0 && r.stderr.contains("MLP_DATA_DIR=/no/such/mlp-data: no such directory"), "\(r.stderr)")
     }
 }
