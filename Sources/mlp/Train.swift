@@ -129,7 +129,7 @@ struct Train: ParsableCommand {
             throw ValidationError("\(data.name): every sample is of one class (\(dataset.train.classNames.first ?? "")); a classifier needs at least two")
         }
 
-        let configuration = try checkpoint.map { try resumedConfiguration($0.configuration) }
+        let configuration = try checkpoint.map { try resumedConfiguration($0.configuration, trainingCount: dataset.train.count) }
             ?? newConfiguration(train: dataset.train)
         let spec = configuration.network
         guard spec.inputSize == dataset.train.featureCount, spec.outputSize == dataset.train.classCount else {
@@ -308,25 +308,54 @@ struct Train: ParsableCommand {
     }
 
     /// The checkpoint's configuration, with `--epochs` applied; any other flag that would change the run is an error.
-    func resumedConfiguration(_ stored: TrainingConfiguration) throws -> TrainingConfiguration {
+    func resumedConfiguration(_ stored: TrainingConfiguration, trainingCount: Int) throws -> TrainingConfiguration {
+        // A flag that repeats the stored value is accepted; one that changes it is refused, named as it is typed.
         var conflicts = [String]()
-        func check<T: Equatable>(_ given: T?, _ storedValue: T, _ flag: String) {
-            if let given, given != storedValue { conflicts.append("\(flag) \(given) (the checkpoint has \(storedValue))") }
+        func check<T: Equatable>(_ given: T?, _ storedValue: T, _ flag: String, _ show: (T) -> String = { "\($0)" }) {
+            if let given, given != storedValue { conflicts.append("\(flag) \(show(given)) (the checkpoint has \(show(storedValue)))") }
         }
-        check(layers.map { (try? NetworkSpec.parseSizes($0)) ?? [] }, stored.network.layerSizes, "--layers")
-        check(hidden.map { (try? NetworkSpec.parseSizes($0, flag: "--hidden")) ?? [] }, Array(stored.network.layerSizes.dropFirst().dropLast()), "--hidden")
+        func sizes(_ list: [Int]) -> String { list.map(String.init).joined(separator: ",") }
+        check(layers.map { (try? NetworkSpec.parseSizes($0)) ?? [] }, stored.network.layerSizes, "--layers", sizes)
+        check(hidden.map { (try? NetworkSpec.parseSizes($0, flag: "--hidden")) ?? [] }, Array(stored.network.layerSizes.dropFirst().dropLast()), "--hidden", sizes)
         if standardize != nil { conflicts.append("--standardize/--no-standardize (the checkpoint keeps its inputs' map)") }
         if testFraction != nil { conflicts.append("--test-fraction (the split follows the checkpoint's seed)") }
-        check(activation, stored.network.activation, "--activation")
-        check(loss, stored.network.loss, "--loss")
-        check(optimizer, stored.optimizer.kind, "--optimizer")
+        check(activation, stored.network.activation, "--activation", \.rawValue)
+        check(loss, stored.network.loss, "--loss", \.rawValue)
+        check(optimizer, stored.optimizer.kind, "--optimizer", \.rawValue)
         check(learningRate, stored.optimizer.learningRate, "--lr")
         check(momentum, stored.optimizer.momentum, "--momentum")
+        check(nesterov ? true : nil, stored.optimizer.nesterov, "--nesterov")
         check(weightDecay, stored.optimizer.weightDecay, "--weight-decay")
+        check(beta1, stored.optimizer.beta1, "--beta1")
+        check(beta2, stored.optimizer.beta2, "--beta2")
+        check(epsilon, stored.optimizer.epsilon, "--epsilon")
         check(batchSize, stored.batchSize, "--batch-size")
+        check(dropLast ? true : nil, stored.dropLast, "--drop-last")
         check(seed, stored.seed, "--seed")
         check(validation, stored.validationCount, "--validation")
-        if schedule != nil || warmupEpochs != nil { conflicts.append("--schedule/--warmup-epochs (the schedule is stored in the checkpoint)") }
+        let storedKind: ScheduleKind, stepEpochs: Int?, gamma: Float?, minimum: Float?
+        let batch = stored.batchSize, count = trainingCount - stored.validationCount
+        let stepsPerEpoch = max(1, stored.dropLast ? count / batch : (count + batch - 1) / batch)
+        switch stored.schedule.decay {
+        case .constant: (storedKind, stepEpochs, gamma, minimum) = (.constant, nil, nil, nil)
+        case let .step(size, g): (storedKind, stepEpochs, gamma, minimum) = (.step, size / stepsPerEpoch, g, nil)
+        case let .cosine(_, m): (storedKind, stepEpochs, gamma, minimum) = (.cosine, nil, nil, m)
+        }
+        check(schedule, storedKind, "--schedule", \.rawValue)
+        func checkSetting<T: Equatable>(_ given: T?, _ storedValue: T?, _ flag: String) {
+            guard let given else { return }
+            guard let storedValue else {
+                conflicts.append("\(flag) \(given) (the checkpoint's schedule, \(storedKind.rawValue), has no such setting)")
+                return
+            }
+            check(given, storedValue, flag)
+        }
+        checkSetting(lrStepEpochs, stepEpochs, "--lr-step-epochs")
+        checkSetting(lrGamma, gamma, "--lr-gamma")
+        checkSetting(lrMin, minimum, "--lr-min")
+        if let warmupEpochs {
+            check(Int((warmupEpochs * Double(stepsPerEpoch)).rounded()), stored.schedule.warmupSteps, "--warmup-epochs") { "\(Double($0) / Double(stepsPerEpoch))" }
+        }
         guard conflicts.isEmpty else {
             throw ValidationError("--resume continues the stored run; these flags would change it: " + conflicts.joined(separator: "; "))
         }

@@ -145,7 +145,7 @@ import TestSupport
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let real = try realCheckpoint(in: dir)
-        try expectFailure(["train", "--resume", real.path, "--layers", "784,16,10", "--epochs", "2"], "--resume continues the stored run; these flags would change it: --layers [784, 16, 10] (the checkpoint has [784, 8, 10])")
+        try expectFailure(["train", "--resume", real.path, "--layers", "784,16,10", "--epochs", "2"], "--resume continues the stored run; these flags would change it: --layers 784,16,10 (the checkpoint has 784,8,10)")
     }
 
     /// A checkpoint that cannot be written (here the file-size limit, as a full disk would): the run stops with an

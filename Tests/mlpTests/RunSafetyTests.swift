@@ -71,4 +71,27 @@ import TestSupport
         let r = try runProcess(mlp, ["data", "info"], currentDirectory: FileManager.default.temporaryDirectory, environment: environment)
         #expect(r.status != 0 && r.stderr.contains("MLP_DATA_DIR=/no/such/mlp-data: no such directory"), "\(r.stderr)")
     }
+
+    /// On resume, a flag that repeats the stored value is accepted and one that changes it is refused, named as typed.
+    @Test func resumeAcceptsRepeatedFlagsAndNamesChangedOnes() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("run").path
+        let common = ["--backend", "naive", "--train-samples", "300", "--test-samples", "50", "--batch-size", "100", "--quiet"]
+        let first = try run(["train", "--layers", "784,8,10", "--epochs", "1", "--schedule", "step", "--lr-step-epochs", "2",
+                             "--lr-gamma", "0.5", "--warmup-epochs", "1", "--beta2", "0.99", "--output", out] + common)
+        #expect(first.status == 0, "\(first.stderr)")
+        let checkpoint = out + "/last.safetensors"
+        let same = try run(["train", "--resume", checkpoint, "--epochs", "2", "--schedule", "step", "--lr-step-epochs", "2",
+                            "--lr-gamma", "0.5", "--warmup-epochs", "1", "--beta2", "0.99", "--loss", "cross-entropy", "--layers", "784,8,10"] + common)
+        #expect(same.status == 0, "\(same.stderr)")
+        let changed = try run(["train", "--resume", checkpoint, "--epochs", "2", "--schedule", "cosine", "--lr-gamma", "0.1",
+                               "--beta2", "0.9", "--loss", "mse", "--lr-min", "0.001"] + common)
+        #expect(changed.status != 0)
+        for part in ["--schedule cosine (the checkpoint has step)", "--lr-gamma 0.1 (the checkpoint has 0.5)",
+                     "--beta2 0.9 (the checkpoint has 0.99)", "--loss mse (the checkpoint has cross-entropy)",
+                     "--lr-min 0.001 (the checkpoint's schedule, step, has no such setting)"] {
+            #expect(changed.stderr.contains(part), "\(part): \(changed.stderr)")
+        }
+    }
 }
