@@ -78,6 +78,8 @@ struct Train: ParsableCommand {
 
     @Option(help: ArgumentHelp("Directory for last.safetensors and best.safetensors.", valueName: "dir"))
     var output: String?
+    @Flag(help: "Replace the checkpoints of a run already in --output (refused without it).")
+    var overwrite = false
     @Option(help: ArgumentHelp("Continue the run saved in this checkpoint.", valueName: "file"))
     var resume: String?
     @Option(help: ArgumentHelp("Append one JSON object per epoch to this file (JSON Lines; never truncated), each with the run's id.", valueName: "file"))
@@ -406,6 +408,13 @@ struct Train: ParsableCommand {
         }
         guard access(url.path, W_OK) == 0 else {
             throw ValidationError("--output \(path): the directory is not writable")
+        }
+        // Another run's checkpoints are not replaced unless asked: only the run being resumed continues in its folder.
+        let existing = ["last.safetensors", "best.safetensors"].map { url.appendingPathComponent($0) }
+            .filter { FileManager.default.fileExists(atPath: $0.path) }
+        let resumedHere = resume.map { URL(fileURLWithPath: $0).deletingLastPathComponent().standardizedFileURL.path == url.standardizedFileURL.path } ?? false
+        if let first = existing.first, !overwrite, !resumedHere {
+            throw ValidationError("--output \(path): holds a run already (\(first.lastPathComponent)); continue it with --resume \(url.appendingPathComponent("last.safetensors").path), or replace it with --overwrite")
         }
         return url
     }

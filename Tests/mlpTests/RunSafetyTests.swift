@@ -94,4 +94,21 @@ import TestSupport
             #expect(changed.stderr.contains(part), "\(part): \(changed.stderr)")
         }
     }
+
+    /// A folder holding a run is not trained into again unless the run is resumed there or --overwrite is given.
+    @Test func anEarlierRunsCheckpointsAreNotReplaced() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("run").path
+        let common = ["train", "--backend", "naive", "--train-samples", "200", "--test-samples", "20", "--layers", "784,4,10",
+                      "--batch-size", "100", "--quiet", "--output", out]
+        #expect(try run(common + ["--epochs", "1"]).status == 0)
+        let before = try Data(contentsOf: URL(fileURLWithPath: out + "/best.safetensors"))
+        let again = try run(common + ["--epochs", "1", "--seed", "4"])
+        #expect(again.status != 0 && again.stderr.contains("--output \(out): holds a run already")
+                    && again.stderr.contains("--resume \(out)/last.safetensors") && again.stderr.contains("--overwrite"), "\(again.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: out + "/best.safetensors")) == before)
+        #expect(try run(common + ["--epochs", "2", "--resume", out + "/last.safetensors"]).status == 0)
+        #expect(try run(common + ["--epochs", "1", "--seed", "4", "--overwrite"]).status == 0)
+    }
 }
