@@ -10,11 +10,11 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure training throughput of the backends (and the Python peers) side by side.",
         discussion: """
-            For each workload and backend: a warm-up, then --repeats timed runs of --epochs epochs over the MNIST
-            training set (shuffle, gather, forward, loss, backward, Adam update), then the test accuracy. The naive
-            backend is timed over --naive-steps steps instead of whole epochs (an epoch takes it minutes).
-            With --ops, each matrix product of each workload is timed alone (own GEMM and, where installed, the
-            BLAS), and the fused elementwise passes. With --peers, the NumPy, PyTorch and JAX scripts of
+            For each workload and backend: a warm-up, then --repeats timed runs of --epochs epochs over the MNIST \
+            training set (shuffle, gather, forward, loss, backward, Adam update), then the test accuracy. The naive \
+            backend is timed over --naive-steps steps instead of whole epochs (an epoch takes it minutes). \
+            With --ops, each matrix product of each workload is timed alone (own GEMM and, where installed, the \
+            BLAS), and the fused elementwise passes. With --peers, the NumPy, PyTorch and JAX scripts of \
             Benchmarks/peers run in the same invocation. Results go to --output as bench.json, bench.md and bench.svg.
             """)
 

@@ -11,8 +11,8 @@ struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check every operation of a backend against a Double reference, and a short training run against the naive backend.",
         discussion: """
-            Fresh random inputs (never zeros) at awkward sizes (1, 3, 17, 127, … : not multiples of a vector or a
-            tile); outputs are poisoned with NaN first, so an element left unwritten fails. Prints one line per check
+            Fresh random inputs (never zeros) at awkward sizes (1, 3, 17, 127, … : not multiples of a vector or a \
+            tile); outputs are poisoned with NaN first, so an element left unwritten fails. Prints one line per check \
             with ‖out − ref‖ / ‖ref‖ and its tolerance, and exits with status 1 if any fails.
             """)
 

@@ -8,9 +8,9 @@ struct Evaluate: ParsableCommand {
         commandName: "eval",
         abstract: "Evaluate a checkpoint on labelled data: accuracy, loss and the confusion matrix.",
         discussion: """
-            Evaluates on the test part of the data (a named dataset's or IDX folder's test files, an .npz's x_test, or
-            --test-data); for a source without one, on all of --data, or on the share --test-fraction splits off with
-            the checkpoint's seed (the same samples as training held out, for the same file and fraction). A table's
+            Evaluates on the test part of the data (a named dataset's or IDX folder's test files, an .npz's x_test, or \
+            --test-data); for a source without one, on all of --data, or on the share --test-fraction splits off with \
+            the checkpoint's seed (the same samples as training held out, for the same file and fraction). A table's \
             columns and classes, and its standardisation, are the checkpoint's.
             """)
 

@@ -8,13 +8,13 @@ struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Classify with a checkpoint: image files, test-set indices, or every sample of --data.",
         discussion: """
-            Each input is a path to a PNG or PGM image with the network's input size (28×28 for MNIST; colour is
-            turned to gray), or a number: the index of a sample of the test set (of --data's test part, or of all of
-            --data where it has none). MNIST digits are light on a dark background: pass --invert for dark digits on a
+            Each input is a path to a PNG or PGM image with the network's input size (28×28 for MNIST; colour is \
+            turned to gray), or a number: the index of a sample of the test set (of --data's test part, or of all of \
+            --data where it has none). MNIST digits are light on a dark background: pass --invert for dark digits on a \
             light background.
 
-            With --data and no inputs, every sample of the data is classified and written as CSV (to --output, or to
-            standard output): its row, the predicted class, each class's probability, and the true class where the data
+            With --data and no inputs, every sample of the data is classified and written as CSV (to --output, or to \
+            standard output): its row, the predicted class, each class's probability, and the true class where the data \
             has one. A table needs only the network's feature columns; its class column may be missing.
             """)
 

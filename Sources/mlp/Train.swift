@@ -8,12 +8,12 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a network and report loss and accuracy after every epoch.",
         discussion: """
-            Defaults: the bundled MNIST, hidden layers 512,256 with ReLU, Adam with learning rate 0.001 decayed along
-            half a cosine to 0 over the run, batch 128, 10 epochs, seed 0. With --data, your own data: a CSV table, NumPy
-            arrays or IDX files; the input and output sizes come from the data (features and classes), a table's
-            features are standardised with the training part's mean and standard deviation, and a source without a
-            test part has --test-fraction of it split off for testing. With --output DIR, DIR/last.safetensors is written after every epoch and
-            DIR/best.safetensors whenever the evaluation accuracy improves; --resume continues such a checkpoint
+            Defaults: the bundled MNIST, hidden layers 512,256 with ReLU, Adam with learning rate 0.001 decayed along \
+            half a cosine to 0 over the run, batch 128, 10 epochs, seed 0. With --data, your own data: a CSV table, NumPy \
+            arrays or IDX files; the input and output sizes come from the data (features and classes), a table's \
+            features are standardised with the training part's mean and standard deviation, and a source without a \
+            test part has --test-fraction of it split off for testing. With --output DIR, DIR/last.safetensors is written after every epoch and \
+            DIR/best.safetensors whenever the evaluation accuracy improves; --resume continues such a checkpoint \
             exactly (the same weights as a run that was never stopped). Ctrl-C stops after saving.
             """)
 
