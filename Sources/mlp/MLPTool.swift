@@ -1,11 +1,12 @@
 import ArgumentParser
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-/// `mlp`: train, evaluate and use multi-layer perceptrons on MNIST-format data.
+/// `mlp`: train, evaluate and use multi-layer perceptrons on your data or the bundled MNIST.
 @main
 struct MLPTool: ParsableCommand {
     static let version = "0.1.0"
@@ -28,6 +29,33 @@ struct MLPTool: ParsableCommand {
         // A write past the file-size limit (`ulimit -f`) then fails with EFBIG and is reported with the file's
         // name, like a full disk, instead of killing the process with SIGXFSZ half-way through a checkpoint.
         signal(SIGXFSZ, SIG_IGN)
-        main(nil)
+        var command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            exit(withError: error)  // a bad flag or value: ArgumentParser's message and the subcommand's usage
+        }
+        do {
+            try command.run()
+        } catch {
+            // An error found while running (bad data, a file that cannot be written): its message, then where the
+            // subcommand's options are described, not the whole tool's usage.
+            let code = exitCode(for: error)
+            if code != .success && !(error is ExitCode) {
+                printError("Error: \(message(for: error))")
+                printError("(see 'mlp \(path(of: command)) --help')")
+                Foundation.exit(code.rawValue)
+            }
+            exit(withError: error)
+        }
+    }
+
+    /// The words that name a subcommand on the command line: "train", "data info".
+    static func path(of command: ParsableCommand) -> String {
+        switch command {
+        case is DataCommand.Info: return "data info"
+        case is DataCommand.Download: return "data download"
+        default: return type(of: command).configuration.commandName ?? String(describing: type(of: command)).lowercased()
+        }
     }
 }

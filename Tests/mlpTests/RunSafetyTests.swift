@@ -46,6 +46,8 @@ import TestSupport
         try Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13] + [UInt8](repeating: 7, count: 40)).write(to: picture)
         let r = try run(["eval", "--checkpoint", picture.path])
         #expect(r.status != 0 && r.stderr.contains("digit.png") && r.stderr.contains("it is a PNG image"), "\(r.stderr)")
+        // An error found while running points at the subcommand's own help, not the whole tool's usage.
+        #expect(r.stderr.contains("(see 'mlp eval --help')") && !r.stderr.contains("Usage: mlp <subcommand>"), "\(r.stderr)")
     }
 
     @Test func countsAndListsReadWell() throws {
