@@ -147,16 +147,23 @@ import TestSupport
     @Test func locatorFindsTheBundledCopyAndListsWhereItLooked() throws {
         let found = try DatasetLocator.locate(.mnist, environment: ["HOME": "/nonexistent"])
         #expect(Dataset.isComplete(found))
-        let environment = ["HOME": "/nonexistent", "MLP_DATA_DIR": "/nonexistent/data"]
+        // MLP_DATA_DIR names a folder that exists but holds no Fashion-MNIST: searched first, then passed over.
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("mlp-locator-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: empty) }
+        let environment = ["HOME": "/nonexistent", "MLP_DATA_DIR": empty.path]
         let debian = URL(fileURLWithPath: "/usr/share/datasets/fashion-mnist")
         if Dataset.isComplete(debian) {
             // Debian's dataset-fashion-mnist package is installed: the locator finds it there.
             #expect(try DatasetLocator.locate(.fashionMNIST, environment: environment).path == debian.path)
         } else {
             let error = #expect(throws: DataError.self) { try DatasetLocator.locate(.fashionMNIST, environment: environment) }
-            #expect(error?.description.contains("/nonexistent/data/fashion-mnist") == true)
+            #expect(error?.description.contains(empty.appendingPathComponent("fashion-mnist").path) == true)
         }
-        #expect(DatasetLocator.candidates(for: .fashionMNIST, environment: environment).first?.path == "/nonexistent/data/fashion-mnist")
+        #expect(DatasetLocator.candidates(for: .fashionMNIST, environment: environment).first?.path == empty.appendingPathComponent("fashion-mnist").path)
+        // A typo in MLP_DATA_DIR is an error that names it, not a silent fall-through to the other places.
+        let typo = #expect(throws: DataError.self) { try DatasetLocator.locate(.mnist, environment: ["MLP_DATA_DIR": empty.path + "-typo"]) }
+        #expect(typo?.description.contains("MLP_DATA_DIR=\(empty.path)-typo") == true)
     }
 }
 
