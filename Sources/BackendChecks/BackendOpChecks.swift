@@ -187,6 +187,8 @@ public struct BackendOpChecks {
         case .meanSquaredError:
             let d = (0..<outputSize).map { c in row[c] - (c == label ? 1 : 0) }
             return (row, d.reduce(0) { $0 + $1 * $1 }, d.map { Double(scale) * 2 * $0 })
+        case .squaredError, .huber:
+            preconditionFailure("\(loss.rawValue) is a regression loss: checked by regressionOutputLayerLoss")
         }
     }
 
@@ -291,6 +293,8 @@ public struct BackendOpChecks {
                     refLoss += d * d
                     refGrad.append(Double(scaleFactor) * 2 * d)
                 }
+            case .squaredError, .huber:
+                preconditionFailure("\(loss.rawValue) is a regression loss: checked by regressionLoss")
             }
         }
         let lossError = abs(Double(metrics[0]) - 0.5 - refLoss) / max(abs(refLoss), 1)

@@ -42,9 +42,10 @@ public struct ReferenceMLP {
 
     /// Mean loss over the batch, and, when `gradient` is true, its gradient with respect to every parameter
     /// (in the flat layout).
-    /// - Parameters: inputs `[rows, inputSize]`; labels `[rows]`.
-    public func lossAndGradient(parameters p: [Double], inputs: [Double], labels: [Int], gradient wantGradient: Bool = true) -> (loss: Double, gradient: [Double]) {
-        let rows = labels.count
+    /// - Parameters: inputs `[rows, inputSize]`; labels `[rows]` (classification); targets `[rows, outputSize]`
+    ///   (regression losses, which ignore the labels).
+    public func lossAndGradient(parameters p: [Double], inputs: [Double], labels: [Int], targets: [Double] = [], gradient wantGradient: Bool = true) -> (loss: Double, gradient: [Double]) {
+        let rows = spec.loss.isRegression ? targets.count / spec.outputSize : labels.count
         var activations = [inputs]  // A_0 = X, then A_l per layer
         var preActivations = [[Double]]()
         for (l, layer) in layout.layers.enumerated() {
@@ -77,6 +78,13 @@ public struct ReferenceMLP {
                     let d = row[c] - (c == labels[r] ? 1 : 0)
                     loss += d * d
                     dOut[r * k + c] = 2 * d / Double(rows)
+                }
+            case .squaredError, .huber:
+                for c in 0..<k {
+                    let d = row[c] - targets[r * k + c]
+                    let huber = spec.loss == .huber
+                    loss += (huber ? (abs(d) <= 1 ? 0.5 * d * d : abs(d) - 0.5) : d * d) / Double(k)
+                    dOut[r * k + c] = (huber ? min(max(d, -1), 1) : 2 * d) / Double(k) / Double(rows)
                 }
             }
         }

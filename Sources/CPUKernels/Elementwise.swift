@@ -125,6 +125,8 @@ public func lossRows(gradient: UnsafeMutablePointer<Float>?, predictions: Unsafe
                 gradient?[r * columns + c] = gradientScale * 2 * d
             }
             lossSum += s
+        case .squaredError, .huber:
+            preconditionFailure("\(loss.rawValue) is a regression loss: it takes targets, not labels (regressionLoss)")
         }
     }
     return (lossSum, correct)

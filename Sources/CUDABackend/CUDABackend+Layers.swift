@@ -137,4 +137,12 @@ extension CUDABackend {
                [gradient ?? DevicePointer(address: 0), metrics, predictions ?? DevicePointer<Int32>(address: 0), outputs, labels,
                 Int32(rows), Int32(columns), Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale])
     }
+
+    public func regressionLoss(gradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, outputs: DevicePointer<Float>, targets: RegressionTargets, rows: Int, columns: Int, loss: Loss, gradientScale: Float) {
+        precondition(loss.isRegression, "\(loss.rawValue) is not a regression loss")
+        join()
+        launch("regression_loss", grid: (blocks(rows, 128), 1), block: 128,
+               [gradient ?? DevicePointer(address: 0), metrics, outputs, targets.rows, targets.table,
+                Int32(rows), Int32(columns), Int32(loss == .huber ? 3 : 2), gradientScale])
+    }
 }

@@ -274,7 +274,7 @@ public final class CUDABackend: Backend, ComposedLayers {
     /// The kernels of `Kernels.source` the backend launches.
     static let kernelNames = [
         "gather_batch", "gather_batch_inline", "gather_batch_inline_large", "transpose", "bias_activation",
-        "activation_backward", "loss_rows", "output_layer_loss", "output_layer_wide", "output_layer_sums",
+        "activation_backward", "loss_rows", "regression_loss", "output_layer_loss", "output_layer_wide", "output_layer_sums",
         "optimizer_update", "optimizer_update_gather",
     ]
 

@@ -100,5 +100,25 @@ __global__ void loss_rows(float* gradient, float* metrics, int* predictions, con
     atomicAdd(&metrics[0], row_loss);
     if (best == label) atomicAdd(&metrics[1], 1.f);
 }
+
+// One thread per row of a regression: d = outputs[r, c] - table[rows[r], c]; the loss (2 squared error, 3 Huber with
+// delta 1) averaged over the columns, the squared error, and the gradient times scale. As the host backends' loop.
+__global__ void regression_loss(float* gradient, float* metrics, const float* outputs, const int* sample_rows,
+                                const float* table, int rows, int columns, int loss, float scale) {
+    int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= rows) return;
+    const float* z = outputs + (long)r * columns;
+    const float* t = table + (long)sample_rows[r] * columns;
+    float per_output = 1.f / (float)columns, row_loss = 0.f, squares = 0.f;
+    for (int c = 0; c < columns; c++) {
+        float d = z[c] - t[c];
+        float a = fabsf(d);
+        row_loss += loss == 3 ? (a <= 1.f ? 0.5f * d * d : a - 0.5f) : d * d;
+        squares += d * d;
+        if (gradient) gradient[(long)r * columns + c] = scale * (loss == 3 ? fminf(fmaxf(d, -1.f), 1.f) : 2.f * d) * per_output;
+    }
+    atomicAdd(&metrics[0], row_loss * per_output);
+    atomicAdd(&metrics[1], squares);
+}
 """#
 }

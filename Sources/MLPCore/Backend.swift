@@ -99,6 +99,21 @@ public protocol Backend: AnyObject {
         weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>,
         rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float, backward: LayerBackward?)
 
+    /// The output layer of a regression and its loss: `outputs = inputs · weights + bias` (no activation), then the
+    /// loss of those outputs against real-valued targets exactly as `ComposedLayers.regressionLoss` defines it, and,
+    /// when `gradient` is given, the bias gradient `biasGradient[c] = Σ_r gradient[r, c]`; with `backward`, then the
+    /// layer's backward from that gradient, as `denseBackward` defines it.
+    ///
+    /// `ComposedLayers` gives the composition (`denseForward`, `regressionLoss`, the column sums, `denseBackward`):
+    /// a regression's output layer is narrow and its loss elementwise, so no backend fuses it yet.
+    /// - Parameters: as `outputLayerLoss`, with `targets` in place of the labels and no predictions; metrics `[2]`,
+    ///   accumulated: the summed loss and the summed squared error (see `regressionLoss`).
+    func regressionOutputLayerLoss(
+        outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?,
+        metrics: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>,
+        bias: DevicePointer<Float>, targets: RegressionTargets, rows: Int, inputSize: Int, outputSize: Int,
+        loss: Loss, gradientScale: Float, backward: LayerBackward?)
+
     /// One optimizer update over one flat buffer of parameters (see `ParameterUpdate`), then, if the update carries
     /// one, the gather of the next step's batch (`ParameterUpdate.thenGather`; the cuda backend does both in one
     /// launch).
@@ -143,6 +158,24 @@ public struct LayerBackward {
         self.inputGradient = inputGradient
         self.inputBiasGradient = inputBiasGradient
         self.inputActivation = inputActivation
+    }
+}
+
+/// Where a batch's regression targets are: row `r` of the batch has targets `table[rows[r] · k + c]` for its `k`
+/// outputs.
+///
+/// The batch's `rows` are its gathered labels: a regression dataset's labels are each sample's own row in the table
+/// (`ResidentDataset`), so the gather, the gather-ahead and a recorded step need nothing new, and the targets stay
+/// in backend memory, one copy for the whole dataset.
+public struct RegressionTargets {
+    /// `[B]`: each batch row's row of `table`.
+    public var rows: DevicePointer<Int32>
+    /// `[N, k]`: every sample's targets.
+    public var table: DevicePointer<Float>
+
+    public init(rows: DevicePointer<Int32>, table: DevicePointer<Float>) {
+        self.rows = rows
+        self.table = table
     }
 }
 

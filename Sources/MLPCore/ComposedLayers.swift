@@ -33,6 +33,15 @@ public protocol ComposedLayers: Backend {
         gradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?,
         outputs: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, columns: Int,
         loss: Loss, gradientScale: Float)
+
+    /// The regression loss of a batch (`loss` is `.squaredError` or `.huber`), and optionally its gradient, in one
+    /// pass over `d = outputs[r, c] − targets.table[targets.rows[r], c]`:
+    /// - `loss_r = (1/columns) Σ_c loss.regressionTerm(d)`; `metrics[0] += Σ_r loss_r`;
+    /// - `metrics[1] += Σ_r Σ_c d²` (the squared error, whatever the loss: the trainer reports it as an RMSE);
+    /// - `gradient[r, c] = gradientScale × loss.regressionDerivative(d) / columns`, if given.
+    func regressionLoss(
+        gradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, outputs: DevicePointer<Float>,
+        targets: RegressionTargets, rows: Int, columns: Int, loss: Loss, gradientScale: Float)
 }
 
 extension ComposedLayers {
@@ -65,6 +74,46 @@ extension ComposedLayers {
             outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics,
             predictions: predictions, inputs: inputs, weights: weights, bias: bias, labels: labels, rows: rows,
             inputSize: inputSize, outputSize: outputSize, loss: loss, gradientScale: gradientScale, backward: backward)
+    }
+
+    public func regressionOutputLayerLoss(
+        outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?,
+        metrics: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>,
+        bias: DevicePointer<Float>, targets: RegressionTargets, rows: Int, inputSize: Int, outputSize: Int,
+        loss: Loss, gradientScale: Float, backward: LayerBackward?
+    ) {
+        composedRegressionOutputLayerLoss(
+            outputs: outputs, gradient: gradient, biasGradient: biasGradient, metrics: metrics, inputs: inputs,
+            weights: weights, bias: bias, targets: targets, rows: rows, inputSize: inputSize, outputSize: outputSize,
+            loss: loss, gradientScale: gradientScale, backward: backward)
+    }
+
+    /// `denseForward`, `regressionLoss`, the gradient's column sums, then `denseBackward` with `backward`: the
+    /// definition of `regressionOutputLayerLoss`.
+    public func composedRegressionOutputLayerLoss(
+        outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?,
+        metrics: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>,
+        bias: DevicePointer<Float>, targets: RegressionTargets, rows: Int, inputSize: Int, outputSize: Int,
+        loss: Loss, gradientScale: Float, backward: LayerBackward?
+    ) {
+        precondition(loss.isRegression, "\(loss.rawValue) is not a regression loss")
+        denseForward(outputs: outputs, inputs: inputs, weights: weights, bias: bias, rows: rows,
+                     inputSize: inputSize, outputSize: outputSize, activation: .identity)
+        regressionLoss(gradient: gradient, metrics: metrics, outputs: outputs, targets: targets, rows: rows,
+                       columns: outputSize, loss: loss, gradientScale: gradientScale)
+        if let gradient, let biasGradient {
+            activationBackward(gradient: gradient, biasGradient: biasGradient, outputs: outputs, rows: rows,
+                               columns: outputSize, activation: .identity)
+            if let backward {
+                denseBackward(
+                    weightGradient: backward.weightGradient, inputGradient: backward.inputGradient,
+                    inputBiasGradient: backward.inputBiasGradient, gradient: gradient, inputs: inputs,
+                    weights: weights, rows: rows, inputSize: inputSize, outputSize: outputSize,
+                    inputActivation: backward.inputActivation)
+            }
+        } else {
+            precondition(backward == nil, "an output layer's backward needs its gradient and bias gradient")
+        }
     }
 
     /// `gemm` then `biasActivationForward`: the definition of `denseForward`.

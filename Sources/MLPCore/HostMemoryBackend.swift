@@ -46,6 +46,32 @@ extension HostMemoryBackend {
     public func synchronize() throws {}
 }
 
+extension ComposedLayers where Self: HostMemoryBackend {
+    /// The regression loss as its definition's plain loop, one thread, for both host backends: the pass is B × k
+    /// elementwise work beside products of B × k × hidden, so the cpu backend gains nothing from its own kernel, and
+    /// the cuda backend's `regression_loss` kernel is checked against this loop.
+    public func regressionLoss(
+        gradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, outputs: DevicePointer<Float>,
+        targets: RegressionTargets, rows: Int, columns: Int, loss: Loss, gradientScale: Float
+    ) {
+        precondition(loss.isRegression, "\(loss.rawValue) is not a regression loss")
+        let z = outputs.host, table = targets.table.host, sampleRows = targets.rows.host, m = metrics.host
+        let perOutput = 1 / Float(columns)
+        for r in 0..<rows {
+            let t = table + Int(sampleRows[r]) * columns
+            var rowLoss: Float = 0, squares: Float = 0
+            for c in 0..<columns {
+                let d = z[r * columns + c] - t[c]
+                rowLoss += loss.regressionTerm(d)
+                squares += d * d
+                gradient?.host[r * columns + c] = gradientScale * loss.regressionDerivative(d) * perOutput
+            }
+            m[0] += rowLoss * perOutput
+            m[1] += squares
+        }
+    }
+}
+
 /// Host memory ran out.
 public struct HostMemoryError: Error, CustomStringConvertible, Sendable {
     public var bytes: Int

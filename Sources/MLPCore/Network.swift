@@ -134,6 +134,7 @@ public final class Network {
         let rows = batch.count
         precondition(rows >= 1 && rows <= maxBatch, "batch of \(rows) rows for a network sized for \(maxBatch)")
         precondition(data.featureCount == spec.inputSize, "data has \(data.featureCount) features, network expects \(spec.inputSize)")
+        precondition(data.isRegression == spec.loss.isRegression, "\(spec.loss.rawValue) loss on \(data.isRegression ? "regression targets" : "class labels")")
         let frame = TrainingStep(
             network: serialNumber, data: data.serialNumber, rows: rows, parameters: layout.count,
             batchGathered: holdsPrefetched(data, batch), nextRows: next?.count ?? 0, preferredSchedule: preferredSchedule,
@@ -145,7 +146,7 @@ public final class Network {
             // gather → forward → loss and the output layer's backward → the hidden layers' backward → update.
             if !frame.batchGathered { gather(data, batch) }
             forwardHidden(rows: rows)
-            var gradient = outputLayerBackward(rows: rows, step: step, schedule: schedule)
+            var gradient = outputLayerBackward(data, rows: rows, step: step, schedule: schedule)
             var l = spec.layerCount - 2
             while l > 0 {
                 gradient = hiddenLayerBackward(l, rows: rows, gradient: gradient, step: step, schedule: schedule)
@@ -173,17 +174,26 @@ public final class Network {
     /// The output layer with the loss and its gradient, and its backward: its weight gradient, and the gradient with
     /// respect to the layer below's pre-activation values (returned) with that layer's bias gradient. A network of
     /// one layer stops at the loss's gradient (returned), the first layer's weight gradient following.
-    private func outputLayerBackward(rows: Int, step: OptimizerStep, schedule: StepSchedule) -> DevicePointer<Float> {
+    private func outputLayerBackward(_ data: ResidentDataset, rows: Int, step: OptimizerStep, schedule: StepSchedule) -> DevicePointer<Float> {
         let last = spec.layerCount - 1, layer = layout.layers[last]
         let backward = last == 0 ? nil : LayerBackward(
             weightGradient: gradients + layer.weightOffset, inputGradient: gradientScratch.0,
             inputBiasGradient: gradients + layout.layers[last - 1].biasOffset, inputActivation: spec.activation(ofLayer: last - 1))
-        backend.outputLayerLoss(
+        if let table = data.targets {
+            backend.regressionOutputLayerLoss(
+                outputs: activations[last], gradient: outputGradient, biasGradient: gradients + layer.biasOffset,
+                metrics: trainingMetrics, inputs: last == 0 ? inputs : activations[last - 1],
+                weights: parameters + layer.weightOffset, bias: parameters + layer.biasOffset,
+                targets: RegressionTargets(rows: labels, table: table), rows: rows, inputSize: layer.inputs,
+                outputSize: layer.outputs, loss: spec.loss, gradientScale: 1 / Float(rows), backward: backward)
+        } else {
+            backend.outputLayerLoss(
             outputs: activations[last], gradient: outputGradient, biasGradient: gradients + layer.biasOffset,
             metrics: trainingMetrics, predictions: nil, inputs: last == 0 ? inputs : activations[last - 1],
             weights: parameters + layer.weightOffset, bias: parameters + layer.biasOffset, labels: labels, rows: rows,
             inputSize: layer.inputs, outputSize: layer.outputs, loss: spec.loss, gradientScale: 1 / Float(rows),
             backward: backward)
+        }
         guard last > 0 else { return outputGradient }
         // The output layer's gradients are final and nothing reads its weights again this step.
         updateLayer(last, step, schedule)
@@ -324,22 +334,37 @@ public final class Network {
         public var count: Int
         /// The predicted class of each sample, in the order evaluated (when asked for).
         public var predictions: [Int32]
+        /// A regression's errors, in the units of the stored targets; nil for classification (whose `accuracy` this
+        /// replaces: a regression's is 0).
+        public var regression: RegressionErrors?
     }
 
-    /// Loss and accuracy over the samples `indices` of `data`, in batches of at most `maxBatch`.
+    /// Loss and accuracy (or a regression's errors) over the samples `indices` of `data`, in batches of at most
+    /// `maxBatch`.
     public func evaluate(_ data: ResidentDataset, indices: [Int32], keepPredictions: Bool = false) -> Evaluation {
+        precondition(data.isRegression == spec.loss.isRegression, "\(spec.loss.rawValue) loss on \(data.isRegression ? "regression targets" : "class labels")")
         [Float(0), 0].withUnsafeBufferPointer { backend.upload($0, to: evaluationMetrics) }
         var predicted = [Int32]()
         if keepPredictions { predicted.reserveCapacity(indices.count) }
         var buffer = [Int32](repeating: 0, count: maxBatch)
+        // A regression's errors are summed on the host, from the outputs and the targets, per output.
+        let k = spec.outputSize
+        var errors = data.isRegression ? RegressionErrors(outputs: k) : nil
+        let table: [Float] = data.targets.map { backend.download($0, count: data.count * k) } ?? []
         var start = 0
         while start < indices.count {
             let rows = min(maxBatch, indices.count - start)
             gather(data, indices[start..<start + rows])
             forwardHidden(rows: rows)
-            outputLayer(rows: rows, gradient: nil, biasGradient: nil, metrics: evaluationMetrics,
-                        predictions: keepPredictions ? predictions : nil, gradientScale: 1)
-            if keepPredictions {
+            outputLayer(data, rows: rows, gradient: nil, biasGradient: nil, metrics: evaluationMetrics,
+                        predictions: keepPredictions && !data.isRegression ? predictions : nil, gradientScale: 1)
+            if errors != nil {
+                let outputs = backend.download(activations[spec.layerCount - 1], count: rows * k)
+                for r in 0..<rows {
+                    let sample = Int(indices[start + r])
+                    errors!.add(outputs: outputs[r * k..<(r + 1) * k], targets: table[sample * k..<(sample + 1) * k])
+                }
+            } else if keepPredictions {
                 buffer.withUnsafeMutableBufferPointer { backend.download(predictions, count: rows, into: $0) }
                 predicted += buffer[0..<rows]
             }
@@ -347,7 +372,8 @@ public final class Network {
         }
         let m = backend.download(evaluationMetrics, count: 2)
         let n = max(indices.count, 1)
-        return Evaluation(loss: Double(m[0]) / Double(n), accuracy: Double(m[1]) / Double(n), count: indices.count, predictions: predicted)
+        return Evaluation(loss: Double(m[0]) / Double(n), accuracy: errors == nil ? Double(m[1]) / Double(n) : 0,
+                          count: indices.count, predictions: predicted, regression: errors)
     }
 
     /// The outputs (logits for cross-entropy) for `count` inputs given as a `[count, inputSize]` Float matrix.
@@ -397,9 +423,16 @@ public final class Network {
     }
 
     /// The output layer with the loss (see `Backend.outputLayerLoss`), after `forwardHidden`.
-    private func outputLayer(rows: Int, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?,
+    private func outputLayer(_ data: ResidentDataset, rows: Int, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?,
                              metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, gradientScale: Float) {
         let l = layout.layers.count - 1, layer = layout.layers[l]
+        if let table = data.targets {
+            return backend.regressionOutputLayerLoss(
+                outputs: activations[l], gradient: gradient, biasGradient: biasGradient, metrics: metrics,
+                inputs: l == 0 ? inputs : activations[l - 1], weights: parameters + layer.weightOffset,
+                bias: parameters + layer.biasOffset, targets: RegressionTargets(rows: labels, table: table), rows: rows,
+                inputSize: layer.inputs, outputSize: layer.outputs, loss: spec.loss, gradientScale: gradientScale, backward: nil)
+        }
         backend.outputLayerLoss(
             outputs: activations[l], gradient: gradient, biasGradient: biasGradient, metrics: metrics,
             predictions: predictions, inputs: l == 0 ? inputs : activations[l - 1],

@@ -75,6 +75,12 @@ public final class ProfilingBackend: ComposedLayers {
         }
     }
 
+    public func regressionLoss(gradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, outputs: DevicePointer<Float>, targets: RegressionTargets, rows: Int, columns: Int, loss: Loss, gradientScale: Float) {
+        measure("loss \(loss.rawValue) \(rows)×\(columns)") {
+            parts.regressionLoss(gradient: gradient, metrics: metrics, outputs: outputs, targets: targets, rows: rows, columns: columns, loss: loss, gradientScale: gradientScale)
+        }
+    }
+
     public var fusedOperations: FusedOperations { inner.fusedOperations }
 
     public func denseForward(outputs: DevicePointer<Float>, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, activation: Activation) {

@@ -10,14 +10,20 @@ public final class ResidentDataset {
     public let values: DevicePointer<UInt8>
     /// The type of `values`.
     public let valueType: SampleValueType
-    /// `[count]` labels.
+    /// `[count]` labels; for a regression, each sample's own row of `targets` (`0, 1, …`: see `RegressionTargets`).
     public let labels: DevicePointer<Int32>
+    /// Regression: `[count, targetCount]` targets; nil for classification.
+    public let targets: DevicePointer<Float>?
+    /// Regression targets per sample (0 for classification).
+    public let targetCount: Int
     /// Samples.
     public let count: Int
     /// Values per sample.
     public let featureCount: Int
-    /// Classes (labels are in `0..<classCount`).
+    /// Classes (labels are in `0..<classCount`); 0 for a regression.
     public let classCount: Int
+    /// Whether the samples carry regression targets.
+    public var isRegression: Bool { targets != nil }
     /// Names this dataset in `TrainingStep`s.
     let serialNumber = nextSerialNumber()
 
@@ -32,11 +38,23 @@ public final class ResidentDataset {
         }
         valueType = samples.values.type
         do {
-            labels = try backend.allocate(copying: samples.labels)
+            labels = try backend.allocate(copying: samples.isRegression ? (0..<Int32(samples.count)).map { $0 } : samples.labels)
         } catch {
             backend.free(values)
             throw error
         }
+        if samples.isRegression {
+            do {
+                targets = try backend.allocate(copying: samples.targets)
+            } catch {
+                backend.free(values)
+                backend.free(labels)
+                throw error
+            }
+        } else {
+            targets = nil
+        }
+        targetCount = samples.targetCount
         count = samples.count
         featureCount = samples.featureCount
         classCount = samples.classCount
@@ -50,5 +68,6 @@ public final class ResidentDataset {
     deinit {
         backend.free(values)
         backend.free(labels)
+        if let targets { backend.free(targets) }
     }
 }

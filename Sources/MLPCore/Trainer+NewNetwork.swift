@@ -35,8 +35,13 @@ extension Trainer {
             guard images.featureCount == spec.inputSize else {
                 throw ConfigurationError(flag: "--layers", value: spec.sizesText, expected: "an input size of \(images.featureCount), the features of the data")
             }
-            guard images.classCount == spec.outputSize else {
-                throw ConfigurationError(flag: "--layers", value: spec.sizesText, expected: "an output size of \(images.classCount), the classes of the data")
+            guard images.isRegression == spec.loss.isRegression else {
+                throw ConfigurationError(flag: "--loss", value: spec.loss.rawValue, expected: images.isRegression
+                    ? "a regression loss (\(Loss.regressionCases.map(\.rawValue).joined(separator: ", "))) for data with real-valued targets"
+                    : "a classification loss (\(Loss.classificationCases.map(\.rawValue).joined(separator: ", "))) for data with class labels")
+            }
+            guard images.outputCount == spec.outputSize else {
+                throw ConfigurationError(flag: "--layers", value: spec.sizesText, expected: "an output size of \(images.outputCount), the \(images.isRegression ? "targets" : "classes") of the data")
             }
         }
         let network = try Network(spec: spec, optimizer: configuration.optimizer, backend: backend,

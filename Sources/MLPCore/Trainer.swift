@@ -46,6 +46,9 @@ public final class Trainer {
     public var onEpoch: ((EpochMetrics, TrainingProgress) throws -> Void)?
     /// Polled after every step; returning `true` stops training with `TrainingError.interrupted`.
     public var shouldStop: (() -> Bool)?
+    /// A regression's targets' standard deviations (the factor from standardised to own units, per output), so that
+    /// the epoch's RMSE and MAE are reported in the targets' own units; nil: the stored units.
+    public var targetScale: [Double]?
     /// For backends whose memory is not the host's: how many steps may pass between loss checks.
     public var divergenceCheckInterval = 100
 
@@ -153,13 +156,19 @@ public final class Trainer {
 
             var metrics = EpochMetrics(
                 epoch: progress.epoch, trainLoss: Double(lossSum) / Double(max(samples, 1)),
-                trainAccuracy: Double(correct) / Double(max(samples, 1)), testLoss: nil, testAccuracy: nil,
+                trainAccuracy: trainingData.isRegression ? nil : Double(correct) / Double(max(samples, 1)), testLoss: nil, testAccuracy: nil,
                 evaluatedOn: nil, samplesPerSecond: Double(samples) / max(seconds, 1e-9), seconds: seconds,
                 learningRate: Double("\(learningRate)") ?? Double(learningRate), steps: batches.count)
             if let evaluation {
                 let result = network.evaluate(evaluation.data, indices: evaluation.indices)
                 metrics.testLoss = result.loss
-                metrics.testAccuracy = result.accuracy
+                if let errors = result.regression {
+                    metrics.testRMSE = errors.rmse(scale: targetScale)
+                    metrics.testMAE = errors.mae(scale: targetScale)
+                    metrics.testR2 = errors.r2
+                } else {
+                    metrics.testAccuracy = result.accuracy
+                }
                 metrics.evaluatedOn = evaluation.name
             }
             history.append(metrics)

@@ -104,12 +104,17 @@ public struct EpochMetrics: Sendable, Equatable, Codable {
     public var epoch: Int
     /// Mean training loss over the epoch's steps.
     public var trainLoss: Double
-    /// Fraction of the epoch's training samples predicted right.
-    public var trainAccuracy: Double
+    /// Fraction of the epoch's training samples predicted right (classification; nil for a regression).
+    public var trainAccuracy: Double?
     /// Loss and accuracy on the evaluation set (the test set, or the validation split when one is held out).
     public var testLoss: Double?
-    /// Accuracy on the evaluation set.
+    /// Accuracy on the evaluation set (classification).
     public var testAccuracy: Double?
+    /// A regression's root mean squared error, mean absolute error (both in the targets' own units) and R² on the
+    /// evaluation set.
+    public var testRMSE: Double?
+    public var testMAE: Double?
+    public var testR2: Double?
     /// "test" or "validation".
     public var evaluatedOn: String?
     /// Training samples per second of training time.
@@ -123,7 +128,7 @@ public struct EpochMetrics: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case epoch, trainLoss = "train_loss", trainAccuracy = "train_accuracy", testLoss = "test_loss",
-             testAccuracy = "test_accuracy", evaluatedOn = "evaluated_on", samplesPerSecond = "samples_per_second",
+             testAccuracy = "test_accuracy", testRMSE = "test_rmse", testMAE = "test_mae", testR2 = "test_r2", evaluatedOn = "evaluated_on", samplesPerSecond = "samples_per_second",
              seconds, learningRate = "learning_rate", steps
     }
 }

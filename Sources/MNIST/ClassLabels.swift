@@ -33,7 +33,7 @@ public enum ClassLabels {
         if allNumbers, let fraction = firstFraction {
             throw DataError.malformed(
                 file: file,
-                reason: "\(what) holds numbers that are not whole (\(fraction.text) in row \(fraction.row.grouped)): a regression target, and this version of mlp trains classifiers only (their classes as integers or text)")
+                reason: "\(what) holds numbers that are not whole (\(fraction.text) in row \(fraction.row.grouped)): not classes (train a regression with --task regression)")
         }
         if allNumbers {
             return try number(integers: integers.map { $0! }, known: known, file: file, what: what)
@@ -69,5 +69,33 @@ public enum ClassLabels {
         let list = known.count <= 12 ? known.joined(separator: ", ") : known.prefix(12).joined(separator: ", ") + ", …"
         return DataError.inconsistent(
             file: file, reason: "row \(row.grouped), \(what): class \"\(value.prefix(40))\" is not one the network was trained on (\(list))")
+    }
+}
+
+/// A regression's target column in a table: whether a column is one, and its numbers.
+public enum TargetColumn {
+    /// Regression when every cell is a finite number and at least one is not whole (`3.7`); classification otherwise
+    /// (integers, text).
+    public static func task(of cells: [String]) -> DataSource.Task {
+        var fraction = false
+        for cell in cells {
+            guard let d = Double(cell.trimmingCharacters(in: .whitespaces)), d.isFinite else { return .classification }
+            if d != d.rounded() { fraction = true }
+        }
+        return fraction ? .regression : .classification
+    }
+
+    /// The cells as numbers.
+    /// - Throws: `DataError.malformed` naming the row (0-based, counting rows of values) and `what` for an empty cell,
+    ///   text or a value that is not finite.
+    public static func numbers(_ cells: [String], file: String, what: String) throws -> [Float] {
+        try cells.enumerated().map { i, cell in
+            let t = cell.trimmingCharacters(in: .whitespaces)
+            guard let d = Double(t), d.isFinite, abs(d) <= Double(Float.greatestFiniteMagnitude) else {
+                throw DataError.malformed(
+                    file: file, reason: "row \(i.grouped) (counting rows of values from 0), \(what): \(t.isEmpty ? "an empty cell" : "\"\(t.prefix(40))\"") is not a finite number (a regression target)")
+            }
+            return Float(d)
+        }
     }
 }

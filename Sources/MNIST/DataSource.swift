@@ -12,9 +12,18 @@ import Foundation
 ///   samples of any shape and any number of classes.
 /// - Pictures: a folder of class folders, or of `train` and `test` folders holding them (`ImageFolder`).
 ///
+/// The target is a class (classification) or real-valued (regression): `task` says which, or, when nil, the data
+/// does: a CSV target or a float labels array holding numbers that are not all whole, or labels of several columns
+/// (`[N, k]`), is a regression; pictures and IDX labels are classes.
+///
 /// Unsigned bytes stay bytes (pictures, scaled to [0, 1] as they are gathered); every other element type becomes
 /// 32-bit floats.
 public struct DataSource: Sendable, Equatable {
+    /// What is predicted: a class, or real values.
+    public enum Task: String, CaseIterable, Sendable, Codable {
+        case classification, regression
+    }
+
     /// The kinds of file read.
     public enum Format: String, CaseIterable, Sendable, Codable {
         case csv, npy, npz, idx, images
@@ -38,6 +47,8 @@ public struct DataSource: Sendable, Equatable {
     public var delimiter: UInt8?
     /// Picture folders: read colour pictures as gray (one channel, not three).
     public var grayscale: Bool
+    /// Classification or regression; nil: as the target's values say (see above).
+    public var task: Task? = nil
 
     public init(path: String, format: Format? = nil, labelsPath: String? = nil, target: String? = nil, features: [String]? = nil,
                 ignored: [String] = [], hasHeader: Bool = true, delimiter: UInt8? = nil, grayscale: Bool = false) {
@@ -88,7 +99,12 @@ public struct DataSource: Sendable, Equatable {
     /// must be among them.
     /// - Throws: `DataError` naming the file, and the row and column where it applies.
     public func load(classNames: [String]? = nil) throws -> Loaded {
-        switch try resolvedFormat() {
+        let format = try resolvedFormat()
+        if task == .regression, format == .idx || format == .images {
+            throw DataError.invalidArgument(
+                name: "--task regression", reason: "\(format == .idx ? "IDX labels" : "picture folders") name classes; a regression takes a CSV table or NumPy arrays")
+        }
+        switch format {
         case .csv: return try loadCSV(classNames: classNames)
         case .npy: return try loadNumPy(classNames: classNames)
         case .npz: return try loadArchive(classNames: classNames)
@@ -148,9 +164,16 @@ public struct DataSource: Sendable, Equatable {
             throw DataError.malformed(file: path, reason: "no feature columns besides the target \(targetName)")
         }
         let f = featureNames.count
-        let (labels, names) = try ClassLabels.number(targetCells, known: classNames, file: path, what: "column \(targetName)")
-        let samples = try LabeledSamples(values: .floats(values), sampleShape: [f], labels: labels, classNames: names,
+        let samples: LabeledSamples
+        if (task ?? TargetColumn.task(of: targetCells)) == .regression {
+            let targets = try TargetColumn.numbers(targetCells, file: path, what: "column \(targetName)")
+            samples = try LabeledSamples(values: .floats(values), sampleShape: [f], targets: targets, targetNames: [targetName],
                                          featureNames: featureNames, file: path)
+        } else {
+            let (labels, names) = try ClassLabels.number(targetCells, known: classNames, file: path, what: "column \(targetName)")
+            samples = try LabeledSamples(values: .floats(values), sampleShape: [f], labels: labels, classNames: names,
+                                         featureNames: featureNames, file: path)
+        }
         return Loaded(train: samples, test: nil,
                       summary: "\(url.lastPathComponent): \(rows.grouped) rows, \(f) feature\(f == 1 ? "" : "s"), target \(targetName)",
                       target: targetName)
@@ -182,7 +205,7 @@ public struct DataSource: Sendable, Equatable {
         }
         let x = try NumPyArray.read(contentsOf: URL(fileURLWithPath: path))
         let y = try NumPyArray.read(contentsOf: URL(fileURLWithPath: labelsPath))
-        let samples = try Self.samples(x, xFile: path, y, yFile: labelsPath, classNames: classNames)
+        let samples = try Self.samples(x, xFile: path, y, yFile: labelsPath, classNames: classNames, task: task)
         return Loaded(train: samples, test: nil, summary: "\(URL(fileURLWithPath: path).lastPathComponent): \(samples.count.grouped) samples of \(samples.shapeText)")
     }
 
@@ -196,24 +219,25 @@ public struct DataSource: Sendable, Equatable {
             return a
         }
         let train = try Self.samples(try array("x_train"), xFile: "\(path) (x_train)", try array("y_train"), yFile: "\(path) (y_train)",
-                                     classNames: classNames)
+                                     classNames: classNames, task: task)
         var test: LabeledSamples?
         if arrays["x_test"] != nil || arrays["y_test"] != nil {
             test = try Self.samples(try array("x_test"), xFile: "\(path) (x_test)", try array("y_test"), yFile: "\(path) (y_test)",
-                                    classNames: train.classNames)
+                                    classNames: train.isRegression ? nil : train.classNames, task: train.isRegression ? .regression : .classification)
             try Self.checkSameShape(train, test!, file: "\(path) (x_test)")
         }
         return Loaded(train: train, test: test, summary: "\(URL(fileURLWithPath: path).lastPathComponent): \(train.count.grouped) training samples of \(train.shapeText)"
                       + (test.map { ", \($0.count.grouped) test samples" } ?? ""))
     }
 
-    /// Samples from an array `[N, …]` and labels `[N]` or `[N, 1]`.
-    static func samples(_ x: NumPyArray, xFile: String, _ y: NumPyArray, yFile: String, classNames: [String]?) throws -> LabeledSamples {
+    /// Samples from an array `[N, …]` and labels `[N]` or `[N, 1]` (classes or one regression target), or `[N, k]`
+    /// (k regression targets).
+    static func samples(_ x: NumPyArray, xFile: String, _ y: NumPyArray, yFile: String, classNames: [String]?, task: Task? = nil) throws -> LabeledSamples {
         guard x.shape.count >= 2 else {
             throw DataError.malformed(file: xFile, reason: "shape \(x.shape): expected samples of at least one dimension, [samples, features, …]")
         }
-        guard y.shape.count == 1 || (y.shape.count == 2 && y.shape[1] == 1) else {
-            throw DataError.malformed(file: yFile, reason: "shape \(y.shape): expected one label per sample, [samples]")
+        guard y.shape.count == 1 || y.shape.count == 2 else {
+            throw DataError.malformed(file: yFile, reason: "shape \(y.shape): expected one label per sample, [samples], or targets [samples, outputs]")
         }
         guard y.shape[0] == x.shape[0] else {
             throw DataError.inconsistent(file: yFile, reason: "\(y.shape[0].grouped) labels for \(x.shape[0].grouped) samples in \(xFile)")
@@ -228,19 +252,25 @@ public struct DataSource: Sendable, Equatable {
             let f = x.count / max(x.shape[0], 1)
             throw DataError.malformed(file: xFile, reason: "sample \((bad / f).grouped), feature \(bad % f): \(v[bad]) is not a finite number")
         }
-        let integers: [Int]
-        switch y.storage {
-        case .float32, .float64:
-            let d = y.doubles
-            if let i = d.firstIndex(where: { !$0.isFinite || $0 != $0.rounded() || abs($0) >= 1e15 }) {
-                throw DataError.malformed(
-                    file: yFile, reason: "label \(d[i]) of sample \(i.grouped) is not a whole number: a regression target, and this version of mlp trains classifiers only")
-            }
-            integers = d.map { Int($0) }
-        default:
-            integers = y.doubles.map { Int($0) }
+        let k = y.shape.count == 2 ? y.shape[1] : 1
+        let d = y.doubles
+        let isFloat = y.elementType == .float32 || y.elementType == .float64
+        let wholeNumbers = d.allSatisfy { $0.isFinite && $0 == $0.rounded() && abs($0) < 1e15 }
+        let resolved = task ?? (k > 1 || (isFloat && !wholeNumbers) ? .regression : .classification)
+        if resolved == .regression {
+            guard k >= 1 else { throw DataError.malformed(file: yFile, reason: "shape \(y.shape): no targets per sample") }
+            let names = k == 1 ? ["y"] : (0..<k).map { "y\($0)" }
+            return try LabeledSamples(values: values, sampleShape: Array(x.shape.dropFirst()), targets: d.map { Float($0) },
+                                      targetNames: names, file: yFile)
         }
-        let (labels, names) = try ClassLabels.number(integers: integers, known: classNames, file: yFile, what: "labels")
+        guard k == 1 else {
+            throw DataError.malformed(file: yFile, reason: "shape \(y.shape): a classifier takes one label per sample, [samples] (several columns are regression targets: --task regression)")
+        }
+        if let i = d.firstIndex(where: { !$0.isFinite || $0 != $0.rounded() || abs($0) >= 1e15 }) {
+            throw DataError.malformed(
+                file: yFile, reason: "label \(d[i]) of sample \(i.grouped) is not a whole number: not a class (a real-valued target: --task regression)")
+        }
+        let (labels, names) = try ClassLabels.number(integers: d.map { Int($0) }, known: classNames, file: yFile, what: "labels")
         return try LabeledSamples(values: values, sampleShape: Array(x.shape.dropFirst()), labels: labels, classNames: names, file: xFile)
     }
 

@@ -8,7 +8,8 @@ public enum SampleValueType: String, Sendable, Codable, CaseIterable {
     public var size: Int { self == .uint8 ? 1 : 4 }
 }
 
-/// Samples with one class label each, whatever their source: pictures, a table's rows, arrays.
+/// Samples with one class label each (classification) or real-valued targets (regression), whatever their source:
+/// pictures, a table's rows, arrays.
 ///
 /// Values are row-major, sample after sample, `featureCount` each, in their stored type (`values`). This is the form
 /// in which data reaches a backend (`ResidentDataset`): it is copied once into the backend's memory, and each batch
@@ -41,15 +42,27 @@ public struct LabeledSamples: Sendable, Equatable {
     /// The shape of one sample, outermost first: `[28, 28]` for an MNIST digit, `[3, 32, 32]` for a colour picture,
     /// `[13]` for a table of 13 features. The network sees it flattened.
     public var sampleShape: [Int]
-    /// `count` labels, each in `0..<classCount`.
+    /// `count` labels, each in `0..<classCount` (classification; empty for a regression).
     public var labels: [Int32]
-    /// The name of each class, by label (`["0", …, "9"]` for digits; a table's own names such as `benign`).
+    /// The name of each class, by label (`["0", …, "9"]` for digits; a table's own names such as `benign`); empty for
+    /// a regression.
     public var classNames: [String]
     /// The name of each feature where the source has them (a table's header), else empty.
     public var featureNames: [String]
+    /// Regression: `count × targetCount` real-valued targets, row-major (empty for classification).
+    public var targets: [Float] = []
+    /// Regression: the name of each target (a table's column, `y` for an array's single column, `y0`, `y1`, … for
+    /// several); empty for classification, so that `isRegression` is whether there are any.
+    public var targetNames: [String] = []
 
     /// Number of samples.
-    public var count: Int { labels.count }
+    public var count: Int { isRegression ? targets.count / targetNames.count : labels.count }
+    /// Whether the samples carry real-valued targets rather than class labels.
+    public var isRegression: Bool { !targetNames.isEmpty }
+    /// Regression targets per sample.
+    public var targetCount: Int { targetNames.count }
+    /// The network's outputs for this data: one per class, or one per target.
+    public var outputCount: Int { isRegression ? targetCount : classCount }
     /// Values per sample: the product of `sampleShape`.
     public var featureCount: Int { sampleShape.reduce(1, *) }
     /// Number of classes.
@@ -82,6 +95,45 @@ public struct LabeledSamples: Sendable, Equatable {
         self.featureNames = featureNames
     }
 
+    /// Creates a regression set, checking that sizes agree and every target is a finite number.
+    /// - Throws: `DataError.inconsistent` or `.malformed` naming `file` (and the row and target of a bad value).
+    public init(values: Values, sampleShape: [Int], targets: [Float], targetNames: [String], featureNames: [String] = [],
+                file: String = "data") throws {
+        let features = sampleShape.reduce(1, *), k = targetNames.count
+        guard !sampleShape.isEmpty, sampleShape.allSatisfy({ $0 > 0 }) else {
+            throw DataError.inconsistent(file: file, reason: "samples of shape \(sampleShape) (expected at least one value each)")
+        }
+        guard k >= 1, targets.count % k == 0 else {
+            throw DataError.inconsistent(file: file, reason: "\(targets.count.grouped) targets are not rows of \(k) (\(targetNames.joined(separator: ", ")))")
+        }
+        let n = targets.count / k
+        guard values.count == n * features else {
+            throw DataError.inconsistent(
+                file: file, reason: "\(n.grouped) targets but \(values.count.grouped) values, not \(n.grouped) samples of \(features.grouped)")
+        }
+        if let bad = targets.firstIndex(where: { !$0.isFinite }) {
+            throw DataError.malformed(
+                file: file, reason: "row \((bad / k).grouped) (counting samples from 0), target \(targetNames[bad % k]): \(targets[bad]) is not a finite number")
+        }
+        guard featureNames.isEmpty || featureNames.count == features else {
+            throw DataError.inconsistent(file: file, reason: "\(featureNames.count) feature names for \(features) features")
+        }
+        self.values = values
+        self.sampleShape = sampleShape
+        self.labels = []
+        self.classNames = []
+        self.featureNames = featureNames
+        self.targets = targets
+        self.targetNames = targetNames
+    }
+
+    /// The regression targets that are the same in every sample (nothing to learn), by name.
+    public var constantTargets: [String] {
+        let k = targetCount
+        guard k > 0, count > 0 else { return [] }
+        return (0..<k).filter { c in (1..<count).allSatisfy { targets[$0 * k + c] == targets[c] } }.map { targetNames[$0] }
+    }
+
     /// The images of an IDX dataset, their classes named by number.
     public init(_ images: LabeledImages, classNames: [String]? = nil) {
         values = .bytes(images.pixels)
@@ -105,7 +157,15 @@ public struct LabeledSamples: Sendable, Equatable {
         case .bytes(let v): copy.values = .bytes(pick(v))
         case .floats(let v): copy.values = .floats(pick(v))
         }
-        copy.labels = indices.map { labels[$0] }
+        if isRegression {
+            let k = targetCount
+            var t = [Float]()
+            t.reserveCapacity(indices.count * k)
+            for i in indices { t.append(contentsOf: targets[i * k..<(i + 1) * k]) }
+            copy.targets = t
+        } else {
+            copy.labels = indices.map { labels[$0] }
+        }
         return copy
     }
 
@@ -122,15 +182,19 @@ public struct LabeledSamples: Sendable, Equatable {
 
 extension LabeledSamples {
     /// Splits off a test part, stratified: from each class, `fraction` of its samples (rounded to the nearest whole
-    /// sample) drawn at random with `seed`; both parts keep the source's order.
+    /// sample) drawn at random with `seed` (a regression's samples are one group); both parts keep the source's order.
     /// - Throws: `DataError.invalidArgument` naming `--test-fraction` for a fraction outside [0, 1) or one that
     ///   leaves no training samples.
     public func splittingOffTest(fraction: Double, seed: UInt64) throws -> (train: LabeledSamples, test: LabeledSamples) {
         guard fraction >= 0, fraction < 1 else {
             throw DataError.invalidArgument(name: "--test-fraction \(fraction)", reason: "expected a fraction from 0 up to (not including) 1")
         }
-        var byClass = [[Int]](repeating: [], count: classCount)
-        for (i, l) in labels.enumerated() { byClass[Int(l)].append(i) }
+        var byClass = [[Int]](repeating: [], count: max(classCount, 1))
+        if isRegression {
+            byClass[0] = Array(0..<count)
+        } else {
+            for (i, l) in labels.enumerated() { byClass[Int(l)].append(i) }
+        }
         var generator = SeededGenerator(seed: seed ^ 0x7E57_5_9117)
         var isTest = [Bool](repeating: false, count: count)
         for var members in byClass where !members.isEmpty {

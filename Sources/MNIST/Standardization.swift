@@ -18,13 +18,25 @@ public struct Standardization: Sendable, Equatable, Codable {
     }
 
     /// The statistics of `samples` (float values only; pictures are not standardised per feature), over the samples at
-    /// `indices` (all of them when nil). Sums are taken in Double, in two passes, so a large offset costs no accuracy.
+    /// `indices` (all of them when nil).
     public init(fitting samples: LabeledSamples, indices: [Int32]? = nil) {
-        let f = samples.featureCount
         guard case .floats(let values) = samples.values else {
             preconditionFailure("only float samples are standardised per feature")
         }
-        let rows = indices.map { $0.map(Int.init) } ?? Array(0..<samples.count)
+        self.init(fittingRows: values, columns: samples.featureCount, indices: indices)
+    }
+
+    /// The statistics of a regression's targets over the samples at `indices` (all when nil): the network learns
+    /// standardised targets, and its outputs are mapped back to the targets' own units (`restore`).
+    public init(fittingTargetsOf samples: LabeledSamples, indices: [Int32]? = nil) {
+        precondition(samples.isRegression, "only a regression's targets are standardised")
+        self.init(fittingRows: samples.targets, columns: samples.targetCount, indices: indices)
+    }
+
+    /// The statistics of each column of `values` (rows of `columns`) over the rows at `indices` (all when nil). Sums
+    /// are taken in Double, in two passes, so a large offset costs no accuracy.
+    public init(fittingRows values: [Float], columns f: Int, indices: [Int32]? = nil) {
+        let rows = indices.map { $0.map(Int.init) } ?? Array(0..<(f > 0 ? values.count / f : 0))
         var sum = [Double](repeating: 0, count: f)
         for r in rows {
             for j in 0..<f { sum[j] += Double(values[r * f + j]) }
@@ -83,5 +95,26 @@ public struct Standardization: Sendable, Equatable, Codable {
                 i += f
             }
         }
+    }
+
+    /// Maps standardised rows of `featureCount` values back to their own units in place: `x = x' · std + mean` (a
+    /// regression network's outputs to predictions).
+    public func restore(_ values: inout [Float]) {
+        let f = featureCount
+        precondition(f > 0 && values.count % f == 0, "values are not rows of \(f) columns")
+        var i = 0
+        while i < values.count {
+            for j in 0..<f { values[i + j] = Float(Double(values[i + j]) * standardDeviation[j] + mean[j]) }
+            i += f
+        }
+    }
+
+    /// Standardises a regression's targets in place.
+    public func applyToTargets(of samples: inout LabeledSamples) {
+        precondition(samples.isRegression && samples.targetCount == featureCount, "targets of the wrong width")
+        var t = samples.targets
+        samples.targets = []
+        apply(to: &t)
+        samples.targets = t
     }
 }

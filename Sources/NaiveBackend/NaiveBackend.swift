@@ -109,6 +109,8 @@ public final class NaiveBackend: HostMemoryBackend, ComposedLayers {
                     if let g = gradient?.host { g[r * columns + c] = gradientScale * 2 * d }
                 }
                 m[0] += sum
+            case .squaredError, .huber:
+                preconditionFailure("\(loss.rawValue) is a regression loss: it takes targets, not labels (regressionLoss)")
             }
         }
     }

@@ -54,7 +54,7 @@ struct Check: ParsableCommand {
                 report("dense \(activation.rawValue) forward \(rows)×\(inputSize)→\(hiddenSize), backward ←\(outputSize)", try checks.denseLayers(rows: rows, inputSize: inputSize, hiddenSize: hiddenSize, outputSize: outputSize, activation: activation), tolerance)
             }
         }
-        for loss in Loss.allCases {
+        for loss in Loss.classificationCases {
             for (rows, inputSize, outputSize) in [(1, 3, 2), (37, 256, 10), (45, 300, 10), (300, 129, 16), (130, 5000, 7), (1030, 4099, 10), (1027, 4096, 10), (9, 2050, 10), (40, 5600, 10), (70, 3700, 16), (61, 33, 17)] {
                 for withGradient in [true, false] {
                     let r = try checks.outputLayerLoss(rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, withGradient: withGradient)
@@ -69,7 +69,7 @@ struct Check: ParsableCommand {
         // outputs and an even number of inputs from 2048 on take output_layer_wide, 8 rows a block: 600×2100 and
         // 1027×4096 (129 groups of rows for 128 blocks, the last of 3 rows), 13×2050 (threads past the inputs'
         // end), 40×5600 (weights the warp-per-row kernel cannot stage).
-        for loss in Loss.allCases {
+        for loss in Loss.classificationCases {
             for (rows, inputSize, outputSize) in [(1, 3, 2), (37, 256, 10), (45, 300, 10), (300, 129, 16), (150, 1000, 10), (1030, 256, 10), (600, 2100, 10), (1030, 4099, 10), (1027, 4096, 10), (13, 2050, 10), (40, 5600, 10), (70, 3700, 16), (61, 33, 17)] {
                 for activation in rows == 37 || rows == 13 ? Activation.allCases : [.relu] {
                     let r = try checks.outputLayerBackward(rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, activation: activation)

@@ -34,17 +34,29 @@ struct DataCommand: ParsableCommand {
             print("data       \(loaded.summary)")
             for (name, set) in [("train", loaded.train), ("test", loaded.test)] {
                 guard let set else {
-                    print("test       none in the data: `mlp train` splits off --test-fraction (0.2 by default), stratified by class")
+                    print("test       none in the data: `mlp train` splits off --test-fraction (0.2 by default)\(loaded.train.isRegression ? "" : ", stratified by class")")
                     continue
                 }
                 print("\(name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(set.count.grouped) samples of \(set.shapeText) \(set.values.type == .uint8 ? "bytes" : "floats")")
             }
             let train = loaded.train
-            print("classes    \(train.classCount)" + (loaded.target.map { " (column \($0))" } ?? ""))
-            for (c, count) in train.labelHistogram.enumerated() {
-                print("  \(train.classNames[c].padding(toLength: max(12, train.classNames[c].count), withPad: " ", startingAt: 0)) \(count.grouped)  \((Double(count) / Double(max(train.count, 1))).percent)")
+            if train.isRegression {
+                // A regression: each target's spread, which the errors after training are read against.
+                let s = Standardization(fittingTargetsOf: train)
+                print("targets    \(train.targetCount), real-valued: a regression (--task classification reads whole numbers as classes)")
+                print("  target          min        max       mean        std")
+                for (c, name) in train.targetNames.enumerated() {
+                    let column = stride(from: c, to: train.targets.count, by: train.targetCount).map { train.targets[$0] }
+                    print("  \(name.padding(toLength: max(10, name.count), withPad: " ", startingAt: 0)) \([Double(column.min() ?? 0), Double(column.max() ?? 0), s.mean[c], s.standardDeviation[c]].map { significant($0).leftPadded(10) }.joined(separator: " "))")
+                }
+                if let constant = train.constantTargets.first { print("  (\(constant) has one value only: nothing to learn)") }
+            } else {
+                print("classes    \(train.classCount)" + (loaded.target.map { " (column \($0))" } ?? ""))
+                for (c, count) in train.labelHistogram.enumerated() {
+                    print("  \(train.classNames[c].padding(toLength: max(12, train.classNames[c].count), withPad: " ", startingAt: 0)) \(count.grouped)  \((Double(count) / Double(max(train.count, 1))).percent)")
+                }
+                if train.classCount < 2 { print("  (one class only: a classifier cannot be trained on it)") }
             }
-            if train.classCount < 2 { print("  (one class only: a classifier cannot be trained on it)") }
             switch train.values {
             case .bytes(let pixels):
                 let stats = pixelStatistics(pixels)

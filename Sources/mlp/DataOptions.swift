@@ -48,11 +48,14 @@ struct DataOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The format of --data, when its name does not tell: \(DataSource.Format.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "format"))
     var format: DataSource.Format?
 
-    @Option(help: ArgumentHelp("The labels of a .npy given as --data: one integer per sample.", valueName: "file.npy"))
+    @Option(help: ArgumentHelp("The labels of a .npy given as --data: one integer per sample (classes), or numbers [samples] or [samples, outputs] (regression targets).", valueName: "file.npy"))
     var labels: String?
 
-    @Option(help: ArgumentHelp("CSV: the column holding the classes, by name or 0-based index. (default: the last column)", valueName: "column"))
+    @Option(help: ArgumentHelp("CSV: the column to predict, by name or 0-based index. (default: the last column)", valueName: "column"))
     var target: String?
+
+    @Option(help: ArgumentHelp("classification or regression. (default: regression when the target holds numbers that are not all whole, or several columns; else classification)", valueName: "task"))
+    var task: DataSource.Task?
 
     @Option(help: ArgumentHelp("CSV: the feature columns, comma-separated names or indices. (default: all but the target and --ignore)", valueName: "columns"))
     var features: String?
@@ -78,7 +81,7 @@ struct DataOptions: ParsableArguments {
     func validate() throws {
         if data != nil && dataDir != nil { throw ValidationError("--data and --data-dir: give one of them") }
         if data == nil {
-            for (flag, given) in [("--format", format != nil), ("--labels", labels != nil), ("--target", target != nil), ("--features", features != nil),
+            for (flag, given) in [("--format", format != nil), ("--labels", labels != nil), ("--target", target != nil), ("--task", task != nil), ("--features", features != nil),
                                   ("--ignore", !ignore.isEmpty), ("--no-header", noHeader), ("--delimiter", delimiter != nil), ("--grayscale", grayscale),
                                   ("--test-data", testData != nil), ("--test-labels", testLabels != nil)] where given {
                 throw ValidationError("\(flag) applies to --data, which is not given")
@@ -101,12 +104,17 @@ struct DataOptions: ParsableArguments {
         }
     }
 
-    /// `--data` (or `--test-data`) as a source; a checkpoint's table columns where the flags name none.
+    /// `--data` (or `--test-data`) as a source; a checkpoint's table columns and task where the flags name none.
     func source(path: String, labels: String?, trained: DataDescription? = nil) throws -> DataSource {
         let trainedFeatures = trained.flatMap { $0.featureNames.isEmpty ? nil : $0.featureNames }
-        return DataSource(path: path, format: format, labelsPath: labels, target: target ?? trained?.target,
-                          features: features.map(Self.list) ?? trainedFeatures, ignored: ignore.flatMap(Self.list), hasHeader: !noHeader,
-                          delimiter: try delimiterByte(), grayscale: grayscale)
+        if let task, let trained, task != trained.task {
+            throw ValidationError("--task \(task.rawValue): the network was trained for \(trained.task.rawValue)")
+        }
+        var source = DataSource(path: path, format: format, labelsPath: labels, target: target ?? trained?.target,
+                                features: features.map(Self.list) ?? trainedFeatures, ignored: ignore.flatMap(Self.list), hasHeader: !noHeader,
+                                delimiter: try delimiterByte(), grayscale: grayscale)
+        source.task = task ?? trained?.task
+        return source
     }
 
     static func list(_ text: String) -> [String] {
@@ -129,7 +137,13 @@ struct DataOptions: ParsableArguments {
         if let data {
             loaded = try source(path: data, labels: labels, trained: trained).load(classNames: classNames)
             if let testData {
-                let test = try source(path: testData, labels: testLabels, trained: trained).load(classNames: classNames ?? loaded.train.classNames)
+                // The test set is read as the training set was: the same classes, or regression targets.
+                var testSource = try source(path: testData, labels: testLabels, trained: trained)
+                testSource.task = loaded.train.isRegression ? .regression : .classification
+                let test = try testSource.load(classNames: loaded.train.isRegression ? nil : classNames ?? loaded.train.classNames)
+                guard test.train.targetNames == loaded.train.targetNames else {
+                    throw ValidationError("--test-data \(testData): targets \(test.train.targetNames.joined(separator: ",")), the training data's are \(loaded.train.targetNames.joined(separator: ","))")
+                }
                 guard test.train.sampleShape == loaded.train.sampleShape else {
                     throw ValidationError("--test-data \(testData): samples of \(test.train.shapeText), the training samples are \(loaded.train.shapeText)")
                 }
@@ -154,3 +168,4 @@ struct DataOptions: ParsableArguments {
 }
 
 extension DataSource.Format: ExpressibleByArgument {}
+extension DataSource.Task: ExpressibleByArgument {}

@@ -6,12 +6,12 @@ import MNIST
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Evaluate a checkpoint on labelled data: accuracy, loss and the confusion matrix.",
+        abstract: "Evaluate a checkpoint on labelled data: accuracy, loss and the confusion matrix (a regression's RMSE, MAE and R²).",
         discussion: """
             Evaluates on the test part of the data (a named dataset's or IDX folder's test files, an .npz's x_test, or \
             --test-data); for a source without one, on all of --data, or on the share --test-fraction splits off with \
             the checkpoint's seed (the same samples as training held out, for the same file and fraction). A table's \
-            columns and classes, and its standardisation, are the checkpoint's.
+            columns and classes (or targets), and its standardisation, are the checkpoint's.
             """)
 
     @OptionGroup var data: DataOptions
@@ -49,10 +49,20 @@ struct Evaluate: ParsableCommand {
         }
         if let n = testSamples { set = set.subset(0..<min(n, set.count)) }
         let spec = saved.configuration.network
-        guard spec.inputSize == set.featureCount, spec.outputSize == set.classCount else {
-            throw ValidationError("\(checkpoint): a \(spec.sizesText) network does not fit samples of \(set.featureCount) features in \(set.classCount) classes")
+        guard spec.loss.isRegression == set.isRegression else {
+            throw ValidationError("\(checkpoint): a \(spec.loss.isRegression ? "regression" : "classifier") cannot be evaluated on \(set.isRegression ? "real-valued targets" : "classes")")
+        }
+        guard spec.inputSize == set.featureCount, spec.outputSize == set.outputCount else {
+            throw ValidationError("\(checkpoint): a \(spec.sizesText) network does not fit samples of \(set.featureCount) features \(set.isRegression ? "and \(set.targetCount) targets" : "in \(set.classCount) classes")")
         }
         if let standardization = trained?.standardization { standardization.apply(to: &set) }
+        let targetStandardization = trained?.targetStandardization
+        if set.isRegression {
+            guard let targetStandardization else {
+                throw ValidationError("\(checkpoint): a regression checkpoint without its targets' standardisation ('data' metadata)")
+            }
+            targetStandardization.applyToTargets(of: &set)
+        }
         let backend = try backendOptions.makeBackend(logger: logger)
         let network = try Network(spec: spec, optimizer: saved.configuration.optimizer, backend: backend, maxBatch: 1000)
         network.normalization = saved.configuration.normalization
@@ -61,6 +71,21 @@ struct Evaluate: ParsableCommand {
         let result = network.evaluate(resident, indices: (0..<Int32(set.count)).map { $0 }, keepPredictions: true)
 
         print("\(checkpoint): \(spec.sizesText), trained \(saved.progress.epoch) epochs; evaluated on \(what)")
+        if let errors = result.regression {
+            // Per target in its own units, then over all of them.
+            let scale = targetStandardization?.standardDeviation
+            print("\(loaded.test != nil || testFraction != nil ? "test " : "")RMSE \(significant(errors.rmse(scale: scale))), MAE \(significant(errors.mae(scale: scale))), R² \(String(format: "%.4f", errors.r2)), loss \(String(format: "%.4f", result.loss)) (\(spec.loss.rawValue), on standardised targets) over \(result.count.grouped) samples")
+            if set.targetCount > 1 {
+                for (c, name) in set.targetNames.enumerated() {
+                    var one = RegressionErrors(outputs: 1)
+                    (one.count, one.squaredError, one.absoluteError) = (errors.count, [errors.squaredError[c]], [errors.absoluteError[c]])
+                    (one.targetSum, one.targetSquareSum) = ([errors.targetSum[c]], [errors.targetSquareSum[c]])
+                    let s = scale.map { [$0[c]] }
+                    print("  \(name): RMSE \(significant(one.rmse(scale: s))), MAE \(significant(one.mae(scale: s))), R² \(String(format: "%.4f", one.r2))")
+                }
+            }
+            return
+        }
         print("\(loaded.test != nil || testFraction != nil ? "test " : "")accuracy \(result.accuracy.percent) (\((Int((result.accuracy * Double(result.count)).rounded())).grouped) of \(result.count.grouped)), loss \(String(format: "%.4f", result.loss))")
         print(confusionMatrix(labels: set.labels, predictions: result.predictions, classNames: set.classNames))
     }

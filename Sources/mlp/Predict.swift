@@ -6,7 +6,7 @@ import MNIST
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Classify with a checkpoint: image files, test-set indices, or every sample of --data.",
+        abstract: "Classify (or predict a regression's values) with a checkpoint: image files, test-set indices, or every sample of --data.",
         discussion: """
             Each input is a path to a PNG or PGM image with the network's input size (28×28 for MNIST; colour is \
             turned to gray), or a number: the index of a sample of the test set (of --data's test part, or of all of \
@@ -15,7 +15,8 @@ struct Predict: ParsableCommand {
 
             With --data and no inputs, every sample of the data is classified and written as CSV (to --output, or to \
             standard output): its row, the predicted class, each class's probability, and the true class where the data \
-            has one. A table needs only the network's feature columns; its class column may be missing.
+            has one. A table needs only the network's feature columns; its class column may be missing. A regression \
+            writes each target's predicted value in its own units (pred_<target>) and the true value where the data has it.
             """)
 
     @Option(help: ArgumentHelp("A checkpoint written by `mlp train`.", valueName: "file"))
@@ -47,6 +48,7 @@ struct Predict: ParsableCommand {
         let saved = try Checkpoint.read(from: URL(fileURLWithPath: checkpoint))
         let spec = saved.configuration.network
         let trained = try saved.dataDescription(path: checkpoint)
+        if spec.loss.isRegression { return try predictValues(saved, trained: trained, logger: logger) }
         let classNames = trained?.classNames ?? (DatasetName(rawValue: saved.notes["dataset"] ?? "") ?? .mnist).classNames
         guard classNames.count == spec.outputSize else {
             throw ValidationError("\(checkpoint): \(classNames.count) class names for \(spec.outputSize) outputs")
@@ -120,44 +122,46 @@ struct Predict: ParsableCommand {
         return (0..<count).flatMap { softmax(Array(outputs[$0 * k..<($0 + 1) * k]), loss: spec.loss) }
     }
 
-    /// Every sample of --data (its test part where it has one), as CSV.
-    func predictAll(_ saved: Checkpoint, trained: DataDescription?, classNames: [String], logger: Logger) throws {
+    /// The rows of --data (its test part where it has one) as the network's inputs: a table's feature columns alone
+    /// where its target column is missing, an array without labels, or the samples with their labels or targets
+    /// (`set`, standardised as the inputs are).
+    func inputRows(_ saved: Checkpoint, trained: DataDescription?, logger: Logger) throws -> (values: [Float], count: Int, set: LabeledSamples?) {
         let spec = saved.configuration.network
         let source = try data.source(path: data.data!, labels: data.labels, trained: trained)
-        var values: [Float]
-        var truth: [Int32]?
-        let count: Int
         // A table without its class column: the features alone.
         if try source.resolvedFormat() == .csv, let trained, !trained.featureNames.isEmpty,
            let target = trained.target,
            try !CSVTable.header(of: URL(fileURLWithPath: source.path), delimiter: source.resolvedDelimiter, hasHeader: source.hasHeader).contains(target) {
-            values = try source.loadFeatureRows(features: trained.featureNames)
-            count = values.count / trained.featureNames.count
+            var values = try source.loadFeatureRows(features: trained.featureNames)
             trained.standardization?.apply(to: &values)
-        } else if try source.resolvedFormat() == .npy, source.labelsPath == nil {
+            return (values, values.count / trained.featureNames.count, nil)
+        }
+        if try source.resolvedFormat() == .npy, source.labelsPath == nil {
             // Samples without labels: the array alone.
             let x = try NumPyArray.read(contentsOf: URL(fileURLWithPath: source.path))
-            count = x.shape.first ?? 0
+            let count = x.shape.first ?? 0
             guard x.shape.count >= 2, x.count == count * spec.inputSize else {
                 throw ValidationError("\(source.path): an array of shape \(x.shape), the network expects samples of \(spec.inputSize) values")
             }
-            if case .uint8(let bytes) = x.storage {
-                values = bytes.map(saved.configuration.normalization.apply)
-            } else {
-                values = x.floats
-                trained?.standardization?.apply(to: &values)
-            }
-        } else {
-            let loaded = try data.load(trained: trained, logger: logger)
-            var set = loaded.test ?? loaded.train
-            guard set.featureCount == spec.inputSize else {
-                throw ValidationError("\(data.data!): samples of \(set.featureCount) values, the network expects \(spec.inputSize)")
-            }
-            if let standardization = trained?.standardization { standardization.apply(to: &set) }
-            values = networkInputs(of: set, rows: 0..<set.count, normalization: saved.configuration.normalization)
-            truth = set.labels
-            count = set.count
+            if case .uint8(let bytes) = x.storage { return (bytes.map(saved.configuration.normalization.apply), count, nil) }
+            var values = x.floats
+            trained?.standardization?.apply(to: &values)
+            return (values, count, nil)
         }
+        let loaded = try data.load(trained: trained, logger: logger)
+        var set = loaded.test ?? loaded.train
+        guard set.featureCount == spec.inputSize else {
+            throw ValidationError("\(data.data!): samples of \(set.featureCount) values, the network expects \(spec.inputSize)")
+        }
+        if let standardization = trained?.standardization { standardization.apply(to: &set) }
+        return (networkInputs(of: set, rows: 0..<set.count, normalization: saved.configuration.normalization), set.count, set)
+    }
+
+    /// Every sample of --data (its test part where it has one), as CSV.
+    func predictAll(_ saved: Checkpoint, trained: DataDescription?, classNames: [String], logger: Logger) throws {
+        let spec = saved.configuration.network
+        let (values, count, set) = try inputRows(saved, trained: trained, logger: logger)
+        let truth = set?.labels
         let probabilities = try classify(saved, values, count: count, logger: logger)
         let k = spec.outputSize
         var csv = "row,prediction," + classNames.map { csvField("p_" + $0) }.joined(separator: ",") + (truth == nil ? "" : ",label") + "\n"
@@ -173,16 +177,74 @@ struct Predict: ParsableCommand {
             }
             csv += "\n"
         }
+        try write(csv, count: count, summary: truth == nil ? "" : "; accuracy \((Double(correct) / Double(max(count, 1))).percent)")
+    }
+
+    /// The CSV to --output (atomically), or to standard output.
+    func write(_ csv: String, count: Int, summary: String) throws {
         if let output {
             do {
                 try Data(csv.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
             } catch {
                 throw ValidationError("--output \(output): cannot write: \((error as NSError).localizedDescription)")
             }
-            print("wrote \(count.grouped) predictions to \(output)" + (truth == nil ? "" : "; accuracy \((Double(correct) / Double(max(count, 1))).percent)"))
+            print("wrote \(count.grouped) predictions to \(output)\(summary)")
         } else {
             print(csv, terminator: "")
         }
+    }
+
+    /// A regression's predictions in the targets' own units: for test-set indices, a line each; for --data, CSV with
+    /// a column per target (`pred_<name>`) and, where the data has them, the true values (`<name>`).
+    func predictValues(_ saved: Checkpoint, trained: DataDescription?, logger: Logger) throws {
+        let spec = saved.configuration.network
+        guard let trained, let names = trained.targetNames, let scaling = trained.targetStandardization, names.count == spec.outputSize else {
+            throw ValidationError("\(checkpoint): a regression checkpoint without its targets' names and standardisation ('data' metadata)")
+        }
+        let k = spec.outputSize
+        var rows: [Int], values: [Float], count: Int, set: LabeledSamples?
+        if inputs.isEmpty {
+            (values, count, set) = try inputRows(saved, trained: trained, logger: logger)
+            rows = Array(0..<count)
+        } else {
+            guard data.data != nil else { throw ValidationError("a regression predicts rows of --data: give --data, and test-set indices or none") }
+            let all = try inputRows(saved, trained: trained, logger: logger)
+            rows = try inputs.map { input in
+                guard let index = Int(input), (0..<all.count).contains(index) else {
+                    throw ValidationError("\(input): not a test-set index of \(data.name) (expected 0 to \(all.count - 1))")
+                }
+                return index
+            }
+            values = rows.flatMap { all.values[$0 * spec.inputSize..<($0 + 1) * spec.inputSize] }
+            (count, set) = (rows.count, all.set)
+        }
+        let backend = try backendOptions.makeBackend(logger: logger)
+        let network = try Network(spec: spec, optimizer: saved.configuration.optimizer, backend: backend, maxBatch: max(1, min(count, 1000)))
+        network.setParameters(saved.parameters)
+        var predicted = network.outputs(for: values, count: count)
+        scaling.restore(&predicted)
+        let truth = set.map { s in rows.flatMap { s.targets[$0 * k..<($0 + 1) * k] } }
+        if !inputs.isEmpty {
+            for (i, input) in inputs.enumerated() {
+                var line = "test[\(input)]: " + (0..<k).map { "\(names[$0]) \(significant(Double(predicted[i * k + $0])))" }.joined(separator: ", ")
+                if let truth { line += "  [true " + (0..<k).map { significant(Double(truth[i * k + $0])) }.joined(separator: ", ") + "]" }
+                print(line)
+            }
+            return
+        }
+        var csv = "row," + names.map { csvField("pred_" + $0) }.joined(separator: ",") + (truth == nil ? "" : "," + names.map(csvField).joined(separator: ",")) + "\n"
+        var errors = RegressionErrors(outputs: k)
+        for r in 0..<count {
+            let p = predicted[r * k..<(r + 1) * k]
+            csv += "\(r)," + p.map { String(format: "%.7g", $0) }.joined(separator: ",")
+            if let truth {
+                let t = truth[r * k..<(r + 1) * k]
+                csv += "," + t.map { String(format: "%.7g", $0) }.joined(separator: ",")
+                errors.add(outputs: p, targets: t)
+            }
+            csv += "\n"
+        }
+        try write(csv, count: count, summary: truth == nil ? "" : "; RMSE \(significant(errors.rmse())), MAE \(significant(errors.mae())), R² \(String(format: "%.4f", errors.r2))")
     }
 }
 

@@ -6,14 +6,16 @@ import MNIST
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a network and report loss and accuracy after every epoch.",
+        abstract: "Train a network and report its loss and accuracy (or a regression's errors) after every epoch.",
         discussion: """
             Defaults: the bundled MNIST, hidden layers 512,256 with ReLU, Adam with learning rate 0.001 decayed along \
             half a cosine to 0 over the run, batch 128, 10 epochs, seed 0. With --data, your own data: a CSV table, NumPy \
-            arrays or IDX files; the input and output sizes come from the data (features and classes), a table's \
-            features are standardised with the training part's mean and standard deviation, and a source without a \
-            test part has --test-fraction of it split off for testing. With --output DIR, DIR/last.safetensors is written after every epoch and \
-            DIR/best.safetensors whenever the evaluation accuracy improves; --resume continues such a checkpoint \
+            arrays or IDX files; the input and output sizes come from the data (features, and classes or regression \
+            targets), a table's features are standardised with the training part's mean and standard deviation, and a \
+            source without a test part has --test-fraction of it split off for testing. A regression (--task, or a \
+            target of numbers that are not all whole) learns standardised targets and reports its RMSE and MAE in the \
+            targets' own units, and R². With --output DIR, DIR/last.safetensors is written after every epoch and \
+            DIR/best.safetensors whenever the evaluation accuracy (a regression's RMSE) improves; --resume continues such a checkpoint \
             exactly (the same weights as a run that was never stopped). Ctrl-C stops after saving.
             """)
 
@@ -26,7 +28,7 @@ struct Train: ParsableCommand {
     var layers: String?
     @Option(help: "Hidden activation: relu, tanh, sigmoid. (default: relu)")
     var activation: Activation?
-    @Option(help: "Loss: cross-entropy (softmax) or mse. (default: cross-entropy)")
+    @Option(help: "Loss: cross-entropy (softmax) or mse for classes; mse or huber for a regression. (default: cross-entropy; mse for a regression)")
     var loss: Loss?
 
     @Option(help: "Optimizer: sgd, adam, adamw. (default: adam)")
@@ -114,7 +116,7 @@ struct Train: ParsableCommand {
             if fraction > 0 {
                 let parts = try dataset.train.splittingOffTest(fraction: fraction, seed: seedValue)
                 (dataset.train, dataset.test) = (parts.train, parts.test)
-                if !quiet { print("test set: \(parts.test.count.grouped) samples (\(fraction * 100)%) split off with seed \(seedValue), stratified by class; --test-fraction changes it") }
+                if !quiet { print("test set: \(parts.test.count.grouped) samples (\(fraction * 100)%) split off with seed \(seedValue)\(dataset.train.isRegression ? "" : ", stratified by class"); --test-fraction changes it") }
             }
         } else if testFraction != nil {
             throw ValidationError("--test-fraction: the data has a test part of its own (\(dataset.summary))")
@@ -127,16 +129,26 @@ struct Train: ParsableCommand {
             if n > test.count { logger.warning("--test-samples \(n): the data has \(test.count.grouped) test samples; all of them are used") }
             dataset.test = test.subset(0..<min(n, test.count))
         }
-        guard dataset.train.classCount >= 2 else {
-            throw ValidationError("\(data.name): every sample is of one class (\(dataset.train.classNames.first ?? "")); a classifier needs at least two")
+        if dataset.train.isRegression {
+            if let constant = dataset.train.constantTargets.first {
+                throw ValidationError("\(data.name): the target \(constant) has the same value in every training sample: nothing to learn")
+            }
+        } else {
+            guard dataset.train.classCount >= 2 else {
+                throw ValidationError("\(data.name): every sample is of one class (\(dataset.train.classNames.first ?? "")); a classifier needs at least two")
+            }
+            if dataset.train.classCount > 100, data.task == nil, !quiet {
+                logger.warning("\(data.name): the target has \(dataset.train.classCount) distinct values, each a class; if it is a quantity, give --task regression")
+            }
         }
 
-        let configuration = try checkpoint.map { try resumedConfiguration($0.configuration, trainingCount: dataset.train.count) }
+        let configuration = try checkpoint.map { try resumedConfiguration($0.configuration, trainingCount: dataset.train.count, regression: dataset.train.isRegression) }
             ?? newConfiguration(train: dataset.train)
         let spec = configuration.network
-        guard spec.inputSize == dataset.train.featureCount, spec.outputSize == dataset.train.classCount else {
+        guard spec.inputSize == dataset.train.featureCount, spec.outputSize == dataset.train.outputCount else {
             let flag = checkpoint != nil ? "--resume \(resume!)" : "--layers \(spec.sizesText)"
-            throw ValidationError("\(flag): the network takes \(spec.inputSize) inputs and gives \(spec.outputSize) outputs, the data has \(dataset.train.featureCount) features (samples of \(dataset.train.shapeText)) and \(dataset.train.classCount) classes")
+            let outputs = dataset.train.isRegression ? "\(dataset.train.targetCount) target\(dataset.train.targetCount == 1 ? "" : "s")" : "\(dataset.train.classCount) classes"
+            throw ValidationError("\(flag): the network takes \(spec.inputSize) inputs and gives \(spec.outputSize) outputs, the data has \(dataset.train.featureCount) features (samples of \(dataset.train.shapeText)) and \(outputs)")
         }
         let split = try ValidationSplit(count: dataset.train.count, validationCount: configuration.validationCount, seed: configuration.seed)
         if !configuration.dropLast && configuration.batchSize > split.training.count {
@@ -152,7 +164,16 @@ struct Train: ParsableCommand {
             standardization.apply(to: &dataset.train)
             if dataset.test != nil { standardization.apply(to: &dataset.test!) }
         }
-        let description = DataDescription(dataset.train, standardization: standardization, target: dataset.target)
+        // A regression's targets, always standardised (the network learns values near 0 whatever their units; the
+        // errors are reported in the targets' own units).
+        var targetStandardization = stored?.targetStandardization
+        if dataset.train.isRegression {
+            if targetStandardization == nil { targetStandardization = Standardization(fittingTargetsOf: dataset.train, indices: split.training) }
+            targetStandardization!.applyToTargets(of: &dataset.train)
+            if dataset.test != nil { targetStandardization!.applyToTargets(of: &dataset.test!) }
+        }
+        let description = DataDescription(dataset.train, standardization: standardization, target: dataset.target,
+                                          targetStandardization: targetStandardization)
         let outputDirectory = try output.map(prepareOutputDirectory)
         let runID = checkpoint?.notes["run"] ?? MetricsWriter.newRunID()
         let metricsFile = try metrics.map { try MetricsWriter(path: $0, run: runID) }
@@ -180,14 +201,18 @@ struct Train: ParsableCommand {
         let trainer = try Trainer(
             network: network, configuration: configuration, trainingData: train, trainingIndices: split.training,
             evaluation: evaluation, progress: checkpoint?.progress)
+        trainer.targetScale = targetStandardization?.standardDeviation
 
-        var bestAccuracy = checkpoint?.notes["best_accuracy"].flatMap(Double.init) ?? -1
+        // best.safetensors: the highest evaluation accuracy, or a regression's lowest RMSE.
+        let regression = dataset.train.isRegression
+        let bestKey = regression ? "best_rmse" : "best_accuracy"
+        var best = checkpoint?.notes[bestKey].flatMap(Double.init) ?? (regression ? .infinity : -1)
         let datasetName = data.data ?? data.dataDir ?? data.dataset.rawValue
         let descriptionJSON = String(decoding: try JSONEncoder.sorted.encode(description), as: UTF8.self)
         func save(_ name: String, notes extra: [String: String] = [:]) throws -> URL? {
             guard let dir = outputDirectory else { return nil }
             let url = dir.appendingPathComponent(name)
-            var notes = ["dataset": datasetName, "best_accuracy": String(bestAccuracy), "data": descriptionJSON, "run": runID]
+            var notes = ["dataset": datasetName, bestKey: String(best), "data": descriptionJSON, "run": runID]
             notes.merge(extra) { $1 }
             try Checkpoint(trainer: trainer, notes: notes).write(to: url)
             return url
@@ -199,9 +224,12 @@ struct Train: ParsableCommand {
             progressLine.clear()
             if !quiet { print(epochLine(m, epochs: configuration.epochs)) }
             try metricsFile?.write(m)
-            if let accuracy = m.testAccuracy, accuracy > bestAccuracy {
-                bestAccuracy = accuracy
+            if let accuracy = m.testAccuracy, accuracy > best {
+                best = accuracy
                 _ = try save("best.safetensors", notes: ["accuracy": String(accuracy)])
+            } else if let rmse = m.testRMSE, rmse < best {
+                best = rmse
+                _ = try save("best.safetensors", notes: ["rmse": String(rmse)])
             }
             _ = try save("last.safetensors")
         }
@@ -235,7 +263,12 @@ struct Train: ParsableCommand {
             let times = trainingTimes(history, total: Date().timeIntervalSince(started), warmUp: warmUp)
             if let evaluation {
                 let final = network.evaluate(evaluation.data, indices: evaluation.indices)
-                print("\(evaluation.name) accuracy \(final.accuracy.percent), loss \(String(format: "%.4f", final.loss)) after \(epochCount(configuration.epochs)) (\(times))")
+                if let errors = final.regression {
+                    let scale = targetStandardization?.standardDeviation
+                    print("\(evaluation.name) RMSE \(significant(errors.rmse(scale: scale))), MAE \(significant(errors.mae(scale: scale))), R² \(String(format: "%.4f", errors.r2)), loss \(String(format: "%.4f", final.loss)) after \(epochCount(configuration.epochs)) (\(times))")
+                } else {
+                    print("\(evaluation.name) accuracy \(final.accuracy.percent), loss \(String(format: "%.4f", final.loss)) after \(epochCount(configuration.epochs)) (\(times))")
+                }
             } else {
                 print("trained \(epochCount(configuration.epochs)), no test set (\(times))")
             }
@@ -275,8 +308,8 @@ struct Train: ParsableCommand {
             nesterov: nesterov, weightDecay: weightDecay ?? 0, beta1: beta1 ?? 0.9, beta2: beta2 ?? 0.999,
             epsilon: epsilon ?? 1e-8)
         let sizes = try layers.map { try NetworkSpec.parseSizes($0) }
-            ?? [train.featureCount] + (hidden.map { $0.isEmpty ? [] : try NetworkSpec.parseSizes($0, flag: "--hidden") } ?? [512, 256]) + [train.classCount]
-        let spec = try NetworkSpec(layerSizes: sizes, activation: activation ?? .relu, loss: loss ?? .softmaxCrossEntropy)
+            ?? [train.featureCount] + (hidden.map { $0.isEmpty ? [] : try NetworkSpec.parseSizes($0, flag: "--hidden") } ?? [512, 256]) + [train.outputCount]
+        let spec = try NetworkSpec(layerSizes: sizes, activation: activation ?? .relu, loss: Self.resolvedLoss(loss, regression: train.isRegression))
         let validationCount = validation ?? 0
         let trainingCount = train.count - validationCount
         // The default batch, 128, is cut to a small table's size (a batch asked for by --batch-size is not).
@@ -309,8 +342,24 @@ struct Train: ParsableCommand {
             validationCount: validationCount)
     }
 
+    /// The loss `--loss` names for the task: a regression's `mse` is the squared error against its targets
+    /// (`squared-error`), its default too; a classifier's default is cross-entropy.
+    /// - Throws: `ValidationError` for a loss of the other task.
+    static func resolvedLoss(_ given: Loss?, regression: Bool) throws -> Loss {
+        guard regression else {
+            guard let given else { return .softmaxCrossEntropy }
+            if given.isRegression { throw ValidationError("--loss \(given.rawValue): a regression loss, and the data's target is classes (cross-entropy or mse; or --task regression)") }
+            return given
+        }
+        switch given {
+        case nil, .meanSquaredError?, .squaredError?: return .squaredError
+        case .huber?: return .huber
+        case .softmaxCrossEntropy?: throw ValidationError("--loss cross-entropy: the data's target is real-valued, a regression (mse or huber; or --task classification)")
+        }
+    }
+
     /// The checkpoint's configuration, with `--epochs` applied; any other flag that would change the run is an error.
-    func resumedConfiguration(_ stored: TrainingConfiguration, trainingCount: Int) throws -> TrainingConfiguration {
+    func resumedConfiguration(_ stored: TrainingConfiguration, trainingCount: Int, regression: Bool) throws -> TrainingConfiguration {
         // A flag that repeats the stored value is accepted; one that changes it is refused, named as it is typed.
         var conflicts = [String]()
         func check<T: Equatable>(_ given: T?, _ storedValue: T, _ flag: String, _ show: (T) -> String = { "\($0)" }) {
@@ -322,7 +371,7 @@ struct Train: ParsableCommand {
         if standardize != nil { conflicts.append("--standardize/--no-standardize (the checkpoint keeps its inputs' map)") }
         if testFraction != nil { conflicts.append("--test-fraction (the split follows the checkpoint's seed)") }
         check(activation, stored.network.activation, "--activation", \.rawValue)
-        check(loss, stored.network.loss, "--loss", \.rawValue)
+        check(try loss.map { try Self.resolvedLoss($0, regression: regression) }, stored.network.loss, "--loss", \.rawValue)
         check(optimizer, stored.optimizer.kind, "--optimizer", \.rawValue)
         check(learningRate, stored.optimizer.learningRate, "--lr")
         check(momentum, stored.optimizer.momentum, "--momentum")
@@ -432,10 +481,18 @@ func epochCount(_ n: Int) -> String { n == 1 ? "1 epoch" : "\(n) epochs" }
 
 /// One greppable line per epoch.
 func epochLine(_ m: EpochMetrics, epochs: Int) -> String {
-    var line = "epoch \(m.epoch)/\(epochs)  train loss \(String(format: "%.4f", m.trainLoss)) acc \(m.trainAccuracy.percent)"
-    if let loss = m.testLoss, let acc = m.testAccuracy, let name = m.evaluatedOn {
-        line += "  \(name) loss \(String(format: "%.4f", loss)) acc \(acc.percent)"
+    var line = "epoch \(m.epoch)/\(epochs)  train loss \(String(format: "%.4f", m.trainLoss))"
+    if let acc = m.trainAccuracy { line += " acc \(acc.percent)" }
+    if let loss = m.testLoss, let name = m.evaluatedOn {
+        line += "  \(name) loss \(String(format: "%.4f", loss))"
+        if let acc = m.testAccuracy { line += " acc \(acc.percent)" }
+        if let rmse = m.testRMSE, let mae = m.testMAE, let r2 = m.testR2 {
+            line += " rmse \(significant(rmse)) mae \(significant(mae)) r2 \(String(format: "%.4f", r2))"
+        }
     }
     line += "  \(Int(m.samplesPerSecond.rounded()).grouped) samples/s  \(String(format: "%.2f", m.seconds)) s"
     return line
 }
+
+/// A measurement in its own units to 5 significant digits: "0.51234", "1234.5", "1.2346e+06".
+func significant(_ x: Double) -> String { String(format: "%.5g", x) }

@@ -52,7 +52,7 @@ import TestSupport
         }
         let mse = try checks.loss(rows: 17, columns: 10, loss: .meanSquaredError, scale: 1)
         #expect(mse.lossError < 1e-5 && mse.gradientError < 1e-6 && mse.countsExact)
-        for loss in Loss.allCases {
+        for loss in Loss.classificationCases {
             let r = try checks.outputLayerLoss(rows: 37, inputSize: 33, outputSize: 10, loss: loss)
             #expect(r.error < 1e-5 && r.countsExact)
             for activation in Activation.allCases {
@@ -68,7 +68,7 @@ import TestSupport
     @Test(arguments: [(37, 300, 10), (5, 129, 1), (17, 70, 16), (3, 20, 17), (64, 1000, 3)])
     func fusedOutputLayerOnAwkwardShapes(rows: Int, inputSize: Int, outputSize: Int) throws {
         var checks = BackendOpChecks(try CPUBackend(threads: 3))
-        for loss in Loss.allCases {
+        for loss in Loss.classificationCases {
             for activation in Activation.allCases {
                 let b = try checks.outputLayerBackward(rows: rows, inputSize: inputSize, outputSize: outputSize, loss: loss, activation: activation)
                 #expect(b.error < 1e-5 && b.countsExact, "\(loss) \(activation)")

@@ -30,7 +30,7 @@ import TestSupport
         let history = try Self.trainer(Self.configuration(epochs: 30), data: data).run()
         #expect(history.count == 30)
         #expect(history.last!.trainLoss < history.first!.trainLoss * 0.5)
-        #expect(history.last!.trainAccuracy > 0.8)
+        #expect(history.last!.trainAccuracy! > 0.8)
     }
 
     /// Two epochs in one go against one epoch, a checkpoint written to disk and read back, and a second epoch:
