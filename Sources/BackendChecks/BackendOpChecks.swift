@@ -308,6 +308,50 @@ public struct BackendOpChecks {
         return (lossError, relativeError(grad, refGrad, floor: floor), countsExact)
     }
 
+    /// A regression's output layer (`regressionOutputLayerLoss`, without the backward: that is `denseBackward`'s
+    /// check): its outputs, the loss's gradient, the bias gradient and both metrics, against a Double computation,
+    /// with each batch row's targets at a random row of a table of `tableRows`. Targets are spread wider than the
+    /// outputs, so Huber's two regimes both occur. Returns the largest relative error.
+    public mutating func regressionOutputLayer(rows: Int, inputSize: Int, outputSize: Int, tableRows: Int, loss: Loss) throws -> Double {
+        let x = random(rows * inputSize), w = random(inputSize * outputSize, scale: 1 / Float(inputSize).squareRoot())
+        let b = random(outputSize), table = random(tableRows * outputSize, scale: 1.5)
+        let sampleRows = (0..<rows).map { _ in Int32(generator.uniform(below: tableRows)) }
+        let (px, pw, pb, pt) = (try upload(x), try upload(w), try upload(b), try upload(table))
+        let pr = try backend.allocate(copying: sampleRows)
+        let (pz, pg, pdb) = (try poisoned(rows * outputSize), try poisoned(rows * outputSize), try poisoned(outputSize))
+        let pm = try upload([0.5, 2])  // accumulates onto what is there
+        defer { for p in [px, pw, pb, pt, pz, pg, pdb, pm] { backend.free(p) }; backend.free(pr) }
+        let scale = 1 / Float(rows)
+        backend.regressionOutputLayerLoss(
+            outputs: pz, gradient: pg, biasGradient: pdb, metrics: pm, inputs: px, weights: pw, bias: pb,
+            targets: RegressionTargets(rows: pr, table: pt), rows: rows, inputSize: inputSize, outputSize: outputSize,
+            loss: loss, gradientScale: scale, backward: nil)
+        let z = backend.download(pz, count: rows * outputSize).map(Double.init)
+        let g = backend.download(pg, count: rows * outputSize).map(Double.init)
+        let db = backend.download(pdb, count: outputSize).map(Double.init)
+        let m = backend.download(pm, count: 2)
+        var refZ = [Double](), refG = [Double](), refDB = [Double](repeating: 0, count: outputSize)
+        var refLoss = 0.0, refSquares = 0.0
+        for r in 0..<rows {
+            for c in 0..<outputSize {
+                let v = (0..<inputSize).reduce(Double(b[c])) { $0 + Double(x[r * inputSize + $1]) * Double(w[$1 * outputSize + c]) }
+                let d = v - Double(table[Int(sampleRows[r]) * outputSize + c])
+                let huber = loss == .huber
+                refZ.append(v)
+                refLoss += (huber ? (abs(d) <= 1 ? 0.5 * d * d : abs(d) - 0.5) : d * d) / Double(outputSize)
+                refSquares += d * d
+                let grad = Double(scale) * (huber ? min(max(d, -1), 1) : 2 * d) / Double(outputSize)
+                refG.append(grad)
+                refDB[c] += grad
+            }
+        }
+        let errors = [
+            relativeError(z, refZ), relativeError(g, refG, floor: 1e-3), relativeError(db, refDB, floor: 1e-3),
+            abs(Double(m[0]) - 0.5 - refLoss) / max(refLoss, 1), abs(Double(m[1]) - 2 - refSquares) / max(refSquares, 1),
+        ]
+        return errors.map { $0.isNaN ? .infinity : $0 }.max()!
+    }
+
     /// The batch gather from values of `valueType` (bytes, or floats of any sign and scale): returns whether inputs and
     /// labels are exactly what the definition gives.
     public mutating func gather(samples: Int, features: Int, batch: Int, valueType: SampleValueType = .uint8) throws -> Bool {

@@ -85,6 +85,12 @@ struct Check: ParsableCommand {
         }
         let mse = try checks.loss(rows: 17, columns: 10, loss: .meanSquaredError, scale: 1)
         report("mean squared error 17×10", max(mse.lossError, mse.gradientError), tolerance, mse.countsExact)
+        for loss in Loss.regressionCases {
+            for (rows, inputSize, outputSize) in [(1, 3, 1), (37, 64, 1), (130, 257, 3), (1025, 100, 2)] {
+                report("regression output layer + \(loss.rawValue) \(rows)×\(inputSize)→\(outputSize)",
+                       try checks.regressionOutputLayer(rows: rows, inputSize: inputSize, outputSize: outputSize, tableRows: 2 * rows + 5, loss: loss), tolerance)
+            }
+        }
         report("gather 33 of 50 samples × 17 features (exact)", 0, 0, try checks.gather(samples: 50, features: 17, batch: 33))
         report("gather 127 of 300 samples × 784 features (exact)", 0, 0, try checks.gather(samples: 300, features: 784, batch: 127))
         report("gather 1025 of 1100 samples × 20 features (exact)", 0, 0, try checks.gather(samples: 1100, features: 20, batch: 1025))

@@ -62,6 +62,15 @@ import TestSupport
         }
     }
 
+    /// A regression's output layer through the cpu backend's own products and passes, rows split over threads.
+    @Test(arguments: Loss.regressionCases)
+    func regressionOutputLayer(loss: Loss) throws {
+        var checks = BackendOpChecks(try CPUBackend(threads: 3))
+        for (rows, inputSize, outputSize) in [(1, 3, 1), (130, 257, 3), (1025, 100, 2)] {
+            #expect(try checks.regressionOutputLayer(rows: rows, inputSize: inputSize, outputSize: outputSize, tableRows: 2 * rows + 5, loss: loss) < 1e-5)
+        }
+    }
+
     /// The fused output layer (`outputLayerRows`) on shapes that reach each of its paths: four vectors of inputs at a
     /// time and the vector and scalar leftovers, outputs in groups of four and the rest, a single output, the widest
     /// fused layer and one past it (the default composition), rows split over three threads.

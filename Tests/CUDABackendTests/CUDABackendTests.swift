@@ -49,6 +49,9 @@ import TestSupport
         #expect(loss.lossError < 1e-5 && loss.gradientError < 1e-5 && loss.countsExact)
         #expect(try checks.gather(samples: 300, features: 784, batch: 127))
         #expect(try checks.gather(samples: 300, features: 35, batch: 127, valueType: .float32))
+        for loss in Loss.regressionCases {
+            #expect(try checks.regressionOutputLayer(rows: 130, inputSize: 257, outputSize: 3, tableRows: 300, loss: loss) < 1e-5, "\(loss)")
+        }
         let adam = try checks.optimizer(try OptimizerConfiguration(kind: .adamw, learningRate: 0.1, weightDecay: 0.05), count: 70_001, step: 3, learningRate: 0.1)
         #expect(adam.parameters < 1e-5 && adam.state < 1e-6)
     }

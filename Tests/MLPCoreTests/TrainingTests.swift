@@ -179,4 +179,30 @@ import TestSupport
             #expect(largest == 0, "\(sizes): parameters or state differ by up to \(largest)")
         }
     }
+
+    /// RMSE, MAE and R² from the sums, against their definitions computed directly, with units per output.
+    @Test func regressionErrorsFollowTheirDefinitions() {
+        var g = SeededGenerator(seed: 8)
+        let n = 37, k = 3
+        let z = (0..<n * k).map { _ in Float(g.gaussian()) }, t = (0..<n * k).map { _ in Float(g.gaussian() * 1.3 + 0.2) }
+        var errors = RegressionErrors(outputs: k)
+        for r in 0..<n { errors.add(outputs: z[r * k..<(r + 1) * k], targets: t[r * k..<(r + 1) * k]) }
+        let scale = [2.0, 0.5, 1000.0]
+        var squares = 0.0, absolute = 0.0, r2 = 0.0
+        for c in 0..<k {
+            let d = (0..<n).map { (Double(z[$0 * k + c]) - Double(t[$0 * k + c])) * scale[c] }
+            squares += d.reduce(0) { $0 + $1 * $1 }
+            absolute += d.reduce(0) { $0 + abs($1) }
+            let mean = (0..<n).reduce(0.0) { $0 + Double(t[$1 * k + c]) } / Double(n)
+            let spread = (0..<n).reduce(0.0) { $0 + pow(Double(t[$1 * k + c]) - mean, 2) }
+            r2 += 1 - (0..<n).reduce(0.0) { $0 + pow(Double(z[$1 * k + c]) - Double(t[$1 * k + c]), 2) } / spread
+        }
+        #expect(abs(errors.rmse(scale: scale) - (squares / Double(n * k)).squareRoot()) < 1e-9 * errors.rmse(scale: scale))
+        #expect(abs(errors.mae(scale: scale) - absolute / Double(n * k)) < 1e-9 * errors.mae(scale: scale))
+        #expect(abs(errors.r2 - r2 / Double(k)) < 1e-9)
+        // A perfect prediction: no error and R² of 1.
+        var perfect = RegressionErrors(outputs: 1)
+        for v in t.prefix(20) { perfect.add(outputs: [v], targets: [v]) }
+        #expect(perfect.rmse() == 0 && perfect.mae() == 0 && perfect.r2 == 1)
+    }
 }

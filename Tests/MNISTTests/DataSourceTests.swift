@@ -105,6 +105,99 @@ import TestSupport
         #expect("\(short!)".contains("yshort.npy") && "\(short!)".contains("10 labels for 29 samples"))
     }
 
+    /// Regression targets, as NumPy and Python's csv module write them: a table's column of decimals is a regression by
+    /// itself, its integers only with --task regression; float labels that are not whole, and labels of several
+    /// columns, are targets; the values read back exactly as written (to Float).
+    @Test(.enabled(if: numpyReady, "python3 with numpy is not installed (pip install numpy)"))
+    func regressionTargetsReadBack() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try python("""
+            import sys, os, csv, numpy as np
+            d = sys.argv[1]
+            rng = np.random.default_rng(3)
+            x = rng.standard_normal((41, 5)).astype(np.float32)
+            y1 = (rng.standard_normal(41) * 1e3 + 2e4).astype(np.float64)
+            y3 = rng.standard_normal((41, 3)).astype(np.float32)
+            np.save(os.path.join(d, "x.npy"), x)
+            np.save(os.path.join(d, "y1.npy"), y1)
+            np.save(os.path.join(d, "y3.npy"), y3)
+            np.savez(os.path.join(d, "r.npz"), x_train=x[:30], y_train=y3[:30], x_test=x[30:], y_test=y3[30:])
+            with open(os.path.join(d, "t.csv"), "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["a", "b", "count", "price"])
+                for i in range(41):
+                    w.writerow([repr(float(x[i, 0])), repr(float(x[i, 1])), int(i % 7), repr(float(y1[i]))])
+            for name, a in [("y1", y1), ("y3", y3)]:
+                with open(os.path.join(d, name + ".txt"), "w") as f:
+                    f.write("\\n".join(repr(float(v)) for v in a.ravel()))
+            """, dir)
+        let x = dir.appendingPathComponent("x.npy").path
+        let one = try DataSource(path: x, labelsPath: dir.appendingPathComponent("y1.npy").path).load().train
+        #expect(one.isRegression && one.targetNames == ["y"] && one.count == 41 && one.labels.isEmpty)
+        #expect(one.targets == (try numbers(dir.appendingPathComponent("y1.txt"))).map { Float($0) })
+        let three = try DataSource(path: x, labelsPath: dir.appendingPathComponent("y3.npy").path).load().train
+        #expect(three.targetNames == ["y0", "y1", "y2"] && three.outputCount == 3)
+        #expect(three.targets == (try numbers(dir.appendingPathComponent("y3.txt"))).map { Float($0) })
+        let archive = try DataSource(path: dir.appendingPathComponent("r.npz").path).load()
+        #expect(archive.train.count == 30 && archive.test?.count == 11 && archive.test?.targetCount == 3)
+        #expect(archive.test!.targets == Array(three.targets[90...]))
+
+        let table = dir.appendingPathComponent("t.csv").path
+        let price = try DataSource(path: table).load().train
+        #expect(price.isRegression && price.targetNames == ["price"] && price.featureNames == ["a", "b", "count"])
+        #expect(price.targets == (try numbers(dir.appendingPathComponent("y1.txt"))).map { Float($0) })
+        // Whole numbers are classes unless the task says otherwise.
+        #expect(try DataSource(path: table, target: "count").load().train.classCount == 7)
+        var counted = DataSource(path: table, target: "count")
+        counted.task = .regression
+        let counts = try counted.load().train
+        #expect(counts.isRegression && counts.targets == (0..<41).map { Float($0 % 7) })
+        // A regression split is random, not by class, and keeps each sample's targets with it.
+        let (train, test) = try three.splittingOffTest(fraction: 0.25, seed: 9)
+        #expect(train.count + test.count == 41 && test.count == 10)
+        #expect(Set(train.targets + test.targets) == Set(three.targets))
+    }
+
+    /// A regression's bad targets: text or an empty cell in a target column read as numbers, a target that never
+    /// changes (found before training), pictures asked for a regression; standardised targets map back exactly.
+    @Test func badRegressionTargetsAreRefused() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let table = dir.appendingPathComponent("t.csv")
+        try "a,b,y\n1,2,0.5\n3,4,high\n5,6,1.5\n".write(to: table, atomically: true, encoding: .utf8)
+        var source = DataSource(path: table.path)
+        source.task = .regression
+        let text = #expect(throws: DataError.self) { try source.load() }
+        #expect("\(text!)".contains("t.csv") && "\(text!)".contains("row 1") && "\(text!)".contains("column y") && "\(text!)".contains("high"))
+        try "a,b,y\n1,2,0.5\n3,4,\n".write(to: table, atomically: true, encoding: .utf8)
+        let empty = #expect(throws: DataError.self) { try source.load() }
+        #expect("\(empty!)".contains("row 1") && "\(empty!)".contains("empty"))
+        try "a,b,y\n1,2,0.5\n3,4,0.5\n5,7,0.5\n".write(to: table, atomically: true, encoding: .utf8)
+        let constant = try source.load().train
+        #expect(constant.constantTargets == ["y"])
+
+        var pictures = DataSource(path: dir.path, format: .images)
+        pictures.task = .regression
+        let refused = #expect(throws: DataError.self) { try pictures.load() }
+        #expect("\(refused!)".contains("--task regression"))
+
+        let values: [Float] = [1e4, 2.5e4, -3e3, 7e3]
+        let samples = try LabeledSamples(values: .floats([1, 2, 3, 4]), sampleShape: [1], targets: values, targetNames: ["y"])
+        var standardized = samples
+        let scaling = Standardization(fittingTargetsOf: samples)
+        scaling.applyToTargets(of: &standardized)
+        let mean = standardized.targets.reduce(0, +) / 4
+        #expect(abs(mean) < 1e-6)
+        var back = standardized.targets
+        scaling.restore(&back)
+        for (a, b) in zip(back, values) { #expect(abs(a - b) <= 1e-3) }
+        let nan = #expect(throws: DataError.self) {
+            try LabeledSamples(values: .floats([1, 2]), sampleShape: [1], targets: [1, .nan], targetNames: ["y"], file: "n.npy")
+        }
+        #expect("\(nan!)".contains("n.npy") && "\(nan!)".contains("row 1") && "\(nan!)".contains("target y"))
+    }
+
     /// Integers sort as numbers and text as text; whole numbers written as decimals are integers; a fraction is a
     /// regression target and an unknown class is refused, each naming the row.
     @Test func classesAreNumberedInSortedOrder() throws {

@@ -46,6 +46,16 @@ import TestSupport
         }
     }
 
+    /// A regression's output layer and its loss against the Double definition: one output and several, rows whose
+    /// targets are anywhere in a larger table, both of Huber's regimes.
+    @Test(arguments: Loss.regressionCases)
+    func regressionOutputLayer(loss: Loss) throws {
+        var checks = BackendOpChecks(NaiveBackend())
+        for (rows, inputSize, outputSize) in [(1, 3, 1), (37, 29, 1), (45, 70, 3)] {
+            #expect(try checks.regressionOutputLayer(rows: rows, inputSize: inputSize, outputSize: outputSize, tableRows: 2 * rows + 5, loss: loss) < 1e-5)
+        }
+    }
+
     @Test func meanSquaredError() throws {
         var checks = BackendOpChecks(NaiveBackend())
         let r = try checks.loss(rows: 17, columns: 10, loss: .meanSquaredError, scale: 1)

@@ -138,6 +138,56 @@ import TestSupport
         try expectFailure(["train", "--data", root.path], ["train/empty", "holds no pictures"])
     }
 
+    /// A regression as a user runs one: a table whose target is a price in the thousands is recognised as one,
+    /// trained (its RMSE reported in the price's own units, well under the price's spread), evaluated on the same
+    /// held-out rows to the same figures, and predicted in its units from rows without the target; with Huber's
+    /// loss too; and losses of the other task refused.
+    @Test func aRegressionIsTrainedEvaluatedAndPredicted() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var g = SeededGenerator(seed: 12)
+        var text = "id,rooms,area,age,price\n"
+        for i in 0..<500 {
+            let rooms = Double(1 + g.uniform(below: 6)), area = 40 + 30 * rooms + 10 * g.gaussian(), age = 50 * g.unitDouble()
+            let price = 20_000 + 1_500 * area - 300 * age + 500 * g.gaussian()
+            text += "\(i),\(Int(rooms)),\(area),\(age),\(price)\n"
+        }
+        let table = dir.appendingPathComponent("houses.csv")
+        try text.write(to: table, atomically: true, encoding: .utf8)
+        let out = dir.appendingPathComponent("run")
+        let train = try run(["train", "--data", table.path, "--ignore", "id", "--hidden", "32", "--epochs", "30", "--batch-size", "16",
+                             "--lr", "0.01", "--backend", "cpu", "--output", out.path, "--no-progress"])
+        #expect(train.status == 0, "\(train.stderr)")
+        #expect(train.stdout.contains("training 3,32,1 (relu, squared-error)"), "\(train.stdout)")
+        #expect(train.stdout.contains("rmse") && !train.stdout.contains(" acc "), "\(train.stdout)")
+        // The price spreads over about 75,000 (one standard deviation): the model's RMSE is a small part of it.
+        let figures = try #require(train.stdout.firstMatch(of: /test RMSE ([\d.e+]+), MAE ([\d.e+]+), R² ([-\d.]+)/), "\(train.stdout)")
+        let (rmse, r2) = (Double(figures.1)!, Double(figures.3)!)
+        #expect(rmse > 100 && rmse < 10_000 && r2 > 0.95, "\(train.stdout)")
+        let checkpoint = out.appendingPathComponent("last.safetensors").path
+
+        let eval = try run(["eval", "--checkpoint", checkpoint, "--data", table.path, "--test-fraction", "0.2", "--backend", "naive"])
+        #expect(eval.status == 0, "\(eval.stderr)")
+        #expect(eval.stdout.contains("test RMSE \(figures.1), MAE \(figures.2), R² \(figures.3)"), "\(eval.stdout)")
+
+        let unlabelled = dir.appendingPathComponent("new.csv")
+        try "area,age,rooms\n100,10,2\n250,40,6\n".write(to: unlabelled, atomically: true, encoding: .utf8)
+        let predict = try run(["predict", "--checkpoint", checkpoint, "--data", unlabelled.path, "--backend", "cpu"])
+        #expect(predict.status == 0, "\(predict.stderr)")
+        let lines = predict.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == "row,pred_price" && lines.count == 3, "\(lines)")
+        // The rule's own prices: 20,000 + 1,500 × area − 300 × age, within a few RMSEs.
+        for (line, expected) in zip(lines.dropFirst(), [167_000.0, 383_000.0]) {
+            let value = Double(line.split(separator: ",")[1])!
+            #expect(abs(value - expected) < 5 * rmse + 5_000, "\(line), expected about \(expected)")
+        }
+
+        let huber = try run(["train", "--data", table.path, "--ignore", "id", "--hidden", "16", "--epochs", "2", "--loss", "huber", "--backend", "naive", "--no-progress"])
+        #expect(huber.status == 0 && huber.stdout.contains("(relu, huber)"), "\(huber.stderr)")
+        try expectFailure(["train", "--data", table.path, "--loss", "cross-entropy"], ["--loss cross-entropy", "regression"])
+        try expectFailure(["train", "--data", table.path, "--target", "rooms", "--ignore", "price", "--loss", "huber"], ["--loss huber", "classes"])
+    }
+
     func expectFailure(_ arguments: [String], _ messages: [String], sourceLocation: SourceLocation = #_sourceLocation) throws {
         let r = try run(arguments)
         #expect(r.status != 0, "exit status 0 for \(arguments)", sourceLocation: sourceLocation)
