@@ -4,8 +4,9 @@
 #   bash Benchmarks/gpu/run.sh check        mlp check (fp32 and tf32) and a short training run
 #   bash Benchmarks/gpu/run.sh bench        mlp bench of the cuda backend against the GPU peers, fp32 and tf32
 #                                           (BENCH_PRECISIONS), every variant of each peer (BENCH_PEERS=torch,jax,cupy)
-#   bash Benchmarks/gpu/run.sh owndata      a generated table (CSV, 20,000 × 50, 3 classes) trained on the cuda and cpu
-#                                           backends, fp32 and tf32: their epochs' losses side by side; mlp check fp32
+#   bash Benchmarks/gpu/run.sh owndata      a generated table (CSV, 20,000 × 50, 3 classes) and a regression one (two
+#                                           losses) trained on the cuda and cpu backends, fp32 and tf32: their epochs'
+#                                           losses side by side; mlp check fp32 (its regression checks included)
 #   bash Benchmarks/gpu/run.sh torch-autotune  PyTorch's compiled step with --compile-mode max-autotune (Triton's tuned
 #                                           products; minutes of compiling), small-128 and small-1024, fp32 and tf32
 #   bash Benchmarks/gpu/run.sh profile      per-kernel times of training steps (Nsight Compute)
@@ -289,6 +290,13 @@ owndata)
     for backend in cpu "cuda --precision fp32" "cuda --precision tf32"; do
         echo "== $backend" | tee -a "$out/owndata.txt"
         .run/mlp train --data .run/table.csv --backend $backend --epochs 3 --batch-size 100 --no-progress 2>&1 | tee -a "$out/owndata.txt"
+    done
+    python3 Benchmarks/data/make_table.py .run/prices.csv --rows 20000 --columns 20 --seed 2 --regression
+    for loss in mse huber; do
+        for backend in cpu "cuda --precision fp32" "cuda --precision tf32"; do
+            echo "== regression $loss $backend" | tee -a "$out/owndata.txt"
+            .run/mlp train --data .run/prices.csv --loss $loss --backend $backend --epochs 3 --batch-size 100 --no-progress 2>&1 | tee -a "$out/owndata.txt"
+        done
     done
     ;;
 torch-autotune)
