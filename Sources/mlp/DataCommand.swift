@@ -28,7 +28,7 @@ struct DataCommand: ParsableCommand {
                 try describeColumns(source)
                 fflush(nil)  // the report before the reason, in that order on a terminal
                 printError("\(error)")
-                throw ExitCode(1)
+                throw ExitCode(ExitStatus.dataError)
             }
             let seconds = Date().timeIntervalSince(start)
             print("data       \(loaded.summary)")

@@ -40,11 +40,11 @@ struct MLPTool: ParsableCommand {
         } catch {
             // An error found while running (bad data, a file that cannot be written): its message, then where the
             // subcommand's options are described, not the whole tool's usage.
-            let code = exitCode(for: error)
-            if code != .success && !(error is ExitCode) {
+            // Its status by what went wrong (`ExitStatus`).
+            if !(error is ExitCode) && !(error is CleanExit) {
                 printError("Error: \(message(for: error))")
                 printError("(see 'mlp \(path(of: command)) --help')")
-                Foundation.exit(code.rawValue)
+                Foundation.exit(ExitStatus.code(for: error))
             }
             exit(withError: error)
         }

@@ -186,7 +186,7 @@ struct Predict: ParsableCommand {
             do {
                 try Data(csv.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
             } catch {
-                throw ValidationError("--output \(output): cannot write: \((error as NSError).localizedDescription)")
+                throw IOFailure(path: "--output \(output)", reason: "cannot write: \((error as NSError).localizedDescription)")
             }
             print("wrote \(count.grouped) predictions to \(output)\(summary)")
         } else {

@@ -255,7 +255,7 @@ struct Train: ParsableCommand {
                 } else {
                     printError("\(error); nothing saved (no --output)")
                 }
-                throw ExitCode(130)
+                throw ExitCode(ExitStatus.interrupted)
             }
             throw error
         }
@@ -453,10 +453,10 @@ struct Train: ParsableCommand {
         do {
             try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         } catch {
-            throw ValidationError("--output \(path): cannot create the directory: \(Self.whyNoDirectory(at: url, error: error))")
+            throw IOFailure(path: "--output \(path)", reason: "cannot create the directory: \(Self.whyNoDirectory(at: url, error: error))")
         }
         guard access(url.path, W_OK) == 0 else {
-            throw ValidationError("--output \(path): the directory is not writable")
+            throw IOFailure(path: "--output \(path)", reason: "the directory is not writable")
         }
         // Another run's checkpoints are not replaced unless asked: only the run being resumed continues in its folder.
         let existing = ["last.safetensors", "best.safetensors"].map { url.appendingPathComponent($0) }

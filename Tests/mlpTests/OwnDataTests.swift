@@ -221,15 +221,15 @@ import TestSupport
         let oneClass = try file("one.csv", "a,b,y\n1,2,x\n3,4,x\n")
         try expectFailure(["train", "--data", oneClass, "--output", out], ["one.csv", "one class"])
         let regression = try file("reg.csv", "a,b,y\n1,2,0.5\n3,4,1.25\n")
-        try expectFailure(["train", "--data", regression, "--output", out], [regression, "column y", "regression"])
+        try expectFailure(["train", "--data", regression, "--task", "classification", "--output", out], [regression, "column y", "not classes", "--task regression"])
         try expectFailure(["train", "--data", good, "--layers", "3,8,2", "--output", out], ["--layers 3,8,2", "2 features", "2 classes"])
         try expectFailure(["train", "--data", dir.appendingPathComponent("none.csv").path], ["none.csv", "no such file"])
         try expectFailure(["train", "--data", good, "--delimiter", "ab"], ["--delimiter ab"])
         try expectFailure(["train", "--target", "y"], ["--target applies to --data"])
-        // `data info` on such a table: what each column holds, the first problem of each, and the reason, exit 1.
+        // `data info` on such a table: what each column holds, the first problem of each, and the reason, exit 65 (bad data).
         let mixed = try file("mixed.csv", "a,b,c,kind\n1,2,3,x\n4,,6,y\n7,abc,nan,x\n1,2\n5,6,7,z\n")
         let info = try run(["data", "info", "--data", mixed])
-        #expect(info.status == 1 && info.stderr.contains("line 3, column b: an empty cell"), "\(info.stderr)")
+        #expect(info.status == 65 && info.stderr.contains("line 3, column b: an empty cell"), "\(info.stderr)")
         #expect(info.stdout.contains("1 record of another width than the header's (the first on line 5)"), "\(info.stdout)")
         #expect(info.stdout.contains("empty on line 3; \"abc\" on line 4") && info.stdout.contains("NaN or infinite on line 4")
                     && info.stdout.contains("text: 3 distinct values"), "\(info.stdout)")

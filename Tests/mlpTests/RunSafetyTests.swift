@@ -67,6 +67,32 @@ import TestSupport
         #expect(command == "mlp train --data 'my table.csv' --train-samples 30000 --metrics m.jsonl --target 'it'\\''s' --resume '/runs/a b/last.safetensors'")
     }
 
+    /// One rule for exit statuses (`ExitStatus`): a bad flag or value 64 whether the parser or the run finds it, bad
+    /// data 65, a folder that cannot be written 74 (Ctrl-C's 130 is FaultTests').
+    @Test func exitStatusesFollowOneRule() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let table = dir.appendingPathComponent("t.csv")
+        try "a,b,y\n1,2,x\n3,,y\n".write(to: table, atomically: true, encoding: .utf8)
+        let good = dir.appendingPathComponent("g.csv")
+        try "a,b,y\n1,2,x\n3,4,y\n5,6,x\n".write(to: good, atomically: true, encoding: .utf8)
+        let blocker = dir.appendingPathComponent("file")
+        try "x".write(to: blocker, atomically: true, encoding: .utf8)
+        let cases: [([String], Int32)] = [
+            (["train", "--batch-size", "0"], 64),                       // the parser's validation
+            (["train", "--epochs", "x"], 64),                           // not a number
+            (["train", "--data", good.path, "--layers", "5,3"], 64),   // found while running
+            (["train", "--data", table.path], 65),                     // an empty cell
+            (["eval", "--checkpoint", table.path], 65),                // not a checkpoint
+            (["data", "info", "--data", table.path], 65),
+            (["train", "--train-samples", "50", "--epochs", "1", "--output", blocker.appendingPathComponent("run").path], 74),
+        ]
+        for (arguments, status) in cases {
+            let r = try run(arguments)
+            #expect(r.status == status, "\(arguments): \(r.status), expected \(status): \(r.stderr)")
+        }
+    }
+
     @Test func aDataDirectoryVariableThatNamesNothingIsAnError() throws {
         var environment = ProcessInfo.processInfo.environment
         environment["MLP_DATA_DIR"] = "/no/such/mlp-data"
