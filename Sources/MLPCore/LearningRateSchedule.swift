@@ -20,6 +20,43 @@ public struct LearningRateSchedule: Sendable, Equatable, Codable {
     public var decay: Decay
     /// Steps of linear warm-up from 0 to `base` (0: none).
     public var warmupSteps: Int
+    /// Later parts of the schedule, one for each time a run was extended on resume (`mlp train --resume … --epochs`),
+    /// in order: from its `fromStep` on, the rate follows its own decay; the steps before it keep the rates they had.
+    public var extensions: [Extension] = []
+
+    /// A part of the schedule added to a run that is extended: from step `fromStep` (the end of the run as it was)
+    /// on, `decay` from `base`, counting its steps from `fromStep`.
+    public struct Extension: Sendable, Equatable, Codable {
+        public var fromStep: Int
+        public var base: Float
+        public var decay: Decay
+
+        public init(fromStep: Int, base: Float, decay: Decay) {
+            self.fromStep = fromStep
+            self.base = base
+            self.decay = decay
+        }
+    }
+
+    enum CodingKeys: String, CodingKey { case base, decay, warmupSteps, extensions }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        base = try c.decode(Float.self, forKey: .base)
+        decay = try c.decode(Decay.self, forKey: .decay)
+        warmupSteps = try c.decode(Int.self, forKey: .warmupSteps)
+        // Checkpoints written before runs could be extended have none.
+        extensions = try c.decodeIfPresent([Extension].self, forKey: .extensions) ?? []
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(base, forKey: .base)
+        try c.encode(decay, forKey: .decay)
+        try c.encode(warmupSteps, forKey: .warmupSteps)
+        // Only when there are some: a run never extended writes the configuration it always did.
+        if !extensions.isEmpty { try c.encode(extensions, forKey: .extensions) }
+    }
 
     /// - Throws: `ConfigurationError` for a non-positive step size, total or a negative warm-up.
     public init(base: Float, decay: Decay = .constant, warmupSteps: Int = 0) throws {
@@ -44,8 +81,19 @@ public struct LearningRateSchedule: Sendable, Equatable, Codable {
 
     /// The rate for 0-based step `step`.
     public func rate(atStep step: Int) -> Float {
+        // A plain loop (the trainer asks every step, and generic wrappers allocate in debug builds).
+        var i = extensions.count - 1
+        while i >= 0 {
+            let part = extensions[i]
+            if part.fromStep <= step { return Self.rate(decay: part.decay, base: part.base, step: step - part.fromStep) }
+            i -= 1
+        }
         if step < warmupSteps { return base * Float(step + 1) / Float(warmupSteps) }
-        let s = step - warmupSteps
+        return Self.rate(decay: decay, base: base, step: step - warmupSteps)
+    }
+
+    /// `decay`'s rate `s` steps after it starts from `base`.
+    static func rate(decay: Decay, base: Float, step s: Int) -> Float {
         switch decay {
         case .constant:
             return base

@@ -46,6 +46,8 @@ public final class Trainer {
     public var onEpoch: ((EpochMetrics, TrainingProgress) throws -> Void)?
     /// Polled after every step; returning `true` stops training with `TrainingError.interrupted`.
     public var shouldStop: (() -> Bool)?
+    /// Polled after every epoch (after `onEpoch`); returning `true` ends the run there, as finished (early stopping).
+    public var shouldFinish: (() -> Bool)?
     /// A regression's targets' standard deviations (the factor from standardised to own units, per output), so that
     /// the epoch's RMSE and MAE are reported in the targets' own units; nil: the stored units.
     public var targetScale: [Double]?
@@ -173,6 +175,7 @@ public final class Trainer {
             }
             history.append(metrics)
             try onEpoch?(metrics, progress)
+            if shouldFinish?() == true { break }
             if shouldStop?() == true, progress.epoch < configuration.epochs { throw TrainingError.interrupted(progress: progress) }
         }
         return history

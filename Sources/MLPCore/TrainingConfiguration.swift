@@ -126,6 +126,24 @@ public struct EpochMetrics: Sendable, Equatable, Codable {
     /// Optimizer steps in the epoch.
     public var steps: Int
 
+    public init(epoch: Int, trainLoss: Double, trainAccuracy: Double?, testLoss: Double?, testAccuracy: Double?,
+                testRMSE: Double? = nil, testMAE: Double? = nil, testR2: Double? = nil, evaluatedOn: String?,
+                samplesPerSecond: Double, seconds: Double, learningRate: Double, steps: Int) {
+        self.epoch = epoch
+        self.trainLoss = trainLoss
+        self.trainAccuracy = trainAccuracy
+        self.testLoss = testLoss
+        self.testAccuracy = testAccuracy
+        self.testRMSE = testRMSE
+        self.testMAE = testMAE
+        self.testR2 = testR2
+        self.evaluatedOn = evaluatedOn
+        self.samplesPerSecond = samplesPerSecond
+        self.seconds = seconds
+        self.learningRate = learningRate
+        self.steps = steps
+    }
+
     enum CodingKeys: String, CodingKey {
         case epoch, trainLoss = "train_loss", trainAccuracy = "train_accuracy", testLoss = "test_loss",
              testAccuracy = "test_accuracy", testRMSE = "test_rmse", testMAE = "test_mae", testR2 = "test_r2", evaluatedOn = "evaluated_on", samplesPerSecond = "samples_per_second",

@@ -41,7 +41,8 @@ struct MLPTool: ParsableCommand {
             // An error found while running (bad data, a file that cannot be written): its message, then where the
             // subcommand's options are described, not the whole tool's usage.
             // Its status by what went wrong (`ExitStatus`).
-            if !(error is ExitCode) && !(error is CleanExit) {
+            // (Help and version requests end here too, as a success: ArgumentParser prints them.)
+            if !(error is ExitCode) && exitCode(for: error) != .success {
                 printError("Error: \(message(for: error))")
                 printError("(see 'mlp \(path(of: command)) --help')")
                 Foundation.exit(ExitStatus.code(for: error))

@@ -84,6 +84,20 @@ final class MetricsWriter {
         }
     }
 
+    /// Writes the test set's figures of the best epoch of a run evaluated on a validation split: a line with
+    /// `"best_on_test": true`, the best epoch and its test figures (no training figures).
+    func writeBestOnTest(_ metrics: EpochMetrics) throws {
+        var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(metrics)) as? [String: Any] ?? [:]
+        for key in ["train_loss", "samples_per_second", "seconds", "learning_rate", "steps"] { object[key] = nil }
+        object["best_on_test"] = true
+        object["run"] = run
+        var line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        line.append(0x0A)
+        do { try handle.write(contentsOf: line) } catch {
+            throw MetricsError(path: path, reason: (error as NSError).localizedDescription)
+        }
+    }
+
     struct MetricsError: Error, CustomStringConvertible {
         var path: String
         var reason: String

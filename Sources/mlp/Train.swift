@@ -14,9 +14,12 @@ struct Train: ParsableCommand {
             targets), a table's features are standardised with the training part's mean and standard deviation, and a \
             source without a test part has --test-fraction of it split off for testing. A regression (--task, or a \
             target of numbers that are not all whole) learns standardised targets and reports its RMSE and MAE in the \
-            targets' own units, and R². With --output DIR, DIR/last.safetensors is written after every epoch and \
-            DIR/best.safetensors whenever the evaluation accuracy (a regression's RMSE) improves; --resume continues such a checkpoint \
-            exactly (the same weights as a run that was never stopped). Ctrl-C stops after saving.
+            targets' own units, and R². With --output DIR, DIR is the run's folder: \
+            DIR/last.safetensors after every epoch, DIR/best.safetensors at the best evaluation (--monitor: the \
+            accuracy, a regression's RMSE, or the loss), DIR/metrics.jsonl, and DIR/run.json (each command that \
+            trained the run, and its configuration). --resume DIR continues the run there exactly, on the same data \
+            and samples (the weights of a run never stopped); more --epochs than it had extends it (--extend-schedule). \
+            --patience stops a run that no longer improves. Ctrl-C stops after saving and prints the command that resumes.
             """)
 
     @OptionGroup var data: DataOptions
@@ -59,8 +62,10 @@ struct Train: ParsableCommand {
     @Option(help: "Linear warm-up over this many epochs (fractions allowed). (default: 0)")
     var warmupEpochs: Double?
 
-    @Option(help: "Epochs to train (in all, counting those of a resumed checkpoint; a cosine schedule is stretched to the new length).")
+    @Option(help: "Epochs to train (in all, counting those of a resumed checkpoint: more than it has extends the run, see --extend-schedule).")
     var epochs: Int?
+    @Option(help: ArgumentHelp("Resuming with more --epochs than the run had: the learning rate of the added epochs. The finished epochs keep theirs. continue: the stored schedule carried on; constant: the run's --lr; cosine: a new half cosine from --lr to --lr-min over the added epochs. (default: cosine for a cosine run, else continue)", valueName: "kind"))
+    var extendSchedule: Extension?
     @Option(help: "Samples per batch. (default: 128, or all the training samples when there are fewer)")
     var batchSize: Int?
     @Flag(help: "Leave out the last batch of each epoch when it is smaller than --batch-size.")
@@ -82,16 +87,51 @@ struct Train: ParsableCommand {
     var output: String?
     @Flag(help: "Replace the checkpoints of a run already in --output (refused without it).")
     var overwrite = false
-    @Option(help: ArgumentHelp("Continue the run saved in this checkpoint.", valueName: "file"))
+    @Option(help: ArgumentHelp("Continue the run saved in this checkpoint, or in this run folder (its last.safetensors), on the same data and samples.", valueName: "file|dir"))
     var resume: String?
-    @Option(help: ArgumentHelp("Append one JSON object per epoch to this file (JSON Lines; never truncated), each with the run's id.", valueName: "file"))
+    @Option(help: ArgumentHelp("Append one JSON object per epoch to this file (JSON Lines; never truncated), each with the run's id. (default: --output's metrics.jsonl)", valueName: "file"))
     var metrics: String?
+    @Option(help: ArgumentHelp("Stop when the evaluation's --monitor figure has not improved for this many epochs; best.safetensors keeps the best epoch.", valueName: "epochs"))
+    var patience: Int?
+    @Option(help: "The evaluation figure that picks best.safetensors and that --patience watches: loss, accuracy (classification) or rmse (regression). (default: accuracy; rmse for a regression)")
+    var monitor: Monitor?
     @Flag(name: .shortAndLong, help: "Print nothing but errors.")
     var quiet = false
     @Flag(help: "No progress line during an epoch (epoch lines only).")
     var noProgress = false
 
     enum ScheduleKind: String, CaseIterable, ExpressibleByArgument { case constant, step, cosine }
+
+    /// How the epochs added to a resumed run are scheduled.
+    enum Extension: String, CaseIterable, ExpressibleByArgument {
+        /// The stored schedule's formula carried on: a constant rate stays, a step decay keeps decaying, a finished
+        /// cosine stays at its minimum.
+        case `continue`
+        /// The run's base rate.
+        case constant
+        /// A new half cosine from the run's base rate to its minimum over the added epochs (a warm restart).
+        case cosine
+    }
+
+    /// What "better" means for best.safetensors and early stopping.
+    enum Monitor: String, CaseIterable, ExpressibleByArgument {
+        case loss, accuracy, rmse
+
+        /// The epoch's figure, if it has one.
+        func value(_ m: EpochMetrics) -> Double? {
+            switch self {
+            case .loss: return m.testLoss
+            case .accuracy: return m.testAccuracy
+            case .rmse: return m.testRMSE
+            }
+        }
+
+        /// Whether `a` is better than `b`.
+        func improves(_ a: Double, on b: Double) -> Bool { self == .accuracy ? a > b : a < b }
+
+        /// The value nothing is worse than.
+        var worst: Double { self == .accuracy ? -.infinity : .infinity }
+    }
 
     func validate() throws {
         if let n = trainSamples, n < 1 { throw ValidationError("--train-samples \(n): expected at least 1") }
@@ -101,12 +141,40 @@ struct Train: ParsableCommand {
         if let v = validation, v < 0 { throw ValidationError("--validation \(v): expected 0 or more") }
         if let w = warmupEpochs, !(w >= 0 && w.isFinite) { throw ValidationError("--warmup-epochs \(w): expected a number ≥ 0") }
         if let f = testFraction, !(f >= 0 && f < 1) { throw ValidationError("--test-fraction \(f): expected a fraction from 0 up to (not including) 1") }
+        if let p = patience, p < 1 { throw ValidationError("--patience \(p): expected at least 1 epoch") }
         if hidden != nil && layers != nil { throw ValidationError("--hidden and --layers: give one of them") }
     }
 
     func run() throws {
+        // `--resume DIR` is the run in DIR: its last checkpoint.
+        var effective = self
+        if let resume {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: resume, isDirectory: &isDirectory), isDirectory.boolValue {
+                effective.resume = URL(fileURLWithPath: resume).appendingPathComponent("last.safetensors").path
+                guard FileManager.default.fileExists(atPath: effective.resume!) else {
+                    throw ValidationError("--resume \(resume): the folder holds no last.safetensors (a run's folder, as --output writes it)")
+                }
+            }
+        }
+        let checkpoint = try effective.resume.map { try Checkpoint.read(from: URL(fileURLWithPath: $0)) }
+        // A resumed run continues in its folder, and a run folder holds its metrics.
+        if let resumed = effective.resume, effective.output == nil {
+            effective.output = URL(fileURLWithPath: resumed).deletingLastPathComponent().path
+        }
+        if effective.metrics == nil, let output = effective.output {
+            effective.metrics = URL(fileURLWithPath: output).appendingPathComponent("metrics.jsonl").path
+        }
+        // The resumed run's data, samples and split are the stored ones (flags that would change them are refused).
+        if let checkpoint, let storedFlags = try checkpoint.runFlags(path: effective.resume!) {
+            try RunFlags(effective).resumed(from: storedFlags).apply(to: &effective)
+        }
+        try effective.train(resuming: checkpoint)
+    }
+
+    /// The run, with `resume` a checkpoint file (read as `checkpoint`) and the data flags as resolved by `run`.
+    private func train(resuming checkpoint: Checkpoint?) throws {
         let logger = backendOptions.makeLogger()
-        let checkpoint = try resume.map { try Checkpoint.read(from: URL(fileURLWithPath: $0)) }
         let stored = try checkpoint.flatMap { try $0.dataDescription(path: resume!) }
         var dataset = try data.load(trained: stored, logger: logger)
         // A test part split off where the data has none, drawn with the run's seed (a resumed run's stored one).
@@ -142,6 +210,9 @@ struct Train: ParsableCommand {
             }
         }
 
+        if let checkpoint, let count = checkpoint.notes["training_count"].flatMap(Int.init), count != dataset.train.count {
+            throw ValidationError("--resume \(resume!): the run trained on \(count.grouped) samples and the data now gives \(dataset.train.count.grouped): resume it on the same data")
+        }
         let configuration = try checkpoint.map { try resumedConfiguration($0.configuration, trainingCount: dataset.train.count, regression: dataset.train.isRegression) }
             ?? newConfiguration(train: dataset.train)
         let spec = configuration.network
@@ -177,6 +248,7 @@ struct Train: ParsableCommand {
         let outputDirectory = try output.map(prepareOutputDirectory)
         let runID = checkpoint?.notes["run"] ?? MetricsWriter.newRunID()
         let metricsFile = try metrics.map { try MetricsWriter(path: $0, run: runID) }
+        if let outputDirectory { try RunRecord.append(to: outputDirectory, run: runID, configuration: configuration) }
 
         let backend = try backendOptions.makeBackend(logger: logger)
         let train = try ResidentDataset(dataset.train, on: backend)
@@ -203,16 +275,29 @@ struct Train: ParsableCommand {
             evaluation: evaluation, progress: checkpoint?.progress)
         trainer.targetScale = targetStandardization?.standardDeviation
 
-        // best.safetensors: the highest evaluation accuracy, or a regression's lowest RMSE.
+        // best.safetensors: the best evaluation figure by --monitor (the highest accuracy, or a regression's lowest
+        // RMSE, by default); --patience stops after that many epochs without a better one.
         let regression = dataset.train.isRegression
-        let bestKey = regression ? "best_rmse" : "best_accuracy"
-        var best = checkpoint?.notes[bestKey].flatMap(Double.init) ?? (regression ? .infinity : -1)
+        let monitor = self.monitor ?? (regression ? .rmse : .accuracy)
+        if monitor == .accuracy && regression || monitor == .rmse && !regression {
+            throw ValidationError("--monitor \(monitor.rawValue): \(regression ? "a regression has no accuracy (loss or rmse)" : "a classifier has no rmse (loss or accuracy)")")
+        }
+        if patience != nil && evaluation == nil {
+            throw ValidationError("--patience \(patience!): needs an evaluation set each epoch (a test part, --test-fraction above 0, or --validation)")
+        }
+        let bestKey = "best_" + monitor.rawValue
+        var best = checkpoint?.notes[bestKey].flatMap(Double.init) ?? monitor.worst
+        var bestEpoch = checkpoint?.notes["best_epoch"].flatMap(Int.init) ?? 0
+        var bestParameters: [Float]?
+        var stoppedEarly = false
         let datasetName = data.data ?? data.dataDir ?? data.dataset.rawValue
         let descriptionJSON = String(decoding: try JSONEncoder.sorted.encode(description), as: UTF8.self)
+        let runFlagsJSON = String(decoding: try JSONEncoder.sorted.encode(RunFlags(self)), as: UTF8.self)
         func save(_ name: String, notes extra: [String: String] = [:]) throws -> URL? {
             guard let dir = outputDirectory else { return nil }
             let url = dir.appendingPathComponent(name)
-            var notes = ["dataset": datasetName, bestKey: String(best), "data": descriptionJSON, "run": runID]
+            var notes = ["dataset": datasetName, bestKey: String(best), "best_epoch": String(bestEpoch), "data": descriptionJSON, "run": runID,
+                         "run_flags": runFlagsJSON, "training_count": String(dataset.train.count)]
             notes.merge(extra) { $1 }
             try Checkpoint(trainer: trainer, notes: notes).write(to: url)
             return url
@@ -224,15 +309,19 @@ struct Train: ParsableCommand {
             progressLine.clear()
             if !quiet { print(epochLine(m, epochs: configuration.epochs)) }
             try metricsFile?.write(m)
-            if let accuracy = m.testAccuracy, accuracy > best {
-                best = accuracy
-                _ = try save("best.safetensors", notes: ["accuracy": String(accuracy)])
-            } else if let rmse = m.testRMSE, rmse < best {
-                best = rmse
-                _ = try save("best.safetensors", notes: ["rmse": String(rmse)])
+            if let value = monitor.value(m), monitor.improves(value, on: best) {
+                (best, bestEpoch) = (value, m.epoch)
+                _ = try save("best.safetensors", notes: [monitor.rawValue: String(value)])
+                // Kept for the test set's figure of the best epoch, when the evaluation was a validation split.
+                if configuration.validationCount > 0 && dataset.test != nil { bestParameters = network.parameterValues() }
             }
-            _ = try save("last.safetensors")
+            if let patience, m.epoch - bestEpoch >= patience, m.epoch < configuration.epochs {
+                stoppedEarly = true
+                if !quiet { print("stopping early: the \(m.evaluatedOn ?? "evaluation") \(monitor.rawValue) has not improved for \(patience) epoch\(patience == 1 ? "" : "s") (best \(significant(best)) at epoch \(bestEpoch)); best.safetensors holds that epoch") }
+            }
+            _ = try save("last.safetensors", notes: stoppedEarly ? ["stopped_early": String(m.epoch)] : [:])
         }
+        trainer.shouldFinish = { stoppedEarly }
         let interrupt = InterruptFlag.install()
         trainer.shouldStop = { interrupt.isSet }
 
@@ -265,14 +354,32 @@ struct Train: ParsableCommand {
                 let final = network.evaluate(evaluation.data, indices: evaluation.indices)
                 if let errors = final.regression {
                     let scale = targetStandardization?.standardDeviation
-                    print("\(evaluation.name) RMSE \(significant(errors.rmse(scale: scale))), MAE \(significant(errors.mae(scale: scale))), R² \(String(format: "%.4f", errors.r2)), loss \(String(format: "%.4f", final.loss)) after \(epochCount(configuration.epochs)) (\(times))")
+                    print("\(evaluation.name) RMSE \(significant(errors.rmse(scale: scale))), MAE \(significant(errors.mae(scale: scale))), R² \(String(format: "%.4f", errors.r2)), loss \(String(format: "%.4f", final.loss)) after \(epochCount(trainer.progress.epoch)) (\(times))")
                 } else {
-                    print("\(evaluation.name) accuracy \(final.accuracy.percent), loss \(String(format: "%.4f", final.loss)) after \(epochCount(configuration.epochs)) (\(times))")
+                    print("\(evaluation.name) accuracy \(final.accuracy.percent), loss \(String(format: "%.4f", final.loss)) after \(epochCount(trainer.progress.epoch)) (\(times))")
                 }
             } else {
                 print("trained \(epochCount(configuration.epochs)), no test set (\(times))")
             }
             if let dir = outputDirectory { print("checkpoints in \(dir.path)") }
+        }
+        // Trained against a validation split: the best epoch's network on the test set, the figure to report.
+        if let bestParameters, let test = dataset.test, test.count > 0 {
+            network.setParameters(bestParameters)
+            let result = network.evaluate(try ResidentDataset(test, on: backend), indices: (0..<Int32(test.count)).map { $0 })
+            var line = EpochMetrics(epoch: bestEpoch, trainLoss: 0, trainAccuracy: nil, testLoss: result.loss, testAccuracy: nil,
+                                    evaluatedOn: "test", samplesPerSecond: 0, seconds: 0, learningRate: 0, steps: 0)
+            let text: String
+            if let errors = result.regression {
+                let scale = targetStandardization?.standardDeviation
+                (line.testRMSE, line.testMAE, line.testR2) = (errors.rmse(scale: scale), errors.mae(scale: scale), errors.r2)
+                text = "RMSE \(significant(line.testRMSE!)), MAE \(significant(line.testMAE!)), R² \(String(format: "%.4f", errors.r2))"
+            } else {
+                line.testAccuracy = result.accuracy
+                text = "accuracy \(result.accuracy.percent)"
+            }
+            if !quiet { print("best epoch \(bestEpoch) by validation \(monitor.rawValue) (\(significant(best))): test \(text), loss \(String(format: "%.4f", result.loss))") }
+            try metricsFile?.writeBestOnTest(line)
         }
     }
 
@@ -369,7 +476,6 @@ struct Train: ParsableCommand {
         check(layers.map { (try? NetworkSpec.parseSizes($0)) ?? [] }, stored.network.layerSizes, "--layers", sizes)
         check(hidden.map { (try? NetworkSpec.parseSizes($0, flag: "--hidden")) ?? [] }, Array(stored.network.layerSizes.dropFirst().dropLast()), "--hidden", sizes)
         if standardize != nil { conflicts.append("--standardize/--no-standardize (the checkpoint keeps its inputs' map)") }
-        if testFraction != nil { conflicts.append("--test-fraction (the split follows the checkpoint's seed)") }
         check(activation, stored.network.activation, "--activation", \.rawValue)
         check(try loss.map { try Self.resolvedLoss($0, regression: regression) }, stored.network.loss, "--loss", \.rawValue)
         check(optimizer, stored.optimizer.kind, "--optimizer", \.rawValue)
@@ -412,13 +518,26 @@ struct Train: ParsableCommand {
         }
         var configuration = stored
         if let epochs, epochs != stored.epochs {
-            // A cosine schedule spans the whole run: stretch it over the new length, or it would sit at its end
-            // value for the added epochs.
-            if case let .cosine(total, minimum) = stored.schedule.decay {
-                let stepsPerEpoch = (total + stored.schedule.warmupSteps) / stored.epochs
-                configuration.schedule.decay = .cosine(totalSteps: max(1, total + (epochs - stored.epochs) * stepsPerEpoch), minimum: minimum)
+            guard epochs > stored.epochs else {
+                throw ValidationError("--epochs \(epochs): the stored run has \(stored.epochs); a run is extended, never shortened (its schedule was made for its length)")
+            }
+            // The stored epochs keep the rates they had; the added ones follow --extend-schedule from the run's end.
+            let end = stored.epochs * stepsPerEpoch, added = (epochs - stored.epochs) * stepsPerEpoch
+            let isCosine: Bool
+            if case .cosine = stored.schedule.decay { isCosine = true } else { isCosine = false }
+            let minimum: Float
+            if case let .cosine(_, m) = stored.schedule.decay { minimum = m } else { minimum = 0 }
+            switch extendSchedule ?? (isCosine ? .cosine : .continue) {
+            case .continue:
+                break
+            case .constant:
+                configuration.schedule.extensions.append(.init(fromStep: end, base: stored.schedule.base, decay: .constant))
+            case .cosine:
+                configuration.schedule.extensions.append(.init(fromStep: end, base: stored.schedule.base, decay: .cosine(totalSteps: max(1, added), minimum: minimum)))
             }
             configuration.epochs = epochs
+        } else if extendSchedule != nil {
+            throw ValidationError("--extend-schedule: applies when --resume is given more --epochs than the run's \(stored.epochs)")
         }
         return configuration
     }
@@ -463,7 +582,7 @@ struct Train: ParsableCommand {
             .filter { FileManager.default.fileExists(atPath: $0.path) }
         let resumedHere = resume.map { URL(fileURLWithPath: $0).deletingLastPathComponent().standardizedFileURL.path == url.standardizedFileURL.path } ?? false
         if let first = existing.first, !overwrite, !resumedHere {
-            throw ValidationError("--output \(path): holds a run already (\(first.lastPathComponent)); continue it with --resume \(url.appendingPathComponent("last.safetensors").path), or replace it with --overwrite")
+            throw ValidationError("--output \(path): holds a run already (\(first.lastPathComponent)); continue it with --resume \(path), or replace it with --overwrite")
         }
         return url
     }

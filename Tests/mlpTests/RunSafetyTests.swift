@@ -1,4 +1,5 @@
 import Foundation
+import MLPCore
 @testable import mlp
 import Testing
 import TestSupport
@@ -134,9 +135,99 @@ import TestSupport
         let before = try Data(contentsOf: URL(fileURLWithPath: out + "/best.safetensors"))
         let again = try run(common + ["--epochs", "1", "--seed", "4"])
         #expect(again.status != 0 && again.stderr.contains("--output \(out): holds a run already")
-                    && again.stderr.contains("--resume \(out)/last.safetensors") && again.stderr.contains("--overwrite"), "\(again.stderr)")
+                    && again.stderr.contains("continue it with --resume \(out),") && again.stderr.contains("--overwrite"), "\(again.stderr)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: out + "/best.safetensors")) == before)
         #expect(try run(common + ["--epochs", "2", "--resume", out + "/last.safetensors"]).status == 0)
         #expect(try run(common + ["--epochs", "1", "--seed", "4", "--overwrite"]).status == 0)
+    }
+
+    /// Lines of a metrics file as JSON objects.
+    func metricLines(_ path: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
+    }
+
+    /// A run is a folder: `--resume DIR` alone continues it there on the same samples (the sample counts are the
+    /// stored ones, and the result is the run never stopped), its metrics go to DIR/metrics.jsonl, and a flag that
+    /// would change the samples is refused by name.
+    @Test func aResumedRunKeepsItsSamplesAndItsFolder() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let common = ["train", "--backend", "naive", "--train-samples", "300", "--test-samples", "100", "--layers", "784,8,10",
+                      "--batch-size", "64", "--schedule", "constant", "--no-progress"]
+        let whole = dir.appendingPathComponent("whole").path, split = dir.appendingPathComponent("split").path
+        #expect(try run(common + ["--epochs", "2", "--output", whole]).status == 0)
+        #expect(try run(common + ["--epochs", "1", "--output", split]).status == 0)
+        let resumed = try run(["train", "--resume", split, "--epochs", "2", "--backend", "naive", "--no-progress"])
+        #expect(resumed.status == 0 && resumed.stdout.contains("on 300 samples"), "\(resumed.stdout) \(resumed.stderr)")
+        let a = try Checkpoint.read(from: URL(fileURLWithPath: whole + "/last.safetensors"))
+        let b = try Checkpoint.read(from: URL(fileURLWithPath: split + "/last.safetensors"))
+        #expect(a.parameters == b.parameters && a.optimizerState == b.optimizerState)
+        let lines = try metricLines(split + "/metrics.jsonl")
+        #expect(lines.map { $0["epoch"] as? Int } == [1, 2] && Set(lines.map { $0["run"] as! String }).count == 1)
+        // run.json: the run's id, its configuration, and both commands that trained it.
+        let record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: split + "/run.json"))) as! [String: Any]
+        let commands = try #require(record["commands"] as? [[String: Any]])
+        #expect(record["run"] as? String == lines[0]["run"] as? String && record["configuration"] != nil)
+        #expect(commands.count == 2 && (commands[1]["arguments"] as? [String])?.contains("--resume") == true, "\(commands)")
+        let changed = try run(["train", "--resume", split, "--epochs", "3", "--train-samples", "400", "--test-fraction", "0.1"])
+        #expect(changed.status == 64, "\(changed.stderr)")
+        #expect(changed.stderr.contains("--train-samples 400 (the run was trained with 300)"), "\(changed.stderr)")
+        let empty = dir.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        let none = try run(["train", "--resume", empty.path])
+        #expect(none.status == 64 && none.stderr.contains("holds no last.safetensors"), "\(none.stderr)")
+    }
+
+    /// Extending a finished run: its epochs keep the rates they had, the added ones follow --extend-schedule (a new
+    /// half cosine by default for a cosine run; `continue` stays at the cosine's end); a shorter run is refused.
+    @Test func extendingARunKeepsItsFinishedEpochsRates() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let common = ["train", "--backend", "naive", "--train-samples", "200", "--test-samples", "50", "--layers", "784,6,10",
+                      "--batch-size", "50", "--lr", "0.01", "--no-progress"]
+        let restart = dir.appendingPathComponent("restart").path, carried = dir.appendingPathComponent("carried").path
+        for out in [restart, carried] { #expect(try run(common + ["--epochs", "2", "--output", out]).status == 0) }
+        let stored = try metricLines(restart + "/metrics.jsonl").map { $0["learning_rate"] as! Double }
+        #expect(try run(["train", "--resume", restart, "--epochs", "4", "--backend", "naive"]).status == 0)
+        #expect(try run(["train", "--resume", carried, "--epochs", "4", "--backend", "naive", "--extend-schedule", "continue"]).status == 0)
+        let a = try metricLines(restart + "/metrics.jsonl").map { $0["learning_rate"] as! Double }
+        let b = try metricLines(carried + "/metrics.jsonl").map { $0["learning_rate"] as! Double }
+        // Each epoch's last step: 4 steps an epoch, a cosine over 8 for the run, then a new one over the added 8.
+        func cosine(_ s: Int, _ total: Int) -> Double { 0.01 * (1 + cos(Double.pi * Double(s) / Double(total))) / 2 }
+        #expect(Array(a.prefix(2)) == stored && Array(b.prefix(2)) == stored)
+        #expect(abs(a[2] - cosine(3, 8)) < 1e-6 && abs(a[3] - cosine(7, 8)) < 1e-6, "\(a)")
+        #expect(b[2] == 0 && b[3] == 0, "\(b)")
+        let shorter = try run(["train", "--resume", restart, "--epochs", "3"])
+        #expect(shorter.status == 64 && shorter.stderr.contains("never shortened"), "\(shorter.stderr)")
+    }
+
+    /// Early stopping: with --patience, the run ends once the monitored figure has not improved for that many epochs,
+    /// says so, and best.safetensors holds the best epoch; against a validation split, the best epoch's test figure
+    /// is printed and written to the metrics.
+    @Test func patienceStopsARunAndKeepsTheBest() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("run").path
+        // 100 samples, a wide layer and a high rate: the validation loss turns up within a few epochs.
+        let r = try run(["train", "--backend", "naive", "--train-samples", "160", "--test-samples", "200", "--validation", "60",
+                         "--layers", "784,64,10", "--batch-size", "20", "--lr", "0.01", "--schedule", "constant", "--epochs", "40",
+                         "--patience", "2", "--monitor", "loss", "--output", out, "--no-progress"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let stop = try #require(r.stdout.firstMatch(of: /stopping early: the validation loss has not improved for 2 epochs \(best [\d.e-]+ at epoch (\d+)\)/), "\(r.stdout)")
+        let bestEpoch = Int(stop.1)!
+        let lines = try metricLines(out + "/metrics.jsonl")
+        let epochs = lines.compactMap { $0["best_on_test"] == nil ? $0["epoch"] as? Int : nil }
+        #expect(epochs.last == bestEpoch + 2 && epochs.count < 40, "\(epochs)")
+        let losses = lines.compactMap { $0["best_on_test"] == nil ? $0["test_loss"] as? Double : nil }
+        #expect(losses[bestEpoch - 1] == losses.min())
+        let best = try Checkpoint.read(from: URL(fileURLWithPath: out + "/best.safetensors"))
+        #expect(best.progress.epoch == bestEpoch)
+        let final = try #require(lines.last)
+        #expect(final["best_on_test"] as? Bool == true && final["epoch"] as? Int == bestEpoch && final["test_accuracy"] != nil, "\(final)")
+        #expect(r.stdout.contains("best epoch \(bestEpoch) by validation loss"), "\(r.stdout)")
+        let bad = try run(["train", "--patience", "0"])
+        #expect(bad.status == 64 && bad.stderr.contains("--patience 0"))
     }
 }
