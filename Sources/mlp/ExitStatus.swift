@@ -39,6 +39,7 @@ enum ExitStatus {
             if case .unwritable = e { return ioError }
             return dataError
         case is IOFailure, is MetricsWriter.MetricsError: return ioError
+        case is MetricsFileError: return dataError
         case let e as TrainingError:
             if case .interrupted = e { return interrupted }
             return failure

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import MLPCore
 @testable import mlp
 import Testing
@@ -229,5 +232,38 @@ import TestSupport
         #expect(r.stdout.contains("best epoch \(bestEpoch) by validation loss"), "\(r.stdout)")
         let bad = try run(["train", "--patience", "0"])
         #expect(bad.status == 64 && bad.stderr.contains("--patience 0"))
+    }
+
+    /// `mlp plot`: a metrics file two runs appended to gives each run its curves (loss and accuracy, train and test;
+    /// the learning rate), in an SVG that parses as XML, each curve a polyline with a point per epoch.
+    @Test func plotDrawsEachRunsCurves() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let metrics = dir.appendingPathComponent("m.jsonl").path
+        let common = ["train", "--backend", "naive", "--train-samples", "200", "--test-samples", "50", "--layers", "784,6,10",
+                      "--batch-size", "50", "--quiet", "--metrics", metrics]
+        #expect(try run(common + ["--epochs", "3"]).status == 0)
+        #expect(try run(common + ["--epochs", "2", "--lr", "0.01"]).status == 0)
+        let svg = dir.appendingPathComponent("curves.svg").path
+        let plot = try run(["plot", metrics, "--output", svg])
+        #expect(plot.status == 0 && plot.stdout.contains("wrote \(svg): 2 runs, 3 epochs"), "\(plot.stdout) \(plot.stderr)")
+
+        final class Polylines: NSObject, XMLParserDelegate {
+            var points = [String: Int]()
+            func parser(_ parser: XMLParser, didStartElement element: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+                if element == "polyline", let id = attributes["id"] { points[id] = attributes["points"]?.split(separator: " ").count }
+            }
+        }
+        let parser = XMLParser(data: try Data(contentsOf: URL(fileURLWithPath: svg)))
+        let found = Polylines()
+        parser.delegate = found
+        #expect(parser.parse(), "not well-formed XML: \(String(describing: parser.parserError))")
+        for (run, epochs) in [(0, 3), (1, 2)] {
+            for id in ["loss-train", "loss-test", "accuracy-train", "accuracy-test", "lr-train"] {
+                #expect(found.points["run\(run)-\(id)"] == epochs, "run\(run)-\(id): \(found.points)")
+            }
+        }
+        let missing = try run(["plot", dir.appendingPathComponent("none").path])
+        #expect(missing.status != 0 && missing.stderr.contains("none: no such file or folder"))
     }
 }
