@@ -9,6 +9,9 @@ import NaiveBackend
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure training throughput of the backends (and the Python peers) side by side.",
+        usage: """
+            mlp bench [--backends <backends>] [--workloads <workloads>] [--precision <precision>] [--repeats <repeats>] [--rounds <n>] [--peers] [--output <dir>] [<options>]
+            """,
         discussion: """
             For each workload and backend: a warm-up, then --repeats timed runs of --epochs epochs over the MNIST \
             training set (shuffle, gather, forward, loss, backward, Adam update), then the test accuracy. The naive \

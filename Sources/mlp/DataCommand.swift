@@ -11,6 +11,7 @@ struct DataCommand: ParsableCommand {
     struct Info: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Describe data: samples, shape, classes and their counts, features and their ranges, what training standardises.",
+            usage: "mlp data info [--data <path>] [--dataset <dataset>] [--data-dir <dir>] [<options>]",
             discussion: "For a named dataset (no --data): where it was found, its files, pixel statistics and checksums.")
 
         @OptionGroup var data: DataOptions

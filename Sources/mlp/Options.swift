@@ -92,6 +92,14 @@ func makeLogger(verbose: Bool) -> Logger {
 /// Whether standard output is a terminal (progress lines update in place only there).
 var standardOutputIsTerminal: Bool { isatty(STDOUT_FILENO) == 1 }
 
+/// The terminal's width in columns when standard output is one (asked each time: the window may be resized), else nil.
+var terminalColumns: Int? {
+    guard standardOutputIsTerminal else { return nil }
+    var size = winsize()
+    guard ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return nil }
+    return Int(size.ws_col)
+}
+
 /// Prints to standard error.
 func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))

@@ -29,9 +29,24 @@ final class ProgressLine {
         let filled = width * progress.stepInEpoch / max(stepsInEpoch, 1)
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
         let rate = Double(samples) / max(now - epochStart, 1e-3)
-        let text = "epoch \(progress.epoch + 1)/\(epochs) [\(bar)] \(progress.stepInEpoch)/\(stepsInEpoch)  loss \(String(format: "%.4f", lossSum / Float(samples)))  \(Int(rate).grouped) samples/s"
-        FileHandle.standardOutput.write(Data(("\r" + text + "\u{1B}[K").utf8))
+        // What is left of this epoch and of the later ones, at this epoch's rate so far.
+        let stepSeconds = (now - epochStart) / Double(max(progress.stepInEpoch, 1))
+        let left = stepSeconds * Double(stepsInEpoch - progress.stepInEpoch + (epochs - progress.epoch - 1) * stepsInEpoch)
+        let text = "epoch \(progress.epoch + 1)/\(epochs) [\(bar)] \(progress.stepInEpoch)/\(stepsInEpoch)  loss \(String(format: "%.4f", lossSum / Float(samples)))  \(Int(rate).grouped) samples/s  ETA \(Self.duration(left))"
+        // Cut to the terminal's width: a line that wraps cannot be redrawn in place, and leaves stale lines.
+        let columns = terminalColumns ?? 80
+        let shown = text.count < columns ? text : String(text.prefix(max(columns - 1, 1)))
+        FileHandle.standardOutput.write(Data(("\r" + shown + "\u{1B}[K").utf8))
         drawn = true
+    }
+
+    /// "42 s", "3 min 05 s", "1 h 02 min".
+    static func duration(_ seconds: Double) -> String {
+        guard seconds.isFinite, seconds >= 0 else { return "?" }
+        let s = Int(seconds.rounded())
+        if s < 60 { return "\(s) s" }
+        if s < 3600 { return String(format: "%d min %02d s", s / 60, s % 60) }
+        return String(format: "%d h %02d min", s / 3600, (s % 3600) / 60)
     }
 
     func clear() {

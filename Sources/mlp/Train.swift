@@ -7,6 +7,9 @@ import MNIST
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a network and report its loss and accuracy (or a regression's errors) after every epoch.",
+        usage: """
+            mlp train [--data <path>] [--hidden <sizes>] [--epochs <epochs>] [--lr <lr>] [--batch-size <batch-size>] [--backend <backend>] [--output <dir>] [--resume <file|dir>] [<options>]
+            """,
         discussion: """
             Defaults: the bundled MNIST, hidden layers 512,256 with ReLU, Adam with learning rate 0.001 decayed along \
             half a cosine to 0 over the run, batch 128, 10 epochs, seed 0. With --data, your own data: a CSV table, NumPy \
@@ -307,7 +310,7 @@ struct Train: ParsableCommand {
         trainer.onStep = { progress, steps in progressLine.update(progress, stepsInEpoch: steps, epochs: configuration.epochs) }
         trainer.onEpoch = { m, _ in
             progressLine.clear()
-            if !quiet { print(epochLine(m, epochs: configuration.epochs)) }
+            if !quiet { print(epochLine(m, epochs: configuration.epochs, columns: terminalColumns)) }
             try metricsFile?.write(m)
             if let value = monitor.value(m), monitor.improves(value, on: best) {
                 (best, bestEpoch) = (value, m.epoch)
@@ -598,8 +601,21 @@ func shellQuoted(_ text: String) -> String {
 /// "1 epoch", "10 epochs".
 func epochCount(_ n: Int) -> String { n == 1 ? "1 epoch" : "\(n) epochs" }
 
-/// One greppable line per epoch.
-func epochLine(_ m: EpochMetrics, epochs: Int) -> String {
+/// One greppable line per epoch; on a terminal narrower than it (`columns`), the compact form, which fits 80 columns:
+/// `epoch 3/10 loss 0.1234/0.2345 acc 96.12%/95.80% 81,234/s 0.74 s` (training/evaluation).
+func epochLine(_ m: EpochMetrics, epochs: Int, columns: Int? = nil) -> String {
+    let full = fullEpochLine(m, epochs: epochs)
+    guard let columns, full.count >= columns else { return full }
+    var line = "epoch \(m.epoch)/\(epochs) loss \(String(format: "%.4f", m.trainLoss))"
+    if let loss = m.testLoss { line += "/\(String(format: "%.4f", loss))" }
+    if let acc = m.trainAccuracy { line += " acc \(acc.percent)" + (m.testAccuracy.map { "/\($0.percent)" } ?? "") }
+    if let rmse = m.testRMSE, let r2 = m.testR2 { line += " rmse \(significant(rmse)) r2 \(String(format: "%.3f", r2))" }
+    line += " \(Int(m.samplesPerSecond.rounded()).grouped)/s \(String(format: "%.2f", m.seconds)) s"
+    return line
+}
+
+/// The epoch line in full: each figure named.
+func fullEpochLine(_ m: EpochMetrics, epochs: Int) -> String {
     var line = "epoch \(m.epoch)/\(epochs)  train loss \(String(format: "%.4f", m.trainLoss))"
     if let acc = m.trainAccuracy { line += " acc \(acc.percent)" }
     if let loss = m.testLoss, let name = m.evaluatedOn {

@@ -266,4 +266,27 @@ import TestSupport
         let missing = try run(["plot", dir.appendingPathComponent("none").path])
         #expect(missing.status != 0 && missing.stderr.contains("none: no such file or folder"))
     }
+
+    /// The CLI reads well on a terminal: an epoch line fits 80 columns in its compact form (and is the full, named one
+    /// where there is room or no terminal), the progress line's time left reads as a duration, and `train` and `bench`
+    /// name their main options in the usage line.
+    @Test func linesFitTheTerminal() throws {
+        let classification = EpochMetrics(epoch: 10, trainLoss: 0.0015, trainAccuracy: 1, testLoss: 0.0582, testAccuracy: 0.9845,
+                                           evaluatedOn: "validation", samplesPerSecond: 1_076_079, seconds: 10.79, learningRate: 1e-3, steps: 469)
+        let regression = EpochMetrics(epoch: 100, trainLoss: 0.0938, trainAccuracy: nil, testLoss: 0.0952, testAccuracy: nil, testRMSE: 123_436.66,
+                                      testMAE: 99_331.14, testR2: -0.9031, evaluatedOn: "validation", samplesPerSecond: 12_583_283, seconds: 0.01,
+                                      learningRate: 1e-3, steps: 13)
+        for m in [classification, regression] {
+            let full = epochLine(m, epochs: 100)
+            #expect(full.count > 80 && full == epochLine(m, epochs: 100, columns: 200) && full.contains("validation loss"))
+            let compact = epochLine(m, epochs: 100, columns: 80)
+            #expect(compact.count < 80 && compact.hasPrefix("epoch \(m.epoch)/100 loss "), "\(compact)")
+        }
+        #expect(epochLine(classification, epochs: 10, columns: 80).contains("acc 100.00%/98.45%"))
+        #expect(ProgressLine.duration(42.4) == "42 s" && ProgressLine.duration(185) == "3 min 05 s" && ProgressLine.duration(3725) == "1 h 02 min")
+        for (command, option) in [("train", "[--data <path>]"), ("bench", "[--backends <backends>]")] {
+            let help = try run([command, "--help"])
+            #expect(help.stdout.contains("USAGE: mlp \(command) [") && help.stdout.contains(option), "\(help.stdout.prefix(400))")
+        }
+    }
 }
