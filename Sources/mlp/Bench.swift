@@ -218,6 +218,12 @@ enum TrainingBenchmark {
         // Warm-up: first touches of every buffer, thread start, caches, and every kind of step an epoch takes three
         // times (a backend that records steps runs each kind once, then records it twice).
         network.warmUp(train, batchSizes: [workload.batch], evaluation: nil, step: optimizer.step(1, learningRate: 1e-3))
+        // Then one whole epoch, not timed, as every peer takes one before its timed runs (compiling, recording):
+        // the test accuracy is then taken after the same epochs for every implementation (1 + repeats × epochs).
+        if steps == nil {
+            let epoch = EpochBatches(indices: indices, batchSize: workload.batch, dropLast: true, generator: &generator)
+            for b in 0..<epoch.count { step(epoch, b, count: epoch.count) }
+        }
         try backend.synchronize()
 
         var rates = [Double]()

@@ -86,6 +86,7 @@ struct BenchReport: Codable {
         if let gpu = peak.gpuGFLOPs { md += String(format: "- measured GPU peak (4096³ cuBLAS product): %.0f GFLOP/s\n", gpu) }
         md += "\n"
         md += markdownTable() + "\n"
+        md += "Test accuracy: after one untimed epoch and the timed runs' epochs, the same epochs for every implementation (Adam, learning rate 1e-3, batch of the workload; a run of a few steps, such as the naive backend's, has none).\n\n"
         let fastest = fastestPeersTable()
         if !fastest.isEmpty { md += fastest + "\n" }
         if let roundRatios {
