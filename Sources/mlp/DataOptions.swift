@@ -9,7 +9,7 @@ struct DatasetOptions: ParsableArguments {
     @Option(help: "The dataset: \(DatasetName.allCases.map(\.rawValue).joined(separator: ", ")).")
     var dataset: DatasetName = .mnist
 
-    @Option(help: ArgumentHelp("A directory holding the four IDX files (raw or .gz); overrides the search.", valueName: "dir"))
+    @Option(help: ArgumentHelp("A directory holding the four IDX files (raw or .gz); overrides the search. (default: found by itself, see README)", valueName: "dir"))
     var dataDir: String?
 
     /// The folder: `--data-dir`, or where the named dataset was found.
@@ -41,11 +41,11 @@ struct DataOptions: ParsableArguments {
     var dataDir: String? { named.dataDir }
 
     @Option(help: ArgumentHelp(
-        "Your own data: a CSV table (.csv, .tsv), samples in a .npy (with --labels), a .npz holding x_train, y_train (and x_test, y_test), a folder of IDX files, or a folder of pictures in class folders (DIR/<class>/*.png, or DIR/train/<class>/ and DIR/test/<class>/).",
+        "Your own data: a CSV table (.csv, .tsv), samples in a .npy (with --labels), a .npz holding x_train, y_train (and x_test, y_test), a folder of IDX files, or a folder of pictures in class folders (DIR/<class>/*.png, or DIR/train/<class>/ and DIR/test/<class>/). (default: none, --dataset)",
         valueName: "path"))
     var data: String?
 
-    @Option(help: ArgumentHelp("The format of --data, when its name does not tell: \(DataSource.Format.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "format"))
+    @Option(help: ArgumentHelp("The format of --data, when its name does not tell: \(DataSource.Format.allCases.map(\.rawValue).joined(separator: ", ")). (default: from the file's extension; a folder: IDX files or pictures)", valueName: "format"))
     var format: DataSource.Format?
 
     @Option(help: ArgumentHelp("The labels of a .npy given as --data: one integer per sample (classes), or numbers [samples] or [samples, outputs] (regression targets).", valueName: "file.npy"))

@@ -20,10 +20,10 @@ struct Evaluate: ParsableCommand {
     @Option(help: ArgumentHelp("A checkpoint written by `mlp train`.", valueName: "file"))
     var checkpoint: String
 
-    @Option(help: ArgumentHelp("Evaluate on only the first N test samples.", valueName: "N"))
+    @Option(help: ArgumentHelp("Evaluate on only the first N test samples. (default: all)", valueName: "N"))
     var testSamples: Int?
 
-    @Option(help: ArgumentHelp("For data without a test part: evaluate on the share split off as `mlp train --test-fraction` does.", valueName: "fraction"))
+    @Option(help: ArgumentHelp("For data without a test part: evaluate on the share split off as `mlp train --test-fraction` does. (default: none, all of --data)", valueName: "fraction"))
     var testFraction: Double?
 
     func validate() throws {

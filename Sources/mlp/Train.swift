@@ -65,7 +65,7 @@ struct Train: ParsableCommand {
     @Option(help: "Linear warm-up over this many epochs (fractions allowed). (default: 0)")
     var warmupEpochs: Double?
 
-    @Option(help: "Epochs to train (in all, counting those of a resumed checkpoint: more than it has extends the run, see --extend-schedule).")
+    @Option(help: "Epochs to train (in all, counting those of a resumed checkpoint: more than it has extends the run, see --extend-schedule). (default: 10)")
     var epochs: Int?
     @Option(help: ArgumentHelp("Resuming with more --epochs than the run had: the learning rate of the added epochs. The finished epochs keep theirs. continue: the stored schedule carried on; constant: the run's --lr; cosine: a new half cosine from --lr to --lr-min over the added epochs. (default: cosine for a cosine run, else continue)", valueName: "kind"))
     var extendSchedule: Extension?
@@ -79,14 +79,14 @@ struct Train: ParsableCommand {
     var standardize: Bool?
     @Option(help: ArgumentHelp("The share of the data split off as the test set (stratified by class, drawn with --seed) when the data has no test part of its own. (default: 0.2)", valueName: "fraction"))
     var testFraction: Double?
-    @Option(help: ArgumentHelp("Hold this many training samples out for validation and evaluate on them instead of the test set.", valueName: "count"))
+    @Option(help: ArgumentHelp("Hold this many training samples out for validation and evaluate on them instead of the test set. (default: 0)", valueName: "count"))
     var validation: Int?
-    @Option(help: ArgumentHelp("Use only the first N training samples.", valueName: "N"))
+    @Option(help: ArgumentHelp("Use only the first N training samples. (default: all)", valueName: "N"))
     var trainSamples: Int?
-    @Option(help: ArgumentHelp("Evaluate on only the first N test samples.", valueName: "N"))
+    @Option(help: ArgumentHelp("Evaluate on only the first N test samples. (default: all)", valueName: "N"))
     var testSamples: Int?
 
-    @Option(help: ArgumentHelp("Directory for last.safetensors and best.safetensors.", valueName: "dir"))
+    @Option(help: ArgumentHelp("The run's folder: last.safetensors, best.safetensors, metrics.jsonl, run.json. (default: none, nothing is saved)", valueName: "dir"))
     var output: String?
     @Flag(help: "Replace the checkpoints of a run already in --output (refused without it).")
     var overwrite = false
@@ -94,7 +94,7 @@ struct Train: ParsableCommand {
     var resume: String?
     @Option(help: ArgumentHelp("Append one JSON object per epoch to this file (JSON Lines; never truncated), each with the run's id. (default: --output's metrics.jsonl)", valueName: "file"))
     var metrics: String?
-    @Option(help: ArgumentHelp("Stop when the evaluation's --monitor figure has not improved for this many epochs; best.safetensors keeps the best epoch.", valueName: "epochs"))
+    @Option(help: ArgumentHelp("Stop when the evaluation's --monitor figure has not improved for this many epochs; best.safetensors keeps the best epoch. (default: none, every epoch is trained)", valueName: "epochs"))
     var patience: Int?
     @Option(help: "The evaluation figure that picks best.safetensors and that --patience watches: loss, accuracy (classification) or rmse (regression). (default: accuracy; rmse for a regression)")
     var monitor: Monitor?
