@@ -21,7 +21,7 @@ struct MLPTool: ParsableCommand {
             `mlp <subcommand> --help` lists each command's options.
             """,
         version: version,
-        subcommands: [Train.self, Evaluate.self, Predict.self, Plot.self, DataCommand.self, Bench.self, Check.self],
+        subcommands: [Train.self, Evaluate.self, Predict.self, Export.self, Plot.self, DataCommand.self, Bench.self, Check.self],
         defaultSubcommand: nil
     )
 

@@ -31,7 +31,7 @@ struct Predict: ParsableCommand {
     @Option(help: "How many of the most likely classes to print.")
     var top = 1
 
-    @Option(help: ArgumentHelp("With --data and no inputs: the CSV file of predictions (default: standard output).", valueName: "file"))
+    @Option(help: ArgumentHelp("The file of predictions: JSON Lines for a name ending in .jsonl, else CSV. (default: with --data and no inputs, CSV to standard output; else lines to read)", valueName: "file"))
     var output: String?
 
     @OptionGroup var data: DataOptions
@@ -40,7 +40,7 @@ struct Predict: ParsableCommand {
     func validate() throws {
         if inputs.isEmpty && data.data == nil { throw ValidationError("give image files or test-set indices, or --data to classify every sample of it") }
         if top < 1 { throw ValidationError("--top \(top): expected at least 1") }
-        if output != nil && !inputs.isEmpty { throw ValidationError("--output: writes the predictions for --data, given without inputs") }
+
     }
 
     func run() throws {
@@ -91,6 +91,18 @@ struct Predict: ParsableCommand {
         }
         let probabilities = try classify(saved, values, count: inputs.count, logger: logger)
         let k = spec.outputSize
+        if output != nil {
+            // To a file: a row per input, as for --data.
+            var table = PredictionTable(header: ["input", "prediction"] + classNames.map { "p_" + $0 } + (truth.contains { $0 != nil } ? ["label"] : []))
+            for (i, name) in names.enumerated() {
+                let p = probabilities[i * k..<(i + 1) * k]
+                let best = p.indices.max { p[$0] < p[$1] }! - i * k
+                var row: [PredictionTable.Cell] = [.text(name), .text(classNames[best])] + p.map { .number($0, digits: 6) }
+                if table.header.last == "label" { row.append(truth[i].map { .text(classNames[$0]) } ?? .text("")) }
+                table.rows.append(row)
+            }
+            return try write(table, summary: "")
+        }
         for (i, name) in names.enumerated() {
             let p = probabilities[i * k..<(i + 1) * k]
             let ranked = p.indices.sorted { p[$0] > p[$1] }.prefix(top).map { $0 - i * k }
@@ -164,34 +176,33 @@ struct Predict: ParsableCommand {
         let truth = set?.labels
         let probabilities = try classify(saved, values, count: count, logger: logger)
         let k = spec.outputSize
-        var csv = "row,prediction," + classNames.map { csvField("p_" + $0) }.joined(separator: ",") + (truth == nil ? "" : ",label") + "\n"
+        var table = PredictionTable(header: ["row", "prediction"] + classNames.map { "p_" + $0 } + (truth == nil ? [] : ["label"]))
         var correct = 0
         for r in 0..<count {
             let p = probabilities[r * k..<(r + 1) * k]
             let best = p.indices.max { p[$0] < p[$1] }! - r * k
-            csv += "\(r),\(csvField(classNames[best])),"
-            csv += p.map { String(format: "%.6g", $0) }.joined(separator: ",")
+            var row: [PredictionTable.Cell] = [.integer(r), .text(classNames[best])] + p.map { .number($0, digits: 6) }
             if let truth {
-                csv += "," + csvField(classNames[Int(truth[r])])
+                row.append(.text(classNames[Int(truth[r])]))
                 if Int(truth[r]) == best { correct += 1 }
             }
-            csv += "\n"
+            table.rows.append(row)
         }
-        try write(csv, count: count, summary: truth == nil ? "" : "; accuracy \((Double(correct) / Double(max(count, 1))).percent)")
+        try write(table, summary: truth == nil ? "" : "; accuracy \((Double(correct) / Double(max(count, 1))).percent)")
     }
 
-    /// The CSV to --output (atomically), or to standard output.
-    func write(_ csv: String, count: Int, summary: String) throws {
-        if let output {
-            do {
-                try Data(csv.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
-            } catch {
-                throw IOFailure(path: "--output \(output)", reason: "cannot write: \((error as NSError).localizedDescription)")
-            }
-            print("wrote \(count.grouped) predictions to \(output)\(summary)")
-        } else {
-            print(csv, terminator: "")
+    /// The predictions to --output (atomically; JSON Lines for a name ending in .jsonl or .json, CSV otherwise), or
+    /// as CSV to standard output.
+    func write(_ table: PredictionTable, summary: String) throws {
+        guard let output else { return print(table.csv(), terminator: "") }
+        let ext = URL(fileURLWithPath: output).pathExtension.lowercased()
+        let text = ext == "jsonl" || ext == "json" ? table.jsonLines() : table.csv()
+        do {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
+        } catch {
+            throw IOFailure(path: "--output \(output)", reason: "cannot write: \((error as NSError).localizedDescription)")
         }
+        print("wrote \(table.rows.count.grouped) predictions to \(output)\(summary)")
     }
 
     /// A regression's predictions in the targets' own units: for test-set indices, a line each; for --data, CSV with
@@ -232,19 +243,19 @@ struct Predict: ParsableCommand {
             }
             return
         }
-        var csv = "row," + names.map { csvField("pred_" + $0) }.joined(separator: ",") + (truth == nil ? "" : "," + names.map(csvField).joined(separator: ",")) + "\n"
+        var table = PredictionTable(header: ["row"] + names.map { "pred_" + $0 } + (truth == nil ? [] : names))
         var errors = RegressionErrors(outputs: k)
         for r in 0..<count {
             let p = predicted[r * k..<(r + 1) * k]
-            csv += "\(r)," + p.map { String(format: "%.7g", $0) }.joined(separator: ",")
+            var row: [PredictionTable.Cell] = [.integer(r)] + p.map { .number(Double($0), digits: 7) }
             if let truth {
                 let t = truth[r * k..<(r + 1) * k]
-                csv += "," + t.map { String(format: "%.7g", $0) }.joined(separator: ",")
+                row += t.map { .number(Double($0), digits: 7) }
                 errors.add(outputs: p, targets: t)
             }
-            csv += "\n"
+            table.rows.append(row)
         }
-        try write(csv, count: count, summary: truth == nil ? "" : "; RMSE \(significant(errors.rmse())), MAE \(significant(errors.mae())), R² \(String(format: "%.4f", errors.r2))")
+        try write(table, summary: truth == nil ? "" : "; RMSE \(significant(errors.rmse())), MAE \(significant(errors.mae())), R² \(String(format: "%.4f", errors.r2))")
     }
 }
 
@@ -266,4 +277,51 @@ func softmax(_ z: [Float], loss: Loss) -> [Double] {
     let e = z.map { exp(Double($0) - m) }
     let s = e.reduce(0, +)
     return e.map { $0 / s }
+}
+
+/// Predictions as rows of named cells, written as CSV (RFC 4180 quoting) or JSON Lines (an object per row, numbers
+/// as numbers).
+struct PredictionTable {
+    enum Cell {
+        case text(String)
+        case integer(Int)
+        /// A number written with `digits` significant digits.
+        case number(Double, digits: Int)
+
+        var csvText: String {
+            switch self {
+            case .text(let t): return csvField(t)
+            case .integer(let i): return String(i)
+            case let .number(v, digits): return String(format: "%.\(digits)g", v)
+            }
+        }
+
+        var jsonValue: Any {
+            switch self {
+            case .text(let t): return t
+            case .integer(let i): return i
+            case let .number(v, digits): return Double(String(format: "%.\(digits)g", v)) ?? v
+            }
+        }
+    }
+
+    var header: [String]
+    var rows: [[Cell]] = []
+
+    func csv() -> String {
+        var out = header.map(csvField).joined(separator: ",") + "\n"
+        for row in rows { out += row.map(\.csvText).joined(separator: ",") + "\n" }
+        return out
+    }
+
+    func jsonLines() -> String {
+        var out = ""
+        for row in rows {
+            // (A target named like a column before it keeps the first: names are the data's.)
+            let object = Dictionary(zip(header, row.map(\.jsonValue)), uniquingKeysWith: { first, _ in first })
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+            out += String(decoding: data, as: UTF8.self) + "\n"
+        }
+        return out
+    }
 }
