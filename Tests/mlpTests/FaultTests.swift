@@ -93,6 +93,38 @@ import TestSupport
         #expect(checkpoint.progress.epoch < 1000)
     }
 
+    /// Ctrl-C, then the printed command, run as it is printed: the run ends with the weights of a run never stopped,
+    /// on the same 600 of MNIST's samples (the command keeps --train-samples; the checkpoint would restore it anyway).
+    @Test func theCommandCtrlCPrintsResumesToTheSameWeights() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let whole = dir.appendingPathComponent("whole"), stopped = dir.appendingPathComponent("stopped")
+        let reference = try runProcess(mlp, Self.arguments(backend: "cpu", epochs: 30) + ["--output", whole.path])
+        #expect(reference.status == 0, "\(reference.stderr)")
+        let process = Process()
+        process.executableURL = mlp
+        process.arguments = Self.arguments(backend: "cpu", epochs: 30) + ["--output", stopped.path]
+        let err = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = err
+        try process.run()
+        try waitFor(stopped.appendingPathComponent("last.safetensors"), while: process)
+        kill(process.processIdentifier, SIGINT)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130, "\(stderr)")
+        // The printed command, its words as a shell splits them (nothing here needs quoting), `mlp` this binary.
+        let command = try #require(stderr.split(separator: "\n").first { $0.hasPrefix("  mlp train ") }, "\(stderr)")
+        let words = command.split(separator: " ").map(String.init)
+        #expect(words.contains("--train-samples") && words.contains("--resume"), "\(command)")
+        let resumed = try runProcess(mlp, Array(words.dropFirst()))
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let a = try Checkpoint.read(from: whole.appendingPathComponent("last.safetensors"))
+        let b = try Checkpoint.read(from: stopped.appendingPathComponent("last.safetensors"))
+        #expect(a.progress.epoch == 30 && b.progress.epoch == 30)
+        #expect(a.parameters == b.parameters && a.optimizerState == b.optimizerState)
+    }
+
     /// 50 epochs: the resident memory after the last is within 1 MiB of that after the second (the metrics file
     /// records it per epoch). The first epoch ends some 3 MiB lower: code and allocator arenas first touched by
     /// the first evaluation and metrics line, not growth (the README quotes a run of this).
