@@ -366,7 +366,11 @@ struct Train: ParsableCommand {
             }
             if let dir = outputDirectory { print("checkpoints in \(dir.path)") }
         }
-        // Trained against a validation split: the best epoch's network on the test set, the figure to report.
+        // Trained against a validation split: the best epoch's network on the test set, the figure to report (a
+        // resumed run whose best epoch came before the resume reads it from best.safetensors).
+        if configuration.validationCount > 0, bestParameters == nil, bestEpoch > 0, let dir = outputDirectory {
+            bestParameters = try? Checkpoint.read(from: dir.appendingPathComponent("best.safetensors")).parameters
+        }
         if let bestParameters, let test = dataset.test, test.count > 0 {
             network.setParameters(bestParameters)
             let result = network.evaluate(try ResidentDataset(test, on: backend), indices: (0..<Int32(test.count)).map { $0 })
