@@ -8,8 +8,10 @@ import MNIST
 /// `torch.nn.Linear`; the network's own buffers hold weights as `[in, out]`, see `ParameterLayout`), and `optimizer.{slot}.layers.{l}.weight|bias` for each optimizer state slot
 /// (`exp_avg`, `exp_avg_sq`, `momentum_buffer`). Metadata keys: `format` (`mlp-checkpoint-1`), `layers`
 /// (`784,512,256,10`), `activation`, `loss`, `configuration` and `progress` (JSON), plus notes: `mlp train` writes
-/// `dataset`, `best_accuracy` and `data` (the `DataDescription` of the `MNIST` module, as JSON: classes, features,
-/// sample shape, standardisation).
+/// `dataset`, `data` (the `DataDescription` of the `MNIST` module, as JSON: classes or targets, features, sample
+/// shape, standardisations), `run` (the run's id), `run_flags` (the flags that chose its data and samples, JSON),
+/// `training_count`, `best_<monitor>` and `best_epoch` (the best evaluation so far), and `stopped_early` where
+/// `--patience` ended the run.
 public struct Checkpoint: Sendable {
     /// The value of the `format` metadata entry of every checkpoint `mlp` writes.
     public static let format = "mlp-checkpoint-1"

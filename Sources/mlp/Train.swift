@@ -329,6 +329,9 @@ struct Train: ParsableCommand {
         trainer.shouldStop = { interrupt.isSet }
 
         if !quiet {
+            if let epoch = checkpoint?.notes["stopped_early"] {
+                print("the run stopped early at epoch \(epoch) (--patience \(patience.map(String.init) ?? "")); it goes on, and stops again once \(patience.map(String.init) ?? "") epochs pass without a better \(monitor.rawValue) than epoch \(bestEpoch)'s")
+            }
             let start = checkpoint.map { "resuming at epoch \($0.progress.epoch + 1), step \($0.progress.stepInEpoch); " } ?? ""
             print("\(start)training \(spec.sizesText) (\(spec.activation.rawValue), \(spec.loss.rawValue)) on \(split.training.count.grouped) samples, \(configuration.optimizer.kind.rawValue) lr \(configuration.optimizer.learningRate), batch \(configuration.batchSize), \(epochCount(configuration.epochs)), \(backend.name) backend")
         }
