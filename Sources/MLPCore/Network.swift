@@ -188,11 +188,11 @@ public final class Network {
                 outputSize: layer.outputs, loss: spec.loss, gradientScale: 1 / Float(rows), backward: backward)
         } else {
             backend.outputLayerLoss(
-            outputs: activations[last], gradient: outputGradient, biasGradient: gradients + layer.biasOffset,
-            metrics: trainingMetrics, predictions: nil, inputs: last == 0 ? inputs : activations[last - 1],
-            weights: parameters + layer.weightOffset, bias: parameters + layer.biasOffset, labels: labels, rows: rows,
-            inputSize: layer.inputs, outputSize: layer.outputs, loss: spec.loss, gradientScale: 1 / Float(rows),
-            backward: backward)
+                outputs: activations[last], gradient: outputGradient, biasGradient: gradients + layer.biasOffset,
+                metrics: trainingMetrics, predictions: nil, inputs: last == 0 ? inputs : activations[last - 1],
+                weights: parameters + layer.weightOffset, bias: parameters + layer.biasOffset, labels: labels, rows: rows,
+                inputSize: layer.inputs, outputSize: layer.outputs, loss: spec.loss, gradientScale: 1 / Float(rows),
+                backward: backward)
         }
         guard last > 0 else { return outputGradient }
         // The output layer's gradients are final and nothing reads its weights again this step.

@@ -248,6 +248,15 @@ struct Train: ParsableCommand {
         }
         let description = DataDescription(dataset.train, standardization: standardization, target: dataset.target,
                                           targetStandardization: targetStandardization)
+        // What picks best.safetensors and stops early, checked before anything is written.
+        let regression = dataset.train.isRegression
+        let monitor = self.monitor ?? (regression ? .rmse : .accuracy)
+        if monitor == .accuracy && regression || monitor == .rmse && !regression {
+            throw ValidationError("--monitor \(monitor.rawValue): \(regression ? "a regression has no accuracy (loss or rmse)" : "a classifier has no rmse (loss or accuracy)")")
+        }
+        if patience != nil && configuration.validationCount == 0 && (dataset.test?.count ?? 0) == 0 {
+            throw ValidationError("--patience \(patience!): needs an evaluation set each epoch (a test part, --test-fraction above 0, or --validation)")
+        }
         let outputDirectory = try output.map(prepareOutputDirectory)
         let runID = checkpoint?.notes["run"] ?? MetricsWriter.newRunID()
         let metricsFile = try metrics.map { try MetricsWriter(path: $0, run: runID) }
@@ -280,14 +289,6 @@ struct Train: ParsableCommand {
 
         // best.safetensors: the best evaluation figure by --monitor (the highest accuracy, or a regression's lowest
         // RMSE, by default); --patience stops after that many epochs without a better one.
-        let regression = dataset.train.isRegression
-        let monitor = self.monitor ?? (regression ? .rmse : .accuracy)
-        if monitor == .accuracy && regression || monitor == .rmse && !regression {
-            throw ValidationError("--monitor \(monitor.rawValue): \(regression ? "a regression has no accuracy (loss or rmse)" : "a classifier has no rmse (loss or accuracy)")")
-        }
-        if patience != nil && evaluation == nil {
-            throw ValidationError("--patience \(patience!): needs an evaluation set each epoch (a test part, --test-fraction above 0, or --validation)")
-        }
         let bestKey = "best_" + monitor.rawValue
         var best = checkpoint?.notes[bestKey].flatMap(Double.init) ?? monitor.worst
         var bestEpoch = checkpoint?.notes["best_epoch"].flatMap(Int.init) ?? 0

@@ -232,6 +232,11 @@ import TestSupport
         #expect(r.stdout.contains("best epoch \(bestEpoch) by validation loss"), "\(r.stdout)")
         let bad = try run(["train", "--patience", "0"])
         #expect(bad.status == 64 && bad.stderr.contains("--patience 0"))
+        // A figure the task has not: refused before the run's folder is made.
+        let none = dir.appendingPathComponent("none").path
+        let rmse = try run(["train", "--train-samples", "100", "--monitor", "rmse", "--output", none])
+        #expect(rmse.status == 64 && rmse.stderr.contains("--monitor rmse: a classifier has no rmse"), "\(rmse.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: none))
     }
 
     /// `mlp plot`: a metrics file two runs appended to gives each run its curves (loss and accuracy, train and test;
