@@ -13,11 +13,12 @@ struct MLPTool: ParsableCommand {
 
     static let configuration = CommandConfiguration(
         commandName: "mlp",
-        abstract: "Train multi-layer perceptron classifiers on your data or the bundled MNIST, on the CPU or an NVIDIA GPU.",
+        abstract: "Train multi-layer perceptrons (classifiers and regressions) on your data or the bundled MNIST, on the CPU or an NVIDIA GPU.",
         discussion: """
             Start with `mlp train`: it trains 784-512-256-10 with Adam on the bundled MNIST for 10 epochs. \
             `mlp train --data FILE` trains on your own: a CSV table, NumPy arrays, IDX files or a folder of \
-            pictures in class folders (`mlp data info --data FILE` describes it first). \
+            pictures in class folders (`mlp data info --data FILE` describes it first). `mlp plot RUN` draws a run's \
+            curves, and `mlp export` writes a trained network for ONNX Runtime or PyTorch. \
             `mlp <subcommand> --help` lists each command's options.
             """,
         version: version,
