@@ -101,6 +101,7 @@ public struct Checkpoint: Sendable {
             // Decoding bypasses the initialisers' checks: run them again on what the file says.
             _ = try NetworkSpec(layerSizes: configuration.network.layerSizes, activation: configuration.network.activation, loss: configuration.network.loss)
             try configuration.optimizer.validate()
+            try configuration.schedule.validate()
         } catch {
             throw fail("stored configuration is invalid: \(error)")
         }

@@ -63,8 +63,30 @@ public struct LearningRateSchedule: Sendable, Equatable, Codable {
         self.base = base
         self.decay = decay
         self.warmupSteps = warmupSteps
+        try validate()
+    }
+
+    /// The initialiser's checks, and each extension's (a schedule decoded from a file has been through none).
+    /// - Throws: `ConfigurationError` for a non-positive step size, total or base, a negative warm-up, or extensions
+    ///   that do not follow one another.
+    public func validate() throws {
         guard warmupSteps >= 0 else {
             throw ConfigurationError(flag: "--warmup", value: "\(warmupSteps)", expected: "0 or more")
+        }
+        try Self.validate(decay, base: base)
+        var previous = -1
+        for part in extensions {
+            guard part.fromStep > previous else {
+                throw ConfigurationError(flag: "--extend-schedule", value: "from step \(part.fromStep)", expected: "extensions that start later than the one before")
+            }
+            try Self.validate(part.decay, base: part.base)
+            previous = part.fromStep
+        }
+    }
+
+    static func validate(_ decay: Decay, base: Float) throws {
+        guard base.isFinite, base >= 0 else {
+            throw ConfigurationError(flag: "--lr", value: "\(base)", expected: "a finite number, 0 or more")
         }
         switch decay {
         case .constant: break

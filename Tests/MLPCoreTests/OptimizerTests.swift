@@ -1,3 +1,4 @@
+import Foundation
 import MLPCore
 import MNIST
 import NaiveBackend
@@ -73,6 +74,29 @@ import TestSupport
         #expect(throws: ConfigurationError.self) { try LearningRateSchedule(base: 0.1, decay: .step(stepSize: 0, gamma: 0.1)) }
         #expect(throws: ConfigurationError.self) { try LearningRateSchedule(base: 0.1, decay: .cosine(totalSteps: 10, minimum: 0.5)) }
         #expect(throws: ConfigurationError.self) { try LearningRateSchedule(base: 0.1, warmupSteps: -1) }
+    }
+
+    /// An extended schedule: the steps before the extension keep their rates, those after follow its own decay from
+    /// its start; a schedule never extended encodes as it always did; a decoded one is checked like a new one.
+    @Test func extensionsKeepTheStepsBeforeThem() throws {
+        var s = try LearningRateSchedule(base: 0.2, decay: .cosine(totalSteps: 100, minimum: 0.02), warmupSteps: 4)
+        let before = (0..<104).map { s.rate(atStep: $0) }
+        let plain = String(decoding: try JSONEncoder().encode(s), as: UTF8.self)
+        #expect(!plain.contains("extensions"))
+        s.extensions = [.init(fromStep: 104, base: 0.2, decay: .cosine(totalSteps: 50, minimum: 0))]
+        #expect((0..<104).map { s.rate(atStep: $0) } == before)
+        #expect(s.rate(atStep: 104) == 0.2)
+        #expect(abs(s.rate(atStep: 129) - 0.1) < 1e-6)  // half way through the new cosine
+        #expect(s.rate(atStep: 500) == 0)
+        s.extensions.append(.init(fromStep: 154, base: 0.05, decay: .constant))
+        #expect(s.rate(atStep: 153) < 1e-3 && s.rate(atStep: 154) == 0.05 && s.rate(atStep: 10_000) == 0.05)
+        let decoded = try JSONDecoder().decode(LearningRateSchedule.self, from: JSONEncoder().encode(s))
+        #expect(decoded == s)
+        var bad = s
+        bad.extensions = [.init(fromStep: 200, base: 0.1, decay: .constant), .init(fromStep: 150, base: 0.1, decay: .step(stepSize: 0, gamma: 0.5))]
+        #expect(throws: ConfigurationError.self) { try bad.validate() }
+        bad.extensions = [.init(fromStep: 200, base: 0.1, decay: .step(stepSize: 0, gamma: 0.5))]
+        #expect(throws: ConfigurationError.self) { try bad.validate() }
     }
 }
 
