@@ -101,19 +101,8 @@ extension ComposedLayers {
                      inputSize: inputSize, outputSize: outputSize, activation: .identity)
         regressionLoss(gradient: gradient, metrics: metrics, outputs: outputs, targets: targets, rows: rows,
                        columns: outputSize, loss: loss, gradientScale: gradientScale)
-        if let gradient, let biasGradient {
-            activationBackward(gradient: gradient, biasGradient: biasGradient, outputs: outputs, rows: rows,
-                               columns: outputSize, activation: .identity)
-            if let backward {
-                denseBackward(
-                    weightGradient: backward.weightGradient, inputGradient: backward.inputGradient,
-                    inputBiasGradient: backward.inputBiasGradient, gradient: gradient, inputs: inputs,
-                    weights: weights, rows: rows, inputSize: inputSize, outputSize: outputSize,
-                    inputActivation: backward.inputActivation)
-            }
-        } else {
-            precondition(backward == nil, "an output layer's backward needs its gradient and bias gradient")
-        }
+        composedOutputLayerBackward(gradient: gradient, biasGradient: biasGradient, outputs: outputs, inputs: inputs,
+                                    weights: weights, rows: rows, inputSize: inputSize, outputSize: outputSize, backward: backward)
     }
 
     /// `gemm` then `biasActivationForward`: the definition of `denseForward`.
@@ -158,19 +147,29 @@ extension ComposedLayers {
                      inputSize: inputSize, outputSize: outputSize, activation: .identity)
         lossForwardBackward(gradient: gradient, metrics: metrics, predictions: predictions, outputs: outputs,
                             labels: labels, rows: rows, columns: outputSize, loss: loss, gradientScale: gradientScale)
-        if let gradient, let biasGradient {
-            // The identity's derivative is 1: this pass only sums the columns.
-            activationBackward(gradient: gradient, biasGradient: biasGradient, outputs: outputs, rows: rows,
-                               columns: outputSize, activation: .identity)
-            if let backward {
-                denseBackward(
-                    weightGradient: backward.weightGradient, inputGradient: backward.inputGradient,
-                    inputBiasGradient: backward.inputBiasGradient, gradient: gradient, inputs: inputs,
-                    weights: weights, rows: rows, inputSize: inputSize, outputSize: outputSize,
-                    inputActivation: backward.inputActivation)
-            }
-        } else {
-            precondition(backward == nil, "an output layer's backward needs its gradient and bias gradient")
+        composedOutputLayerBackward(gradient: gradient, biasGradient: biasGradient, outputs: outputs, inputs: inputs,
+                                    weights: weights, rows: rows, inputSize: inputSize, outputSize: outputSize, backward: backward)
+    }
+
+    /// The tail both output layers share, given the loss's gradient: the bias gradient (the gradient's column sums),
+    /// then, with `backward`, the layer's backward (`denseBackward`). Without a gradient, nothing (an evaluation).
+    func composedOutputLayerBackward(
+        gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, outputs: DevicePointer<Float>,
+        inputs: DevicePointer<Float>, weights: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int,
+        backward: LayerBackward?
+    ) {
+        guard let gradient, let biasGradient else {
+            return precondition(backward == nil, "an output layer's backward needs its gradient and bias gradient")
+        }
+        // The identity's derivative is 1: this pass only sums the columns.
+        activationBackward(gradient: gradient, biasGradient: biasGradient, outputs: outputs, rows: rows,
+                           columns: outputSize, activation: .identity)
+        if let backward {
+            denseBackward(
+                weightGradient: backward.weightGradient, inputGradient: backward.inputGradient,
+                inputBiasGradient: backward.inputBiasGradient, gradient: gradient, inputs: inputs,
+                weights: weights, rows: rows, inputSize: inputSize, outputSize: outputSize,
+                inputActivation: backward.inputActivation)
         }
     }
 }

@@ -350,7 +350,7 @@ public final class Network {
         // A regression's errors are summed on the host, from the outputs and the targets, per output.
         let k = spec.outputSize
         var errors = data.isRegression ? RegressionErrors(outputs: k) : nil
-        let table: [Float] = data.targets.map { backend.download($0, count: data.count * k) } ?? []
+        let table = data.hostTargets
         var start = 0
         while start < indices.count {
             let rows = min(maxBatch, indices.count - start)

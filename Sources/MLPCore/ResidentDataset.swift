@@ -16,6 +16,9 @@ public final class ResidentDataset {
     public let targets: DevicePointer<Float>?
     /// Regression targets per sample (0 for classification).
     public let targetCount: Int
+    /// The same targets in host memory, where an evaluation reads them to sum its errors per output (no copy back
+    /// from the device each epoch).
+    let hostTargets: [Float]
     /// Samples.
     public let count: Int
     /// Values per sample.
@@ -55,6 +58,7 @@ public final class ResidentDataset {
             targets = nil
         }
         targetCount = samples.targetCount
+        hostTargets = samples.targets
         count = samples.count
         featureCount = samples.featureCount
         classCount = samples.classCount

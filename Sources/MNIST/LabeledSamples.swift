@@ -73,9 +73,7 @@ public struct LabeledSamples: Sendable, Equatable {
     public init(values: Values, sampleShape: [Int], labels: [Int32], classNames: [String], featureNames: [String] = [],
                 file: String = "data") throws {
         let features = sampleShape.reduce(1, *)
-        guard !sampleShape.isEmpty, sampleShape.allSatisfy({ $0 > 0 }) else {
-            throw DataError.inconsistent(file: file, reason: "samples of shape \(sampleShape) (expected at least one value each)")
-        }
+        try Self.check(sampleShape: sampleShape, featureNames: featureNames, file: file)
         guard values.count == labels.count * features else {
             throw DataError.inconsistent(
                 file: file, reason: "\(labels.count.grouped) labels but \(values.count.grouped) values, not \(labels.count.grouped) samples of \(features.grouped)")
@@ -84,9 +82,6 @@ public struct LabeledSamples: Sendable, Equatable {
         if let bad = labels.firstIndex(where: { $0 < 0 || Int($0) >= classNames.count }) {
             throw DataError.inconsistent(
                 file: file, reason: "label \(labels[bad]) of sample \(bad.grouped) is out of range (expected 0 to \(classNames.count - 1))")
-        }
-        guard featureNames.isEmpty || featureNames.count == features else {
-            throw DataError.inconsistent(file: file, reason: "\(featureNames.count) feature names for \(features) features")
         }
         self.values = values
         self.sampleShape = sampleShape
@@ -100,9 +95,7 @@ public struct LabeledSamples: Sendable, Equatable {
     public init(values: Values, sampleShape: [Int], targets: [Float], targetNames: [String], featureNames: [String] = [],
                 file: String = "data") throws {
         let features = sampleShape.reduce(1, *), k = targetNames.count
-        guard !sampleShape.isEmpty, sampleShape.allSatisfy({ $0 > 0 }) else {
-            throw DataError.inconsistent(file: file, reason: "samples of shape \(sampleShape) (expected at least one value each)")
-        }
+        try Self.check(sampleShape: sampleShape, featureNames: featureNames, file: file)
         guard k >= 1, targets.count % k == 0 else {
             throw DataError.inconsistent(file: file, reason: "\(targets.count.grouped) targets are not rows of \(k) (\(targetNames.joined(separator: ", ")))")
         }
@@ -114,9 +107,6 @@ public struct LabeledSamples: Sendable, Equatable {
         if let bad = targets.firstIndex(where: { !$0.isFinite }) {
             throw DataError.malformed(
                 file: file, reason: "row \((bad / k).grouped) (counting samples from 0), target \(targetNames[bad % k]): \(targets[bad]) is not a finite number")
-        }
-        guard featureNames.isEmpty || featureNames.count == features else {
-            throw DataError.inconsistent(file: file, reason: "\(featureNames.count) feature names for \(features) features")
         }
         self.values = values
         self.sampleShape = sampleShape
@@ -132,6 +122,17 @@ public struct LabeledSamples: Sendable, Equatable {
         let k = targetCount
         guard k > 0, count > 0 else { return [] }
         return (0..<k).filter { c in (1..<count).allSatisfy { targets[$0 * k + c] == targets[c] } }.map { targetNames[$0] }
+    }
+
+    /// The checks both kinds of set share: a shape of positive sizes, and a name for every feature if any.
+    private static func check(sampleShape: [Int], featureNames: [String], file: String) throws {
+        guard !sampleShape.isEmpty, sampleShape.allSatisfy({ $0 > 0 }) else {
+            throw DataError.inconsistent(file: file, reason: "samples of shape \(sampleShape) (expected at least one value each)")
+        }
+        let features = sampleShape.reduce(1, *)
+        guard featureNames.isEmpty || featureNames.count == features else {
+            throw DataError.inconsistent(file: file, reason: "\(featureNames.count) feature names for \(features) features")
+        }
     }
 
     /// The images of an IDX dataset, their classes named by number.
