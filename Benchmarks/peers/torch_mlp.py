@@ -150,10 +150,16 @@ def compile_epoch(model, X, Y, batch, steps, generator, device, args):
     loss_fn = torch.nn.CrossEntropyLoss()
 
     @torch.compile(mode=args.compile_mode)
-    def step(idx):
+    def compiled_step(idx):
         loss_fn(model(X[idx]), Y[idx]).backward()
         opt.step()
         opt.zero_grad(set_to_none=False)
+
+    def step(idx):
+        # Each call is a new training step: the CUDA graphs that reduce-overhead replays may then reuse the buffers of
+        # the step before (without the mark, PyTorch refuses the second call's reads of the first's outputs).
+        torch.compiler.cudagraph_mark_step_begin()
+        compiled_step(idx)
 
     return shuffled_epochs(step, len(X), batch, steps, generator, device)
 
