@@ -28,6 +28,9 @@ public final class CUDABackend: Backend, ComposedLayers {
     // MARK: The device
 
     let driver: CUDADriver
+    /// The device's primary context (current on the thread that made the backend; other threads that call the driver
+    /// make it theirs first).
+    let context: OpaquePointer?
     /// The main stream.
     let stream: OpaquePointer?
     /// Our kernels, by name.
@@ -182,6 +185,7 @@ public final class CUDABackend: Backend, ComposedLayers {
         var context: OpaquePointer?
         try d.check(d.cuDevicePrimaryCtxRetain(&context, handle), "cuDevicePrimaryCtxRetain")
         try d.check(d.cuCtxSetCurrent(context), "cuCtxSetCurrent")
+        self.context = context
         var s: OpaquePointer?
         try d.check(d.cuStreamCreate(&s, 0), "cuStreamCreate")
         stream = s

@@ -15,6 +15,9 @@ struct CUDADriver {
     let cuCtxSetCurrent: @convention(c) (OpaquePointer?) -> CUresult
     let cuStreamCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> CUresult
     let cuStreamSynchronize: @convention(c) (OpaquePointer?) -> CUresult
+    let cuStreamDestroy: @convention(c) (OpaquePointer?) -> CUresult
+    /// free, total: the device's memory in bytes.
+    let cuMemGetInfo: @convention(c) (UnsafeMutablePointer<Int>, UnsafeMutablePointer<Int>) -> CUresult
     let cuMemAlloc: @convention(c) (UnsafeMutablePointer<UInt64>, Int) -> CUresult
     let cuMemFree: @convention(c) (UInt64) -> CUresult
     let cuMemcpyHtoD: @convention(c) (UInt64, UnsafeRawPointer, Int) -> CUresult
@@ -77,6 +80,8 @@ struct CUDADriver {
             cuCtxSetCurrent: f("cuCtxSetCurrent"),
             cuStreamCreate: f("cuStreamCreate"),
             cuStreamSynchronize: f("cuStreamSynchronize"),
+            cuStreamDestroy: f("cuStreamDestroy_v2"),
+            cuMemGetInfo: f("cuMemGetInfo_v2"),
             cuMemAlloc: f("cuMemAlloc_v2"),
             cuMemFree: f("cuMemFree_v2"),
             cuMemcpyHtoD: f("cuMemcpyHtoD_v2"),

@@ -38,6 +38,13 @@ public protocol Backend: AnyObject {
     func download<T>(_ source: DevicePointer<T>, count: Int, into destination: UnsafeMutableBufferPointer<T>)
     /// Waits for every queued operation and reports an asynchronous failure.
     func synchronize() throws
+    /// The copies that stream batches into this backend's memory (`StreamedDataset`): `buffers` host buffers of
+    /// `bytes` each. Host-memory backends copy with `memcpy` (`HostBatchUploader`).
+    /// - Throws: when the host buffers cannot be allocated (pinned memory is limited).
+    func makeBatchUploader(buffers: Int, bytes: Int) throws -> any BatchUploader
+    /// The backend memory free now and in all, in bytes, where the backend's memory is not the host's (a GPU's);
+    /// nil otherwise. `DataPlacement` decides from it whether a dataset is copied whole or streamed. Default: nil.
+    var memoryAvailable: (free: Int, total: Int)? { get }
 
     // MARK: Operations
 
@@ -255,6 +262,8 @@ public struct ParameterUpdate {
 }
 
 extension Backend {
+    public var memoryAvailable: (free: Int, total: Int)? { nil }
+
     /// None: every layer operation is the composition of its parts.
     public var fusedOperations: FusedOperations { [] }
 

@@ -274,12 +274,31 @@ public final class Network {
     /// of the first batch size, `TrainingStep.tunes`) then fall before the training instead of in its first epoch, as
     /// a benchmark's warm-up does.
     /// - Parameters:
-    ///   - data: the training data; the steps take its first samples.
-    ///   - batchSizes: the training batch sizes (each at most `maxBatch` and `data.count`).
+    ///   - source: the training data; the steps take the first samples of each of its resident parts (a stream's
+    ///     windows each have recordings of their own).
+    ///   - batchSizes: the training batch sizes (each at most `maxBatch` and the data's count).
     ///   - evaluation: the evaluation data and its batch sizes (each at most `maxBatch` and its count), if any.
     ///   - step: the optimizer values for the warm-up steps (their effect is undone).
-    public func warmUp(_ data: ResidentDataset, batchSizes: [Int], evaluation: (data: ResidentDataset, batchSizes: [Int])?, step: OptimizerStep) {
+    public func warmUp(_ source: any BatchSource, batchSizes: [Int], evaluation: (data: any BatchSource, batchSizes: [Int])?,
+                       step: OptimizerStep) {
         let savedParameters = parameterValues(), savedState = optimizerStateValues()
+        for data in source.residentParts {
+            warmUpSteps(data, batchSizes: batchSizes, step: step)
+        }
+        if let evaluation {
+            for data in evaluation.data.residentParts {
+                for rows in evaluation.batchSizes where rows >= 1 && rows <= min(maxBatch, data.count) {
+                    _ = evaluate(data, indices: (0..<Int32(rows)).map { $0 })
+                }
+            }
+        }
+        setParameters(savedParameters)
+        setOptimizerState(savedState)
+        resetTrainingMetrics()
+    }
+
+    /// `warmUp`'s training steps on one resident dataset.
+    private func warmUpSteps(_ data: ResidentDataset, batchSizes: [Int], step: OptimizerStep) {
         for rows in batchSizes where rows >= 1 && rows <= min(maxBatch, data.count) {
             let batch = (0..<Int32(rows)).map { $0 }
             // The step an epoch repeats (the full batch, gathered by the step before, gathering the next one): the
@@ -298,14 +317,6 @@ public final class Network {
                 trainStep(data, batch: batch[...], step: step)
             }
         }
-        if let evaluation {
-            for rows in evaluation.batchSizes where rows >= 1 && rows <= min(maxBatch, evaluation.data.count) {
-                _ = evaluate(evaluation.data, indices: (0..<Int32(rows)).map { $0 })
-            }
-        }
-        setParameters(savedParameters)
-        setOptimizerState(savedState)
-        resetTrainingMetrics()
     }
 
     /// The summed loss and the number of correct predictions of the training steps since the last reset.
@@ -342,6 +353,13 @@ public final class Network {
     /// Loss and accuracy (or a regression's errors) over the samples `indices` of `data`, in batches of at most
     /// `maxBatch`.
     public func evaluate(_ data: ResidentDataset, indices: [Int32], keepPredictions: Bool = false) -> Evaluation {
+        // A resident dataset's pass has nothing that can fail.
+        try! evaluate(source: data, indices: indices, keepPredictions: keepPredictions)
+    }
+
+    /// `evaluate` on any source of batches (a streamed dataset's can fail: a copy, the producer).
+    /// - Throws: a backend failure.
+    public func evaluate(source data: any BatchSource, indices: [Int32], keepPredictions: Bool = false) throws -> Evaluation {
         precondition(data.isRegression == spec.loss.isRegression, "\(spec.loss.rawValue) loss on \(data.isRegression ? "regression targets" : "class labels")")
         [Float(0), 0].withUnsafeBufferPointer { backend.upload($0, to: evaluationMetrics) }
         var predicted = [Int32]()
@@ -351,24 +369,24 @@ public final class Network {
         let k = spec.outputSize
         var errors = data.isRegression ? RegressionErrors(outputs: k) : nil
         let table = data.hostTargets
-        var start = 0
-        while start < indices.count {
-            let rows = min(maxBatch, indices.count - start)
-            gather(data, indices[start..<start + rows])
+        let pass = try data.pass(stride(from: 0, to: indices.count, by: maxBatch).map { indices[$0..<min($0 + maxBatch, indices.count)] })
+        defer { pass.end() }
+        while let batch = try pass.next() {
+            let rows = batch.rows.count
+            gather(batch.data, batch.rows)
             forwardHidden(rows: rows)
-            outputLayer(data, rows: rows, gradient: nil, biasGradient: nil, metrics: evaluationMetrics,
+            outputLayer(batch.data, rows: rows, gradient: nil, biasGradient: nil, metrics: evaluationMetrics,
                         predictions: keepPredictions && !data.isRegression ? predictions : nil, gradientScale: 1)
             if errors != nil {
                 let outputs = backend.download(activations[spec.layerCount - 1], count: rows * k)
-                for r in 0..<rows {
-                    let sample = Int(indices[start + r])
-                    errors!.add(outputs: outputs[r * k..<(r + 1) * k], targets: table[sample * k..<(sample + 1) * k])
+                for (r, sample) in batch.samples.enumerated() {
+                    let s = Int(sample)
+                    errors!.add(outputs: outputs[r * k..<(r + 1) * k], targets: table[s * k..<(s + 1) * k])
                 }
             } else if keepPredictions {
                 buffer.withUnsafeMutableBufferPointer { backend.download(predictions, count: rows, into: $0) }
                 predicted += buffer[0..<rows]
             }
-            start += rows
         }
         let m = backend.download(evaluationMetrics, count: 2)
         let n = max(indices.count, 1)

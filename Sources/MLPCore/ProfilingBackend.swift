@@ -38,6 +38,10 @@ public final class ProfilingBackend: ComposedLayers {
         measure("download") { inner.download(source, count: count, into: destination) }
     }
     public func synchronize() throws { try inner.synchronize() }
+    public func makeBatchUploader(buffers: Int, bytes: Int) throws -> any BatchUploader {
+        try inner.makeBatchUploader(buffers: buffers, bytes: bytes)
+    }
+    public var memoryAvailable: (free: Int, total: Int)? { inner.memoryAvailable }
 
     public func gatherBatch(_ gather: BatchGather) {
         measure("gather \(gather.indices.count)×\(gather.features)") { inner.gatherBatch(gather) }

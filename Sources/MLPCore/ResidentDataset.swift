@@ -18,7 +18,7 @@ public final class ResidentDataset {
     public let targetCount: Int
     /// The same targets in host memory, where an evaluation reads them to sum its errors per output (no copy back
     /// from the device each epoch).
-    let hostTargets: [Float]
+    public let hostTargets: [Float]
     /// Samples.
     public let count: Int
     /// Values per sample.
@@ -29,6 +29,9 @@ public final class ResidentDataset {
     public var isRegression: Bool { targets != nil }
     /// Names this dataset in `TrainingStep`s.
     let serialNumber = nextSerialNumber()
+    /// Whether `values`, `labels` and `targets` were allocated here (a `StreamedDataset`'s windows point into memory
+    /// their stream owns).
+    private let ownsMemory: Bool
 
     /// Uploads `samples` to `backend`.
     public init(_ samples: LabeledSamples, on backend: any Backend) throws {
@@ -62,6 +65,24 @@ public final class ResidentDataset {
         count = samples.count
         featureCount = samples.featureCount
         classCount = samples.classCount
+        ownsMemory = true
+    }
+
+    /// A window of `rows` samples in memory that a `StreamedDataset` owns and refills batch after batch: the network
+    /// reads a batch there as from any resident dataset (a regression's labels then number the window's own rows).
+    init(window rows: Int, of samples: LabeledSamples, values: DevicePointer<UInt8>, labels: DevicePointer<Int32>,
+         targets: DevicePointer<Float>?, on backend: any Backend) {
+        self.backend = backend
+        self.values = values
+        self.labels = labels
+        self.targets = targets
+        valueType = samples.values.type
+        targetCount = samples.targetCount
+        hostTargets = []
+        count = rows
+        featureCount = samples.featureCount
+        classCount = samples.classCount
+        ownsMemory = false
     }
 
     /// Uploads the images of an IDX dataset.
@@ -70,6 +91,7 @@ public final class ResidentDataset {
     }
 
     deinit {
+        guard ownsMemory else { return }
         backend.free(values)
         backend.free(labels)
         if let targets { backend.free(targets) }

@@ -31,12 +31,12 @@ public final class Trainer {
     public let network: Network
     /// The run.
     public let configuration: TrainingConfiguration
-    /// The training data, resident on the network's backend.
-    public let trainingData: ResidentDataset
+    /// The training data: resident on the network's backend, or streamed to it.
+    public let trainingData: any BatchSource
     /// The samples of `trainingData` trained on.
     public let trainingIndices: [Int32]
     /// The evaluation set after each epoch, and what to call it.
-    public let evaluation: (data: ResidentDataset, indices: [Int32], name: String)?
+    public let evaluation: (data: any BatchSource, indices: [Int32], name: String)?
     /// Where the run stands; a checkpoint saves it.
     public private(set) var progress: TrainingProgress
 
@@ -58,7 +58,8 @@ public final class Trainer {
     /// - Parameters:
     ///   - network: the network to train, on the backend that holds `trainingData`.
     ///   - configuration: the run: optimizer, schedule, epochs, batch size, seed (which fixes every shuffle).
-    ///   - trainingData: the dataset resident on the network's backend.
+    ///   - trainingData: the dataset, resident on the network's backend or streamed to it (`StreamedDataset`, whose
+    ///     batch capacity must be at least the batch size).
     ///   - trainingIndices: the samples of `trainingData` to train on (all of them, or what a validation split
     ///     leaves).
     ///   - evaluation: the set evaluated after every epoch (data, sample indices, and its name in the metrics:
@@ -67,8 +68,8 @@ public final class Trainer {
     /// - Throws: `ConfigurationError` when there are no training samples, or when the last partial batch is
     ///   dropped and a batch is larger than the training samples.
     public init(
-        network: Network, configuration: TrainingConfiguration, trainingData: ResidentDataset, trainingIndices: [Int32],
-        evaluation: (data: ResidentDataset, indices: [Int32], name: String)?, progress: TrainingProgress? = nil
+        network: Network, configuration: TrainingConfiguration, trainingData: any BatchSource, trainingIndices: [Int32],
+        evaluation: (data: any BatchSource, indices: [Int32], name: String)?, progress: TrainingProgress? = nil
     ) throws {
         guard !trainingIndices.isEmpty else {
             throw ConfigurationError(flag: "--validation", value: "\(configuration.validationCount)", expected: "some training samples left")
@@ -103,7 +104,7 @@ public final class Trainer {
         var batchSizes = [min(size, count)]
         if !configuration.dropLast, count % size != 0, count > size { batchSizes.append(count % size) }
         // The evaluation's batches: as many rows as the network takes, and what is left at the end.
-        let evaluationBatches = evaluation.map { e -> (data: ResidentDataset, batchSizes: [Int]) in
+        let evaluationBatches = evaluation.map { e -> (data: any BatchSource, batchSizes: [Int]) in
             let n = e.indices.count, largest = network.maxBatch
             return (e.data, n % largest != 0 && n > largest ? [largest, n % largest] : [min(largest, n)])
         }
@@ -130,14 +131,16 @@ public final class Trainer {
             var lastCheckedStep = progress.globalStep
             let start = DispatchTime.now().uptimeNanoseconds
             var learningRate = configuration.schedule.rate(atStep: progress.globalStep)
+            // The batches left in this epoch, from wherever the data holds them (a streamed pass gathers them ahead).
+            let pass = try trainingData.pass((progress.stepInEpoch..<batches.count).map { batches.order[batches.range(ofBatch: $0)] })
+            defer { pass.end() }
             for b in progress.stepInEpoch..<batches.count {
-                let batch = batches.order[batches.range(ofBatch: b)]
-                let next = b + 1 < batches.count ? batches.order[batches.range(ofBatch: b + 1)] : nil
+                guard let batch = try pass.next() else { break }
                 learningRate = configuration.schedule.rate(atStep: progress.globalStep)
                 network.trainStep(
-                    trainingData, batch: batch, step: configuration.optimizer.step(progress.globalStep + 1, learningRate: learningRate),
-                    next: next)
-                samples += batch.count
+                    batch.data, batch: batch.rows, step: configuration.optimizer.step(progress.globalStep + 1, learningRate: learningRate),
+                    next: batch.next)
+                samples += batch.rows.count
                 progress.globalStep += 1
                 progress.stepInEpoch = b + 1
                 if backend.isHostMemory || progress.globalStep - lastCheckedStep >= divergenceCheckInterval {
@@ -162,7 +165,7 @@ public final class Trainer {
                 evaluatedOn: nil, samplesPerSecond: Double(samples) / max(seconds, 1e-9), seconds: seconds,
                 learningRate: Double("\(learningRate)") ?? Double(learningRate), steps: batches.count)
             if let evaluation {
-                let result = network.evaluate(evaluation.data, indices: evaluation.indices)
+                let result = try network.evaluate(source: evaluation.data, indices: evaluation.indices)
                 metrics.testLoss = result.loss
                 if let errors = result.regression {
                     metrics.testRMSE = errors.rmse(scale: targetScale)

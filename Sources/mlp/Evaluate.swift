@@ -16,6 +16,7 @@ struct Evaluate: ParsableCommand {
 
     @OptionGroup var data: DataOptions
     @OptionGroup var backendOptions: BackendOptions
+    @OptionGroup var placementOptions: PlacementOptions
 
     @Option(help: ArgumentHelp("A checkpoint written by `mlp train`.", valueName: "file"))
     var checkpoint: String
@@ -67,8 +68,9 @@ struct Evaluate: ParsableCommand {
         let network = try Network(spec: spec, optimizer: saved.configuration.optimizer, backend: backend, maxBatch: 1000)
         network.normalization = saved.configuration.normalization
         network.setParameters(saved.parameters)
-        let resident = try ResidentDataset(set, on: backend)
-        let result = network.evaluate(resident, indices: (0..<Int32(set.count)).map { $0 }, keepPredictions: true)
+        let placement = try placementOptions.choose(for: [set], on: backend, logger: logger)
+        let data = try PlacementOptions.source(set, on: backend, placement: placement, batchCapacity: network.maxBatch)
+        let result = try network.evaluate(source: data, indices: (0..<Int32(set.count)).map { $0 }, keepPredictions: true)
 
         print("\(checkpoint): \(spec.sizesText), trained \(saved.progress.epoch) epochs; evaluated on \(what)")
         if let errors = result.regression {

@@ -27,6 +27,7 @@ struct Train: ParsableCommand {
 
     @OptionGroup var data: DataOptions
     @OptionGroup var backendOptions: BackendOptions
+    @OptionGroup var placementOptions: PlacementOptions
 
     @Option(help: ArgumentHelp("Hidden layer sizes; the input and output sizes come from the data. (default: 512,256)", valueName: "sizes"))
     var hidden: String?
@@ -263,18 +264,23 @@ struct Train: ParsableCommand {
         if let outputDirectory { try RunRecord.append(to: outputDirectory, run: runID, configuration: configuration) }
 
         let backend = try backendOptions.makeBackend(logger: logger)
-        let train = try ResidentDataset(dataset.train, on: backend)
-        let evaluation: (data: ResidentDataset, indices: [Int32], name: String)?
+        // The data copied whole to the backend, or streamed to it (too large for the GPU, or --stream); an
+        // evaluation's batches are as large as the network takes, so a stream is sized for those.
+        let maxBatch = max(configuration.batchSize, 1000)
+        let placement = try placementOptions.choose(for: [dataset.train] + (dataset.test.map { [$0] } ?? []), on: backend, logger: logger)
+        func source(_ set: LabeledSamples) throws -> any BatchSource {
+            try PlacementOptions.source(set, on: backend, placement: placement, batchCapacity: maxBatch)
+        }
+        let train = try source(dataset.train)
+        let evaluation: (data: any BatchSource, indices: [Int32], name: String)?
         if configuration.validationCount > 0 {
             evaluation = (train, split.validation, "validation")
         } else if let test = dataset.test, test.count > 0 {
-            evaluation = (try ResidentDataset(test, on: backend), (0..<Int32(test.count)).map { $0 }, "test")
+            evaluation = (try source(test), (0..<Int32(test.count)).map { $0 }, "test")
         } else {
             evaluation = nil
         }
-        let network = try Network(
-            spec: spec, optimizer: configuration.optimizer, backend: backend,
-            maxBatch: max(configuration.batchSize, 1000))
+        let network = try Network(spec: spec, optimizer: configuration.optimizer, backend: backend, maxBatch: maxBatch)
         if let checkpoint {
             network.setParameters(checkpoint.parameters)
             network.setOptimizerState(checkpoint.optimizerState)
@@ -358,7 +364,7 @@ struct Train: ParsableCommand {
         if !quiet {
             let times = trainingTimes(history, total: Date().timeIntervalSince(started), warmUp: warmUp)
             if let evaluation {
-                let final = network.evaluate(evaluation.data, indices: evaluation.indices)
+                let final = try network.evaluate(source: evaluation.data, indices: evaluation.indices)
                 if let errors = final.regression {
                     let scale = targetStandardization?.standardDeviation
                     print("\(evaluation.name) RMSE \(significant(errors.rmse(scale: scale))), MAE \(significant(errors.mae(scale: scale))), R² \(String(format: "%.4f", errors.r2)), loss \(String(format: "%.4f", final.loss)) after \(epochCount(trainer.progress.epoch)) (\(times))")
@@ -377,7 +383,7 @@ struct Train: ParsableCommand {
         }
         if let bestParameters, let test = dataset.test, test.count > 0 {
             network.setParameters(bestParameters)
-            let result = network.evaluate(try ResidentDataset(test, on: backend), indices: (0..<Int32(test.count)).map { $0 })
+            let result = try network.evaluate(source: try source(test), indices: (0..<Int32(test.count)).map { $0 })
             var line = EpochMetrics(epoch: bestEpoch, trainLoss: 0, trainAccuracy: nil, testLoss: result.loss, testAccuracy: nil,
                                     evaluatedOn: "test", samplesPerSecond: 0, seconds: 0, learningRate: 0, steps: 0)
             let text: String
