@@ -7,6 +7,10 @@
 #   bash Benchmarks/gpu/run.sh owndata      a generated table (CSV, 20,000 × 50, 3 classes) and a regression one (two
 #                                           losses) trained on the cuda and cpu backends, fp32 and tf32: their epochs'
 #                                           losses side by side; mlp check fp32 (its regression checks included)
+#   bash Benchmarks/gpu/run.sh stream       issue 24: mlp check's streamed runs, the link's peak, mlp bench --stream
+#                                           beside resident, a set too large for --device-memory-limit trained streamed,
+#                                           and Ctrl-C while its copies are in flight
+#   bash Benchmarks/gpu/run.sh torch-compile  PyTorch's compiled step and its CUDA-graph step, every workload, fp32, tf32
 #   bash Benchmarks/gpu/run.sh torch-autotune  PyTorch's compiled step with --compile-mode max-autotune (Triton's tuned
 #                                           products; minutes of compiling), small-128 and small-1024, fp32 and tf32
 #   bash Benchmarks/gpu/run.sh profile      per-kernel times of training steps (Nsight Compute)
@@ -297,6 +301,45 @@ owndata)
             echo "== regression $loss $backend" | tee -a "$out/owndata.txt"
             .run/mlp train --data .run/prices.csv --loss $loss --backend $backend --epochs 3 --batch-size 100 --no-progress 2>&1 | tee -a "$out/owndata.txt"
         done
+    done
+    ;;
+stream)
+    # Issue 24: the data streamed from host memory against resident. mlp check's streamed runs (the same weights as
+    # resident, bit for bit); the link's peak from pinned memory (PyTorch); mlp bench --stream beside resident, both
+    # precisions; a set too large for --device-memory-limit (8,000,000 MNIST-shaped samples, 6.3 GB of bytes) trained
+    # one epoch streamed (chosen by the limit) and resident (--resident); Ctrl-C while its copies are in flight.
+    .run/mlp check --backend cuda > "$out/check-stream-fp32.txt" 2>&1
+    grep -E "streamed|checks passed|failed" "$out/check-stream-fp32.txt"
+    python3 Benchmarks/gpu/h2d_peak.py 2>&1 | tee "$out/h2d-peak.txt"
+    for precision in fp32 tf32; do
+        bench --backends cuda --workloads small-128,small-1024 --repeats 3 --precision "$precision" --stream \
+            --output "$out/stream-$precision" 2>&1 | tee "$out/stream-$precision.txt" | grep -E "streamed|^\| small"
+    done
+    python3 Benchmarks/data/make_large.py .run/large --rows "${STREAM_ROWS:-8000000}" | tee "$out/large.txt"
+    large=(--data .run/large/x.npy --labels .run/large/y.npy --backend cuda --batch-size 1024 --no-progress -v)
+    for placement in --device-memory-limit=4G --resident; do
+        echo "== $placement" | tee -a "$out/large.txt"
+        python3 Benchmarks/gpu/max_rss.py .run/mlp train "${large[@]}" --epochs 1 "$placement" 2>&1 \
+            | grep -E "data (streamed|resident)|training |epoch |accuracy|max RSS" | tee -a "$out/large.txt"
+    done
+    # Ctrl-C a second into the training (the copies in flight): a message, last.safetensors, exit status 130, no hang.
+    rm -rf .run/interrupted
+    .run/mlp train "${large[@]}" --epochs 3 --stream --output .run/interrupted > "$out/interrupt.txt" 2>&1 &
+    pid=$!
+    for _ in $(seq 120); do grep -q "^training " "$out/interrupt.txt" && break; sleep 0.5; done
+    sleep 1
+    kill -INT "$pid"
+    timeout 60 tail --pid="$pid" -f /dev/null || { echo "no exit 60 s after Ctrl-C" >> "$out/interrupt.txt"; kill -9 "$pid"; }
+    wait "$pid"
+    echo "exit status $?; $(ls .run/interrupted 2>&1 | tr '\n' ' ')" >> "$out/interrupt.txt"
+    tail -4 "$out/interrupt.txt"
+    ;;
+torch-compile)
+    # PyTorch's whole step under torch.compile (reduce-overhead), the variant that failed on the GPU before the step
+    # was marked as new at each call; every workload, both precisions.
+    for precision in fp32 tf32; do
+        python3 Benchmarks/peers/torch_mlp.py --device cuda --precision "$precision" --variants compile,"cuda graph" \
+            --workloads small-128,small-1024,wide-1024 --repeats 3 2>&1 | tee "$out/torch-compile-$precision.txt"
     done
     ;;
 torch-autotune)

@@ -85,12 +85,14 @@ final class CUDABatchUploader: BatchUploader, @unchecked Sendable {
         try driver.check(driver.cuEventSynchronize(readEvents[buffer]), "cuEventSynchronize(a streamed batch's copy)")
     }
 
-    func send(_ buffer: Int, bytes: Int, to destination: DevicePointer<UInt8>) throws {
-        precondition(bytes <= bufferBytes, "a copy of \(bytes) bytes from a buffer of \(bufferBytes)")
+    func send(_ buffer: Int, ranges: [Range<Int>], to destination: DevicePointer<UInt8>) throws {
         let (copied, released) = try events(destination)
         try driver.check(driver.cuStreamWaitEvent(copyStream, released, 0), "cuStreamWaitEvent(window released)")
-        try driver.check(driver.cuMemcpyHtoDAsync(UInt64(destination.address), hostBuffers[buffer], bytes, copyStream),
-                         "cuMemcpyHtoDAsync(a streamed batch, \(bytes) bytes)")
+        for range in ranges {
+            precondition(range.upperBound <= bufferBytes, "a copy of bytes \(range) from a buffer of \(bufferBytes)")
+            try driver.check(driver.cuMemcpyHtoDAsync(UInt64(destination.address) + UInt64(range.lowerBound), hostBuffers[buffer] + range.lowerBound,
+                                                      range.count, copyStream), "cuMemcpyHtoDAsync(a streamed batch, \(range.count) bytes)")
+        }
         try driver.check(driver.cuEventRecord(readEvents[buffer], copyStream), "cuEventRecord")
         try driver.check(driver.cuEventRecord(copied, copyStream), "cuEventRecord")
     }

@@ -3,7 +3,7 @@
 ///
 /// The order of a batch's life, with `h` its host buffer and `d` the backend memory it is copied to:
 /// 1. the producer calls `waitUntilRead(h)` (the copy that last read `h` has finished) and fills `h`;
-/// 2. the caller calls `send(h, bytes:, to: d)`: the copy is queued, and runs once the work queued before the last
+/// 2. the caller calls `send(h, ranges:, to: d)`: the copy is queued, and runs once the work queued before the last
 ///    `release(d)` is done (no step still reads what it overwrites);
 /// 3. the caller calls `acquire(d)` before queueing the step that reads `d`: that step runs after the copy;
 /// 4. after queueing that step, the caller calls `release(d)`.
@@ -21,10 +21,10 @@ public protocol BatchUploader: AnyObject {
     /// Blocks until the last copy queued from host buffer `buffer` has read it.
     /// - Throws: a backend failure (the copy failed, or the device was lost).
     func waitUntilRead(_ buffer: Int) throws
-    /// Queues the copy of the first `bytes` of host buffer `buffer` to `destination`, after the work queued before
-    /// `destination`'s last `release`.
+    /// Queues the copy of the byte ranges `ranges` of host buffer `buffer` to the same ranges from `destination`, after
+    /// the work queued before `destination`'s last `release`.
     /// - Throws: a backend failure.
-    func send(_ buffer: Int, bytes: Int, to destination: DevicePointer<UInt8>) throws
+    func send(_ buffer: Int, ranges: [Range<Int>], to destination: DevicePointer<UInt8>) throws
     /// Makes the work queued from now on wait for the last copy sent to `destination`.
     /// - Throws: a backend failure.
     func acquire(_ destination: DevicePointer<UInt8>) throws
@@ -49,9 +49,11 @@ public final class HostBatchUploader: BatchUploader {
 
     public func waitUntilRead(_ buffer: Int) throws {}
 
-    public func send(_ buffer: Int, bytes: Int, to destination: DevicePointer<UInt8>) throws {
-        precondition(bytes <= bufferBytes, "a copy of \(bytes) bytes from a buffer of \(bufferBytes)")
-        UnsafeMutableRawPointer(destination.host).copyMemory(from: hostBuffers[buffer], byteCount: bytes)
+    public func send(_ buffer: Int, ranges: [Range<Int>], to destination: DevicePointer<UInt8>) throws {
+        for range in ranges {
+            precondition(range.upperBound <= bufferBytes, "a copy of bytes \(range) from a buffer of \(bufferBytes)")
+            (UnsafeMutableRawPointer(destination.host) + range.lowerBound).copyMemory(from: hostBuffers[buffer] + range.lowerBound, byteCount: range.count)
+        }
     }
 
     public func acquire(_ destination: DevicePointer<UInt8>) throws {}

@@ -288,7 +288,12 @@ public final class Network {
         if let evaluation {
             for data in evaluation.data.residentParts {
                 for rows in evaluation.batchSizes where rows >= 1 && rows <= min(maxBatch, data.count) {
-                    _ = evaluate(data, indices: (0..<Int32(rows)).map { $0 })
+                    // An evaluation's operations on a batch of this size (what `evaluate` runs on each batch; a
+                    // stream's window keeps no host copy of a regression's targets for `evaluate` to sum errors with).
+                    gather(data, (0..<Int32(rows)).map { $0 }[...])
+                    forwardHidden(rows: rows)
+                    outputLayer(data, rows: rows, gradient: nil, biasGradient: nil, metrics: evaluationMetrics,
+                                predictions: nil, gradientScale: 1)
                 }
             }
         }

@@ -43,6 +43,11 @@ public final class StreamedDataset: BatchSource {
         }
     }
     let layout: Layout
+    /// The parts of a window a batch of `rows` samples fills (its values, labels and targets), by batch size: a pass
+    /// has two sizes at most, so these are made once and looked up at each batch.
+    private var rangesByRows: [Int: [Range<Int>]] = [:]
+    /// Bytes copied to the backend for a batch of `rows` samples.
+    public func batchBytes(rows: Int) -> Int { ranges(rows: rows).reduce(0) { $0 + $1.count } }
     let uploader: any BatchUploader
     /// One allocation holding every window.
     let memory: DevicePointer<UInt8>
@@ -88,6 +93,14 @@ public final class StreamedDataset: BatchSource {
         let pass = StreamedPass(self, batches)
         currentPass = pass
         return pass
+    }
+
+    func ranges(rows: Int) -> [Range<Int>] {
+        if let ranges = rangesByRows[rows] { return ranges }
+        var ranges = [0..<rows * featureCount * valueType.size, layout.labels..<layout.labels + rows * 4]
+        if samples.isRegression { ranges.append(layout.targets..<layout.targets + rows * targetCount * 4) }
+        rangesByRows[rows] = ranges
+        return ranges
     }
 
     /// Gathers `batch`'s samples into a host buffer laid out as `layout`.
@@ -189,7 +202,7 @@ final class StreamedPass: BatchPass, @unchecked Sendable {
                 end()
                 throw failure
             }
-            try source.uploader.send(h, bytes: source.layout.bytes, to: windows[sent % windows.count].values)
+            try source.uploader.send(h, ranges: source.ranges(rows: batches[sent].count), to: windows[sent % windows.count].values)
             emptied[h].signal()
             sent += 1
         }

@@ -37,6 +37,8 @@ struct Bench: ParsableCommand {
     var ops = false
     @Flag(help: "Also time every operation inside real training steps (where the step's time goes).")
     var profile = false
+    @Flag(help: "Also run each backend (but naive) with the data streamed from host memory a batch at a time (\"cuda (streamed)\"), beside the data resident.")
+    var stream = false
     @Flag(help: "Also run the Python peers (NumPy, PyTorch, JAX) where they are installed.")
     var peers = false
     @Option(help: "Comma-separated peers to run with --peers.")
@@ -135,6 +137,15 @@ struct Bench: ParsableCommand {
                     row.implementation = backendName
                     print(row.line)
                     results.append(row)
+                    if stream && backendName != "naive" {
+                        var streamed = try TrainingBenchmark.run(
+                            workload: workload, backend: backend, dataset: dataset, epochs: epochs, repeats: repeats, steps: nil,
+                            streamed: true)
+                        streamed.device = row.device
+                        streamed.implementation = "\(backendName) (streamed)"
+                        print(streamed.line)
+                        results.append(streamed)
+                    }
                     if profile && round == 1 && backendName != "naive" {
                         var entries = try StepProfile.run(workload: workload, backend: backend, dataset: dataset)
                         // The dense variant's profile beside the default's: its rows say which they are.
@@ -198,22 +209,32 @@ struct Bench: ParsableCommand {
 
 /// Times whole training epochs of one workload on one backend.
 enum TrainingBenchmark {
-    static func run(workload: Workload, backend: any Backend, dataset: Dataset, epochs: Int, repeats: Int, steps: Int?) throws -> BenchReport.Training {
+    /// - Parameter streamed: the data streamed from host memory (`StreamedDataset`) instead of resident.
+    static func run(workload: Workload, backend: any Backend, dataset: Dataset, epochs: Int, repeats: Int, steps: Int?,
+                    streamed: Bool = false) throws -> BenchReport.Training {
         let spec = workload.spec
         let optimizer = OptimizerConfiguration.adam(learningRate: 1e-3)
-        let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: max(workload.batch, 1000))
-        let train = try ResidentDataset(dataset.train, on: backend)
-        let test = try ResidentDataset(dataset.test, on: backend)
+        let maxBatch = max(workload.batch, 1000)
+        let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: maxBatch)
+        func source(_ images: LabeledImages) throws -> any BatchSource {
+            let set = LabeledSamples(images)
+            return streamed ? try StreamedDataset(set, on: backend, batchCapacity: maxBatch) : try ResidentDataset(set, on: backend)
+        }
+        let train = try source(dataset.train)
+        let test = try source(dataset.test)
         let indices = (0..<Int32(dataset.train.count)).map { $0 }
         var init_ = SeededGenerator(seed: 0)
         network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &init_))
         var generator = SeededGenerator(seed: 1)
         var globalStep = 0
-        /// Batch `b` of `epoch`, told the next batch of the epoch as `Trainer` tells it.
-        func step(_ epoch: EpochBatches, _ b: Int, count: Int) {
-            globalStep += 1
-            network.trainStep(train, batch: epoch.order[epoch.range(ofBatch: b)], step: optimizer.step(globalStep, learningRate: 1e-3),
-                              next: b + 1 < count ? epoch.order[epoch.range(ofBatch: b + 1)] : nil)
+        /// The first `count` batches of `epoch`, as `Trainer` runs them (each told the next where the data holds it).
+        func trainBatches(_ epoch: EpochBatches, count: Int) throws {
+            let pass = try train.pass((0..<count).map { epoch.order[epoch.range(ofBatch: $0)] })
+            defer { pass.end() }
+            while let batch = try pass.next() {
+                globalStep += 1
+                network.trainStep(batch.data, batch: batch.rows, step: optimizer.step(globalStep, learningRate: 1e-3), next: batch.next)
+            }
         }
         // Warm-up: first touches of every buffer, thread start, caches, and every kind of step an epoch takes three
         // times (a backend that records steps runs each kind once, then records it twice).
@@ -222,7 +243,7 @@ enum TrainingBenchmark {
         // the test accuracy is then taken after the same epochs for every implementation (1 + repeats × epochs).
         if steps == nil {
             let epoch = EpochBatches(indices: indices, batchSize: workload.batch, dropLast: true, generator: &generator)
-            for b in 0..<epoch.count { step(epoch, b, count: epoch.count) }
+            try trainBatches(epoch, count: epoch.count)
         }
         try backend.synchronize()
 
@@ -237,12 +258,14 @@ enum TrainingBenchmark {
             if let steps {
                 let epoch = EpochBatches(indices: indices, batchSize: workload.batch, dropLast: true, generator: &generator)
                 let count = min(steps, epoch.count)
-                for b in 0..<count { step(epoch, b, count: count); samples += workload.batch }
+                try trainBatches(epoch, count: count)
+                samples += count * workload.batch
             } else {
                 for _ in 0..<epochs {
                     // The shuffle is inside the timed region, as it is part of an epoch.
                     let epoch = EpochBatches(indices: indices, batchSize: workload.batch, dropLast: true, generator: &generator)
-                    for b in 0..<epoch.count { step(epoch, b, count: epoch.count); samples += workload.batch }
+                    try trainBatches(epoch, count: epoch.count)
+                    samples += epoch.count * workload.batch
                 }
             }
             let issued = now() - start
@@ -276,14 +299,22 @@ enum TrainingBenchmark {
             print(String(format: "%@ cuda host per step: %.1f µs issuing, %.1f µs waiting for the GPU (medians of %d runs)",
                          workload.name, Summary(hostBusy).median * 1e6, Summary(hostWaiting).median * 1e6, hostBusy.count))
         }
-        let accuracy = steps == nil ? network.evaluate(test, indices: (0..<Int32(dataset.test.count)).map { $0 }).accuracy : nil
+        let accuracy = steps == nil ? try network.evaluate(source: test, indices: (0..<Int32(dataset.test.count)).map { $0 }).accuracy : nil
         let throughput = Summary(rates)
         let flopsPerSample = spec.trainingFLOPs(batch: 1)
+        var note = steps.map { "\($0) steps per run" } ?? "\(epochs) epoch(s) per run"
+        if let stream = train as? StreamedDataset {
+            // What the copies moved: each batch's window (values in their stored type, labels) once.
+            let bytesPerSecond = Double(stream.batchBytes(rows: workload.batch)) / Double(workload.batch) * throughput.median
+            note += String(format: ", streamed: %.2f GB/s host to device", bytesPerSecond / 1e9)
+            print(String(format: "%@ %@ streamed: %.2f GB/s host to device (%d bytes a batch)", workload.name, backend.name,
+                         bytesPerSecond / 1e9, stream.batchBytes(rows: workload.batch)))
+        }
         return BenchReport.Training(
             implementation: backend.name, workload: workload.name,
             precision: (backend as? CUDABackend)?.allowTF32 == true ? "tf32" : "fp32", samplesPerSecond: throughput,
             stepMicroseconds: Summary(stepTimes).median * 1e6, gflops: throughput.median * flopsPerSample / 1e9,
-            testAccuracy: accuracy, note: steps.map { "\($0) steps per run" } ?? "\(epochs) epoch(s) per run")
+            testAccuracy: accuracy, note: note)
     }
 }
 

@@ -157,20 +157,27 @@ struct Check: ParsableCommand {
             report("6 Adam steps of 784-2048-2048-10 updating layer by layer, vs at once: largest difference", eachLayer, 0)
         }
         // A short training run: the losses of each epoch against the naive backend's.
-        let reference = try shortRun(NaiveBackend(), subset)
-        let candidate = try shortRun(backend, subset)
+        let reference = try shortRun(NaiveBackend(), subset).metrics
+        let (candidate, residentParameters) = try shortRun(backend, subset)
         for (a, b) in zip(reference, candidate) {
             report("training, epoch \(a.epoch): loss \(String(format: "%.5f", b.trainLoss)), naive \(String(format: "%.5f", a.trainLoss))", abs(a.trainLoss - b.trainLoss), trainingTolerance)
         }
         // A regression (float samples, two targets, Huber's loss): each epoch's loss and evaluation RMSE against the
         // naive backend's, the cuda backend's steps recorded after the warm-up as for a classifier.
-        let regressionReference = try regressionRun(NaiveBackend())
-        let regression = try regressionRun(backend)
+        let regressionReference = try regressionRun(NaiveBackend()).metrics
+        let (regression, regressionParameters) = try regressionRun(backend)
         for (a, b) in zip(regressionReference, regression) {
             report("regression, epoch \(a.epoch): loss \(String(format: "%.5f", b.trainLoss)), naive \(String(format: "%.5f", a.trainLoss))", abs(a.trainLoss - b.trainLoss), trainingTolerance)
             report("regression, epoch \(a.epoch): rmse \(String(format: "%.5f", b.testRMSE ?? .nan)), naive \(String(format: "%.5f", a.testRMSE ?? .nan))",
                    abs((a.testRMSE ?? .nan) - (b.testRMSE ?? .nan)) / max(a.testRMSE ?? 1, 1e-9), trainingTolerance)
         }
+        // The same runs with the data streamed from host memory a batch at a time (`StreamedDataset`): the same batches
+        // in the same order, gathered the same way from a window in backend memory, so the same weights bit for bit.
+        let streamed = try shortRun(backend, subset, streamed: true)
+        report("streamed training vs resident, largest difference", largestDifference(streamed.parameters, residentParameters), 0)
+        let streamedRegression = try regressionRun(backend, streamed: true)
+        report("streamed regression vs resident, largest difference", largestDifference(streamedRegression.parameters, regressionParameters), 0,
+               zip(streamedRegression.metrics, regression).allSatisfy { $0.testRMSE == $1.testRMSE })
         print(failures == 0 ? "all checks passed" : "\(failures) check(s) failed")
         if failures > 0 { throw ExitCode(1) }
     }
@@ -275,7 +282,7 @@ struct Check: ParsableCommand {
 
     /// 3 epochs of a 13-37-2 tanh network with Huber's loss on 611 seeded rows of float features and two smooth
     /// targets (standardised), batches of 29, evaluated on the same rows after each epoch.
-    func regressionRun(_ backend: any Backend) throws -> [EpochMetrics] {
+    func regressionRun(_ backend: any Backend, streamed: Bool = false) throws -> (metrics: [EpochMetrics], parameters: [Float]) {
         var g = SeededGenerator(seed: seed ^ 0x5EED)
         let rows = 611, f = 13
         var values = [Float](), targets = [Float]()
@@ -293,15 +300,17 @@ struct Check: ParsableCommand {
         let network = try Network(spec: spec, optimizer: configuration.optimizer, backend: backend, maxBatch: 1000)
         var initial = configuration.initializationGenerator
         network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &initial))
-        let data = try ResidentDataset(set, on: backend)
+        let data: any BatchSource = streamed ? try StreamedDataset(set, on: backend, batchCapacity: network.maxBatch) : try ResidentDataset(set, on: backend)
         let all = (0..<Int32(rows)).map { $0 }
         let trainer = try Trainer(network: network, configuration: configuration, trainingData: data, trainingIndices: all,
                                   evaluation: (data, all, "training rows"))
         _ = try trainer.warmUp()
-        return try trainer.run()
+        return (try trainer.run(), network.parameterValues())
     }
 
-    func shortRun(_ backend: any Backend, _ images: LabeledImages) throws -> [EpochMetrics] {
+    /// 3 epochs of a 784-40-23-10 network on `images`, batches of 37 (the last one partial), the data resident or
+    /// streamed.
+    func shortRun(_ backend: any Backend, _ images: LabeledImages, streamed: Bool = false) throws -> (metrics: [EpochMetrics], parameters: [Float]) {
         let spec = try NetworkSpec(layerSizes: [images.featureCount, 40, 23, images.classCount])
         let configuration = try TrainingConfiguration(
             network: spec, optimizer: .adam(learningRate: 2e-3), schedule: LearningRateSchedule(base: 2e-3),
@@ -309,12 +318,18 @@ struct Check: ParsableCommand {
         let network = try Network(spec: spec, optimizer: configuration.optimizer, backend: backend, maxBatch: 37)
         var g = configuration.initializationGenerator
         network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &g))
+        let set = LabeledSamples(images)
+        let data: any BatchSource = streamed ? try StreamedDataset(set, on: backend, batchCapacity: 37) : try ResidentDataset(set, on: backend)
         let trainer = try Trainer(
-            network: network, configuration: configuration, trainingData: try ResidentDataset(images, on: backend),
+            network: network, configuration: configuration, trainingData: data,
             trainingIndices: (0..<Int32(images.count)).map { $0 }, evaluation: nil)
         // As `mlp train` does: on the cuda backend the warm-up chooses the products' algorithms inside whole steps
         // (`TrainingStep.tunes`), so the run below checks those choices, and that the warm-up leaves nothing behind.
         _ = try trainer.warmUp()
-        return try trainer.run()
+        return (try trainer.run(), network.parameterValues())
+    }
+
+    func largestDifference(_ a: [Float], _ b: [Float]) -> Double {
+        a.count != b.count ? .infinity : zip(a, b).reduce(0) { max($0, Double(abs($1.0 - $1.1))) }
     }
 }
