@@ -322,12 +322,13 @@ stream)
         python3 Benchmarks/gpu/max_rss.py .run/mlp train "${large[@]}" --epochs 1 "$placement" 2>&1 \
             | grep -E "data (streamed|resident)|training |epoch |accuracy|max RSS" | tee -a "$out/large.txt"
     done
-    # Ctrl-C a second into the training (the copies in flight): a message, last.safetensors, exit status 130, no hang.
+    # Ctrl-C in the second epoch (the copies in flight): a message, last.safetensors, exit status 130, no hang.
+    # stdbuf: the epoch lines reach the file as they are printed.
     rm -rf .run/interrupted
-    .run/mlp train "${large[@]}" --epochs 3 --stream --output .run/interrupted > "$out/interrupt.txt" 2>&1 &
+    stdbuf -oL .run/mlp train "${large[@]}" --epochs 20 --stream --output .run/interrupted > "$out/interrupt.txt" 2>&1 &
     pid=$!
-    for _ in $(seq 120); do grep -q "^training " "$out/interrupt.txt" && break; sleep 0.5; done
-    sleep 1
+    for _ in $(seq 240); do grep -q "^epoch 1/" "$out/interrupt.txt" && break; sleep 0.25; done
+    sleep 0.5
     kill -INT "$pid"
     timeout 60 tail --pid="$pid" -f /dev/null || { echo "no exit 60 s after Ctrl-C" >> "$out/interrupt.txt"; kill -9 "$pid"; }
     wait "$pid"
@@ -335,10 +336,10 @@ stream)
     tail -4 "$out/interrupt.txt"
     ;;
 torch-compile)
-    # PyTorch's whole step under torch.compile (reduce-overhead), the variant that failed on the GPU before the step
-    # was marked as new at each call; every workload, both precisions.
+    # PyTorch's whole step compiled and captured in one CUDA graph by hand ("compile graph": reduce-overhead's own
+    # graphs refuse this step), beside the eager step captured ("cuda graph"); every workload, both precisions.
     for precision in fp32 tf32; do
-        python3 Benchmarks/peers/torch_mlp.py --device cuda --precision "$precision" --variants compile,"cuda graph" \
+        python3 Benchmarks/peers/torch_mlp.py --device cuda --precision "$precision" --variants "compile graph","cuda graph" \
             --workloads small-128,small-1024,wide-1024 --repeats 3 2>&1 | tee "$out/torch-compile-$precision.txt"
     done
     ;;

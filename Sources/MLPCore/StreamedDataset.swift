@@ -26,8 +26,12 @@ public final class StreamedDataset: BatchSource {
     public var hostTargets: [Float] { samples.targets }
     public var residentParts: [ResidentDataset] { windows }
 
-    /// Host buffers (batches gathered ahead) and the producer threads that fill them, each its share in turn.
-    public static let hostBufferCount = 4, producerCount = 2
+    /// The producer threads, each gathering every `producerCount`-th batch: a quarter of the host's cores, 1 to 4
+    /// (gathering rows from random places in host memory is slow: on the GPU host, two threads fell behind a TF32 step
+    /// at small-1024, see Benchmarks/RESULTS.md).
+    public let producerCount: Int
+    /// Host buffers: batches gathered ahead, two for each producer (at least four).
+    public let hostBufferCount: Int
     /// Windows in backend memory: a batch is copied into one while the step before reads the other.
     public static let windowCount = 2
 
@@ -64,9 +68,11 @@ public final class StreamedDataset: BatchSource {
         self.backend = backend
         self.samples = samples
         self.batchCapacity = batchCapacity
+        producerCount = min(4, max(1, ProcessInfo.processInfo.activeProcessorCount / 4))
+        hostBufferCount = max(4, 2 * producerCount)
         layout = Layout(capacity: batchCapacity, features: samples.featureCount, valueSize: samples.values.type.size,
                         targets: samples.targetCount)
-        uploader = try backend.makeBatchUploader(buffers: Self.hostBufferCount, bytes: layout.bytes)
+        uploader = try backend.makeBatchUploader(buffers: hostBufferCount, bytes: layout.bytes)
         memory = try backend.allocate(UInt8.self, count: Self.windowCount * layout.bytes)
         windowRows = (0..<Int32(batchCapacity)).map { $0 }
         var windows = [ResidentDataset]()
@@ -155,12 +161,12 @@ final class StreamedPass: BatchPass, @unchecked Sendable {
     init(_ source: StreamedDataset, _ batches: [ArraySlice<Int32>]) {
         self.source = source
         self.batches = batches
-        let buffers = StreamedDataset.hostBufferCount
+        let buffers = source.hostBufferCount
         filled = (0..<buffers).map { _ in DispatchSemaphore(value: 0) }
         emptied = (0..<buffers).map { _ in DispatchSemaphore(value: 0) }
         failures = Array(repeating: nil, count: buffers)
         for semaphore in emptied { semaphore.signal() }
-        for producer in 0..<StreamedDataset.producerCount {
+        for producer in 0..<source.producerCount {
             let thread = Thread { [self] in produce(producer) }
             thread.name = "mlp batch producer \(producer)"
             thread.start()
@@ -172,8 +178,8 @@ final class StreamedPass: BatchPass, @unchecked Sendable {
     /// Producer `p`'s loop: batches `p`, `p + producerCount`, … into their buffers, each once its last copy has read it.
     private func produce(_ p: Int) {
         defer { producersDone.signal() }
-        let buffers = StreamedDataset.hostBufferCount
-        for u in stride(from: p, to: batches.count, by: StreamedDataset.producerCount) {
+        let buffers = source.hostBufferCount
+        for u in stride(from: p, to: batches.count, by: source.producerCount) {
             let h = u % buffers
             emptied[h].wait()
             if stopping.load(ordering: .acquiring) { return }
@@ -196,7 +202,7 @@ final class StreamedPass: BatchPass, @unchecked Sendable {
         if handed > 0 { try source.uploader.release(windows[(handed - 1) % windows.count].values) }
         // This batch and the one after are on their way (the next copy overlaps this step).
         while sent <= min(handed + 1, batches.count - 1) {
-            let h = sent % StreamedDataset.hostBufferCount
+            let h = sent % source.hostBufferCount
             filled[h].wait()
             if let failure = failures[h] {
                 end()
@@ -218,6 +224,6 @@ final class StreamedPass: BatchPass, @unchecked Sendable {
         stopping.store(true, ordering: .releasing)
         // Wake producers waiting for a buffer; each then sees `stopping` and returns.
         for semaphore in emptied { semaphore.signal() }
-        for _ in 0..<StreamedDataset.producerCount { producersDone.wait() }
+        for _ in 0..<source.producerCount { producersDone.wait() }
     }
 }
