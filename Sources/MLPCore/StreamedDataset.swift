@@ -63,7 +63,12 @@ public final class StreamedDataset: BatchSource {
 
     /// Sets up streaming of `samples` to `backend` in batches of at most `batchCapacity` samples.
     /// - Throws: when the host buffers (pinned memory) or the windows cannot be allocated.
-    public init(_ samples: LabeledSamples, on backend: any Backend, batchCapacity: Int) throws {
+    public convenience init(_ samples: LabeledSamples, on backend: any Backend, batchCapacity: Int) throws {
+        try self.init(samples, on: backend, batchCapacity: batchCapacity, uploader: nil)
+    }
+
+    /// With `uploader` in place of the backend's (the tests' failing one).
+    init(_ samples: LabeledSamples, on backend: any Backend, batchCapacity: Int, uploader: (any BatchUploader)?) throws {
         precondition(batchCapacity >= 1, "batch capacity \(batchCapacity)")
         self.backend = backend
         self.samples = samples
@@ -72,7 +77,7 @@ public final class StreamedDataset: BatchSource {
         hostBufferCount = max(4, 2 * producerCount)
         layout = Layout(capacity: batchCapacity, features: samples.featureCount, valueSize: samples.values.type.size,
                         targets: samples.targetCount)
-        uploader = try backend.makeBatchUploader(buffers: hostBufferCount, bytes: layout.bytes)
+        self.uploader = try uploader ?? backend.makeBatchUploader(buffers: hostBufferCount, bytes: layout.bytes)
         memory = try backend.allocate(UInt8.self, count: Self.windowCount * layout.bytes)
         windowRows = (0..<Int32(batchCapacity)).map { $0 }
         var windows = [ResidentDataset]()
