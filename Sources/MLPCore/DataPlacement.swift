@@ -55,6 +55,16 @@ public struct DataPlacement: Sendable, Equatable, CustomStringConvertible {
         samples.values.count * samples.values.type.size + samples.count * 4 + samples.targets.count * 4
     }
 
+    /// `samples` on `backend` as this placement says: copied whole, or streamed in batches of at most `batchCapacity`
+    /// samples.
+    /// - Throws: when the backend memory (or, streamed, the pinned host buffers) cannot be allocated.
+    public func source(_ samples: LabeledSamples, on backend: any Backend, batchCapacity: Int) throws -> any BatchSource {
+        switch kind {
+        case .resident: return try ResidentDataset(samples, on: backend)
+        case .streamed: return try StreamedDataset(samples, on: backend, batchCapacity: batchCapacity)
+        }
+    }
+
     public var description: String { "data \(kind.rawValue): \(reason)" }
 }
 

@@ -4,7 +4,8 @@ extension Trainer {
     /// A trainer for a new network, everything set up from the configuration: the network allocated on `backend`
     /// (for batches of up to `max(batchSize, 1000)` rows, so evaluations go 1000 samples at a time), its parameters
     /// initialised from the configuration's seed (He or Glorot, see `ParameterLayout.initialParameters`), and
-    /// the images uploaded to the backend once.
+    /// the samples uploaded to the backend once (or streamed from host memory where they would take more than half of a
+    /// GPU's free memory: `DataPlacement`).
     ///
     /// ```swift
     /// let mnist = try Dataset.load(directory: DatasetLocator.locate(.mnist))
@@ -48,10 +49,17 @@ extension Trainer {
                                   maxBatch: max(configuration.batchSize, 1000))
         var generator = configuration.initializationGenerator
         network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &generator))
+        // Copied to the backend whole, or streamed from host memory where it would take more than half of a GPU's free
+        // memory (`DataPlacement`).
+        let sets = [training] + (evaluation.map { [$0] } ?? [])
+        let placement = try DataPlacement.choose(bytes: sets.map(DataPlacement.residentBytes).reduce(0, +), backend: backend,
+                                                 forced: nil, memoryLimit: nil)
         let evaluationSet = try evaluation.map { images in
-            (data: try ResidentDataset(images, on: backend), indices: (0..<Int32(images.count)).map { $0 }, name: "test")
+            (data: try placement.source(images, on: backend, batchCapacity: network.maxBatch), indices: (0..<Int32(images.count)).map { $0 },
+             name: "test")
         }
-        try self.init(network: network, configuration: configuration, trainingData: ResidentDataset(training, on: backend),
+        try self.init(network: network, configuration: configuration,
+                      trainingData: placement.source(training, on: backend, batchCapacity: network.maxBatch),
                       trainingIndices: (0..<Int32(training.count)).map { $0 }, evaluation: evaluationSet)
     }
 }

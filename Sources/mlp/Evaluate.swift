@@ -69,7 +69,7 @@ struct Evaluate: ParsableCommand {
         network.normalization = saved.configuration.normalization
         network.setParameters(saved.parameters)
         let placement = try placementOptions.choose(for: [set], on: backend, logger: logger)
-        let data = try PlacementOptions.source(set, on: backend, placement: placement, batchCapacity: network.maxBatch)
+        let data = try placement.source(set, on: backend, batchCapacity: network.maxBatch)
         let result = try network.evaluate(source: data, indices: (0..<Int32(set.count)).map { $0 }, keepPredictions: true)
 
         print("\(checkpoint): \(spec.sizesText), trained \(saved.progress.epoch) epochs; evaluated on \(what)")

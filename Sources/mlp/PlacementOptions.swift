@@ -27,14 +27,6 @@ struct PlacementOptions: ParsableArguments {
         return placement
     }
 
-    /// `set` on `backend` as `placement` says, streamed in batches of at most `batchCapacity` samples.
-    static func source(_ set: LabeledSamples, on backend: any Backend, placement: DataPlacement, batchCapacity: Int) throws -> any BatchSource {
-        switch placement.kind {
-        case .resident: return try ResidentDataset(set, on: backend)
-        case .streamed: return try StreamedDataset(set, on: backend, batchCapacity: batchCapacity)
-        }
-    }
-
     /// A size: a number of bytes, or a number with K, M, G or T (powers of 1024), optionally followed by "iB" or "B".
     static func bytes(_ text: String) throws -> Int {
         let units: [(String, Double)] = [("T", 0x1p40), ("G", 0x1p30), ("M", 0x1p20), ("K", 0x1p10)]

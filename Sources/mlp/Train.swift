@@ -269,7 +269,7 @@ struct Train: ParsableCommand {
         let maxBatch = max(configuration.batchSize, 1000)
         let placement = try placementOptions.choose(for: [dataset.train] + (dataset.test.map { [$0] } ?? []), on: backend, logger: logger)
         func source(_ set: LabeledSamples) throws -> any BatchSource {
-            try PlacementOptions.source(set, on: backend, placement: placement, batchCapacity: maxBatch)
+            try placement.source(set, on: backend, batchCapacity: maxBatch)
         }
         let train = try source(dataset.train)
         let evaluation: (data: any BatchSource, indices: [Int32], name: String)?
