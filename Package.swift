@@ -33,6 +33,9 @@ let package = Package(
         // The cpu backend. Its kernels are written once, generic over the instruction set (CPUKernels), and
         // specialised in one module per ISA compiled for that ISA; the backend picks one at run time.
         .target(name: "CCPUFeatures"),
+        // bf16 products on AVX-512 BF16 (vdpbf16ps has no Swift spelling); -O3 and unrolling keep the register tile's
+        // 24 accumulators in registers.
+        .target(name: "CBF16GEMM", cSettings: [.unsafeFlags(["-O3", "-funroll-loops"])]),
         .target(name: "CPUKernels", dependencies: ["MLPCore", "CCPUFeatures"]),
         .target(
             name: "CPUKernelsAVX512", dependencies: ["CPUKernels"],
@@ -43,7 +46,7 @@ let package = Package(
         .target(
             name: "CPUBackend",
             dependencies: [
-                "MLPCore", "CPUKernels", "CCPUFeatures",
+                "MLPCore", "CPUKernels", "CCPUFeatures", "CBF16GEMM",
                 .target(name: "CPUKernelsAVX512", condition: .when(platforms: [.linux])),
                 .target(name: "CPUKernelsAVX2", condition: .when(platforms: [.linux])),
             ]),

@@ -32,7 +32,11 @@ public struct BackendOpChecks {
 
     /// `C = alpha·op(A)·op(B) + beta·C` with row strides larger than the rows (`lda = cols + 3`), so padding is
     /// never read or written. Returns the relative error of C, and whether the padding kept its values.
-    public mutating func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0) throws -> (error: Double, paddingIntact: Bool) {
+    /// `magnitudeError` is ‖out − ref‖ over the norm of each element's magnitude, `|alpha|·Σ|a||b| + |beta||c|`: the
+    /// measure for products whose operands are rounded (bf16), where `alpha·AB` and `beta·C` may cancel and leave a
+    /// result far smaller than the rounding of its terms.
+    public mutating func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0) throws
+        -> (error: Double, magnitudeError: Double, paddingIntact: Bool) {
         let (aRows, aCols) = transposeA ? (k, m) : (m, k)
         let (bRows, bCols) = transposeB ? (n, k) : (k, n)
         let (lda, ldb, ldc) = (aCols + 3, bCols + 2, n + 1)
@@ -43,22 +47,26 @@ public struct BackendOpChecks {
         defer { backend.free(pa); backend.free(pb); backend.free(pc) }
         backend.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: pa, lda: lda, b: pb, ldb: ldb, beta: beta, c: pc, ldc: ldc)
         let c = backend.download(pc, count: m * ldc)
-        var out = [Double](), ref = [Double]()
+        var out = [Double](), ref = [Double](), magnitude = [Double]()
         var paddingIntact = true
         for i in 0..<m {
             for j in 0..<n {
-                var s = 0.0
+                var s = 0.0, size = 0.0
                 for p in 0..<k {
                     let x = transposeA ? a[p * lda + i] : a[i * lda + p]
                     let y = transposeB ? b[j * ldb + p] : b[p * ldb + j]
                     s += Double(x) * Double(y)
+                    size += abs(Double(x) * Double(y))
                 }
                 ref.append(Double(alpha) * s + (beta == 0 ? 0 : Double(beta) * Double(c0[i * ldc + j])))
+                magnitude.append(abs(Double(alpha)) * size + (beta == 0 ? 0 : abs(Double(beta) * Double(c0[i * ldc + j]))))
                 out.append(Double(c[i * ldc + j]))
             }
             if !(c[i * ldc + n].bitPattern == c0[i * ldc + n].bitPattern) { paddingIntact = false }
         }
-        return (relativeError(out, ref), paddingIntact)
+        let difference = zip(out, ref).reduce(0.0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
+        let size = magnitude.reduce(0.0) { $0 + $1 * $1 }.squareRoot()
+        return (relativeError(out, ref), size > 0 ? difference / size : difference, paddingIntact)
     }
 
     /// `values = f(values + bias)`.

@@ -71,11 +71,15 @@ public struct BLASLibrary: @unchecked Sendable {
 /// Why the cpu backend could not do what was asked.
 public enum CPUBackendError: Error, CustomStringConvertible, Equatable, Sendable {
     case blasNotFound(tried: [String])
+    /// `--precision bf16` where it cannot run, and why.
+    case bf16Unsupported(String)
 
     public var description: String {
         switch self {
         case let .blasNotFound(tried):
             return "no BLAS with cblas_sgemm could be loaded (set MLP_BLAS to a library path, or install libopenblas0); tried:\n  " + tried.joined(separator: "\n  ")
+        case let .bf16Unsupported(reason):
+            return "--precision bf16 on the cpu backend: \(reason); use --precision fp32"
         }
     }
 }

@@ -36,6 +36,15 @@ public final class CPUBackend: HostMemoryBackend, ComposedLayers {
     }
 
     public let name = "cpu"
+    /// How products round their operands.
+    public enum Precision: String, CaseIterable, Sendable {
+        /// fp32 operands and sums.
+        case fp32
+        /// bf16 operands, fp32 sums, on AVX-512 BF16 (`CPUBackend+BF16.swift`).
+        case bf16
+    }
+    /// The products' precision.
+    public let precision: Precision
     public let kernels: KernelSet
     public let gemmProvider: GEMMProvider
     public let blas: BLASLibrary?
@@ -53,7 +62,8 @@ public final class CPUBackend: HostMemoryBackend, ComposedLayers {
     public var deviceDescription: String {
         let gemm = gemmProvider == .blas ? "BLAS \(blas!.name)\(blas!.configuration.map { " (\($0))" } ?? "")" : "own \(kernels.name) GEMM"
         let zeros = skipsInputZeros ? ", \(Self.skipsZerosDescription)" : ""
-        return "\(pool.threadCount) threads, \(gemm), \(kernels.name) kernels\(zeros)"
+        let products = precision == .bf16 ? "bf16 products (AVX-512 BF16) and own \(kernels.name) fp32 GEMM" : gemm
+        return "\(pool.threadCount) threads, \(products), \(kernels.name) kernels\(zeros)"
     }
 
     /// - Parameters:
@@ -63,10 +73,18 @@ public final class CPUBackend: HostMemoryBackend, ComposedLayers {
     ///   - skipInputZeros: whether the first layer's products skip the zeros of a sparse batch (own GEMM only).
     ///     Default: `options.skipsInputZeros`.
     ///   - options: the switches (by default, the environment's).
-    /// - Throws: `CPUBackendError.blasNotFound` when `.blas` is asked for and none loads.
+    ///   - precision: `.fp32` (default), or `.bf16`: every product with bf16 operands (own products only; the first
+    ///     layer's then do not skip zeros).
+    /// - Throws: `CPUBackendError.blasNotFound` when `.blas` is asked for and none loads; `.bf16Unsupported` for
+    ///   `.bf16` on a CPU without AVX-512 BF16, or with `.blas`.
     public init(threads: Int? = nil, gemm: GEMMProvider = .own, kernels: KernelSet? = nil, skipInputZeros: Bool? = nil,
-                options: CPUOptions = CPUOptions()) throws {
+                options: CPUOptions = CPUOptions(), precision: Precision = .fp32) throws {
         let threadCount = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        if precision == .bf16 {
+            guard gemm == .own else { throw CPUBackendError.bf16Unsupported("--gemm blas: the BLAS's products are fp32") }
+            guard Self.supportsBF16 else { throw CPUBackendError.bf16Unsupported("this CPU lacks AVX-512 BF16 (avx512_bf16 in /proc/cpuinfo)") }
+        }
+        self.precision = precision
         self.kernels = kernels ?? CPUFeatures.bestKernels
         self.gemmProvider = gemm
         self.options = options
@@ -141,7 +159,12 @@ public final class CPUBackend: HostMemoryBackend, ComposedLayers {
     private var transposedWeights = UnsafeMutableBufferPointer<Float>.allocate(capacity: 0)
 
     private var pending = Pending()
+    /// The bf16 products' packed operands and the product in progress, split in `bf16Parts` (`CPUBackend+BF16.swift`).
+    let bf16Buffers = BF16Buffers()
+    var bf16Product = GEMMArguments(transposeA: false, transposeB: false, m: 0, n: 0, k: 0, alpha: 0, a: UnsafePointer(bitPattern: 64)!, lda: 0, b: UnsafePointer(bitPattern: 64)!, ldb: 0, beta: 0, c: UnsafeMutablePointer(bitPattern: 64)!, ldc: 0)
+    var bf16Parts = 1
     private var gemmJob: (Int) -> Void = { _ in }
+    var bf16PackJob: (Int) -> Void = { _ in }, bf16RowsJob: (Int) -> Void = { _ in }
     private var gatherJob: (Int) -> Void = { _ in }
     private var listJob: (Int) -> Void = { _ in }
     /// The forward's tiles' nonzero steps, listed once when the threads split its columns (each would otherwise
@@ -154,6 +177,8 @@ public final class CPUBackend: HostMemoryBackend, ComposedLayers {
     private var outputLayerJob: (Int) -> Void = { _ in }
 
     private func bindJobs() {
+        bf16PackJob = { [unowned(unsafe) self] t in self.bf16Pack(t) }
+        bf16RowsJob = { [unowned(unsafe) self] t in self.bf16Rows(t) }
         gemmJob = { [unowned(unsafe) self] t in
             let p = self.pending
             let units = (p.gemmExtent + p.gemmTile - 1) / p.gemmTile
@@ -267,6 +292,8 @@ public final class CPUBackend: HostMemoryBackend, ComposedLayers {
         let g = GEMMArguments(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: UnsafePointer(a.host), lda: lda, b: UnsafePointer(b.host), ldb: ldb, beta: beta, c: c.host, ldc: ldc)
         // The first layer's products (forward and weight gradient) read the batch's inputs as A.
         let sparse = a.host == sparseInputs && !transposeB && n > kernels.vectorWidth
+        // bf16: every product but those that skip the inputs' zeros (fp32, and faster still on sparse batches).
+        if precision == .bf16 && !sparse { return bf16GEMM(g) }
         // Split C between threads along the dimension whose split copies less: along n, every thread packs all of
         // A (m·k); along m, all of B (k·n). Boundaries fall on whole register tiles.
         let threads = parts(2 * m * n * k, grain: 2_000_000)

@@ -21,7 +21,7 @@ struct Bench: ParsableCommand {
             Benchmarks/peers run in the same invocation. Results go to --output as bench.json, bench.md and bench.svg.
             """)
 
-    @Option(help: "Comma-separated backends: naive, cpu, cpu-dense (the cpu backend without skipping the inputs' zeros), cuda.")
+    @Option(help: "Comma-separated backends: naive, cpu, cpu-dense (the cpu backend without skipping the inputs' zeros), cpu-bf16 (bf16 products), cuda.")
     var backends = "naive,cpu"
     @Option(help: "Comma-separated workloads: \(Workload.all.map(\.name).joined(separator: ", ")).")
     var workloads = "small-128,small-1024"
@@ -79,8 +79,8 @@ struct Bench: ParsableCommand {
         }
         let selectedWorkloads = try workloads.split(separator: ",").map { try Workload.named(String($0)) }
         let selectedBackends = try backends.split(separator: ",").map { name -> String in
-            guard ["naive", "cpu", "cpu-dense", "cuda"].contains(name) else {
-                throw ValidationError("--backends \(name): expected naive, cpu, cpu-dense or cuda")
+            guard ["naive", "cpu", "cpu-dense", "cpu-bf16", "cuda"].contains(name) else {
+                throw ValidationError("--backends \(name): expected naive, cpu, cpu-dense, cpu-bf16 or cuda")
             }
             return String(name)
         }
@@ -89,6 +89,8 @@ struct Bench: ParsableCommand {
         let cpu = try CPUBackend(threads: threads, gemm: gemm)
         // The same backend with every product dense, to measure what skipping the inputs' zeros buys in the same run.
         let cpuDense = selectedBackends.contains("cpu-dense") ? try CPUBackend(threads: threads, gemm: gemm, skipInputZeros: false) : nil
+        // Every product with bf16 operands and fp32 sums (AVX-512 BF16), in the same rounds.
+        let cpuBF16 = selectedBackends.contains("cpu-bf16") ? try CPUBackend(threads: threads, gemm: gemm, precision: .bf16) : nil
         report.cpuBackend = cpu.deviceDescription
         print("machine: \(report.machine.summary)")
         print("cpu backend: \(cpu.deviceDescription)")
@@ -128,6 +130,7 @@ struct Bench: ParsableCommand {
                     case "naive": backend = NaiveBackend()
                     case "cuda": backend = try cudaBackend ?? { throw ValidationError("cuda backend unavailable") }()
                     case "cpu-dense": backend = cpuDense!
+                    case "cpu-bf16": backend = cpuBF16!
                     default: backend = cpu
                     }
                     var row = try TrainingBenchmark.run(
@@ -312,7 +315,8 @@ enum TrainingBenchmark {
         }
         return BenchReport.Training(
             implementation: backend.name, workload: workload.name,
-            precision: (backend as? CUDABackend)?.allowTF32 == true ? "tf32" : "fp32", samplesPerSecond: throughput,
+            precision: (backend as? CUDABackend)?.allowTF32 == true ? "tf32" : (backend as? CPUBackend)?.precision == .bf16 ? "bf16" : "fp32",
+            samplesPerSecond: throughput,
             stepMicroseconds: Summary(stepTimes).median * 1e6, gflops: throughput.median * flopsPerSample / 1e9,
             testAccuracy: accuracy, note: note)
     }

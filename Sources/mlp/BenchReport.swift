@@ -173,7 +173,7 @@ struct BenchReport: Codable {
     /// PyTorch's); nil for ours and the naive baseline.
     static func framework(of implementation: String) -> String? {
         let name = String(implementation.prefix { $0 != " " })
-        return ["naive", "cpu", "cpu-dense", "cuda"].contains(name) ? nil : name
+        return ["naive", "cpu", "cpu-dense", "cpu-bf16", "cuda"].contains(name) ? nil : name
     }
 
     /// Per workload and precision, the fastest variant of each peer framework, and ours ÷ it (ours: the cuda backend's

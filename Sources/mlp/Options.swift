@@ -20,9 +20,9 @@ enum BackendChoice: String, CaseIterable, ExpressibleByArgument {
     case auto, naive, cpu, cuda
 }
 
-/// Precision of the GPU's matrix products.
+/// Precision of the matrix products.
 enum Precision: String, CaseIterable, ExpressibleByArgument {
-    case fp32, tf32
+    case fp32, tf32, bf16
 }
 
 extension CPUBackend.GEMMProvider: ExpressibleByArgument {}
@@ -38,7 +38,7 @@ struct BackendOptions: ParsableArguments {
     @Option(help: "cpu backend: matrix products by this package's own SIMD GEMM (own) or a BLAS found at run time (blas; MLP_BLAS names one).")
     var gemm: CPUBackend.GEMMProvider = .own
 
-    @Option(help: "cuda backend: fp32 (strict) or tf32 (matrix units) products.")
+    @Option(help: "Matrix products: fp32 (strict), tf32 (cuda: matrix units), bf16 (cpu: bf16 operands and fp32 sums on AVX-512 BF16).")
     var precision: Precision = .fp32
 
     @Flag(name: .shortAndLong, help: "Log what is loaded from where, and timings, to standard error.")
@@ -46,6 +46,12 @@ struct BackendOptions: ParsableArguments {
 
     func validate() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads \(t): expected at least 1") }
+        if precision == .bf16 && (backend == .cuda || backend == .naive) {
+            throw ValidationError("--precision bf16: runs on the cpu backend (the \(backend.rawValue) backend has fp32\(backend == .cuda ? " and tf32" : "") products)")
+        }
+        if precision == .tf32 && backend != .cuda && backend != .auto {
+            throw ValidationError("--precision tf32: runs on the cuda backend (the \(backend.rawValue) backend has fp32\(backend == .cpu ? " and bf16" : "") products)")
+        }
     }
 
     func makeLogger() -> Logger { mlp.makeLogger(verbose: verbose) }
@@ -56,7 +62,7 @@ struct BackendOptions: ParsableArguments {
         let options = CPUOptions()
         options.problems.forEach { logger.warning("\($0)") }
         logger.debug("options: \(options)")
-        return try CPUBackend(threads: threads, gemm: gemm, options: options)
+        return try CPUBackend(threads: threads, gemm: gemm, options: options, precision: precision == .bf16 ? .bf16 : .fp32)
     }
 
     func makeBackend(logger: Logger) throws -> any Backend {
@@ -68,6 +74,9 @@ struct BackendOptions: ParsableArguments {
             backend = try makeCPUBackend(logger: logger)
         case .cuda:
             backend = try CUDABackend(allowTF32: precision == .tf32, log: { logger.debug("\($0)") }, warn: { logger.warning("\($0)") })
+        case .auto where precision == .bf16:
+            logger.debug("--precision bf16: the cpu backend (bf16 products run there only so far)")
+            backend = try makeCPUBackend(logger: logger)
         case .auto:
             do {
                 backend = try CUDABackend(allowTF32: precision == .tf32, log: { logger.debug("\($0)") }, warn: { logger.warning("\($0)") })

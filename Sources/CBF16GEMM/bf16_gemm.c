@@ -1,0 +1,159 @@
+// bf16 products on AVX-512 BF16: see CBF16GEMM.h. Written in C because Swift has no access to vdpbf16ps; the
+// functions that use it carry the instruction sets as target attributes, so the file builds for any x86-64 and the
+// caller checks the CPU first (mlp_cpu_has_avx512_bf16).
+#include "CBF16GEMM.h"
+
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define MR MLP_BF16_MR
+#define NR MLP_BF16_NR
+#define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+int mlp_cpu_has_avx512_bf16(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+}
+
+// fp32 → bf16 as vcvtne2ps2bf16 rounds: to nearest even, subnormals to signed zero, NaN kept quiet. The packing's
+// vector and scalar paths then give the same bits, whatever a matrix's sizes and alignment.
+static inline uint16_t to_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+size_t mlp_bf16_packed_b_bytes(int k, int n) {
+    return (size_t)((n + NR - 1) / NR) * (size_t)((k + 1) / 2) * NR * 2 * sizeof(uint16_t);
+}
+
+size_t mlp_bf16_packed_a_bytes(int k) { return (size_t)((k + 1) / 2) * MR * sizeof(uint32_t); }
+
+// Panel `panel` as [k2][NR][2]: for each pair of depth steps, the NR columns' two values side by side, as vdpbf16ps
+// reads them.
+TARGET void mlp_bf16_pack_b(int trans_b, int k, int n, const float *b, int ldb, uint16_t *packed, int panel_begin, int panel_end) {
+    int k2 = (k + 1) / 2;
+    for (int panel = panel_begin; panel < panel_end; panel++) {
+        int j0 = panel * NR;
+        uint16_t *out = packed + (size_t)panel * k2 * NR * 2;
+        int full = !trans_b && j0 + NR <= n;
+        for (int p = 0; p < k2; p++) {
+            int k0 = 2 * p;
+            if (full && k0 + 1 < k) {
+                const float *r0 = b + (size_t)k0 * ldb + j0, *r1 = r0 + ldb;
+                for (int h = 0; h < NR; h += 16) {
+                    __m512 x0 = _mm512_loadu_ps(r0 + h), x1 = _mm512_loadu_ps(r1 + h);
+                    // (r0[j], r1[j]) pairs: the low 8 columns, then the high 8.
+                    __m512 lo = _mm512_permutex2var_ps(x0, _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0), x1);
+                    __m512 hi = _mm512_permutex2var_ps(x0, _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8), x1);
+                    _mm512_storeu_si512(out + ((size_t)p * NR + h) * 2, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+                }
+                continue;
+            }
+            for (int j = 0; j < NR; j++) {
+                int col = j0 + j;
+                float v0 = 0, v1 = 0;
+                if (col < n) {
+                    v0 = trans_b ? b[(size_t)col * ldb + k0] : b[(size_t)k0 * ldb + col];
+                    if (k0 + 1 < k) v1 = trans_b ? b[(size_t)col * ldb + k0 + 1] : b[(size_t)(k0 + 1) * ldb + col];
+                }
+                out[((size_t)p * NR + j) * 2] = to_bf16(v0);
+                out[((size_t)p * NR + j) * 2 + 1] = to_bf16(v1);
+            }
+        }
+    }
+}
+
+// Rows [i0, i0 + rows) of op(A) as [k2][MR] pairs (the low half the even depth step), zero-padded past `rows`.
+TARGET static void pack_a(int trans_a, int k, const float *a, int lda, int i0, int rows, uint32_t *out) {
+    int k2 = (k + 1) / 2;
+    if (!trans_a) {
+        for (int r = 0; r < MR; r++) {
+            if (r >= rows) {
+                for (int p = 0; p < k2; p++) out[(size_t)p * MR + r] = 0;
+                continue;
+            }
+            const float *row = a + (size_t)(i0 + r) * lda;
+            int p = 0;
+            for (; 2 * p + 32 <= k; p += 16) {
+                __m512 x0 = _mm512_loadu_ps(row + 2 * p), x1 = _mm512_loadu_ps(row + 2 * p + 16);
+                uint32_t pairs[16];
+                _mm512_storeu_si512(pairs, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+                for (int q = 0; q < 16; q++) out[(size_t)(p + q) * MR + r] = pairs[q];
+            }
+            for (; p < k2; p++) {
+                uint16_t lo = to_bf16(row[2 * p]), hi = 2 * p + 1 < k ? to_bf16(row[2 * p + 1]) : 0;
+                out[(size_t)p * MR + r] = (uint32_t)lo | (uint32_t)hi << 16;
+            }
+        }
+        return;
+    }
+    // op(A) = Aᵀ: a tile's MR values of one depth step are contiguous in A's row.
+    for (int p = 0; p < k2; p++) {
+        const float *r0 = a + (size_t)(2 * p) * lda + i0, *r1 = r0 + lda;
+        int second = 2 * p + 1 < k;
+        for (int r = 0; r < MR; r++) {
+            uint16_t lo = r < rows ? to_bf16(r0[r]) : 0, hi = r < rows && second ? to_bf16(r1[r]) : 0;
+            out[(size_t)p * MR + r] = (uint32_t)lo | (uint32_t)hi << 16;
+        }
+    }
+}
+
+// One MR × NR tile of C: 24 accumulators, each depth pair one vdpbf16ps per accumulator.
+TARGET static void tile(const uint32_t *a, const uint16_t *b, int k2, float alpha, float beta, float *c, int ldc, int rows, int columns) {
+    __m512 acc[MR][2];
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int p = 0; p < k2; p++) {
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + (size_t)p * NR * 2), b1 = (__m512bh)_mm512_loadu_si512(b + (size_t)p * NR * 2 + 32);
+        for (int r = 0; r < MR; r++) {
+            __m512bh x = (__m512bh)_mm512_set1_epi32((int)a[(size_t)p * MR + r]);
+            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, b0);
+            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, b1);
+        }
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    __mmask16 masks[2];
+    for (int h = 0; h < 2; h++) {
+        int left = columns - 16 * h;
+        masks[h] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+    }
+    for (int r = 0; r < rows; r++) {
+        for (int h = 0; h < 2; h++) {
+            if (!masks[h]) continue;
+            float *out = c + (size_t)r * ldc + 16 * h;
+            __m512 v = _mm512_mul_ps(va, acc[r][h]);
+            if (beta != 0) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(masks[h], out), v);
+            _mm512_mask_storeu_ps(out, masks[h], v);
+        }
+    }
+}
+
+TARGET void mlp_bf16_gemm_rows(int trans_a, int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *packed_b,
+                               float beta, float *c, int ldc, int row_begin, int row_end, uint32_t *packed_a) {
+    int k2 = (k + 1) / 2, panels = (n + NR - 1) / NR;
+    if (row_end > m) row_end = m;
+    for (int i0 = row_begin; i0 < row_end; i0 += MR) {
+        int rows = row_end - i0 < MR ? row_end - i0 : MR;
+        pack_a(trans_a, k, a, lda, i0, rows, packed_a);
+        for (int panel = 0; panel < panels; panel++) {
+            int j0 = panel * NR;
+            tile(packed_a, packed_b + (size_t)panel * k2 * NR * 2, k2, alpha, beta, c + (size_t)i0 * ldc + j0, ldc, rows,
+                 n - j0 < NR ? n - j0 : NR);
+        }
+    }
+}
+
+#else
+int mlp_cpu_has_avx512_bf16(void) { return 0; }
+size_t mlp_bf16_packed_b_bytes(int k, int n) { (void)k; (void)n; return 0; }
+size_t mlp_bf16_packed_a_bytes(int k) { (void)k; return 0; }
+void mlp_bf16_pack_b(int trans_b, int k, int n, const float *b, int ldb, uint16_t *packed, int panel_begin, int panel_end) {}
+void mlp_bf16_gemm_rows(int trans_a, int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *packed_b,
+                        float beta, float *c, int ldc, int row_begin, int row_end, uint32_t *packed_a) {}
+#endif

@@ -1,0 +1,34 @@
+#ifndef MLP_BF16_GEMM_H
+#define MLP_BF16_GEMM_H
+// Matrix products with bf16 operands and fp32 accumulation on AVX-512 BF16 (vdpbf16ps: two bf16 products per fp32
+// lane), for the cpu backend's --precision bf16. Row-major fp32 matrices in and out: the operands are rounded to bf16
+// (round to nearest even) as they are packed, the sums are fp32.
+//
+//   C[m, n] = alpha · op(A)[m, k] · op(B)[k, n] + beta · C   (beta == 0: C is not read)
+//
+// B is packed once (mlp_bf16_pack_b, by panels of MLP_BF16_NR columns, which threads may share), then each thread
+// runs its rows of C (mlp_bf16_gemm_rows, in tiles of MLP_BF16_MR rows, packing its A tile into its own buffer).
+// Only call these where mlp_cpu_has_avx512_bf16() says the CPU has the instructions.
+#include <stddef.h>
+#include <stdint.h>
+
+#define MLP_BF16_MR 12
+#define MLP_BF16_NR 32
+
+// Whether the CPU (and the operating system) supports AVX-512 F and BF16.
+int mlp_cpu_has_avx512_bf16(void);
+
+// Bytes of B packed: op(B) [k, n] as ceil(n / NR) panels of ceil(k / 2) pairs of rows, zero-padded.
+size_t mlp_bf16_packed_b_bytes(int k, int n);
+
+// Bytes of one thread's A tile buffer for depth k.
+size_t mlp_bf16_packed_a_bytes(int k);
+
+// Packs panels [panel_begin, panel_end) of op(B) (B[k, n] with row stride ldb, or B[n, k] when trans_b).
+void mlp_bf16_pack_b(int trans_b, int k, int n, const float *b, int ldb, uint16_t *packed, int panel_begin, int panel_end);
+
+// Rows [row_begin, row_end) of C from op(A) (A[m, k] with row stride lda, or A[k, m] when trans_a) and packed B.
+void mlp_bf16_gemm_rows(int trans_a, int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *packed_b,
+                        float beta, float *c, int ldc, int row_begin, int row_end, uint32_t *packed_a);
+
+#endif

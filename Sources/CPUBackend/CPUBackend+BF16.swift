@@ -1,0 +1,66 @@
+import CBF16GEMM
+import CPUKernels
+import MLPCore
+
+/// `--precision bf16` on the cpu backend: every matrix product with bf16 operands and fp32 sums on AVX-512 BF16
+/// (`Sources/CBF16GEMM`); the parameters, gradients, optimizer state, activations and loss stay fp32. B is packed to bf16
+/// once per product by panels, split between the threads; then the threads take C's rows in tiles of 12, each packing
+/// its own rows of A.
+extension CPUBackend {
+    /// Whether this CPU can run bf16 products.
+    public static var supportsBF16: Bool { mlp_cpu_has_avx512_bf16() != 0 }
+
+    func bf16GEMM(_ g: GEMMArguments) {
+        let panels = (g.n + Int(MLP_BF16_NR) - 1) / Int(MLP_BF16_NR)
+        bf16Buffers.reserve(packedB: mlp_bf16_packed_b_bytes(Int32(g.k), Int32(g.n)), packedA: mlp_bf16_packed_a_bytes(Int32(g.k)),
+                            threads: pool.threadCount)
+        bf16Product = g
+        bf16Parts = min(parts(g.k * g.n, grain: 65_536), panels)
+        flushingSubnormals { pool.run(tasks: bf16Parts, bf16PackJob) }
+        let tiles = (g.m + Int(MLP_BF16_MR) - 1) / Int(MLP_BF16_MR)
+        bf16Parts = min(parts(2 * g.m * g.n * g.k, grain: 2_000_000), tiles)
+        flushingSubnormals { pool.run(tasks: bf16Parts, bf16RowsJob) }
+    }
+
+    /// Part `t` of `bf16Parts` of packing B's panels.
+    func bf16Pack(_ t: Int) {
+        let g = bf16Product, panels = (g.n + Int(MLP_BF16_NR) - 1) / Int(MLP_BF16_NR)
+        mlp_bf16_pack_b(g.transposeB ? 1 : 0, Int32(g.k), Int32(g.n), g.b, Int32(g.ldb), bf16Buffers.packedB,
+                        Int32(panels * t / bf16Parts), Int32(panels * (t + 1) / bf16Parts))
+    }
+
+    /// Part `t` of `bf16Parts` of C's rows, whole tiles each.
+    func bf16Rows(_ t: Int) {
+        let g = bf16Product, mr = Int(MLP_BF16_MR), tiles = (g.m + mr - 1) / mr
+        let lo = tiles * t / bf16Parts * mr, hi = min(g.m, tiles * (t + 1) / bf16Parts * mr)
+        guard lo < hi else { return }
+        mlp_bf16_gemm_rows(g.transposeA ? 1 : 0, Int32(g.m), Int32(g.n), Int32(g.k), g.alpha, g.a, Int32(g.lda), bf16Buffers.packedB,
+                           g.beta, g.c, Int32(g.ldc), Int32(lo), Int32(hi), bf16Buffers.packedA[t])
+    }
+}
+
+/// The bf16 products' packed operands: B for the product in progress, and each thread's tile of A. They grow to the
+/// largest product seen and are kept (no allocation in a step once the first has run).
+final class BF16Buffers {
+    private(set) var packedB = UnsafeMutablePointer<UInt16>.allocate(capacity: 1)
+    private(set) var packedA = [UnsafeMutablePointer<UInt32>]()
+    private var bBytes = 0, aBytes = 0
+
+    func reserve(packedB bytes: Int, packedA tileBytes: Int, threads: Int) {
+        if bytes > bBytes {
+            packedB.deallocate()
+            packedB = UnsafeMutablePointer<UInt16>.allocate(capacity: bytes / 2)
+            bBytes = bytes
+        }
+        if tileBytes > aBytes || packedA.count < threads {
+            for buffer in packedA { buffer.deallocate() }
+            packedA = (0..<threads).map { _ in UnsafeMutablePointer<UInt32>.allocate(capacity: max(tileBytes, aBytes) / 4) }
+            aBytes = max(tileBytes, aBytes)
+        }
+    }
+
+    deinit {
+        packedB.deallocate()
+        for buffer in packedA { buffer.deallocate() }
+    }
+}

@@ -1,0 +1,87 @@
+import CPUBackend
+import Foundation
+import MLPCore
+import MNIST
+import NaiveBackend
+import Testing
+import TestSupport
+
+/// The cpu backend's bf16 products (`--precision bf16`, AVX-512 BF16) against a Double product of the same operands
+/// rounded to bf16: the rounding is the definition, so the only difference left is the fp32 sums' (1e-6 of the
+/// terms' magnitude); and a short training run against fp32. On a CPU without AVX-512 BF16 the backend refuses
+/// bf16 by name.
+@Suite(.enabled(if: CPUBackend.supportsBF16, "this CPU lacks AVX-512 BF16")) struct BF16Tests {
+    /// fp32 → bf16 → fp32, as vcvtne2ps2bf16 rounds: to nearest even, subnormals to signed zero.
+    static func bf16(_ x: Float) -> Float {
+        var u = x.bitPattern
+        if u & 0x7f80_0000 == 0 { return Float(bitPattern: u & 0x8000_0000) }
+        u = u &+ 0x7fff &+ ((u >> 16) & 1)
+        return Float(bitPattern: u & 0xffff_0000)
+    }
+
+    @Test(arguments: [1, 2, 3])
+    func productsEqualTheRoundedOperandsProduct(threads: Int) throws {
+        let backend = try CPUBackend(threads: threads, precision: .bf16)
+        var g = SeededGenerator(seed: UInt64(threads))
+        // Sizes past every tile edge: rows of 12, columns of 32, depth pairs (odd depths), and the workloads' 784.
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            for (m, n, k) in [(1, 1, 1), (13, 33, 3), (27, 31, 2), (12, 32, 64), (61, 70, 785), (130, 45, 784), (5, 1, 17)] {
+                for (alpha, beta) in [(Float(1), Float(0)), (0.7, -1.3)] {
+                    let (aRows, aColumns) = ta ? (k, m) : (m, k), (bRows, bColumns) = tb ? (n, k) : (k, n)
+                    let (lda, ldb, ldc) = (aColumns + 3, bColumns + 1, n + 2)
+                    let a = (0..<aRows * lda).map { _ in Float(g.gaussian()) }, b = (0..<bRows * ldb).map { _ in Float(g.gaussian()) }
+                    var c0 = (0..<m * ldc).map { _ in Float(g.gaussian()) }
+                    if beta == 0 { for i in 0..<m { for j in 0..<n { c0[i * ldc + j] = .nan } } }
+                    let (pa, pb, pc) = (try backend.allocate(copying: a), try backend.allocate(copying: b), try backend.allocate(copying: c0))
+                    defer { backend.free(pa); backend.free(pb); backend.free(pc) }
+                    backend.gemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: alpha, a: pa, lda: lda, b: pb, ldb: ldb,
+                                 beta: beta, c: pc, ldc: ldc)
+                    let c = backend.download(pc, count: m * ldc)
+                    var worst = 0.0
+                    for i in 0..<m {
+                        for j in 0..<n {
+                            var s = 0.0, size = 0.0
+                            for p in 0..<k {
+                                let x = Double(Self.bf16(ta ? a[p * lda + i] : a[i * lda + p]))
+                                let y = Double(Self.bf16(tb ? b[j * ldb + p] : b[p * ldb + j]))
+                                s += x * y
+                                size += abs(x * y)
+                            }
+                            let expected = Double(alpha) * s + (beta == 0 ? 0 : Double(beta) * Double(c0[i * ldc + j]))
+                            let scale = abs(Double(alpha)) * size + abs(Double(beta) * (beta == 0 ? 0 : Double(c0[i * ldc + j]))) + 1e-30
+                            worst = max(worst, abs(Double(c[i * ldc + j]) - expected) / scale)
+                        }
+                        // The columns past n are not written.
+                        #expect(c[i * ldc + n].bitPattern == c0[i * ldc + n].bitPattern && c[i * ldc + n + 1].bitPattern == c0[i * ldc + n + 1].bitPattern)
+                    }
+                    #expect(worst < 2e-6, "tA \(ta) tB \(tb) \(m)×\(n)×\(k) alpha \(alpha) beta \(beta): \(worst)")
+                }
+            }
+        }
+    }
+
+    /// Three epochs of a small network: bf16 losses within 2% of fp32's, and the weights apart (the products are
+    /// not the fp32 ones).
+    @Test func trainingFollowsFP32() throws {
+        func run(_ precision: CPUBackend.Precision) throws -> (losses: [Double], weights: [Float]) {
+            let backend = try CPUBackend(threads: 2, precision: precision)
+            let configuration = try TrainingConfiguration(
+                network: NetworkSpec(layerSizes: [784, 64, 33, 10]), optimizer: .adam(learningRate: 2e-3),
+                schedule: LearningRateSchedule(base: 2e-3), epochs: 3, batchSize: 50, seed: 5)
+            let images = syntheticImages(count: 350, rows: 28, columns: 28, classes: 10, seed: 3)
+            let trainer = try Trainer(configuration: configuration, backend: backend, training: LabeledSamples(images))
+            let history = try trainer.run()
+            return (history.map(\.trainLoss), trainer.network.parameterValues())
+        }
+        let (fp32, bf16) = (try run(.fp32), try run(.bf16))
+        for (a, b) in zip(fp32.losses, bf16.losses) { #expect(abs(a - b) / a < 0.02, "\(fp32.losses) \(bf16.losses)") }
+        #expect(fp32.losses.last! < fp32.losses.first!)
+        #expect(fp32.weights != bf16.weights)
+    }
+
+    @Test func theBLASPathRefusesBF16() {
+        #expect(throws: CPUBackendError.bf16Unsupported("--gemm blas: the BLAS's products are fp32")) {
+            try CPUBackend(gemm: .blas, precision: .bf16)
+        }
+    }
+}
