@@ -2,11 +2,16 @@ import CBF16GEMM
 import CPUKernels
 import MLPCore
 
-/// `--precision bf16` on the cpu backend: every matrix product with bf16 operands and fp32 sums on AVX-512 BF16
+/// `--precision bf16` on the cpu backend: matrix products with bf16 operands and fp32 sums on AVX-512 BF16
 /// (`Sources/CBF16GEMM`); the parameters, gradients, optimizer state, activations and loss stay fp32. B is packed to bf16
 /// once per product by panels, split between the threads; then the threads take C's rows in tiles of 12, each packing
 /// its own rows of A.
 extension CPUBackend {
+    /// The fewest rows of C at which a product runs in bf16: packing B to bf16 is paid once per product, and over
+    /// fewer rows it costs more than the faster tiles save (small-128's forward products ran slower in bf16 than in
+    /// fp32: Benchmarks/RESULTS.md); those products stay fp32.
+    static let bf16MinimumRows = 256
+
     /// Whether this CPU can run bf16 products.
     public static var supportsBF16: Bool { mlp_cpu_has_avx512_bf16() != 0 }
 

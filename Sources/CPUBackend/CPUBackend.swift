@@ -293,7 +293,7 @@ public final class CPUBackend: HostMemoryBackend, ComposedLayers {
         // The first layer's products (forward and weight gradient) read the batch's inputs as A.
         let sparse = a.host == sparseInputs && !transposeB && n > kernels.vectorWidth
         // bf16: every product but those that skip the inputs' zeros (fp32, and faster still on sparse batches).
-        if precision == .bf16 && !sparse { return bf16GEMM(g) }
+        if precision == .bf16 && !sparse && m >= Self.bf16MinimumRows { return bf16GEMM(g) }
         // Split C between threads along the dimension whose split copies less: along n, every thread packs all of
         // A (m·k); along m, all of B (k·n). Boundaries fall on whole register tiles.
         let threads = parts(2 * m * n * k, grain: 2_000_000)

@@ -226,6 +226,9 @@ final class StreamedPass: BatchPass, @unchecked Sendable {
     func end() {
         guard !ended else { return }
         ended = true
+        // The last batch's step is queued: the next pass's copies into its window wait for it (a pass that follows at
+        // once, as a benchmark's next epoch does, must not overwrite a batch still being read).
+        if handed > 0 { try? source.uploader.release(source.windows[(handed - 1) % source.windows.count].values) }
         stopping.store(true, ordering: .releasing)
         // Wake producers waiting for a buffer; each then sees `stopping` and returns.
         for semaphore in emptied { semaphore.signal() }
