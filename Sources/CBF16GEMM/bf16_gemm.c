@@ -43,6 +43,30 @@ TARGET void mlp_bf16_pack_b(int trans_b, int k, int n, const float *b, int ldb, 
         int j0 = panel * NR;
         uint16_t *out = packed + (size_t)panel * k2 * NR * 2;
         int full = !trans_b && j0 + NR <= n;
+        if (trans_b) {
+            // op(B) = Bᵀ: each column's pairs of depth steps are side by side in B's row; convert a row 32 values
+            // at a time and scatter its 16 pairs down the panel.
+            uint32_t *pairs_out = (uint32_t *)out;
+            int columns = n - j0 < NR ? n - j0 : NR;
+            for (int j = 0; j < NR; j++) {
+                if (j >= columns) {
+                    for (int p = 0; p < k2; p++) pairs_out[(size_t)p * NR + j] = 0;
+                    continue;
+                }
+                const float *row = b + (size_t)(j0 + j) * ldb;
+                int p = 0;
+                for (; 2 * p + 32 <= k; p += 16) {
+                    uint32_t pairs[16];
+                    _mm512_storeu_si512(pairs, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + 2 * p + 16), _mm512_loadu_ps(row + 2 * p)));
+                    for (int q = 0; q < 16; q++) pairs_out[(size_t)(p + q) * NR + j] = pairs[q];
+                }
+                for (; p < k2; p++) {
+                    uint16_t lo = to_bf16(row[2 * p]), hi = 2 * p + 1 < k ? to_bf16(row[2 * p + 1]) : 0;
+                    pairs_out[(size_t)p * NR + j] = (uint32_t)lo | (uint32_t)hi << 16;
+                }
+            }
+            continue;
+        }
         for (int p = 0; p < k2; p++) {
             int k0 = 2 * p;
             if (full && k0 + 1 < k) {
@@ -94,14 +118,15 @@ TARGET static void pack_a(int trans_a, int k, const float *a, int lda, int i0, i
         }
         return;
     }
-    // op(A) = Aᵀ: a tile's MR values of one depth step are contiguous in A's row.
+    // op(A) = Aᵀ: a tile's MR values of one depth step are contiguous in A's row; two rows of A (a pair of depth
+    // steps) interleave into the tile's MR pairs.
+    __mmask16 valid = (__mmask16)((1u << rows) - 1);
     for (int p = 0; p < k2; p++) {
         const float *r0 = a + (size_t)(2 * p) * lda + i0, *r1 = r0 + lda;
-        int second = 2 * p + 1 < k;
-        for (int r = 0; r < MR; r++) {
-            uint16_t lo = r < rows ? to_bf16(r0[r]) : 0, hi = r < rows && second ? to_bf16(r1[r]) : 0;
-            out[(size_t)p * MR + r] = (uint32_t)lo | (uint32_t)hi << 16;
-        }
+        __m512 x0 = _mm512_maskz_loadu_ps(valid, r0), x1 = 2 * p + 1 < k ? _mm512_maskz_loadu_ps(valid, r1) : _mm512_setzero_ps();
+        __m512 lo = _mm512_permutex2var_ps(x0, _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0), x1);
+        __m512 hi = _mm512_permutex2var_ps(x0, _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8), x1);
+        _mm512_mask_storeu_epi32(out + (size_t)p * MR, (__mmask16)((1u << MR) - 1), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
     }
 }
 

@@ -17,6 +17,7 @@ public struct DataPlacement: Sendable, Equatable, CustomStringConvertible {
     /// Decides for data of `bytes` on `backend`.
     /// - Parameters:
     ///   - bytes: the data as it would be resident (`residentBytes`), training and evaluation sets together.
+    ///   - backend: the backend that trains on it (its `memoryAvailable`).
     ///   - forced: `--stream` or `--resident`; nil decides by the sizes.
     ///   - memoryLimit: `--device-memory-limit`: the most backend memory to assume free (on a backend whose memory is
     ///     the host's too, where it makes the choice as on a device of that size).
