@@ -64,16 +64,17 @@ public final class StreamedDataset: BatchSource {
     /// Sets up streaming of `samples` to `backend` in batches of at most `batchCapacity` samples.
     /// - Throws: when the host buffers (pinned memory) or the windows cannot be allocated.
     public convenience init(_ samples: LabeledSamples, on backend: any Backend, batchCapacity: Int) throws {
-        try self.init(samples, on: backend, batchCapacity: batchCapacity, uploader: nil)
+        try self.init(samples, on: backend, batchCapacity: batchCapacity, uploader: nil, producers: nil)
     }
 
-    /// With `uploader` in place of the backend's (the tests' failing one).
-    init(_ samples: LabeledSamples, on backend: any Backend, batchCapacity: Int, uploader: (any BatchUploader)?) throws {
+    /// With `uploader` in place of the backend's (the tests' failing one), and `producers` threads in place of a
+    /// quarter of the cores (the tests run several on a machine of two).
+    init(_ samples: LabeledSamples, on backend: any Backend, batchCapacity: Int, uploader: (any BatchUploader)?, producers: Int?) throws {
         precondition(batchCapacity >= 1, "batch capacity \(batchCapacity)")
         self.backend = backend
         self.samples = samples
         self.batchCapacity = batchCapacity
-        producerCount = min(4, max(1, ProcessInfo.processInfo.activeProcessorCount / 4))
+        producerCount = producers ?? min(4, max(1, ProcessInfo.processInfo.activeProcessorCount / 4))
         hostBufferCount = max(4, 2 * producerCount)
         layout = Layout(capacity: batchCapacity, features: samples.featureCount, valueSize: samples.values.type.size,
                         targets: samples.targetCount)
