@@ -94,7 +94,9 @@ public final class StreamedDataset: BatchSource {
 
     deinit {
         currentPass?.end()
-        // Copies may still be in flight into the windows: let them land before the memory goes.
+        // Copies may still be in flight into the windows (a pass ended early leaves the next batch's): let every copy
+        // land, and the steps that read the windows finish, before the memory goes.
+        for buffer in 0..<hostBufferCount { try? uploader.waitUntilRead(buffer) }
         try? backend.synchronize()
         backend.free(memory)
     }
