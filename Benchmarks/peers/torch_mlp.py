@@ -121,11 +121,18 @@ def graph_epoch(model, X, Y, batch, steps, generator, device, args):
         loss_fn(model(X[static_idx]), Y[static_idx]).backward()
         opt.step()
 
+    return captured_epochs(body, static_idx, len(X), batch, steps, generator, device)
+
+
+def captured_epochs(body, static_idx, count, batch, steps, generator, device):
+    """`body` (a whole step reading its batch's indices from `static_idx`) run three times on a side stream, as the
+    CUDA graph documentation asks (a compiled body compiles there), captured in one CUDA graph, and a function that
+    replays it on each batch of a fresh shuffle: one epoch."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
-        for _ in range(3):  # warm-up on a side stream, as the CUDA graph documentation asks
-            static_idx.copy_(torch.randperm(len(X), device=device, generator=generator)[:batch])
+        for _ in range(3):
+            static_idx.copy_(torch.randperm(count, device=device, generator=generator)[:batch])
             body()
     torch.cuda.current_stream().wait_stream(side)
     cuda_graph = torch.cuda.CUDAGraph()
@@ -133,22 +140,27 @@ def graph_epoch(model, X, Y, batch, steps, generator, device, args):
         body()
 
     def run_epoch():
-        order = torch.randperm(len(X), device=device, generator=generator)
+        order = torch.randperm(count, device=device, generator=generator)
         for s in range(steps):
             static_idx.copy_(order[s * batch:(s + 1) * batch])
             cuda_graph.replay()
     return run_epoch
 
 
-def compile_epoch(model, X, Y, batch, steps, generator, device, args):
-    # The backward is traced into the forward's graph, so Inductor sees (and fuses) the whole step: newer releases do
-    # it with trace_autograd_ops; older ones with compiled autograd (the backward as a graph of its own). The
-    # optimizer's update is compiled in the same function (PyTorch's "compiling the optimizer" recipe), after the one
-    # graph break torch.optim itself asks for. The learning rate is a tensor so that no value change recompiles.
+def trace_backward_into_graph():
+    """The backward traced into the forward's graph, so that Inductor sees (and fuses) the whole step: newer releases
+    do it with trace_autograd_ops, older ones with compiled autograd (the backward as a graph of its own)."""
     if hasattr(torch._dynamo.config, "trace_autograd_ops"):
         torch._dynamo.config.trace_autograd_ops = True
     else:
         torch._dynamo.config.compiled_autograd = True
+
+
+def compile_epoch(model, X, Y, batch, steps, generator, device, args):
+    # The whole step in one compiled function: the backward traced in, and the optimizer's update (PyTorch's "compiling
+    # the optimizer" recipe), after the one graph break torch.optim itself asks for. The learning rate is a tensor so
+    # that no value change recompiles.
+    trace_backward_into_graph()
     opt = torch.optim.Adam(model.parameters(), lr=torch.tensor(1e-3, device=device), capturable=True)
     loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -171,10 +183,7 @@ def compile_graph_epoch(model, X, Y, batch, steps, generator, device, args):
     # Inductor's fused kernels for the whole step (forward, backward traced in, the optimizer's update), without
     # Inductor's own CUDA graphs, captured in one CUDA graph by hand as the "cuda graph" variant captures the eager
     # step: the compile the way reduce-overhead means it, for a step whose outputs the next step overwrites.
-    if hasattr(torch._dynamo.config, "trace_autograd_ops"):
-        torch._dynamo.config.trace_autograd_ops = True
-    else:
-        torch._dynamo.config.compiled_autograd = True
+    trace_backward_into_graph()
     opt = torch.optim.Adam(model.parameters(), lr=torch.tensor(1e-3, device=device), capturable=True)
     loss_fn = torch.nn.CrossEntropyLoss()
     static_idx = torch.zeros(batch, dtype=torch.long, device=device)
@@ -186,23 +195,7 @@ def compile_graph_epoch(model, X, Y, batch, steps, generator, device, args):
         opt.step()
         opt.zero_grad(set_to_none=False)
 
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):  # compiles, then warms up on a side stream, as the CUDA graph documentation asks
-            static_idx.copy_(torch.randperm(len(X), device=device, generator=generator)[:batch])
-            body()
-    torch.cuda.current_stream().wait_stream(side)
-    cuda_graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(cuda_graph):
-        body()
-
-    def run_epoch():
-        order = torch.randperm(len(X), device=device, generator=generator)
-        for s in range(steps):
-            static_idx.copy_(order[s * batch:(s + 1) * batch])
-            cuda_graph.replay()
-    return run_epoch
+    return captured_epochs(body, static_idx, len(X), batch, steps, generator, device)
 
 
 EPOCHS = {"eager": eager_epoch, "cuda graph": graph_epoch, "compile": compile_epoch, "compile graph": compile_graph_epoch}

@@ -35,58 +35,59 @@ size_t mlp_bf16_packed_b_bytes(int k, int n) {
 
 size_t mlp_bf16_packed_a_bytes(int k) { return (size_t)((k + 1) / 2) * MR * sizeof(uint32_t); }
 
+// Two rows of 16 values as 16 bf16 pairs (x0[j], x1[j]): the layout vdpbf16ps reads, a pair per 32-bit lane.
+TARGET static inline __m512i interleave_pairs(__m512 x0, __m512 x1) {
+    __m512 lo = _mm512_permutex2var_ps(x0, _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0), x1);
+    __m512 hi = _mm512_permutex2var_ps(x0, _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8), x1);
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+}
+
+// A row of k values whose neighbours pair up (depth steps 2p and 2p + 1) as k2 bf16 pairs, pair p written to
+// out[p * stride]: 32 values a conversion, the rest one by one.
+TARGET static void row_pairs(const float *row, int k, uint32_t *out, size_t stride) {
+    int k2 = (k + 1) / 2, p = 0;
+    for (; 2 * p + 32 <= k; p += 16) {
+        uint32_t pairs[16];
+        _mm512_storeu_si512(pairs, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + 2 * p + 16), _mm512_loadu_ps(row + 2 * p)));
+        for (int q = 0; q < 16; q++) out[(size_t)(p + q) * stride] = pairs[q];
+    }
+    for (; p < k2; p++) {
+        uint16_t lo = to_bf16(row[2 * p]), hi = 2 * p + 1 < k ? to_bf16(row[2 * p + 1]) : 0;
+        out[(size_t)p * stride] = (uint32_t)lo | (uint32_t)hi << 16;
+    }
+}
+
 // Panel `panel` as [k2][NR][2]: for each pair of depth steps, the NR columns' two values side by side, as vdpbf16ps
-// reads them.
+// reads them; columns past n are zeros.
 TARGET void mlp_bf16_pack_b(int trans_b, int k, int n, const float *b, int ldb, uint16_t *packed, int panel_begin, int panel_end) {
     int k2 = (k + 1) / 2;
     for (int panel = panel_begin; panel < panel_end; panel++) {
-        int j0 = panel * NR;
+        int j0 = panel * NR, columns = n - j0 < NR ? n - j0 : NR;
         uint16_t *out = packed + (size_t)panel * k2 * NR * 2;
-        int full = !trans_b && j0 + NR <= n;
+        uint32_t *pairs_out = (uint32_t *)out;
         if (trans_b) {
-            // op(B) = Bᵀ: each column's pairs of depth steps are side by side in B's row; convert a row 32 values
-            // at a time and scatter its 16 pairs down the panel.
-            uint32_t *pairs_out = (uint32_t *)out;
-            int columns = n - j0 < NR ? n - j0 : NR;
+            // op(B) = Bᵀ: each column's pairs of depth steps are side by side in B's row.
             for (int j = 0; j < NR; j++) {
-                if (j >= columns) {
+                if (j < columns) {
+                    row_pairs(b + (size_t)(j0 + j) * ldb, k, pairs_out + j, NR);
+                } else {
                     for (int p = 0; p < k2; p++) pairs_out[(size_t)p * NR + j] = 0;
-                    continue;
-                }
-                const float *row = b + (size_t)(j0 + j) * ldb;
-                int p = 0;
-                for (; 2 * p + 32 <= k; p += 16) {
-                    uint32_t pairs[16];
-                    _mm512_storeu_si512(pairs, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + 2 * p + 16), _mm512_loadu_ps(row + 2 * p)));
-                    for (int q = 0; q < 16; q++) pairs_out[(size_t)(p + q) * NR + j] = pairs[q];
-                }
-                for (; p < k2; p++) {
-                    uint16_t lo = to_bf16(row[2 * p]), hi = 2 * p + 1 < k ? to_bf16(row[2 * p + 1]) : 0;
-                    pairs_out[(size_t)p * NR + j] = (uint32_t)lo | (uint32_t)hi << 16;
                 }
             }
             continue;
         }
+        // op(B) = B: a pair of depth steps is two rows of B, interleaved column by column.
         for (int p = 0; p < k2; p++) {
             int k0 = 2 * p;
-            if (full && k0 + 1 < k) {
+            if (columns == NR && k0 + 1 < k) {
                 const float *r0 = b + (size_t)k0 * ldb + j0, *r1 = r0 + ldb;
-                for (int h = 0; h < NR; h += 16) {
-                    __m512 x0 = _mm512_loadu_ps(r0 + h), x1 = _mm512_loadu_ps(r1 + h);
-                    // (r0[j], r1[j]) pairs: the low 8 columns, then the high 8.
-                    __m512 lo = _mm512_permutex2var_ps(x0, _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0), x1);
-                    __m512 hi = _mm512_permutex2var_ps(x0, _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8), x1);
-                    _mm512_storeu_si512(out + ((size_t)p * NR + h) * 2, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-                }
+                for (int h = 0; h < NR; h += 16)
+                    _mm512_storeu_si512(out + ((size_t)p * NR + h) * 2, interleave_pairs(_mm512_loadu_ps(r0 + h), _mm512_loadu_ps(r1 + h)));
                 continue;
             }
             for (int j = 0; j < NR; j++) {
-                int col = j0 + j;
-                float v0 = 0, v1 = 0;
-                if (col < n) {
-                    v0 = trans_b ? b[(size_t)col * ldb + k0] : b[(size_t)k0 * ldb + col];
-                    if (k0 + 1 < k) v1 = trans_b ? b[(size_t)col * ldb + k0 + 1] : b[(size_t)(k0 + 1) * ldb + col];
-                }
+                float v0 = j < columns ? b[(size_t)k0 * ldb + j0 + j] : 0;
+                float v1 = j < columns && k0 + 1 < k ? b[(size_t)(k0 + 1) * ldb + j0 + j] : 0;
                 out[((size_t)p * NR + j) * 2] = to_bf16(v0);
                 out[((size_t)p * NR + j) * 2 + 1] = to_bf16(v1);
             }
@@ -99,21 +100,10 @@ TARGET static void pack_a(int trans_a, int k, const float *a, int lda, int i0, i
     int k2 = (k + 1) / 2;
     if (!trans_a) {
         for (int r = 0; r < MR; r++) {
-            if (r >= rows) {
+            if (r < rows) {
+                row_pairs(a + (size_t)(i0 + r) * lda, k, out + r, MR);
+            } else {
                 for (int p = 0; p < k2; p++) out[(size_t)p * MR + r] = 0;
-                continue;
-            }
-            const float *row = a + (size_t)(i0 + r) * lda;
-            int p = 0;
-            for (; 2 * p + 32 <= k; p += 16) {
-                __m512 x0 = _mm512_loadu_ps(row + 2 * p), x1 = _mm512_loadu_ps(row + 2 * p + 16);
-                uint32_t pairs[16];
-                _mm512_storeu_si512(pairs, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
-                for (int q = 0; q < 16; q++) out[(size_t)(p + q) * MR + r] = pairs[q];
-            }
-            for (; p < k2; p++) {
-                uint16_t lo = to_bf16(row[2 * p]), hi = 2 * p + 1 < k ? to_bf16(row[2 * p + 1]) : 0;
-                out[(size_t)p * MR + r] = (uint32_t)lo | (uint32_t)hi << 16;
             }
         }
         return;
@@ -124,9 +114,7 @@ TARGET static void pack_a(int trans_a, int k, const float *a, int lda, int i0, i
     for (int p = 0; p < k2; p++) {
         const float *r0 = a + (size_t)(2 * p) * lda + i0, *r1 = r0 + lda;
         __m512 x0 = _mm512_maskz_loadu_ps(valid, r0), x1 = 2 * p + 1 < k ? _mm512_maskz_loadu_ps(valid, r1) : _mm512_setzero_ps();
-        __m512 lo = _mm512_permutex2var_ps(x0, _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0), x1);
-        __m512 hi = _mm512_permutex2var_ps(x0, _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8), x1);
-        _mm512_mask_storeu_epi32(out + (size_t)p * MR, (__mmask16)((1u << MR) - 1), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        _mm512_mask_storeu_epi32(out + (size_t)p * MR, (__mmask16)((1u << MR) - 1), interleave_pairs(x0, x1));
     }
 }
 

@@ -73,8 +73,8 @@ public final class CPUBackend: HostMemoryBackend, ComposedLayers {
     ///   - skipInputZeros: whether the first layer's products skip the zeros of a sparse batch (own GEMM only).
     ///     Default: `options.skipsInputZeros`.
     ///   - options: the switches (by default, the environment's).
-    ///   - precision: `.fp32` (default), or `.bf16`: every product with bf16 operands (own products only; the first
-    ///     layer's then do not skip zeros).
+    ///   - precision: `.fp32` (default), or `.bf16`: products of at least `bf16MinimumRows` rows with bf16 operands
+    ///     and fp32 sums (own products only); the first layer's products that skip the inputs' zeros stay fp32.
     /// - Throws: `CPUBackendError.blasNotFound` when `.blas` is asked for and none loads; `.bf16Unsupported` for
     ///   `.bf16` on a CPU without AVX-512 BF16, or with `.blas`.
     public init(threads: Int? = nil, gemm: GEMMProvider = .own, kernels: KernelSet? = nil, skipInputZeros: Bool? = nil,

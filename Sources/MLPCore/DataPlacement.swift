@@ -4,7 +4,18 @@ import MNIST
 /// Whether a run's data is copied whole into the backend's memory (`ResidentDataset`) or streamed to it a batch at a
 /// time (`StreamedDataset`), and why.
 public struct DataPlacement: Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: String, Sendable { case resident, streamed }
+    public enum Kind: String, Sendable {
+        case resident, streamed
+
+        /// `samples` on `backend` this way: copied whole, or streamed in batches of at most `batchCapacity` samples.
+        /// - Throws: when the backend memory (or, streamed, the pinned host buffers) cannot be allocated.
+        public func source(_ samples: LabeledSamples, on backend: any Backend, batchCapacity: Int) throws -> any BatchSource {
+            switch self {
+            case .resident: return try ResidentDataset(samples, on: backend)
+            case .streamed: return try StreamedDataset(samples, on: backend, batchCapacity: batchCapacity)
+            }
+        }
+    }
     /// What was chosen.
     public var kind: Kind
     /// Why, with the sizes (for `-v`).
@@ -56,14 +67,14 @@ public struct DataPlacement: Sendable, Equatable, CustomStringConvertible {
         samples.values.count * samples.values.type.size + samples.count * 4 + samples.targets.count * 4
     }
 
-    /// `samples` on `backend` as this placement says: copied whole, or streamed in batches of at most `batchCapacity`
-    /// samples.
-    /// - Throws: when the backend memory (or, streamed, the pinned host buffers) cannot be allocated.
+    /// `choose` for the sets a run holds together (training and evaluation), by their resident bytes.
+    public static func choose(for sets: [LabeledSamples], backend: any Backend, forced: Kind?, memoryLimit: Int?) throws -> DataPlacement {
+        try choose(bytes: sets.map(residentBytes).reduce(0, +), backend: backend, forced: forced, memoryLimit: memoryLimit)
+    }
+
+    /// `samples` on `backend` as this placement says (`Kind.source`).
     public func source(_ samples: LabeledSamples, on backend: any Backend, batchCapacity: Int) throws -> any BatchSource {
-        switch kind {
-        case .resident: return try ResidentDataset(samples, on: backend)
-        case .streamed: return try StreamedDataset(samples, on: backend, batchCapacity: batchCapacity)
-        }
+        try kind.source(samples, on: backend, batchCapacity: batchCapacity)
     }
 
     public var description: String { "data \(kind.rawValue): \(reason)" }

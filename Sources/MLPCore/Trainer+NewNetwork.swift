@@ -51,8 +51,7 @@ extension Trainer {
         network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &generator))
         // Copied to the backend whole, or streamed from host memory where it would take more than half of a GPU's free
         // memory (`DataPlacement`).
-        let sets = [training] + (evaluation.map { [$0] } ?? [])
-        let placement = try DataPlacement.choose(bytes: sets.map(DataPlacement.residentBytes).reduce(0, +), backend: backend,
+        let placement = try DataPlacement.choose(for: [training] + (evaluation.map { [$0] } ?? []), backend: backend,
                                                  forced: nil, memoryLimit: nil)
         let evaluationSet = try evaluation.map { images in
             (data: try placement.source(images, on: backend, batchCapacity: network.maxBatch), indices: (0..<Int32(images.count)).map { $0 },

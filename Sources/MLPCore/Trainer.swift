@@ -66,7 +66,8 @@ public final class Trainer {
     ///     "test" or "validation"), or `nil` for none.
     ///   - progress: where to start (`nil`: a new run, at the first epoch).
     /// - Throws: `ConfigurationError` when there are no training samples, or when the last partial batch is
-    ///   dropped and a batch is larger than the training samples.
+    ///   dropped and a batch is larger than the training samples, or a batch larger than a streamed source's
+    ///   capacity.
     public init(
         network: Network, configuration: TrainingConfiguration, trainingData: any BatchSource, trainingIndices: [Int32],
         evaluation: (data: any BatchSource, indices: [Int32], name: String)?, progress: TrainingProgress? = nil
@@ -78,6 +79,16 @@ public final class Trainer {
             throw ConfigurationError(
                 flag: "--batch-size", value: "\(configuration.batchSize)",
                 expected: "at most the \(trainingIndices.count) training samples when the last partial batch is dropped")
+        }
+        // A streamed source's windows hold `batchCapacity` samples: a training batch, and an evaluation's batches of up
+        // to `maxBatch`, must fit.
+        var needs = [(trainingData, configuration.batchSize)]
+        if let evaluation { needs.append((evaluation.data, min(network.maxBatch, evaluation.indices.count))) }
+        for (source, rows) in needs {
+            if let stream = source as? StreamedDataset, stream.batchCapacity < rows {
+                throw ConfigurationError(flag: "--batch-size", value: "\(rows)",
+                                         expected: "batches of at most the streamed dataset's capacity, \(stream.batchCapacity) samples")
+            }
         }
         self.network = network
         self.configuration = configuration

@@ -220,8 +220,7 @@ enum TrainingBenchmark {
         let maxBatch = max(workload.batch, 1000)
         let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: maxBatch)
         func source(_ images: LabeledImages) throws -> any BatchSource {
-            let set = LabeledSamples(images)
-            return streamed ? try StreamedDataset(set, on: backend, batchCapacity: maxBatch) : try ResidentDataset(set, on: backend)
+            try (streamed ? DataPlacement.Kind.streamed : .resident).source(LabeledSamples(images), on: backend, batchCapacity: maxBatch)
         }
         let train = try source(dataset.train)
         let test = try source(dataset.test)

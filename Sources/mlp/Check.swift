@@ -311,7 +311,7 @@ struct Check: ParsableCommand {
         let network = try Network(spec: spec, optimizer: configuration.optimizer, backend: backend, maxBatch: 1000)
         var initial = configuration.initializationGenerator
         network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &initial))
-        let data: any BatchSource = streamed ? try StreamedDataset(set, on: backend, batchCapacity: network.maxBatch) : try ResidentDataset(set, on: backend)
+        let data = try (streamed ? DataPlacement.Kind.streamed : .resident).source(set, on: backend, batchCapacity: network.maxBatch)
         let all = (0..<Int32(rows)).map { $0 }
         let trainer = try Trainer(network: network, configuration: configuration, trainingData: data, trainingIndices: all,
                                   evaluation: (data, all, "training rows"))
@@ -329,8 +329,7 @@ struct Check: ParsableCommand {
         let network = try Network(spec: spec, optimizer: configuration.optimizer, backend: backend, maxBatch: 37)
         var g = configuration.initializationGenerator
         network.setParameters(ParameterLayout(spec).initialParameters(for: spec, using: &g))
-        let set = LabeledSamples(images)
-        let data: any BatchSource = streamed ? try StreamedDataset(set, on: backend, batchCapacity: 37) : try ResidentDataset(set, on: backend)
+        let data = try (streamed ? DataPlacement.Kind.streamed : .resident).source(LabeledSamples(images), on: backend, batchCapacity: 37)
         let trainer = try Trainer(
             network: network, configuration: configuration, trainingData: data,
             trainingIndices: (0..<Int32(images.count)).map { $0 }, evaluation: nil)

@@ -21,8 +21,8 @@ struct PlacementOptions: ParsableArguments {
     /// The placement of `sets` on `backend`, logged with its reason (`-v`).
     func choose(for sets: [LabeledSamples], on backend: any Backend, logger: Logger) throws -> DataPlacement {
         let placement = try DataPlacement.choose(
-            bytes: sets.map(DataPlacement.residentBytes).reduce(0, +), backend: backend,
-            forced: stream ? .streamed : resident ? .resident : nil, memoryLimit: try deviceMemoryLimit.map(Self.bytes))
+            for: sets, backend: backend, forced: stream ? .streamed : resident ? .resident : nil,
+            memoryLimit: try deviceMemoryLimit.map(Self.bytes))
         logger.debug("\(placement)")
         return placement
     }

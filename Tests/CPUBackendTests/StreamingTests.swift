@@ -184,6 +184,26 @@ import TestSupport
         pass.end()
     }
 
+    /// A training batch or an evaluation's batch larger than a stream's windows is refused when the trainer is made.
+    @Test func batchesLargerThanTheStreamAreRefused() throws {
+        let backend = try CPUBackend(threads: 2)
+        let spec = try NetworkSpec(layerSizes: [784, 9, 10])
+        let configuration = try TrainingConfiguration(
+            network: spec, optimizer: .adam(learningRate: 1e-3), schedule: LearningRateSchedule(base: 1e-3), epochs: 1, batchSize: 17, seed: 1)
+        let network = try Network(spec: spec, optimizer: configuration.optimizer, backend: backend, maxBatch: 40)
+        let all = (0..<Int32(Self.images.count)).map { $0 }
+        let small = try StreamedDataset(Self.images, on: backend, batchCapacity: 16)
+        #expect(throws: ConfigurationError(flag: "--batch-size", value: "17", expected: "batches of at most the streamed dataset's capacity, 16 samples")) {
+            try Trainer(network: network, configuration: configuration, trainingData: small, trainingIndices: all, evaluation: nil)
+        }
+        let resident = try ResidentDataset(Self.images, on: backend)
+        #expect(throws: ConfigurationError(flag: "--batch-size", value: "40", expected: "batches of at most the streamed dataset's capacity, 16 samples")) {
+            try Trainer(network: network, configuration: configuration, trainingData: resident, trainingIndices: all, evaluation: (small, all, "test"))
+        }
+        _ = try Trainer(network: network, configuration: configuration, trainingData: try StreamedDataset(Self.images, on: backend, batchCapacity: 40),
+                        trainingIndices: all, evaluation: nil)
+    }
+
     @Test func thePlacementFollowsTheMemory() throws {
         let backend = NaiveBackend()
         let bytes = DataPlacement.residentBytes(Self.images)
