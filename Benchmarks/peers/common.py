@@ -31,7 +31,7 @@ def parse_args(description, extra=None):
     p.add_argument("--repeats", type=int, default=3, help="timed runs (the median is reported)")
     p.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "Data", "mnist"))
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--precision", default="fp32", choices=["fp32", "tf32"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"])
     p.add_argument("--seed", type=int, default=0)
     if extra:
         extra(p)

@@ -7,7 +7,12 @@ the parameters and optimizer state donated to the epoch (updated in place).
 Two layouts of the weights, each reported as its own implementation: `[in, out]` applied as `x @ W` ("jax (scan,
 x@W)"), and `[out, in]` applied as `x @ w.T` ("jax (scan, x@w.T)", PyTorch's `Linear` layout). XLA lays out the
 products differently for the two, and on a GPU the first ran faster (issue 28); `mlp bench` reports the faster.
-Precision: "highest" matmul precision for fp32, "tensorfloat32" for tf32 (GPU).
+Precision: "highest" matmul precision for fp32, "tensorfloat32" for tf32 (GPU). bf16 is mixed precision, the
+parameters and Adam's state fp32 and every product's operands bf16, in two formulations, each reported for each layout:
+"bf16 activations" (as Flax's `Dense(dtype=bfloat16)` computes: the inputs and the weights cast to bf16, each layer's
+outputs bf16, so that the backward's products take bf16 gradients too; the logits cast to fp32 for the loss) and
+"fp32 activations" (each product's operands cast to bf16 with `preferred_element_type=float32`, its outputs fp32: the
+backward then multiplies fp32 gradients by bf16 operands, which XLA runs as fp32 products).
 """
 import os
 from functools import partial
@@ -22,11 +27,13 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
-jax.config.update("jax_default_matmul_precision", "highest" if args.precision == "fp32" else "tensorfloat32")
+jax.config.update("jax_default_matmul_precision", "tensorfloat32" if args.precision == "tf32" else "highest")
 
 
 # The layouts, by the label each is reported under: whether the weights are stored [in, out] (applied as x @ W).
 LAYOUTS = {"x@W": True, "x@w.T": False}
+# The formulations of each precision, by the label each adds: whether the layers' outputs are bf16 (None: no bf16).
+FORMULATIONS = {"bf16 activations": True, "fp32 activations": False} if args.precision == "bf16" else {"": None}
 
 
 def main():
@@ -35,11 +42,14 @@ def main():
     X, Y = jax.device_put(train_x, device), jax.device_put(train_y, device)
     for name in args.workloads.split(","):
         for layout, in_out in LAYOUTS.items():
-            train(name, layout, in_out, X, Y, test_x, test_y, device, len(train_x))
+            for formulation, bf16_outputs in FORMULATIONS.items():
+                label = layout + (f", {formulation}" if formulation else "")
+                train(name, label, in_out, bf16_outputs, X, Y, test_x, test_y, device, len(train_x))
 
 
-def train(name, layout, in_out, X, Y, test_x, test_y, device, samples):
-    """Trains workload `name` with the weights in one layout, times it and prints its result line."""
+def train(name, label, in_out, bf16_outputs, X, Y, test_x, test_y, device, samples):
+    """Trains workload `name` with the weights in one layout (and, in bf16, one formulation), times it and prints its
+    result line."""
     layers, batch = common.WORKLOADS[name]
     # The same initial values in either layout (He-normal, drawn as [out, in]).
     params = [(jnp.asarray(w.T.copy() if in_out else w), jnp.asarray(b)) for w, b in common.he_init(layers, args.seed)]
@@ -48,13 +58,18 @@ def train(name, layout, in_out, X, Y, test_x, test_y, device, samples):
     steps = samples // batch
 
     def dense(x, w, b):
-        return (x @ w if in_out else x @ w.T) + b
+        if bf16_outputs is None:
+            return (x @ w if in_out else x @ w.T) + b
+        x, w = x.astype(jnp.bfloat16), w.astype(jnp.bfloat16)
+        out_type = jnp.bfloat16 if bf16_outputs else jnp.float32
+        product = jnp.matmul(x, w if in_out else w.T, preferred_element_type=out_type)
+        return product + b.astype(out_type)
 
     def forward(params, x):
         for w, b in params[:-1]:
             x = jax.nn.relu(dense(x, w, b))
         w, b = params[-1]
-        return dense(x, w, b)
+        return dense(x, w, b).astype(jnp.float32)
 
     def loss_fn(params, x, y):
         logits = forward(params, x)
@@ -87,7 +102,7 @@ def train(name, layout, in_out, X, Y, test_x, test_y, device, samples):
                                        sync=lambda: jax.block_until_ready(state["params"]))
     logits = jax.jit(forward)(state["params"], jax.device_put(test_x, device))
     accuracy = float((jnp.argmax(logits, axis=1) == jnp.asarray(test_y)).mean())
-    common.report(f"jax (scan, {layout})", name, args.precision, rates, step_us, accuracy,
+    common.report(f"jax (scan, {label})", name, args.precision, rates, step_us, accuracy,
                   f"JAX {jax.__version__} on {device.platform}; weights {'[in, out]' if in_out else '[out, in]'}; warm-up epoch not counted")
 
 

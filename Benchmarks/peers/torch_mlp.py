@@ -15,8 +15,10 @@ workload reports all of them; `mlp bench` compares ours with the fastest):
   compile graph  (GPU) the same compiled step without Inductor's CUDA graphs, captured whole in one CUDA graph by
               hand and replayed (PyTorch 2.11's reduce-overhead refused this step on an H100: its CUDA-graph
               trees saw the step's outputs overwritten by the next step).
---variants picks among them. --precision tf32 turns on TF32 matrix units (torch.backends.cuda.matmul.allow_tf32);
-fp32 keeps them off. A variant that fails (a missing compiler, say) is reported on standard error and skipped.
+--variants picks among them (TORCH_MLP_VARIANTS sets the default, for runs through `mlp bench --peers`). --precision tf32 turns on TF32 matrix units (torch.backends.cuda.matmul.allow_tf32);
+fp32 keeps them off; bf16 runs the forward and the loss under torch.autocast(dtype=torch.bfloat16), PyTorch's mixed
+precision (products on bf16 operands, parameters and Adam's state fp32; the weight-cast cache off, as CUDA graphs
+require). A variant that fails (a missing compiler, say) is reported on standard error and skipped.
 """
 import os
 import sys
@@ -44,6 +46,11 @@ def accuracy(model, x, y):
         return float((model(x).argmax(dim=1) == y).float().mean())
 
 
+def mixed_precision(args):
+    """The context the forward and the loss run in: autocast to bf16 for --precision bf16, else nothing."""
+    return torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.precision == "bf16", cache_enabled=False)
+
+
 def extra_arguments(p):
     p.add_argument("--variants", help="comma-separated; default eager,compile on the CPU, all four on the GPU")
     p.add_argument("--compile-mode", default="reduce-overhead",
@@ -62,7 +69,8 @@ def main():
     X, Y = torch.from_numpy(train_x).to(device), torch.from_numpy(train_y).long().to(device)
     TX, TY = torch.from_numpy(test_x).to(device), torch.from_numpy(test_y).long().to(device)
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
-    default = "eager,compile" if args.device == "cpu" else "eager,cuda graph,compile,compile graph"
+    # TORCH_MLP_VARIANTS narrows the default where `mlp bench --peers` runs this script (it passes no --variants).
+    default = os.environ.get("TORCH_MLP_VARIANTS") or ("eager,compile" if args.device == "cpu" else "eager,cuda graph,compile,compile graph")
     modes = [m.strip() for m in (args.variants or default).split(",") if m.strip()]
     for name in args.workloads.split(","):
         layers, batch = common.WORKLOADS[name]
@@ -79,7 +87,7 @@ def main():
             except Exception as error:  # one variant's failure must not lose the others' rows
                 print(f"torch {mode} on {name} failed: {type(error).__name__}: {error}", file=sys.stderr)
                 continue
-            precision = args.precision if args.device == "cuda" else "fp32"
+            precision = "fp32" if args.device == "cpu" and args.precision == "tf32" else args.precision
             label = "torch" + ("" if args.device == "cpu" and mode == "eager" else f" {mode}")
             if mode.startswith("compile") and args.compile_mode != "reduce-overhead":
                 label += f" ({args.compile_mode})"
@@ -93,7 +101,9 @@ def eager_epoch(model, X, Y, batch, steps, generator, device, args):
 
     def step(idx):
         opt.zero_grad(set_to_none=True)
-        loss_fn(model(X[idx]), Y[idx]).backward()
+        with mixed_precision(args):
+            loss = loss_fn(model(X[idx]), Y[idx])
+        loss.backward()
         opt.step()
 
     return shuffled_epochs(step, len(X), batch, steps, generator, device)
@@ -118,7 +128,9 @@ def graph_epoch(model, X, Y, batch, steps, generator, device, args):
 
     def body():
         opt.zero_grad(set_to_none=False)
-        loss_fn(model(X[static_idx]), Y[static_idx]).backward()
+        with mixed_precision(args):
+            loss = loss_fn(model(X[static_idx]), Y[static_idx])
+        loss.backward()
         opt.step()
 
     return captured_epochs(body, static_idx, len(X), batch, steps, generator, device)
@@ -166,7 +178,9 @@ def compile_epoch(model, X, Y, batch, steps, generator, device, args):
 
     @torch.compile(mode=args.compile_mode)
     def compiled_step(idx):
-        loss_fn(model(X[idx]), Y[idx]).backward()
+        with mixed_precision(args):
+            loss = loss_fn(model(X[idx]), Y[idx])
+        loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=False)
 
@@ -191,7 +205,9 @@ def compile_graph_epoch(model, X, Y, batch, steps, generator, device, args):
 
     @torch.compile(mode=mode)
     def body():
-        loss_fn(model(X[static_idx]), Y[static_idx]).backward()
+        with mixed_precision(args):
+            loss = loss_fn(model(X[static_idx]), Y[static_idx])
+        loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=False)
 

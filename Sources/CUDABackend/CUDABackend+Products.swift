@@ -49,7 +49,7 @@ extension CUDABackend {
     private func run(_ call: MatmulCall, on target: OpaquePointer?, _ workspace: UInt64) throws {
         let started = DispatchTime.now().uptimeNanoseconds
         guard let plan = try planner.plan(for: call) else {
-            throw CUDAError("cuBLASLt \(planner.lt.getVersion()) offers no algorithm for the product \(call.label) in \(allowTF32 ? "tf32" : "fp32")")
+            throw CUDAError("cuBLASLt \(planner.lt.getVersion()) offers no algorithm for the product \(call.label) in \(precision.rawValue)")
         }
         if !plan.tuned, case .direct = mode {
             // The plan was just made (a plan is tuned on its first use): the -v log says what making it and
@@ -66,18 +66,18 @@ extension CUDABackend {
     }
 
     /// Whether the product `call`, a weight gradient's Xᵀ·dZ, first copies X transposed into scratch and then runs
-    /// without a transpose: TF32 products of at least `transposedInputMinimumFlops` (`MLP_CUDA_OFF=transposed-inputs`:
-    /// none). TF32 tensor-core kernels read both operands along `k`; in Xᵀ·dZ neither is stored that way, and the
+    /// without a transpose: TF32 and bf16 products of at least `transposedInputMinimumFlops`
+    /// (`MLP_CUDA_OFF=transposed-inputs`: none). Tensor-core kernels read both operands along `k`; in Xᵀ·dZ neither is stored that way, and the
     /// product then runs far slower than the forward product of the same size. Copying every weight gradient's input
     /// lost on the small workloads, and in fp32 (whose kernels do not care about the layout) everywhere
     /// (Benchmarks/RESULTS.md).
     private func transposesInput(of call: MatmulCall) -> Bool {
-        options.uses(.transposedInputs) && Self.transposesInput(of: call, tf32: allowTF32)
+        options.uses(.transposedInputs) && Self.transposesInput(of: call, matrixUnits: precision.usesMatrixUnits)
     }
 
     /// The rule of `transposesInput` for a backend of that precision.
-    static func transposesInput(of call: MatmulCall, tf32: Bool) -> Bool {
-        call.transposeA && !call.transposeB && tf32 && 2.0 * Double(call.m) * Double(call.n) * Double(call.k) >= transposedInputMinimumFlops
+    static func transposesInput(of call: MatmulCall, matrixUnits: Bool) -> Bool {
+        call.transposeA && !call.transposeB && matrixUnits && 2.0 * Double(call.m) * Double(call.n) * Double(call.k) >= transposedInputMinimumFlops
     }
     static let transposedInputMinimumFlops = 2e9
     /// The stream's transpose scratch of at least `floats`, or nil if it is smaller and cannot grow here (inside a

@@ -20,8 +20,33 @@ public final class CUDABackend: Backend, ComposedLayers {
     public let name = "cuda"
     public let isHostMemory = false
     public let deviceDescription: String
+    /// What the products' operands are rounded to on the matrix units (`--precision`).
+    public let precision: Precision
     /// Whether products may use TF32 matrix units (`--precision tf32`).
-    public let allowTF32: Bool
+    public var allowTF32: Bool { precision == .tf32 }
+
+    /// The products' precision: what cuBLASLt may round their fp32 operands to. Every buffer stays fp32 (parameters,
+    /// activations, gradients, optimizer state), sums are fp32, and our own kernels (the output layer's narrow product
+    /// among them) compute in fp32 whatever the precision.
+    public enum Precision: String, CaseIterable, Sendable {
+        /// Strict fp32 products (`CUBLAS_COMPUTE_32F`).
+        case fp32
+        /// Operands rounded to TF32 (10-bit mantissa) on the matrix units (`CUBLAS_COMPUTE_32F_FAST_TF32`).
+        case tf32
+        /// Operands rounded to bf16 (8-bit mantissa) on the matrix units, fp32 sums (`CUBLAS_COMPUTE_32F_FAST_16BF`).
+        case bf16
+
+        /// cuBLASLt's compute type for it.
+        var computeType: Int32 {
+            switch self {
+            case .fp32: return CUBLASLt.computeFP32
+            case .tf32: return CUBLASLt.computeFastTF32
+            case .bf16: return CUBLASLt.computeFastBF16
+            }
+        }
+        /// Whether the products run on the matrix units, whose kernels read both operands along `k`.
+        var usesMatrixUnits: Bool { self != .fp32 }
+    }
     /// The switches this backend was started with.
     public let options: CUDAOptions
 
@@ -148,15 +173,15 @@ public final class CUDABackend: Backend, ComposedLayers {
     /// - Throws: `CUDAError` saying which library is missing (with every path tried), or which call failed.
     /// - Parameters:
     ///   - device: the CUDA device's ordinal.
-    ///   - allowTF32: whether products may use TF32 matrix units (`--precision tf32`).
+    ///   - precision: the products' precision; tf32 and bf16 need compute capability 8.0 or later.
     ///   - options: the switches (by default, the environment's).
     ///   - log: where the details go (libraries loaded, compile times, each product's algorithm).
     ///   - warn: where problems that do not stop the backend go (once each): a tuning cache that cannot be saved,
     ///     a switch that cannot be read.
-    public init(device: Int = 0, allowTF32: Bool = false, options: CUDAOptions = CUDAOptions(),
+    public init(device: Int = 0, precision: Precision = .fp32, options: CUDAOptions = CUDAOptions(),
                 log: @escaping (String) -> Void = { _ in }, warn: @escaping (String) -> Void = { _ in }) throws {
         self.options = options
-        self.allowTF32 = allowTF32
+        self.precision = precision
         self.log = log
         options.problems.forEach(warn)
         log("options: \(options)")
@@ -180,6 +205,9 @@ public final class CUDABackend: Backend, ComposedLayers {
             return Int(value)
         }
         let major = try attribute(75, "compute capability major"), minor = try attribute(76, "compute capability minor")
+        if precision.usesMatrixUnits && major < 8 {
+            throw CUDAError("--precision \(precision.rawValue) needs a GPU of compute capability 8.0 or later (\(precision.rawValue) matrix units); \(deviceName) is \(major).\(minor): use --precision fp32")
+        }
         // CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN: the most shared memory a block may ask for.
         let sharedPerBlock = max(try attribute(97, "shared memory per block, opt-in"), Self.defaultSharedBytesPerBlock)
         var context: OpaquePointer?
@@ -217,10 +245,10 @@ public final class CUDABackend: Backend, ComposedLayers {
         let lt = try CUBLASLt.load()
         let cache = options.timesAlgorithms ? TuningCache(
             url: options.tuningCache,
-            context: "\(deviceName) cc \(major).\(minor), driver \(version), cuBLASLt \(lt.getVersion()), \(allowTF32 ? "tf32" : "fp32")") : nil
+            context: "\(deviceName) cc \(major).\(minor), driver \(version), cuBLASLt \(lt.getVersion()), \(precision.rawValue)") : nil
         if let cache { log("tuning cache: \(cache.url?.path ?? "none")\(cache.url == nil ? "" : ", \(cache.entries.count) entries")") }
         planner = try MatmulPlanner(
-            lt: lt, computeType: allowTF32 ? CUBLASLt.computeFastTF32 : CUBLASLt.computeFP32, workspaceBytes: Self.ltWorkspaceBytes,
+            lt: lt, computeType: precision.computeType, workspaceBytes: Self.ltWorkspaceBytes,
             tunes: options.timesAlgorithms, offersSplitVariants: options.uses(.splitK), cache: cache)
         planner.warn = warn
         log(String(format: "cuBLASLt's first heuristic query (its own set-up) at start-up: %.1f ms", try planner.warmUp() * 1e3))
@@ -272,7 +300,7 @@ public final class CUDABackend: Backend, ComposedLayers {
             stagingEvents.append(event)
         }
         deviceDescription = "\(deviceName), compute capability \(major).\(minor), driver API \(version), cuBLASLt \(lt.getVersion()) "
-            + "(\(algorithms) algorithms\(fusesLayers ? ", fused epilogues" : "")), \(allowTF32 ? "tf32" : "fp32") products"
+            + "(\(algorithms) algorithms\(fusesLayers ? ", fused epilogues" : "")), \(precision.rawValue) products"
     }
 
     /// The kernels of `Kernels.source` the backend launches.

@@ -49,8 +49,8 @@ struct Bench: ParsableCommand {
     var threads: Int?
     @Option(help: "cpu backend GEMM: own or blas.")
     var gemm: CPUBackend.GEMMProvider = .own
-    @Option(help: "cuda backend and GPU peers: fp32 or tf32 products.")
-    var precision: Precision = .fp32
+    @Option(help: "cuda backend and the peers: fp32, tf32 or bf16 products; several, comma-separated (bf16,tf32), run each in turn in the same rounds.")
+    var precision = "fp32"
     @Option(help: "Where the peers run: cpu, or cuda (with --backends cuda).")
     var peerDevice = "cpu"
     @Option(help: ArgumentHelp("Measure nothing: rewrite bench.md and bench.svg from this bench.json (e.g. one brought back from a GPU host).", valueName: "file"))
@@ -65,6 +65,21 @@ struct Bench: ParsableCommand {
         if rounds < 1 { throw ValidationError("--rounds \(rounds): expected at least 1") }
         if naiveSteps < 1 { throw ValidationError("--naive-steps \(naiveSteps): expected at least 1") }
         if let t = threads, t < 1 { throw ValidationError("--threads \(t): expected at least 1") }
+        _ = try precisions
+    }
+
+    /// `--precision`, each once, in the order given.
+    var precisions: [Precision] {
+        get throws {
+            var list = [Precision]()
+            for item in precision.split(separator: ",", omittingEmptySubsequences: false) {
+                guard let p = Precision(rawValue: item.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--precision \(precision): \"\(item)\" is not fp32, tf32 or bf16")
+                }
+                if !list.contains(p) { list.append(p) }
+            }
+            return list
+        }
     }
 
     func run() throws {
@@ -95,15 +110,19 @@ struct Bench: ParsableCommand {
         print("machine: \(report.machine.summary)")
         print("cpu backend: \(cpu.deviceDescription)")
         if cpu.skipsInputZeros { print("  \(BenchReport.denseOperationsNote)") }
-        let cudaBackend = selectedBackends.contains("cuda") ? try CUDABackend(allowTF32: precision == .tf32, warn: { print("warning: \($0)") }) : nil
-        if let cudaBackend {
-            print("cuda backend: \(cudaBackend.deviceDescription)")
-            report.gpu = cudaBackend.deviceDescription
-        }
+        // The cuda backend once per precision asked for, each with its own plans and recordings.
+        let precisions = try self.precisions
+        let cudaBackends = selectedBackends.contains("cuda") ? try precisions.map { p in
+            try CUDABackend(precision: BackendOptions.cudaPrecision(p), warn: { print("warning: \($0)") })
+        } : []
+        for cudaBackend in cudaBackends { print("cuda backend: \(cudaBackend.deviceDescription)") }
+        report.gpu = cudaBackends.first?.deviceDescription
         report.peak = measurePeak(cpu)
-        if let cudaBackend {
-            report.peak.gpuGFLOPs = gpuPeak(cudaBackend)
-            print(String(format: "measured GPU peak: %.0f GFLOP/s (4096³, %@)", report.peak.gpuGFLOPs ?? 0, precision.rawValue))
+        for cudaBackend in cudaBackends {
+            let rate = gpuPeak(cudaBackend)
+            if report.peak.gpuGFLOPs == nil { report.peak.gpuGFLOPs = rate }
+            if cudaBackends.count > 1 { report.peak.gpuGFLOPsByPrecision = (report.peak.gpuGFLOPsByPrecision ?? [:]).merging([cudaBackend.precision.rawValue: rate]) { $1 } }
+            print(String(format: "measured GPU peak: %.0f GFLOP/s (4096³, %@)", rate, cudaBackend.precision.rawValue))
         }
         print(String(format: "measured peak: %.1f GFLOP/s (own GEMM, 2048³)%@", report.peak.ownGFLOPs, report.peak.blasGFLOPs.map { String(format: ", %.1f GFLOP/s (BLAS)", $0) } ?? ""))
 
@@ -125,41 +144,45 @@ struct Bench: ParsableCommand {
                         if round == 1 { print("\(workload.name): naive skipped (about \(Int(naiveSeconds)) s per step)") }
                         continue
                     }
-                    let backend: any Backend
+                    let backends: [any Backend]
                     switch backendName {
-                    case "naive": backend = NaiveBackend()
-                    case "cuda": backend = try cudaBackend ?? { throw ValidationError("cuda backend unavailable") }()
-                    case "cpu-dense": backend = cpuDense!
-                    case "cpu-bf16": backend = cpuBF16!
-                    default: backend = cpu
+                    case "naive": backends = [NaiveBackend()]
+                    case "cuda": backends = cudaBackends
+                    case "cpu-dense": backends = [cpuDense!]
+                    case "cpu-bf16": backends = [cpuBF16!]
+                    default: backends = [cpu]
                     }
-                    var row = try TrainingBenchmark.run(
-                        workload: workload, backend: backend, dataset: dataset, epochs: epochs, repeats: repeats,
-                        steps: backendName == "naive" ? naiveSteps : nil)
-                    row.device = backendName == "cuda" ? "cuda" : "cpu"
-                    row.implementation = backendName
-                    print(row.line)
-                    results.append(row)
-                    if stream && backendName != "naive" {
-                        var streamed = try TrainingBenchmark.run(
-                            workload: workload, backend: backend, dataset: dataset, epochs: epochs, repeats: repeats, steps: nil,
-                            streamed: true)
-                        streamed.device = row.device
-                        streamed.implementation = "\(backendName) (streamed)"
-                        print(streamed.line)
-                        results.append(streamed)
-                    }
-                    if profile && round == 1 && backendName != "naive" {
-                        var entries = try StepProfile.run(workload: workload, backend: backend, dataset: dataset)
-                        // The dense variant's profile beside the default's: its rows say which they are.
-                        if backendName == "cpu-dense" { for i in entries.indices { entries[i].workload += " dense" } }
-                        report.profile += entries
+                    for backend in backends {
+                        var row = try TrainingBenchmark.run(
+                            workload: workload, backend: backend, dataset: dataset, epochs: epochs, repeats: repeats,
+                            steps: backendName == "naive" ? naiveSteps : nil)
+                        row.device = backendName == "cuda" ? "cuda" : "cpu"
+                        row.implementation = backendName
+                        print(row.line)
+                        results.append(row)
+                        if stream && backendName != "naive" {
+                            var streamed = try TrainingBenchmark.run(
+                                workload: workload, backend: backend, dataset: dataset, epochs: epochs, repeats: repeats, steps: nil,
+                                streamed: true)
+                            streamed.device = row.device
+                            streamed.implementation = "\(backendName) (streamed)"
+                            print(streamed.line)
+                            results.append(streamed)
+                        }
+                        if profile && round == 1 && backendName != "naive" {
+                            var entries = try StepProfile.run(workload: workload, backend: backend, dataset: dataset)
+                            // The dense variant's profile beside the default's: its rows say which they are.
+                            if backendName == "cpu-dense" { for i in entries.indices { entries[i].workload += " dense" } }
+                            report.profile += entries
+                        }
                     }
                 }
             }
             if peers {
                 let names = peerList.split(separator: ",").map(String.init)
-                results += PeerRunner.run(names: names, workloads: selectedWorkloads, epochs: epochs, repeats: repeats, dataDirectory: dataset.directory, device: peerDevice, precision: precision.rawValue)
+                for p in precisions {
+                    results += PeerRunner.run(names: names, workloads: selectedWorkloads, epochs: epochs, repeats: repeats, dataDirectory: dataset.directory, device: peerDevice, precision: p.rawValue)
+                }
             }
             byRound.append(results)
         }
@@ -170,9 +193,9 @@ struct Bench: ParsableCommand {
             for line in report.roundRatios ?? [] { print("  \(line)") }
         }
         for p in report.profile { print(p.line) }
-        if let cudaBackend, !cudaBackend.matmulReport.isEmpty {
+        for cudaBackend in cudaBackends where !cudaBackend.matmulReport.isEmpty {
             // Which cuBLASLt algorithm each product shape got, timed against the heuristic's first choice.
-            print("cuBLASLt algorithm choices:")
+            print("cuBLASLt algorithm choices (\(cudaBackend.precision.rawValue)):")
             for line in cudaBackend.matmulReport { print("  \(line)") }
         }
         let directory = URL(fileURLWithPath: output)
@@ -314,7 +337,7 @@ enum TrainingBenchmark {
         }
         return BenchReport.Training(
             implementation: backend.name, workload: workload.name,
-            precision: (backend as? CUDABackend)?.allowTF32 == true ? "tf32" : (backend as? CPUBackend)?.precision == .bf16 ? "bf16" : "fp32",
+            precision: (backend as? CUDABackend)?.precision.rawValue ?? ((backend as? CPUBackend)?.precision == .bf16 ? "bf16" : "fp32"),
             samplesPerSecond: throughput,
             stepMicroseconds: Summary(stepTimes).median * 1e6, gflops: throughput.median * flopsPerSample / 1e9,
             testAccuracy: accuracy, note: note)

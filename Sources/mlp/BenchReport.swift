@@ -35,8 +35,14 @@ struct BenchReport: Codable {
         var ownGFLOPs: Double
         var blasGFLOPs: Double?
         var blasName: String?
-        /// The GPU's measured product rate (a 4096³ cuBLAS product in the cuda backend's precision), when a GPU ran.
+        /// The GPU's measured product rate (a 4096³ cuBLAS product in the cuda backend's precision), when a GPU ran:
+        /// of the first precision measured.
         var gpuGFLOPs: Double? = nil
+        /// The same, per precision, when the cuda backend ran in more than one (`--precision bf16,tf32`).
+        var gpuGFLOPsByPrecision: [String: Double]? = nil
+
+        /// The GPU's rate in `precision`.
+        func gpu(_ precision: String) -> Double? { gpuGFLOPsByPrecision?[precision] ?? gpuGFLOPs }
         var best: Double { max(ownGFLOPs.isNaN ? 0 : ownGFLOPs, blasGFLOPs ?? 0) }
     }
 
@@ -72,6 +78,18 @@ struct BenchReport: Codable {
     static let denseOperationsNote = "GFLOP/s and % of peak count the dense products' operations (2·m·n·k each) for every "
         + "implementation; the cpu backend's first-layer products skip the inputs' zeros, so its figures can pass the peak"
 
+    /// The measured peaks, one markdown list item each: the CPU's, and the GPU's in each precision that ran.
+    func peakLines() -> String {
+        var md = String(format: "- measured CPU peak (2048³ SGEMM): own %.1f GFLOP/s", peak.ownGFLOPs) + (peak.blasGFLOPs.map { String(format: ", BLAS (%@) %.1f GFLOP/s", peak.blasName ?? "", $0) } ?? "") + "\n"
+        if let byPrecision = peak.gpuGFLOPsByPrecision, byPrecision.count > 1 {
+            md += "- measured GPU peak (4096³ cuBLAS product): " + byPrecision.sorted { $0.key < $1.key }
+                .map { String(format: "%.0f GFLOP/s in %@", $0.value, $0.key) }.joined(separator: ", ") + "\n"
+        } else if let gpu = peak.gpuGFLOPs {
+            md += String(format: "- measured GPU peak (4096³ cuBLAS product): %.0f GFLOP/s\n", gpu)
+        }
+        return md
+    }
+
     func write(to directory: URL) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -82,9 +100,7 @@ struct BenchReport: Codable {
         md += "- cpu backend: \(cpuBackend)\n"
         if cpuBackend.contains(CPUBackend.skipsZerosDescription) { md += "- \(Self.denseOperationsNote)\n" }
         if let gpu { md += "- cuda backend: \(gpu)\n" }
-        md += String(format: "- measured CPU peak (2048³ SGEMM): own %.1f GFLOP/s", peak.ownGFLOPs) + (peak.blasGFLOPs.map { String(format: ", BLAS (%@) %.1f GFLOP/s", peak.blasName ?? "", $0) } ?? "") + "\n"
-        if let gpu = peak.gpuGFLOPs { md += String(format: "- measured GPU peak (4096³ cuBLAS product): %.0f GFLOP/s\n", gpu) }
-        md += "\n"
+        md += peakLines() + "\n"
         md += markdownTable() + "\n"
         md += "Test accuracy: after one untimed epoch and the timed runs' epochs, the same epochs for every implementation (Adam, learning rate 1e-3, batch of the workload; a run of a few steps, such as the naive backend's, has none).\n\n"
         let fastest = fastestPeersTable()
@@ -162,7 +178,7 @@ struct BenchReport: Codable {
                 ?? training.first { $0.workload == t.workload && $0.implementation == "cpu" }
             let overNaive = naive.map { String(format: "%.1f×", t.samplesPerSecond.median / $0.samplesPerSecond.median) } ?? ""
             let cpuOver = cpu.map { String(format: "%.2f", $0.samplesPerSecond.median / t.samplesPerSecond.median) } ?? ""
-            let devicePeak = t.device == "cuda" ? (peak.gpuGFLOPs ?? 0) : peak.best
+            let devicePeak = t.device == "cuda" ? (peak.gpu(t.precision) ?? 0) : peak.best
             let percent = devicePeak > 0 ? String(format: "%.0f%%", 100 * t.gflops / devicePeak) : ""
             md += "| \(t.workload) | \(t.implementation)\(t.precision == "fp32" ? "" : " (\(t.precision))") | \(Int(t.samplesPerSecond.median).grouped) | \(Int(t.samplesPerSecond.min).grouped)–\(Int(t.samplesPerSecond.max).grouped) | \(String(format: "%.0f", t.stepMicroseconds)) | \(String(format: "%.1f", t.gflops)) | \(percent) | \(t.testAccuracy.map { $0.percent } ?? "—") | \(overNaive) | \(cpuOver) |\n"
         }

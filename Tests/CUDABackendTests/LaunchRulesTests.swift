@@ -82,14 +82,14 @@ import Testing
                    b: 512, ldb: n, beta: 0, c: 1024, ldc: n)
     }
 
-    @Test func onlyLargeTF32WeightGradientsAreTransposed() {
+    @Test func onlyLargeMatrixUnitWeightGradientsAreTransposed() {
         let wide = Self.call(transposeA: true, m: 4096, n: 4096, k: 1024)       // 34 GFLOP
         let small = Self.call(transposeA: true, m: 784, n: 512, k: 1024)        // 0.8 GFLOP
         let forward = Self.call(transposeA: false, m: 1024, n: 4096, k: 4096)
-        #expect(CUDABackend.transposesInput(of: wide, tf32: true))
-        #expect(!CUDABackend.transposesInput(of: wide, tf32: false))
-        #expect(!CUDABackend.transposesInput(of: small, tf32: true))
-        #expect(!CUDABackend.transposesInput(of: forward, tf32: true))
+        #expect(CUDABackend.transposesInput(of: wide, matrixUnits: true))
+        #expect(!CUDABackend.transposesInput(of: wide, matrixUnits: false))
+        #expect(!CUDABackend.transposesInput(of: small, matrixUnits: true))
+        #expect(!CUDABackend.transposesInput(of: forward, matrixUnits: true))
     }
 
     /// A batch's indices passed by value fill the kernel's whole `InlineIndices` (or `InlineIndicesLarge`)

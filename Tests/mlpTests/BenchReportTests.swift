@@ -65,4 +65,27 @@ import Testing
         #expect(table.contains("| small-1024 | fp32 | jax | jax (scan, x@w.T) |"))
         #expect(BenchReport.framework(of: "cpu-dense") == nil && BenchReport.framework(of: "numpy") == "numpy")
     }
+
+    /// `mlp bench --precision bf16,tf32`: the cuda backend's rows in each precision are compared with the peers of the
+    /// same precision only, and each row's share of the peak is of its own precision's measured rate.
+    @Test func eachPrecisionIsComparedWithinItself() {
+        func row(_ implementation: String, _ precision: String, _ rate: Double) -> BenchReport.Training {
+            var t = Self.row(implementation, "wide-1024", [rate], device: "cuda")
+            t.precision = precision
+            return t
+        }
+        var report = BenchReport(machine: MachineInfo.current(commit: "test"), command: "test")
+        report.training = [row("cuda", "bf16", 3_000_000), row("cuda", "tf32", 1_700_000),
+                           row("jax (scan, x@W, bf16 activations)", "bf16", 2_000_000), row("jax (scan, x@W)", "tf32", 1_500_000)]
+        report.peak.gpuGFLOPs = 600_000
+        report.peak.gpuGFLOPsByPrecision = ["bf16": 600_000, "tf32": 300_000]
+        let fastest = report.fastestPeers()
+        #expect(fastest.map { "\($0.precision) \($0.fastest.implementation)" } == ["bf16 jax (scan, x@W, bf16 activations)", "tf32 jax (scan, x@W)"])
+        #expect(fastest.map { $0.oursOverIt.map { (($0 * 100).rounded() / 100) } } == [1.5, 1.13])
+        // gflops is 0.003 × samples/s: 9,000 GFLOP/s of bf16's 600,000 is 2%, 5,100 of tf32's 300,000 is 2% (1.7).
+        let table = report.markdownTable()
+        #expect(table.contains("| wide-1024 | cuda (bf16) | 3,000,000 |") && table.contains("| 9000.0 | 2% |"))
+        #expect(table.contains("| wide-1024 | cuda (tf32) | 1,700,000 |") && table.contains("| 5100.0 | 2% |"))
+        #expect(report.peakLines().contains("600000 GFLOP/s in bf16, 300000 GFLOP/s in tf32"))
+    }
 }
