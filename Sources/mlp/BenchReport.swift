@@ -145,16 +145,21 @@ struct BenchReport: Codable {
         return pooled
     }
 
-    /// For each workload, ours (the cuda backend where it ran, else the cpu backend) ÷ each other implementation, one
-    /// figure per round, and their median.
+    /// The row every other of `workload` and `precision` is compared with: the cuda backend's where it ran, else the
+    /// cpu backend's in that precision (`cpu-bf16` for bf16, `cpu` otherwise; its fp32 row for tf32, which the CPU
+    /// lacks).
+    static func ours(workload: String, precision: String, in rows: [Training]) -> Training? {
+        rows.first { $0.workload == workload && $0.implementation == "cuda" && $0.precision == precision }
+            ?? rows.first { $0.workload == workload && $0.implementation == (precision == "bf16" ? "cpu-bf16" : "cpu") }
+    }
+
+    /// For each workload and precision, ours (`ours(workload:precision:in:)`) ÷ each other implementation, one figure
+    /// per round, and their median.
     static func ratiosByRound(_ rounds: [[Training]]) -> [String] {
         guard let first = rounds.first else { return [] }
         var lines = [String]()
         for t in first {
-            func ours(_ round: [Training]) -> Training? {
-                round.first { $0.workload == t.workload && $0.implementation == "cuda" && $0.precision == t.precision }
-                    ?? round.first { $0.workload == t.workload && $0.implementation == "cpu" }
-            }
+            func ours(_ round: [Training]) -> Training? { Self.ours(workload: t.workload, precision: t.precision, in: round) }
             guard let mine = ours(first), mine.implementation != t.implementation || mine.precision != t.precision else { continue }
             let ratios = rounds.compactMap { round -> Double? in
                 guard let o = ours(round), let other = round.first(where: { $0.implementation == t.implementation && $0.workload == t.workload && $0.precision == t.precision }) else { return nil }
@@ -169,13 +174,12 @@ struct BenchReport: Codable {
 
     /// The training results, with each result's ratio to the naive baseline and the cpu backend's ratio to it.
     func markdownTable() -> String {
-        // "ours": the cuda backend's row of the same workload and precision where it ran, else the cpu backend's.
+        // "ours": `ours(workload:precision:in:)`.
         var md = "| workload | implementation | samples/s (median) | min–max | µs/step | GFLOP/s | % of peak | test accuracy | × naive | ours ÷ this |\n"
         md += "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
         for t in training {
             let naive = training.first { $0.workload == t.workload && $0.implementation == "naive" }
-            let cpu = training.first { $0.workload == t.workload && $0.implementation == "cuda" && $0.precision == t.precision }
-                ?? training.first { $0.workload == t.workload && $0.implementation == "cpu" }
+            let cpu = Self.ours(workload: t.workload, precision: t.precision, in: training)
             let overNaive = naive.map { String(format: "%.1f×", t.samplesPerSecond.median / $0.samplesPerSecond.median) } ?? ""
             let cpuOver = cpu.map { String(format: "%.2f", $0.samplesPerSecond.median / t.samplesPerSecond.median) } ?? ""
             let devicePeak = t.device == "cuda" ? (peak.gpu(t.precision) ?? 0) : peak.best
@@ -192,15 +196,13 @@ struct BenchReport: Codable {
         return ["naive", "cpu", "cpu-dense", "cpu-bf16", "cuda"].contains(name) ? nil : name
     }
 
-    /// Per workload and precision, the fastest variant of each peer framework, and ours ÷ it (ours: the cuda backend's
-    /// row where it ran, else the cpu backend's). A peer is written as its best users would write it, so this is the
+    /// Per workload and precision, the fastest variant of each peer framework, and ours ÷ it (`ours(workload:precision:in:)`). A peer is written as its best users would write it, so this is the
     /// ratio that counts; the table of every row shows the others.
     func fastestPeers() -> [(workload: String, precision: String, framework: String, fastest: Training, oursOverIt: Double?)] {
         var found = [(workload: String, precision: String, framework: String, fastest: Training, oursOverIt: Double?)]()
         for t in training {
             guard let framework = Self.framework(of: t.implementation) else { continue }
-            let ours = training.first { $0.workload == t.workload && $0.implementation == "cuda" && $0.precision == t.precision }
-                ?? training.first { $0.workload == t.workload && $0.implementation == "cpu" }
+            let ours = Self.ours(workload: t.workload, precision: t.precision, in: training)
             let ratio = ours.map { $0.samplesPerSecond.median / t.samplesPerSecond.median }
             if let i = found.firstIndex(where: { $0.workload == t.workload && $0.precision == t.precision && $0.framework == framework }) {
                 if t.samplesPerSecond.median > found[i].fastest.samplesPerSecond.median { found[i] = (t.workload, t.precision, framework, t, ratio) }

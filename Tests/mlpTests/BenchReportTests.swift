@@ -88,4 +88,22 @@ import Testing
         #expect(table.contains("| wide-1024 | cuda (tf32) | 1,700,000 |") && table.contains("| 5100.0 | 2% |"))
         #expect(report.peakLines().contains("600000 GFLOP/s in bf16, 300000 GFLOP/s in tf32"))
     }
+
+    /// On the CPU, bf16 peers are compared with the cpu backend's bf16 row, fp32 peers with its fp32 row.
+    @Test func cpuBF16PeersAreComparedWithCPUBF16() {
+        func row(_ implementation: String, _ precision: String, _ rate: Double) -> BenchReport.Training {
+            var t = Self.row(implementation, "small-1024", [rate])
+            t.precision = precision
+            return t
+        }
+        var report = BenchReport(machine: MachineInfo.current(commit: "test"), command: "test")
+        report.training = [row("cpu", "fp32", 100_000), row("cpu-bf16", "bf16", 140_000), row("jax (scan, x@W)", "fp32", 70_000),
+                           row("jax (scan, x@W, bf16 activations)", "bf16", 56_000), row("torch", "bf16", 40_000)]
+        #expect(report.fastestPeers().map { $0.oursOverIt.map { (($0 * 100).rounded() / 100) } } == [1.43, 2.5, 3.5])
+        #expect(BenchReport.ratiosByRound([report.training]) == [
+            "small-1024: cpu ÷ jax (scan, x@W): 1.43 (median 1.43)",
+            "small-1024: cpu-bf16 ÷ jax (scan, x@W, bf16 activations) (bf16): 2.50 (median 2.50)",
+            "small-1024: cpu-bf16 ÷ torch (bf16): 3.50 (median 3.50)",
+        ])
+    }
 }
