@@ -18,6 +18,24 @@ import TestSupport
         try runProcess(mlp, arguments, currentDirectory: FileManager.default.temporaryDirectory)
     }
 
+    /// A bf16 run writes an ordinary fp32 checkpoint (bf16 is only how its products round their operands), which
+    /// resumes in fp32 on another backend (issue 27).
+    @Test(.enabled(if: (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains("avx512_bf16") == true,
+                   "the CPU has no AVX-512 BF16"))
+    func aBF16CheckpointResumesInFP32() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let common = ["--train-samples", "700", "--test-samples", "50", "--batch-size", "300", "--quiet"]
+        let first = try run(["train", "--backend", "cpu", "--precision", "bf16", "--epochs", "1", "--output", dir.path] + common)
+        #expect(first.status == 0, "\(first.stderr)")
+        let checkpoint = try SafeTensors.read(contentsOf: dir.appendingPathComponent("last.safetensors"))
+        #expect(checkpoint.entries.count >= 6 && checkpoint.entries.values.allSatisfy { $0.dtype == "F32" }, "\(checkpoint.entries)")
+        let resumed = try run(["train", "--backend", "naive", "--precision", "fp32", "--resume", dir.path, "--epochs", "2"] + common)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let after = try SafeTensors.read(contentsOf: dir.appendingPathComponent("last.safetensors"))
+        #expect(try after.floats("layers.0.weight").values != checkpoint.floats("layers.0.weight").values)
+    }
+
     @Test func metricsAreAppendedWithTheRunsID() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
