@@ -48,18 +48,23 @@ final class MatmulPlanner {
         return Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
     }
 
-    /// The plan for `call`, made on first use; nil when cuBLASLt offers no algorithm for it.
+    /// The plan for `call`, made on first use; nil when cuBLASLt offers no algorithm for it. Where it offers none in
+    /// the backend's reduced precision (TF32 or bf16), the product runs in strict fp32, and `report` says so.
     func plan(for call: MatmulCall) throws -> MatmulPlan? {
         let key = call.key
         if let known = plans[key] { return known }
-        let plan = try makePlan(call)
+        var plan = try makePlan(call)
+        if plan == nil && computeType != CUBLASLt.computeFP32 {
+            plan = try makePlan(call, computeType: CUBLASLt.computeFP32)
+            if plan != nil { report.append("\(call.label): no algorithm in the backend's precision; strict fp32") }
+        }
         plans[key] = plan
         return plan
     }
 
-    private func makePlan(_ call: MatmulCall) throws -> MatmulPlan? {
+    private func makePlan(_ call: MatmulCall, computeType: Int32? = nil) throws -> MatmulPlan? {
         var operation: OpaquePointer?
-        try lt.check(lt.descCreate(&operation, computeType, CUBLASLt.realFloat), "cublasLtMatmulDescCreate")
+        try lt.check(lt.descCreate(&operation, computeType ?? self.computeType, CUBLASLt.realFloat), "cublasLtMatmulDescCreate")
         // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: cuBLASLt's A is our B and its B our A, each
         // keeping its transpose flag; a row-major matrix read column-major is its transpose.
         try lt.setAttribute(operation, .transA, Int32(call.transposeB ? 1 : 0))
