@@ -311,7 +311,7 @@ struct MachineInfo: Codable {
 extension BenchReport.Training {
     var line: String {
         let acc = testAccuracy.map { "  test acc \($0.percent)" } ?? ""
-        return "\(workload.padding(toLength: 11, withPad: " ", startingAt: 0)) \(implementation.padding(toLength: 14, withPad: " ", startingAt: 0)) \(Int(samplesPerSecond.median).grouped.leftPadded(11)) samples/s (\(Int(samplesPerSecond.min).grouped)–\(Int(samplesPerSecond.max).grouped))  \(String(format: "%7.0f", stepMicroseconds)) µs/step  \(String(format: "%6.1f", gflops)) GFLOP/s\(acc)"
+        return "\(workload.padding(toLength: 11, withPad: " ", startingAt: 0)) \((implementation + (precision == "fp32" ? "" : " \(precision)")).padding(toLength: 14, withPad: " ", startingAt: 0)) \(Int(samplesPerSecond.median).grouped.leftPadded(11)) samples/s (\(Int(samplesPerSecond.min).grouped)–\(Int(samplesPerSecond.max).grouped))  \(String(format: "%7.0f", stepMicroseconds)) µs/step  \(String(format: "%6.1f", gflops)) GFLOP/s\(acc)"
     }
 }
 
