@@ -10,10 +10,9 @@
 #   bash Benchmarks/gpu/run.sh stream       issue 24: mlp check's streamed runs, the link's peak, mlp bench --stream
 #                                           beside resident, a set too large for --device-memory-limit trained streamed,
 #                                           and Ctrl-C while its copies are in flight
-#   bash Benchmarks/gpu/run.sh bf16         issue 27: mlp check in bf16, the default run in bf16, and mlp bench of the cuda
-#                                           backend in bf16 and tf32 against JAX and PyTorch in each, every workload
-#                                           (PyTorch: TORCH_MLP_VARIANTS, "cuda graph" by default)
-#   bash Benchmarks/gpu/run.sh torch-compile  PyTorch's compiled step and its CUDA-graph step, every workload, fp32, tf32
+#   bash Benchmarks/gpu/run.sh bf16         issue 27: mlp bench of the cuda backend in tf32 against JAX and PyTorch in
+#                                           bf16 and tf32, every workload (PyTorch: TORCH_MLP_VARIANTS, "cuda graph" by
+#                                           default), and the products' rates in bf16 and TF32 (torch.matmul)
 #   bash Benchmarks/gpu/run.sh torch-autotune  PyTorch's compiled step with --compile-mode max-autotune (Triton's tuned
 #                                           products; minutes of compiling), small-128 and small-1024, fp32 and tf32
 #   bash Benchmarks/gpu/run.sh profile      per-kernel times of training steps (Nsight Compute)
@@ -339,19 +338,10 @@ stream)
     tail -4 "$out/interrupt.txt"
     ;;
 bf16)
-    .run/mlp check --backend cuda --precision bf16 2>&1 | tee "$out/check-bf16.txt" | grep -E "FAIL|checks passed|failed"
-    .run/mlp train --backend cuda --precision bf16 --no-progress 2>&1 | tee "$out/train-bf16.txt" | tail -2
-    TORCH_MLP_VARIANTS="${TORCH_MLP_VARIANTS:-cuda graph}" bench --backends cuda --precision bf16,tf32 \
+    TORCH_MLP_VARIANTS="${TORCH_MLP_VARIANTS:-cuda graph}" bench --backends cuda --precision tf32,bf16 \
         --workloads small-128,small-1024,wide-1024 --repeats 3 --peers --peer-list jax,torch --peer-device cuda \
         --output "$out/bench-bf16" 2>&1 | tee "$out/bench-bf16.txt" | grep -E "^\| |peak"
-    ;;
-torch-compile)
-    # PyTorch's whole step compiled and captured in one CUDA graph by hand ("compile graph": reduce-overhead's own
-    # graphs refuse this step), beside the eager step captured ("cuda graph"); every workload, both precisions.
-    for precision in fp32 tf32; do
-        python3 Benchmarks/peers/torch_mlp.py --device cuda --precision "$precision" --variants "compile graph","cuda graph" \
-            --workloads small-128,small-1024,wide-1024 --repeats 3 2>&1 | tee "$out/torch-compile-$precision.txt"
-    done
+    python3 Benchmarks/gpu/matmul_rates.py 2>&1 | tee "$out/matmul-rates.txt"
     ;;
 torch-autotune)
     for precision in ${BENCH_PRECISIONS:-fp32 tf32}; do

@@ -36,7 +36,6 @@ struct CUBLASLt {
     // Values from cublasLt.h and library_types.h.
     static let computeFP32: Int32 = 68          // CUBLAS_COMPUTE_32F
     static let computeFastTF32: Int32 = 77      // CUBLAS_COMPUTE_32F_FAST_TF32
-    static let computeFastBF16: Int32 = 75      // CUBLAS_COMPUTE_32F_FAST_16BF
     static let realFloat: Int32 = 0             // CUDA_R_32F
     enum DescAttribute: Int32 {
         case transA = 3, transB = 4, epilogue = 7, biasPointer = 8

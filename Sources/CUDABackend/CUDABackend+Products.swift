@@ -66,11 +66,11 @@ extension CUDABackend {
     }
 
     /// Whether the product `call`, a weight gradient's Xᵀ·dZ, first copies X transposed into scratch and then runs
-    /// without a transpose: TF32 and bf16 products of at least `transposedInputMinimumFlops`
+    /// without a transpose: TF32 products of at least `transposedInputMinimumFlops`
     /// (`MLP_CUDA_OFF=transposed-inputs`: none). Tensor-core kernels read both operands along `k`; in Xᵀ·dZ neither is
     /// stored that way, and the product then runs far slower than the forward product of the same size. Copying every
     /// weight gradient's input lost on the small workloads, and in fp32 (whose kernels do not care about the layout)
-    /// everywhere (Benchmarks/RESULTS.md; measured in TF32, applied to bf16 alike).
+    /// everywhere (Benchmarks/RESULTS.md).
     private func transposesInput(of call: MatmulCall) -> Bool {
         options.uses(.transposedInputs) && Self.transposesInput(of: call, matrixUnits: precision.usesMatrixUnits)
     }

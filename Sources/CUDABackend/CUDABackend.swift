@@ -28,20 +28,21 @@ public final class CUDABackend: Backend, ComposedLayers {
     /// The products' precision: what cuBLASLt may round their fp32 operands to. Every buffer stays fp32 (parameters,
     /// activations, gradients, optimizer state), sums are fp32, and our own kernels (the output layer's narrow product
     /// among them) compute in fp32 whatever the precision.
+    ///
+    /// There is no bf16 case: cuBLASLt's `CUBLAS_COMPUTE_32F_FAST_16BF` over fp32 operands ran at TF32's speed with
+    /// TF32's errors on an H100 (Benchmarks/RESULTS.md, 2026-12-07 night), so bf16 products need their operands stored
+    /// in bf16, which this backend does not do yet.
     public enum Precision: String, CaseIterable, Sendable {
         /// Strict fp32 products (`CUBLAS_COMPUTE_32F`).
         case fp32
         /// Operands rounded to TF32 (10-bit mantissa) on the matrix units (`CUBLAS_COMPUTE_32F_FAST_TF32`).
         case tf32
-        /// Operands rounded to bf16 (8-bit mantissa) on the matrix units, fp32 sums (`CUBLAS_COMPUTE_32F_FAST_16BF`).
-        case bf16
 
         /// cuBLASLt's compute type for it.
         var computeType: Int32 {
             switch self {
             case .fp32: return CUBLASLt.computeFP32
             case .tf32: return CUBLASLt.computeFastTF32
-            case .bf16: return CUBLASLt.computeFastBF16
             }
         }
         /// Whether the products run on the matrix units, whose kernels read both operands along `k`.
@@ -173,7 +174,7 @@ public final class CUDABackend: Backend, ComposedLayers {
     /// - Throws: `CUDAError` saying which library is missing (with every path tried), or which call failed.
     /// - Parameters:
     ///   - device: the CUDA device's ordinal.
-    ///   - precision: the products' precision; tf32 and bf16 need compute capability 8.0 or later.
+    ///   - precision: the products' precision; tf32 needs compute capability 8.0 or later.
     ///   - options: the switches (by default, the environment's).
     ///   - log: where the details go (libraries loaded, compile times, each product's algorithm).
     ///   - warn: where problems that do not stop the backend go (once each): a tuning cache that cannot be saved,

@@ -49,7 +49,7 @@ final class MatmulPlanner {
     }
 
     /// The plan for `call`, made on first use; nil when cuBLASLt offers no algorithm for it. Where it offers none in
-    /// the backend's reduced precision (TF32 or bf16), the product runs in strict fp32, and `report` says so.
+    /// the backend's reduced precision (TF32), the product runs in strict fp32, and `report` says so.
     func plan(for call: MatmulCall) throws -> MatmulPlan? {
         let key = call.key
         if let known = plans[key] { return known }

@@ -38,7 +38,7 @@ struct BackendOptions: ParsableArguments {
     @Option(help: "cpu backend: matrix products by this package's own SIMD GEMM (own) or a BLAS found at run time (blas; MLP_BLAS names one).")
     var gemm: CPUBackend.GEMMProvider = .own
 
-    @Option(help: "Matrix products: fp32 (strict), tf32 (cuda: TF32 matrix units), bf16 (bf16 operands, fp32 sums: cuda's matrix units, or the cpu's AVX-512 BF16).")
+    @Option(help: "Matrix products: fp32 (strict), tf32 (cuda: TF32 matrix units), bf16 (cpu: bf16 operands and fp32 sums on AVX-512 BF16).")
     var precision: Precision = .fp32
 
     @Flag(name: .shortAndLong, help: "Log what is loaded from where, and timings, to standard error.")
@@ -46,8 +46,8 @@ struct BackendOptions: ParsableArguments {
 
     func validate() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads \(t): expected at least 1") }
-        if precision == .bf16 && backend == .naive {
-            throw ValidationError("--precision bf16: runs on the cpu and cuda backends (the naive backend, the fp32 reference, has fp32 products)")
+        if precision == .bf16 && (backend == .cuda || backend == .naive) {
+            throw ValidationError("--precision bf16: runs on the cpu backend (\(Self.lacksBF16(backend.rawValue)))")
         }
         if precision == .tf32 && backend != .cuda && backend != .auto {
             throw ValidationError("--precision tf32: runs on the cuda backend (the \(backend.rawValue) backend has fp32\(backend == .cpu ? " and bf16" : "") products)")
@@ -65,21 +65,16 @@ struct BackendOptions: ParsableArguments {
         return try CPUBackend(threads: threads, gemm: gemm, options: options, precision: precision == .bf16 ? .bf16 : .fp32)
     }
 
-    /// The cuda backend in this precision, its details logged (`-v`) and its problems warned of.
-    func makeCUDABackend(logger: Logger) throws -> CUDABackend {
-        try CUDABackend(precision: cudaPrecision, log: { logger.debug("\($0)") }, warn: { logger.warning("\($0)") })
+    /// Why `backend` (cuda or naive) has no bf16 products, for the error that refuses them.
+    static func lacksBF16(_ backend: String) -> String {
+        backend == "cuda"
+            ? "the cuda backend has fp32 and tf32 products: its bf16 products need operands stored in bf16, not built yet"
+            : "the naive backend, the fp32 reference, has fp32 products"
     }
 
-    /// `--precision` for the cuda backend.
-    var cudaPrecision: CUDABackend.Precision { Self.cudaPrecision(precision) }
-
-    /// `precision` for the cuda backend.
-    static func cudaPrecision(_ precision: Precision) -> CUDABackend.Precision {
-        switch precision {
-        case .fp32: return .fp32
-        case .tf32: return .tf32
-        case .bf16: return .bf16
-        }
+    /// The cuda backend in this precision (fp32 or tf32), its details logged (`-v`) and its problems warned of.
+    func makeCUDABackend(logger: Logger) throws -> CUDABackend {
+        try CUDABackend(precision: precision == .tf32 ? .tf32 : .fp32, log: { logger.debug("\($0)") }, warn: { logger.warning("\($0)") })
     }
 
     func makeBackend(logger: Logger) throws -> any Backend {
@@ -91,6 +86,9 @@ struct BackendOptions: ParsableArguments {
             backend = try makeCPUBackend(logger: logger)
         case .cuda:
             backend = try makeCUDABackend(logger: logger)
+        case .auto where precision == .bf16:
+            logger.debug("--precision bf16: the cpu backend (\(Self.lacksBF16("cuda")))")
+            backend = try makeCPUBackend(logger: logger)
         case .auto:
             do {
                 backend = try makeCUDABackend(logger: logger)
