@@ -22,8 +22,6 @@ public final class CUDABackend: Backend, ComposedLayers {
     public let deviceDescription: String
     /// What the products' operands are rounded to on the matrix units (`--precision`).
     public let precision: Precision
-    /// Whether products may use TF32 matrix units (`--precision tf32`).
-    public var allowTF32: Bool { precision == .tf32 }
 
     /// The products' precision: what cuBLASLt may round their fp32 operands to. Every buffer stays fp32 (parameters,
     /// activations, gradients, optimizer state), sums are fp32, and our own kernels (the output layer's narrow product
