@@ -196,12 +196,16 @@ struct BenchReport: Codable {
         return ["naive", "cpu", "cpu-dense", "cpu-bf16", "cuda"].contains(name) ? nil : name
     }
 
-    /// Per workload and precision, the fastest variant of each peer framework, and ours ÷ it (`ours(workload:precision:in:)`). A peer is written as its best users would write it, so this is the
-    /// ratio that counts; the table of every row shows the others.
+    /// Per workload and precision, the fastest variant of each peer framework, and ours ÷ it
+    /// (`ours(workload:precision:in:)`). A peer is written as its best users would write it, so this is the ratio that
+    /// counts; the table of every row shows the others.
+    ///
+    /// A variant that did not train (`untrained()`) is left out: a fast step that learns nothing is no comparison.
     func fastestPeers() -> [(workload: String, precision: String, framework: String, fastest: Training, oursOverIt: Double?)] {
         var found = [(workload: String, precision: String, framework: String, fastest: Training, oursOverIt: Double?)]()
+        let leftOut = untrained().map(\.implementation)
         for t in training {
-            guard let framework = Self.framework(of: t.implementation) else { continue }
+            guard let framework = Self.framework(of: t.implementation), !leftOut.contains(t.implementation) else { continue }
             let ours = Self.ours(workload: t.workload, precision: t.precision, in: training)
             let ratio = ours.map { $0.samplesPerSecond.median / t.samplesPerSecond.median }
             if let i = found.firstIndex(where: { $0.workload == t.workload && $0.precision == t.precision && $0.framework == framework }) {
@@ -221,7 +225,26 @@ struct BenchReport: Codable {
         for r in rows {
             md += "| \(r.workload) | \(r.precision) | \(r.framework) | \(r.fastest.implementation) | \(String(format: "%.0f", r.fastest.stepMicroseconds)) | \(r.oursOverIt.map { String(format: "%.2f", $0) } ?? "") |\n"
         }
+        let untrained = untrained()
+        if !untrained.isEmpty {
+            md += "\nLeft out, as not trained (test accuracy more than \(Int(Self.untrainedMargin * 100)) points below the workload's best): "
+                + untrained.map { "\($0.workload) \($0.implementation)\($0.precision == "fp32" ? "" : " (\($0.precision))") at \($0.testAccuracy.map(\.percent) ?? "")" }
+                    .joined(separator: ", ") + "\n"
+        }
         return md
+    }
+
+    /// How far below the best test accuracy of its workload a peer's may fall and still count as trained.
+    static let untrainedMargin = 0.05
+
+    /// The peers' rows whose test accuracy falls more than `untrainedMargin` below the best of their workload (any
+    /// implementation, any precision, after the same epochs): a variant that trains wrongly.
+    func untrained() -> [Training] {
+        training.filter { t in
+            guard Self.framework(of: t.implementation) != nil, let accuracy = t.testAccuracy else { return false }
+            let best = training.filter { $0.workload == t.workload }.compactMap(\.testAccuracy).max() ?? accuracy
+            return accuracy < best - Self.untrainedMargin
+        }
     }
 
     /// Horizontal bars, one group per workload, log-scaled samples per second, with axis, units and legend.
