@@ -174,8 +174,10 @@ struct Bench: ParsableCommand {
                         }
                         if profile && round == 1 && backendName != "naive" {
                             var entries = try StepProfile.run(workload: workload, backend: backend, dataset: dataset)
-                            // The dense variant's profile beside the default's: its rows say which they are.
-                            if backendName == "cpu-dense" { for i in entries.indices { entries[i].workload += " dense" } }
+                            // A variant's profile beside the default's: its rows say which they are.
+                            let variant = backendName == "cpu-dense" ? " dense" : backendName == "cpu-bf16" ? " bf16"
+                                : (backend as? CUDABackend).map { $0.precision == .fp32 ? "" : " \($0.precision.rawValue)" } ?? ""
+                            for i in entries.indices { entries[i].workload += variant }
                             report.profile += entries
                         }
                     }
