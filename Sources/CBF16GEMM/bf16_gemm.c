@@ -57,6 +57,19 @@ TARGET static void row_pairs(const float *row, int k, uint32_t *out, size_t stri
     }
 }
 
+// `valid` rows of k values (row stride `stride` from `first`) as the first `valid` of `lanes` interleaved lanes of
+// pairs: row r's pair p at out[p * lanes + r]; the lanes past `valid` are zeros.
+TARGET static void lanes_of_rows(const float *first, int stride, int valid, int lanes, int k, uint32_t *out) {
+    int k2 = (k + 1) / 2;
+    for (int r = 0; r < lanes; r++) {
+        if (r < valid) {
+            row_pairs(first + (size_t)r * stride, k, out + r, (size_t)lanes);
+        } else {
+            for (int p = 0; p < k2; p++) out[(size_t)p * lanes + r] = 0;
+        }
+    }
+}
+
 // Panel `panel` as [k2][NR][2]: for each pair of depth steps, the NR columns' two values side by side, as vdpbf16ps
 // reads them; columns past n are zeros.
 TARGET void mlp_bf16_pack_b(int trans_b, int k, int n, const float *b, int ldb, uint16_t *packed, int panel_begin, int panel_end) {
@@ -67,13 +80,7 @@ TARGET void mlp_bf16_pack_b(int trans_b, int k, int n, const float *b, int ldb, 
         uint32_t *pairs_out = (uint32_t *)out;
         if (trans_b) {
             // op(B) = Bᵀ: each column's pairs of depth steps are side by side in B's row.
-            for (int j = 0; j < NR; j++) {
-                if (j < columns) {
-                    row_pairs(b + (size_t)(j0 + j) * ldb, k, pairs_out + j, NR);
-                } else {
-                    for (int p = 0; p < k2; p++) pairs_out[(size_t)p * NR + j] = 0;
-                }
-            }
+            lanes_of_rows(b + (size_t)j0 * ldb, ldb, columns, NR, k, pairs_out);
             continue;
         }
         // op(B) = B: a pair of depth steps is two rows of B, interleaved column by column.
@@ -99,13 +106,7 @@ TARGET void mlp_bf16_pack_b(int trans_b, int k, int n, const float *b, int ldb, 
 TARGET static void pack_a(int trans_a, int k, const float *a, int lda, int i0, int rows, uint32_t *out) {
     int k2 = (k + 1) / 2;
     if (!trans_a) {
-        for (int r = 0; r < MR; r++) {
-            if (r < rows) {
-                row_pairs(a + (size_t)(i0 + r) * lda, k, out + r, MR);
-            } else {
-                for (int p = 0; p < k2; p++) out[(size_t)p * MR + r] = 0;
-            }
-        }
+        lanes_of_rows(a + (size_t)i0 * lda, lda, rows, MR, k, out);
         return;
     }
     // op(A) = Aᵀ: a tile's MR values of one depth step are contiguous in A's row; two rows of A (a pair of depth
