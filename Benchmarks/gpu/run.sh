@@ -10,9 +10,10 @@
 #   bash Benchmarks/gpu/run.sh stream       issue 24: mlp check's streamed runs, the link's peak, mlp bench --stream
 #                                           beside resident, a set too large for --device-memory-limit trained streamed,
 #                                           and Ctrl-C while its copies are in flight
-#   bash Benchmarks/gpu/run.sh bf16         issue 27: mlp bench of the cuda backend in tf32 against JAX and PyTorch in
-#                                           bf16 and tf32, every workload (PyTorch: TORCH_MLP_VARIANTS, "cuda graph" by
-#                                           default), and the products' rates in bf16 and TF32 (torch.matmul)
+#   bash Benchmarks/gpu/run.sh bf16         issue 27: mlp check and the default mlp train in bf16, then mlp bench of the
+#                                           cuda backend in tf32 and bf16 against JAX and PyTorch in both, every
+#                                           workload (PyTorch: TORCH_MLP_VARIANTS, "cuda graph" by default), and the
+#                                           products' rates in bf16 and TF32 (torch.matmul); BF16_QUICK=1: no peers
 #   bash Benchmarks/gpu/run.sh torch-autotune  PyTorch's compiled step with --compile-mode max-autotune (Triton's tuned
 #                                           products; minutes of compiling), small-128 and small-1024, fp32 and tf32
 #   bash Benchmarks/gpu/run.sh profile      per-kernel times of training steps (Nsight Compute)
@@ -34,7 +35,7 @@
 #   bash Benchmarks/gpu/run.sh ab VAR=V...  the cuda backend against JAX on the four workloads (latency-128 included),
 #                                           fp32 and tf32, then alone with each VAR=V set in turn (what one change buys)
 #   bash Benchmarks/gpu/run.sh trace VAR=V...  each operation's share of a recorded step (MLP_CUDA_TRACE=1), TF32 and
-#                                           fp32, then with each VAR=V set in turn
+#                                           fp32 (TRACE_PRECISIONS), then with each VAR=V set in turn
 #   bash Benchmarks/gpu/run.sh steptune     products chosen inside whole steps (the default) against alone, fp32 and tf32
 #   bash Benchmarks/gpu/run.sh cpu          the cpu backend on the host's processors: mlp check, and its first layer's
 #                                           products skipping the inputs' zeros against dense (cpu, cpu-dense)
@@ -204,7 +205,7 @@ trace)
     # Where a step's time goes (MLP_CUDA_TRACE=1: timing events between the operations of the recorded step, which
     # lengthen it by ~2 µs each), the cuda backend alone, TF32 then fp32, then with each VAR=V set in turn.
     shift
-    for precision in tf32 fp32; do
+    for precision in ${TRACE_PRECISIONS:-tf32 fp32}; do
         for variant in default "$@"; do
             echo "== $precision $variant" | tee -a "$out/trace-$precision.txt"
             env MLP_CUDA_TRACE=1 $( [ "$variant" = default ] || echo "$variant" ) .run/mlp bench --commit "$commit" --backends cuda \
@@ -338,10 +339,14 @@ stream)
     tail -4 "$out/interrupt.txt"
     ;;
 bf16)
+    .run/mlp check --backend cuda --precision bf16 2>&1 | tee "$out/check-bf16.txt" | grep -v "^ok" | tail -25
+    .run/mlp train --backend cuda --precision bf16 --no-progress 2>&1 | tee "$out/train-bf16.txt" | tail -4
+    peers=(--peers --peer-list jax,torch --peer-device cuda)
+    [ -n "${BF16_QUICK:-}" ] && peers=()
     TORCH_MLP_VARIANTS="${TORCH_MLP_VARIANTS:-cuda graph}" bench --backends cuda --precision tf32,bf16 \
-        --workloads small-128,small-1024,wide-1024 --repeats 3 --peers --peer-list jax,torch --peer-device cuda \
-        --output "$out/bench-bf16" 2>&1 | tee "$out/bench-bf16.txt" | grep -E "^\| |peak"
-    python3 Benchmarks/gpu/matmul_rates.py 2>&1 | tee "$out/matmul-rates.txt"
+        --workloads small-128,small-1024,wide-1024 --repeats 3 "${peers[@]}" \
+        --output "$out/bench-bf16" 2>&1 | tee "$out/bench-bf16.txt" | grep -E "^\| |peak|cuda"
+    [ -n "${BF16_QUICK:-}" ] || python3 Benchmarks/gpu/matmul_rates.py 2>&1 | tee "$out/matmul-rates.txt"
     ;;
 torch-autotune)
     for precision in ${BENCH_PRECISIONS:-fp32 tf32}; do

@@ -37,6 +37,7 @@ struct CUBLASLt {
     static let computeFP32: Int32 = 68          // CUBLAS_COMPUTE_32F
     static let computeFastTF32: Int32 = 77      // CUBLAS_COMPUTE_32F_FAST_TF32
     static let realFloat: Int32 = 0             // CUDA_R_32F
+    static let realBF16: Int32 = 14             // CUDA_R_16BF
     enum DescAttribute: Int32 {
         case transA = 3, transB = 4, epilogue = 7, biasPointer = 8
     }

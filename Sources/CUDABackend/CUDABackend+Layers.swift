@@ -9,6 +9,9 @@ extension CUDABackend {
         let floatValues = Int32(gather.valueType == .float32 ? 1 : 0)
         let batch = indices.count
         guard batch > 0 else { return }
+        // A batch starts a forward pass: the copies converted for the last one are forgotten with its inputs.
+        bf16Mirrors.forgetStep()
+        wroteWithoutMirror(inputs, count: batch * features)
         if batch <= inlineIndexLimit {
             join()
             let grid = (blocks(features), UInt32(batch))
@@ -101,6 +104,7 @@ extension CUDABackend {
 
     public func biasActivationForward(values: DevicePointer<Float>, bias: DevicePointer<Float>, rows: Int, columns: Int, activation: Activation) {
         join()
+        wroteWithoutMirror(values, count: rows * columns)
         launch("bias_activation", grid: (blocks(rows * columns), 1), block: 256,
                [values, bias, Int64(rows * columns), Int32(columns), Int32(Activation.allCases.firstIndex(of: activation)!)])
     }
@@ -126,6 +130,7 @@ extension CUDABackend {
             if !partials || !counters { chunks = 1 }  // not enough scratch, and none can be allocated inside a recording
         }
         let (partials, counters) = side ? (reductionPartials.side, reductionCounters.side) : (reductionPartials.main, reductionCounters.main)
+        if activation != 3 { wroteWithoutMirror(gradient, count: rows * columns) }  // 3: the identity leaves it as it is
         try enqueueKernel("activation_backward", grid: (UInt32(groups), UInt32(chunks)), block: 32, blockY: 16, dependent: dependent, on: target,
                           [gradient, biasGradient, outputs, Int32(rows), Int32(columns), activation,
                            DevicePointer<Float>(address: partials.address), DevicePointer<UInt32>(address: counters.address)])
@@ -133,6 +138,7 @@ extension CUDABackend {
 
     public func lossForwardBackward(gradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, outputs: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, columns: Int, loss: Loss, gradientScale: Float) {
         join()
+        if let gradient { wroteWithoutMirror(gradient, count: rows * columns) }
         launch("loss_rows", grid: (blocks(rows, 128), 1), block: 128,
                [gradient ?? DevicePointer(address: 0), metrics, predictions ?? DevicePointer<Int32>(address: 0), outputs, labels,
                 Int32(rows), Int32(columns), Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale])
@@ -141,6 +147,7 @@ extension CUDABackend {
     public func regressionLoss(gradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, outputs: DevicePointer<Float>, targets: RegressionTargets, rows: Int, columns: Int, loss: Loss, gradientScale: Float) {
         precondition(loss.isRegression, "\(loss.rawValue) is not a regression loss")
         join()
+        if let gradient { wroteWithoutMirror(gradient, count: rows * columns) }
         launch("regression_loss", grid: (blocks(rows, 128), 1), block: 128,
                [gradient ?? DevicePointer(address: 0), metrics, outputs, targets.rows, targets.table,
                 Int32(rows), Int32(columns), Int32(loss == .huber ? 3 : 2), gradientScale])

@@ -4,16 +4,26 @@ import MLPCore
 /// uploads from its own pinned buffers (refreshed before each replay).
 extension CUDABackend {
     public func allocate<T>(_ type: T.Type, count: Int) throws -> DevicePointer<T> {
+        try allocate(type, count: count, mirrored: true)
+    }
+
+    /// `allocate`; with `mirrored` (in bf16), the allocation may get a bf16 mirror (`BF16Mirrors`; mirrors have none).
+    func allocate<T>(_ type: T.Type, count: Int, mirrored: Bool) throws -> DevicePointer<T> {
         deviceAllocations += 1
         var address: UInt64 = 0
         let bytes = max(count, 1) * MemoryLayout<T>.stride
         try driver.check(driver.cuMemAlloc(&address, bytes), "cuMemAlloc(\(bytes) bytes)")
         try driver.check(driver.cuMemsetD8(address, 0, bytes), "cuMemsetD8")
+        if precision == .bf16 && mirrored { bf16Mirrors.allocated(base: UInt(address), bytes: bytes) }
         return DevicePointer(address: UInt(address))
     }
 
     public func free<T>(_ pointer: DevicePointer<T>) {
         join()
+        if precision == .bf16 {
+            let mirror = bf16Mirrors.freed(base: pointer.address)
+            if mirror != 0 { _ = driver.cuMemFree(UInt64(mirror)) }
+        }
         _ = driver.cuMemFree(UInt64(pointer.address))
     }
 
@@ -30,7 +40,7 @@ extension CUDABackend {
             case .capturing:
                 let buffer = try stageRecorded(UnsafeRawBufferPointer(source))
                 try driver.check(driver.cuMemcpyHtoDAsync(UInt64(destination.address), buffer, bytes, stream), "cuMemcpyHtoDAsync (recorded)")
-                return
+                return try uploaded(source.count, to: destination)
             case .direct:
                 break
             }
@@ -48,7 +58,15 @@ extension CUDABackend {
                 // stream) and finished when this returns.
                 try driver.check(driver.cuMemcpyHtoD(UInt64(destination.address), base, bytes), "cuMemcpyHtoD")
             }
+            try uploaded(source.count, to: destination)
         }
+    }
+
+    /// In bf16, after an upload: fp32 values' mirror refreshed, anything else's invalidated.
+    private func uploaded<T>(_ count: Int, to destination: DevicePointer<T>) throws {
+        guard precision == .bf16 else { return }
+        wroteWithoutMirror(destination, count: count)
+        if T.self == Float.self { try refreshMirror(afterUploadTo: destination.address, count: count) }
     }
 
     /// In a recorded step, the pinned buffer that the recording reads `source`'s bytes from, filled with them: while

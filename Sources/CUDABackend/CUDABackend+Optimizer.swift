@@ -62,6 +62,10 @@ extension CUDABackend {
         let gatherBlocks = gather.map { blocks($0.features) } ?? 0
         let grid = (updateBlocks + gatherBlocks * UInt32(gather?.indices.count ?? 0), UInt32(1))
         let kernel = gather == nil ? "optimizer_update" : "optimizer_update_gather"
+        // bf16: the update writes the parameters' bf16 copy too (where they have one yet).
+        let mirror = updateMirror(parameters, count: count)
+        if mirror.address == 0 { wroteWithoutMirror(parameters, count: count) }
+        if let gather { wroteWithoutMirror(gather.inputs, count: gather.indices.count * gather.features) }
         if case .replaying(let graph) = mode {
             if beside { updatePending = true }
             record {
@@ -73,7 +77,7 @@ extension CUDABackend {
                 try setArguments(of: node, in: graph, gather == nil ? "optimizer_update" : "optimizer_update_gather")
             }
         } else {
-            var arguments: [any KernelArgument] = [parameters, gradients, state, Int64(count), Int64(stateStride), kind, Int32(step.nesterov ? 1 : 0), StepValues(step: step)]
+            var arguments: [any KernelArgument] = [parameters, gradients, state, Int64(count), Int64(stateStride), kind, Int32(step.nesterov ? 1 : 0), StepValues(step: step), mirror]
             if let gather {
                 arguments += [Int32(updateBlocks), gather.inputs, gather.labels, gather.values,
                               Int32(gather.valueType == .float32 ? 1 : 0), gather.sourceLabels, Int32(gather.features),

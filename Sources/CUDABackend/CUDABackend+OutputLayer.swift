@@ -87,6 +87,9 @@ extension CUDABackend {
     private func launchOutputLayer(outputs: DevicePointer<Float>, gradient: DevicePointer<Float>?, biasGradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, inputs: DevicePointer<Float>, weights: DevicePointer<Float>, bias: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, inputSize: Int, outputSize: Int, loss: Loss, gradientScale: Float, inputGradient: DevicePointer<Float>?, inputActivation: Activation, defersSums: Bool = false) -> UInt32 {
         let none = DevicePointer<Float>(address: 0)
         let activation = Int32(Activation.allCases.firstIndex(of: inputActivation)!)
+        wroteWithoutMirror(outputs, count: rows * outputSize)
+        if let gradient { wroteWithoutMirror(gradient, count: rows * outputSize) }
+        if let inputGradient { wroteWithoutMirror(inputGradient, count: rows * inputSize) }
         if Self.usesWideOutputLayer(inputSize: inputSize, outputSize: outputSize, from: outputWideFrom, stagedFloats: wideOutputStagedFloats,
                                     inputs: inputs.address, inputGradient: inputGradient?.address ?? 0) {
             let shape = Self.wideOutputLayerLaunch(rows: rows, inputSize: inputSize)

@@ -31,6 +31,10 @@ extension CUDABackend {
     func matmul(_ call: MatmulCall, on target: OpaquePointer?) throws {
         let onSide = target == sideStream
         let workspace = onSide ? workspaces.side : workspaces.main
+        if precision == .bf16 {
+            wroteWithoutMirror(DevicePointer<Float>(address: call.c), count: (call.m - 1) * call.ldc + call.n)
+            if runsInBF16(call) { return try run(try bf16Operands(of: call, on: target), on: target, workspace) }
+        }
         if transposesInput(of: call), let copy = try transposeScratch(floats: call.m * call.k, side: onSide) {
             // A weight gradient's Xᵀ·dZ: X copied transposed first, so that the product reads both operands along
             // k, the layout tensor-core kernels load directly (see `transposesInput`).
@@ -46,7 +50,7 @@ extension CUDABackend {
     }
 
     /// `call` with its plan's algorithm (timed first, if this is its shape's first run outside a recording).
-    private func run(_ call: MatmulCall, on target: OpaquePointer?, _ workspace: UInt64) throws {
+    func run(_ call: MatmulCall, on target: OpaquePointer?, _ workspace: UInt64) throws {
         let started = DispatchTime.now().uptimeNanoseconds
         guard let plan = try planner.plan(for: call) else {
             throw CUDAError("cuBLASLt \(planner.lt.getVersion()) offers no algorithm for the product \(call.label) in \(precision.rawValue)")
@@ -67,12 +71,13 @@ extension CUDABackend {
 
     /// Whether the product `call`, a weight gradient's Xᵀ·dZ, first copies X transposed into scratch and then runs
     /// without a transpose: TF32 products of at least `transposedInputMinimumFlops`
-    /// (`MLP_CUDA_OFF=transposed-inputs`: none). Tensor-core kernels read both operands along `k`; in Xᵀ·dZ neither is
-    /// stored that way, and the product then runs far slower than the forward product of the same size. Copying every
-    /// weight gradient's input lost on the small workloads, and in fp32 (whose kernels do not care about the layout)
-    /// everywhere (Benchmarks/RESULTS.md).
+    /// (`MLP_CUDA_OFF=transposed-inputs`: none). TF32 tensor-core kernels read both operands along `k`; in Xᵀ·dZ neither
+    /// is stored that way, and the product then runs far slower than the forward product of the same size. Copying
+    /// every weight gradient's input lost on the small workloads, and in fp32 (whose kernels do not care about the
+    /// layout) everywhere (Benchmarks/RESULTS.md). bf16 products never copy: Hopper's matrix units read 16-bit operands
+    /// stored either way.
     private func transposesInput(of call: MatmulCall) -> Bool {
-        options.uses(.transposedInputs) && Self.transposesInput(of: call, matrixUnits: precision.usesMatrixUnits)
+        options.uses(.transposedInputs) && Self.transposesInput(of: call, matrixUnits: precision == .tf32)
     }
 
     /// The rule of `transposesInput` for a backend of that precision.

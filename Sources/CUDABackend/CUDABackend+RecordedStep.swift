@@ -61,6 +61,7 @@ extension CUDABackend {
 
     /// Runs, records or replays the step `key` once.
     func runStep(_ key: RecordingKey, _ schedule: StepSchedule, _ queue: (StepSchedule) -> Void) {
+        bf16Mirrors.forgetStep()  // each recording starts from the same copies: the weights'
         beginStep(key)
         queue(schedule)
         endStep()

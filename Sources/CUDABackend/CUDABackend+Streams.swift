@@ -27,11 +27,14 @@ extension CUDABackend {
             sidePending = true
         } else {
             record {
-                try driver.check(driver.cuEventRecord(forkEvent, stream), "cuEventRecord(fork)")
-                try driver.check(driver.cuStreamWaitEvent(sideStream, forkEvent, 0), "cuStreamWaitEvent(fork)")
                 let call = MatmulCall(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows, alpha: 1,
                                       a: inputs.address, lda: inputSize, b: gradient.address, ldb: outputSize, beta: 0,
                                       c: weightGradient.address, ldc: outputSize)
+                // bf16: the operands' copies made current on the main stream, before the fork, so that the main
+                // stream's products can read them too.
+                if runsInBF16(call) { _ = try bf16Operands(of: call, on: stream) }
+                try driver.check(driver.cuEventRecord(forkEvent, stream), "cuEventRecord(fork)")
+                try driver.check(driver.cuStreamWaitEvent(sideStream, forkEvent, 0), "cuStreamWaitEvent(fork)")
                 try matmul(call, on: sideStream)
                 try thenOnSideStream()
                 try driver.check(driver.cuEventRecord(joinEvent, sideStream), "cuEventRecord(join)")

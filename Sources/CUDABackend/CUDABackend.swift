@@ -23,27 +23,27 @@ public final class CUDABackend: Backend, ComposedLayers {
     /// What the products' operands are rounded to on the matrix units (`--precision`).
     public let precision: Precision
 
-    /// The products' precision: what cuBLASLt may round their fp32 operands to. Every buffer stays fp32 (parameters,
-    /// activations, gradients, optimizer state), sums are fp32, and our own kernels (the output layer's narrow product
-    /// among them) compute in fp32 whatever the precision.
-    ///
-    /// There is no bf16 case: cuBLASLt's `CUBLAS_COMPUTE_32F_FAST_16BF` over fp32 operands ran at TF32's speed with
-    /// TF32's errors on an H100 (Benchmarks/RESULTS.md, 2026-12-07 night), so bf16 products need their operands stored
-    /// in bf16, which this backend does not do yet.
+    /// The products' precision: what their operands are rounded to. Every buffer the `Backend` operations name stays
+    /// fp32 (parameters, activations, gradients, optimizer state), sums are fp32, and our own kernels (the output
+    /// layer's narrow product among them) compute in fp32 whatever the precision.
     public enum Precision: String, CaseIterable, Sendable {
         /// Strict fp32 products (`CUBLAS_COMPUTE_32F`).
         case fp32
         /// Operands rounded to TF32 (10-bit mantissa) on the matrix units (`CUBLAS_COMPUTE_32F_FAST_TF32`).
         case tf32
+        /// Operands rounded to bf16 (8-bit mantissa) and stored so, beside their fp32 values (`CUDABackend+BF16.swift`):
+        /// the products read bf16 copies, sum in fp32 (`CUBLAS_COMPUTE_32F`) and write fp32. (cuBLASLt's
+        /// `CUBLAS_COMPUTE_32F_FAST_16BF` over fp32 operands ran TF32's kernels on an H100: Benchmarks/RESULTS.md.)
+        case bf16
 
-        /// cuBLASLt's compute type for it.
+        /// cuBLASLt's compute type for its products over fp32 operands (in bf16, the narrow ones left fp32).
         var computeType: Int32 {
             switch self {
-            case .fp32: return CUBLASLt.computeFP32
+            case .fp32, .bf16: return CUBLASLt.computeFP32
             case .tf32: return CUBLASLt.computeFastTF32
             }
         }
-        /// Whether the products run on the matrix units, whose kernels read both operands along `k`.
+        /// Whether the products run on the matrix units (compute capability 8.0 and later).
         var usesMatrixUnits: Bool { self != .fp32 }
     }
     /// The switches this backend was started with.
@@ -154,6 +154,8 @@ public final class CUDABackend: Backend, ComposedLayers {
     var reductionCounters = (main: GrowingBuffer(), side: GrowingBuffer())
     /// Scratch that was outgrown: kept, since a recorded step may still use it.
     var retiredScratch = [UInt]()
+    /// In bf16, the operands' bf16 copies and which are current (`CUDABackend+BF16.swift`).
+    var bf16Mirrors = BF16Mirrors()
 
     // MARK: The output layer (`CUDABackend+OutputLayer.swift`)
 
@@ -304,7 +306,7 @@ public final class CUDABackend: Backend, ComposedLayers {
 
     /// The kernels of `Kernels.source` the backend launches.
     static let kernelNames = [
-        "gather_batch", "gather_batch_inline", "gather_batch_inline_large", "transpose", "bias_activation",
+        "gather_batch", "gather_batch_inline", "gather_batch_inline_large", "transpose", "to_bf16", "bias_activation",
         "activation_backward", "loss_rows", "regression_loss", "output_layer_loss", "output_layer_wide", "output_layer_sums",
         "optimizer_update", "optimizer_update_gather",
     ]

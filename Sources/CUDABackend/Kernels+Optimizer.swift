@@ -52,8 +52,10 @@ __device__ __forceinline__ float updated_parameter(const OptimizerValues& o, flo
 // replay instead of copying them to the device in a node of their own.
 struct OptimizerArguments { float h[8]; };
 // The update of the blocks `block` of `blocks` take (UPDATE_UNROLL elements a thread, blocks apart).
+// With `mirror` (not null), each new value is also written rounded to bf16 there, at the same index: the copy the
+// bf16 products read (`--precision bf16`), kept current by the update that changes the values.
 __device__ __forceinline__ void update_range(float* p, const float* g, float* state, long count, long stride, const OptimizerValues& o,
-                                             long block, long blocks) {
+                                             unsigned short* mirror, long block, long blocks) {
     long step = blocks * blockDim.x * UPDATE_UNROLL;
     for (long base = block * (long)blockDim.x * UPDATE_UNROLL + threadIdx.x; base < count; base += step) {
         float param[UPDATE_UNROLL], d[UPDATE_UNROLL], s1[UPDATE_UNROLL], s2[UPDATE_UNROLL];
@@ -70,27 +72,30 @@ __device__ __forceinline__ void update_range(float* p, const float* g, float* st
         for (int j = 0; j < UPDATE_UNROLL; j++) {
             long i = base + (long)j * blockDim.x;
             if (i >= count) break;
-            p[i] = updated_parameter(o, param[j], d[j], s1[j], s2[j]);
+            float updated = updated_parameter(o, param[j], d[j], s1[j], s2[j]);
+            p[i] = updated;
+            if (mirror) mirror[i] = bf16_bits(updated);
             if (o.first_state) state[i] = s1[j];
             if (o.second_state) state[stride + i] = s2[j];
         }
     }
 }
 
-__global__ void optimizer_update(float* p, const float* g, float* state, long count, long stride, int kind, int nesterov, const OptimizerArguments values) {
-    update_range(p, g, state, count, stride, optimizer_values(values.h, kind, nesterov), blockIdx.x, gridDim.x);
+__global__ void optimizer_update(float* p, const float* g, float* state, long count, long stride, int kind, int nesterov, const OptimizerArguments values,
+                                 unsigned short* mirror) {
+    update_range(p, g, state, count, stride, optimizer_values(values.h, kind, nesterov), mirror, blockIdx.x, gridDim.x);
 }
 
 // optimizer_update in its first update_blocks blocks, and in the rest, gather_blocks a row, gather_batch_inline of
 // the next step's batch: the step's last launch gathers what the next step starts from, so that the next step's
 // recording starts with its first product. The batch's buffers must have no reader left in this step. Its parameters
-// take 3,984 bytes: within the 4 KB that drivers before CUDA 12.1 allow.
+// take 3,992 bytes: within the 4 KB that drivers before CUDA 12.1 allow.
 __global__ void optimizer_update_gather(float* p, const float* g, float* state, long count, long stride, int kind, int nesterov,
-                                        const OptimizerArguments values, int update_blocks,
+                                        const OptimizerArguments values, unsigned short* mirror, int update_blocks,
                                         float* inputs, int* labels, const void* samples, int float_values, const int* source_labels,
                                         int features, float scale, float shift, int gather_blocks, InlineIndices indices) {
     if ((int)blockIdx.x < update_blocks) {
-        update_range(p, g, state, count, stride, optimizer_values(values.h, kind, nesterov), blockIdx.x, update_blocks);
+        update_range(p, g, state, count, stride, optimizer_values(values.h, kind, nesterov), mirror, blockIdx.x, update_blocks);
     } else {
         int b = blockIdx.x - update_blocks, r = b / gather_blocks;
         gather_row(inputs, labels, samples, float_values, source_labels, r, indices.v[r], features, scale, shift, b % gather_blocks, gather_blocks);

@@ -1,9 +1,9 @@
 /// The cuda backend's kernels in CUDA C, one module compiled by NVRTC for the device when the backend starts; each
-/// mirrors an operation of `Backend`. In parts by concept: the helpers every kernel uses (here), the gathers, the
+/// mirrors an operation of `Backend`. In parts by concept: the helpers every kernel uses (here), bf16 rounding, the gathers, the
 /// elementwise passes and the loss, the output layer and the optimizer (`Kernels+<Part>.swift`).
 enum Kernels {
     /// The whole module.
-    static let source = ["extern \"C\" {", common, gather, elementwise, outputLayer, optimizer, "}"].joined(separator: "\n\n")
+    static let source = ["extern \"C\" {", common, bf16, gather, elementwise, outputLayer, optimizer, "}"].joined(separator: "\n\n")
 
     /// Activation codes and functions, and the wait for the kernel before (programmatic launches).
     static let common = #"""

@@ -65,6 +65,7 @@ struct MatmulKey: Hashable {
     var m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int
     var epilogue: CUBLASLt.Epilogue
     var alignA: Int, alignB: Int, alignC: Int, alignBias: Int
+    var bf16 = false
 }
 
 /// A product with an epilogue, in the backend's row-major terms (see `Backend.gemm`).
@@ -78,11 +79,14 @@ struct MatmulCall {
     var epilogue = CUBLASLt.Epilogue.none
     /// The bias, `[n]`.
     var bias: UInt = 0
+    /// Whether `a` and `b` hold bf16 values (`--precision bf16`: the operands' bf16 copies, with the fp32 matrices'
+    /// strides), multiplied with fp32 sums into the fp32 `c`.
+    var bf16 = false
 
     var key: MatmulKey {
         MatmulKey(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
                   epilogue: epilogue, alignA: alignment(a), alignB: alignment(b), alignC: alignment(c),
-                  alignBias: alignment(bias))
+                  alignBias: alignment(bias), bf16: bf16)
     }
 
     var label: String {
@@ -92,7 +96,7 @@ struct MatmulCall {
         case .bias: e = " +bias"
         case .reluBias: e = " +bias+relu"
         }
-        return "\(m)×\(n)×\(k) \(transposeA ? "T" : "N")\(transposeB ? "T" : "N")\(e)"
+        return "\(m)×\(n)×\(k) \(transposeA ? "T" : "N")\(transposeB ? "T" : "N")\(e)\(bf16 ? " bf16" : "")"
     }
 }
 

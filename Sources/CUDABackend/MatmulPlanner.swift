@@ -54,7 +54,7 @@ final class MatmulPlanner {
         let key = call.key
         if let known = plans[key] { return known }
         var plan = try makePlan(call)
-        if plan == nil && computeType != CUBLASLt.computeFP32 {
+        if plan == nil && computeType != CUBLASLt.computeFP32 && !call.bf16 {
             plan = try makePlan(call, computeType: CUBLASLt.computeFP32)
             if plan != nil { report.append("\(call.label): no algorithm in the backend's precision; strict fp32") }
         }
@@ -64,7 +64,8 @@ final class MatmulPlanner {
 
     private func makePlan(_ call: MatmulCall, computeType: Int32? = nil) throws -> MatmulPlan? {
         var operation: OpaquePointer?
-        try lt.check(lt.descCreate(&operation, computeType ?? self.computeType, CUBLASLt.realFloat), "cublasLtMatmulDescCreate")
+        try lt.check(lt.descCreate(&operation, call.bf16 ? CUBLASLt.computeFP32 : computeType ?? self.computeType, CUBLASLt.realFloat),
+                     "cublasLtMatmulDescCreate")
         // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: cuBLASLt's A is our B and its B our A, each
         // keeping its transpose flag; a row-major matrix read column-major is its transpose.
         try lt.setAttribute(operation, .transA, Int32(call.transposeB ? 1 : 0))
@@ -74,8 +75,10 @@ final class MatmulPlanner {
         var layoutA: OpaquePointer?, layoutB: OpaquePointer?, layoutD: OpaquePointer?
         let (aRows, aCols) = call.transposeB ? (call.k, call.n) : (call.n, call.k)
         let (bRows, bCols) = call.transposeA ? (call.m, call.k) : (call.k, call.m)
-        try lt.check(lt.layoutCreate(&layoutA, CUBLASLt.realFloat, UInt64(aRows), UInt64(aCols), Int64(call.ldb)), "cublasLtMatrixLayoutCreate(A)")
-        try lt.check(lt.layoutCreate(&layoutB, CUBLASLt.realFloat, UInt64(bRows), UInt64(bCols), Int64(call.lda)), "cublasLtMatrixLayoutCreate(B)")
+        // bf16 operands keep fp32's sums (the compute type, CUBLAS_COMPUTE_32F) and output.
+        let operandType = call.bf16 ? CUBLASLt.realBF16 : CUBLASLt.realFloat
+        try lt.check(lt.layoutCreate(&layoutA, operandType, UInt64(aRows), UInt64(aCols), Int64(call.ldb)), "cublasLtMatrixLayoutCreate(A)")
+        try lt.check(lt.layoutCreate(&layoutB, operandType, UInt64(bRows), UInt64(bCols), Int64(call.lda)), "cublasLtMatrixLayoutCreate(B)")
         try lt.check(lt.layoutCreate(&layoutD, CUBLASLt.realFloat, UInt64(call.n), UInt64(call.m), Int64(call.ldc)), "cublasLtMatrixLayoutCreate(D)")
         var preference: OpaquePointer?
         try lt.check(lt.preferenceCreate(&preference), "cublasLtMatmulPreferenceCreate")

@@ -62,7 +62,7 @@ final class TuningCache {
     }
 
     func entryKey(_ key: MatmulKey) -> String {
-        let product = "\(key.transposeA ? "T" : "N")\(key.transposeB ? "T" : "N") \(key.m)×\(key.n)×\(key.k) ld \(key.lda),\(key.ldb),\(key.ldc) epilogue \(key.epilogue.rawValue) align \(key.alignA),\(key.alignB),\(key.alignC),\(key.alignBias)"
+        let product = "\(key.transposeA ? "T" : "N")\(key.transposeB ? "T" : "N") \(key.m)×\(key.n)×\(key.k) ld \(key.lda),\(key.ldb),\(key.ldc) epilogue \(key.epilogue.rawValue) align \(key.alignA),\(key.alignB),\(key.alignC),\(key.alignBias)\(key.bf16 ? " bf16" : "")"
         return "\(context) | \(product)"
     }
 

@@ -49,7 +49,7 @@ struct Bench: ParsableCommand {
     var threads: Int?
     @Option(help: "cpu backend GEMM: own or blas.")
     var gemm: CPUBackend.GEMMProvider = .own
-    @Option(help: "cuda backend and the peers: fp32, tf32 or bf16 products (bf16: the peers only; the cpu backend's is cpu-bf16); several, comma-separated (fp32,tf32), run each in turn in the same rounds.")
+    @Option(help: "cuda backend and the peers: fp32, tf32 or bf16 products (the cpu backend's bf16 is cpu-bf16); several, comma-separated (fp32,tf32), run each in turn in the same rounds.")
     var precision = "fp32"
     @Option(help: "Where the peers run: cpu, or cuda (with --backends cuda).")
     var peerDevice = "cpu"
@@ -112,11 +112,8 @@ struct Bench: ParsableCommand {
         if cpu.skipsInputZeros { print("  \(BenchReport.denseOperationsNote)") }
         // The cuda backend once per precision asked for that it has, each with its own plans and recordings.
         let precisions = try self.precisions
-        if selectedBackends.contains("cuda") && precisions.contains(.bf16) {
-            print("cuda backend: no bf16 products (\(BackendOptions.lacksBF16("cuda"))); the peers run in bf16 alone")
-        }
-        let cudaBackends = selectedBackends.contains("cuda") ? try precisions.compactMap { p in
-            p == .bf16 ? nil : try CUDABackend(precision: p == .tf32 ? .tf32 : .fp32, warn: { print("warning: \($0)") })
+        let cudaBackends = selectedBackends.contains("cuda") ? try precisions.map { p in
+            try CUDABackend(precision: p.cuda, warn: { print("warning: \($0)") })
         } : []
         for cudaBackend in cudaBackends { print("cuda backend: \(cudaBackend.deviceDescription)") }
         report.gpu = cudaBackends.first?.deviceDescription

@@ -23,6 +23,15 @@ enum BackendChoice: String, CaseIterable, ExpressibleByArgument {
 /// Precision of the matrix products.
 enum Precision: String, CaseIterable, ExpressibleByArgument {
     case fp32, tf32, bf16
+
+    /// The cuda backend's.
+    var cuda: CUDABackend.Precision {
+        switch self {
+        case .fp32: .fp32
+        case .tf32: .tf32
+        case .bf16: .bf16
+        }
+    }
 }
 
 extension CPUBackend.GEMMProvider: ExpressibleByArgument {}
@@ -38,7 +47,7 @@ struct BackendOptions: ParsableArguments {
     @Option(help: "cpu backend: matrix products by this package's own SIMD GEMM (own) or a BLAS found at run time (blas; MLP_BLAS names one).")
     var gemm: CPUBackend.GEMMProvider = .own
 
-    @Option(help: "Matrix products: fp32 (strict), tf32 (cuda: TF32 matrix units), bf16 (cpu: bf16 operands and fp32 sums on AVX-512 BF16).")
+    @Option(help: "Matrix products: fp32 (strict), tf32 (cuda: TF32 matrix units), bf16 (bf16 operands and fp32 sums: cuda's matrix units, the cpu's AVX-512 BF16).")
     var precision: Precision = .fp32
 
     @Flag(name: .shortAndLong, help: "Log what is loaded from where, and timings, to standard error.")
@@ -46,8 +55,8 @@ struct BackendOptions: ParsableArguments {
 
     func validate() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads \(t): expected at least 1") }
-        if precision == .bf16 && (backend == .cuda || backend == .naive) {
-            throw ValidationError("--precision bf16: runs on the cpu backend (\(Self.lacksBF16(backend.rawValue)))")
+        if precision == .bf16 && backend == .naive {
+            throw ValidationError("--precision bf16: runs on the cpu and cuda backends (the naive backend, the fp32 reference, has fp32 products)")
         }
         if precision == .tf32 && backend != .cuda && backend != .auto {
             throw ValidationError("--precision tf32: runs on the cuda backend (the \(backend.rawValue) backend has fp32\(backend == .cpu ? " and bf16" : "") products)")
@@ -65,16 +74,9 @@ struct BackendOptions: ParsableArguments {
         return try CPUBackend(threads: threads, gemm: gemm, options: options, precision: precision == .bf16 ? .bf16 : .fp32)
     }
 
-    /// Why `backend` (cuda or naive) has no bf16 products, for the error that refuses them.
-    static func lacksBF16(_ backend: String) -> String {
-        backend == "cuda"
-            ? "the cuda backend has fp32 and tf32 products: its bf16 products need operands stored in bf16, not built yet"
-            : "the naive backend, the fp32 reference, has fp32 products"
-    }
-
-    /// The cuda backend in this precision (fp32 or tf32), its details logged (`-v`) and its problems warned of.
+    /// The cuda backend in this precision, its details logged (`-v`) and its problems warned of.
     func makeCUDABackend(logger: Logger) throws -> CUDABackend {
-        try CUDABackend(precision: precision == .tf32 ? .tf32 : .fp32, log: { logger.debug("\($0)") }, warn: { logger.warning("\($0)") })
+        try CUDABackend(precision: precision.cuda, log: { logger.debug("\($0)") }, warn: { logger.warning("\($0)") })
     }
 
     func makeBackend(logger: Logger) throws -> any Backend {
@@ -86,9 +88,6 @@ struct BackendOptions: ParsableArguments {
             backend = try makeCPUBackend(logger: logger)
         case .cuda:
             backend = try makeCUDABackend(logger: logger)
-        case .auto where precision == .bf16:
-            logger.debug("--precision bf16: the cpu backend (\(Self.lacksBF16("cuda")))")
-            backend = try makeCPUBackend(logger: logger)
         case .auto:
             do {
                 backend = try makeCUDABackend(logger: logger)

@@ -53,7 +53,8 @@ import Glibc
         let firstIndices = (0..<128).map { _ in Int32.random(in: 0..<60_000, using: &g) }
         let arguments: [any KernelArgument] = firstIndices.withUnsafeBufferPointer {
             [DevicePointer<Float>(address: 0x1000), DevicePointer<Float>(address: 0x2000), DevicePointer<Float>(address: 0x3000),
-             Int64(70_001), Int64(71_235), Int32(2), Int32(0), StepValues(step: first), Int32(69), DevicePointer<Float>(address: 0x4000),
+             Int64(70_001), Int64(71_235), Int32(2), Int32(0), StepValues(step: first), DevicePointer<UInt16>(address: 0x3800),
+             Int32(69), DevicePointer<Float>(address: 0x4000),
              DevicePointer<Int32>(address: 0x5000), DevicePointer<UInt8>(address: 0x6000), DevicePointer<UInt8>(address: 0x7000),
              Int32(784), Float(1.0 / 255), Float(0), Int32(4), InlineIndices(indices: $0)]
         }

@@ -35,6 +35,9 @@ import Testing
         #expect(second.choice(for: Self.key(m: 784)) == choice)
         #expect(second.choice(for: Self.key(m: 783, epilogue: .reluBias)) == "lt:1 of 5")
         #expect(second.choice(for: Self.key(m: 783)) == nil)  // another epilogue is another product
+        var bf16 = Self.key(m: 784)
+        bf16.bf16 = true
+        #expect(second.choice(for: bf16) == nil)  // and bf16 operands another
         #expect(TuningCache(url: url, context: "H100, tf32").choice(for: Self.key(m: 784)) == nil)
     }
 
