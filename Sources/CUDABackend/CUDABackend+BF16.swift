@@ -40,9 +40,7 @@ extension CUDABackend {
             guard case .direct = mode else {
                 throw CUDAError("a bf16 product's operand first needs its bf16 copy inside a recorded step, where nothing can be allocated (set MLP_CUDA_OFF=graphs)")
             }
-            let bytes = bf16Mirrors.mirrorBytes(ofAllocation: index)
-            let mirror = try allocate(UInt8.self, count: bytes, mirrored: false)
-            bf16Mirrors.setMirror(mirror.address, ofAllocation: index)
+            bf16Mirrors.setMirror(try allocate(UInt8.self, count: bf16Mirrors.mirrorBytes(ofAllocation: index), mirrored: false).address, ofAllocation: index)
         }
         let mirror = bf16Mirrors.mirror(of: address)!
         if !bf16Mirrors.isCurrent(start, end) {
@@ -55,6 +53,21 @@ extension CUDABackend {
             if target == stream { bf16Mirrors.markCurrent(start, end, kept: false) }
         }
         return mirror
+    }
+
+    /// Where a kernel about to write `count` gradients from `gradient` on, on `target`, writes their bf16 copy too
+    /// (marked current), or 0: outside bf16, on the side stream (the main stream has not waited for it), or where the
+    /// copy would first be made inside a recording (the gradients are then marked stale, and converted when read).
+    func gradientMirror(_ gradient: DevicePointer<Float>, count: Int, on target: OpaquePointer?) throws -> DevicePointer<UInt16> {
+        guard precision == .bf16 else { return DevicePointer(address: 0) }
+        wroteWithoutMirror(gradient, count: count)
+        guard target == stream, let index = bf16Mirrors.allocation(containing: gradient.address) else { return DevicePointer(address: 0) }
+        if bf16Mirrors.allocations[index].mirror == 0 {
+            guard case .direct = mode else { return DevicePointer(address: 0) }
+            bf16Mirrors.setMirror(try allocate(UInt8.self, count: bf16Mirrors.mirrorBytes(ofAllocation: index), mirrored: false).address, ofAllocation: index)
+        }
+        bf16Mirrors.markCurrent(gradient.address, gradient.address + UInt(4 * count), kept: false)
+        return DevicePointer(address: bf16Mirrors.mirror(of: gradient.address)!)
     }
 
     /// `count` fp32 values from `pointer` on were written without their mirror (by a product's output, a kernel,

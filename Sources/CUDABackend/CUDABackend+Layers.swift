@@ -130,10 +130,11 @@ extension CUDABackend {
             if !partials || !counters { chunks = 1 }  // not enough scratch, and none can be allocated inside a recording
         }
         let (partials, counters) = side ? (reductionPartials.side, reductionCounters.side) : (reductionPartials.main, reductionCounters.main)
-        if activation != 3 { wroteWithoutMirror(gradient, count: rows * columns) }  // 3: the identity leaves it as it is
+        // bf16: the new gradient's copy written beside it (on the main stream; 3, the identity, leaves the gradient).
+        let mirror = activation != 3 ? try gradientMirror(gradient, count: rows * columns, on: target) : DevicePointer<UInt16>(address: 0)
         try enqueueKernel("activation_backward", grid: (UInt32(groups), UInt32(chunks)), block: 32, blockY: 16, dependent: dependent, on: target,
                           [gradient, biasGradient, outputs, Int32(rows), Int32(columns), activation,
-                           DevicePointer<Float>(address: partials.address), DevicePointer<UInt32>(address: counters.address)])
+                           DevicePointer<Float>(address: partials.address), DevicePointer<UInt32>(address: counters.address), mirror])
     }
 
     public func lossForwardBackward(gradient: DevicePointer<Float>?, metrics: DevicePointer<Float>, predictions: DevicePointer<Int32>?, outputs: DevicePointer<Float>, labels: DevicePointer<Int32>, rows: Int, columns: Int, loss: Loss, gradientScale: Float) {

@@ -31,8 +31,10 @@ __global__ void bias_activation(float* values, const float* bias, long count, in
 // `partials` [chunks, columns] and the last chunk of a column group to finish (counted in counters[group]) adds
 // them in chunk order. No float atomics: the same result every run. With the identity (activation 3) the gradient
 // is left as it is and only its column sums are written (the output layer's input gradient's, on the side stream).
+// With `mirror` (not null, bf16 products), the new gradient is written rounded to bf16 there too, at the same index:
+// the copy the products below read, without a conversion of their own.
 __global__ void activation_backward(float* gradient, float* bias_gradient, const float* outputs, int rows, int columns,
-                                    int activation, float* partials, unsigned int* counters) {
+                                    int activation, float* partials, unsigned int* counters, unsigned short* mirror) {
     __shared__ float partial[16][33];
     __shared__ bool last_chunk;
     wait_for_previous_kernel();   // the gradient is the product's before this
@@ -44,7 +46,10 @@ __global__ void activation_backward(float* gradient, float* bias_gradient, const
         for (int r = r0 + threadIdx.y; r < r1; r += 16) {
             long i = (long)r * columns + c;
             float d = gradient[i] * derivative(outputs[i], activation);
-            if (activation != 3) gradient[i] = d;   // identity: the gradient stays (column sums only)
+            if (activation != 3) {   // identity: the gradient stays (column sums only)
+                gradient[i] = d;
+                if (mirror) mirror[i] = bf16_bits(d);
+            }
             sum += d;
         }
     }
