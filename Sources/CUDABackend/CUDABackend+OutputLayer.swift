@@ -89,7 +89,13 @@ extension CUDABackend {
         let activation = Int32(Activation.allCases.firstIndex(of: inputActivation)!)
         wroteWithoutMirror(outputs, count: rows * outputSize)
         if let gradient { wroteWithoutMirror(gradient, count: rows * outputSize) }
-        if let inputGradient { wroteWithoutMirror(inputGradient, count: rows * inputSize) }
+        // bf16: the input gradient's copy written beside it, for the products of the layer below.
+        var inputMirror = DevicePointer<UInt16>(address: 0)
+        if let inputGradient {
+            if case .replaying = mode {} else {
+                do { inputMirror = try gradientMirror(inputGradient, count: rows * inputSize, on: stream) } catch { record { throw error } }
+            }
+        }
         if Self.usesWideOutputLayer(inputSize: inputSize, outputSize: outputSize, from: outputWideFrom, stagedFloats: wideOutputStagedFloats,
                                     inputs: inputs.address, inputGradient: inputGradient?.address ?? 0) {
             let shape = Self.wideOutputLayerLaunch(rows: rows, inputSize: inputSize)
@@ -97,7 +103,7 @@ extension CUDABackend {
                    [outputs, gradient ?? none, biasGradient ?? none, metrics, predictions ?? DevicePointer<Int32>(address: 0),
                     inputs, weights, bias, labels, Int32(rows), Int32(inputSize),
                     Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale, outputPartials, outputCounter, inputGradient ?? none,
-                    activation, Int32(defersSums ? 1 : 0)])
+                    activation, Int32(defersSums ? 1 : 0), inputMirror])
             return shape.blocks
         }
         let shape = Self.outputLayerLaunch(rows: rows, inputSize: inputSize, outputSize: outputSize, stagedFloats: outputLayerStagedFloats,
@@ -107,7 +113,7 @@ extension CUDABackend {
                 inputs, weights, bias, labels, Int32(rows), Int32(inputSize), Int32(outputSize),
                 Int32(loss == .softmaxCrossEntropy ? 0 : 1), gradientScale, outputPartials, outputCounter, inputGradient ?? none,
                 activation, shape.weightStride, Self.outputLongRowsFrom,
-                Int32(defersSums ? 1 : 0)])
+                Int32(defersSums ? 1 : 0), inputMirror])
         return shape.blocks
     }
 

@@ -132,9 +132,10 @@ __device__ __forceinline__ void add_inputs_times_weights(const float* xr, const 
     }
 }
 
-// The same batch of the row's input gradient: ig[i] = (sum over c of g[c] * w[i, c]) * f'(x[r, i]).
+// The same batch of the row's input gradient: ig[i] = (sum over c of g[c] * w[i, c]) * f'(x[r, i]); with igm (not
+// null, bf16 products), rounded to bf16 there too.
 template <int N, bool FULL, int LOADS>
-__device__ __forceinline__ void store_input_gradients(const float* xr, float* ig, const float* w_s, int w_stride, int i0,
+__device__ __forceinline__ void store_input_gradients(const float* xr, float* ig, unsigned short* igm, const float* w_s, int w_stride, int i0,
                                                       int in, int n_out, const float* g, int in_activation) {
     float xv[LOADS];
 #pragma unroll
@@ -147,7 +148,9 @@ __device__ __forceinline__ void store_input_gradients(const float* xr, float* ig
             float d = 0.f;
 #pragma unroll
             for (int c = 0; c < OUT_MAX; c++) if (c < (N > 0 ? N : n_out)) d = fmaf(g[c], wi[c], d);
-            ig[i] = d * derivative(xv[u], in_activation);
+            float v = d * derivative(xv[u], in_activation);
+            ig[i] = v;
+            if (igm) igm[i] = bf16_bits(v);
         }
     }
 }
@@ -158,7 +161,7 @@ template <int N, int LOADS>
 __device__ __forceinline__ void output_layer_rows(float (*sums)[OUT_MAX + 2], float* outputs, float* gradient,
                                                   int* predictions, const float* x, const float* w, const float* b,
                                                   const int* labels, int rows, int in, int out_arg, int loss, float scale,
-                                                  float* partials, float* in_gradient, int in_activation, int w_stride) {
+                                                  float* partials, float* in_gradient, unsigned short* in_mirror, int in_activation, int w_stride) {
     const int out = N > 0 ? N : out_arg;
     extern __shared__ float w_s[];   // the weights, [in, w_stride]
     int t = threadIdx.x, lane = t & 31, warp = t >> 5, warps = blockDim.x >> 5;
@@ -231,9 +234,10 @@ __device__ __forceinline__ void output_layer_rows(float (*sums)[OUT_MAX + 2], fl
         correct_sum += best == label ? 1.f : 0.f;
         if (in_gradient) {
             float* ig = in_gradient + (long)r * in;
+            unsigned short* igm = in_mirror ? in_mirror + (long)r * in : 0;
             for (int i0 = lane; i0 < in; i0 += 32 * LOADS) {
-                if (N > 0 && i0 < full_below) store_input_gradients<N, true, LOADS>(xr, ig, w_s, w_stride, i0, in, out, g, in_activation);
-                else store_input_gradients<N, false, LOADS>(xr, ig, w_s, w_stride, i0, in, out, g, in_activation);
+                if (N > 0 && i0 < full_below) store_input_gradients<N, true, LOADS>(xr, ig, igm, w_s, w_stride, i0, in, out, g, in_activation);
+                else store_input_gradients<N, false, LOADS>(xr, ig, igm, w_s, w_stride, i0, in, out, g, in_activation);
             }
         }
     }
@@ -298,9 +302,10 @@ __device__ __forceinline__ void load_pair_rows(float2 (*xv)[WIDE_ROWS], const fl
 
 // output_layer_wide's backward for one group of n rows (xg, igg: their first inputs and input gradients):
 // igg[r, k] = (sum over c of g[r, c] * w[k, c]) * f'(x[r, k]) for the thread's pairs of inputs, the same operations
-// in the same order as store_input_gradients. RELU: f' as a select of 1 or 0 (the same value as derivative's).
+// in the same order as store_input_gradients. RELU: f' as a select of 1 or 0 (the same value as derivative's). With
+// iggm (not null, bf16 products), each pair rounded to bf16 there too (4-byte aligned: half igg's 8).
 template <bool RELU>
-__device__ __forceinline__ void wide_input_gradients(float* igg, const float* xg, const float* g_s, const float* wt_s,
+__device__ __forceinline__ void wide_input_gradients(float* igg, unsigned short* iggm, const float* xg, const float* g_s, const float* wt_s,
                                                      int in, int n, int in_activation) {
     const int t = threadIdx.x, pair_step = 2 * WIDE_THREADS;
     float g[WIDE_ROWS][WIDE_OUT];
@@ -326,7 +331,9 @@ __device__ __forceinline__ void wide_input_gradients(float* igg, const float* xg
                         for (int c = 0; c < WIDE_OUT; c++) { dx = fmaf(g[r][c], wk[c], dx); dy = fmaf(g[r][c], wk[WIDE_OUT + c], dy); }
                         float fx = RELU ? (xv[u][r].x > 0.f ? 1.f : 0.f) : derivative(xv[u][r].x, in_activation);
                         float fy = RELU ? (xv[u][r].y > 0.f ? 1.f : 0.f) : derivative(xv[u][r].y, in_activation);
-                        *(float2*)(igg + (long)r * in + k) = make_float2(dx * fx, dy * fy);
+                        float2 v = make_float2(dx * fx, dy * fy);
+                        *(float2*)(igg + (long)r * in + k) = v;
+                        if (iggm) *(unsigned int*)(iggm + (long)r * in + k) = (unsigned int)bf16_bits(v.x) | ((unsigned int)bf16_bits(v.y) << 16);
                     }
                 }
             }
@@ -341,20 +348,21 @@ __global__ void output_layer_loss(float* outputs, float* gradient, float* bias_g
                                   const float* x, const float* w, const float* b, const int* labels,
                                   int rows, int in, int out, int loss, float scale,
                                   float* partials, unsigned int* counter,
-                                  float* in_gradient, int in_activation, int w_stride, int long_rows_from, int defer_sums) {
+                                  float* in_gradient, int in_activation, int w_stride, int long_rows_from, int defer_sums,
+                                  unsigned short* in_mirror) {
     __shared__ float sums[OUTPUT_MAX_WARPS][OUT_MAX + 2];
     // Ten outputs (MNIST's classes) unrolled without a test per output, ROW_LOADS inputs at once for rows of at least
     // long_rows_from inputs and 4 for shorter ones (whose warps run the code once or twice: straight-line code for 16
     // would be fetched cold); any other number of outputs as it comes.
     if (out == 10 && in >= long_rows_from) {
         output_layer_rows<10, ROW_LOADS>(sums, outputs, gradient, predictions, x, w, b, labels, rows, in, out, loss, scale,
-                                         partials, in_gradient, in_activation, w_stride);
+                                         partials, in_gradient, in_mirror, in_activation, w_stride);
     } else if (out == 10) {
         output_layer_rows<10, 4>(sums, outputs, gradient, predictions, x, w, b, labels, rows, in, out, loss, scale,
-                                 partials, in_gradient, in_activation, w_stride);
+                                 partials, in_gradient, in_mirror, in_activation, w_stride);
     } else {
         output_layer_rows<0, 4>(sums, outputs, gradient, predictions, x, w, b, labels, rows, in, out, loss, scale,
-                                partials, in_gradient, in_activation, w_stride);
+                                partials, in_gradient, in_mirror, in_activation, w_stride);
     }
     // With defer_sums, output_layer_sums adds the blocks' sums later, off the critical path: this kernel ends
     // without the last block's fence, count and additions.
@@ -378,7 +386,7 @@ __global__ void __launch_bounds__(WIDE_THREADS, 1)
 output_layer_wide(float* outputs, float* gradient, float* bias_gradient, float* metrics, int* predictions,
                   const float* x, const float* w, const float* b, const int* labels, int rows, int in, int loss,
                   float scale, float* partials, unsigned int* counter, float* in_gradient, int in_activation,
-                  int defer_sums) {
+                  int defer_sums, unsigned short* in_mirror) {
     extern __shared__ float wt_s[];   // the weights as they are, [in, WIDE_OUT]: a pair of inputs' 20 weights in a row
     __shared__ float warp_sums[WIDE_THREADS / 32][WIDE_ROWS * WIDE_OUT];
     __shared__ float z_s[WIDE_ROWS * WIDE_OUT];
@@ -499,8 +507,9 @@ output_layer_wide(float* outputs, float* gradient, float* bias_gradient, float* 
         }
         if (in_gradient) {
             float* igg = in_gradient + (long)row0 * in;
-            if (in_activation == 0) wide_input_gradients<true>(igg, xg, g_s, wt_s, in, n, in_activation);
-            else wide_input_gradients<false>(igg, xg, g_s, wt_s, in, n, in_activation);
+            unsigned short* iggm = in_mirror ? in_mirror + (long)row0 * in : 0;
+            if (in_activation == 0) wide_input_gradients<true>(igg, iggm, xg, g_s, wt_s, in, n, in_activation);
+            else wide_input_gradients<false>(igg, iggm, xg, g_s, wt_s, in, n, in_activation);
         }
     }
     if (t < OUT_MAX + 2) partials[(long)blockIdx.x * (OUT_MAX + 2) + t] = block_sum;
