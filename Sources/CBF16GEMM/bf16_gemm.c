@@ -119,32 +119,11 @@ TARGET static void pack_a(int trans_a, int k, const float *a, int lda, int i0, i
     }
 }
 
-// The pairs of depth steps of a packed A tile ([k2][MR]) where some row's pair is nonzero (either bf16 of the pair,
-// whatever its sign), into steps; returns how many.
-TARGET static int nonzero_pairs(const uint32_t *a, int k2, int32_t *steps) {
-    const __m512i magnitudes = _mm512_set1_epi32(0x7fff7fff);
-    int count = 0;
-    for (int p = 0; p < k2; p++) {
-        __m512i v = _mm512_maskz_loadu_epi32((__mmask16)((1u << MR) - 1), a + (size_t)p * MR);
-        steps[count] = p;
-        count += _mm512_test_epi32_mask(v, magnitudes) != 0;
-    }
-    return count;
-}
-
-// One MR × NR tile of C: 24 accumulators, each depth pair one vdpbf16ps per accumulator; over the `count` pairs listed
-// in `steps`, or with steps NULL over the first `count`.
-TARGET static void tile(const uint32_t *a, const uint16_t *b, const int32_t *steps, int count, float alpha, float beta, float *c, int ldc, int rows, int columns) {
+// One MR × NR tile of C: 24 accumulators, each depth pair one vdpbf16ps per accumulator.
+TARGET static void tile(const uint32_t *a, const uint16_t *b, int k2, float alpha, float beta, float *c, int ldc, int rows, int columns) {
     __m512 acc[MR][2];
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    for (int i = 0; i < count; i++) {
-        int p = steps ? steps[i] : i;
-        // A list's order defeats the hardware's prefetchers: B's pairs a few listed steps ahead are asked for now.
-        if (steps && i + 8 < count) {
-            const char *ahead = (const char *)(b + (size_t)steps[i + 8] * NR * 2);
-            _mm_prefetch(ahead, _MM_HINT_T0);
-            _mm_prefetch(ahead + 64, _MM_HINT_T0);
-        }
+    for (int p = 0; p < k2; p++) {
         __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + (size_t)p * NR * 2), b1 = (__m512bh)_mm512_loadu_si512(b + (size_t)p * NR * 2 + 32);
         for (int r = 0; r < MR; r++) {
             __m512bh x = (__m512bh)_mm512_set1_epi32((int)a[(size_t)p * MR + r]);
@@ -170,16 +149,15 @@ TARGET static void tile(const uint32_t *a, const uint16_t *b, const int32_t *ste
 }
 
 TARGET void mlp_bf16_gemm_rows(int trans_a, int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *packed_b,
-                               float beta, float *c, int ldc, int row_begin, int row_end, uint32_t *packed_a, int32_t *steps) {
+                               float beta, float *c, int ldc, int row_begin, int row_end, uint32_t *packed_a) {
     int k2 = (k + 1) / 2, panels = (n + NR - 1) / NR;
     if (row_end > m) row_end = m;
     for (int i0 = row_begin; i0 < row_end; i0 += MR) {
         int rows = row_end - i0 < MR ? row_end - i0 : MR;
         pack_a(trans_a, k, a, lda, i0, rows, packed_a);
-        int count = steps ? nonzero_pairs(packed_a, k2, steps) : k2;
         for (int panel = 0; panel < panels; panel++) {
             int j0 = panel * NR;
-            tile(packed_a, packed_b + (size_t)panel * k2 * NR * 2, steps, count, alpha, beta, c + (size_t)i0 * ldc + j0, ldc, rows,
+            tile(packed_a, packed_b + (size_t)panel * k2 * NR * 2, k2, alpha, beta, c + (size_t)i0 * ldc + j0, ldc, rows,
                  n - j0 < NR ? n - j0 : NR);
         }
     }
@@ -191,5 +169,5 @@ size_t mlp_bf16_packed_b_bytes(int k, int n) { (void)k; (void)n; return 0; }
 size_t mlp_bf16_packed_a_bytes(int k) { (void)k; return 0; }
 void mlp_bf16_pack_b(int trans_b, int k, int n, const float *b, int ldb, uint16_t *packed, int panel_begin, int panel_end) {}
 void mlp_bf16_gemm_rows(int trans_a, int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *packed_b,
-                        float beta, float *c, int ldc, int row_begin, int row_end, uint32_t *packed_a, int32_t *steps) {}
+                        float beta, float *c, int ldc, int row_begin, int row_end, uint32_t *packed_a) {}
 #endif

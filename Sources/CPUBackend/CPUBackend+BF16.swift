@@ -5,7 +5,7 @@ import MLPCore
 /// `--precision bf16` on the cpu backend: matrix products with bf16 operands and fp32 sums on AVX-512 BF16
 /// (`Sources/CBF16GEMM`); the parameters, gradients, optimizer state, activations and loss stay fp32. B is packed to bf16
 /// once per product by panels, split between the threads; then the threads take C's rows in tiles of 12, each packing
-/// its own rows of A (and, for a sparse batch's inputs, listing the pairs of depth steps where they are not all zero).
+/// its own rows of A.
 extension CPUBackend {
     /// The fewest rows of C at which a product runs in bf16: packing B to bf16 is paid once per product, and over
     /// fewer rows it costs more than the faster tiles save (small-128's forward products ran slower in bf16 than in
@@ -15,14 +15,11 @@ extension CPUBackend {
     /// Whether this CPU can run bf16 products.
     public static var supportsBF16: Bool { mlp_cpu_has_avx512_bf16() != 0 }
 
-    /// `skipsZeroPairs`: op(A) is a sparse batch's inputs (or their transpose), whose tiles skip the pairs of depth
-    /// steps where all their rows are zero (`mlp_bf16_gemm_rows`'s steps; the same results).
-    func bf16GEMM(_ g: GEMMArguments, skipsZeroPairs: Bool) {
+    func bf16GEMM(_ g: GEMMArguments) {
         let panels = (g.n + Int(MLP_BF16_NR) - 1) / Int(MLP_BF16_NR)
         bf16Buffers.reserve(packedB: mlp_bf16_packed_b_bytes(Int32(g.k), Int32(g.n)), packedA: mlp_bf16_packed_a_bytes(Int32(g.k)),
-                            steps: (g.k + 1) / 2, threads: pool.threadCount)
+                            threads: pool.threadCount)
         bf16Product = g
-        bf16SkipsZeroPairs = skipsZeroPairs
         bf16Parts = min(parts(g.k * g.n, grain: 65_536), panels)
         flushingSubnormals { pool.run(tasks: bf16Parts, bf16PackJob) }
         let tiles = (g.m + Int(MLP_BF16_MR) - 1) / Int(MLP_BF16_MR)
@@ -43,26 +40,18 @@ extension CPUBackend {
         let lo = tiles * t / bf16Parts * mr, hi = min(g.m, tiles * (t + 1) / bf16Parts * mr)
         guard lo < hi else { return }
         mlp_bf16_gemm_rows(g.transposeA ? 1 : 0, Int32(g.m), Int32(g.n), Int32(g.k), g.alpha, g.a, Int32(g.lda), bf16Buffers.packedB,
-                           g.beta, g.c, Int32(g.ldc), Int32(lo), Int32(hi), bf16Buffers.packedA[t],
-                           bf16SkipsZeroPairs ? bf16Buffers.steps[t] : nil)
+                           g.beta, g.c, Int32(g.ldc), Int32(lo), Int32(hi), bf16Buffers.packedA[t])
     }
 }
 
-/// The bf16 products' packed operands: B for the product in progress, and each thread's tile of A and list of its
-/// nonzero pairs of depth steps. They grow to the largest product seen and are kept (no allocation in a step once the
-/// first has run).
+/// The bf16 products' packed operands: B for the product in progress, and each thread's tile of A. They grow to the
+/// largest product seen and are kept (no allocation in a step once the first has run).
 final class BF16Buffers {
     private(set) var packedB = UnsafeMutablePointer<UInt16>.allocate(capacity: 1)
     private(set) var packedA = [UnsafeMutablePointer<UInt32>]()
-    private(set) var steps = [UnsafeMutablePointer<Int32>]()
-    private var bBytes = 0, aBytes = 0, stepCount = 0
+    private var bBytes = 0, aBytes = 0
 
-    func reserve(packedB bytes: Int, packedA tileBytes: Int, steps pairs: Int, threads: Int) {
-        if pairs > stepCount || steps.count < threads {
-            for buffer in steps { buffer.deallocate() }
-            stepCount = max(pairs, stepCount)
-            steps = (0..<threads).map { _ in UnsafeMutablePointer<Int32>.allocate(capacity: stepCount) }
-        }
+    func reserve(packedB bytes: Int, packedA tileBytes: Int, threads: Int) {
         if bytes > bBytes {
             packedB.deallocate()
             packedB = UnsafeMutablePointer<UInt16>.allocate(capacity: bytes / 2)
@@ -78,6 +67,5 @@ final class BF16Buffers {
     deinit {
         packedB.deallocate()
         for buffer in packedA { buffer.deallocate() }
-        for buffer in steps { buffer.deallocate() }
     }
 }

@@ -1,4 +1,3 @@
-import CBF16GEMM
 import CPUBackend
 import Foundation
 import MLPCore
@@ -79,54 +78,6 @@ import TestSupport
         for (a, b) in zip(fp32.losses, bf16.losses) { #expect(abs(a - b) / a < 0.02, "\(fp32.losses) \(bf16.losses)") }
         #expect(fp32.losses.last! < fp32.losses.first!)
         #expect(fp32.weights != bf16.weights)
-    }
-
-    /// A sparse batch's products skip the pairs of depth steps where a tile's rows of op(A) are all zero, and give the
-    /// same bits as the dense product: on images with zeros in blobs (whole tiles' pairs zero, as in MNIST) and in
-    /// scattered single pixels (a pair with one nonzero half, and -0 among the zeros), both transposes of A, at sizes
-    /// past every tile edge.
-    @Test func skippingZeroPairsGivesTheDenseProductsBits() {
-        var g = SeededGenerator(seed: 77)
-        for ta in [false, true] {
-            for (m, n, k) in [(257, 45, 784), (268, 33, 61), (12, 32, 2), (30, 70, 129)] {
-                let (aRows, aColumns) = ta ? (k, m) : (m, k)
-                let lda = aColumns + 1, ldc = n + 3
-                // Each row of the stored A: zero but for a blob and a few single values.
-                var a = [Float](repeating: 0, count: aRows * lda)
-                for r in 0..<aRows {
-                    let start = Int.random(in: 0..<aColumns, using: &g), length = Int.random(in: 0...(aColumns / 3), using: &g)
-                    for c in start..<min(aColumns, start + length) { a[r * lda + c] = Float(g.gaussian()) }
-                    for _ in 0..<2 { a[r * lda + Int.random(in: 0..<aColumns, using: &g)] = Float(g.gaussian()) }
-                    a[r * lda + Int.random(in: 0..<aColumns, using: &g)] = -0.0
-                }
-                let b = (0..<k * n).map { _ in Float(g.gaussian()) }
-                let packed = UnsafeMutableRawPointer.allocate(byteCount: mlp_bf16_packed_b_bytes(Int32(k), Int32(n)), alignment: 64)
-                let tile = UnsafeMutableRawPointer.allocate(byteCount: mlp_bf16_packed_a_bytes(Int32(k)), alignment: 64)
-                var steps = [Int32](repeating: -1, count: (k + 1) / 2)
-                defer { packed.deallocate(); tile.deallocate() }
-                let panels = Int32((n + Int(MLP_BF16_NR) - 1) / Int(MLP_BF16_NR))
-                b.withUnsafeBufferPointer { mlp_bf16_pack_b(0, Int32(k), Int32(n), $0.baseAddress, Int32(n), packed.assumingMemoryBound(to: UInt16.self), 0, panels) }
-                var dense = [Float](repeating: .nan, count: m * ldc), sparse = dense
-                for (out, listed) in [(0, false), (1, true)] {
-                    var c = [Float](repeating: 7, count: m * ldc)
-                    a.withUnsafeBufferPointer { a in
-                        c.withUnsafeMutableBufferPointer { c in
-                            steps.withUnsafeMutableBufferPointer { s in
-                                // In two calls of rows, as two threads would take them.
-                                for (lo, hi) in [(0, m / 24 * 12), (m / 24 * 12, m)] {
-                                    mlp_bf16_gemm_rows(ta ? 1 : 0, Int32(m), Int32(n), Int32(k), 0.9, a.baseAddress, Int32(lda),
-                                                       packed.assumingMemoryBound(to: UInt16.self), 0, c.baseAddress, Int32(ldc), Int32(lo), Int32(hi),
-                                                       tile.assumingMemoryBound(to: UInt32.self), listed ? s.baseAddress : nil)
-                                }
-                            }
-                        }
-                    }
-                    if out == 0 { dense = c } else { sparse = c }
-                }
-                #expect(dense.map(\.bitPattern) == sparse.map(\.bitPattern), "tA \(ta) \(m)×\(n)×\(k)")
-                #expect(dense.contains { $0 != 0 && $0 != 7 })
-            }
-        }
     }
 
     @Test func theBLASPathRefusesBF16() {

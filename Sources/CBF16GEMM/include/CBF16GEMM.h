@@ -28,10 +28,7 @@ size_t mlp_bf16_packed_a_bytes(int k);
 void mlp_bf16_pack_b(int trans_b, int k, int n, const float *b, int ldb, uint16_t *packed, int panel_begin, int panel_end);
 
 // Rows [row_begin, row_end) of C from op(A) (A[m, k] with row stride lda, or A[k, m] when trans_a) and packed B.
-// With `steps` (room for ceil(k / 2) ints; NULL: every step), each tile of MR rows skips the pairs of depth steps
-// where all its rows of op(A) are zero, listing the others there first: for a batch of pictures, most of whose pixels
-// are 0 (the first layer's products). The results are the same bits either way (a skipped pair adds exact zeros).
 void mlp_bf16_gemm_rows(int trans_a, int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *packed_b,
-                        float beta, float *c, int ldc, int row_begin, int row_end, uint32_t *packed_a, int32_t *steps);
+                        float beta, float *c, int ldc, int row_begin, int row_end, uint32_t *packed_a);
 
 #endif
