@@ -10,10 +10,12 @@
 #   bash Benchmarks/gpu/run.sh stream       issue 24: mlp check's streamed runs, the link's peak, mlp bench --stream
 #                                           beside resident, a set too large for --device-memory-limit trained streamed,
 #                                           and Ctrl-C while its copies are in flight
-#   bash Benchmarks/gpu/run.sh bf16         issue 27: mlp check and the default mlp train in bf16, then mlp bench of the
-#                                           cuda backend in tf32 and bf16 against JAX and PyTorch in both, every
-#                                           workload (PyTorch: TORCH_MLP_VARIANTS, "cuda graph" by default), and the
-#                                           products' rates in bf16 and TF32 (torch.matmul); BF16_QUICK=1: no peers
+#   bash Benchmarks/gpu/run.sh bf16         issue 27: mlp check in bf16 and fp32, the default mlp train in bf16, then
+#                                           mlp bench of the cuda backend in tf32 and bf16 against the peers in both
+#                                           (BF16_PEERS, jax,torch by default; none: no peers; PyTorch:
+#                                           TORCH_MLP_VARIANTS, "cuda graph" by default; JAX: JAX_MLP_LAYOUTS,
+#                                           JAX_MLP_FORMULATIONS), every workload, and the products' rates in bf16 and
+#                                           TF32 (torch.matmul; not with BF16_QUICK=1). Results packed after each part.
 #   bash Benchmarks/gpu/run.sh torch-autotune  PyTorch's compiled step with --compile-mode max-autotune (Triton's tuned
 #                                           products; minutes of compiling), small-128 and small-1024, fp32 and tf32
 #   bash Benchmarks/gpu/run.sh profile      per-kernel times of training steps (Nsight Compute)
@@ -339,13 +341,20 @@ stream)
     tail -4 "$out/interrupt.txt"
     ;;
 bf16)
-    .run/mlp check --backend cuda --precision bf16 2>&1 | tee "$out/check-bf16.txt" | grep -v "^ok" | tail -25
+    pack() { if [ -n "${OUT:-}" ]; then tar -czf "$OUT/gpu-results.tgz" -C "$out" .; fi; }
+    .run/mlp check --backend cuda --precision bf16 > "$out/check-bf16.txt" 2>&1
+    grep -v "^ok" "$out/check-bf16.txt" | tail -25
+    # The fp32 path's kernels take the bf16 copies' arguments too (null there).
+    .run/mlp check --backend cuda > "$out/check-fp32.txt" 2>&1
+    tail -1 "$out/check-fp32.txt"
     .run/mlp train --backend cuda --precision bf16 --no-progress 2>&1 | tee "$out/train-bf16.txt" | tail -4
-    peers=(--peers --peer-list jax,torch --peer-device cuda)
-    [ -n "${BF16_QUICK:-}" ] && peers=()
+    pack
+    peers=(--peers --peer-list "${BF16_PEERS:-jax,torch}" --peer-device cuda)
+    [ "${BF16_PEERS:-}" = none ] && peers=()
     TORCH_MLP_VARIANTS="${TORCH_MLP_VARIANTS:-cuda graph}" bench --backends cuda --precision tf32,bf16 \
         --workloads small-128,small-1024,wide-1024 --repeats 3 "${peers[@]}" \
         --output "$out/bench-bf16" 2>&1 | tee "$out/bench-bf16.txt" | grep -E "^\| |peak|cuda"
+    pack
     [ -n "${BF16_QUICK:-}" ] || python3 Benchmarks/gpu/matmul_rates.py 2>&1 | tee "$out/matmul-rates.txt"
     ;;
 torch-autotune)
