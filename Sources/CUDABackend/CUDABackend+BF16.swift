@@ -36,11 +36,8 @@ extension CUDABackend {
         guard let index = bf16Mirrors.allocation(containing: address) else {
             throw CUDAError("a bf16 product's operand at 0x\(String(address, radix: 16)) is not in memory this backend allocated")
         }
-        if bf16Mirrors.allocations[index].mirror == 0 {
-            guard case .direct = mode else {
-                throw CUDAError("a bf16 product's operand first needs its bf16 copy inside a recorded step, where nothing can be allocated (set MLP_CUDA_OFF=graphs)")
-            }
-            bf16Mirrors.setMirror(try allocate(UInt8.self, count: bf16Mirrors.mirrorBytes(ofAllocation: index), mirrored: false).address, ofAllocation: index)
+        guard try makeMirror(ofAllocation: index) else {
+            throw CUDAError("a bf16 product's operand first needs its bf16 copy inside a recorded step, where nothing can be allocated (set MLP_CUDA_OFF=graphs)")
         }
         let mirror = bf16Mirrors.mirror(of: address)!
         if !bf16Mirrors.isCurrent(start, end) {
@@ -61,13 +58,19 @@ extension CUDABackend {
     func gradientMirror(_ gradient: DevicePointer<Float>, count: Int, on target: OpaquePointer?) throws -> DevicePointer<UInt16> {
         guard precision == .bf16 else { return DevicePointer(address: 0) }
         wroteWithoutMirror(gradient, count: count)
-        guard target == stream, let index = bf16Mirrors.allocation(containing: gradient.address) else { return DevicePointer(address: 0) }
-        if bf16Mirrors.allocations[index].mirror == 0 {
-            guard case .direct = mode else { return DevicePointer(address: 0) }
-            bf16Mirrors.setMirror(try allocate(UInt8.self, count: bf16Mirrors.mirrorBytes(ofAllocation: index), mirrored: false).address, ofAllocation: index)
-        }
+        guard target == stream, let index = bf16Mirrors.allocation(containing: gradient.address),
+              try makeMirror(ofAllocation: index) else { return DevicePointer(address: 0) }
         bf16Mirrors.markCurrent(gradient.address, gradient.address + UInt(4 * count), kept: false)
         return DevicePointer(address: bf16Mirrors.mirror(of: gradient.address)!)
+    }
+
+    /// Makes allocation `index`'s mirror if it has none and nothing is being recorded; returns whether it has one.
+    private func makeMirror(ofAllocation index: Int) throws -> Bool {
+        if bf16Mirrors.allocations[index].mirror != 0 { return true }
+        guard case .direct = mode else { return false }
+        let mirror = try allocate(UInt8.self, count: bf16Mirrors.mirrorBytes(ofAllocation: index), mirrored: false)
+        bf16Mirrors.setMirror(mirror.address, ofAllocation: index)
+        return true
     }
 
     /// `count` fp32 values from `pointer` on were written without their mirror (by a product's output, a kernel,
