@@ -50,7 +50,7 @@ extension CUDABackend {
     }
 
     /// `call` with its plan's algorithm (timed first, if this is its shape's first run outside a recording).
-    func run(_ call: MatmulCall, on target: OpaquePointer?, _ workspace: UInt64) throws {
+    private func run(_ call: MatmulCall, on target: OpaquePointer?, _ workspace: UInt64) throws {
         let started = DispatchTime.now().uptimeNanoseconds
         guard let plan = try planner.plan(for: call) else {
             throw CUDAError("cuBLASLt \(planner.lt.getVersion()) offers no algorithm for the product \(call.label) in \(precision.rawValue)")
