@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the GPU host, from the repository root, with the static release binary carried as device/mlp.xz or .gz
 # (built with `swift build -c release --static-swift-stdlib`, stripped, compressed; its commit in device/COMMIT):
-#   bash Benchmarks/gpu/run.sh check        mlp check (fp32 and tf32) and a short training run
+#   bash Benchmarks/gpu/run.sh check        mlp check (fp32, tf32 and bf16) and a short training run
 #   bash Benchmarks/gpu/run.sh bench        mlp bench of the cuda backend against the GPU peers, fp32 and tf32
 #                                           (BENCH_PRECISIONS), every variant of each peer (BENCH_PEERS=torch,jax,cupy)
 #   bash Benchmarks/gpu/run.sh owndata      a generated table (CSV, 20,000 × 50, 3 classes) and a regression one (two
@@ -73,6 +73,7 @@ case "${1:-check}" in
 check)
     .run/mlp check --backend cuda -v 2>&1 | tee "$out/check-fp32.txt"
     .run/mlp check --backend cuda --precision tf32 2>&1 | tee "$out/check-tf32.txt" | tail -4
+    .run/mlp check --backend cuda --precision bf16 2>&1 | tee "$out/check-bf16.txt" | tail -4
     # The defaults, twice: the first run times each product's candidates and saves the choices, the second reads them.
     for run in 1 2; do
         MLP_CUDA_TUNE_CACHE="$out/train-tuning.json" .run/mlp train --backend cuda --no-progress -v 2>&1 | tee "$out/train-$run.txt"
