@@ -40,7 +40,7 @@ extension CUDABackend {
             throw CUDAError("a bf16 product's operand first needs its bf16 copy inside a recorded step, where nothing can be allocated (set MLP_CUDA_OFF=graphs)")
         }
         let mirror = bf16Mirrors.mirror(of: address)!
-        if !bf16Mirrors.isCurrent(start, end) {
+        if !bf16KeepsCopies || !bf16Mirrors.isCurrent(start, end) {
             // The side stream's weight gradients read the mirrors of what they read in fp32: rewrite one only after them.
             if target == stream && sidePending && sideAccesses.uses(StreamAccesses.extent(DevicePointer<Float>(address: address), rows: 1, stride: count)) {
                 join()
@@ -58,7 +58,7 @@ extension CUDABackend {
     func gradientMirror(_ gradient: DevicePointer<Float>, count: Int, on target: OpaquePointer?) throws -> DevicePointer<UInt16> {
         guard precision == .bf16 else { return DevicePointer(address: 0) }
         wroteWithoutMirror(gradient, count: count)
-        guard target == stream, let index = bf16Mirrors.allocation(containing: gradient.address),
+        guard bf16KeepsCopies, target == stream, let index = bf16Mirrors.allocation(containing: gradient.address),
               try makeMirror(ofAllocation: index) else { return DevicePointer(address: 0) }
         bf16Mirrors.markCurrent(gradient.address, gradient.address + UInt(4 * count), kept: false)
         return DevicePointer(address: bf16Mirrors.mirror(of: gradient.address)!)
@@ -83,7 +83,7 @@ extension CUDABackend {
     /// Where the optimizer's update of `count` parameters from `parameters` on writes their bf16 copy (marked
     /// current, kept until something else writes them), or 0 where they have no mirror yet.
     func updateMirror(_ parameters: DevicePointer<Float>, count: Int) -> DevicePointer<UInt16> {
-        guard precision == .bf16, let mirror = bf16Mirrors.mirror(of: parameters.address) else { return DevicePointer(address: 0) }
+        guard precision == .bf16, bf16KeepsCopies, let mirror = bf16Mirrors.mirror(of: parameters.address) else { return DevicePointer(address: 0) }
         if case .replaying = mode {} else {
             bf16Mirrors.markCurrent(parameters.address, parameters.address + UInt(4 * count), kept: true)
         }

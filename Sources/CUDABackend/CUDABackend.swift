@@ -156,6 +156,10 @@ public final class CUDABackend: Backend, ComposedLayers {
     var retiredScratch = [UInt]()
     /// In bf16, the operands' bf16 copies and which are current (`CUDABackend+BF16.swift`).
     var bf16Mirrors = BF16Mirrors()
+    /// Whether bf16 copies stay in use while current (the default). Off, every bf16 product converts its operands
+    /// first and no kernel writes a copy beside its fp32 output: slower, but free of the bookkeeping, so `mlp check`
+    /// compares training steps with it on and off, bit for bit.
+    package var bf16KeepsCopies = true
 
     // MARK: The output layer (`CUDABackend+OutputLayer.swift`)
 

@@ -166,6 +166,14 @@ struct Check: ParsableCommand {
             // update at the end: the same network, bit for bit.
             let eachLayer = try layerByLayer(cuda, dataset.train.subset(0..<512))
             report("6 Adam steps of 784-2048-2048-10 updating layer by layer, vs at once: largest difference", eachLayer, 0)
+            if bf16 {
+                // The bf16 copies' bookkeeping (which copy is current, which kernel writes one beside its output)
+                // against converting every operand before each product: the same steps, bit for bit.
+                for (hidden, batch, eachLayer) in [([512, 256], 1024, false), ([300, 70], 128, true), ([2048, 2048], 256, true)] {
+                    let difference = try bf16CopiesKept(cuda, dataset.train.subset(0..<(2 * batch)), hidden: hidden, batch: batch, updatesEachLayer: eachLayer)
+                    report("6 Adam steps of 784-\(hidden.map(String.init).joined(separator: "-"))-10, batch \(batch)\(eachLayer ? ", layer by layer" : ""), bf16 copies kept vs converted at each product: largest difference", difference, 0)
+                }
+            }
         }
         // A short training run: the losses of each epoch against the naive backend's.
         let reference = try shortRun(NaiveBackend(), subset).metrics
@@ -260,6 +268,33 @@ struct Check: ParsableCommand {
             for step in 1...6 {
                 network.trainStep(data, batch: batches[step][...], step: optimizer.step(step, learningRate: 1e-3),
                                   next: told && step < 6 ? batches[step + 1][...] : nil)
+            }
+            try backend.synchronize()
+            results.append(network.parameterValues() + network.optimizerStateValues())
+        }
+        return zip(results[0], results[1]).reduce(0) { max($0, Double(abs($1.0 - $1.1))) }
+    }
+
+    /// Trains a network six Adam steps of `batch` rows (each step but the last told the next one's batch) with the
+    /// backend's bf16 copies kept while current and again converted before every product, and returns the largest
+    /// difference between the two's parameters and optimizer states.
+    func bf16CopiesKept(_ backend: CUDABackend, _ images: LabeledImages, hidden: [Int], batch: Int, updatesEachLayer: Bool) throws -> Double {
+        let spec = try NetworkSpec(layerSizes: [images.featureCount] + hidden + [images.classCount])
+        let optimizer = OptimizerConfiguration.adam(learningRate: 1e-3)
+        var generator = SeededGenerator(seed: seed)
+        let initial = ParameterLayout(spec).initialParameters(for: spec, using: &generator)
+        let data = try ResidentDataset(images, on: backend)
+        let batches = Self.stepBatches(batch)
+        var results = [[Float]]()
+        defer { backend.bf16KeepsCopies = true }
+        for keeps in [true, false] {
+            backend.bf16KeepsCopies = keeps
+            let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: batch,
+                                      schedule: StepSchedule(updatesEachLayer: updatesEachLayer, gathersNextBatch: true))
+            network.setParameters(initial)
+            for step in 1...6 {
+                network.trainStep(data, batch: batches[step][...], step: optimizer.step(step, learningRate: 1e-3),
+                                  next: step < 6 ? batches[step + 1][...] : nil)
             }
             try backend.synchronize()
             results.append(network.parameterValues() + network.optimizerStateValues())
