@@ -14,7 +14,7 @@ extension CUDABackend {
         wroteWithoutMirror(inputs, count: batch * features)
         if batch <= inlineIndexLimit {
             join()
-            let grid = (blocks(features), UInt32(batch))
+            let grid = (gatherBlocks(features), UInt32(batch))
             let large = batch > Self.inlineIndexCapacity
             let capacity = large ? Self.largeInlineIndexCapacity : Self.inlineIndexCapacity
             if case .replaying(let graph) = mode {
@@ -37,10 +37,13 @@ extension CUDABackend {
             return
         }
         let source = queueBatchIndices(indices)
-        launch("gather_batch", grid: (blocks(features), UInt32(batch)), block: 256,
+        launch("gather_batch", grid: (gatherBlocks(features), UInt32(batch)), block: 256,
                [inputs, labels, values, floatValues, sourceLabels, source, Int32(batch), Int32(features), normalization.scale, normalization.shift])
         mark("indices copied, batch \(batch)×\(features) gathered")
     }
+
+    /// The blocks of 256 threads that gather a row of `features` (`gather_row`: four features a thread).
+    func gatherBlocks(_ features: Int) -> UInt32 { blocks((features + 3) / 4) }
 
     /// Queues the copy of a batch's indices to the device (after the other streams' work) and returns where the kernels
     /// that follow read them.
