@@ -43,14 +43,27 @@ __global__ void activation_backward(float* gradient, float* bias_gradient, const
     int r0 = blockIdx.y * chunk_rows, r1 = min(rows, r0 + chunk_rows);
     float sum = 0.f;
     if (c < columns) {
-        for (int r = r0 + threadIdx.y; r < r1; r += 16) {
-            long i = (long)r * columns + c;
-            float d = gradient[i] * derivative(outputs[i], activation);
-            if (activation != 3) {   // identity: the gradient stays (column sums only)
-                gradient[i] = d;
-                if (mirror) mirror[i] = bf16_bits(d);
+        // Eight rows' loads (a 128-row chunk's share of a thread) issued before any store: the stores might alias
+        // the next loads as far as the compiler knows, and one row at a time waited out a memory latency per row.
+        // The sum keeps its order (r, r + 16, ...).
+        for (int r = r0 + threadIdx.y; r < r1; r += 128) {
+            float g[8], o[8];
+            #pragma unroll
+            for (int u = 0; u < 8; u++) {
+                long i = (long)(r + 16 * u) * columns + c;
+                if (r + 16 * u < r1) { g[u] = gradient[i]; o[u] = outputs[i]; }
             }
-            sum += d;
+            #pragma unroll
+            for (int u = 0; u < 8; u++) {
+                if (r + 16 * u >= r1) break;
+                long i = (long)(r + 16 * u) * columns + c;
+                float d = g[u] * derivative(o[u], activation);
+                if (activation != 3) {   // identity: the gradient stays (column sums only)
+                    gradient[i] = d;
+                    if (mirror) mirror[i] = bf16_bits(d);
+                }
+                sum += d;
+            }
         }
     }
     partial[threadIdx.y][threadIdx.x] = sum;
