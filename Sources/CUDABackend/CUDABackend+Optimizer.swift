@@ -37,12 +37,6 @@ extension CUDABackend {
         let (count, stateStride, step) = (update.count, update.stateStride, update.step)
         precondition(stateStride >= count, "state slots \(stateStride) apart for \(count) parameters")
         let slots = step.kind == .sgd ? (step.momentum > 0 ? 1 : 0) : 2
-        if let blocked = blockedLayer {
-            blockedLayer = nil
-            if gather == nil, blocked.weights == parameters.address, count == blocked.parameterCount, count < stateStride {
-                return enqueueBlockedUpdate(update, blocked, slots: slots)
-            }
-        }
         // Where the update goes: after both streams' work (`join`) for the whole buffer; for one layer's part of it,
         // on the update stream, after both streams' work so far, when the side stream (or an earlier update) still
         // writes these gradients or touches these parameters or states, else on the main stream, without waiting.

@@ -22,15 +22,13 @@ extension CUDABackend {
     /// joins), so it runs beside what the main stream does next. `thenOnSideStream` queues more work on the side stream
     /// after the product (it runs only while recording or running directly, not when a step is replayed; non-escaping,
     /// so that a replayed step allocates no closure context).
-    /// `inputStride`: the inputs' row stride, when they are some of the columns of a wider matrix (0: `inputSize`).
-    func enqueueWeightGradient(_ weightGradient: DevicePointer<Float>, inputs: DevicePointer<Float>, gradient: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, inputStride: Int = 0, thenOnSideStream: () throws -> Void = {}) {
-        let lda = inputStride > 0 ? inputStride : inputSize
+    func enqueueWeightGradient(_ weightGradient: DevicePointer<Float>, inputs: DevicePointer<Float>, gradient: DevicePointer<Float>, rows: Int, inputSize: Int, outputSize: Int, thenOnSideStream: () throws -> Void = {}) {
         if case .replaying = mode {
             sidePending = true
         } else {
             record {
                 let call = MatmulCall(transposeA: true, transposeB: false, m: inputSize, n: outputSize, k: rows, alpha: 1,
-                                      a: inputs.address, lda: lda, b: gradient.address, ldb: outputSize, beta: 0,
+                                      a: inputs.address, lda: inputSize, b: gradient.address, ldb: outputSize, beta: 0,
                                       c: weightGradient.address, ldc: outputSize)
                 // bf16: the operands' copies made current on the main stream, before the fork, so that the main
                 // stream's products can read them too.
@@ -43,7 +41,7 @@ extension CUDABackend {
                 sidePending = true
             }
         }
-        sideAccesses.read(StreamAccesses.extent(inputs, rows: rows, stride: lda))
+        sideAccesses.read(StreamAccesses.extent(inputs, rows: rows, stride: inputSize))
         sideAccesses.read(StreamAccesses.extent(gradient, rows: rows, stride: outputSize))
         sideAccesses.write(StreamAccesses.extent(weightGradient, rows: inputSize, stride: outputSize))
     }

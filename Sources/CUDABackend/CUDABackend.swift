@@ -127,11 +127,6 @@ public final class CUDABackend: Backend, ComposedLayers {
     var updateStream: OpaquePointer?
     var forkEvent: OpaquePointer?, joinEvent: OpaquePointer?
     var mainReady: OpaquePointer?, sideReady: OpaquePointer?, updateDone: OpaquePointer?
-    /// `MLP_CUDA_BACKWARD_BLOCKS`: per block, the events after its input-gradient product (main stream) and its weight
-    /// gradient (side stream), made when first needed (`CUDABackend+BlockedBackward.swift`).
-    var blockEvents: [(main: OpaquePointer?, side: OpaquePointer?)] = []
-    /// The layer whose backward just ran in blocks, until its update comes (at most one at a time).
-    var blockedLayer: BlockedLayer?
     /// Whether the side stream or the update stream has work the main stream has not yet waited for, and the memory
     /// that work reads and writes (the main stream joins both before touching it in a way that conflicts).
     var sidePending = false, updatePending = false

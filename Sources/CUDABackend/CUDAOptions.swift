@@ -51,11 +51,6 @@ public struct CUDAOptions: Sendable, Equatable, CustomStringConvertible {
     /// leave room on each multiprocessor for the products' blocks beside it, where 16,000 blocks queued first take
     /// them all.
     public var besideUpdateBlocksPerMultiprocessor = 0
-    /// `MLP_CUDA_BACKWARD_BLOCKS=n` (an experiment under measurement, issue 28): the backward of a hidden layer of 4
-    /// million weights or more in `n` blocks of its weights' rows, each block's update on the update stream as soon
-    /// as that block's two products are done, beside the next blocks' products (`CUDABackend+BlockedBackward.swift`);
-    /// 0 or 1, the default: in one piece, the layer's update after both.
-    public var backwardBlocks = 0
     /// `MLP_CUDA_OFF=a,b,…`: measured strategies turned off, one at a time, for an A/B run.
     public var disabled: Set<Strategy> = []
     /// What could not be read, one line each (the backend passes them to its warning handler).
@@ -68,11 +63,6 @@ public struct CUDAOptions: Sendable, Equatable, CustomStringConvertible {
         tuningCache = Self.cacheLocation(environment, "MLP_CUDA_TUNE_CACHE", default: "cublaslt-tuning.json")
         timesAlgorithms = environment["MLP_CUDA_TUNE"] != "0"
         traces = environment["MLP_CUDA_TRACE"] == "1"
-        if let set = environment["MLP_CUDA_BACKWARD_BLOCKS"], !set.isEmpty {
-            if let n = Int(set), n >= 0 { backwardBlocks = n } else {
-                problems.append("MLP_CUDA_BACKWARD_BLOCKS=\(set): expected a count of blocks (0: one piece); the default is used")
-            }
-        }
         if let set = environment["MLP_CUDA_UPDATE_BLOCKS"], !set.isEmpty {
             if let n = Int(set), n >= 0 { besideUpdateBlocksPerMultiprocessor = n } else {
                 problems.append("MLP_CUDA_UPDATE_BLOCKS=\(set): expected a count of blocks per multiprocessor (0: uncapped); the default is used")
@@ -115,8 +105,7 @@ public struct CUDAOptions: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         let off = Strategy.allCases.filter { disabled.contains($0) }.map(\.rawValue)
         return "MLP_CUDA_SYNC=\(synchronizesEachOperation ? 1 : 0) MLP_CUDA_TUNE=\(timesAlgorithms ? 1 : 0) "
-            + "MLP_CUDA_TRACE=\(traces ? 1 : 0) MLP_CUDA_UPDATE_BLOCKS=\(besideUpdateBlocksPerMultiprocessor) "
-            + "MLP_CUDA_BACKWARD_BLOCKS=\(backwardBlocks) MLP_CUDA_OFF=\(off.isEmpty ? "(none)" : off.joined(separator: ",")) "
+            + "MLP_CUDA_TRACE=\(traces ? 1 : 0) MLP_CUDA_UPDATE_BLOCKS=\(besideUpdateBlocksPerMultiprocessor) MLP_CUDA_OFF=\(off.isEmpty ? "(none)" : off.joined(separator: ",")) "
             + "MLP_CUDA_KERNEL_CACHE=\(kernelCache?.path ?? "0") MLP_CUDA_TUNE_CACHE=\(tuningCache?.path ?? "0")"
     }
 }

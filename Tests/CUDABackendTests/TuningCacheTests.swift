@@ -121,10 +121,9 @@ import Testing
 
     @Test func eachSwitchIsRead() {
         let options = CUDAOptions(environment: ["MLP_CUDA_SYNC": "1", "MLP_CUDA_TUNE": "0", "MLP_CUDA_TRACE": "1",
-                                                "MLP_CUDA_OFF": "graphs, pdl,split-k", "MLP_CUDA_UPDATE_BLOCKS": "3", "MLP_CUDA_BACKWARD_BLOCKS": "4"])
+                                                "MLP_CUDA_OFF": "graphs, pdl,split-k", "MLP_CUDA_UPDATE_BLOCKS": "3"])
         #expect(options.synchronizesEachOperation && !options.timesAlgorithms && options.traces)
         #expect(options.besideUpdateBlocksPerMultiprocessor == 3 && options.description.contains("MLP_CUDA_UPDATE_BLOCKS=3"))
-        #expect(options.backwardBlocks == 4 && options.description.contains("MLP_CUDA_BACKWARD_BLOCKS=4"))
         #expect(options.disabled == [.graphs, .pdl, .splitK])
         #expect(!options.uses(.graphs) && options.uses(.streams))
         #expect(options.description.contains("MLP_CUDA_OFF=graphs,pdl,split-k"))
