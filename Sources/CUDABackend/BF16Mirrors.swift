@@ -60,16 +60,12 @@ struct BF16Mirrors {
         current.contains { $0.start <= start && end <= $0.end }
     }
 
-    /// `[start, end)`'s mirror now holds its values. Ranges of the same lifetime (`kept` or not) that it overlaps or
-    /// touches become one with it, so that a matrix whose copy was written in parts (a layer's weights updated in
-    /// blocks) is found current as a whole.
     mutating func markCurrent(_ start: UInt, _ end: UInt, kept: Bool) {
-        var merged = (start: start, end: end)
-        while let touching = current.firstIndex(where: { $0.kept == kept && $0.start <= merged.end && merged.start <= $0.end }) {
-            merged = (Swift.min(merged.start, current[touching].start), Swift.max(merged.end, current[touching].end))
-            current.remove(at: touching)
+        if let same = current.firstIndex(where: { $0.start == start && $0.end == end }) {
+            current[same].kept = current[same].kept || kept
+        } else {
+            current.append((start, end, kept))
         }
-        current.append((merged.start, merged.end, kept))
     }
 
     /// `[start, end)` was written without its mirror: no range that overlaps it is current any more.

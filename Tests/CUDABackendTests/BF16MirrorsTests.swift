@@ -59,30 +59,6 @@ import Testing
         #expect(mirrors.current.isEmpty)
     }
 
-    /// A layer's weights updated in blocks, in any order: current as a whole once every block is, and not before.
-    @Test func rangesMarkedInPartsAreCurrentAsAWhole() {
-        var g = SeededGenerator(seed: 77)
-        var mirrors = BF16Mirrors()
-        let base: UInt = 0x40000, blocks = 5, block = 4 * 1_003
-        mirrors.allocated(base: base, bytes: blocks * block + 44)
-        mirrors.markCurrent(base + UInt(blocks * block), base + UInt(blocks * block + 44), kept: false)  // another lifetime
-        let order = (0..<blocks).shuffled(using: &g)
-        for (n, j) in order.enumerated() {
-            #expect(!mirrors.isCurrent(base, base + UInt(blocks * block)))
-            mirrors.markCurrent(base + UInt(j * block), base + UInt((j + 1) * block), kept: true)
-            #expect(mirrors.isCurrent(base + UInt(j * block), base + UInt((j + 1) * block)))
-            #expect(mirrors.current.filter(\.kept).count <= n + 1)
-        }
-        #expect(mirrors.isCurrent(base, base + UInt(blocks * block)))
-        #expect(mirrors.current.count == 2)  // the blocks as one range, and the range of the other lifetime
-        #expect(!mirrors.isCurrent(base, base + UInt(blocks * block + 4)))   // not across lifetimes
-        mirrors.forgetStep()
-        #expect(mirrors.isCurrent(base, base + UInt(blocks * block)) && mirrors.current.count == 1)
-        // A write into one block makes the whole merged range stale (more conversions, never a stale read).
-        mirrors.invalidate(base + UInt(2 * block + 8), base + UInt(2 * block + 12))
-        #expect(!mirrors.isCurrent(base, base + UInt(block)))
-    }
-
     @Test func aStepForgetsItsConversionsButNotTheUpdatedWeights() {
         var mirrors = BF16Mirrors()
         mirrors.allocated(base: 0x20000, bytes: 1_000_004)   // parameters
