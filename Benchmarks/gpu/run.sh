@@ -16,9 +16,6 @@
 #                                           TORCH_MLP_VARIANTS, "cuda graph" by default; JAX: JAX_MLP_LAYOUTS,
 #                                           JAX_MLP_FORMULATIONS), every workload, and the products' rates in bf16 and
 #                                           TF32 (torch.matmul; not with BF16_QUICK=1). Results packed after each part.
-#   bash Benchmarks/gpu/run.sh updates      issue 28: wide-1024's updates beside the products in a grid capped at
-#                                           MLP_CUDA_UPDATE_BLOCKS blocks per multiprocessor (UPDATE_BLOCKS, "0 1 2 4";
-#                                           0 uncapped), TF32 and fp32 (UPDATES_PRECISIONS), two alternating rounds
 #   bash Benchmarks/gpu/run.sh torch-autotune  PyTorch's compiled step with --compile-mode max-autotune (Triton's tuned
 #                                           products; minutes of compiling), small-128 and small-1024, fp32 and tf32
 #   bash Benchmarks/gpu/run.sh profile      per-kernel times of training steps (Nsight Compute)
@@ -360,19 +357,6 @@ bf16)
         --output "$out/bench-bf16" 2>&1 | tee "$out/bench-bf16.txt" | grep -E "^\| |peak|cuda"
     pack
     [ -n "${BF16_QUICK:-}" ] || python3 Benchmarks/gpu/matmul_rates.py 2>&1 | tee "$out/matmul-rates.txt"
-    ;;
-updates)
-    # Issue 28: the updates beside the products in a capped grid (MLP_CUDA_UPDATE_BLOCKS blocks per multiprocessor,
-    # 0: uncapped, the default), wide-1024, the cuda backend alone, the values in turn in alternating rounds.
-    for precision in ${UPDATES_PRECISIONS:-tf32 fp32}; do
-        for round in 1 2; do
-            for n in ${UPDATE_BLOCKS:-0 1 2 4}; do
-                echo "== $precision round $round MLP_CUDA_UPDATE_BLOCKS=$n" | tee -a "$out/updates-$precision.txt"
-                MLP_CUDA_UPDATE_BLOCKS=$n bench --backends cuda --workloads wide-1024 --repeats 3 --precision "$precision" \
-                    --output "$out/updates-$precision-$n-$round" 2>&1 | tee -a "$out/updates-$precision.txt" | grep -E "^ *wide-1024 "
-            done
-        done
-    done
     ;;
 torch-autotune)
     for precision in ${BENCH_PRECISIONS:-fp32 tf32}; do

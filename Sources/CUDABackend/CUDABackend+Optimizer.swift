@@ -58,9 +58,7 @@ extension CUDABackend {
         let beside = target != stream
         let kind = Int32(Self.kernelCode(of: step.kind))
         // The step's values go as a parameter (`StepValues`): a recorded step sets them in its node before each replay.
-        var updateBlocks = blocks(count, 256 * 4)  // 4: UPDATE_UNROLL
-        let cap = options.besideUpdateBlocksPerMultiprocessor * multiprocessors
-        if beside && cap > 0 { updateBlocks = min(updateBlocks, UInt32(cap)) }
+        let updateBlocks = blocks(count, 256 * 4)  // 4: UPDATE_UNROLL
         let gatherBlocks = gather.map { self.gatherBlocks($0.features) } ?? 0
         let grid = (updateBlocks + gatherBlocks * UInt32(gather?.indices.count ?? 0), UInt32(1))
         let kernel = gather == nil ? "optimizer_update" : "optimizer_update_gather"

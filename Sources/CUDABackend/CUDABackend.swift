@@ -166,8 +166,6 @@ public final class CUDABackend: Backend, ComposedLayers {
     /// The most floats of weights `output_layer_loss` stages in shared memory: what the device allows a block with the
     /// opt-in (227 KB on Hopper), less the kernel's own sums.
     let outputLayerStagedFloats: Int
-    /// The device's multiprocessors (streaming multiprocessors, SMs).
-    let multiprocessors: Int
     /// The most floats of weights `output_layer_wide` may stage.
     let wideOutputStagedFloats: Int
     /// Inputs from which a layer of ten outputs takes `output_layer_wide` (0 with `MLP_CUDA_OFF=wide-output`).
@@ -243,7 +241,6 @@ public final class CUDABackend: Backend, ComposedLayers {
                         "cuFuncSetAttribute(\(kernel), max dynamic shared memory \(sharedPerBlock - own))")
         }
         outputLayerStagedFloats = Self.outputLayerStagedFloats(sharedBytesPerBlock: sharedPerBlock)
-        multiprocessors = try attribute(16, "multiprocessor count")  // CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT
         wideOutputStagedFloats = (sharedPerBlock - Self.wideOutputOwnSharedBytes) / 4
         outputWideFrom = options.uses(.wideOutput) ? Self.wideOutputMinimumInputs : 0
         log("output layer kernel: weights of up to \(outputLayerStagedFloats) floats in shared memory (\(sharedPerBlock / 1024) KB a block); "

@@ -45,12 +45,6 @@ public struct CUDAOptions: Sendable, Equatable, CustomStringConvertible {
     public var timesAlgorithms = true
     /// `MLP_CUDA_TRACE=1`: timing events between a recorded step's operations (`CUDABackend.takeTrace`).
     public var traces = false
-    /// `MLP_CUDA_UPDATE_BLOCKS=n` (an experiment under measurement, issue 28): an update that runs beside the
-    /// products (on the update stream) launches at most `n` blocks per multiprocessor, each looping over its share,
-    /// instead of one block per 1,024 parameters; 0, the default, leaves the grid uncapped. A capped update would
-    /// leave room on each multiprocessor for the products' blocks beside it, where 16,000 blocks queued first take
-    /// them all.
-    public var besideUpdateBlocksPerMultiprocessor = 0
     /// `MLP_CUDA_OFF=a,b,…`: measured strategies turned off, one at a time, for an A/B run.
     public var disabled: Set<Strategy> = []
     /// What could not be read, one line each (the backend passes them to its warning handler).
@@ -63,11 +57,6 @@ public struct CUDAOptions: Sendable, Equatable, CustomStringConvertible {
         tuningCache = Self.cacheLocation(environment, "MLP_CUDA_TUNE_CACHE", default: "cublaslt-tuning.json")
         timesAlgorithms = environment["MLP_CUDA_TUNE"] != "0"
         traces = environment["MLP_CUDA_TRACE"] == "1"
-        if let set = environment["MLP_CUDA_UPDATE_BLOCKS"], !set.isEmpty {
-            if let n = Int(set), n >= 0 { besideUpdateBlocksPerMultiprocessor = n } else {
-                problems.append("MLP_CUDA_UPDATE_BLOCKS=\(set): expected a count of blocks per multiprocessor (0: uncapped); the default is used")
-            }
-        }
         for name in ["MLP_CUDA_SYNC", "MLP_CUDA_TUNE", "MLP_CUDA_TRACE"] {
             if let set = environment[name], !["", "0", "1"].contains(set) {
                 problems.append("\(name)=\(set): expected 0 or 1; the default is used")
@@ -105,7 +94,7 @@ public struct CUDAOptions: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         let off = Strategy.allCases.filter { disabled.contains($0) }.map(\.rawValue)
         return "MLP_CUDA_SYNC=\(synchronizesEachOperation ? 1 : 0) MLP_CUDA_TUNE=\(timesAlgorithms ? 1 : 0) "
-            + "MLP_CUDA_TRACE=\(traces ? 1 : 0) MLP_CUDA_UPDATE_BLOCKS=\(besideUpdateBlocksPerMultiprocessor) MLP_CUDA_OFF=\(off.isEmpty ? "(none)" : off.joined(separator: ",")) "
+            + "MLP_CUDA_TRACE=\(traces ? 1 : 0) MLP_CUDA_OFF=\(off.isEmpty ? "(none)" : off.joined(separator: ",")) "
             + "MLP_CUDA_KERNEL_CACHE=\(kernelCache?.path ?? "0") MLP_CUDA_TUNE_CACHE=\(tuningCache?.path ?? "0")"
     }
 }

@@ -121,9 +121,8 @@ import Testing
 
     @Test func eachSwitchIsRead() {
         let options = CUDAOptions(environment: ["MLP_CUDA_SYNC": "1", "MLP_CUDA_TUNE": "0", "MLP_CUDA_TRACE": "1",
-                                                "MLP_CUDA_OFF": "graphs, pdl,split-k", "MLP_CUDA_UPDATE_BLOCKS": "3"])
+                                                "MLP_CUDA_OFF": "graphs, pdl,split-k"])
         #expect(options.synchronizesEachOperation && !options.timesAlgorithms && options.traces)
-        #expect(options.besideUpdateBlocksPerMultiprocessor == 3 && options.description.contains("MLP_CUDA_UPDATE_BLOCKS=3"))
         #expect(options.disabled == [.graphs, .pdl, .splitK])
         #expect(!options.uses(.graphs) && options.uses(.streams))
         #expect(options.description.contains("MLP_CUDA_OFF=graphs,pdl,split-k"))
@@ -131,12 +130,10 @@ import Testing
 
     /// A name that is no strategy, or a value a switch does not take, is reported (the backend warns) and ignored.
     @Test func whatCannotBeReadIsReported() {
-        let options = CUDAOptions(environment: ["MLP_CUDA_OFF": "graphs,tiled", "MLP_CUDA_SYNC": "yes", "MLP_CUDA_TUNE": "1",
-                                                "MLP_CUDA_UPDATE_BLOCKS": "-2"])
+        let options = CUDAOptions(environment: ["MLP_CUDA_OFF": "graphs,tiled", "MLP_CUDA_SYNC": "yes", "MLP_CUDA_TUNE": "1"])
         #expect(options.disabled == [.graphs])
-        #expect(!options.synchronizesEachOperation && options.timesAlgorithms && options.besideUpdateBlocksPerMultiprocessor == 0)
-        #expect(options.problems.count == 3)
-        #expect(options.problems.contains { $0.hasPrefix("MLP_CUDA_UPDATE_BLOCKS=-2") })
+        #expect(!options.synchronizesEachOperation && options.timesAlgorithms)
+        #expect(options.problems.count == 2)
         #expect(options.problems.contains { $0.contains("\"tiled\" is not a strategy") && $0.contains("wide-output") })
         #expect(options.problems.contains { $0.hasPrefix("MLP_CUDA_SYNC=yes") })
     }
