@@ -256,52 +256,39 @@ struct Check: ParsableCommand {
     /// Trains a network six Adam steps of `batch` rows, each step but the last told the next one's batch, and again
     /// not told, and returns the largest difference between the two's parameters and optimizer states.
     func gatheringNext(_ backend: CUDABackend, _ images: LabeledImages, hidden: [Int], batch: Int, updatesEachLayer: Bool) throws -> Double {
-        let spec = try NetworkSpec(layerSizes: [images.featureCount] + hidden + [images.classCount])
-        let optimizer = OptimizerConfiguration.adam(learningRate: 1e-3)
-        var generator = SeededGenerator(seed: seed)
-        let initial = ParameterLayout(spec).initialParameters(for: spec, using: &generator)
-        let data = try ResidentDataset(images, on: backend)
-        let batches = Self.stepBatches(batch)
-        var results = [[Float]]()
-        for told in [true, false] {
-            let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: batch,
-                                      schedule: StepSchedule(updatesEachLayer: updatesEachLayer, gathersNextBatch: true))
-            network.setParameters(initial)
-            for step in 1...6 {
-                network.trainStep(data, batch: batches[step][...], step: optimizer.step(step, learningRate: 1e-3),
-                                  next: told && step < 6 ? batches[step + 1][...] : nil)
-            }
-            try backend.synchronize()
-            results.append(network.parameterValues() + network.optimizerStateValues())
-        }
-        return zip(results[0], results[1]).reduce(0) { max($0, Double(abs($1.0 - $1.1))) }
+        let told = try sixAdamSteps(backend, images, hidden: hidden, batch: batch, updatesEachLayer: updatesEachLayer, toldNext: true)
+        let notTold = try sixAdamSteps(backend, images, hidden: hidden, batch: batch, updatesEachLayer: updatesEachLayer, toldNext: false)
+        return largestDifference(told, notTold)
     }
 
-    /// Trains a network six Adam steps of `batch` rows (each step but the last told the next one's batch) with the
-    /// backend's bf16 copies kept while current and again converted before every product, and returns the largest
-    /// difference between the two's parameters and optimizer states.
+    /// The same six steps (each told the next batch) with the backend's bf16 copies kept while current and again
+    /// converted before every product: the largest difference between the two's parameters and optimizer states.
     func bf16CopiesKept(_ backend: CUDABackend, _ images: LabeledImages, hidden: [Int], batch: Int, updatesEachLayer: Bool) throws -> Double {
+        defer { backend.bf16KeepsCopies = true }
+        let kept = try sixAdamSteps(backend, images, hidden: hidden, batch: batch, updatesEachLayer: updatesEachLayer, toldNext: true)
+        backend.bf16KeepsCopies = false
+        let converted = try sixAdamSteps(backend, images, hidden: hidden, batch: batch, updatesEachLayer: updatesEachLayer, toldNext: true)
+        return largestDifference(kept, converted)
+    }
+
+    /// Six Adam steps of `batch` rows (`stepBatches`) from the seed's initial parameters, each step but the last told
+    /// the next one's batch where `toldNext`: the parameters and optimizer states after them.
+    func sixAdamSteps(_ backend: any Backend, _ images: LabeledImages, hidden: [Int], batch: Int, updatesEachLayer: Bool, toldNext: Bool) throws -> [Float] {
         let spec = try NetworkSpec(layerSizes: [images.featureCount] + hidden + [images.classCount])
         let optimizer = OptimizerConfiguration.adam(learningRate: 1e-3)
         var generator = SeededGenerator(seed: seed)
         let initial = ParameterLayout(spec).initialParameters(for: spec, using: &generator)
         let data = try ResidentDataset(images, on: backend)
         let batches = Self.stepBatches(batch)
-        var results = [[Float]]()
-        defer { backend.bf16KeepsCopies = true }
-        for keeps in [true, false] {
-            backend.bf16KeepsCopies = keeps
-            let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: batch,
-                                      schedule: StepSchedule(updatesEachLayer: updatesEachLayer, gathersNextBatch: true))
-            network.setParameters(initial)
-            for step in 1...6 {
-                network.trainStep(data, batch: batches[step][...], step: optimizer.step(step, learningRate: 1e-3),
-                                  next: step < 6 ? batches[step + 1][...] : nil)
-            }
-            try backend.synchronize()
-            results.append(network.parameterValues() + network.optimizerStateValues())
+        let network = try Network(spec: spec, optimizer: optimizer, backend: backend, maxBatch: batch,
+                                  schedule: StepSchedule(updatesEachLayer: updatesEachLayer, gathersNextBatch: true))
+        network.setParameters(initial)
+        for step in 1...6 {
+            network.trainStep(data, batch: batches[step][...], step: optimizer.step(step, learningRate: 1e-3),
+                              next: toldNext && step < 6 ? batches[step + 1][...] : nil)
         }
-        return zip(results[0], results[1]).reduce(0) { max($0, Double(abs($1.0 - $1.1))) }
+        try backend.synchronize()
+        return network.parameterValues() + network.optimizerStateValues()
     }
 
     /// Trains 784-2048-2048-10 six Adam steps of 256 rows with every layer updated at once at the end of the step and
