@@ -11,10 +11,12 @@ workload reports those that run; `mlp bench` compares ours with the fastest):
   compile     the whole step under torch.compile: forward and backward traced as one graph (compiled autograd on
               releases before trace_autograd_ops), the optimizer's update in the same compiled function, mode
               reduce-overhead (Inductor's fused kernels, replayed as CUDA graphs on the GPU). --compile-mode
-              max-autotune adds Triton's tuned matrix products, at a compile of minutes. PyTorch 2.11's reduce-overhead
-              refused this step on an H100 (its CUDA-graph trees saw the step's outputs overwritten by the next
-              step); the same compiled step captured whole in one CUDA graph by hand ran but trained wrongly (56%
-              test accuracy after four epochs of small-128, against 98%), so it is not offered (Benchmarks/RESULTS.md).
+              max-autotune adds Triton's tuned matrix products, at a compile of minutes. On the GPU the first step runs
+              eager, so that the gradients and Adam's state are not outputs of a CUDA graph: made by the first
+              compiled call, they were, and PyTorch 2.11's CUDA-graph trees refused the next replay's reads of them
+              (H100, 2026-12-07). The same compiled step captured whole in one CUDA graph by hand ran but trained
+              wrongly (56% test accuracy after four epochs of small-128, against 98%), so it is not offered
+              (Benchmarks/RESULTS.md).
 --variants picks among them (TORCH_MLP_VARIANTS sets the default, for runs through `mlp bench --peers`). --precision tf32 turns on TF32 matrix units (torch.backends.cuda.matmul.allow_tf32);
 fp32 keeps them off; bf16 runs the forward and the loss under torch.autocast(dtype=torch.bfloat16), PyTorch's mixed
 precision (products on bf16 operands, parameters and Adam's state fp32; the weight-cast cache off, as CUDA graphs
@@ -170,19 +172,31 @@ def trace_backward_into_graph():
 
 def compile_epoch(model, X, Y, batch, steps, generator, device, args):
     # The whole step in one compiled function: the backward traced in, and the optimizer's update (PyTorch's "compiling
-    # the optimizer" recipe), after the one graph break torch.optim itself asks for. The learning rate is a tensor so
+    # the optimizer" recipe) between the two graph breaks torch.optim itself asks for. The learning rate is a tensor so
     # that no value change recompiles.
     trace_backward_into_graph()
-    opt = torch.optim.Adam(model.parameters(), lr=torch.tensor(1e-3, device=device), capturable=True)
+    params = list(model.parameters())
+    opt = torch.optim.Adam(params, lr=torch.tensor(1e-3, device=device), capturable=True)
     loss_fn = torch.nn.CrossEntropyLoss()
 
-    @torch.compile(mode=args.compile_mode)
-    def compiled_step(idx):
+    def whole_step(idx):
         with mixed_precision(args):
             loss = loss_fn(model(X[idx]), Y[idx])
         loss.backward()
         opt.step()
-        opt.zero_grad(set_to_none=False)
+        # The gradients zeroed in place for the next step's backward to add into (`opt.zero_grad` breaks the graph).
+        torch._foreach_zero_([p.grad for p in params])
+
+    if device.type == "cuda":
+        # The first step eager: the gradients and Adam's state are then tensors made outside the compiled code, which
+        # keep their addresses (marked static, as the data are), so that the CUDA graphs replay the step in place. Made
+        # by the first compiled call, they were outputs of its CUDA graph, which the next replay overwrote while the step
+        # read them ("accessing tensor output of CUDAGraphs that has been overwritten by a subsequent run", PyTorch
+        # 2.11 on an H100). The CPU has no CUDA graphs (and capturable Adam runs eager only on a GPU).
+        whole_step(torch.randperm(len(X), device=device, generator=generator)[:batch])
+        for tensor in [X, Y] + [p.grad for p in params]:
+            torch._dynamo.mark_static_address(tensor)
+    compiled_step = torch.compile(whole_step, mode=args.compile_mode)
 
     def step(idx):
         # Each call is a new training step: the CUDA graphs that reduce-overhead replays may then reuse the buffers of
