@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "MLPCoreTests", dependencies: ["MNIST", "MLPCore", "NaiveBackend", "TestSupport"]),
         .testTarget(name: "NaiveBackendTests", dependencies: ["MNIST", "NaiveBackend", "MLPCore", "TestSupport"]),
         .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
-        .testTarget(name: "CPUBackendTests", dependencies: ["MNIST", "MLPCore", "NaiveBackend", "CPUBackend", "CPUKernels", "TestSupport", "CAllocationCounter"]),
+        .testTarget(name: "CPUBackendTests", dependencies: ["MNIST", "MLPCore", "NaiveBackend", "CPUBackend", "CPUKernels", "CBF16GEMM", "TestSupport", "CAllocationCounter"]),
         .testTarget(name: "CUDABackendTests", dependencies: ["MNIST", "MLPCore", "CUDABackend", "TestSupport", "CAllocationCounter"]),
         .testTarget(name: "mlpTests", dependencies: ["mlp", "MNIST", "MLPCore", "TestSupport"]),
     ],

@@ -163,8 +163,145 @@ TARGET void mlp_bf16_gemm_rows(int trans_a, int m, int n, int k, float alpha, co
     }
 }
 
+// The sparse product (see CBF16GEMM.h): a tile's rows of op(A) as the listed pairs' bf16 words, row r's word of the
+// t-th listed pair at words[r * row_stride + t * pair_stride], and the pairs' indices in `pairs`. Both lists have 16
+// entries of slack past the depth's pairs (the compressed stores write whole vectors).
+#define SR MLP_BF16_SPARSE_ROWS
+
+size_t mlp_bf16_sparse_workspace_bytes(int k) { return (size_t)9 * ((k + 1) / 2 + 16) * sizeof(uint32_t); }
+
+// op(A) = A: row r's pairs are neighbours in its row. 16 pairs at a time, converted as the packing converts them; the
+// pairs where any row's word is nonzero are compressed into the lists (in registers: a compressing store to memory is
+// slow on some CPUs). Rows past `rows` list zeros.
+TARGET static int list_pairs_of_rows(const float *a, int lda, int rows, int k, int32_t *pairs, uint32_t *words, size_t row_stride) {
+    int k2 = (k + 1) / 2, count = 0;
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int p0 = 0; p0 < k2; p0 += 16) {
+        int left = k - 2 * p0;
+        __mmask16 low = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        __mmask16 high = left >= 32 ? (__mmask16)0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+        __m512i w[SR];
+        __mmask16 any = 0;
+        for (int r = 0; r < SR; r++) {
+            if (r < rows) {
+                const float *row = a + (size_t)r * lda + 2 * p0;
+                w[r] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(high, row + 16), _mm512_maskz_loadu_ps(low, row));
+                any |= _mm512_test_epi32_mask(w[r], w[r]);
+            } else {
+                w[r] = _mm512_setzero_si512();
+            }
+        }
+        if (!any) continue;
+        _mm512_storeu_si512(pairs + count, _mm512_maskz_compress_epi32(any, _mm512_add_epi32(iota, _mm512_set1_epi32(p0))));
+        for (int r = 0; r < SR; r++) _mm512_storeu_si512(words + (size_t)r * row_stride + count, _mm512_maskz_compress_epi32(any, w[r]));
+        count += __builtin_popcount(any);
+    }
+    return count;
+}
+
+// op(A) = Aᵀ: a tile's values at one depth step are neighbours in A's row; two rows of A (a pair) interleave into the
+// tile's words, stored 8 a pair. Without a branch per pair (whether a pair is listed is close to a coin toss in the
+// middle of an image): every pair is written at the end of the list, and the count moves past it if it is nonzero.
+TARGET static int list_pairs_of_columns(const float *a, int lda, int rows, int k, int32_t *pairs, uint32_t *words) {
+    int k2 = (k + 1) / 2, count = 0;
+    __mmask16 valid = (__mmask16)((1u << rows) - 1);
+    for (int p = 0; p < k2; p++) {
+        const float *r0 = a + (size_t)(2 * p) * lda;
+        __m512 x0 = _mm512_maskz_loadu_ps(valid, r0), x1 = 2 * p + 1 < k ? _mm512_maskz_loadu_ps(valid, r0 + lda) : _mm512_setzero_ps();
+        __m512i w = interleave_pairs(x0, x1);
+        _mm256_storeu_si256((__m256i *)(words + (size_t)count * 8), _mm512_castsi512_si256(w));
+        pairs[count] = p;
+        count += _mm512_test_epi32_mask(w, w) != 0;
+    }
+    return count;
+}
+
+// One SR-row tile of C over `panels` (1 or 2) panels of B (panel_stride apart) and the `count` listed pairs: one
+// vdpbf16ps per accumulator per listed pair, in the pairs' order. B's pairs (two cache lines a panel) are fetched 8
+// listed pairs ahead: their order defeats the hardware's prefetchers.
+TARGET static void sparse_tile(int count, const int32_t *pairs, const uint32_t *words, size_t row_stride, size_t pair_stride,
+                               const uint16_t *b, size_t panel_stride, int panels, float alpha, float beta, float *c, int ldc,
+                               int rows, int columns) {
+    __m512 acc[SR][4];
+    for (int r = 0; r < SR; r++) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm512_setzero_ps();
+    if (panels == 2) {
+        for (int t = 0; t < count; t++) {
+            const uint16_t *bp = b + (size_t)pairs[t] * NR * 2, *ahead = b + (size_t)pairs[t + 8 < count ? t + 8 : t] * NR * 2;
+            _mm_prefetch((const char *)ahead, _MM_HINT_T0);
+            _mm_prefetch((const char *)(ahead + 32), _MM_HINT_T0);
+            _mm_prefetch((const char *)(ahead + panel_stride), _MM_HINT_T0);
+            _mm_prefetch((const char *)(ahead + panel_stride + 32), _MM_HINT_T0);
+            __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp), b1 = (__m512bh)_mm512_loadu_si512(bp + 32);
+            __m512bh b2 = (__m512bh)_mm512_loadu_si512(bp + panel_stride), b3 = (__m512bh)_mm512_loadu_si512(bp + panel_stride + 32);
+            for (int r = 0; r < SR; r++) {
+                __m512bh x = (__m512bh)_mm512_set1_epi32((int)words[r * row_stride + t * pair_stride]);
+                acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, b0);
+                acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, b1);
+                acc[r][2] = _mm512_dpbf16_ps(acc[r][2], x, b2);
+                acc[r][3] = _mm512_dpbf16_ps(acc[r][3], x, b3);
+            }
+        }
+    } else {
+        for (int t = 0; t < count; t++) {
+            const uint16_t *bp = b + (size_t)pairs[t] * NR * 2;
+            const uint16_t *ahead = b + (size_t)pairs[t + 8 < count ? t + 8 : t] * NR * 2;
+            _mm_prefetch((const char *)ahead, _MM_HINT_T0);
+            _mm_prefetch((const char *)(ahead + 32), _MM_HINT_T0);
+            __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp), b1 = (__m512bh)_mm512_loadu_si512(bp + 32);
+            for (int r = 0; r < SR; r++) {
+                __m512bh x = (__m512bh)_mm512_set1_epi32((int)words[r * row_stride + t * pair_stride]);
+                acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, b0);
+                acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, b1);
+            }
+        }
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int r = 0; r < rows; r++) {
+        for (int h = 0; h < 2 * panels; h++) {
+            int left = columns - 16 * h;
+            if (left <= 0) break;
+            __mmask16 mask = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+            // Panel 1's vectors: accumulators 2 and 3, at columns 32 on.
+            float *out = c + (size_t)r * ldc + 16 * h;
+            __m512 v = _mm512_mul_ps(va, acc[r][h]);
+            if (beta != 0) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask, out), v);
+            _mm512_mask_storeu_ps(out, mask, v);
+        }
+    }
+}
+
+TARGET void mlp_bf16_sparse_rows(int trans_a, int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *packed_b,
+                                 float beta, float *c, int ldc, int row_begin, int row_end, uint32_t *workspace) {
+    int k2 = (k + 1) / 2, panels = (n + NR - 1) / NR;
+    size_t capacity = (size_t)k2 + 16, panel_stride = (size_t)k2 * NR * 2;
+    int32_t *pairs = (int32_t *)workspace;
+    uint32_t *words = workspace + capacity;
+    if (row_end > m) row_end = m;
+    for (int i0 = row_begin; i0 < row_end; i0 += SR) {
+        int rows = row_end - i0 < SR ? row_end - i0 : SR, count;
+        size_t row_stride, pair_stride;
+        if (!trans_a) {
+            count = list_pairs_of_rows(a + (size_t)i0 * lda, lda, rows, k, pairs, words, capacity);
+            row_stride = capacity;
+            pair_stride = 1;
+        } else {
+            count = list_pairs_of_columns(a + i0, lda, rows, k, pairs, words);
+            row_stride = 1;
+            pair_stride = 8;
+        }
+        for (int panel = 0; panel < panels; panel += 2) {
+            int both = panels - panel >= 2 ? 2 : 1;
+            sparse_tile(count, pairs, words, row_stride, pair_stride, packed_b + (size_t)panel * panel_stride, panel_stride, both,
+                        alpha, beta, c + (size_t)i0 * ldc + panel * NR, ldc, rows, n - panel * NR < both * NR ? n - panel * NR : both * NR);
+        }
+    }
+}
+
 #else
 int mlp_cpu_has_avx512_bf16(void) { return 0; }
+size_t mlp_bf16_sparse_workspace_bytes(int k) { (void)k; return 0; }
+void mlp_bf16_sparse_rows(int trans_a, int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *packed_b,
+                          float beta, float *c, int ldc, int row_begin, int row_end, uint32_t *workspace) {}
 size_t mlp_bf16_packed_b_bytes(int k, int n) { (void)k; (void)n; return 0; }
 size_t mlp_bf16_packed_a_bytes(int k) { (void)k; return 0; }
 void mlp_bf16_pack_b(int trans_b, int k, int n, const float *b, int ldb, uint16_t *packed, int panel_begin, int panel_end) {}

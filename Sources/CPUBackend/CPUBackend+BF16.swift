@@ -5,7 +5,8 @@ import MLPCore
 /// `--precision bf16` on the cpu backend: matrix products with bf16 operands and fp32 sums on AVX-512 BF16
 /// (`Sources/CBF16GEMM`); the parameters, gradients, optimizer state, activations and loss stay fp32. B is packed to bf16
 /// once per product by panels, split between the threads; then the threads take C's rows in tiles of 12, each packing
-/// its own rows of A.
+/// its own rows of A; or, for the first layer's products on a sparse batch, in tiles of 6 that list the pairs of depth
+/// steps where their rows of op(A) are nonzero and run over those only (`mlp_bf16_sparse_rows`).
 extension CPUBackend {
     /// The fewest rows of C at which a product runs in bf16: packing B to bf16 is paid once per product, and over
     /// fewer rows it costs more than the faster tiles save (small-128's forward products ran slower in bf16 than in
@@ -15,14 +16,17 @@ extension CPUBackend {
     /// Whether this CPU can run bf16 products.
     public static var supportsBF16: Bool { mlp_cpu_has_avx512_bf16() != 0 }
 
-    func bf16GEMM(_ g: GEMMArguments) {
+    /// `g` with bf16 operands; `sparse`: skipping the pairs of depth steps where a whole tile of op(A)'s rows is zero
+    /// (the same sums: a zero pair adds exactly zero).
+    func bf16GEMM(_ g: GEMMArguments, sparse: Bool = false) {
         let panels = (g.n + Int(MLP_BF16_NR) - 1) / Int(MLP_BF16_NR)
-        bf16Buffers.reserve(packedB: mlp_bf16_packed_b_bytes(Int32(g.k), Int32(g.n)), packedA: mlp_bf16_packed_a_bytes(Int32(g.k)),
-                            threads: pool.threadCount)
+        let tileBytes = sparse ? mlp_bf16_sparse_workspace_bytes(Int32(g.k)) : mlp_bf16_packed_a_bytes(Int32(g.k))
+        bf16Buffers.reserve(packedB: mlp_bf16_packed_b_bytes(Int32(g.k), Int32(g.n)), packedA: tileBytes, threads: pool.threadCount)
         bf16Product = g
+        bf16Sparse = sparse
         bf16Parts = min(parts(g.k * g.n, grain: 65_536), panels)
         flushingSubnormals { pool.run(tasks: bf16Parts, bf16PackJob) }
-        let tiles = (g.m + Int(MLP_BF16_MR) - 1) / Int(MLP_BF16_MR)
+        let tiles = (g.m + bf16TileRows - 1) / bf16TileRows
         bf16Parts = min(parts(2 * g.m * g.n * g.k, grain: 2_000_000), tiles)
         flushingSubnormals { pool.run(tasks: bf16Parts, bf16RowsJob) }
     }
@@ -34,17 +38,25 @@ extension CPUBackend {
                         Int32(panels * t / bf16Parts), Int32(panels * (t + 1) / bf16Parts))
     }
 
+    /// The rows of C in a tile of the product in progress.
+    var bf16TileRows: Int { Int(bf16Sparse ? MLP_BF16_SPARSE_ROWS : MLP_BF16_MR) }
+
     /// Part `t` of `bf16Parts` of C's rows, whole tiles each.
     func bf16Rows(_ t: Int) {
-        let g = bf16Product, mr = Int(MLP_BF16_MR), tiles = (g.m + mr - 1) / mr
+        let g = bf16Product, mr = bf16TileRows, tiles = (g.m + mr - 1) / mr
         let lo = tiles * t / bf16Parts * mr, hi = min(g.m, tiles * (t + 1) / bf16Parts * mr)
         guard lo < hi else { return }
+        if bf16Sparse {
+            return mlp_bf16_sparse_rows(g.transposeA ? 1 : 0, Int32(g.m), Int32(g.n), Int32(g.k), g.alpha, g.a, Int32(g.lda), bf16Buffers.packedB,
+                                        g.beta, g.c, Int32(g.ldc), Int32(lo), Int32(hi), bf16Buffers.packedA[t])
+        }
         mlp_bf16_gemm_rows(g.transposeA ? 1 : 0, Int32(g.m), Int32(g.n), Int32(g.k), g.alpha, g.a, Int32(g.lda), bf16Buffers.packedB,
                            g.beta, g.c, Int32(g.ldc), Int32(lo), Int32(hi), bf16Buffers.packedA[t])
     }
 }
 
-/// The bf16 products' packed operands: B for the product in progress, and each thread's tile of A. They grow to the
+/// The bf16 products' packed operands: B for the product in progress, and each thread's tile of A (or, for a sparse
+/// product, its tile's lists). They grow to the
 /// largest product seen and are kept (no allocation in a step once the first has run).
 final class BF16Buffers {
     private(set) var packedB = UnsafeMutablePointer<UInt16>.allocate(capacity: 1)

@@ -74,7 +74,7 @@ public final class CPUBackend: HostMemoryBackend, ComposedLayers {
     ///     Default: `options.skipsInputZeros`.
     ///   - options: the switches (by default, the environment's).
     ///   - precision: `.fp32` (default), or `.bf16`: products of at least `bf16MinimumRows` rows with bf16 operands
-    ///     and fp32 sums (own products only); the first layer's products that skip the inputs' zeros stay fp32.
+    ///     and fp32 sums (own products only), those that skip the inputs' zeros too.
     /// - Throws: `CPUBackendError.blasNotFound` when `.blas` is asked for and none loads; `.bf16Unsupported` for
     ///   `.bf16` on a CPU without AVX-512 BF16, or with `.blas`.
     public init(threads: Int? = nil, gemm: GEMMProvider = .own, kernels: KernelSet? = nil, skipInputZeros: Bool? = nil,
@@ -163,6 +163,7 @@ public final class CPUBackend: HostMemoryBackend, ComposedLayers {
     let bf16Buffers = BF16Buffers()
     var bf16Product = GEMMArguments(transposeA: false, transposeB: false, m: 0, n: 0, k: 0, alpha: 0, a: UnsafePointer(bitPattern: 64)!, lda: 0, b: UnsafePointer(bitPattern: 64)!, ldb: 0, beta: 0, c: UnsafeMutablePointer(bitPattern: 64)!, ldc: 0)
     var bf16Parts = 1
+    var bf16Sparse = false
     private var gemmJob: (Int) -> Void = { _ in }
     var bf16PackJob: (Int) -> Void = { _ in }, bf16RowsJob: (Int) -> Void = { _ in }
     private var gatherJob: (Int) -> Void = { _ in }
@@ -292,8 +293,8 @@ public final class CPUBackend: HostMemoryBackend, ComposedLayers {
         let g = GEMMArguments(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: UnsafePointer(a.host), lda: lda, b: UnsafePointer(b.host), ldb: ldb, beta: beta, c: c.host, ldc: ldc)
         // The first layer's products (forward and weight gradient) read the batch's inputs as A.
         let sparse = a.host == sparseInputs && !transposeB && n > kernels.vectorWidth
-        // bf16: every product but those that skip the inputs' zeros (fp32, and faster still on sparse batches).
-        if precision == .bf16 && !sparse && m >= Self.bf16MinimumRows { return bf16GEMM(g) }
+        // bf16: every product of enough rows, those that read a sparse batch skipping its zeros too.
+        if precision == .bf16 && m >= Self.bf16MinimumRows { return bf16GEMM(g, sparse: sparse) }
         // Split C between threads along the dimension whose split copies less: along n, every thread packs all of
         // A (m·k); along m, all of B (k·n). Boundaries fall on whole register tiles.
         let threads = parts(2 * m * n * k, grain: 2_000_000)

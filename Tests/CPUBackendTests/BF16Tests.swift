@@ -1,3 +1,4 @@
+import CBF16GEMM
 import CPUBackend
 import Foundation
 import MLPCore
@@ -58,6 +59,64 @@ import TestSupport
                     #expect(worst < 2e-6, "tA \(ta) tB \(tb) \(m)×\(n)×\(k) alpha \(alpha) beta \(beta): \(worst)")
                 }
             }
+        }
+    }
+
+    /// The sparse product (the first layer's, on a sparse batch) against the dense one on the same operands: the same
+    /// sums, term for term (a pair of depth steps it skips adds exactly zero in the dense chain). op(A) mostly zeros, in
+    /// runs as an image's background is, with tiles and depth pairs that are not whole (rows past a tile of 6, odd
+    /// depths, columns past a panel of 32 and a pair of panels), both layouts of A, alpha and beta.
+    @Test func sparseProductsEqualTheDenseProduct() {
+        var g = SeededGenerator(seed: 11)
+        for transposeA in [false, true] {
+            for (m, n, k) in [(7, 33, 5), (13, 70, 63), (31, 97, 784), (6, 64, 1), (25, 129, 300)] {
+                for (alpha, beta) in [(Float(1), Float(0)), (0.7, -1.3)] {
+                    let (aRows, aColumns) = transposeA ? (k, m) : (m, k)
+                    let (lda, ldb, ldc) = (aColumns + 2, n + 3, n + 1)
+                    // Nonzero in runs: each stretch of up to 12 values is all zero with probability 0.7.
+                    var a = [Float](repeating: 0, count: aRows * lda)
+                    var index = 0
+                    while index < a.count {
+                        let run = 1 + Int(g.next() % 12), nonzero = g.next() % 10 < 3
+                        for i in index..<min(a.count, index + run) where nonzero { a[i] = Float(g.gaussian()) }
+                        index += run
+                    }
+                    let b = (0..<k * ldb).map { _ in Float(g.gaussian()) }
+                    let c0 = (0..<m * ldc).map { _ in Float(g.gaussian()) }
+                    let packed = UnsafeMutableRawPointer.allocate(byteCount: mlp_bf16_packed_b_bytes(Int32(k), Int32(n)), alignment: 64)
+                    let tile = UnsafeMutableRawPointer.allocate(byteCount: max(mlp_bf16_packed_a_bytes(Int32(k)), mlp_bf16_sparse_workspace_bytes(Int32(k))), alignment: 64)
+                    defer { packed.deallocate(); tile.deallocate() }
+                    let panels = (n + Int(MLP_BF16_NR) - 1) / Int(MLP_BF16_NR)
+                    mlp_bf16_pack_b(0, Int32(k), Int32(n), b, Int32(ldb), packed.assumingMemoryBound(to: UInt16.self), 0, Int32(panels))
+                    var dense = c0, sparse = c0
+                    mlp_bf16_gemm_rows(transposeA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), packed.assumingMemoryBound(to: UInt16.self),
+                                       beta, &dense, Int32(ldc), 0, Int32(m), tile.assumingMemoryBound(to: UInt32.self))
+                    // In two calls, the second starting inside a tile of 6 rows: a thread's share of C starts anywhere.
+                    let split = m / 2 + 1
+                    for (lo, hi) in [(0, split), (split, m)] {
+                        mlp_bf16_sparse_rows(transposeA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), packed.assumingMemoryBound(to: UInt16.self),
+                                             beta, &sparse, Int32(ldc), Int32(lo), Int32(hi), tile.assumingMemoryBound(to: UInt32.self))
+                    }
+                    let differing = zip(dense, sparse).filter { $0 != $1 }.count
+                    #expect(differing == 0, "tA \(transposeA) \(m)×\(n)×\(k) alpha \(alpha) beta \(beta): \(differing) elements differ")
+                    // The column past n is not written, and the sums are not all zero (the runs left nonzeros in A).
+                    #expect((0..<m).allSatisfy { sparse[$0 * ldc + n] == c0[$0 * ldc + n] })
+                    #expect(sparse != c0)
+                }
+            }
+        }
+    }
+
+    /// Through the backend: the first layer's products on a gathered sparse batch (a forward of 301 rows and a weight
+    /// gradient of 784, both past `bf16MinimumRows`) take the sparse path, within bf16's rounding (about 4e-3 an
+    /// operand, `mlp check`'s tolerance 1e-2) of the Double product of the unrounded operands.
+    @Test func firstLayerProductsOnASparseBatch() throws {
+        let backend = try CPUBackend(threads: 2, precision: .bf16)
+        var checks = BackendOpChecks(backend, seed: 4)
+        for (alpha, beta) in [(Float(1), Float(0)), (0.7, -1.3)] {
+            let error = try checks.inputLayerProducts(samples: 400, features: 784, batch: 301, outputs: 70, alpha: alpha, beta: beta)
+            #expect(backend.skipsZerosOfLastBatch)
+            #expect(error > 1e-5 && error < 1e-2, "alpha \(alpha) beta \(beta): \(error)")
         }
     }
 

@@ -31,4 +31,17 @@ void mlp_bf16_pack_b(int trans_b, int k, int n, const float *b, int ldb, uint16_
 void mlp_bf16_gemm_rows(int trans_a, int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *packed_b,
                         float beta, float *c, int ldc, int row_begin, int row_end, uint32_t *packed_a);
 
+// The sparse product, for an op(A) that is mostly zeros (the first layer's batch of images, or its transpose): C's
+// rows in tiles of MLP_BF16_SPARSE_ROWS, each listing the pairs of depth steps where any of its rows of op(A) is
+// nonzero (reading A in place, converting only its rows) and running over those pairs only, against B packed as for
+// mlp_bf16_gemm_rows. Each sum is the dense product's chain without its terms of zero pairs, in the same order:
+// equal to mlp_bf16_gemm_rows's result for finite B.
+#define MLP_BF16_SPARSE_ROWS 6
+
+// Bytes of one thread's workspace for mlp_bf16_sparse_rows at depth k.
+size_t mlp_bf16_sparse_workspace_bytes(int k);
+
+void mlp_bf16_sparse_rows(int trans_a, int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *packed_b,
+                          float beta, float *c, int ldc, int row_begin, int row_end, uint32_t *workspace);
+
 #endif
