@@ -12,6 +12,10 @@ extension CPUBackend {
     /// fewer rows it costs more than the faster tiles save (small-128's forward products ran slower in bf16 than in
     /// fp32: Benchmarks/RESULTS.md); those products stay fp32.
     static let bf16MinimumRows = 256
+    /// The same for the first layer's products on a sparse batch, which list and run only the nonzero pairs of their
+    /// tiles: small-128's forward (128 rows) took 180 µs in bf16 against 250 in fp32 in the machine's usual state,
+    /// though 5–15% more in its slow phases (Benchmarks/RESULTS.md, 2026-12-08).
+    static let bf16SparseMinimumRows = 128
 
     /// Whether this CPU can run bf16 products.
     public static var supportsBF16: Bool { mlp_cpu_has_avx512_bf16() != 0 }
