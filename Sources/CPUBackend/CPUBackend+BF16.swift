@@ -9,13 +9,11 @@ import MLPCore
 /// steps where their rows of op(A) are nonzero and run over those only (`mlp_bf16_sparse_rows`).
 extension CPUBackend {
     /// The fewest rows of C at which a product runs in bf16: packing B to bf16 is paid once per product, and over
-    /// fewer rows it costs more than the faster tiles save (small-128's forward products ran slower in bf16 than in
-    /// fp32: Benchmarks/RESULTS.md); those products stay fp32.
-    static let bf16MinimumRows = 256
-    /// The same for the first layer's products on a sparse batch, which list and run only the nonzero pairs of their
-    /// tiles: small-128's forward (128 rows) took 180 µs in bf16 against 250 in fp32 in the machine's usual state,
-    /// though 5–15% more in its slow phases (Benchmarks/RESULTS.md, 2026-12-08).
-    static let bf16SparseMinimumRows = 128
+    /// few rows it costs more than the faster tiles save; those products stay fp32. At 128 rows bf16 wins, since B is
+    /// packed with vector conversions and the first layer's tiles run only their nonzero pairs: small-128's three
+    /// forward-and-backward products of 128 rows took 130–187 µs each in bf16 against 188–265 in fp32, in the
+    /// machine's usual phase (Benchmarks/RESULTS.md, 2026-12-08; with scalar packing they had lost, at 256).
+    static let bf16MinimumRows = 128
 
     /// Whether this CPU can run bf16 products.
     public static var supportsBF16: Bool { mlp_cpu_has_avx512_bf16() != 0 }

@@ -74,7 +74,7 @@ public final class CPUBackend: HostMemoryBackend, ComposedLayers {
     ///     Default: `options.skipsInputZeros`.
     ///   - options: the switches (by default, the environment's).
     ///   - precision: `.fp32` (default), or `.bf16`: products of at least `bf16MinimumRows` rows with bf16 operands
-    ///     and fp32 sums (own products only), and those that skip the inputs' zeros from `bf16SparseMinimumRows`.
+    ///     and fp32 sums (own products only), those that skip the inputs' zeros too.
     /// - Throws: `CPUBackendError.blasNotFound` when `.blas` is asked for and none loads; `.bf16Unsupported` for
     ///   `.bf16` on a CPU without AVX-512 BF16, or with `.blas`.
     public init(threads: Int? = nil, gemm: GEMMProvider = .own, kernels: KernelSet? = nil, skipInputZeros: Bool? = nil,
@@ -294,7 +294,7 @@ public final class CPUBackend: HostMemoryBackend, ComposedLayers {
         // The first layer's products (forward and weight gradient) read the batch's inputs as A.
         let sparse = a.host == sparseInputs && !transposeB && n > kernels.vectorWidth
         // bf16: every product of enough rows, those that read a sparse batch skipping its zeros too.
-        if precision == .bf16 && m >= (sparse ? Self.bf16SparseMinimumRows : Self.bf16MinimumRows) { return bf16GEMM(g, sparse: sparse) }
+        if precision == .bf16 && m >= Self.bf16MinimumRows { return bf16GEMM(g, sparse: sparse) }
         // Split C between threads along the dimension whose split copies less: along n, every thread packs all of
         // A (m·k); along m, all of B (k·n). Boundaries fall on whole register tiles.
         let threads = parts(2 * m * n * k, grain: 2_000_000)

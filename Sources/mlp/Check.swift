@@ -46,7 +46,7 @@ struct Check: ParsableCommand {
             print("bf16 products: operands rounded to 8-bit mantissas (unit roundoff 2^-9 = 1.95e-3), fp32 sums; tolerance 1e-2 on every operation, 5e-2 on the training runs' losses")
         }
         for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
-            // The last two are tall enough for the cpu backend's bf16 products (at least 256 rows).
+            // The last four are tall enough for the cpu backend's bf16 products (at least 128 rows).
             for (m, n, k) in [(1, 1, 1), (3, 17, 5), (17, 3, 127), (127, 33, 17), (61, 70, 300), (128, 10, 256), (200, 45, 33), (257, 70, 33), (300, 45, 785)] {
                 let r = try checks.gemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.7, beta: -1.3)
                 // bf16: against the terms' magnitude, where alpha·AB and beta·C may cancel (`magnitudeError`).

@@ -25,9 +25,9 @@ import TestSupport
         let backend = try CPUBackend(threads: threads, precision: .bf16)
         var g = SeededGenerator(seed: UInt64(threads))
         // Sizes past every tile edge: rows of 12 (257 and 268 leave 5 and 4), columns of 32, depth pairs (odd
-        // depths), and the workloads' 784; at least 256 rows, where the backend takes bf16 (`bf16MinimumRows`).
+        // depths), and the workloads' 784; at least 128 rows, where the backend takes bf16 (`bf16MinimumRows`).
         for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
-            for (m, n, k) in [(256, 1, 1), (257, 33, 3), (268, 31, 2), (259, 70, 65), (262, 45, 784), (300, 32, 17)] {
+            for (m, n, k) in [(128, 1, 1), (131, 40, 9), (257, 33, 3), (268, 31, 2), (259, 70, 65), (262, 45, 784), (300, 32, 17)] {
                 for (alpha, beta) in [(Float(1), Float(0)), (0.7, -1.3)] {
                     let (aRows, aColumns) = ta ? (k, m) : (m, k), (bRows, bColumns) = tb ? (n, k) : (k, n)
                     let (lda, ldb, ldc) = (aColumns + 3, bColumns + 1, n + 2)
