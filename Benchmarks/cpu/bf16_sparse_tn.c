@@ -1,0 +1,159 @@
+// The first layer's weight gradient (784×512×1024 TN, dW = Xᵀ·dZ on a batch of MNIST images) in bf16, two ways, one
+// thread: the cpu backend's sparse tile (`mlp_bf16_sparse_rows`: pairs of depth steps are pairs of neighbouring
+// images, listed where any of the tile's 6 pixels is nonzero in either) against a variant that pairs the tile's
+// nonzero images in the order they come (fewer pairs: an image pair whose two images are both nonzero), with dZ's
+// rows kept whole in bf16 and interleaved into pairs in the tile (vpunpck{l,h}wd, the columns put back in order at the
+// store). Prints each one's time and the largest difference between them (their pairs are summed in another order).
+// The variant handles whole 64-column blocks with alpha 1 and beta 0 only: a measurement, not a product path.
+//   clang -O2 -I Sources/CBF16GEMM/include Benchmarks/cpu/bf16_sparse_tn.c -lz -lm -o /tmp/bf16_sparse_tn && /tmp/bf16_sparse_tn
+// (clang, as SwiftPM builds the product's C; GCC 12 -O2 ran both versions about 2× slower here.)
+// (from the repository root: it reads Data/mnist/train-images-idx3-ubyte.gz.) Finding: Benchmarks/RESULTS.md, 2026-12-08.
+#include "../../Sources/CBF16GEMM/bf16_gemm.c"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <zlib.h>
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+// B [k][n] as bf16 rows of npad values (a whole number of 32-column panels), zero-padded.
+TARGET static void pack_rows(int k, int n, const float *b, int ldb, uint16_t *out, int npad) {
+  for (int p = 0; p < k; p++) {
+    for (int j = 0; j < npad; j += 32) {
+      int left = n - j;
+      __mmask16 m0 = left >= 16 ? 0xffff : left <= 0 ? 0 : (1u<<left)-1;
+      __mmask16 m1 = left >= 32 ? 0xffff : left <= 16 ? 0 : (1u<<(left-16))-1;
+      __m512i v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, b + (size_t)p*ldb + j + 16), _mm512_maskz_loadu_ps(m0, b + (size_t)p*ldb + j));
+      _mm512_storeu_si512(out + (size_t)p*npad + j, v);
+    }
+  }
+}
+
+// The images (depth steps) where any of the tile's `rows` pixels is nonzero, paired in order: pair q is images first[q]
+// and second[q] (the last one paired with itself, its second half zero), the tile's 6 bf16 pairs at words[q * 8].
+// Each group of 16 images is loaded into registers first, then its nonzero ones copied out.
+TARGET static int list_compact(const float *a, int lda, int rows, int k, float *buf, int32_t *samples, int32_t *first, int32_t *second, uint32_t *words) {
+  __mmask8 valid = (__mmask8)((1u << rows) - 1);
+  int n = 0;
+  __m256 local[16];
+  for (int s0 = 0; s0 < k; s0 += 16) {
+    int lim = k - s0 < 16 ? k - s0 : 16;
+    uint32_t m = 0;
+    for (int j = 0; j < lim; j++) {
+      __m256 x = _mm256_maskz_loadu_ps(valid, a + (size_t)(s0 + j) * lda);
+      local[j] = x;
+      m |= (uint32_t)(_mm256_test_epi32_mask((__m256i)x, (__m256i)x) != 0) << j;
+    }
+    while (m) {
+      int j = __builtin_ctz(m);
+      m &= m - 1;
+      _mm256_storeu_ps(buf + (size_t)n * 8, local[j]);
+      samples[n++] = s0 + j;
+    }
+  }
+  int pairs = (n + 1) / 2;
+  if (n & 1) { samples[n] = samples[n - 1]; _mm256_storeu_ps(buf + (size_t)n * 8, _mm256_setzero_ps()); }
+  for (int q = 0; q < pairs; q++) {
+    __m512 x0 = _mm512_castps256_ps512(_mm256_loadu_ps(buf + (size_t)(2*q) * 8));
+    __m512 x1 = _mm512_castps256_ps512(_mm256_loadu_ps(buf + (size_t)(2*q+1) * 8));
+    __m512i w = interleave_pairs(_mm512_maskz_mov_ps(0xff, x0), _mm512_maskz_mov_ps(0xff, x1));
+    _mm256_storeu_si256((__m256i *)(words + (size_t)q * 8), _mm512_castsi512_si256(w));
+    first[q] = samples[2*q];
+    second[q] = samples[2*q+1];
+  }
+  return pairs;
+}
+
+TARGET static void compact_tile(int count, const int32_t *first, const int32_t *second, const uint32_t *words, const uint16_t *bh, int npad,
+                                float *c, int ldc, int rows, int columns) {
+  __m512 acc[6][4];
+  for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm512_setzero_ps();
+  for (int t = 0; t < count; t++) {
+    const uint16_t *ra = bh + (size_t)first[t] * npad, *rb = bh + (size_t)second[t] * npad;
+    int ahead = t + 8 < count ? t + 8 : t;
+    _mm_prefetch((const char*)(bh + (size_t)first[ahead]*npad), _MM_HINT_T0);
+    _mm_prefetch((const char*)(bh + (size_t)first[ahead]*npad + 32), _MM_HINT_T0);
+    _mm_prefetch((const char*)(bh + (size_t)second[ahead]*npad), _MM_HINT_T0);
+    _mm_prefetch((const char*)(bh + (size_t)second[ahead]*npad + 32), _MM_HINT_T0);
+    __m512i a0 = _mm512_loadu_si512(ra), b0 = _mm512_loadu_si512(rb), a1 = _mm512_loadu_si512(ra + 32), b1 = _mm512_loadu_si512(rb + 32);
+    __m512bh p0 = (__m512bh)_mm512_unpacklo_epi16(a0, b0), p1 = (__m512bh)_mm512_unpackhi_epi16(a0, b0);
+    __m512bh p2 = (__m512bh)_mm512_unpacklo_epi16(a1, b1), p3 = (__m512bh)_mm512_unpackhi_epi16(a1, b1);
+    for (int r = 0; r < 6; r++) {
+      __m512bh x = (__m512bh)_mm512_set1_epi32((int)words[t * 8 + r]);
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, p0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, p1);
+      acc[r][2] = _mm512_dpbf16_ps(acc[r][2], x, p2);
+      acc[r][3] = _mm512_dpbf16_ps(acc[r][3], x, p3);
+    }
+  }
+  // vpunpcklwd pairs columns 8L..8L+3 of each 128-bit lane L into lanes 4L..4L+3, vpunpckhwd columns 8L+4..8L+7:
+  // the two permutes put the 32 columns back in order.
+  const __m512i i0 = _mm512_setr_epi32(0,1,2,3,16,17,18,19,4,5,6,7,20,21,22,23);
+  const __m512i i1 = _mm512_setr_epi32(8,9,10,11,24,25,26,27,12,13,14,15,28,29,30,31);
+  for (int r = 0; r < rows; r++) {
+    for (int h = 0; h < 2; h++) {
+      __m512 v0 = _mm512_permutex2var_ps(acc[r][2*h], i0, acc[r][2*h+1]);
+      __m512 v1 = _mm512_permutex2var_ps(acc[r][2*h], i1, acc[r][2*h+1]);
+      _mm512_storeu_ps(c + (size_t)r*ldc + 32*h, v0);
+      _mm512_storeu_ps(c + (size_t)r*ldc + 32*h + 16, v1);
+    }
+  }
+}
+
+int main(void) {
+    enum { B = 1024, F = 784, N = 512, IMAGES = 60000 };
+    gzFile file = gzopen("Data/mnist/train-images-idx3-ubyte.gz", "rb");
+    unsigned char header[16], *pixels = malloc((size_t)IMAGES * F);
+    if (!file || gzread(file, header, 16) != 16 || gzread(file, pixels, IMAGES * F) != IMAGES * F) {
+        fprintf(stderr, "cannot read Data/mnist/train-images-idx3-ubyte.gz (run from the repository root)\n");
+        return 1;
+    }
+    gzclose(file);
+    // A batch of 1,024 images drawn with a fixed generator, scaled to [0, 1] as the backend's gather does.
+    float *x = malloc(sizeof(float) * B * F), *dz = malloc(sizeof(float) * B * N);
+    unsigned long state = 12345;
+    for (int r = 0; r < B; r++) {
+        state = state * 6364136223846793005UL + 1442695040888963407UL;
+        const unsigned char *image = pixels + (size_t)((state >> 33) % IMAGES) * F;
+        for (int f = 0; f < F; f++) x[(size_t)r * F + f] = image[f] / 255.f;
+    }
+    for (int i = 0; i < B * N; i++) dz[i] = (float)rand() / RAND_MAX - 0.5f;
+    float *c = malloc(sizeof(float) * F * N), *c2 = malloc(sizeof(float) * F * N);
+    uint16_t *packed = aligned_alloc(64, mlp_bf16_packed_b_bytes(B, N) + 64), *rows_bf16 = aligned_alloc(64, (size_t)B * N * 2 + 64);
+    uint32_t *workspace = aligned_alloc(64, mlp_bf16_sparse_workspace_bytes(B) + 64);
+    float *buf = malloc(sizeof(float) * 8 * (B + 16));
+    int32_t *samples = malloc(4 * (B + 16)), *first = malloc(4 * (B + 16)), *second = malloc(4 * (B + 16));
+    uint32_t *words = malloc(4 * 8 * (B + 16));
+    for (int run = 0; run < 5; run++) {
+        double t0 = now();
+        mlp_bf16_pack_b(0, B, N, dz, N, packed, 0, N / NR);
+        double t1 = now();
+        mlp_bf16_sparse_rows(1, F, N, B, 1.f, x, F, packed, 0.f, c, N, 0, F, workspace);
+        double t2 = now();
+        pack_rows(B, N, dz, N, rows_bf16, N);
+        double t3 = now(), listing = 0;
+        long pairs = 0;
+        for (int i0 = 0; i0 < F; i0 += 6) {
+            int rows = F - i0 < 6 ? F - i0 : 6;
+            double l0 = now();
+            int count = list_compact(x + i0, F, rows, B, buf, samples, first, second, words);
+            listing += now() - l0;
+            pairs += count;
+            for (int j = 0; j < N; j += 64) compact_tile(count, first, second, words, rows_bf16 + j, N, c2 + (size_t)i0 * N + j, N, rows, 64);
+        }
+        double t4 = now(), difference = 0, largest = 0;
+        for (int i = 0; i < F * N; i++) {
+            difference = fmax(difference, fabs(c[i] - c2[i]));
+            largest = fmax(largest, fabs(c[i]));
+        }
+        printf("neighbours: packing %.0f + product %.0f µs | nonzero images paired: packing %.0f + product %.0f µs (listing %.0f; "
+               "%.1f%% of the depth's pairs) | largest difference %.1e of %.1e\n", (t1 - t0) * 1e6, (t2 - t1) * 1e6, (t3 - t2) * 1e6,
+               (t4 - t3) * 1e6, listing * 1e6, 100.0 * pairs / ((F + 5) / 6) / (B / 2), difference, largest);
+    }
+    return 0;
+}
