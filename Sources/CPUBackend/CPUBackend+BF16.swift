@@ -58,8 +58,8 @@ extension CPUBackend {
 }
 
 /// The bf16 products' packed operands: B for the product in progress, and each thread's tile of A (or, for a sparse
-/// product, its tile's lists). They grow to the
-/// largest product seen and are kept (no allocation in a step once the first has run).
+/// product, its tile's lists). They grow to the largest product seen and are kept (no allocation in a step once the
+/// first has run).
 final class BF16Buffers {
     private(set) var packedB = UnsafeMutablePointer<UInt16>.allocate(capacity: 1)
     private(set) var packedA = [UnsafeMutablePointer<UInt32>]()
