@@ -1,14 +1,11 @@
-// The first layer's weight gradient (784×512×1024 TN, dW = Xᵀ·dZ on a batch of MNIST images) in bf16, three ways, one
-// thread:
-// - "neighbours": the cpu backend's sparse tile (`mlp_bf16_sparse_rows`): pairs of depth steps are pairs of
-//   neighbouring images, listed where any of the tile's 6 pixels is nonzero in either;
-// - "nonzero images paired": each tile pairs only its nonzero images, in the order they come (fewer pairs), listed
-//   from X in place; dZ's rows kept whole in bf16 and interleaved into pairs in the tile (vpunpck{l,h}wd, the columns
-//   put back in order at the store);
-// - "transposed": the same pairing, listed from X transposed first (16×16 blocks in registers), where a tile's 6 pixels
-//   are 6 contiguous rows: 16 images at a time compressed (vpcompressd) and converted in pairs.
-// Prints each one's time and the largest difference from the first (their pairs are summed in another order). The two
-// variants handle whole 64-column blocks with alpha 1 and beta 0 only: measurements, not product paths.
+// The first layer's weight gradient (784×512×1024 TN, dW = Xᵀ·dZ on a batch of MNIST images) in bf16, one thread,
+// two ways of listing each 6-pixel tile's nonzero images (pairs of them are the tile's depth steps):
+// - "backend": `mlp_bf16_sparse_rows` as the cpu backend runs it, listing from X in place (6 floats of each of the
+//   batch's 1,024 rows a tile), against dZ's rows rounded whole (`mlp_bf16_pack_rows`);
+// - "transposed": X transposed first (16×16 blocks in registers, rows padded against 4 KB aliasing), where a tile's 6
+//   pixels are 6 contiguous rows: 16 images at a time compressed (vpcompressd) and converted in pairs; the same tile.
+// Prints each one's time and the largest difference between them. The transposed variant handles whole 64-column
+// blocks with alpha 1 and beta 0 only: a measurement, not a product path.
 //   clang -O2 -I Sources/CBF16GEMM/include Benchmarks/cpu/bf16_sparse_tn.c -lz -lm -o /tmp/bf16_sparse_tn && /tmp/bf16_sparse_tn
 // (clang, as SwiftPM builds the product's C; GCC 12 -O2 ran the tiles about 2× slower here.)
 // (from the repository root: it reads Data/mnist/train-images-idx3-ubyte.gz.) Finding: Benchmarks/RESULTS.md, 2026-12-08.
@@ -23,90 +20,6 @@ static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-// B [k][n] as bf16 rows of npad values (a whole number of 32-column panels), zero-padded.
-TARGET static void pack_rows(int k, int n, const float *b, int ldb, uint16_t *out, int npad) {
-  for (int p = 0; p < k; p++) {
-    for (int j = 0; j < npad; j += 32) {
-      int left = n - j;
-      __mmask16 m0 = left >= 16 ? 0xffff : left <= 0 ? 0 : (1u<<left)-1;
-      __mmask16 m1 = left >= 32 ? 0xffff : left <= 16 ? 0 : (1u<<(left-16))-1;
-      __m512i v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, b + (size_t)p*ldb + j + 16), _mm512_maskz_loadu_ps(m0, b + (size_t)p*ldb + j));
-      _mm512_storeu_si512(out + (size_t)p*npad + j, v);
-    }
-  }
-}
-
-// The images (depth steps) where any of the tile's `rows` pixels is nonzero, paired in order: pair q is images first[q]
-// and second[q] (the last one paired with itself, its second half zero), the tile's 6 bf16 pairs at words[q * 8].
-// Each group of 16 images is loaded into registers first, then its nonzero ones copied out.
-TARGET static int list_compact(const float *a, int lda, int rows, int k, float *buf, int32_t *samples, int32_t *first, int32_t *second, uint32_t *words) {
-  __mmask8 valid = (__mmask8)((1u << rows) - 1);
-  int n = 0;
-  __m256 local[16];
-  for (int s0 = 0; s0 < k; s0 += 16) {
-    int lim = k - s0 < 16 ? k - s0 : 16;
-    uint32_t m = 0;
-    for (int j = 0; j < lim; j++) {
-      __m256 x = _mm256_maskz_loadu_ps(valid, a + (size_t)(s0 + j) * lda);
-      local[j] = x;
-      m |= (uint32_t)(_mm256_test_epi32_mask((__m256i)x, (__m256i)x) != 0) << j;
-    }
-    while (m) {
-      int j = __builtin_ctz(m);
-      m &= m - 1;
-      _mm256_storeu_ps(buf + (size_t)n * 8, local[j]);
-      samples[n++] = s0 + j;
-    }
-  }
-  int pairs = (n + 1) / 2;
-  if (n & 1) { samples[n] = samples[n - 1]; _mm256_storeu_ps(buf + (size_t)n * 8, _mm256_setzero_ps()); }
-  for (int q = 0; q < pairs; q++) {
-    __m512 x0 = _mm512_castps256_ps512(_mm256_loadu_ps(buf + (size_t)(2*q) * 8));
-    __m512 x1 = _mm512_castps256_ps512(_mm256_loadu_ps(buf + (size_t)(2*q+1) * 8));
-    __m512i w = interleave_pairs(_mm512_maskz_mov_ps(0xff, x0), _mm512_maskz_mov_ps(0xff, x1));
-    _mm256_storeu_si256((__m256i *)(words + (size_t)q * 8), _mm512_castsi512_si256(w));
-    first[q] = samples[2*q];
-    second[q] = samples[2*q+1];
-  }
-  return pairs;
-}
-
-TARGET static void compact_tile(int count, const int32_t *first, const int32_t *second, const uint32_t *words, const uint16_t *bh, int npad,
-                                float *c, int ldc, int rows, int columns) {
-  __m512 acc[6][4];
-  for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm512_setzero_ps();
-  for (int t = 0; t < count; t++) {
-    const uint16_t *ra = bh + (size_t)first[t] * npad, *rb = bh + (size_t)second[t] * npad;
-    int ahead = t + 8 < count ? t + 8 : t;
-    _mm_prefetch((const char*)(bh + (size_t)first[ahead]*npad), _MM_HINT_T0);
-    _mm_prefetch((const char*)(bh + (size_t)first[ahead]*npad + 32), _MM_HINT_T0);
-    _mm_prefetch((const char*)(bh + (size_t)second[ahead]*npad), _MM_HINT_T0);
-    _mm_prefetch((const char*)(bh + (size_t)second[ahead]*npad + 32), _MM_HINT_T0);
-    __m512i a0 = _mm512_loadu_si512(ra), b0 = _mm512_loadu_si512(rb), a1 = _mm512_loadu_si512(ra + 32), b1 = _mm512_loadu_si512(rb + 32);
-    __m512bh p0 = (__m512bh)_mm512_unpacklo_epi16(a0, b0), p1 = (__m512bh)_mm512_unpackhi_epi16(a0, b0);
-    __m512bh p2 = (__m512bh)_mm512_unpacklo_epi16(a1, b1), p3 = (__m512bh)_mm512_unpackhi_epi16(a1, b1);
-    for (int r = 0; r < 6; r++) {
-      __m512bh x = (__m512bh)_mm512_set1_epi32((int)words[t * 8 + r]);
-      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, p0);
-      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, p1);
-      acc[r][2] = _mm512_dpbf16_ps(acc[r][2], x, p2);
-      acc[r][3] = _mm512_dpbf16_ps(acc[r][3], x, p3);
-    }
-  }
-  // vpunpcklwd pairs columns 8L..8L+3 of each 128-bit lane L into lanes 4L..4L+3, vpunpckhwd columns 8L+4..8L+7:
-  // the two permutes put the 32 columns back in order.
-  const __m512i i0 = _mm512_setr_epi32(0,1,2,3,16,17,18,19,4,5,6,7,20,21,22,23);
-  const __m512i i1 = _mm512_setr_epi32(8,9,10,11,24,25,26,27,12,13,14,15,28,29,30,31);
-  for (int r = 0; r < rows; r++) {
-    for (int h = 0; h < 2; h++) {
-      __m512 v0 = _mm512_permutex2var_ps(acc[r][2*h], i0, acc[r][2*h+1]);
-      __m512 v1 = _mm512_permutex2var_ps(acc[r][2*h], i1, acc[r][2*h+1]);
-      _mm512_storeu_ps(c + (size_t)r*ldc + 32*h, v0);
-      _mm512_storeu_ps(c + (size_t)r*ldc + 32*h + 16, v1);
-    }
-  }
 }
 
 // X [k][m] transposed: XT [m][k], 16×16 blocks in registers (three rounds of shuffles), the edges one by one.
@@ -233,31 +146,17 @@ int main(void) {
     }
     for (int i = 0; i < B * N; i++) dz[i] = (float)rand() / (float)RAND_MAX - 0.5f;
     float *c = malloc(sizeof(float) * F * N), *c2 = malloc(sizeof(float) * F * N);
-    uint16_t *packed = aligned_alloc(64, mlp_bf16_packed_b_bytes(B, N) + 64), *rows_bf16 = aligned_alloc(64, (size_t)B * N * 2 + 64);
+    uint16_t *rows_bf16 = aligned_alloc(64, mlp_bf16_rows_bytes(B, N) + 64);
     uint32_t *workspace = aligned_alloc(64, mlp_bf16_sparse_workspace_bytes(B) + 64);
-    float *buf = malloc(sizeof(float) * 8 * (B + 16));
-    int32_t *samples = malloc(4 * (B + 16)), *first = malloc(4 * (B + 16)), *second = malloc(4 * (B + 16));
-    uint32_t *words = malloc(4 * 8 * (B + 16)), *words2 = malloc(4 * 6 * (B + 32));
-    float *xt_buffer = malloc(sizeof(float) * (B + 16) * F), *compacted = malloc(sizeof(float) * 6 * (B + 32)), *c3 = malloc(sizeof(float) * F * N);
+    float *xt = malloc(sizeof(float) * (B + 16) * F), *compacted = malloc(sizeof(float) * 6 * (B + 32));
+    int32_t *samples = malloc(4 * (B + 32));
+    uint32_t *words = malloc(4 * 6 * (B + 32));
     for (int run = 0; run < 5; run++) {
         double t0 = now();
-        mlp_bf16_pack_b(0, B, N, dz, N, packed, 0, N / NR);
+        mlp_bf16_pack_rows(B, N, dz, N, rows_bf16, 0, B);
         double t1 = now();
-        mlp_bf16_sparse_rows(1, F, N, B, 1.f, x, F, packed, 0.f, c, N, 0, F, workspace);
+        mlp_bf16_sparse_rows(1, F, N, B, 1.f, x, F, rows_bf16, 0.f, c, N, 0, F, workspace);
         double t2 = now();
-        pack_rows(B, N, dz, N, rows_bf16, N);
-        double t3 = now(), listing = 0;
-        long pairs = 0;
-        for (int i0 = 0; i0 < F; i0 += 6) {
-            int rows = F - i0 < 6 ? F - i0 : 6;
-            double l0 = now();
-            int count = list_compact(x + i0, F, rows, B, buf, samples, first, second, words);
-            listing += now() - l0;
-            pairs += count;
-            for (int j = 0; j < N; j += 64) compact_tile(count, first, second, words, rows_bf16 + j, N, c2 + (size_t)i0 * N + j, N, rows, 64);
-        }
-        double t4 = now();
-        float *xt = xt_buffer;
         transpose(x, B, F, F, xt, B + 16);
         if (run == 0) {
             long wrong = 0;
@@ -265,27 +164,22 @@ int main(void) {
                 for (int f = 0; f < F; f++) wrong += xt[(size_t)f * (B + 16) + s] != x[(size_t)s * F + f];
             printf("transpose: %ld values wrong\n", wrong);
         }
-        double t5 = now(), listing2 = 0;
+        double t3 = now(), listing = 0;
         for (int i0 = 0; i0 < F; i0 += 6) {
             int rows = F - i0 < 6 ? F - i0 : 6;
             double l0 = now();
-            int count = list_transposed(xt + (size_t)i0 * (B + 16), B + 16, B, rows, compacted, samples, words2, B + 32);
-            listing2 += now() - l0;
-            for (int j = 0; j < N; j += 64) transposed_tile(count, samples, words2, B + 32, rows_bf16 + j, N, c3 + (size_t)i0 * N + j, N, rows);
+            int count = list_transposed(xt + (size_t)i0 * (B + 16), B + 16, B, rows, compacted, samples, words, B + 32);
+            listing += now() - l0;
+            for (int j = 0; j < N; j += 64) transposed_tile(count, samples, words, B + 32, rows_bf16 + j, N, c2 + (size_t)i0 * N + j, N, rows);
         }
-        double t6 = now(), difference3 = 0;
-        for (int i = 0; i < F * N; i++) difference3 = fmax(difference3, fabs(c[i] - c3[i]));
-        double difference = 0, largest = 0;
+        double t4 = now(), difference = 0, largest = 0;
         for (int i = 0; i < F * N; i++) {
             difference = fmax(difference, fabs(c[i] - c2[i]));
             largest = fmax(largest, fabs(c[i]));
         }
-        printf("neighbours: packing %.0f + product %.0f µs | nonzero images paired: packing %.0f + product %.0f µs (listing %.0f; "
-               "%.1f%% of the depth's pairs) | largest difference %.1e of %.1e\n", (t1 - t0) * 1e6, (t2 - t1) * 1e6, (t3 - t2) * 1e6,
-               (t4 - t3) * 1e6, listing * 1e6, 100.0 * pairs / ((F + 5) / 6) / (B / 2), difference, largest);
-        // (The transposed variant reads dZ's bf16 rows packed for the second, whose packing time is above.)
-        printf("    transposed: transposing X %.0f + product %.0f µs (listing %.0f) | largest difference %.1e\n", (t5 - t4) * 1e6,
-               (t6 - t5) * 1e6, listing2 * 1e6, difference3);
+        printf("backend: rounding dZ's rows %.0f + product %.0f µs | transposed: transposing X %.0f + product %.0f µs (listing %.0f) | "
+               "largest difference %.1e of %.1e\n", (t1 - t0) * 1e6, (t2 - t1) * 1e6, (t3 - t2) * 1e6, (t4 - t3) * 1e6, listing * 1e6,
+               difference, largest);
     }
     return 0;
 }

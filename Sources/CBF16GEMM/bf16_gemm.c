@@ -163,12 +163,34 @@ TARGET void mlp_bf16_gemm_rows(int trans_a, int m, int n, int k, float alpha, co
     }
 }
 
-// The sparse product (see CBF16GEMM.h): a tile's rows of op(A) as the listed pairs' bf16 words, row r's word of the
-// t-th listed pair at words[r * row_stride + t * pair_stride], and the pairs' indices in `pairs`. Both lists have 16
-// entries of slack past the depth's pairs (the compressed stores write whole vectors).
+// The sparse product (see CBF16GEMM.h). op(A) = A (the forward): a tile's rows as the listed pairs' bf16 words, row
+// r's word of the t-th listed pair at words[r * capacity + t], the pairs' indices in `pairs`; both lists have 16
+// entries of slack past the depth's pairs (the compressed stores write whole vectors). op(A) = Aᵀ (the weight
+// gradient): the depth steps (images) where any of the tile's rows is nonzero, paired in the order they come, the
+// t-th pair's steps at steps[2t] and steps[2t + 1] and its 8 words (6 used) at words[8t].
 #define SR MLP_BF16_SPARSE_ROWS
 
-size_t mlp_bf16_sparse_workspace_bytes(int k) { return (size_t)9 * ((k + 1) / 2 + 16) * sizeof(uint32_t); }
+size_t mlp_bf16_sparse_workspace_bytes(int k) {
+    size_t k2 = (size_t)(k + 1) / 2, forward = 9 * (k2 + 16);
+    size_t gradient = 8 * ((size_t)k + 16) + ((size_t)k + 16) + 8 * (k2 + 16);  // values, steps, words
+    return (forward > gradient ? forward : gradient) * sizeof(uint32_t);
+}
+
+size_t mlp_bf16_rows_bytes(int k, int n) { return (size_t)k * ((n + NR - 1) / NR) * NR * sizeof(uint16_t); }
+
+TARGET void mlp_bf16_pack_rows(int k, int n, const float *b, int ldb, uint16_t *out, int row_begin, int row_end) {
+    int width = (n + NR - 1) / NR * NR;
+    for (int p = row_begin; p < row_end && p < k; p++) {
+        for (int j = 0; j < width; j += 32) {
+            int left = n - j;
+            __mmask16 low = left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+            __mmask16 high = left >= 32 ? (__mmask16)0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+            const float *row = b + (size_t)p * ldb + j;
+            _mm512_storeu_si512(out + (size_t)p * width + j,
+                                (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(high, row + 16), _mm512_maskz_loadu_ps(low, row)));
+        }
+    }
+}
 
 // op(A) = A: row r's pairs are neighbours in its row. 16 pairs at a time, converted as the packing converts them; the
 // pairs where any row's word is nonzero are compressed into the lists (in registers: a compressing store to memory is
@@ -199,27 +221,107 @@ TARGET static int list_pairs_of_rows(const float *a, int lda, int rows, int k, i
     return count;
 }
 
-// op(A) = Aᵀ: a tile's values at one depth step are neighbours in A's row; two rows of A (a pair) interleave into the
-// tile's words, stored 8 a pair. Without a branch per pair (whether a pair is listed is close to a coin toss in the
-// middle of an image): every pair is written at the end of the list, and the count moves past it if it is nonzero.
-TARGET static int list_pairs_of_columns(const float *a, int lda, int rows, int k, int32_t *pairs, uint32_t *words) {
-    int k2 = (k + 1) / 2, count = 0;
-    __mmask16 valid = (__mmask16)((1u << rows) - 1);
-    for (int p = 0; p < k2; p++) {
-        const float *r0 = a + (size_t)(2 * p) * lda;
-        __m512 x0 = _mm512_maskz_loadu_ps(valid, r0), x1 = 2 * p + 1 < k ? _mm512_maskz_loadu_ps(valid, r0 + lda) : _mm512_setzero_ps();
-        __m512i w = interleave_pairs(x0, x1);
-        _mm256_storeu_si256((__m256i *)(words + (size_t)count * 8), _mm512_castsi512_si256(w));
-        pairs[count] = p;
-        count += _mm512_test_epi32_mask(w, w) != 0;
+// op(A) = Aᵀ: a tile's values at one depth step are neighbours in A's row. 16 steps at a time: each one's values loaded
+// and kept aside (in registers' spill slots), then the nonzero ones copied to `values` in order; then consecutive
+// nonzero steps are paired, their values interleaved into the tile's words (the last one, if alone, with zeros).
+// Pairing only nonzero steps lists fewer pairs than pairing neighbours: 34% of the depth against 45% for a 6-pixel
+// tile over MNIST images (Benchmarks/RESULTS.md, 2026-12-08). Returns the pairs' count.
+TARGET static int list_nonzero_steps(const float *a, int lda, int rows, int k, float *values, int32_t *steps, uint32_t *words) {
+    __mmask8 valid = (__mmask8)((1u << rows) - 1);
+    int n = 0;
+    __m256 group[16];
+    for (int p0 = 0; p0 < k; p0 += 16) {
+        int size = k - p0 < 16 ? k - p0 : 16;
+        uint32_t nonzero = 0;
+        for (int j = 0; j < size; j++) {
+            group[j] = _mm256_maskz_loadu_ps(valid, a + (size_t)(p0 + j) * lda);
+            nonzero |= (uint32_t)(_mm256_test_epi32_mask((__m256i)group[j], (__m256i)group[j]) != 0) << j;
+        }
+        while (nonzero) {
+            int j = __builtin_ctz(nonzero);
+            nonzero &= nonzero - 1;
+            _mm256_storeu_ps(values + (size_t)n * 8, group[j]);
+            steps[n++] = p0 + j;
+        }
     }
-    return count;
+    if (n & 1) {
+        _mm256_storeu_ps(values + (size_t)n * 8, _mm256_setzero_ps());
+        steps[n] = steps[n - 1];  // a zero value times a real row of B: exactly zero
+        n++;
+    }
+    for (int t = 0; t < n / 2; t++) {
+        __m512 x0 = _mm512_zextps256_ps512(_mm256_loadu_ps(values + (size_t)(2 * t) * 8));
+        __m512 x1 = _mm512_zextps256_ps512(_mm256_loadu_ps(values + (size_t)(2 * t + 1) * 8));
+        _mm256_storeu_si256((__m256i *)(words + (size_t)t * 8), _mm512_castsi512_si256(interleave_pairs(x0, x1)));
+    }
+    return n / 2;
 }
 
-// One SR-row tile of C over `panels` (1 or 2) panels of B (panel_stride apart) and the `count` listed pairs: one
+// One row of C's tile from its accumulators, a pair of 16-column vectors per panel (v0 and v1: columns 0–31, v2 and
+// v3: 32–63): c = alpha · acc + beta · c on `columns` columns. The vectors come by value, so that the tiles' loops keep
+// their accumulators in registers.
+__attribute__((always_inline)) TARGET static inline void store_row(__m512 v0, __m512 v1, __m512 v2, __m512 v3, int panels, float alpha,
+                                                                   float beta, float *c, int columns) {
+    __m512 v[4] = {v0, v1, v2, v3};
+    for (int h = 0; h < 2 * panels; h++) {
+        int left = columns - 16 * h;
+        if (left <= 0) break;
+        __mmask16 mask = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        __m512 out = _mm512_mul_ps(_mm512_set1_ps(alpha), v[h]);
+        if (beta != 0) out = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(mask, c + 16 * h), out);
+        _mm512_mask_storeu_ps(c + 16 * h, mask, out);
+    }
+}
+
+// The weight gradient's tile over `count` pairs of nonzero steps: B's rows whole in bf16 (`width` values apart, from
+// the tile's first column), the two rows of a pair interleaved into vdpbf16ps's pairs by vpunpck{l,h}wd, which
+// takes columns 8L..8L+3 (low) and 8L+4..8L+7 (high) of each 128-bit lane L: the accumulators hold the columns in
+// that order, put back at the end. B's rows are fetched 8 pairs ahead.
+TARGET static void nonzero_steps_tile(int count, const int32_t *steps, const uint32_t *words, const uint16_t *b, size_t width,
+                                      int panels, float alpha, float beta, float *c, int ldc, int rows, int columns) {
+    __m512 acc[SR][4];
+    for (int r = 0; r < SR; r++) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm512_setzero_ps();
+    for (int t = 0; t < count; t++) {
+        const uint16_t *r0 = b + (size_t)steps[2 * t] * width, *r1 = b + (size_t)steps[2 * t + 1] * width;
+        int ahead = t + 8 < count ? t + 8 : t;
+        const uint16_t *f0 = b + (size_t)steps[2 * ahead] * width, *f1 = b + (size_t)steps[2 * ahead + 1] * width;
+        _mm_prefetch((const char *)f0, _MM_HINT_T0);
+        _mm_prefetch((const char *)f1, _MM_HINT_T0);
+        __m512i a0 = _mm512_loadu_si512(r0), a1 = _mm512_loadu_si512(r1);
+        __m512bh p0 = (__m512bh)_mm512_unpacklo_epi16(a0, a1), p1 = (__m512bh)_mm512_unpackhi_epi16(a0, a1);
+        if (panels == 2) {
+            _mm_prefetch((const char *)(f0 + 32), _MM_HINT_T0);
+            _mm_prefetch((const char *)(f1 + 32), _MM_HINT_T0);
+            __m512i a2 = _mm512_loadu_si512(r0 + 32), a3 = _mm512_loadu_si512(r1 + 32);
+            __m512bh p2 = (__m512bh)_mm512_unpacklo_epi16(a2, a3), p3 = (__m512bh)_mm512_unpackhi_epi16(a2, a3);
+            for (int r = 0; r < SR; r++) {
+                __m512bh x = (__m512bh)_mm512_set1_epi32((int)words[(size_t)t * 8 + r]);
+                acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, p0);
+                acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, p1);
+                acc[r][2] = _mm512_dpbf16_ps(acc[r][2], x, p2);
+                acc[r][3] = _mm512_dpbf16_ps(acc[r][3], x, p3);
+            }
+        } else {
+            for (int r = 0; r < SR; r++) {
+                __m512bh x = (__m512bh)_mm512_set1_epi32((int)words[(size_t)t * 8 + r]);
+                acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, p0);
+                acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, p1);
+            }
+        }
+    }
+    const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    const __m512i second = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+    for (int r = 0; r < rows; r++) {
+        store_row(_mm512_permutex2var_ps(acc[r][0], first, acc[r][1]), _mm512_permutex2var_ps(acc[r][0], second, acc[r][1]),
+                  _mm512_permutex2var_ps(acc[r][2], first, acc[r][3]), _mm512_permutex2var_ps(acc[r][2], second, acc[r][3]),
+                  panels, alpha, beta, c + (size_t)r * ldc, columns);
+    }
+}
+
+// The forward's tile over `panels` (1 or 2) panels of B (panel_stride apart) and the `count` listed pairs: one
 // vdpbf16ps per accumulator per listed pair, in the pairs' order. B's pairs (two cache lines a panel) are fetched 8
 // listed pairs ahead: their order defeats the hardware's prefetchers.
-TARGET static void sparse_tile(int count, const int32_t *pairs, const uint32_t *words, size_t row_stride, size_t pair_stride,
+TARGET static void sparse_tile(int count, const int32_t *pairs, const uint32_t *words, size_t row_stride,
                                const uint16_t *b, size_t panel_stride, int panels, float alpha, float beta, float *c, int ldc,
                                int rows, int columns) {
     __m512 acc[SR][4];
@@ -234,7 +336,7 @@ TARGET static void sparse_tile(int count, const int32_t *pairs, const uint32_t *
             __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp), b1 = (__m512bh)_mm512_loadu_si512(bp + 32);
             __m512bh b2 = (__m512bh)_mm512_loadu_si512(bp + panel_stride), b3 = (__m512bh)_mm512_loadu_si512(bp + panel_stride + 32);
             for (int r = 0; r < SR; r++) {
-                __m512bh x = (__m512bh)_mm512_set1_epi32((int)words[r * row_stride + t * pair_stride]);
+                __m512bh x = (__m512bh)_mm512_set1_epi32((int)words[r * row_stride + t]);
                 acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, b0);
                 acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, b1);
                 acc[r][2] = _mm512_dpbf16_ps(acc[r][2], x, b2);
@@ -249,49 +351,45 @@ TARGET static void sparse_tile(int count, const int32_t *pairs, const uint32_t *
             _mm_prefetch((const char *)(ahead + 32), _MM_HINT_T0);
             __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp), b1 = (__m512bh)_mm512_loadu_si512(bp + 32);
             for (int r = 0; r < SR; r++) {
-                __m512bh x = (__m512bh)_mm512_set1_epi32((int)words[r * row_stride + t * pair_stride]);
+                __m512bh x = (__m512bh)_mm512_set1_epi32((int)words[r * row_stride + t]);
                 acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, b0);
                 acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, b1);
             }
         }
     }
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    for (int r = 0; r < rows; r++) {
-        for (int h = 0; h < 2 * panels; h++) {
-            int left = columns - 16 * h;
-            if (left <= 0) break;
-            __mmask16 mask = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-            // Panel 1's vectors: accumulators 2 and 3, at columns 32 on.
-            float *out = c + (size_t)r * ldc + 16 * h;
-            __m512 v = _mm512_mul_ps(va, acc[r][h]);
-            if (beta != 0) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask, out), v);
-            _mm512_mask_storeu_ps(out, mask, v);
-        }
-    }
+    for (int r = 0; r < rows; r++) store_row(acc[r][0], acc[r][1], acc[r][2], acc[r][3], panels, alpha, beta, c + (size_t)r * ldc, columns);
 }
 
 TARGET void mlp_bf16_sparse_rows(int trans_a, int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *packed_b,
                                  float beta, float *c, int ldc, int row_begin, int row_end, uint32_t *workspace) {
     int k2 = (k + 1) / 2, panels = (n + NR - 1) / NR;
+    if (row_end > m) row_end = m;
+    if (trans_a) {
+        // B as whole bf16 rows (mlp_bf16_pack_rows), `width` values apart.
+        size_t width = (size_t)panels * NR;
+        float *values = (float *)workspace;
+        int32_t *steps = (int32_t *)(workspace + 8 * ((size_t)k + 16));
+        uint32_t *words = workspace + 9 * ((size_t)k + 16);
+        for (int i0 = row_begin; i0 < row_end; i0 += SR) {
+            int rows = row_end - i0 < SR ? row_end - i0 : SR;
+            int count = list_nonzero_steps(a + i0, lda, rows, k, values, steps, words);
+            for (int panel = 0; panel < panels; panel += 2) {
+                int both = panels - panel >= 2 ? 2 : 1;
+                nonzero_steps_tile(count, steps, words, packed_b + (size_t)panel * NR, width, both, alpha, beta,
+                                   c + (size_t)i0 * ldc + panel * NR, ldc, rows, n - panel * NR < both * NR ? n - panel * NR : both * NR);
+            }
+        }
+        return;
+    }
     size_t capacity = (size_t)k2 + 16, panel_stride = (size_t)k2 * NR * 2;
     int32_t *pairs = (int32_t *)workspace;
     uint32_t *words = workspace + capacity;
-    if (row_end > m) row_end = m;
     for (int i0 = row_begin; i0 < row_end; i0 += SR) {
-        int rows = row_end - i0 < SR ? row_end - i0 : SR, count;
-        size_t row_stride, pair_stride;
-        if (!trans_a) {
-            count = list_pairs_of_rows(a + (size_t)i0 * lda, lda, rows, k, pairs, words, capacity);
-            row_stride = capacity;
-            pair_stride = 1;
-        } else {
-            count = list_pairs_of_columns(a + i0, lda, rows, k, pairs, words);
-            row_stride = 1;
-            pair_stride = 8;
-        }
+        int rows = row_end - i0 < SR ? row_end - i0 : SR;
+        int count = list_pairs_of_rows(a + (size_t)i0 * lda, lda, rows, k, pairs, words, capacity);
         for (int panel = 0; panel < panels; panel += 2) {
             int both = panels - panel >= 2 ? 2 : 1;
-            sparse_tile(count, pairs, words, row_stride, pair_stride, packed_b + (size_t)panel * panel_stride, panel_stride, both,
+            sparse_tile(count, pairs, words, capacity, packed_b + (size_t)panel * panel_stride, panel_stride, both,
                         alpha, beta, c + (size_t)i0 * ldc + panel * NR, ldc, rows, n - panel * NR < both * NR ? n - panel * NR : both * NR);
         }
     }
@@ -300,6 +398,8 @@ TARGET void mlp_bf16_sparse_rows(int trans_a, int m, int n, int k, float alpha, 
 #else
 int mlp_cpu_has_avx512_bf16(void) { return 0; }
 size_t mlp_bf16_sparse_workspace_bytes(int k) { (void)k; return 0; }
+size_t mlp_bf16_rows_bytes(int k, int n) { (void)k; (void)n; return 0; }
+void mlp_bf16_pack_rows(int k, int n, const float *b, int ldb, uint16_t *out, int row_begin, int row_end) {}
 void mlp_bf16_sparse_rows(int trans_a, int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *packed_b,
                           float beta, float *c, int ldc, int row_begin, int row_end, uint32_t *workspace) {}
 size_t mlp_bf16_packed_b_bytes(int k, int n) { (void)k; (void)n; return 0; }

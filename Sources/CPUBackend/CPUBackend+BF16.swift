@@ -6,7 +6,8 @@ import MLPCore
 /// (`Sources/CBF16GEMM`); the parameters, gradients, optimizer state, activations and loss stay fp32. B is packed to bf16
 /// once per product by panels, split between the threads; then the threads take C's rows in tiles of 12, each packing
 /// its own rows of A; or, for the first layer's products on a sparse batch, in tiles of 6 that list the pairs of depth
-/// steps where their rows of op(A) are nonzero and run over those only (`mlp_bf16_sparse_rows`).
+/// steps where their rows of op(A) are nonzero and run over those only (`mlp_bf16_sparse_rows`: the forward pairs
+/// neighbouring pixels, the weight gradient the tile's nonzero images in order, against B's rows rounded whole).
 extension CPUBackend {
     /// The fewest rows of C at which a product runs in bf16: packing B to bf16 is paid once per product, and over
     /// few rows it costs more than the faster tiles save; those products stay fp32. At 128 rows bf16 wins, since B is
@@ -18,24 +19,29 @@ extension CPUBackend {
     /// Whether this CPU can run bf16 products.
     public static var supportsBF16: Bool { mlp_cpu_has_avx512_bf16() != 0 }
 
-    /// `g` with bf16 operands; `sparse`: skipping the pairs of depth steps where a whole tile of op(A)'s rows is zero
-    /// (the same sums: a zero pair adds exactly zero).
+    /// `g` with bf16 operands; `sparse`: skipping the depth steps where a whole tile of op(A)'s rows is zero
+    /// (`mlp_bf16_sparse_rows`).
     func bf16GEMM(_ g: GEMMArguments, sparse: Bool = false) {
         let panels = (g.n + Int(MLP_BF16_NR) - 1) / Int(MLP_BF16_NR)
         let tileBytes = sparse ? mlp_bf16_sparse_workspace_bytes(Int32(g.k)) : mlp_bf16_packed_a_bytes(Int32(g.k))
         bf16Buffers.reserve(packedB: mlp_bf16_packed_b_bytes(Int32(g.k), Int32(g.n)), packedA: tileBytes, threads: pool.threadCount)
         bf16Product = g
         bf16Sparse = sparse
-        bf16Parts = min(parts(g.k * g.n, grain: 65_536), panels)
+        bf16Parts = min(parts(g.k * g.n, grain: 65_536), sparse && g.transposeA ? g.k : panels)
         flushingSubnormals { pool.run(tasks: bf16Parts, bf16PackJob) }
         let tiles = (g.m + bf16TileRows - 1) / bf16TileRows
         bf16Parts = min(parts(2 * g.m * g.n * g.k, grain: 2_000_000), tiles)
         flushingSubnormals { pool.run(tasks: bf16Parts, bf16RowsJob) }
     }
 
-    /// Part `t` of `bf16Parts` of packing B's panels.
+    /// Part `t` of `bf16Parts` of packing B's panels; for a sparse weight gradient, of rounding B's rows (its tiles
+    /// pair B's rows as they find their nonzero steps).
     func bf16Pack(_ t: Int) {
         let g = bf16Product, panels = (g.n + Int(MLP_BF16_NR) - 1) / Int(MLP_BF16_NR)
+        if bf16Sparse && g.transposeA {
+            return mlp_bf16_pack_rows(Int32(g.k), Int32(g.n), g.b, Int32(g.ldb), bf16Buffers.packedB,
+                                      Int32(g.k * t / bf16Parts), Int32(g.k * (t + 1) / bf16Parts))
+        }
         mlp_bf16_pack_b(g.transposeB ? 1 : 0, Int32(g.k), Int32(g.n), g.b, Int32(g.ldb), bf16Buffers.packedB,
                         Int32(panels * t / bf16Parts), Int32(panels * (t + 1) / bf16Parts))
     }

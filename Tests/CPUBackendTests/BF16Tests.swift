@@ -62,14 +62,16 @@ import TestSupport
         }
     }
 
-    /// The sparse product (the first layer's, on a sparse batch) against the dense one on the same operands: the same
-    /// sums, term for term (a pair of depth steps it skips adds exactly zero in the dense chain). op(A) mostly zeros, in
-    /// runs as an image's background is, with tiles and depth pairs that are not whole (rows past a tile of 6, odd
-    /// depths, columns past a panel of 32 and a pair of panels), both layouts of A, alpha and beta.
-    @Test func sparseProductsEqualTheDenseProduct() {
+    /// The sparse product (the first layer's, on a sparse batch). The forward (A not transposed) against the dense one
+    /// on the same operands: the same sums, term for term (a pair of depth steps it skips adds exactly zero in the
+    /// dense chain). The weight gradient (A transposed), which pairs each tile's nonzero steps in order, against a
+    /// Double product of the operands rounded to bf16, within 2e-6 of the terms' magnitude (the fp32 sums). op(A)
+    /// mostly zeros, in runs as an image's background is, with tiles and pairs that are not whole (rows past a tile of
+    /// 6, odd depths and odd counts of nonzero steps, columns past a panel of 32 and a pair of panels), alpha and beta.
+    @Test func sparseProducts() {
         var g = SeededGenerator(seed: 11)
         for transposeA in [false, true] {
-            for (m, n, k) in [(7, 33, 5), (13, 70, 63), (31, 97, 784), (6, 64, 1), (25, 129, 300)] {
+            for (m, n, k) in [(7, 33, 5), (13, 70, 63), (31, 97, 784), (6, 64, 1), (25, 129, 300), (20, 40, 1027)] {
                 for (alpha, beta) in [(Float(1), Float(0)), (0.7, -1.3)] {
                     let (aRows, aColumns) = transposeA ? (k, m) : (m, k)
                     let (lda, ldb, ldc) = (aColumns + 2, n + 3, n + 1)
@@ -87,21 +89,51 @@ import TestSupport
                     let tile = UnsafeMutableRawPointer.allocate(byteCount: max(mlp_bf16_packed_a_bytes(Int32(k)), mlp_bf16_sparse_workspace_bytes(Int32(k))), alignment: 64)
                     defer { packed.deallocate(); tile.deallocate() }
                     let panels = (n + Int(MLP_BF16_NR) - 1) / Int(MLP_BF16_NR)
-                    mlp_bf16_pack_b(0, Int32(k), Int32(n), b, Int32(ldb), packed.assumingMemoryBound(to: UInt16.self), 0, Int32(panels))
-                    var dense = c0, sparse = c0
-                    mlp_bf16_gemm_rows(transposeA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), packed.assumingMemoryBound(to: UInt16.self),
-                                       beta, &dense, Int32(ldc), 0, Int32(m), tile.assumingMemoryBound(to: UInt32.self))
-                    // In two calls, the second starting inside a tile of 6 rows: a thread's share of C starts anywhere.
-                    let split = m / 2 + 1
-                    for (lo, hi) in [(0, split), (split, m)] {
-                        mlp_bf16_sparse_rows(transposeA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), packed.assumingMemoryBound(to: UInt16.self),
-                                             beta, &sparse, Int32(ldc), Int32(lo), Int32(hi), tile.assumingMemoryBound(to: UInt32.self))
+                    let label = "tA \(transposeA) \(m)×\(n)×\(k) alpha \(alpha) beta \(beta)"
+                    var sparse = c0
+                    func runSparse() {
+                        // In two calls, the second starting inside a tile of 6 rows: a thread's share of C starts anywhere.
+                        let split = m / 2 + 1
+                        for (lo, hi) in [(0, split), (split, m)] {
+                            mlp_bf16_sparse_rows(transposeA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda),
+                                                 packed.assumingMemoryBound(to: UInt16.self), beta, &sparse, Int32(ldc), Int32(lo), Int32(hi),
+                                                 tile.assumingMemoryBound(to: UInt32.self))
+                        }
                     }
-                    let differing = zip(dense, sparse).filter { $0 != $1 }.count
-                    #expect(differing == 0, "tA \(transposeA) \(m)×\(n)×\(k) alpha \(alpha) beta \(beta): \(differing) elements differ")
+                    if transposeA {
+                        // B's rows, in two parts as the threads round them.
+                        for (lo, hi) in [(0, k / 3), (k / 3, k)] {
+                            mlp_bf16_pack_rows(Int32(k), Int32(n), b, Int32(ldb), packed.assumingMemoryBound(to: UInt16.self), Int32(lo), Int32(hi))
+                        }
+                        runSparse()
+                        var worst = 0.0
+                        for i in 0..<m {
+                            for j in 0..<n {
+                                var sum = 0.0, size = 0.0
+                                for p in 0..<k {
+                                    let term = Double(Self.bf16(a[p * lda + i])) * Double(Self.bf16(b[p * ldb + j]))
+                                    sum += term
+                                    size += abs(term)
+                                }
+                                let old = Double(c0[i * ldc + j])
+                                let expected = Double(alpha) * sum + (beta == 0 ? 0 : Double(beta) * old)
+                                let scale = abs(Double(alpha)) * size + abs(Double(beta) * old) + 1e-30
+                                worst = max(worst, abs(Double(sparse[i * ldc + j]) - expected) / scale)
+                            }
+                        }
+                        #expect(worst < 2e-6, "\(label): \(worst)")
+                    } else {
+                        mlp_bf16_pack_b(0, Int32(k), Int32(n), b, Int32(ldb), packed.assumingMemoryBound(to: UInt16.self), 0, Int32(panels))
+                        var dense = c0
+                        mlp_bf16_gemm_rows(0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), packed.assumingMemoryBound(to: UInt16.self),
+                                           beta, &dense, Int32(ldc), 0, Int32(m), tile.assumingMemoryBound(to: UInt32.self))
+                        runSparse()
+                        let differing = zip(dense, sparse).filter { $0 != $1 }.count
+                        #expect(differing == 0, "\(label): \(differing) elements differ from the dense product")
+                    }
                     // The column past n is not written, and the sums are not all zero (the runs left nonzeros in A).
-                    #expect((0..<m).allSatisfy { sparse[$0 * ldc + n] == c0[$0 * ldc + n] })
-                    #expect(sparse != c0)
+                    #expect((0..<m).allSatisfy { sparse[$0 * ldc + n] == c0[$0 * ldc + n] }, "\(label)")
+                    #expect(sparse != c0, "\(label)")
                 }
             }
         }

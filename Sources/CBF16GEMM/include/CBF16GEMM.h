@@ -33,10 +33,21 @@ void mlp_bf16_gemm_rows(int trans_a, int m, int n, int k, float alpha, const flo
 
 // The sparse product, for an op(A) that is mostly zeros (the first layer's batch of images, or its transpose): C's
 // rows in tiles of MLP_BF16_SPARSE_ROWS, each listing the pairs of depth steps where any of its rows of op(A) is
-// nonzero (reading A in place, converting only its rows) and running over those pairs only, against B packed as for
-// mlp_bf16_gemm_rows. Each sum is the dense product's chain without its terms of zero pairs, in the same order:
-// equal to mlp_bf16_gemm_rows's result for finite B.
+// nonzero (reading A in place, converting only its rows) and running over those pairs only.
+// - op(A) = A (the forward): pairs of neighbouring steps, against B packed as for mlp_bf16_gemm_rows. Each sum is the
+//   dense product's chain without its terms of zero pairs, in the same order: equal to mlp_bf16_gemm_rows's result
+//   for finite B.
+// - op(A) = Aᵀ (the weight gradient, whose depth is the batch): the tile's nonzero steps paired in the order they come
+//   (fewer pairs than neighbours), against B as whole bf16 rows (mlp_bf16_pack_rows). The sums are the bf16 terms
+//   added in fp32 in another order than the dense product's.
 #define MLP_BF16_SPARSE_ROWS 6
+
+// Bytes of B [k, n] as bf16 rows padded to whole panels (mlp_bf16_pack_rows); at most mlp_bf16_packed_b_bytes.
+size_t mlp_bf16_rows_bytes(int k, int n);
+
+// Rows [row_begin, row_end) of B [k, n] (row stride ldb) rounded to bf16, each padded with zeros to whole panels of
+// MLP_BF16_NR columns: the B of a sparse product with trans_a.
+void mlp_bf16_pack_rows(int k, int n, const float *b, int ldb, uint16_t *out, int row_begin, int row_end);
 
 // Bytes of one thread's workspace for mlp_bf16_sparse_rows at depth k.
 size_t mlp_bf16_sparse_workspace_bytes(int k);
