@@ -119,6 +119,25 @@ TARGET static void pack_a(int trans_a, int k, const float *a, int lda, int i0, i
     }
 }
 
+// The first `left` of 16 lanes (none for left <= 0, all for left >= 16): the mask of a vector at a row's end.
+static inline __mmask16 lanes(int left) { return left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1); }
+
+// One row of a tile of C from its accumulators, a pair of 16-column vectors per panel (v0 and v1: columns 0–31, v2 and
+// v3: 32–63): c = alpha · acc + beta · c on `columns` columns. The vectors come by value: passed by address, the
+// accumulators left the registers of the sparse tiles' loops (25% slower).
+__attribute__((always_inline)) TARGET static inline void store_row(__m512 v0, __m512 v1, __m512 v2, __m512 v3, int panels, float alpha,
+                                                                   float beta, float *c, int columns) {
+    __m512 v[4] = {v0, v1, v2, v3};
+    for (int h = 0; h < 2 * panels; h++) {
+        int left = columns - 16 * h;
+        if (left <= 0) break;
+        __mmask16 mask = lanes(left);
+        __m512 out = _mm512_mul_ps(_mm512_set1_ps(alpha), v[h]);
+        if (beta != 0) out = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(mask, c + 16 * h), out);
+        _mm512_mask_storeu_ps(c + 16 * h, mask, out);
+    }
+}
+
 // One MR × NR tile of C: 24 accumulators, each depth pair one vdpbf16ps per accumulator.
 TARGET static void tile(const uint32_t *a, const uint16_t *b, int k2, float alpha, float beta, float *c, int ldc, int rows, int columns) {
     __m512 acc[MR][2];
@@ -131,21 +150,7 @@ TARGET static void tile(const uint32_t *a, const uint16_t *b, int k2, float alph
             acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, b1);
         }
     }
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    __mmask16 masks[2];
-    for (int h = 0; h < 2; h++) {
-        int left = columns - 16 * h;
-        masks[h] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
-    }
-    for (int r = 0; r < rows; r++) {
-        for (int h = 0; h < 2; h++) {
-            if (!masks[h]) continue;
-            float *out = c + (size_t)r * ldc + 16 * h;
-            __m512 v = _mm512_mul_ps(va, acc[r][h]);
-            if (beta != 0) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(masks[h], out), v);
-            _mm512_mask_storeu_ps(out, masks[h], v);
-        }
-    }
+    for (int r = 0; r < rows; r++) store_row(acc[r][0], acc[r][1], acc[r][0], acc[r][1], 1, alpha, beta, c + (size_t)r * ldc, columns);
 }
 
 TARGET void mlp_bf16_gemm_rows(int trans_a, int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *packed_b,
@@ -182,12 +187,9 @@ TARGET void mlp_bf16_pack_rows(int k, int n, const float *b, int ldb, uint16_t *
     int width = (n + NR - 1) / NR * NR;
     for (int p = row_begin; p < row_end && p < k; p++) {
         for (int j = 0; j < width; j += 32) {
-            int left = n - j;
-            __mmask16 low = left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
-            __mmask16 high = left >= 32 ? (__mmask16)0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
             const float *row = b + (size_t)p * ldb + j;
             _mm512_storeu_si512(out + (size_t)p * width + j,
-                                (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(high, row + 16), _mm512_maskz_loadu_ps(low, row)));
+                                (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(lanes(n - j - 16), row + 16), _mm512_maskz_loadu_ps(lanes(n - j), row)));
         }
     }
 }
@@ -199,9 +201,7 @@ TARGET static int list_pairs_of_rows(const float *a, int lda, int rows, int k, i
     int k2 = (k + 1) / 2, count = 0;
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for (int p0 = 0; p0 < k2; p0 += 16) {
-        int left = k - 2 * p0;
-        __mmask16 low = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-        __mmask16 high = left >= 32 ? (__mmask16)0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+        __mmask16 low = lanes(k - 2 * p0), high = lanes(k - 2 * p0 - 16);
         __m512i w[SR];
         __mmask16 any = 0;
         for (int r = 0; r < SR; r++) {
@@ -222,7 +222,7 @@ TARGET static int list_pairs_of_rows(const float *a, int lda, int rows, int k, i
 }
 
 // op(A) = Aᵀ: a tile's values at one depth step are neighbours in A's row. 16 steps at a time: each one's values loaded
-// and kept aside (in registers' spill slots), then the nonzero ones copied to `values` in order; then consecutive
+// into a local array, then the nonzero ones copied to `values` in order; then consecutive
 // nonzero steps are paired, their values interleaved into the tile's words (the last one, if alone, with zeros).
 // Pairing only nonzero steps lists fewer pairs than pairing neighbours: 34% of the depth against 45% for a 6-pixel
 // tile over MNIST images (Benchmarks/RESULTS.md, 2026-12-08). Returns the pairs' count.
@@ -255,22 +255,6 @@ TARGET static int list_nonzero_steps(const float *a, int lda, int rows, int k, f
         _mm256_storeu_si256((__m256i *)(words + (size_t)t * 8), _mm512_castsi512_si256(interleave_pairs(x0, x1)));
     }
     return n / 2;
-}
-
-// One row of C's tile from its accumulators, a pair of 16-column vectors per panel (v0 and v1: columns 0–31, v2 and
-// v3: 32–63): c = alpha · acc + beta · c on `columns` columns. The vectors come by value, so that the tiles' loops keep
-// their accumulators in registers.
-__attribute__((always_inline)) TARGET static inline void store_row(__m512 v0, __m512 v1, __m512 v2, __m512 v3, int panels, float alpha,
-                                                                   float beta, float *c, int columns) {
-    __m512 v[4] = {v0, v1, v2, v3};
-    for (int h = 0; h < 2 * panels; h++) {
-        int left = columns - 16 * h;
-        if (left <= 0) break;
-        __mmask16 mask = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-        __m512 out = _mm512_mul_ps(_mm512_set1_ps(alpha), v[h]);
-        if (beta != 0) out = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(mask, c + 16 * h), out);
-        _mm512_mask_storeu_ps(c + 16 * h, mask, out);
-    }
 }
 
 // The weight gradient's tile over `count` pairs of nonzero steps: B's rows whole in bf16 (`width` values apart, from
